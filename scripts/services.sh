@@ -1,0 +1,783 @@
+#!/usr/bin/env bash
+# Local backing services for gust's integration tests.
+#
+#   scripts/services.sh start    install what is missing, start what is down, wait until ready
+#   scripts/services.sh stop     stop what this script started (by its pid files)
+#   scripts/services.sh status   one up/down line per service (exit 1 if any is down)
+#   scripts/services.sh env      export lines for the tests: eval "$(scripts/services.sh env)"
+#
+# Services (all on 127.0.0.1, on non-standard ports so they never clash with a
+# system-wide server that may run with trust auth on the standard ones):
+#   postgres       55432        role gust / gust-pg-pw, databases gust_test and mlflow
+#   mariadb        53306        user gust / gust-my-pw, database gust_test, local_infile=1
+#   redis          56379        requirepass gust-redis-pw, no persistence
+#   redis-cluster  57001-57006  3 masters + 3 replicas, same password
+#   moto           55000        S3 + SageMaker (and every other moto service)
+#   s3s-fs         55001        a second, independent S3 implementation
+#   mlflow         55050        PostgreSQL backend store, artifacts proxied to s3://mlflow-artifacts on moto
+#
+# All state (data dirs, logs, pid files, the Python venv, the s3s-fs binary)
+# lives under <repo>/.services/, which is git-ignored. Needs root on Debian 12;
+# the only thing not installed from apt/PyPI/crates.io is cargo itself.
+set -euo pipefail
+umask 022 # the postgres OS user must be able to reach .services and its log
+
+PATH=$PATH:/usr/local/sbin:/usr/sbin:/sbin
+
+REPO_ROOT=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")/.." && pwd -P)
+SVC_DIR=$REPO_ROOT/.services
+RUN_DIR=$SVC_DIR/run
+LOG_DIR=$SVC_DIR/logs
+VENV=$SVC_DIR/venv
+CARGO_ROOT=$SVC_DIR/cargo
+
+HOST=127.0.0.1
+READY_TIMEOUT=60
+MLFLOW_READY_TIMEOUT=180 # first start migrates the MLflow schema in PostgreSQL
+
+PG_PORT=55432
+PG_USER=gust
+PG_PASSWORD=gust-pg-pw
+PG_DIR=$SVC_DIR/postgres # owned by the postgres OS user; also holds the unix socket
+PG_DATA=$PG_DIR/data
+
+MY_PORT=53306
+MY_USER=gust
+MY_PASSWORD=gust-my-pw
+MY_DIR=$SVC_DIR/mariadb
+MY_DATA=$MY_DIR/data
+MY_SOCKET=$MY_DIR/mariadbd.sock
+
+REDIS_PORT=56379
+REDIS_PASSWORD=gust-redis-pw
+REDIS_DIR=$SVC_DIR/redis
+CLUSTER_PORTS=(57001 57002 57003 57004 57005 57006)
+CLUSTER_DIR=$SVC_DIR/redis-cluster
+
+AWS_KEY=gust-access-key
+AWS_SECRET=gust-secret-key
+AWS_REGION=us-east-1
+
+MOTO_PORT=55000
+S3S_PORT=55001
+S3S_VERSION=0.14.1 # newest s3s-fs that builds with the toolchain on our machines (rustc 1.95)
+S3S_DATA=$SVC_DIR/s3s-fs
+
+MLFLOW_PORT=55050
+MLFLOW_BUCKET=mlflow-artifacts
+MLFLOW_DIR=$SVC_DIR/mlflow # working directory of the server (it must not litter the repo)
+
+PIP_PACKAGES=('moto[server]' mlflow boto3 psycopg2-binary)
+
+# ---------------------------------------------------------------------------
+# helpers
+
+log() { echo "services: $*" >&2; }
+die() {
+  log "error: $*"
+  exit 1
+}
+
+# Quotes $1 for a POSIX shell, single-quote style.
+shq() { printf "'%s'" "${1//\'/\'\\\'\'}"; }
+
+# Reads /proc/<pid>/stat and sets STATE and PGRP. Fails if the process is gone.
+# The command name may contain spaces or parentheses, hence the cut at the last ')'.
+proc_stat() {
+  local line
+  { read -r line <"/proc/$1/stat"; } 2>/dev/null || return 1
+  line=${line##*) }
+  read -r STATE _ PGRP _ <<<"$line"
+}
+
+# Prints the pid recorded in pid file $1 if that process is alive (not a
+# zombie) and its command line contains $2; the check on the command line
+# keeps us from signalling an unrelated process that got a recycled pid.
+pid_of() {
+  local file=$1 pattern=$2 pid="" cmdline
+  [[ -r $file ]] || return 1
+  { read -r pid || true; } <"$file"
+  [[ $pid =~ ^[0-9]+$ ]] || return 1
+  proc_stat "$pid" && [[ $STATE != Z ]] || return 1
+  cmdline=$(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null) || return 1
+  [[ $cmdline == *"$pattern"* ]] || return 1
+  echo "$pid"
+}
+
+# True while a non-zombie process is in process group $1. (kill -0 is not
+# enough: zombies answer it, and PID 1 of a container may never reap them.)
+group_alive() {
+  local f
+  for f in /proc/[0-9]*; do
+    proc_stat "${f#/proc/}" || continue
+    [[ $PGRP == "$1" && $STATE != Z ]] && return 0
+  done
+  return 1
+}
+
+# True if something accepts TCP connections on 127.0.0.1:$1.
+port_open() { timeout 2 bash -c "exec 3<>/dev/tcp/$HOST/$1" 2>/dev/null; }
+
+# Starts "$@" detached: in its own session (so stop can signal the whole
+# process group, e.g. mlflow's uvicorn child), stdio on the log, without the
+# lock fd. The child records its own pid before exec'ing the server, so the
+# pid file names the server process whether or not setsid had to fork.
+launch() {
+  local pidfile=$1 logfile=$2 i
+  shift 2
+  rm -f "$pidfile"
+  # shellcheck disable=SC2016 # $$ and $@ are expanded by the inner bash
+  (cd "$SVC_DIR" && exec setsid bash -c 'echo $$ >"$0" && exec "$@"' "$pidfile" "$@") \
+    </dev/null >>"$logfile" 2>&1 9>&- &
+  for ((i = 0; i < 50; i++)); do
+    [[ -s $pidfile ]] && return 0
+    sleep 0.1
+  done
+  return 1
+}
+
+# Waits until "$@" succeeds. Gives up early if the process in pid file $3
+# (pattern $4) died, else after $2 seconds; on failure prints the tail of log $5.
+wait_ready() {
+  local name=$1 timeout=$2 pidfile=$3 pattern=$4 logfile=$5
+  shift 5
+  local deadline=$((SECONDS + timeout))
+  while ((SECONDS < deadline)); do
+    "$@" >/dev/null 2>&1 && return 0
+    if [[ -n $pidfile ]] && ! pid_of "$pidfile" "$pattern" >/dev/null; then
+      log "$name: process exited during startup"
+      show_log "$name" "$logfile"
+      return 1
+    fi
+    sleep 1
+  done
+  log "$name: not ready after ${timeout}s"
+  show_log "$name" "$logfile"
+  return 1
+}
+
+show_log() {
+  [[ -f $2 ]] || return 0
+  echo "----- $1: last lines of $2 -----" >&2
+  tail -n 40 "$2" >&2
+  echo "-----" >&2
+}
+
+# Stops the process in pid file $2 (command line contains $3) with SIGTERM,
+# then SIGKILL after 30 s; a session leader we launched is signalled as a
+# group so its children go too. Removes the pid file.
+stop_pidfile() {
+  local name=$1 pidfile=$2 pattern=$3 pid i
+  if ! pid=$(pid_of "$pidfile" "$pattern"); then
+    rm -f "$pidfile"
+    echo "$name: not running"
+    return 0
+  fi
+  proc_stat "$pid" || true
+  if [[ $PGRP == "$pid" ]]; then
+    kill -TERM -- "-$pid" 2>/dev/null || true
+    for ((i = 0; i < 300; i++)); do group_alive "$pid" || break; sleep 0.1; done
+    if group_alive "$pid"; then
+      log "$name: still alive after 30s, sending SIGKILL"
+      kill -KILL -- "-$pid" 2>/dev/null || true
+    fi
+  else
+    kill -TERM "$pid" 2>/dev/null || true
+    for ((i = 0; i < 300; i++)); do pid_of "$pidfile" "$pattern" >/dev/null || break; sleep 0.1; done
+    if pid_of "$pidfile" "$pattern" >/dev/null; then
+      log "$name: still alive after 30s, sending SIGKILL"
+      kill -KILL "$pid" 2>/dev/null || true
+    fi
+  fi
+  rm -f "$pidfile"
+  echo "$name: stopped"
+}
+
+# One status line; fails if the service is down.
+status_line() {
+  local name=$1 pidfile=$2 pattern=$3 port=$4 pid
+  if pid=$(pid_of "$pidfile" "$pattern") && port_open "$port"; then
+    echo "$name: up (pid $pid, $HOST:$port)"
+  else
+    echo "$name: down"
+    return 1
+  fi
+}
+
+APT_PACKAGES=()
+need_apt() { APT_PACKAGES+=("$@"); }
+
+# Installs the collected apt packages in one go. Package maintainer scripts
+# would start Debian's own postgresql/mariadb/redis on the standard ports; a
+# policy-rc.d that denies every start keeps them down (Docker images ship
+# one already; if not, one is put in place for the duration of the install).
+apt_flush() {
+  ((${#APT_PACKAGES[@]})) || return 0
+  local policy=/usr/sbin/policy-rc.d
+  log "apt-get install ${APT_PACKAGES[*]} (log: $LOG_DIR/apt.log)"
+  (
+    if [[ ! -e $policy ]]; then
+      trap 'rm -f "$policy"' EXIT
+      printf '#!/bin/sh\nexit 101\n' >"$policy"
+      chmod 755 "$policy"
+    fi
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -q && apt-get install -y -q --no-install-recommends "${APT_PACKAGES[@]}"
+  ) >>"$LOG_DIR/apt.log" 2>&1 || {
+    show_log apt "$LOG_DIR/apt.log"
+    die "apt-get install failed"
+  }
+  APT_PACKAGES=()
+}
+
+# ---------------------------------------------------------------------------
+# postgres
+
+pg_bindir() {
+  local d best=""
+  for d in /usr/lib/postgresql/*/bin; do
+    [[ -x $d/pg_ctl ]] && best=$d # the glob sorts 15 < 16 < 17: keep the newest
+  done
+  [[ -n $best ]] && echo "$best"
+}
+
+# pg_ctl/initdb refuse to run as root; cd / because root's cwd may be unreadable for postgres.
+as_postgres() { (cd / && runuser -u postgres -- "$@"); }
+
+install_postgres() { pg_bindir >/dev/null || need_apt postgresql; }
+
+pg_log() { echo "$LOG_DIR/postgres.log"; }
+
+start_postgres() {
+  local bin logfile
+  bin=$(pg_bindir)
+  logfile=$(pg_log)
+  runuser -u postgres -- test -x "$SVC_DIR" ||
+    die "the postgres OS user cannot reach $SVC_DIR (check the permissions of its parent directories)"
+  if pid_of "$PG_DATA/postmaster.pid" postgres >/dev/null; then
+    echo "postgres: ready on $HOST:$PG_PORT (already running)"
+    setup_postgres "$bin"
+    return 0
+  fi
+  install -d -o postgres -g postgres -m 700 "$PG_DIR"
+  touch "$logfile" && chown postgres:postgres "$logfile"
+  if [[ ! -f $PG_DATA/PG_VERSION ]]; then
+    rm -rf "$PG_DATA" # a half-done initdb
+    log "postgres: initdb $PG_DATA"
+    as_postgres "$bin/initdb" -D "$PG_DATA" -U postgres -E UTF8 --no-locale \
+      --auth-local=peer --auth-host=scram-sha-256 >>"$logfile" 2>&1
+    echo "include 'gust.conf'" >>"$PG_DATA/postgresql.conf"
+  fi
+  # Rewritten on every cold start so edits to this script take effect.
+  cat >"$PG_DATA/gust.conf" <<EOF
+listen_addresses = '$HOST'
+port = $PG_PORT
+unix_socket_directories = '$PG_DIR'
+password_encryption = 'scram-sha-256'
+EOF
+  # Password auth only over TCP; peer auth on our private socket is for this
+  # script's own setup as the postgres superuser.
+  cat >"$PG_DATA/pg_hba.conf" <<EOF
+local all postgres                  peer
+host  all all      $HOST/32 scram-sha-256
+EOF
+  chown postgres:postgres "$PG_DATA/gust.conf" "$PG_DATA/pg_hba.conf"
+  as_postgres "$bin/pg_ctl" -D "$PG_DATA" -l "$logfile" -w -t "$READY_TIMEOUT" start >/dev/null 9>&- || {
+    show_log postgres "$logfile"
+    return 1
+  }
+  wait_ready postgres "$READY_TIMEOUT" "$PG_DATA/postmaster.pid" postgres "$logfile" ready_postgres "$bin"
+  setup_postgres "$bin"
+  echo "postgres: ready on $HOST:$PG_PORT"
+}
+
+ready_postgres() { "$1/pg_isready" -q -h "$HOST" -p "$PG_PORT"; }
+
+# Idempotent: role (password re-set every time) and the two databases.
+setup_postgres() {
+  as_postgres "$1/psql" -X -q -v ON_ERROR_STOP=1 -h "$PG_DIR" -p "$PG_PORT" -d postgres \
+    -v user="$PG_USER" -v pw="$PG_PASSWORD" >>"$(pg_log)" 2>&1 <<'SQL'
+SELECT format('CREATE ROLE %I LOGIN', :'user')
+  WHERE NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = :'user') \gexec
+ALTER ROLE :"user" LOGIN PASSWORD :'pw';
+SELECT format('CREATE DATABASE %I OWNER %I', d, :'user') FROM unnest(ARRAY['gust_test', 'mlflow']) AS d
+  WHERE NOT EXISTS (SELECT 1 FROM pg_database WHERE datname = d) \gexec
+SQL
+}
+
+stop_postgres() {
+  local bin
+  if ! pid_of "$PG_DATA/postmaster.pid" postgres >/dev/null; then
+    echo "postgres: not running"
+    return 0
+  fi
+  bin=$(pg_bindir)
+  as_postgres "$bin/pg_ctl" -D "$PG_DATA" -m fast -w -t 60 stop >/dev/null
+  echo "postgres: stopped"
+}
+
+status_postgres() { status_line postgres "$PG_DATA/postmaster.pid" postgres "$PG_PORT"; }
+
+# ---------------------------------------------------------------------------
+# mariadb
+
+install_mariadb() {
+  local bin
+  for bin in mariadbd mariadb-install-db mariadb mariadb-admin; do
+    command -v "$bin" >/dev/null || {
+      need_apt mariadb-server mariadb-client
+      return 0
+    }
+  done
+}
+
+my_root() { mariadb --no-defaults --socket="$MY_SOCKET" -uroot "$@"; }
+
+start_mariadb() {
+  local pidfile=$RUN_DIR/mariadb.pid logfile=$LOG_DIR/mariadb.log
+  if pid_of "$pidfile" mariadbd >/dev/null; then
+    setup_mariadb
+    echo "mariadb: ready on $HOST:$MY_PORT (already running)"
+    return 0
+  fi
+  mkdir -p "$MY_DIR"
+  if [[ ! -d $MY_DATA/mysql ]]; then
+    rm -rf "$MY_DATA"
+    log "mariadb: mariadb-install-db $MY_DATA"
+    # root gets unix_socket auth only: no password login for root, ever.
+    mariadb-install-db --no-defaults --datadir="$MY_DATA" --user=root \
+      --auth-root-authentication-method=socket --skip-test-db >>"$logfile" 2>&1
+  fi
+  # --no-defaults: ignore /etc/mysql/*.cnf (Debian's socket and datadir).
+  launch "$pidfile" "$logfile" mariadbd --no-defaults --user=root \
+    --datadir="$MY_DATA" --socket="$MY_SOCKET" --pid-file="$MY_DIR/mariadbd.pid" \
+    --bind-address="$HOST" --port="$MY_PORT" --skip-name-resolve \
+    --local-infile=1 --innodb-buffer-pool-size=64M
+  wait_ready mariadb "$READY_TIMEOUT" "$pidfile" mariadbd "$logfile" ready_mariadb
+  setup_mariadb
+  echo "mariadb: ready on $HOST:$MY_PORT"
+}
+
+ready_mariadb() {
+  mariadb-admin --no-defaults --socket="$MY_SOCKET" -uroot ping && port_open "$MY_PORT"
+}
+
+# Idempotent. Drops anonymous accounts and any root account other than the
+# socket-only root@localhost, so a wrong password can never get in.
+setup_mariadb() {
+  local user host
+  while IFS=$'\t' read -r user host; do
+    my_root -e "DROP USER '$user'@'$host'"
+  done < <(my_root -N -B -e "SELECT user, host FROM mysql.user WHERE user = '' OR (user = 'root' AND host <> 'localhost')")
+  my_root <<SQL
+CREATE DATABASE IF NOT EXISTS gust_test;
+CREATE USER IF NOT EXISTS '$MY_USER'@'127.0.0.1' IDENTIFIED BY '$MY_PASSWORD';
+CREATE USER IF NOT EXISTS '$MY_USER'@'localhost' IDENTIFIED BY '$MY_PASSWORD';
+ALTER USER '$MY_USER'@'127.0.0.1' IDENTIFIED BY '$MY_PASSWORD';
+ALTER USER '$MY_USER'@'localhost' IDENTIFIED BY '$MY_PASSWORD';
+GRANT ALL PRIVILEGES ON gust_test.* TO '$MY_USER'@'127.0.0.1', '$MY_USER'@'localhost';
+FLUSH PRIVILEGES;
+SQL
+}
+
+stop_mariadb() { stop_pidfile mariadb "$RUN_DIR/mariadb.pid" mariadbd; }
+status_mariadb() { status_line mariadb "$RUN_DIR/mariadb.pid" mariadbd "$MY_PORT"; }
+
+# ---------------------------------------------------------------------------
+# redis (single node)
+
+install_redis() {
+  if ! command -v redis-server >/dev/null || ! command -v redis-cli >/dev/null; then
+    need_apt redis-server redis-tools
+  fi
+}
+
+# The password goes through the environment, not -a, to keep it out of ps and warnings.
+rcli() { REDISCLI_AUTH=$REDIS_PASSWORD redis-cli -h "$HOST" "$@"; }
+
+# Writes a redis.conf for port $1 into dir $2 (pid file $3, log $4); extra lines on stdin.
+write_redis_conf() {
+  cat >"$2/redis.conf" <<EOF
+bind $HOST
+port $1
+daemonize yes
+pidfile $3
+logfile $4
+dir $2
+requirepass $REDIS_PASSWORD
+save ""
+appendonly no
+$(cat)
+EOF
+}
+
+start_redis() {
+  local pidfile=$RUN_DIR/redis.pid logfile=$LOG_DIR/redis.log
+  if pid_of "$pidfile" redis-server >/dev/null; then
+    echo "redis: ready on $HOST:$REDIS_PORT (already running)"
+    return 0
+  fi
+  mkdir -p "$REDIS_DIR"
+  write_redis_conf "$REDIS_PORT" "$REDIS_DIR" "$pidfile" "$logfile" </dev/null
+  rm -f "$pidfile"
+  redis-server "$REDIS_DIR/redis.conf" </dev/null >>"$logfile" 2>&1 9>&-
+  wait_ready redis "$READY_TIMEOUT" "" "" "$logfile" ready_redis "$REDIS_PORT"
+  echo "redis: ready on $HOST:$REDIS_PORT"
+}
+
+ready_redis() { [[ $(rcli -p "$1" ping 2>/dev/null) == PONG ]]; }
+
+stop_redis() { stop_pidfile redis "$RUN_DIR/redis.pid" redis-server; }
+status_redis() { status_line redis "$RUN_DIR/redis.pid" redis-server "$REDIS_PORT"; }
+
+# ---------------------------------------------------------------------------
+# redis cluster (6 nodes: 3 masters with one replica each)
+
+cluster_pidfile() { echo "$RUN_DIR/redis-cluster-$1.pid"; }
+cluster_log() { echo "$LOG_DIR/redis-cluster.log"; } # all nodes and the create step share one log
+
+# Healthy: every node says cluster_state:ok, and the first node sees exactly
+# 3 masters (not failed, owning slots) that each have a live replica.
+cluster_healthy() {
+  local port
+  for port in "${CLUSTER_PORTS[@]}"; do
+    [[ $(rcli -p "$port" cluster info 2>/dev/null) == *cluster_state:ok* ]] || return 1
+  done
+  rcli -p "${CLUSTER_PORTS[0]}" cluster nodes 2>/dev/null | awk '
+    $3 ~ /fail/ { next }
+    $3 ~ /master/ && NF >= 9 { masters[$1] = 1 }
+    $3 ~ /slave/ { replicated[$4] = 1 }
+    END {
+      n = 0; ok = 0
+      for (m in masters) { n++; if (m in replicated) ok++ }
+      exit !(n == 3 && ok == 3)
+    }'
+}
+
+start_redis_cluster() {
+  local port running=0 dir logfile
+  logfile=$(cluster_log)
+  for port in "${CLUSTER_PORTS[@]}"; do
+    pid_of "$(cluster_pidfile "$port")" redis-server >/dev/null && running=$((running + 1))
+  done
+  if ((running == ${#CLUSTER_PORTS[@]})) && cluster_healthy; then
+    echo "redis-cluster: ready on $HOST:${CLUSTER_PORTS[0]}-${CLUSTER_PORTS[-1]} (already running)"
+    return 0
+  fi
+  # Anything else (cold start with old nodes.conf files, a node down, a broken
+  # cluster) gets a fresh cluster: without persistence a restarted cluster
+  # holds no data anyway, and a new one has a known topology.
+  if ((running > 0)); then
+    log "redis-cluster: $running/${#CLUSTER_PORTS[@]} nodes running but the cluster is not healthy: recreating"
+    stop_redis_cluster >/dev/null
+  fi
+  rm -rf "$CLUSTER_DIR"
+  for port in "${CLUSTER_PORTS[@]}"; do
+    dir=$CLUSTER_DIR/$port
+    mkdir -p "$dir"
+    write_redis_conf "$port" "$dir" "$(cluster_pidfile "$port")" "$logfile" <<EOF
+cluster-enabled yes
+cluster-config-file $dir/nodes.conf
+cluster-node-timeout 5000
+masterauth $REDIS_PASSWORD
+EOF
+    rm -f "$(cluster_pidfile "$port")"
+    redis-server "$dir/redis.conf" </dev/null >>"$logfile" 2>&1 9>&-
+  done
+  for port in "${CLUSTER_PORTS[@]}"; do
+    wait_ready "redis-cluster node $port" "$READY_TIMEOUT" "" "" "$logfile" ready_redis "$port"
+  done
+  local nodes=()
+  for port in "${CLUSTER_PORTS[@]}"; do nodes+=("$HOST:$port"); done
+  REDISCLI_AUTH=$REDIS_PASSWORD redis-cli --cluster create "${nodes[@]}" \
+    --cluster-replicas 1 --cluster-yes </dev/null >>"$logfile" 2>&1 || {
+    show_log redis-cluster "$logfile"
+    return 1
+  }
+  wait_ready redis-cluster "$READY_TIMEOUT" "" "" "$logfile" cluster_healthy
+  echo "redis-cluster: ready on $HOST:${CLUSTER_PORTS[0]}-${CLUSTER_PORTS[-1]}"
+}
+
+stop_redis_cluster() {
+  local port
+  for port in "${CLUSTER_PORTS[@]}"; do
+    stop_pidfile "redis-cluster node $port" "$(cluster_pidfile "$port")" redis-server
+  done
+}
+
+status_redis_cluster() {
+  local port up=0 state=""
+  for port in "${CLUSTER_PORTS[@]}"; do
+    pid_of "$(cluster_pidfile "$port")" redis-server >/dev/null && port_open "$port" && up=$((up + 1))
+  done
+  if ((up == ${#CLUSTER_PORTS[@]})) && cluster_healthy; then
+    echo "redis-cluster: up ($up nodes, cluster_state:ok, $HOST:${CLUSTER_PORTS[0]}-${CLUSTER_PORTS[-1]})"
+  else
+    ((up == 0)) || state=" ($up/${#CLUSTER_PORTS[@]} nodes up, cluster not healthy)"
+    echo "redis-cluster: down$state"
+    return 1
+  fi
+}
+
+# ---------------------------------------------------------------------------
+# Python venv: moto, mlflow, boto3, psycopg2 (moto and mlflow servers, and a
+# Python client for the tests' cross-checks)
+
+install_python_prereqs() {
+  local py
+  if ! py=$(command -v python3); then
+    need_apt python3 python3-venv
+  elif [[ $py == /usr/bin/python3 ]] &&
+    [[ $(dpkg-query -W -f='${Status}' python3-venv 2>/dev/null) != "install ok installed" ]]; then
+    need_apt python3-venv # Debian's python3 has no working venv/ensurepip without it
+  fi
+}
+
+venv_complete() {
+  [[ -x $VENV/bin/moto_server && -x $VENV/bin/mlflow ]] || return 1
+  "$VENV/bin/python" - <<'PY' 2>/dev/null
+import importlib.util, sys
+mods = ["moto", "flask", "flask_cors", "mlflow", "boto3", "psycopg2"]
+sys.exit(any(importlib.util.find_spec(m) is None for m in mods))
+PY
+}
+
+install_python_env() {
+  venv_complete && return 0
+  local logfile=$LOG_DIR/pip.log
+  if ! "$VENV/bin/python" -c '' 2>/dev/null; then
+    rm -rf "$VENV" # missing, or its interpreter is gone
+    python3 -m venv "$VENV"
+  fi
+  log "pip install ${PIP_PACKAGES[*]} into $VENV (a minute or two; log: $logfile)"
+  "$VENV/bin/pip" install --disable-pip-version-check "${PIP_PACKAGES[@]}" >>"$logfile" 2>&1 || {
+    show_log pip "$logfile"
+    die "pip install failed"
+  }
+}
+
+# ---------------------------------------------------------------------------
+# moto
+
+start_moto() {
+  local pidfile=$RUN_DIR/moto.pid logfile=$LOG_DIR/moto.log
+  if pid_of "$pidfile" moto_server >/dev/null; then
+    echo "moto: ready on $HOST:$MOTO_PORT (already running)"
+    return 0
+  fi
+  launch "$pidfile" "$logfile" "$VENV/bin/moto_server" -H "$HOST" -p "$MOTO_PORT"
+  wait_ready moto "$READY_TIMEOUT" "$pidfile" moto_server "$logfile" ready_moto
+  echo "moto: ready on $HOST:$MOTO_PORT"
+}
+
+# An unsigned S3 ListBuckets: moto accepts any credentials, or none.
+ready_moto() { curl -fsS --max-time 5 -o /dev/null "http://$HOST:$MOTO_PORT/"; }
+
+stop_moto() { stop_pidfile moto "$RUN_DIR/moto.pid" moto_server; }
+status_moto() { status_line moto "$RUN_DIR/moto.pid" moto_server "$MOTO_PORT"; }
+
+# ---------------------------------------------------------------------------
+# s3s-fs
+
+S3S_BIN=$CARGO_ROOT/bin/s3s-fs
+
+install_s3s_fs() {
+  [[ -x $S3S_BIN ]] && return 0
+  local cargo logfile=$LOG_DIR/cargo-install.log
+  cargo=$(command -v cargo || echo "$HOME/.cargo/bin/cargo")
+  [[ -x $cargo ]] || die "cargo not found: s3s-fs is built with cargo install (install Rust first)"
+  log "cargo install s3s-fs $S3S_VERSION into $CARGO_ROOT (a few minutes; log: $logfile)"
+  # The binary is behind the `binary` feature. A private target dir keeps the
+  # build away from the project's target/ (and whatever CARGO_TARGET_DIR says).
+  CARGO_TARGET_DIR=$SVC_DIR/cargo-build "$cargo" install s3s-fs --version "$S3S_VERSION" \
+    --locked --features binary --root "$CARGO_ROOT" >>"$logfile" 2>&1 || {
+    show_log cargo-install "$logfile"
+    die "cargo install s3s-fs failed"
+  }
+  rm -rf "$SVC_DIR/cargo-build"
+}
+
+start_s3s_fs() {
+  local pidfile=$RUN_DIR/s3s-fs.pid logfile=$LOG_DIR/s3s-fs.log
+  if pid_of "$pidfile" s3s-fs >/dev/null; then
+    echo "s3s-fs: ready on $HOST:$S3S_PORT (already running)"
+    return 0
+  fi
+  mkdir -p "$S3S_DATA"
+  # RUST_LOG: s3s-fs logs nothing but errors unless told (its filter comes from the environment).
+  launch "$pidfile" "$logfile" env RUST_LOG=warn "$S3S_BIN" --host "$HOST" --port "$S3S_PORT" \
+    --access-key "$AWS_KEY" --secret-key "$AWS_SECRET" "$S3S_DATA"
+  wait_ready s3s-fs "$READY_TIMEOUT" "$pidfile" s3s-fs "$logfile" ready_s3s_fs
+  echo "s3s-fs: ready on $HOST:$S3S_PORT"
+}
+
+# Any HTTP answer will do (an unsigned request gets 403).
+ready_s3s_fs() {
+  [[ $(curl -s --max-time 5 -o /dev/null -w '%{http_code}' "http://$HOST:$S3S_PORT/") != 000 ]]
+}
+
+stop_s3s_fs() { stop_pidfile s3s-fs "$RUN_DIR/s3s-fs.pid" s3s-fs; }
+status_s3s_fs() { status_line s3s-fs "$RUN_DIR/s3s-fs.pid" s3s-fs "$S3S_PORT"; }
+
+# ---------------------------------------------------------------------------
+# mlflow
+
+# moto keeps everything in memory, so the bucket is (re)created on every start.
+ensure_mlflow_bucket() {
+  AWS_ACCESS_KEY_ID=$AWS_KEY AWS_SECRET_ACCESS_KEY=$AWS_SECRET AWS_DEFAULT_REGION=$AWS_REGION \
+    "$VENV/bin/python" - "http://$HOST:$MOTO_PORT" "$MLFLOW_BUCKET" <<'PY'
+import sys
+import boto3
+from botocore.exceptions import ClientError
+
+endpoint, bucket = sys.argv[1:3]
+s3 = boto3.client("s3", endpoint_url=endpoint)
+try:
+    s3.head_bucket(Bucket=bucket)
+except ClientError:
+    s3.create_bucket(Bucket=bucket)
+PY
+}
+
+start_mlflow() {
+  local pidfile=$RUN_DIR/mlflow.pid logfile=$LOG_DIR/mlflow.log
+  ensure_mlflow_bucket
+  if pid_of "$pidfile" mlflow >/dev/null; then
+    echo "mlflow: ready on $HOST:$MLFLOW_PORT (already running)"
+    return 0
+  fi
+  mkdir -p "$MLFLOW_DIR"
+  # MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false: otherwise the server forks a pool
+  #   of job workers worth ~2 GB. --workers 1: one uvicorn process is plenty.
+  # --allowed-hosts: MLflow 3 rejects unknown Host headers; spelled out so
+  #   127.0.0.1:<port> keeps working whatever the default list becomes.
+  launch "$pidfile" "$logfile" env \
+    MLFLOW_S3_ENDPOINT_URL="http://$HOST:$MOTO_PORT" \
+    AWS_ACCESS_KEY_ID="$AWS_KEY" AWS_SECRET_ACCESS_KEY="$AWS_SECRET" AWS_DEFAULT_REGION="$AWS_REGION" \
+    MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false \
+    "$VENV/bin/mlflow" server --host "$HOST" --port "$MLFLOW_PORT" --workers 1 \
+    --backend-store-uri "postgresql+psycopg2://$PG_USER:$PG_PASSWORD@$HOST:$PG_PORT/mlflow" \
+    --serve-artifacts --artifacts-destination "s3://$MLFLOW_BUCKET" \
+    --allowed-hosts "$HOST,$HOST:*,localhost,localhost:*"
+  wait_ready mlflow "$MLFLOW_READY_TIMEOUT" "$pidfile" mlflow "$logfile" ready_mlflow
+  echo "mlflow: ready on $HOST:$MLFLOW_PORT"
+}
+
+ready_mlflow() {
+  local url=http://$HOST:$MLFLOW_PORT
+  [[ $(curl -fsS --max-time 5 "$url/health") == OK ]] &&
+    [[ $(curl -s --max-time 10 -o /dev/null -w '%{http_code}' -X POST \
+      -H 'Content-Type: application/json' -d '{"max_results":1}' \
+      "$url/api/2.0/mlflow/experiments/search") == 200 ]]
+}
+
+stop_mlflow() { stop_pidfile mlflow "$RUN_DIR/mlflow.pid" mlflow; }
+status_mlflow() { status_line mlflow "$RUN_DIR/mlflow.pid" mlflow "$MLFLOW_PORT"; }
+
+# ---------------------------------------------------------------------------
+# commands
+
+SERVICES=(postgres mariadb redis redis_cluster moto s3s_fs mlflow)
+
+lock() {
+  mkdir -p "$SVC_DIR"
+  exec 9>"$SVC_DIR/.lock"
+  flock -n 9 || {
+    log "waiting for another services.sh start/stop to finish"
+    flock 9
+  }
+}
+
+require_root() { ((EUID == 0)) || die "must run as root (installs packages, runs postgres as its OS user)"; }
+
+cmd_start() {
+  require_root
+  lock
+  mkdir -p "$RUN_DIR" "$LOG_DIR"
+  chmod 755 "$SVC_DIR" # the postgres OS user must traverse it
+
+  command -v curl >/dev/null || need_apt curl
+  command -v flock >/dev/null || need_apt util-linux
+  install_postgres
+  install_mariadb
+  install_redis
+  install_python_prereqs
+  # s3s-fs is built from source: cargo needs a C toolchain to link.
+  [[ -x $S3S_BIN ]] || command -v cc >/dev/null || need_apt gcc libc6-dev
+  apt_flush
+  install_python_env
+  install_s3s_fs
+
+  # Each service starts in a subshell with errexit, so one failure does not
+  # keep the others down; an unexpected failing command is reported via ERR.
+  local svc rc failed=()
+  for svc in "${SERVICES[@]}"; do
+    if [[ $svc == mlflow ]] && [[ " ${failed[*]} " == *" postgres "* || " ${failed[*]} " == *" moto "* ]]; then
+      log "mlflow: not started (postgres or moto is not ready)"
+      failed+=(mlflow)
+      continue
+    fi
+    set +e
+    (
+      set -eE
+      trap 'log "${svc//_/-}: failed at line $LINENO: $BASH_COMMAND"' ERR
+      "start_$svc"
+    )
+    rc=$?
+    set -e
+    ((rc == 0)) || failed+=("$svc")
+  done
+  if ((${#failed[@]})); then
+    log "not ready: ${failed[*]//_/-} (logs in $LOG_DIR)"
+    exit 1
+  fi
+}
+
+cmd_stop() {
+  require_root
+  lock
+  local i
+  # Reverse order: mlflow first (it uses postgres and moto).
+  for ((i = ${#SERVICES[@]} - 1; i >= 0; i--)); do
+    "stop_${SERVICES[i]}"
+  done
+}
+
+cmd_status() {
+  local svc down=0
+  for svc in "${SERVICES[@]}"; do
+    "status_$svc" || down=1
+  done
+  return "$down"
+}
+
+cmd_env() {
+  local name value
+  while IFS='=' read -r name value; do
+    echo "export $name=$(shq "$value")"
+  done <<EOF
+AIRFLOW_CONN_POSTGRES_DEFAULT=postgres://$PG_USER:$PG_PASSWORD@$HOST:$PG_PORT/gust_test
+AIRFLOW_CONN_MYSQL_DEFAULT=mysql://$MY_USER:$MY_PASSWORD@$HOST:$MY_PORT/gust_test
+AIRFLOW_CONN_REDIS_DEFAULT=redis://:$REDIS_PASSWORD@$HOST:$REDIS_PORT/0
+AIRFLOW_CONN_REDIS_CLUSTER=redis://:$REDIS_PASSWORD@$HOST:57001/?cluster=true&startup_nodes=$HOST%3A57001%2C$HOST%3A57002%2C$HOST%3A57003
+AIRFLOW_CONN_AWS_DEFAULT=aws://$AWS_KEY:$AWS_SECRET@/?region_name=$AWS_REGION&endpoint_url=http%3A%2F%2F$HOST%3A$MOTO_PORT
+AIRFLOW_CONN_S3S_FS=aws://$AWS_KEY:$AWS_SECRET@/?region_name=$AWS_REGION&endpoint_url=http%3A%2F%2F$HOST%3A$S3S_PORT
+AIRFLOW_CONN_MLFLOW_DEFAULT=http://$HOST:$MLFLOW_PORT
+MLFLOW_TRACKING_URI=http://$HOST:$MLFLOW_PORT
+MLFLOW_S3_ENDPOINT_URL=http://$HOST:$MOTO_PORT
+GUST_SERVICES_PYTHON=$VENV/bin/python
+EOF
+}
+
+usage() {
+  echo "usage: $0 start|stop|status|env" >&2
+  exit 2
+}
+
+case ${1:-} in
+  start) cmd_start ;;
+  stop) cmd_stop ;;
+  status) cmd_status ;;
+  env) cmd_env ;;
+  *) usage ;;
+esac

@@ -1,0 +1,729 @@
+//! DAGs: tasks, their dependencies, and a local runner for one logical date.
+//!
+//! ```
+//! use chrono::TimeZone;
+//! use gust::{Dag, Task};
+//!
+//! # #[tokio::main(flavor = "current_thread")] async fn main() -> gust::Result<()> {
+//! let mut dag = Dag::builder("example").timezone(chrono_tz::Asia::Seoul);
+//! let extract = dag.add(Task::from_fn("extract", |ctx| async move { Ok(ctx.ds().into()) }));
+//! let load = dag.add(Task::from_fn("load", |ctx| async move {
+//!     Ok(ctx.xcom_pull("extract").unwrap_or_default())
+//! }));
+//! &extract >> &load;                       // or dag.chain(["extract", "load"])
+//! let dag = dag.build()?;                  // rejects cycles, duplicate and unknown ids
+//!
+//! let report = dag.test(chrono_tz::Asia::Seoul.with_ymd_and_hms(2025, 1, 8, 0, 0, 0).unwrap()).await;
+//! assert!(report.is_success());
+//! assert_eq!(report.xcom("load"), Some(&serde_json::json!("2025-01-08")));
+//! println!("{report}");                    // a table: task, state, tries, duration, error
+//! # Ok(()) }
+//! ```
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::fmt;
+use std::ops::Shr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Months};
+use chrono_tz::Tz;
+use futures::stream::{FuturesUnordered, StreamExt};
+use serde_json::Value;
+use tracing::Instrument;
+
+use crate::context::{Context, RunShared, manual_run_id};
+use crate::error::{Error, ErrorKind, Result};
+use crate::task::Task;
+use crate::template::TemplateEngine;
+
+/// How often a DAG runs; decides the data interval of a run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Schedule {
+    /// Triggered only (`schedule=None`): the data interval is empty.
+    None,
+    /// `@hourly`.
+    Hourly,
+    /// `@daily`.
+    Daily,
+    /// `@weekly`.
+    Weekly,
+    /// `@monthly`.
+    Monthly,
+    /// A fixed interval (`timedelta(...)`).
+    Every(Duration),
+}
+
+impl Schedule {
+    /// The data interval of a run at `logical_date`: `[logical_date, next)`.
+    pub fn data_interval(&self, logical_date: DateTime<Tz>) -> (DateTime<Tz>, DateTime<Tz>) {
+        let end = match *self {
+            Schedule::None => Some(logical_date),
+            Schedule::Hourly => logical_date.checked_add_signed(chrono::Duration::hours(1)),
+            Schedule::Daily => logical_date.checked_add_signed(chrono::Duration::days(1)),
+            Schedule::Weekly => logical_date.checked_add_signed(chrono::Duration::weeks(1)),
+            Schedule::Monthly => logical_date.checked_add_months(Months::new(1)),
+            Schedule::Every(d) => chrono::Duration::from_std(d)
+                .ok()
+                .and_then(|d| logical_date.checked_add_signed(d)),
+        };
+        (logical_date, end.unwrap_or(logical_date))
+    }
+}
+
+type Edges = Arc<Mutex<Vec<(String, String)>>>;
+
+/// A handle to a task added to a [`DagBuilder`]; `&a >> &b` makes `b` run after `a`.
+#[derive(Clone)]
+pub struct TaskRef {
+    task_id: String,
+    edges: Edges,
+}
+
+impl fmt::Debug for TaskRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("TaskRef").field(&self.task_id).finish()
+    }
+}
+
+impl TaskRef {
+    /// The task's id.
+    pub fn task_id(&self) -> &str {
+        &self.task_id
+    }
+
+    /// Makes `downstream` run after this task (Airflow's `set_downstream`).
+    pub fn set_downstream(&self, downstream: &TaskRef) {
+        self.edges
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push((self.task_id.clone(), downstream.task_id.clone()));
+    }
+}
+
+impl<'a> Shr<&'a TaskRef> for &TaskRef {
+    type Output = &'a TaskRef;
+
+    /// `&a >> &b`: `b` runs after `a`; returns `&b` so `&a >> &b >> &c` chains.
+    fn shr(self, rhs: &'a TaskRef) -> &'a TaskRef {
+        self.set_downstream(rhs);
+        rhs
+    }
+}
+
+impl<'a, const N: usize> Shr<[&'a TaskRef; N]> for &TaskRef {
+    type Output = [&'a TaskRef; N];
+
+    /// `&a >> [&b, &c]`: fan out.
+    fn shr(self, rhs: [&'a TaskRef; N]) -> [&'a TaskRef; N] {
+        for r in rhs {
+            self.set_downstream(r);
+        }
+        rhs
+    }
+}
+
+/// Collects tasks and dependencies; [`build`](DagBuilder::build) validates them.
+pub struct DagBuilder {
+    dag_id: String,
+    tasks: Vec<Task>,
+    edges: Edges,
+    schedule: Schedule,
+    timezone: Tz,
+    params: Value,
+    search_path: Vec<PathBuf>,
+    max_active_tasks: usize,
+}
+
+impl fmt::Debug for DagBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DagBuilder")
+            .field("dag_id", &self.dag_id)
+            .field("tasks", &self.tasks.len())
+            .finish()
+    }
+}
+
+impl DagBuilder {
+    /// Adds a task and returns a handle for declaring its dependencies.
+    pub fn add(&mut self, task: Task) -> TaskRef {
+        let r = TaskRef {
+            task_id: task.task_id.clone(),
+            edges: self.edges.clone(),
+        };
+        self.tasks.push(task);
+        r
+    }
+
+    /// Makes each task run after the one before it (Airflow's `chain`).
+    pub fn chain<S: AsRef<str>>(&mut self, task_ids: impl IntoIterator<Item = S>) -> &mut Self {
+        let ids: Vec<String> = task_ids.into_iter().map(|s| s.as_ref().to_string()).collect();
+        let mut edges = self.edges.lock().unwrap_or_else(|p| p.into_inner());
+        for pair in ids.windows(2) {
+            edges.push((pair[0].clone(), pair[1].clone()));
+        }
+        drop(edges);
+        self
+    }
+
+    /// The schedule, which sets each run's data interval (default [`Schedule::None`]).
+    pub fn schedule(mut self, schedule: Schedule) -> Self {
+        self.schedule = schedule;
+        self
+    }
+
+    /// The DAG's timezone: logical dates are shown and `ds` is computed in it (default UTC).
+    pub fn timezone(mut self, tz: Tz) -> Self {
+        self.timezone = tz;
+        self
+    }
+
+    /// Default params, seen by templates as `params` (a JSON object).
+    pub fn params(mut self, params: Value) -> Self {
+        self.params = params;
+        self
+    }
+
+    /// Adds a directory where `.sql` template files are looked up (`template_searchpath`).
+    pub fn template_search_path(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.search_path.push(dir.into());
+        self
+    }
+
+    /// How many tasks may run at once (default 16, Airflow's `max_active_tasks`).
+    pub fn max_active_tasks(mut self, n: usize) -> Self {
+        self.max_active_tasks = n.max(1);
+        self
+    }
+
+    /// Validates the DAG: no duplicate task ids, no edge to an unknown id, no cycle.
+    pub fn build(self) -> Result<Dag> {
+        let err = |msg: String| {
+            Error::new(ErrorKind::InvalidInput, "dag.build", msg).with("dag_id", &self.dag_id)
+        };
+        let mut index: HashMap<String, usize> = HashMap::new();
+        for (i, t) in self.tasks.iter().enumerate() {
+            validate_id(&t.task_id).map_err(|m| err(format!("task id {:?} {m}", t.task_id)))?;
+            if index.insert(t.task_id.clone(), i).is_some() {
+                return Err(err(format!("task id {:?} is used twice", t.task_id)));
+            }
+        }
+        let edges = self.edges.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let mut upstream: Vec<Vec<usize>> = vec![Vec::new(); self.tasks.len()];
+        let mut downstream: Vec<Vec<usize>> = vec![Vec::new(); self.tasks.len()];
+        for (a, b) in &edges {
+            let ia = *index
+                .get(a)
+                .ok_or_else(|| err(format!("dependency on unknown task id {a:?}")))?;
+            let ib = *index
+                .get(b)
+                .ok_or_else(|| err(format!("dependency on unknown task id {b:?}")))?;
+            if ia == ib {
+                return Err(err(format!("task {a:?} depends on itself")));
+            }
+            if !downstream[ia].contains(&ib) {
+                downstream[ia].push(ib);
+                upstream[ib].push(ia);
+            }
+        }
+        let order = topological_order(&upstream, &downstream).ok_or_else(|| {
+            err("the dependencies form a cycle".to_string())
+        })?;
+        if !self.params.is_object() {
+            return Err(err("params must be a JSON object".to_string()));
+        }
+        Ok(Dag {
+            inner: Arc::new(DagInner {
+                dag_id: self.dag_id,
+                tasks: self.tasks.into_iter().map(Arc::new).collect(),
+                upstream,
+                downstream,
+                order,
+                schedule: self.schedule,
+                timezone: self.timezone,
+                params: self.params,
+                templates: TemplateEngine::new(self.search_path),
+                max_active_tasks: self.max_active_tasks,
+            }),
+        })
+    }
+}
+
+/// Airflow's rule for dag and task ids: letters, digits, `_`, `-`, `.`, at most 250.
+fn validate_id(id: &str) -> std::result::Result<(), &'static str> {
+    if id.is_empty() || id.len() > 250 {
+        return Err("must have 1 to 250 characters");
+    }
+    if !id
+        .chars()
+        .all(|c| c.is_alphanumeric() || matches!(c, '_' | '-' | '.'))
+    {
+        return Err("may contain only letters, digits, '_', '-' and '.'");
+    }
+    Ok(())
+}
+
+/// Kahn's algorithm; `None` if there is a cycle. Ties keep insertion order.
+fn topological_order(upstream: &[Vec<usize>], downstream: &[Vec<usize>]) -> Option<Vec<usize>> {
+    let mut indegree: Vec<usize> = upstream.iter().map(Vec::len).collect();
+    let mut ready: std::collections::VecDeque<usize> =
+        (0..upstream.len()).filter(|&i| indegree[i] == 0).collect();
+    let mut order = Vec::with_capacity(upstream.len());
+    while let Some(i) = ready.pop_front() {
+        order.push(i);
+        for &d in &downstream[i] {
+            indegree[d] -= 1;
+            if indegree[d] == 0 {
+                ready.push_back(d);
+            }
+        }
+    }
+    (order.len() == upstream.len()).then_some(order)
+}
+
+struct DagInner {
+    dag_id: String,
+    tasks: Vec<Arc<Task>>,
+    upstream: Vec<Vec<usize>>,
+    downstream: Vec<Vec<usize>>,
+    order: Vec<usize>,
+    schedule: Schedule,
+    timezone: Tz,
+    params: Value,
+    templates: TemplateEngine,
+    max_active_tasks: usize,
+}
+
+/// A validated DAG. Cheap to clone. Run it for one logical date with [`Dag::test`].
+#[derive(Clone)]
+pub struct Dag {
+    inner: Arc<DagInner>,
+}
+
+impl fmt::Debug for Dag {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Dag")
+            .field("dag_id", &self.inner.dag_id)
+            .field("tasks", &self.task_ids())
+            .field("schedule", &self.inner.schedule)
+            .field("timezone", &self.inner.timezone)
+            .finish()
+    }
+}
+
+/// Options of one run; see [`Dag::run`].
+#[derive(Debug, Clone)]
+pub struct RunConfig {
+    /// The logical date; converted to the DAG's timezone.
+    pub logical_date: DateTime<Tz>,
+    /// The run id (default `manual__<logical date>`).
+    pub run_id: Option<String>,
+    /// Params merged over the DAG's defaults (Airflow's `dag_run.conf`-style override).
+    pub params: Option<Value>,
+}
+
+impl RunConfig {
+    /// A run at `logical_date` with default id and params.
+    pub fn new(logical_date: DateTime<Tz>) -> Self {
+        RunConfig {
+            logical_date,
+            run_id: None,
+            params: None,
+        }
+    }
+}
+
+impl Dag {
+    /// Starts a DAG with id `dag_id`.
+    pub fn builder(dag_id: impl Into<String>) -> DagBuilder {
+        DagBuilder {
+            dag_id: dag_id.into(),
+            tasks: Vec::new(),
+            edges: Arc::new(Mutex::new(Vec::new())),
+            schedule: Schedule::None,
+            timezone: chrono_tz::UTC,
+            params: Value::Object(Default::default()),
+            search_path: Vec::new(),
+            max_active_tasks: 16,
+        }
+    }
+
+    /// The DAG's id.
+    pub fn dag_id(&self) -> &str {
+        &self.inner.dag_id
+    }
+
+    /// Task ids in a topological order.
+    pub fn task_ids(&self) -> Vec<&str> {
+        self.inner
+            .order
+            .iter()
+            .map(|&i| self.inner.tasks[i].task_id.as_str())
+            .collect()
+    }
+
+    /// The DAG's timezone.
+    pub fn timezone(&self) -> Tz {
+        self.inner.timezone
+    }
+
+    /// A [`Context`] for task `task_id` at `logical_date`, without running anything:
+    /// `dag.context_for(..)?.render(field)` previews what a task would send
+    /// (Airflow's `airflow tasks render`).
+    pub fn context_for(&self, task_id: &str, config: &RunConfig) -> Result<Context> {
+        if !self.inner.tasks.iter().any(|t| t.task_id == task_id) {
+            return Err(Error::new(
+                ErrorKind::NotFound,
+                "dag.context_for",
+                format!("no task {task_id:?} in this DAG"),
+            )
+            .with("dag_id", &self.inner.dag_id));
+        }
+        Ok(Context::new(Arc::new(self.run_shared(config)), task_id.to_string(), 1))
+    }
+
+    fn run_shared(&self, config: &RunConfig) -> RunShared {
+        let logical_date = config.logical_date.with_timezone(&self.inner.timezone);
+        let mut params = self.inner.params.clone();
+        if let (Some(Value::Object(over)), Value::Object(base)) = (&config.params, &mut params) {
+            for (k, v) in over {
+                base.insert(k.clone(), v.clone());
+            }
+        }
+        RunShared::new(
+            self.inner.dag_id.clone(),
+            config
+                .run_id
+                .clone()
+                .unwrap_or_else(|| manual_run_id(&logical_date)),
+            logical_date,
+            self.inner.schedule.data_interval(logical_date),
+            params,
+            self.inner.templates.clone(),
+        )
+    }
+
+    /// Runs every task once for `logical_date`, locally (Airflow's `dag.test()`).
+    pub async fn test(&self, logical_date: DateTime<Tz>) -> RunReport {
+        self.run(RunConfig::new(logical_date)).await
+    }
+
+    /// Runs every task for one logical date: in dependency order, independent tasks
+    /// concurrently up to `max_active_tasks`; tasks downstream of a failure become
+    /// `upstream_failed`. Never panics on a panicking task: that task fails.
+    pub async fn run(&self, config: RunConfig) -> RunReport {
+        let shared = Arc::new(self.run_shared(&config));
+        let span = tracing::info_span!(
+            "dag_run",
+            dag_id = %shared.dag_id,
+            run_id = %shared.run_id,
+            logical_date = %shared.logical_date.to_rfc3339(),
+        );
+        self.run_inner(shared).instrument(span).await
+    }
+
+    async fn run_inner(&self, shared: Arc<RunShared>) -> RunReport {
+        let dag = &self.inner;
+        let n = dag.tasks.len();
+        let started = Instant::now();
+        tracing::info!(tasks = n, "dag run started");
+        let mut states: Vec<Option<TaskReport>> = vec![None; n];
+        let mut waiting: Vec<usize> = dag.upstream.iter().map(Vec::len).collect();
+        let mut ready: Vec<usize> = dag.order.iter().copied().filter(|&i| waiting[i] == 0).collect();
+        ready.reverse(); // pop() takes them in topological order
+        let mut running = FuturesUnordered::new();
+
+        loop {
+            while running.len() < dag.max_active_tasks {
+                let Some(i) = ready.pop() else { break };
+                let task = dag.tasks[i].clone();
+                let shared = shared.clone();
+                let handle = tokio::spawn(
+                    async move {
+                        let t0 = Instant::now();
+                        let id = task.task_id.clone();
+                        let out = task
+                            .run(|try_number| Context::new(shared.clone(), id.clone(), try_number))
+                            .await;
+                        (out, t0.elapsed())
+                    }
+                    .in_current_span(),
+                );
+                running.push(async move { (i, handle.await) });
+            }
+            let Some((i, joined)) = running.next().await else { break };
+            let task_id = dag.tasks[i].task_id.clone();
+            let report = match joined {
+                Ok((outcome, duration)) => TaskReport {
+                    task_id,
+                    state: if outcome.result.is_ok() { TaskState::Success } else { TaskState::Failed },
+                    tries: outcome.tries,
+                    duration,
+                    error: outcome.result.err().map(|e| e.to_string()),
+                },
+                Err(join_error) => {
+                    let e = Error::new(
+                        ErrorKind::TaskFailed,
+                        "task.execute",
+                        if join_error.is_panic() { "the task panicked" } else { "the task was cancelled" },
+                    )
+                    .with("task_id", &task_id);
+                    tracing::error!(task_id = %task_id, error = %e, "task failed");
+                    TaskReport { task_id, state: TaskState::Failed, tries: 1, duration: Duration::ZERO, error: Some(e.to_string()) }
+                }
+            };
+            let succeeded = report.state == TaskState::Success;
+            states[i] = Some(report);
+            if succeeded {
+                for &d in &dag.downstream[i] {
+                    waiting[d] -= 1;
+                    if waiting[d] == 0 && states[d].is_none() {
+                        ready.insert(0, d);
+                    }
+                }
+            } else {
+                mark_upstream_failed(i, &dag.downstream, &mut states, &dag.tasks);
+            }
+        }
+
+        let tasks: Vec<TaskReport> = dag
+            .order
+            .iter()
+            .map(|&i| states[i].clone().unwrap_or_else(|| TaskReport {
+                task_id: dag.tasks[i].task_id.clone(),
+                state: TaskState::UpstreamFailed,
+                tries: 0,
+                duration: Duration::ZERO,
+                error: None,
+            }))
+            .collect();
+        let xcom = tasks
+            .iter()
+            .filter(|t| t.state == TaskState::Success)
+            .filter_map(|t| shared.xcom_get(&t.task_id, crate::context::RETURN_VALUE).map(|v| (t.task_id.clone(), v)))
+            .collect();
+        let report = RunReport {
+            dag_id: shared.dag_id.clone(),
+            run_id: shared.run_id.clone(),
+            logical_date: shared.logical_date,
+            duration: started.elapsed(),
+            tasks,
+            xcom,
+        };
+        if report.is_success() {
+            tracing::info!(duration = ?report.duration, "dag run succeeded");
+        } else {
+            tracing::error!(duration = ?report.duration, failed = ?report.failed_task_ids(), "dag run failed");
+        }
+        report
+    }
+}
+
+fn mark_upstream_failed(
+    failed: usize,
+    downstream: &[Vec<usize>],
+    states: &mut [Option<TaskReport>],
+    tasks: &[Arc<Task>],
+) {
+    let mut stack = downstream[failed].clone();
+    let mut seen = HashSet::new();
+    while let Some(d) = stack.pop() {
+        if !seen.insert(d) || states[d].is_some() {
+            continue;
+        }
+        tracing::warn!(task_id = %tasks[d].task_id, "upstream failed");
+        states[d] = Some(TaskReport {
+            task_id: tasks[d].task_id.clone(),
+            state: TaskState::UpstreamFailed,
+            tries: 0,
+            duration: Duration::ZERO,
+            error: None,
+        });
+        stack.extend(downstream[d].iter().copied());
+    }
+}
+
+/// The final state of a task in a run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum TaskState {
+    /// Finished without error.
+    Success,
+    /// Failed after its last try.
+    Failed,
+    /// Not run because a task upstream failed.
+    UpstreamFailed,
+}
+
+impl fmt::Display for TaskState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            TaskState::Success => "success",
+            TaskState::Failed => "failed",
+            TaskState::UpstreamFailed => "upstream_failed",
+        })
+    }
+}
+
+/// How one task of a run ended.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct TaskReport {
+    /// The task's id.
+    pub task_id: String,
+    /// Its final state.
+    pub state: TaskState,
+    /// How many tries ran (0 when it never started).
+    pub tries: u32,
+    /// Wall time from the first try's start to the end, retry waits included.
+    pub duration: Duration,
+    /// The last error, one line, secrets scrubbed.
+    pub error: Option<String>,
+}
+
+/// The outcome of a DAG run; `Display` prints a table.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct RunReport {
+    /// The DAG's id.
+    pub dag_id: String,
+    /// The run's id.
+    pub run_id: String,
+    /// The logical date, in the DAG's timezone.
+    pub logical_date: DateTime<Tz>,
+    /// Wall time of the whole run.
+    pub duration: Duration,
+    /// One entry per task, in topological order.
+    pub tasks: Vec<TaskReport>,
+    xcom: BTreeMap<String, Value>,
+}
+
+impl RunReport {
+    /// Whether every task succeeded.
+    pub fn is_success(&self) -> bool {
+        self.tasks.iter().all(|t| t.state == TaskState::Success)
+    }
+
+    /// The report of task `task_id`.
+    pub fn task(&self, task_id: &str) -> Option<&TaskReport> {
+        self.tasks.iter().find(|t| t.task_id == task_id)
+    }
+
+    /// The return value (XCom) of a task that succeeded.
+    pub fn xcom(&self, task_id: &str) -> Option<&Value> {
+        self.xcom.get(task_id)
+    }
+
+    /// Ids of the tasks that failed (not those that were skipped for it).
+    pub fn failed_task_ids(&self) -> Vec<&str> {
+        self.tasks
+            .iter()
+            .filter(|t| t.state == TaskState::Failed)
+            .map(|t| t.task_id.as_str())
+            .collect()
+    }
+
+    /// `Ok(self)` if the run succeeded, else an error naming the failed tasks.
+    pub fn into_result(self) -> Result<Self> {
+        if self.is_success() {
+            return Ok(self);
+        }
+        let failed: Vec<String> = self
+            .tasks
+            .iter()
+            .filter(|t| t.state == TaskState::Failed)
+            .map(|t| format!("{}: {}", t.task_id, t.error.as_deref().unwrap_or("failed")))
+            .collect();
+        Err(Error::new(
+            ErrorKind::TaskFailed,
+            "dag.run",
+            format!("{} task(s) failed: {}", failed.len(), failed.join("; ")),
+        )
+        .with("dag_id", &self.dag_id)
+        .with("run_id", &self.run_id))
+    }
+}
+
+impl fmt::Display for RunReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(
+            f,
+            "DAG {} run {} ({}): {} in {:.2?}",
+            self.dag_id,
+            self.run_id,
+            self.logical_date.to_rfc3339(),
+            if self.is_success() { "success" } else { "failed" },
+            self.duration
+        )?;
+        let w = self
+            .tasks
+            .iter()
+            .map(|t| t.task_id.chars().count())
+            .max()
+            .unwrap_or(0)
+            .max("task".len());
+        writeln!(f, "{:<w$}  {:<15}  {:>5}  {:>10}  error", "task", "state", "tries", "duration")?;
+        for t in &self.tasks {
+            writeln!(
+                f,
+                "{:<w$}  {:<15}  {:>5}  {:>10}  {}",
+                t.task_id,
+                t.state.to_string(),
+                t.tries,
+                format!("{:.2?}", t.duration),
+                t.error.as_deref().unwrap_or("")
+            )?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn noop(id: &str) -> Task {
+        Task::from_fn(id, |_ctx| async { Ok(Value::Null) })
+    }
+
+    #[test]
+    fn build_rejects_duplicates_unknown_ids_and_cycles() {
+        let mut b = Dag::builder("d");
+        b.add(noop("a"));
+        b.add(noop("a"));
+        let e = b.build().unwrap_err();
+        assert!(e.to_string().contains("used twice"), "{e}");
+
+        let mut b = Dag::builder("d");
+        b.add(noop("a"));
+        b.chain(["a", "ghost"]);
+        let e = b.build().unwrap_err();
+        assert!(e.to_string().contains("unknown task id \"ghost\""), "{e}");
+
+        let mut b = Dag::builder("d");
+        let a = b.add(noop("a"));
+        let c = b.add(noop("b"));
+        let _ = &a >> &c >> &a;
+        let e = b.build().unwrap_err();
+        assert!(e.to_string().contains("cycle"), "{e}");
+        assert_eq!(e.kind(), ErrorKind::InvalidInput);
+
+        let mut b = Dag::builder("d");
+        b.add(noop("bad id!"));
+        assert!(b.build().is_err());
+    }
+
+    #[test]
+    fn topological_order_respects_edges() {
+        let mut b = Dag::builder("d");
+        let x = b.add(noop("x"));
+        let y = b.add(noop("y"));
+        let z = b.add(noop("z"));
+        let _ = &z >> [&y, &x];
+        let _ = &y >> &x;
+        let dag = b.build().unwrap();
+        assert_eq!(dag.task_ids(), vec!["z", "y", "x"]);
+    }
+}

@@ -1,0 +1,369 @@
+//! The crate's one error type.
+//!
+//! Every fallible call in gust returns [`Result<T>`](Result). An [`Error`] carries
+//!
+//! * a [`ErrorKind`] to branch on (not found, auth, timeout, …),
+//! * the *operation* that failed (`"connection.from_uri"`, `"sqlite.run"`, …),
+//! * the *target* as key/value context (`conn_id`, `bucket`, `key`, `table`, …),
+//! * the underlying source error, chained through [`std::error::Error::source`],
+//! * whether retrying may help ([`Error::is_retryable`]).
+//!
+//! Messages are one line and never contain secrets: code that holds a
+//! [`Connection`](crate::Connection) passes its secrets to [`Error::redact`], which
+//! scrubs the message, the context and the whole source chain.
+
+use std::borrow::Cow;
+use std::fmt;
+
+/// A `Result` whose error is [`gust::Error`](Error).
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// What went wrong, coarsely: the part of an [`Error`] callers branch on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// The object, table, connection, run… does not exist.
+    NotFound,
+    /// The thing to create exists already (e.g. `replace=false` onto an existing key).
+    AlreadyExists,
+    /// The caller passed something malformed: a bad URI, an invalid id, a wrong type.
+    InvalidInput,
+    /// Configuration is missing or inconsistent (an unset `AIRFLOW_CONN_*`, a bad extra).
+    Config,
+    /// Authentication or authorization failed.
+    Auth,
+    /// A deadline passed (`execution_timeout`, a client timeout).
+    Timeout,
+    /// The remote system is unreachable or temporarily unable to serve (5xx, throttling).
+    Unavailable,
+    /// The remote system rejected the request for another reason.
+    Remote,
+    /// A template failed to load or render.
+    Template,
+    /// Work was cancelled before it finished.
+    Cancelled,
+    /// The operation is not supported by this backend.
+    Unsupported,
+    /// A task (usually a closure task) reported failure.
+    TaskFailed,
+    /// Local I/O failed.
+    Io,
+}
+
+impl ErrorKind {
+    /// Short lower-case name, as shown in messages.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorKind::NotFound => "not found",
+            ErrorKind::AlreadyExists => "already exists",
+            ErrorKind::InvalidInput => "invalid input",
+            ErrorKind::Config => "configuration",
+            ErrorKind::Auth => "authentication",
+            ErrorKind::Timeout => "timeout",
+            ErrorKind::Unavailable => "unavailable",
+            ErrorKind::Remote => "remote error",
+            ErrorKind::Template => "template",
+            ErrorKind::Cancelled => "cancelled",
+            ErrorKind::Unsupported => "unsupported",
+            ErrorKind::TaskFailed => "task failed",
+            ErrorKind::Io => "i/o",
+        }
+    }
+
+    /// Whether an error of this kind is worth retrying when nothing more is known.
+    fn retryable_by_default(self) -> bool {
+        matches!(self, ErrorKind::Timeout | ErrorKind::Unavailable)
+    }
+}
+
+impl fmt::Display for ErrorKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// The error of every gust operation. See the [module docs](self).
+pub struct Error {
+    kind: ErrorKind,
+    operation: Cow<'static, str>,
+    message: String,
+    context: Vec<(&'static str, String)>,
+    retryable: Option<bool>,
+    source: Option<BoxError>,
+}
+
+impl Error {
+    /// A new error of `kind` raised by `operation`, with a one-line `message`.
+    pub fn new(
+        kind: ErrorKind,
+        operation: impl Into<Cow<'static, str>>,
+        message: impl Into<String>,
+    ) -> Self {
+        Error {
+            kind,
+            operation: operation.into(),
+            message: one_line(message.into()),
+            context: Vec::new(),
+            retryable: None,
+            source: None,
+        }
+    }
+
+    /// A failure reported by task code that should be retried (if the task has retries left).
+    pub fn retryable(message: impl Into<String>) -> Self {
+        Error::new(ErrorKind::TaskFailed, "task", message).with_retryable(true)
+    }
+
+    /// A failure reported by task code that must not be retried (Airflow's `AirflowFailException`).
+    pub fn fail_now(message: impl Into<String>) -> Self {
+        Error::new(ErrorKind::TaskFailed, "task", message).with_retryable(false)
+    }
+
+    /// Adds one piece of target context, e.g. `.with("conn_id", "pg")` or `.with("table", t)`.
+    pub fn with(mut self, key: &'static str, value: impl fmt::Display) -> Self {
+        self.context.push((key, one_line(value.to_string())));
+        self
+    }
+
+    /// Chains the underlying error.
+    pub fn with_source(mut self, source: impl Into<BoxError>) -> Self {
+        self.source = Some(source.into());
+        self
+    }
+
+    /// Overrides whether retrying may help (by default only timeouts and unavailability are).
+    pub fn with_retryable(mut self, retryable: bool) -> Self {
+        self.retryable = Some(retryable);
+        self
+    }
+
+    /// The coarse kind of failure.
+    pub fn kind(&self) -> ErrorKind {
+        self.kind
+    }
+
+    /// The operation that failed, e.g. `"connection.from_uri"`.
+    pub fn operation(&self) -> &str {
+        &self.operation
+    }
+
+    /// The one-line message, without operation or context.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+
+    /// The value of a context key (`"conn_id"`, `"table"`, …), if set.
+    pub fn context(&self, key: &str) -> Option<&str> {
+        self.context
+            .iter()
+            .find(|(k, _)| *k == key)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// Whether retrying the operation may succeed.
+    pub fn is_retryable(&self) -> bool {
+        self.retryable
+            .unwrap_or_else(|| self.kind.retryable_by_default())
+    }
+
+    /// Removes every occurrence of each secret from the message, the context and the
+    /// whole source chain (which is flattened to text so no un-scrubbed error survives).
+    ///
+    /// Hooks call this with [`Connection::secrets`](crate::Connection::secrets) before an
+    /// error leaves them, so a driver that echoes a DSN cannot leak a password.
+    pub fn redact<S: AsRef<str>>(mut self, secrets: &[S]) -> Self {
+        let secrets: Vec<&str> = secrets
+            .iter()
+            .map(AsRef::as_ref)
+            .filter(|s| !s.is_empty())
+            .collect();
+        if secrets.is_empty() {
+            return self;
+        }
+        self.message = mask(&self.message, &secrets);
+        for (_, v) in &mut self.context {
+            *v = mask(v, &secrets);
+        }
+        if let Some(source) = self.source.take() {
+            self.source = Some(Box::new(RedactedSource::from_chain(&*source, &secrets)));
+        }
+        self
+    }
+}
+
+/// Replaces each secret in `text` by `***`.
+pub(crate) fn mask(text: &str, secrets: &[&str]) -> String {
+    let mut out = text.to_string();
+    // Longest first, so a secret that contains another is masked whole.
+    let mut sorted: Vec<&str> = secrets.to_vec();
+    sorted.sort_by_key(|s| std::cmp::Reverse(s.len()));
+    for s in sorted {
+        if !s.is_empty() && out.contains(s) {
+            out = out.replace(s, "***");
+        }
+    }
+    out
+}
+
+fn one_line(s: String) -> String {
+    if s.contains(['\n', '\r']) {
+        s.split(['\n', '\r'])
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .collect::<Vec<_>>()
+            .join(" ")
+    } else {
+        s
+    }
+}
+
+/// A source chain turned into scrubbed text.
+#[derive(Debug)]
+struct RedactedSource {
+    message: String,
+    source: Option<Box<RedactedSource>>,
+}
+
+impl RedactedSource {
+    fn from_chain(err: &(dyn std::error::Error + 'static), secrets: &[&str]) -> Self {
+        RedactedSource {
+            message: mask(&err.to_string(), secrets),
+            source: err
+                .source()
+                .map(|s| Box::new(RedactedSource::from_chain(s, secrets))),
+        }
+    }
+}
+
+impl fmt::Display for RedactedSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for RedactedSource {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.source
+            .as_deref()
+            .map(|s| s as &(dyn std::error::Error + 'static))
+    }
+}
+
+impl fmt::Display for Error {
+    /// `operation failed (kind): message [key=value, …]` on one line. The source is
+    /// not repeated here; walk [`source`](std::error::Error::source) for it.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} failed ({}): {}",
+            self.operation, self.kind, self.message
+        )?;
+        if !self.context.is_empty() {
+            f.write_str(" [")?;
+            for (i, (k, v)) in self.context.iter().enumerate() {
+                if i > 0 {
+                    f.write_str(", ")?;
+                }
+                write!(f, "{k}={v}")?;
+            }
+            f.write_str("]")?;
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Debug for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut d = f.debug_struct("Error");
+        d.field("kind", &self.kind)
+            .field("operation", &self.operation)
+            .field("message", &self.message)
+            .field("context", &self.context)
+            .field("retryable", &self.is_retryable());
+        if let Some(s) = &self.source {
+            d.field("source", &s.to_string());
+        }
+        d.finish()
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.source
+            .as_deref()
+            .map(|s| s as &(dyn std::error::Error + 'static))
+    }
+}
+
+impl From<std::io::Error> for Error {
+    fn from(e: std::io::Error) -> Self {
+        use std::io::ErrorKind as Io;
+        let kind = match e.kind() {
+            Io::NotFound => ErrorKind::NotFound,
+            Io::AlreadyExists => ErrorKind::AlreadyExists,
+            Io::PermissionDenied => ErrorKind::Auth,
+            Io::TimedOut => ErrorKind::Timeout,
+            Io::ConnectionRefused
+            | Io::ConnectionReset
+            | Io::ConnectionAborted
+            | Io::NotConnected
+            | Io::BrokenPipe
+            | Io::Interrupted => ErrorKind::Unavailable,
+            Io::InvalidInput | Io::InvalidData => ErrorKind::InvalidInput,
+            _ => ErrorKind::Io,
+        };
+        Error::new(kind, "io", e.to_string()).with_source(e)
+    }
+}
+
+impl From<serde_json::Error> for Error {
+    fn from(e: serde_json::Error) -> Self {
+        Error::new(ErrorKind::InvalidInput, "json", e.to_string()).with_source(e)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn display_is_one_line_with_context() {
+        let e = Error::new(ErrorKind::NotFound, "s3.get_object", "no such key\nat all")
+            .with("conn_id", "aws_default")
+            .with("key", "a/b");
+        assert_eq!(
+            e.to_string(),
+            "s3.get_object failed (not found): no such key at all [conn_id=aws_default, key=a/b]"
+        );
+        assert_eq!(e.context("key"), Some("a/b"));
+        assert!(!e.is_retryable());
+    }
+
+    #[test]
+    fn retryable_defaults_and_overrides() {
+        assert!(Error::new(ErrorKind::Unavailable, "x", "y").is_retryable());
+        assert!(Error::new(ErrorKind::Timeout, "x", "y").is_retryable());
+        assert!(!Error::new(ErrorKind::Unavailable, "x", "y").with_retryable(false).is_retryable());
+        assert!(Error::retryable("flaky").is_retryable());
+        assert!(!Error::fail_now("bad data").is_retryable());
+    }
+
+    #[test]
+    fn redact_scrubs_message_context_and_source_chain() {
+        let inner = std::io::Error::other("connect to postgres://u:hunter2@h failed");
+        let e = Error::new(ErrorKind::Auth, "pg.connect", "password hunter2 rejected")
+            .with("dsn", "postgres://u:hunter2@h")
+            .with_source(inner)
+            .redact(&["hunter2"]);
+        let mut text = format!("{e} {e:?}");
+        let mut src = std::error::Error::source(&e);
+        while let Some(s) = src {
+            text.push_str(&s.to_string());
+            src = s.source();
+        }
+        assert!(!text.contains("hunter2"), "{text}");
+        assert!(text.contains("***"));
+    }
+}

@@ -1,0 +1,75 @@
+//! # gust — Airflow-style hooks and operators for Rust
+//!
+//! gust gives data and ML engineers who know Apache Airflow the same building
+//! blocks in Rust: **connections** in Airflow's URI/JSON form and
+//! `AIRFLOW_CONN_*` variables, **hooks** to external systems built from them,
+//! **operators** with Jinja-templated fields (`{{ ds }}`, `params`, `macros`…), and
+//! **tasks** with Airflow's retries, timeouts, callbacks and XCom, wired into a
+//! **DAG** you run locally for one logical date. There is no scheduler: your program
+//! owns the `main`, gust owns the plumbing.
+//!
+//! ```
+//! use chrono::TimeZone;
+//! use gust::prelude::*;
+//!
+//! # #[tokio::main(flavor = "current_thread")] async fn main() -> gust::Result<()> {
+//! let mut dag = Dag::builder("hello").timezone(chrono_tz::Asia::Seoul);
+//! let render = dag.add(Task::from_fn("render", |ctx| async move {
+//!     Ok(ctx.render("SELECT * FROM t WHERE base_dt = '{{ ds }}'")?.into())
+//! }));
+//! let report = dag.build()?
+//!     .test(chrono_tz::Asia::Seoul.with_ymd_and_hms(2025, 1, 8, 0, 0, 0).unwrap())
+//!     .await;
+//! assert_eq!(report.xcom("render").unwrap(), "SELECT * FROM t WHERE base_dt = '2025-01-08'");
+//! # let _ = render; Ok(()) }
+//! ```
+//!
+//! ## Features
+//!
+//! Every provider sits behind a cargo feature, so you compile only what you use.
+//!
+//! | feature | enables |
+//! |---|---|
+//! | `sqlite` (default) | [`hooks::sqlite::SqliteHook`]: the embedded database of the quick start |
+//! | `postgres` | the PostgreSQL hook (sqlx) |
+//! | `mysql` | the MySQL/MariaDB hook (mysql_async) |
+//! | `redis` | the Redis hook, single node and cluster |
+//! | `s3` | the S3 hook (aws-sdk-s3), for AWS and S3-compatible stores |
+//! | `mlflow` | the MLflow tracking and registry hook |
+//! | `sagemaker` | the SageMaker hook and training operator |
+//! | `ml` | model training with smartcore |
+//! | `testing` | in-memory fakes of the hook traits, for your unit tests |
+//! | `full` | all of the above |
+//!
+//! ## Where things are
+//!
+//! Airflow's split is the module layout: [`connection`], [`hooks`], `operators`,
+//! `transfers`; the runtime is [`Context`], [`Task`], [`Dag`]; every fallible call
+//! returns [`gust::Result`](Result) with one [`Error`] type. gust never prints: it
+//! reports progress through [`tracing`] spans (`dag_run`, `task_try`) and events.
+#![cfg_attr(docsrs, feature(doc_cfg))]
+#![deny(missing_docs)]
+
+pub mod connection;
+pub mod context;
+pub mod dag;
+pub mod error;
+pub mod hooks;
+pub mod task;
+pub mod template;
+
+pub use connection::{Connection, Variable};
+pub use context::Context;
+pub use dag::{Dag, DagBuilder, RunConfig, RunReport, Schedule, TaskRef, TaskReport, TaskState};
+pub use error::{Error, ErrorKind, Result};
+pub use task::{FnOperator, Operator, Task, TaskOptions};
+
+/// The names most pipelines need: `use gust::prelude::*;`.
+pub mod prelude {
+    pub use crate::{
+        Connection, Context, Dag, Error, ErrorKind, Operator, Result, RunConfig, Schedule, Task,
+        TaskOptions, Variable,
+    };
+    pub use async_trait::async_trait;
+    pub use serde_json::{Value, json};
+}

@@ -1,0 +1,336 @@
+//! Operators, tasks and the retry / timeout / callback policy around them.
+//!
+//! An [`Operator`] is one unit of work: it renders its templated fields from the
+//! [`Context`], does its job and returns a JSON value, which becomes its XCom. A
+//! [`Task`] is an operator with an id and [`TaskOptions`] — Airflow's `retries`,
+//! `retry_delay`, `retry_exponential_backoff`, `max_retry_delay`,
+//! `execution_timeout` and `on_*_callback`s.
+//!
+//! Only errors that say they are retryable ([`Error::is_retryable`]) are retried:
+//! a malformed template or a missing table fails at once, a dropped connection or a
+//! timeout is tried again. Task code chooses with [`Error::retryable`] and
+//! [`Error::fail_now`].
+//!
+//! ```
+//! use std::time::Duration;
+//! use gust::{Task, TaskOptions};
+//!
+//! let task = Task::from_fn("count", |ctx| async move {
+//!     Ok(serde_json::json!({ "ds": ctx.ds() }))
+//! })
+//! .with_options(TaskOptions::default().retries(2).retry_delay(Duration::from_secs(10)));
+//! # let _ = task;
+//! ```
+
+use std::fmt;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde_json::Value;
+use tracing::Instrument;
+
+use crate::context::{Context, RETURN_VALUE};
+use crate::error::{Error, ErrorKind, Result};
+
+/// One unit of work. Implement it for your own operators; use [`Task::from_fn`] for closures.
+#[async_trait]
+pub trait Operator: Send + Sync {
+    /// Does the work. The returned value is stored as this task's XCom.
+    async fn execute(&self, ctx: &Context) -> Result<Value>;
+
+    /// Called after `execute` was cancelled because `execution_timeout` passed, so an
+    /// operator can stop work it started elsewhere (a remote job, a query). Airflow's
+    /// `on_kill`. The default does nothing.
+    async fn on_kill(&self, ctx: &Context) {
+        let _ = ctx;
+    }
+}
+
+/// An operator made of an async closure: the Rust answer to `PythonOperator`.
+pub struct FnOperator<F> {
+    f: F,
+}
+
+impl<F> FnOperator<F> {
+    /// Wraps `f`, which receives an owned [`Context`] (cheap to clone).
+    pub fn new(f: F) -> Self {
+        FnOperator { f }
+    }
+}
+
+#[async_trait]
+impl<F, Fut> Operator for FnOperator<F>
+where
+    F: Fn(Context) -> Fut + Send + Sync,
+    Fut: Future<Output = Result<Value>> + Send,
+{
+    async fn execute(&self, ctx: &Context) -> Result<Value> {
+        (self.f)(ctx.clone()).await
+    }
+}
+
+/// Called with the context after a task succeeded, with its return value.
+pub type SuccessCallback = Arc<dyn Fn(&Context, &Value) + Send + Sync>;
+/// Called with the context and the error of a failed try.
+pub type ErrorCallback = Arc<dyn Fn(&Context, &Error) + Send + Sync>;
+
+/// Retry, timeout and callback policy of a task. Defaults follow Airflow's
+/// `default_args`: no retries, a 5-minute `retry_delay`, no timeout.
+#[derive(Clone)]
+pub struct TaskOptions {
+    pub(crate) retries: u32,
+    pub(crate) retry_delay: Duration,
+    pub(crate) retry_exponential_backoff: bool,
+    pub(crate) max_retry_delay: Option<Duration>,
+    pub(crate) jitter: bool,
+    pub(crate) execution_timeout: Option<Duration>,
+    pub(crate) on_success: Option<SuccessCallback>,
+    pub(crate) on_failure: Option<ErrorCallback>,
+    pub(crate) on_retry: Option<ErrorCallback>,
+}
+
+impl Default for TaskOptions {
+    fn default() -> Self {
+        TaskOptions {
+            retries: 0,
+            retry_delay: Duration::from_secs(300),
+            retry_exponential_backoff: false,
+            max_retry_delay: None,
+            jitter: true,
+            execution_timeout: None,
+            on_success: None,
+            on_failure: None,
+            on_retry: None,
+        }
+    }
+}
+
+impl fmt::Debug for TaskOptions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TaskOptions")
+            .field("retries", &self.retries)
+            .field("retry_delay", &self.retry_delay)
+            .field("retry_exponential_backoff", &self.retry_exponential_backoff)
+            .field("max_retry_delay", &self.max_retry_delay)
+            .field("jitter", &self.jitter)
+            .field("execution_timeout", &self.execution_timeout)
+            .field("on_success", &self.on_success.is_some())
+            .field("on_failure", &self.on_failure.is_some())
+            .field("on_retry", &self.on_retry.is_some())
+            .finish()
+    }
+}
+
+impl TaskOptions {
+    /// How many times to retry after the first try fails with a retryable error.
+    pub fn retries(mut self, n: u32) -> Self {
+        self.retries = n;
+        self
+    }
+
+    /// Delay before the first retry (default 5 minutes).
+    pub fn retry_delay(mut self, d: Duration) -> Self {
+        self.retry_delay = d;
+        self
+    }
+
+    /// Doubles the delay after each try (Airflow's `retry_exponential_backoff`).
+    pub fn retry_exponential_backoff(mut self, on: bool) -> Self {
+        self.retry_exponential_backoff = on;
+        self
+    }
+
+    /// Upper bound of any retry delay.
+    pub fn max_retry_delay(mut self, d: Duration) -> Self {
+        self.max_retry_delay = Some(d);
+        self
+    }
+
+    /// With exponential backoff, adds a random part so tasks that failed together do
+    /// not retry together: the delay of retry *n* lies in `[b·2ⁿ⁻¹, b·2ⁿ)` for base
+    /// delay `b`, as in Airflow. On by default.
+    pub fn jitter(mut self, on: bool) -> Self {
+        self.jitter = on;
+        self
+    }
+
+    /// Cancels a try that runs longer, calls the operator's `on_kill`, and fails the
+    /// try with a retryable [`ErrorKind::Timeout`].
+    pub fn execution_timeout(mut self, d: Duration) -> Self {
+        self.execution_timeout = Some(d);
+        self
+    }
+
+    /// Called once when the task succeeds.
+    pub fn on_success(mut self, f: impl Fn(&Context, &Value) + Send + Sync + 'static) -> Self {
+        self.on_success = Some(Arc::new(f));
+        self
+    }
+
+    /// Called once when the task has failed for good.
+    pub fn on_failure(mut self, f: impl Fn(&Context, &Error) + Send + Sync + 'static) -> Self {
+        self.on_failure = Some(Arc::new(f));
+        self
+    }
+
+    /// Called after each failed try that will be retried.
+    pub fn on_retry(mut self, f: impl Fn(&Context, &Error) + Send + Sync + 'static) -> Self {
+        self.on_retry = Some(Arc::new(f));
+        self
+    }
+
+    /// The delay before try `next_try` (2 for the first retry).
+    pub fn delay_before_try(&self, next_try: u32) -> Duration {
+        let retry_index = next_try.saturating_sub(1).max(1); // 1 for the first retry
+        let mut delay = if self.retry_exponential_backoff {
+            let factor = 2u32.saturating_pow(retry_index - 1);
+            let base = self.retry_delay.saturating_mul(factor);
+            if self.jitter && !base.is_zero() {
+                let extra = rand::random_range(0.0..1.0);
+                base + base.mul_f64(extra)
+            } else {
+                base
+            }
+        } else {
+            self.retry_delay
+        };
+        if let Some(max) = self.max_retry_delay {
+            delay = delay.min(max);
+        }
+        delay
+    }
+}
+
+/// An operator with an id and its [`TaskOptions`]; add it to a [`Dag`](crate::Dag).
+#[derive(Clone)]
+pub struct Task {
+    pub(crate) task_id: String,
+    pub(crate) operator: Arc<dyn Operator>,
+    pub(crate) options: TaskOptions,
+}
+
+impl fmt::Debug for Task {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Task")
+            .field("task_id", &self.task_id)
+            .field("options", &self.options)
+            .finish()
+    }
+}
+
+impl Task {
+    /// A task running `operator`.
+    pub fn new(task_id: impl Into<String>, operator: impl Operator + 'static) -> Self {
+        Task {
+            task_id: task_id.into(),
+            operator: Arc::new(operator),
+            options: TaskOptions::default(),
+        }
+    }
+
+    /// A task running an async closure (see [`FnOperator`]).
+    pub fn from_fn<F, Fut>(task_id: impl Into<String>, f: F) -> Self
+    where
+        F: Fn(Context) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<Value>> + Send + 'static,
+    {
+        Task::new(task_id, FnOperator::new(f))
+    }
+
+    /// Sets the retry / timeout / callback policy.
+    pub fn with_options(mut self, options: TaskOptions) -> Self {
+        self.options = options;
+        self
+    }
+
+    /// The task's id.
+    pub fn task_id(&self) -> &str {
+        &self.task_id
+    }
+
+    /// Runs the task to its final outcome: tries, waits between retryable failures,
+    /// calls the callbacks, and stores the return value as XCom. `ctx_for_try` makes
+    /// the context of try *n*.
+    pub(crate) async fn run(&self, ctx_for_try: impl Fn(u32) -> Context) -> TaskOutcome {
+        let max_tries = self.options.retries.saturating_add(1);
+        let mut try_number = 1;
+        loop {
+            let ctx = ctx_for_try(try_number);
+            let span = tracing::info_span!(
+                "task_try",
+                dag_id = %ctx.dag_id(),
+                task_id = %self.task_id,
+                try_number,
+                logical_date = %ctx.logical_date().to_rfc3339(),
+            );
+            let result = self.try_once(&ctx).instrument(span.clone()).await;
+            let result = result.map_err(|e| e.redact(&ctx.shared().secrets()));
+            let _entered = span.enter();
+            match result {
+                Ok(value) => {
+                    tracing::info!("task succeeded");
+                    ctx.shared()
+                        .xcom_set(&self.task_id, RETURN_VALUE, value.clone());
+                    if let Some(cb) = &self.options.on_success {
+                        cb(&ctx, &value);
+                    }
+                    return TaskOutcome {
+                        tries: try_number,
+                        result: Ok(value),
+                    };
+                }
+                Err(err) if err.is_retryable() && try_number < max_tries => {
+                    let delay = self.options.delay_before_try(try_number + 1);
+                    tracing::warn!(error = %err, retry_in = ?delay, "try failed; will retry");
+                    if let Some(cb) = &self.options.on_retry {
+                        cb(&ctx, &err);
+                    }
+                    drop(_entered);
+                    tokio::time::sleep(delay).await;
+                    try_number += 1;
+                }
+                Err(err) => {
+                    tracing::error!(error = %err, retryable = err.is_retryable(), "task failed");
+                    if let Some(cb) = &self.options.on_failure {
+                        cb(&ctx, &err);
+                    }
+                    return TaskOutcome {
+                        tries: try_number,
+                        result: Err(err),
+                    };
+                }
+            }
+        }
+    }
+
+    async fn try_once(&self, ctx: &Context) -> Result<Value> {
+        tracing::info!("task try started");
+        let Some(limit) = self.options.execution_timeout else {
+            return self.operator.execute(ctx).await;
+        };
+        match tokio::time::timeout(limit, self.operator.execute(ctx)).await {
+            Ok(result) => result,
+            Err(_) => {
+                // The execute future is dropped (cancelled) here; let the operator
+                // clean up what lives outside this process.
+                tracing::warn!(timeout = ?limit, "execution_timeout passed; calling on_kill");
+                self.operator.on_kill(ctx).await;
+                Err(Error::new(
+                    ErrorKind::Timeout,
+                    "task.execute",
+                    format!("execution_timeout of {limit:?} passed"),
+                )
+                .with("task_id", &self.task_id))
+            }
+        }
+    }
+}
+
+/// The result of running a task to completion.
+#[derive(Debug)]
+pub(crate) struct TaskOutcome {
+    pub(crate) tries: u32,
+    pub(crate) result: Result<Value>,
+}

@@ -1,0 +1,535 @@
+//! Jinja templating with Airflow's context variables (minijinja).
+//!
+//! Operators keep their templated fields as plain strings and render them inside
+//! `execute` with [`Context::render`](crate::Context::render). The variables are
+//! Airflow's:
+//!
+//! | variable | example (logical date 2025-01-08 00:00 Asia/Seoul) |
+//! |---|---|
+//! | `ds`, `ds_nodash` | `2025-01-08`, `20250108` |
+//! | `ts`, `ts_nodash` | `2025-01-08T00:00:00+09:00`, `20250108T000000` |
+//! | `logical_date` | an object: `{{ logical_date.strftime('%Y/%m') }}`, `.year`, `.month`, `.day`, `.hour`, `.isoformat()` |
+//! | `data_interval_start`, `data_interval_end` | same kind of object |
+//! | `run_id`, `dag_id`, `task_id`, `params` | from the run and the task |
+//! | `var.value.<key>`, `var.json.<key>` | `AIRFLOW_VAR_<KEY>` as text / parsed JSON |
+//! | `conn.<conn_id>.host` (`login`, `port`, `schema`, `conn_type`, `extra_dejson`) | from `AIRFLOW_CONN_<CONN_ID>` |
+//! | `macros.ds_add(ds, n)`, `macros.ds_format(ds, in, out)` | `2025-01-15`, reformatted dates |
+//!
+//! **Dates are timezone-aware.** `ds` is the calendar date of the logical date *in the
+//! DAG's timezone*: a run at 2025-01-08 00:00 Asia/Seoul has `ds = 2025-01-08`.
+//! (Airflow renders `ds` in UTC, which gives `2025-01-07` for that run; use
+//! `chrono_tz::UTC` as the DAG timezone to get Airflow's value.)
+//!
+//! **Undefined variables are errors** that name the template and the line, never
+//! silently empty strings.
+//!
+//! **`.sql` files**: a templated field whose value ends in `.sql` (Airflow's
+//! `template_ext`) names a file, which is looked up in the template search path,
+//! read and rendered. Connection passwords are deliberately *not* exposed to
+//! templates; hooks take them from the connection.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Component, Path, PathBuf};
+use std::sync::Arc;
+
+use chrono::{DateTime, Duration, NaiveDate, NaiveDateTime};
+use chrono_tz::Tz;
+use minijinja::value::{Object, ObjectRepr, Value};
+use minijinja::{Environment, UndefinedBehavior};
+
+use crate::connection::{Connection, Variable};
+use crate::error::{Error, ErrorKind, Result};
+
+/// Name shown in errors for a template given inline rather than as a file.
+const INLINE: &str = "<inline>";
+
+/// File extensions that make a templated field name a template file (Airflow's `template_ext`).
+pub const TEMPLATE_EXT: &[&str] = &[".sql"];
+
+/// A minijinja environment set up the Airflow way: strict undefined variables,
+/// Airflow's `macros`, and a loader over a template search path.
+#[derive(Clone)]
+pub struct TemplateEngine {
+    env: Arc<Environment<'static>>,
+    search_path: Arc<Vec<PathBuf>>,
+}
+
+impl fmt::Debug for TemplateEngine {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TemplateEngine")
+            .field("search_path", &self.search_path)
+            .finish()
+    }
+}
+
+impl Default for TemplateEngine {
+    fn default() -> Self {
+        TemplateEngine::new(Vec::<PathBuf>::new())
+    }
+}
+
+impl TemplateEngine {
+    /// An engine that looks up template files (and `{% include %}`s) in `search_path`,
+    /// first match wins (Airflow's `template_searchpath`).
+    pub fn new<P: Into<PathBuf>>(search_path: impl IntoIterator<Item = P>) -> Self {
+        let search_path: Vec<PathBuf> = search_path.into_iter().map(Into::into).collect();
+        let mut env = Environment::new();
+        env.set_undefined_behavior(UndefinedBehavior::Strict);
+        // SQL and shell commands, not HTML: never escape.
+        env.set_auto_escape_callback(|_| minijinja::AutoEscape::None);
+        env.set_keep_trailing_newline(true);
+        let paths = search_path.clone();
+        env.set_loader(move |name| load_template(&paths, name));
+        env.add_global("macros", Value::from_object(Macros));
+        TemplateEngine {
+            env: Arc::new(env),
+            search_path: Arc::new(search_path),
+        }
+    }
+
+    /// The directories searched for template files.
+    pub fn search_path(&self) -> &[PathBuf] {
+        &self.search_path
+    }
+
+    /// Renders a templated field: a file from the search path when the value ends in
+    /// one of [`TEMPLATE_EXT`], otherwise the value itself as an inline template.
+    pub fn render_field(&self, field: &str, vars: &TemplateVars) -> Result<String> {
+        let ctx = vars.to_value();
+        let rendered = if is_template_file(field) {
+            let name = field.trim();
+            self.env
+                .get_template(name)
+                .and_then(|t| t.render(ctx))
+                .map_err(|e| template_error(name, e))?
+        } else {
+            self.env
+                .render_named_str(INLINE, field, ctx)
+                .map_err(|e| template_error(INLINE, e))?
+        };
+        Ok(rendered)
+    }
+}
+
+/// Whether a field value names a template file rather than being a template itself.
+pub fn is_template_file(field: &str) -> bool {
+    let f = field.trim();
+    !f.contains('\n') && TEMPLATE_EXT.iter().any(|ext| f.ends_with(ext))
+}
+
+fn load_template(paths: &[PathBuf], name: &str) -> std::result::Result<Option<String>, minijinja::Error> {
+    let rel = Path::new(name);
+    // Template names are relative paths inside the search path; refuse escapes.
+    if rel
+        .components()
+        .any(|c| !matches!(c, Component::Normal(_) | Component::CurDir))
+    {
+        return Ok(None);
+    }
+    for dir in paths {
+        let path = dir.join(rel);
+        if path.is_file() {
+            return std::fs::read_to_string(&path).map(Some).map_err(|e| {
+                minijinja::Error::new(
+                    minijinja::ErrorKind::InvalidOperation,
+                    format!("cannot read {}: {e}", path.display()),
+                )
+            });
+        }
+    }
+    Ok(None)
+}
+
+fn template_error(name: &str, e: minijinja::Error) -> Error {
+    let template = e.name().unwrap_or(name).to_string();
+    let mut msg = match e.line() {
+        Some(line) => format!("template {template} line {line}: {}", e.kind()),
+        None => format!("template {template}: {}", e.kind()),
+    };
+    if let Some(detail) = e.detail() {
+        msg.push_str(" (");
+        msg.push_str(detail);
+        msg.push(')');
+    }
+    if e.kind() == minijinja::ErrorKind::TemplateNotFound {
+        msg.push_str("; check the DAG's template search path");
+    }
+    let kind = if e.kind() == minijinja::ErrorKind::TemplateNotFound {
+        ErrorKind::NotFound
+    } else {
+        ErrorKind::Template
+    };
+    Error::new(kind, "template.render", msg)
+        .with("template", template)
+        .with_retryable(false)
+}
+
+/// The values a template sees. Built by [`Context`](crate::Context) for each task try.
+#[derive(Debug, Clone)]
+pub struct TemplateVars {
+    /// The run's logical date, in the DAG's timezone.
+    pub logical_date: DateTime<Tz>,
+    /// Start of the data interval.
+    pub data_interval_start: DateTime<Tz>,
+    /// End of the data interval.
+    pub data_interval_end: DateTime<Tz>,
+    /// The DAG's id.
+    pub dag_id: String,
+    /// The task's id.
+    pub task_id: String,
+    /// The run's id.
+    pub run_id: String,
+    /// The try number, starting at 1.
+    pub try_number: u32,
+    /// The DAG's params merged with the run's.
+    pub params: serde_json::Value,
+}
+
+impl TemplateVars {
+    fn to_value(&self) -> Value {
+        let ld = self.logical_date;
+        let mut m: BTreeMap<&str, Value> = BTreeMap::new();
+        m.insert("ds", Value::from(ld.format("%Y-%m-%d").to_string()));
+        m.insert("ds_nodash", Value::from(ld.format("%Y%m%d").to_string()));
+        m.insert("ts", Value::from(isoformat(&ld)));
+        m.insert("ts_nodash", Value::from(ld.format("%Y%m%dT%H%M%S").to_string()));
+        m.insert(
+            "ts_nodash_with_tz",
+            Value::from(ld.format("%Y%m%dT%H%M%S%z").to_string()),
+        );
+        m.insert("logical_date", Value::from_object(DateObj(ld)));
+        m.insert(
+            "data_interval_start",
+            Value::from_object(DateObj(self.data_interval_start)),
+        );
+        m.insert(
+            "data_interval_end",
+            Value::from_object(DateObj(self.data_interval_end)),
+        );
+        m.insert("dag_id", Value::from(self.dag_id.clone()));
+        m.insert("task_id", Value::from(self.task_id.clone()));
+        m.insert("run_id", Value::from(self.run_id.clone()));
+        m.insert("try_number", Value::from(self.try_number));
+        m.insert("params", Value::from_serialize(&self.params));
+        m.insert("var", Value::from_object(Vars));
+        m.insert("conn", Value::from_object(Conns));
+        Value::from_iter(m)
+    }
+}
+
+/// Python's `datetime.isoformat()`: seconds always, fractions only when present.
+fn isoformat(d: &DateTime<Tz>) -> String {
+    if d.timestamp_subsec_micros() == 0 {
+        d.format("%Y-%m-%dT%H:%M:%S%:z").to_string()
+    } else {
+        d.format("%Y-%m-%dT%H:%M:%S%.6f%:z").to_string()
+    }
+}
+
+/// A timezone-aware date in templates, answering the usual pendulum/datetime calls.
+#[derive(Debug)]
+struct DateObj(DateTime<Tz>);
+
+impl Object for DateObj {
+    fn repr(self: &Arc<Self>) -> ObjectRepr {
+        ObjectRepr::Plain
+    }
+
+    fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
+        use chrono::{Datelike, Timelike};
+        let d = &self.0;
+        Some(Value::from(match key.as_str()? {
+            "year" => d.year() as i64,
+            "month" => d.month() as i64,
+            "day" => d.day() as i64,
+            "hour" => d.hour() as i64,
+            "minute" => d.minute() as i64,
+            "second" => d.second() as i64,
+            "microsecond" => (d.timestamp_subsec_micros()) as i64,
+            "timezone" | "tzname" => return Some(Value::from(d.timezone().name())),
+            _ => return None,
+        }))
+    }
+
+    fn call_method(
+        self: &Arc<Self>,
+        _state: &minijinja::State<'_, '_>,
+        method: &str,
+        args: &[Value],
+    ) -> std::result::Result<Value, minijinja::Error> {
+        let d = &self.0;
+        match method {
+            "strftime" => {
+                let (fmt,): (&str,) = minijinja::value::from_args(args)?;
+                chrono_format::Formattable::format_checked(d, fmt).map(Value::from)
+            }
+            "isoformat" => Ok(Value::from(isoformat(d))),
+            "date" => Ok(Value::from(d.format("%Y-%m-%d").to_string())),
+            "timestamp" => Ok(Value::from(d.timestamp())),
+            _ => Err(minijinja::Error::from(minijinja::ErrorKind::UnknownMethod)),
+        }
+    }
+
+    fn render(self: &Arc<Self>, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&isoformat(&self.0))
+    }
+}
+
+mod chrono_format {
+    use std::fmt::Write;
+
+    use chrono::format::{Item, StrftimeItems};
+
+    /// Types that chrono can format with a strftime string, failing (not panicking,
+    /// as chrono's `Display` would) on an invalid format.
+    pub trait Formattable {
+        /// Formats, failing (not panicking) on an invalid format string.
+        fn format_checked(&self, fmt: &str) -> Result<String, minijinja::Error>;
+    }
+
+    fn check(fmt: &str) -> Result<Vec<Item<'_>>, minijinja::Error> {
+        let items: Vec<Item<'_>> = StrftimeItems::new(fmt).collect();
+        if items.iter().any(|i| matches!(i, Item::Error)) {
+            return Err(minijinja::Error::new(
+                minijinja::ErrorKind::InvalidOperation,
+                format!("invalid strftime format {fmt:?}"),
+            ));
+        }
+        Ok(items)
+    }
+
+    impl<Tz: chrono::TimeZone> Formattable for chrono::DateTime<Tz>
+    where
+        Tz::Offset: std::fmt::Display,
+    {
+        fn format_checked(&self, fmt: &str) -> Result<String, minijinja::Error> {
+            let items = check(fmt)?;
+            let mut out = String::new();
+            write!(out, "{}", self.format_with_items(items.into_iter())).map_err(|_| {
+                minijinja::Error::new(minijinja::ErrorKind::InvalidOperation, "format failed")
+            })?;
+            Ok(out)
+        }
+    }
+
+    impl Formattable for chrono::NaiveDateTime {
+        fn format_checked(&self, fmt: &str) -> Result<String, minijinja::Error> {
+            let items = check(fmt)?;
+            let mut out = String::new();
+            write!(out, "{}", self.format_with_items(items.into_iter())).map_err(|_| {
+                minijinja::Error::new(minijinja::ErrorKind::InvalidOperation, "format failed")
+            })?;
+            Ok(out)
+        }
+    }
+}
+
+/// `macros`: Airflow's date helpers.
+#[derive(Debug)]
+struct Macros;
+
+impl Object for Macros {
+    fn call_method(
+        self: &Arc<Self>,
+        _state: &minijinja::State<'_, '_>,
+        method: &str,
+        args: &[Value],
+    ) -> std::result::Result<Value, minijinja::Error> {
+        match method {
+            "ds_add" => {
+                let (ds, days): (&str, i64) = minijinja::value::from_args(args)?;
+                let date = parse_ds(ds)?;
+                let shifted = date
+                    .checked_add_signed(Duration::days(days))
+                    .ok_or_else(|| invalid(format!("ds_add({ds:?}, {days}) is out of range")))?;
+                Ok(Value::from(shifted.format("%Y-%m-%d").to_string()))
+            }
+            "ds_format" => {
+                let (ds, input, output): (&str, &str, &str) = minijinja::value::from_args(args)?;
+                let parsed = NaiveDateTime::parse_from_str(ds, input)
+                    .or_else(|_| {
+                        NaiveDate::parse_from_str(ds, input)
+                            .map(|d| d.and_hms_opt(0, 0, 0).unwrap_or_default())
+                    })
+                    .map_err(|e| invalid(format!("ds_format: {ds:?} does not match {input:?}: {e}")))?;
+                chrono_format::Formattable::format_checked(&parsed, output).map(Value::from)
+            }
+            _ => Err(minijinja::Error::new(
+                minijinja::ErrorKind::UnknownMethod,
+                format!("macros.{method} does not exist (available: ds_add, ds_format)"),
+            )),
+        }
+    }
+}
+
+fn parse_ds(ds: &str) -> std::result::Result<NaiveDate, minijinja::Error> {
+    NaiveDate::parse_from_str(ds, "%Y-%m-%d")
+        .map_err(|_| invalid(format!("{ds:?} is not a YYYY-MM-DD date")))
+}
+
+fn invalid(msg: String) -> minijinja::Error {
+    minijinja::Error::new(minijinja::ErrorKind::InvalidOperation, msg)
+}
+
+/// `var`: `var.value.<key>` and `var.json.<key>`.
+#[derive(Debug)]
+struct Vars;
+
+impl Object for Vars {
+    fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
+        match key.as_str()? {
+            "value" => Some(Value::from_object(VarLookup { json: false })),
+            "json" => Some(Value::from_object(VarLookup { json: true })),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug)]
+struct VarLookup {
+    json: bool,
+}
+
+impl Object for VarLookup {
+    // A missing variable is undefined, which strict mode reports with the line.
+    fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
+        let key = key.as_str()?;
+        if self.json {
+            Variable::get_json(key).ok().map(|v| Value::from_serialize(&v))
+        } else {
+            Variable::get_opt(key).ok().flatten().map(Value::from)
+        }
+    }
+}
+
+/// `conn`: `conn.<conn_id>.<field>` from `AIRFLOW_CONN_*`.
+#[derive(Debug)]
+struct Conns;
+
+impl Object for Conns {
+    fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
+        let conn = Connection::from_env(key.as_str()?).ok()?;
+        let mut m: BTreeMap<&str, Value> = BTreeMap::new();
+        m.insert("conn_id", Value::from(conn.conn_id()));
+        m.insert("conn_type", Value::from(conn.conn_type()));
+        m.insert("host", opt(conn.host()));
+        m.insert("login", opt(conn.login()));
+        m.insert("schema", opt(conn.schema()));
+        m.insert("port", conn.port().map(Value::from).unwrap_or(Value::from(())));
+        m.insert("extra_dejson", Value::from_serialize(conn.extra_dejson()));
+        Some(Value::from_iter(m))
+    }
+}
+
+fn opt(s: Option<&str>) -> Value {
+    s.map(Value::from).unwrap_or(Value::from(()))
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::TimeZone;
+
+    use super::*;
+
+    fn vars() -> TemplateVars {
+        let ld = chrono_tz::Asia::Seoul
+            .with_ymd_and_hms(2025, 1, 8, 0, 0, 0)
+            .unwrap();
+        TemplateVars {
+            logical_date: ld,
+            data_interval_start: ld,
+            data_interval_end: ld + Duration::days(1),
+            dag_id: "d".into(),
+            task_id: "t".into(),
+            run_id: "manual__2025-01-08T00:00:00+09:00".into(),
+            try_number: 1,
+            params: serde_json::json!({"table": "iris", "n": 3}),
+        }
+    }
+
+    fn render(s: &str) -> Result<String> {
+        TemplateEngine::default().render_field(s, &vars())
+    }
+
+    #[test]
+    fn airflow_date_variables() {
+        assert_eq!(
+            render("{{ ds }} {{ ds_nodash }} {{ ts }} {{ ts_nodash }}").unwrap(),
+            "2025-01-08 20250108 2025-01-08T00:00:00+09:00 20250108T000000"
+        );
+        assert_eq!(
+            render("{{ logical_date.strftime('%Y/%m/%d %H') }} {{ logical_date.year }}-{{ logical_date.month }}-{{ logical_date.day }}")
+                .unwrap(),
+            "2025/01/08 00 2025-1-8"
+        );
+        assert_eq!(
+            render("{{ logical_date }}|{{ data_interval_end.isoformat() }}").unwrap(),
+            "2025-01-08T00:00:00+09:00|2025-01-09T00:00:00+09:00"
+        );
+    }
+
+    #[test]
+    fn macros_and_params() {
+        assert_eq!(
+            render("{{ macros.ds_add(ds, -7) }} {{ macros.ds_add('2024-02-28', 1) }}").unwrap(),
+            "2025-01-01 2024-02-29"
+        );
+        assert_eq!(
+            render("{{ macros.ds_format(ds, '%Y-%m-%d', '%d/%m/%Y') }}").unwrap(),
+            "08/01/2025"
+        );
+        assert_eq!(render("{{ params.table }}_{{ params.n + 1 }}").unwrap(), "iris_4");
+        let e = render("{{ macros.ds_add('nope', 1) }}").unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Template);
+        assert!(e.to_string().contains("YYYY-MM-DD"), "{e}");
+    }
+
+    #[test]
+    fn undefined_is_an_error_naming_template_and_line() {
+        let e = render("SELECT 1;\nSELECT {{ params.missing }};").unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Template);
+        let text = e.to_string();
+        assert!(text.contains("<inline> line 2"), "{text}");
+        assert!(text.contains("undefined"), "{text}");
+        assert!(!e.is_retryable());
+    }
+
+    #[test]
+    fn bad_strftime_is_an_error_not_a_panic() {
+        let e = render("{{ logical_date.strftime('%Q%') }}").unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Template);
+    }
+
+    #[test]
+    fn sql_files_come_from_the_search_path() {
+        let dir = std::env::temp_dir().join(format!("gust-tpl-{}", std::process::id()));
+        std::fs::create_dir_all(dir.join("sub")).unwrap();
+        std::fs::write(dir.join("sub/q.sql"), "SELECT '{{ ds }}';\n").unwrap();
+        let engine = TemplateEngine::new([dir.clone()]);
+        assert_eq!(
+            engine.render_field("sub/q.sql", &vars()).unwrap(),
+            "SELECT '2025-01-08';\n"
+        );
+        let e = engine.render_field("missing.sql", &vars()).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::NotFound);
+        assert!(e.to_string().contains("missing.sql"), "{e}");
+        // No escaping out of the search path.
+        assert!(engine.render_field("../x.sql", &vars()).is_err());
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn variables_from_env() {
+        // SAFETY: unique variable names; tests in this module do not read them concurrently.
+        unsafe {
+            std::env::set_var("AIRFLOW_VAR_GUST_TPL_DIR", "/data/dags");
+            std::env::set_var("AIRFLOW_VAR_GUST_TPL_CFG", r#"{"bucket": "b1"}"#);
+        }
+        assert_eq!(
+            render("{{ var.value.gust_tpl_dir }} {{ var.json.gust_tpl_cfg.bucket }}").unwrap(),
+            "/data/dags b1"
+        );
+        assert!(render("{{ var.value.gust_tpl_nope }}").is_err());
+    }
+}
