@@ -16,7 +16,7 @@
 //!     .logical_date(chrono_tz::Asia::Seoul.with_ymd_and_hms(2025, 1, 8, 0, 0, 0).unwrap())
 //!     .params(serde_json::json!({"days": 7}))
 //!     .build();
-//! let sql = ctx.render("DELETE FROM t WHERE base_dt < '{{ macros.ds_add(ds, -params.days) }}'")?;
+//! let sql = ctx.render("DELETE FROM t WHERE base_dt < '{{ macros.ds_add(ds, -(params.days)) }}'")?;
 //! assert_eq!(sql, "DELETE FROM t WHERE base_dt < '2025-01-01'");
 //! # Ok::<(), gust::Error>(())
 //! ```
@@ -325,10 +325,7 @@ impl ContextBuilder {
 
 /// Airflow's id of a manually triggered run.
 pub(crate) fn manual_run_id(logical_date: &DateTime<Tz>) -> String {
-    format!(
-        "manual__{}",
-        logical_date.format("%Y-%m-%dT%H:%M:%S%:z")
-    )
+    format!("manual__{}", logical_date.format("%Y-%m-%dT%H:%M:%S%:z"))
 }
 
 #[cfg(test)]

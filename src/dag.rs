@@ -159,7 +159,10 @@ impl DagBuilder {
 
     /// Makes each task run after the one before it (Airflow's `chain`).
     pub fn chain<S: AsRef<str>>(&mut self, task_ids: impl IntoIterator<Item = S>) -> &mut Self {
-        let ids: Vec<String> = task_ids.into_iter().map(|s| s.as_ref().to_string()).collect();
+        let ids: Vec<String> = task_ids
+            .into_iter()
+            .map(|s| s.as_ref().to_string())
+            .collect();
         let mut edges = self.edges.lock().unwrap_or_else(|p| p.into_inner());
         for pair in ids.windows(2) {
             edges.push((pair[0].clone(), pair[1].clone()));
@@ -228,9 +231,8 @@ impl DagBuilder {
                 upstream[ib].push(ia);
             }
         }
-        let order = topological_order(&upstream, &downstream).ok_or_else(|| {
-            err("the dependencies form a cycle".to_string())
-        })?;
+        let order = topological_order(&upstream, &downstream)
+            .ok_or_else(|| err("the dependencies form a cycle".to_string()))?;
         if !self.params.is_object() {
             return Err(err("params must be a JSON object".to_string()));
         }
@@ -381,7 +383,11 @@ impl Dag {
             )
             .with("dag_id", &self.inner.dag_id));
         }
-        Ok(Context::new(Arc::new(self.run_shared(config)), task_id.to_string(), 1))
+        Ok(Context::new(
+            Arc::new(self.run_shared(config)),
+            task_id.to_string(),
+            1,
+        ))
     }
 
     fn run_shared(&self, config: &RunConfig) -> RunShared {
@@ -431,7 +437,12 @@ impl Dag {
         tracing::info!(tasks = n, "dag run started");
         let mut states: Vec<Option<TaskReport>> = vec![None; n];
         let mut waiting: Vec<usize> = dag.upstream.iter().map(Vec::len).collect();
-        let mut ready: Vec<usize> = dag.order.iter().copied().filter(|&i| waiting[i] == 0).collect();
+        let mut ready: Vec<usize> = dag
+            .order
+            .iter()
+            .copied()
+            .filter(|&i| waiting[i] == 0)
+            .collect();
         ready.reverse(); // pop() takes them in topological order
         let mut running = FuturesUnordered::new();
 
@@ -453,12 +464,18 @@ impl Dag {
                 );
                 running.push(async move { (i, handle.await) });
             }
-            let Some((i, joined)) = running.next().await else { break };
+            let Some((i, joined)) = running.next().await else {
+                break;
+            };
             let task_id = dag.tasks[i].task_id.clone();
             let report = match joined {
                 Ok((outcome, duration)) => TaskReport {
                     task_id,
-                    state: if outcome.result.is_ok() { TaskState::Success } else { TaskState::Failed },
+                    state: if outcome.result.is_ok() {
+                        TaskState::Success
+                    } else {
+                        TaskState::Failed
+                    },
                     tries: outcome.tries,
                     duration,
                     error: outcome.result.err().map(|e| e.to_string()),
@@ -467,11 +484,21 @@ impl Dag {
                     let e = Error::new(
                         ErrorKind::TaskFailed,
                         "task.execute",
-                        if join_error.is_panic() { "the task panicked" } else { "the task was cancelled" },
+                        if join_error.is_panic() {
+                            "the task panicked"
+                        } else {
+                            "the task was cancelled"
+                        },
                     )
                     .with("task_id", &task_id);
                     tracing::error!(task_id = %task_id, error = %e, "task failed");
-                    TaskReport { task_id, state: TaskState::Failed, tries: 1, duration: Duration::ZERO, error: Some(e.to_string()) }
+                    TaskReport {
+                        task_id,
+                        state: TaskState::Failed,
+                        tries: 1,
+                        duration: Duration::ZERO,
+                        error: Some(e.to_string()),
+                    }
                 }
             };
             let succeeded = report.state == TaskState::Success;
@@ -491,18 +518,24 @@ impl Dag {
         let tasks: Vec<TaskReport> = dag
             .order
             .iter()
-            .map(|&i| states[i].clone().unwrap_or_else(|| TaskReport {
-                task_id: dag.tasks[i].task_id.clone(),
-                state: TaskState::UpstreamFailed,
-                tries: 0,
-                duration: Duration::ZERO,
-                error: None,
-            }))
+            .map(|&i| {
+                states[i].clone().unwrap_or_else(|| TaskReport {
+                    task_id: dag.tasks[i].task_id.clone(),
+                    state: TaskState::UpstreamFailed,
+                    tries: 0,
+                    duration: Duration::ZERO,
+                    error: None,
+                })
+            })
             .collect();
         let xcom = tasks
             .iter()
             .filter(|t| t.state == TaskState::Success)
-            .filter_map(|t| shared.xcom_get(&t.task_id, crate::context::RETURN_VALUE).map(|v| (t.task_id.clone(), v)))
+            .filter_map(|t| {
+                shared
+                    .xcom_get(&t.task_id, crate::context::RETURN_VALUE)
+                    .map(|v| (t.task_id.clone(), v))
+            })
             .collect();
         let report = RunReport {
             dag_id: shared.dag_id.clone(),
@@ -654,7 +687,11 @@ impl fmt::Display for RunReport {
             self.dag_id,
             self.run_id,
             self.logical_date.to_rfc3339(),
-            if self.is_success() { "success" } else { "failed" },
+            if self.is_success() {
+                "success"
+            } else {
+                "failed"
+            },
             self.duration
         )?;
         let w = self
@@ -664,7 +701,11 @@ impl fmt::Display for RunReport {
             .max()
             .unwrap_or(0)
             .max("task".len());
-        writeln!(f, "{:<w$}  {:<15}  {:>5}  {:>10}  error", "task", "state", "tries", "duration")?;
+        writeln!(
+            f,
+            "{:<w$}  {:<15}  {:>5}  {:>10}  error",
+            "task", "state", "tries", "duration"
+        )?;
         for t in &self.tasks {
             writeln!(
                 f,

@@ -345,7 +345,11 @@ mod tests {
     fn retryable_defaults_and_overrides() {
         assert!(Error::new(ErrorKind::Unavailable, "x", "y").is_retryable());
         assert!(Error::new(ErrorKind::Timeout, "x", "y").is_retryable());
-        assert!(!Error::new(ErrorKind::Unavailable, "x", "y").with_retryable(false).is_retryable());
+        assert!(
+            !Error::new(ErrorKind::Unavailable, "x", "y")
+                .with_retryable(false)
+                .is_retryable()
+        );
         assert!(Error::retryable("flaky").is_retryable());
         assert!(!Error::fail_now("bad data").is_retryable());
     }

@@ -118,7 +118,10 @@ pub fn is_template_file(field: &str) -> bool {
     !f.contains('\n') && TEMPLATE_EXT.iter().any(|ext| f.ends_with(ext))
 }
 
-fn load_template(paths: &[PathBuf], name: &str) -> std::result::Result<Option<String>, minijinja::Error> {
+fn load_template(
+    paths: &[PathBuf],
+    name: &str,
+) -> std::result::Result<Option<String>, minijinja::Error> {
     let rel = Path::new(name);
     // Template names are relative paths inside the search path; refuse escapes.
     if rel
@@ -193,7 +196,10 @@ impl TemplateVars {
         m.insert("ds", Value::from(ld.format("%Y-%m-%d").to_string()));
         m.insert("ds_nodash", Value::from(ld.format("%Y%m%d").to_string()));
         m.insert("ts", Value::from(isoformat(&ld)));
-        m.insert("ts_nodash", Value::from(ld.format("%Y%m%dT%H%M%S").to_string()));
+        m.insert(
+            "ts_nodash",
+            Value::from(ld.format("%Y%m%dT%H%M%S").to_string()),
+        );
         m.insert(
             "ts_nodash_with_tz",
             Value::from(ld.format("%Y%m%dT%H%M%S%z").to_string()),
@@ -211,7 +217,7 @@ impl TemplateVars {
         m.insert("task_id", Value::from(self.task_id.clone()));
         m.insert("run_id", Value::from(self.run_id.clone()));
         m.insert("try_number", Value::from(self.try_number));
-        m.insert("params", Value::from_serialize(&self.params));
+        m.insert("params", json_value(&self.params));
         m.insert("var", Value::from_object(Vars));
         m.insert("conn", Value::from_object(Conns));
         Value::from_iter(m)
@@ -352,7 +358,9 @@ impl Object for Macros {
                         NaiveDate::parse_from_str(ds, input)
                             .map(|d| d.and_hms_opt(0, 0, 0).unwrap_or_default())
                     })
-                    .map_err(|e| invalid(format!("ds_format: {ds:?} does not match {input:?}: {e}")))?;
+                    .map_err(|e| {
+                        invalid(format!("ds_format: {ds:?} does not match {input:?}: {e}"))
+                    })?;
                 chrono_format::Formattable::format_checked(&parsed, output).map(Value::from)
             }
             _ => Err(minijinja::Error::new(
@@ -396,7 +404,7 @@ impl Object for VarLookup {
     fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
         let key = key.as_str()?;
         if self.json {
-            Variable::get_json(key).ok().map(|v| Value::from_serialize(&v))
+            Variable::get_json(key).ok().map(|v| json_value(&v))
         } else {
             Variable::get_opt(key).ok().flatten().map(Value::from)
         }
@@ -416,9 +424,34 @@ impl Object for Conns {
         m.insert("host", opt(conn.host()));
         m.insert("login", opt(conn.login()));
         m.insert("schema", opt(conn.schema()));
-        m.insert("port", conn.port().map(Value::from).unwrap_or(Value::from(())));
-        m.insert("extra_dejson", Value::from_serialize(conn.extra_dejson()));
+        m.insert(
+            "port",
+            conn.port().map(Value::from).unwrap_or(Value::from(())),
+        );
+        m.insert(
+            "extra_dejson",
+            json_value(&serde_json::Value::Object(conn.extra_dejson().clone())),
+        );
         Some(Value::from_iter(m))
+    }
+}
+
+/// JSON to a template value; integers become `i64` where they fit, so arithmetic
+/// mixes them with negative numbers as Python would. (Note minijinja parses
+/// `-params.days` as `(-params).days`: write `-(params.days)`.)
+fn json_value(v: &serde_json::Value) -> Value {
+    use serde_json::Value as J;
+    match v {
+        J::Null => Value::from(()),
+        J::Bool(b) => Value::from(*b),
+        J::Number(n) => n
+            .as_i64()
+            .map(Value::from)
+            .or_else(|| n.as_u64().map(Value::from))
+            .unwrap_or_else(|| Value::from(n.as_f64().unwrap_or(f64::NAN))),
+        J::String(s) => Value::from(s.as_str()),
+        J::Array(a) => Value::from(a.iter().map(json_value).collect::<Vec<_>>()),
+        J::Object(o) => Value::from_iter(o.iter().map(|(k, v)| (k.clone(), json_value(v)))),
     }
 }
 
@@ -479,7 +512,14 @@ mod tests {
             render("{{ macros.ds_format(ds, '%Y-%m-%d', '%d/%m/%Y') }}").unwrap(),
             "08/01/2025"
         );
-        assert_eq!(render("{{ params.table }}_{{ params.n + 1 }}").unwrap(), "iris_4");
+        assert_eq!(
+            render("{{ params.table }}_{{ params.n + 1 }}").unwrap(),
+            "iris_4"
+        );
+        assert_eq!(
+            render("{{ macros.ds_add(ds, -(params.n)) }}").unwrap(),
+            "2025-01-05"
+        );
         let e = render("{{ macros.ds_add('nope', 1) }}").unwrap_err();
         assert_eq!(e.kind(), ErrorKind::Template);
         assert!(e.to_string().contains("YYYY-MM-DD"), "{e}");

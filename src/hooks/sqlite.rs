@@ -94,7 +94,11 @@ impl SqliteHook {
     /// Runs a script of one or more statements in one transaction: all of them
     /// commit together or none does. Returns the number of rows changed.
     pub async fn run_script(&self, sql: &str) -> Result<u64> {
-        let mut tx = self.pool.begin().await.map_err(|e| self.error("begin", e))?;
+        let mut tx = self
+            .pool
+            .begin()
+            .await
+            .map_err(|e| self.error("begin", e))?;
         let done = sqlx::raw_sql(sql)
             .execute(&mut *tx)
             .await
@@ -122,12 +126,14 @@ impl SqliteHook {
             } else {
                 let ty = raw.type_info().name().to_ascii_uppercase();
                 match ty.as_str() {
-                    "INTEGER" | "INT" | "BIGINT" | "BOOLEAN" => {
-                        Value::from(row.try_get::<i64, _>(i).map_err(|e| self.error("decode", e))?)
-                    }
-                    "REAL" | "FLOAT" | "DOUBLE" | "NUMERIC" => {
-                        Value::from(row.try_get::<f64, _>(i).map_err(|e| self.error("decode", e))?)
-                    }
+                    "INTEGER" | "INT" | "BIGINT" | "BOOLEAN" => Value::from(
+                        row.try_get::<i64, _>(i)
+                            .map_err(|e| self.error("decode", e))?,
+                    ),
+                    "REAL" | "FLOAT" | "DOUBLE" | "NUMERIC" => Value::from(
+                        row.try_get::<f64, _>(i)
+                            .map_err(|e| self.error("decode", e))?,
+                    ),
                     "BLOB" => Value::from(
                         row.try_get::<Vec<u8>, _>(i)
                             .map_err(|e| self.error("decode", e))?,
@@ -165,9 +171,11 @@ mod tests {
     #[tokio::test]
     async fn script_is_atomic_and_records_are_json() {
         let hook = SqliteHook::open("t", ":memory:").await.unwrap();
-        hook.run_script("CREATE TABLE t (a INTEGER, b TEXT, c REAL); INSERT INTO t VALUES (1, 'x', 0.5);")
-            .await
-            .unwrap();
+        hook.run_script(
+            "CREATE TABLE t (a INTEGER, b TEXT, c REAL); INSERT INTO t VALUES (1, 'x', 0.5);",
+        )
+        .await
+        .unwrap();
         let err = hook
             .run_script("INSERT INTO t VALUES (2, 'y', 1.5); INSERT INTO nope VALUES (1);")
             .await
@@ -175,7 +183,14 @@ mod tests {
         assert_eq!(err.operation(), "sqlite.run");
         assert_eq!(err.context("conn_id"), Some("t"));
         let rows = hook.get_records("SELECT a, b, c FROM t").await.unwrap();
-        assert_eq!(rows.len(), 1, "the failed script must roll back its first insert");
-        assert_eq!(Value::Object(rows[0].clone()), serde_json::json!({"a": 1, "b": "x", "c": 0.5}));
+        assert_eq!(
+            rows.len(),
+            1,
+            "the failed script must roll back its first insert"
+        );
+        assert_eq!(
+            Value::Object(rows[0].clone()),
+            serde_json::json!({"a": 1, "b": "x", "c": 0.5})
+        );
     }
 }

@@ -1,0 +1,61 @@
+//! Rendering templated SQL the way seed 001's data-extract task does.
+
+use chrono::TimeZone;
+use gust::prelude::*;
+
+fn fixtures() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/sql")
+}
+
+#[test]
+fn seed_001_features_sql_renders_for_2025_01_08() {
+    let expected =
+        std::fs::read_to_string(fixtures().join("features.2025-01-08.expected.sql")).unwrap();
+    let ctx = Context::builder("credit_score_classification_ct", "data_extract")
+        .logical_date(
+            chrono_tz::Asia::Seoul
+                .with_ymd_and_hms(2025, 1, 8, 0, 0, 0)
+                .unwrap(),
+        )
+        .template_search_path(fixtures())
+        .build();
+    let rendered = ctx.render("features.sql").unwrap();
+    assert_eq!(rendered, expected);
+    assert!(!rendered.contains("{{"));
+}
+
+#[tokio::test]
+async fn a_dag_task_renders_the_sql_file_from_its_search_path() {
+    let expected =
+        std::fs::read_to_string(fixtures().join("features.2025-01-08.expected.sql")).unwrap();
+    let mut dag = Dag::builder("credit_score_classification_ct")
+        .timezone(chrono_tz::Asia::Seoul)
+        .template_search_path(fixtures());
+    dag.add(Task::from_fn("data_extract", |ctx| async move {
+        Ok(ctx.render("features.sql")?.into())
+    }));
+    let report = dag
+        .build()
+        .unwrap()
+        .test(
+            chrono_tz::Asia::Seoul
+                .with_ymd_and_hms(2025, 1, 8, 0, 0, 0)
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(
+        report.xcom("data_extract").unwrap(),
+        &Value::String(expected)
+    );
+}
+
+#[test]
+fn a_missing_sql_file_names_the_file() {
+    let ctx = Context::builder("d", "t")
+        .template_search_path(fixtures())
+        .build();
+    let err = ctx.render("nope/missing.sql").unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::NotFound);
+    assert_eq!(err.context("template"), Some("nope/missing.sql"));
+    assert_eq!(err.context("task_id"), Some("t"));
+}
