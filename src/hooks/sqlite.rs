@@ -94,13 +94,16 @@ impl SqliteHook {
     /// Runs a script of one or more statements in one transaction: all of them
     /// commit together or none does. Returns the number of rows changed.
     pub async fn run_script(&self, sql: &str) -> Result<u64> {
+        send_boxed(self.run_script_inner(sql)).await
+    }
+
+    async fn run_script_inner(&self, sql: &str) -> Result<u64> {
         let mut tx = self
             .pool
             .begin()
             .await
             .map_err(|e| self.error("begin", e))?;
-        let done = sqlx::raw_sql(sql)
-            .execute(&mut *tx)
+        let done = sqlx::Executor::execute(&mut *tx, sqlx::raw_sql(sql))
             .await
             .map_err(|e| self.error("run", e))?;
         tx.commit().await.map_err(|e| self.error("commit", e))?;
@@ -110,6 +113,10 @@ impl SqliteHook {
 
     /// Runs one query and returns its rows as JSON objects keyed by column name.
     pub async fn get_records(&self, sql: &str) -> Result<Vec<Map<String, Value>>> {
+        send_boxed(self.get_records_inner(sql)).await
+    }
+
+    async fn get_records_inner(&self, sql: &str) -> Result<Vec<Map<String, Value>>> {
         let rows = sqlx::query(sql)
             .fetch_all(&self.pool)
             .await
@@ -162,6 +169,15 @@ impl SqliteHook {
             .with("path", &self.path)
             .with_source(e)
     }
+}
+
+/// Boxes a future as `Send` where its lifetimes are concrete. Without it, sqlx's
+/// futures awaited inside a user's task closure hit rustc's "implementation of
+/// `Send`/`Executor` is not general enough" (rust-lang/rust#102211).
+fn send_boxed<'a, T>(
+    fut: impl std::future::Future<Output = T> + Send + 'a,
+) -> std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'a>> {
+    Box::pin(fut)
 }
 
 #[cfg(test)]

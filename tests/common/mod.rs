@@ -1,0 +1,51 @@
+//! Finding the real servers that integration tests run against.
+//!
+//! `scripts/services.sh start` starts them and `scripts/services.sh env` prints the
+//! `AIRFLOW_CONN_*` variables that point at them. Without a variable a test prints
+//! why it is skipped and passes; with `CI=true` a missing server is a failure.
+#![allow(dead_code)]
+
+use gust::Connection;
+
+/// Whether this is a CI run, where every server must be there.
+pub fn ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
+}
+
+/// The connection `conn_id` from `AIRFLOW_CONN_<CONN_ID>`, or `None` (test skipped)
+/// when it is unset outside CI. Panics under `CI=true` when it is unset.
+pub fn server_conn(conn_id: &str) -> Option<Connection> {
+    let var = format!("AIRFLOW_CONN_{}", conn_id.to_uppercase());
+    if std::env::var_os(&var).is_none() {
+        let why = format!(
+            "{var} is not set: start the servers with `scripts/services.sh start` and \
+             `eval \"$(scripts/services.sh env)\"`"
+        );
+        if ci() {
+            panic!("CI=true and a required server is missing: {why}");
+        }
+        eprintln!("SKIPPED: {why}");
+        return None;
+    }
+    Some(Connection::from_env(conn_id).unwrap_or_else(|e| panic!("{var} is malformed: {e}")))
+}
+
+/// Skips the calling test (returns early) unless `AIRFLOW_CONN_<CONN_ID>` is set.
+#[macro_export]
+macro_rules! require_conn {
+    ($conn_id:expr) => {
+        match $crate::common::server_conn($conn_id) {
+            Some(c) => c,
+            None => return,
+        }
+    };
+}
+
+/// A name unique to this test process, for buckets, tables, keys and experiments.
+pub fn unique(prefix: &str) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    format!("{prefix}-{}-{nanos}", std::process::id())
+}
