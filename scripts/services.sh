@@ -52,6 +52,9 @@ REDIS_PORT=56379
 REDIS_PASSWORD=gust-redis-pw
 REDIS_DIR=$SVC_DIR/redis
 CLUSTER_PORTS=(57001 57002 57003 57004 57005 57006)
+# The cluster bus listens on port+10000 unless told otherwise, which does not
+# exist above 55535: it gets port+100 (57101-57106) through cluster-port.
+CLUSTER_BUS_OFFSET=100
 CLUSTER_DIR=$SVC_DIR/redis-cluster
 
 AWS_KEY=gust-access-key
@@ -118,6 +121,19 @@ group_alive() {
 # True if something accepts TCP connections on 127.0.0.1:$1.
 port_open() { timeout 2 bash -c "exec 3<>/dev/tcp/$HOST/$1" 2>/dev/null; }
 
+# Fails (with a message) if a port we are about to listen on is taken: a
+# foreign server there would otherwise pass our readiness checks.
+ports_free() {
+  local name=$1 port
+  shift
+  for port in "$@"; do
+    if port_open "$port"; then
+      log "$name: $HOST:$port is already in use by a process this script did not start"
+      return 1
+    fi
+  done
+}
+
 # Starts "$@" detached: in its own session (so stop can signal the whole
 # process group, e.g. mlflow's uvicorn child), stdio on the log, without the
 # lock fd. The child records its own pid before exec'ing the server, so the
@@ -136,15 +152,19 @@ launch() {
   return 1
 }
 
-# Waits until "$@" succeeds. Gives up early if the process in pid file $3
-# (pattern $4) died, else after $2 seconds; on failure prints the tail of log $5.
+# Waits until "$@" succeeds. Gives up early if pid file $3 exists but its
+# process (pattern $4) died, else after $2 seconds; on failure prints the
+# tail of log $5.
 wait_ready() {
   local name=$1 timeout=$2 pidfile=$3 pattern=$4 logfile=$5
   shift 5
   local deadline=$((SECONDS + timeout))
   while ((SECONDS < deadline)); do
-    "$@" >/dev/null 2>&1 && return 0
-    if [[ -n $pidfile ]] && ! pid_of "$pidfile" "$pattern" >/dev/null; then
+    if "$@" >/dev/null 2>&1; then
+      [[ -n $pidfile ]] || return 0
+      pid_of "$pidfile" "$pattern" >/dev/null && return 0
+    fi
+    if [[ -n $pidfile && -e $pidfile ]] && ! pid_of "$pidfile" "$pattern" >/dev/null; then
       log "$name: process exited during startup"
       show_log "$name" "$logfile"
       return 1
@@ -255,10 +275,12 @@ start_postgres() {
   runuser -u postgres -- test -x "$SVC_DIR" ||
     die "the postgres OS user cannot reach $SVC_DIR (check the permissions of its parent directories)"
   if pid_of "$PG_DATA/postmaster.pid" postgres >/dev/null; then
-    echo "postgres: ready on $HOST:$PG_PORT (already running)"
+    wait_ready postgres "$READY_TIMEOUT" "$PG_DATA/postmaster.pid" postgres "$logfile" ready_postgres "$bin"
     setup_postgres "$bin"
+    echo "postgres: ready on $HOST:$PG_PORT (already running)"
     return 0
   fi
+  ports_free postgres "$PG_PORT"
   install -d -o postgres -g postgres -m 700 "$PG_DIR"
   touch "$logfile" && chown postgres:postgres "$logfile"
   if [[ ! -f $PG_DATA/PG_VERSION ]]; then
@@ -336,10 +358,12 @@ my_root() { mariadb --no-defaults --socket="$MY_SOCKET" -uroot "$@"; }
 start_mariadb() {
   local pidfile=$RUN_DIR/mariadb.pid logfile=$LOG_DIR/mariadb.log
   if pid_of "$pidfile" mariadbd >/dev/null; then
+    wait_ready mariadb "$READY_TIMEOUT" "$pidfile" mariadbd "$logfile" ready_mariadb
     setup_mariadb
     echo "mariadb: ready on $HOST:$MY_PORT (already running)"
     return 0
   fi
+  ports_free mariadb "$MY_PORT"
   mkdir -p "$MY_DIR"
   if [[ ! -d $MY_DATA/mysql ]]; then
     rm -rf "$MY_DATA"
@@ -414,14 +438,16 @@ EOF
 start_redis() {
   local pidfile=$RUN_DIR/redis.pid logfile=$LOG_DIR/redis.log
   if pid_of "$pidfile" redis-server >/dev/null; then
+    wait_ready redis "$READY_TIMEOUT" "$pidfile" redis-server "$logfile" ready_redis "$REDIS_PORT"
     echo "redis: ready on $HOST:$REDIS_PORT (already running)"
     return 0
   fi
+  ports_free redis "$REDIS_PORT"
   mkdir -p "$REDIS_DIR"
   write_redis_conf "$REDIS_PORT" "$REDIS_DIR" "$pidfile" "$logfile" </dev/null
   rm -f "$pidfile"
   redis-server "$REDIS_DIR/redis.conf" </dev/null >>"$logfile" 2>&1 9>&-
-  wait_ready redis "$READY_TIMEOUT" "" "" "$logfile" ready_redis "$REDIS_PORT"
+  wait_ready redis "$READY_TIMEOUT" "$pidfile" redis-server "$logfile" ready_redis "$REDIS_PORT"
   echo "redis: ready on $HOST:$REDIS_PORT"
 }
 
@@ -471,12 +497,16 @@ start_redis_cluster() {
     log "redis-cluster: $running/${#CLUSTER_PORTS[@]} nodes running but the cluster is not healthy: recreating"
     stop_redis_cluster >/dev/null
   fi
+  for port in "${CLUSTER_PORTS[@]}"; do
+    ports_free redis-cluster "$port" "$((port + CLUSTER_BUS_OFFSET))"
+  done
   rm -rf "$CLUSTER_DIR"
   for port in "${CLUSTER_PORTS[@]}"; do
     dir=$CLUSTER_DIR/$port
     mkdir -p "$dir"
     write_redis_conf "$port" "$dir" "$(cluster_pidfile "$port")" "$logfile" <<EOF
 cluster-enabled yes
+cluster-port $((port + CLUSTER_BUS_OFFSET))
 cluster-config-file $dir/nodes.conf
 cluster-node-timeout 5000
 masterauth $REDIS_PASSWORD
@@ -485,7 +515,8 @@ EOF
     redis-server "$dir/redis.conf" </dev/null >>"$logfile" 2>&1 9>&-
   done
   for port in "${CLUSTER_PORTS[@]}"; do
-    wait_ready "redis-cluster node $port" "$READY_TIMEOUT" "" "" "$logfile" ready_redis "$port"
+    wait_ready "redis-cluster node $port" "$READY_TIMEOUT" "$(cluster_pidfile "$port")" redis-server \
+      "$logfile" ready_redis "$port"
   done
   local nodes=()
   for port in "${CLUSTER_PORTS[@]}"; do nodes+=("$HOST:$port"); done
@@ -562,9 +593,11 @@ install_python_env() {
 start_moto() {
   local pidfile=$RUN_DIR/moto.pid logfile=$LOG_DIR/moto.log
   if pid_of "$pidfile" moto_server >/dev/null; then
+    wait_ready moto "$READY_TIMEOUT" "$pidfile" moto_server "$logfile" ready_moto
     echo "moto: ready on $HOST:$MOTO_PORT (already running)"
     return 0
   fi
+  ports_free moto "$MOTO_PORT"
   launch "$pidfile" "$logfile" "$VENV/bin/moto_server" -H "$HOST" -p "$MOTO_PORT"
   wait_ready moto "$READY_TIMEOUT" "$pidfile" moto_server "$logfile" ready_moto
   echo "moto: ready on $HOST:$MOTO_PORT"
@@ -600,9 +633,11 @@ install_s3s_fs() {
 start_s3s_fs() {
   local pidfile=$RUN_DIR/s3s-fs.pid logfile=$LOG_DIR/s3s-fs.log
   if pid_of "$pidfile" s3s-fs >/dev/null; then
+    wait_ready s3s-fs "$READY_TIMEOUT" "$pidfile" s3s-fs "$logfile" ready_s3s_fs
     echo "s3s-fs: ready on $HOST:$S3S_PORT (already running)"
     return 0
   fi
+  ports_free s3s-fs "$S3S_PORT"
   mkdir -p "$S3S_DATA"
   # RUST_LOG: s3s-fs logs nothing but errors unless told (its filter comes from the environment).
   launch "$pidfile" "$logfile" env RUST_LOG=warn "$S3S_BIN" --host "$HOST" --port "$S3S_PORT" \
@@ -643,9 +678,11 @@ start_mlflow() {
   local pidfile=$RUN_DIR/mlflow.pid logfile=$LOG_DIR/mlflow.log
   ensure_mlflow_bucket
   if pid_of "$pidfile" mlflow >/dev/null; then
+    wait_ready mlflow "$MLFLOW_READY_TIMEOUT" "$pidfile" mlflow "$logfile" ready_mlflow
     echo "mlflow: ready on $HOST:$MLFLOW_PORT (already running)"
     return 0
   fi
+  ports_free mlflow "$MLFLOW_PORT"
   mkdir -p "$MLFLOW_DIR"
   # MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false: otherwise the server forks a pool
   #   of job workers worth ~2 GB. --workers 1: one uvicorn process is plenty.
@@ -720,7 +757,8 @@ cmd_start() {
     set +e
     (
       set -eE
-      trap 'log "${svc//_/-}: failed at line $LINENO: $BASH_COMMAND"' ERR
+      # (a function that returned 1 has already said why)
+      trap 'rc=$?; [[ $BASH_COMMAND == return* ]] || log "${svc//_/-}: failed (status $rc): $BASH_COMMAND"' ERR
       "start_$svc"
     )
     rc=$?

@@ -21,11 +21,9 @@ async fn redis_single_node_round_trip_and_password_enforced() {
     let _: () = c.del(&key).await.unwrap();
 
     let bad = redis::Client::open(url(host, port, "not-the-password")).unwrap();
-    let err = bad
-        .get_multiplexed_async_connection()
-        .await
-        .err()
-        .expect("a wrong password must be rejected");
+    let Err(err) = bad.get_multiplexed_async_connection().await else {
+        panic!("a wrong password must be rejected");
+    };
     let text = err.to_string().to_uppercase();
     assert!(text.contains("WRONGPASS") || text.contains("AUTH"), "{err}");
 }
