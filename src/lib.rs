@@ -58,7 +58,7 @@ pub mod hooks;
 pub mod task;
 pub mod template;
 
-pub use connection::{Connection, Variable};
+pub use connection::{Connection, Variable, load_dotenv, load_dotenv_from};
 pub use context::Context;
 pub use dag::{Dag, DagBuilder, RunConfig, RunReport, Schedule, TaskRef, TaskReport, TaskState};
 pub use error::{Error, ErrorKind, Result};

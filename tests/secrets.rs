@@ -55,7 +55,9 @@ async fn no_secret_in_logs_reports_or_errors() {
     unsafe {
         std::env::set_var(
             "AIRFLOW_CONN_GUST_SECRET_PG",
-            format!("postgres://etl:{PASSWORD_ENCODED}@127.0.0.1:1/warehouse?api_token={TOKEN}&sslmode=disable"),
+            format!(
+                "postgres://etl:{PASSWORD_ENCODED}@127.0.0.1:1/warehouse?api_token={TOKEN}&sslmode=disable"
+            ),
         );
     }
 
@@ -77,12 +79,20 @@ async fn no_secret_in_logs_reports_or_errors() {
                 "connection refused: {dsn} (token {TOKEN}, uri {})",
                 conn.get_uri()
             ));
-            Err(Error::new(ErrorKind::Unavailable, "postgres.connect", format!("cannot reach {dsn}"))
-                .with("dsn", &dsn)
-                .with("conn_id", conn.conn_id())
-                .with_source(driver))
+            Err(Error::new(
+                ErrorKind::Unavailable,
+                "postgres.connect",
+                format!("cannot reach {dsn}"),
+            )
+            .with("dsn", &dsn)
+            .with("conn_id", conn.conn_id())
+            .with_source(driver))
         })
-        .with_options(TaskOptions::default().retries(1).retry_delay(std::time::Duration::from_millis(1))),
+        .with_options(
+            TaskOptions::default()
+                .retries(1)
+                .retry_delay(std::time::Duration::from_millis(1)),
+        ),
     );
     // Templates see the host but never the password.
     let render = dag.add(Task::from_fn("render", |ctx| async move {
@@ -98,10 +108,22 @@ async fn no_secret_in_logs_reports_or_errors() {
     let report = dag
         .build()
         .unwrap()
-        .test(chrono_tz::Asia::Seoul.with_ymd_and_hms(2025, 1, 8, 0, 0, 0).unwrap())
+        .test(
+            chrono_tz::Asia::Seoul
+                .with_ymd_and_hms(2025, 1, 8, 0, 0, 0)
+                .unwrap(),
+        )
         .await;
     assert_eq!(report.task("connect").unwrap().tries, 2);
-    assert!(report.task("render").unwrap().error.as_deref().unwrap().contains("line 1"));
+    assert!(
+        report
+            .task("render")
+            .unwrap()
+            .error
+            .as_deref()
+            .unwrap()
+            .contains("line 1")
+    );
 
     let mut everything = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
     everything.push_str(&report.to_string());
@@ -111,9 +133,15 @@ async fn no_secret_in_logs_reports_or_errors() {
 
     // The run did produce the texts being checked.
     assert!(everything.contains("connecting"), "{everything}");
-    assert!(everything.contains("cannot reach postgres://etl:***@127.0.0.1:1/warehouse"), "{everything}");
+    assert!(
+        everything.contains("cannot reach postgres://etl:***@127.0.0.1:1/warehouse"),
+        "{everything}"
+    );
     assert!(everything.contains("gust_secret_pg"));
     for secret in [PASSWORD, PASSWORD_ENCODED, TOKEN, "p@ss", "p%40ss"] {
-        assert!(!everything.contains(secret), "found {secret:?} in:\n{everything}");
+        assert!(
+            !everything.contains(secret),
+            "found {secret:?} in:\n{everything}"
+        );
     }
 }

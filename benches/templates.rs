@@ -1,0 +1,105 @@
+//! Rendering seed 001's `features.sql` and running a wide DAG: gust side by side
+//! with what Airflow does (Jinja2's sandboxed environment with StrictUndefined,
+//! which Airflow renders templated fields with).
+//!
+//! ```text
+//! cargo bench --bench templates                      # Python side via $GUST_SERVICES_PYTHON or python3 (needs jinja2)
+//! ```
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use chrono::TimeZone;
+use gust::prelude::*;
+
+const RENDERS: u32 = 20_000;
+const TASKS: usize = 1_000;
+
+fn main() {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/sql");
+    let seoul = chrono_tz::Asia::Seoul;
+    let ctx = Context::builder("credit_score_classification_ct", "data_extract")
+        .logical_date(seoul.with_ymd_and_hms(2025, 1, 8, 0, 0, 0).unwrap())
+        .template_search_path(dir)
+        .build();
+
+    // Warm up, and check the output once.
+    let expected =
+        std::fs::read_to_string(format!("{dir}/features.2025-01-08.expected.sql")).unwrap();
+    assert_eq!(ctx.render("features.sql").unwrap(), expected);
+    let t0 = Instant::now();
+    for _ in 0..RENDERS {
+        std::hint::black_box(ctx.render("features.sql").unwrap());
+    }
+    let gust = t0.elapsed();
+
+    let python = std::env::var("GUST_SERVICES_PYTHON").unwrap_or_else(|_| "python3".into());
+    let jinja = Command::new(&python)
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/benches/templates_jinja2.py"
+        ))
+        .arg(dir)
+        .arg(RENDERS.to_string())
+        .output();
+    let jinja: Option<Duration> = match jinja {
+        Ok(out) if out.status.success() => String::from_utf8_lossy(&out.stdout)
+            .trim()
+            .parse::<f64>()
+            .ok()
+            .map(Duration::from_secs_f64),
+        Ok(out) => {
+            eprintln!(
+                "jinja2 side skipped: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            );
+            None
+        }
+        Err(e) => {
+            eprintln!("jinja2 side skipped: cannot run {python}: {e}");
+            None
+        }
+    };
+
+    println!("render features.sql x{RENDERS} (file read + render per call)");
+    println!(
+        "{:<28} {:>12} {:>14}",
+        "implementation", "total", "per render"
+    );
+    let row = |name: &str, d: Duration| {
+        println!("{name:<28} {:>12.3?} {:>14.2?}", d, d / RENDERS);
+    };
+    row("gust (minijinja)", gust);
+    if let Some(j) = jinja {
+        row("Airflow's Jinja2 sandbox", j);
+        println!(
+            "ratio jinja2 / gust: {:.1}x",
+            j.as_secs_f64() / gust.as_secs_f64()
+        );
+    }
+
+    // Runner overhead: TASKS no-op tasks fanned out from one root.
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let mut dag = Dag::builder("wide").max_active_tasks(64);
+    let root = dag.add(Task::from_fn("root", |_| async { Ok(Value::Null) }));
+    for i in 0..TASKS {
+        let leaf = dag.add(Task::from_fn(format!("leaf_{i}"), |ctx| async move {
+            Ok(Value::from(ctx.task_id().len()))
+        }));
+        root.set_downstream(&leaf);
+    }
+    let dag = dag.build().unwrap();
+    let t0 = Instant::now();
+    let report = rt.block_on(dag.test(seoul.with_ymd_and_hms(2025, 1, 8, 0, 0, 0).unwrap()));
+    let wide = t0.elapsed();
+    assert!(report.is_success());
+    println!(
+        "\nDAG of {} no-op tasks: {:.2?} total, {:.2?} per task",
+        TASKS + 1,
+        wide,
+        wide / (TASKS as u32 + 1)
+    );
+}

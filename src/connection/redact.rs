@@ -1,0 +1,214 @@
+//! What is secret in a connection, and how it is kept out of sight: Airflow's sensitive
+//! key rule, [`Connection::secrets`], and the masked `Debug` and `Display`.
+
+use std::fmt;
+
+use serde_json::Value;
+
+use super::pyjson::{self, PyJson};
+use super::uri::{quote, quote_keep_slash, quote_plus, unquote};
+use super::{Connection, MASK, ordered_entries};
+
+/// Airflow's `DEFAULT_SENSITIVE_FIELDS`.
+const SENSITIVE_FIELDS: [&str; 22] = [
+    "access_key",
+    "access_token",
+    "api_key",
+    "apikey",
+    "auth_header",
+    "authorization",
+    "bearer",
+    "connection_string",
+    "dsn",
+    "passphrase",
+    "passwd",
+    "password",
+    "private_key",
+    "proxy",
+    "proxy_password",
+    "proxies",
+    "secret",
+    "service_account",
+    "service_key",
+    "token",
+    "keyfile_dict",
+    "webhook_url",
+];
+
+/// Whether the value of an extra (or variable) named `key` is a secret, by Airflow's rule:
+/// the key, lower-cased with every run of non-word characters turned into `_`, contains
+/// one of Airflow's `DEFAULT_SENSITIVE_FIELDS` (`password`, `passwd`, `secret`, `token`,
+/// `api_key`, `apikey`, `access_key`, `private_key`, `passphrase`, `authorization`,
+/// `proxy`, `dsn`, `keyfile_dict`, …).
+pub fn is_sensitive_key(key: &str) -> bool {
+    let mut normalized = String::with_capacity(key.len());
+    let mut in_run = false;
+    for c in key.trim().to_lowercase().chars() {
+        let word = c.is_alphanumeric() || c == '_';
+        if word {
+            normalized.push(c);
+        } else if !in_run {
+            normalized.push('_');
+        }
+        in_run = !word;
+    }
+    SENSITIVE_FIELDS.iter().any(|f| normalized.contains(f))
+}
+
+/// Replaces every value under a sensitive key (at any depth) by `***`.
+pub(super) fn mask_json(v: &PyJson) -> PyJson {
+    match v {
+        PyJson::Dict(entries) => PyJson::Dict(
+            entries
+                .iter()
+                .map(|(k, v)| {
+                    let v = if is_sensitive_key(k) {
+                        PyJson::Str(MASK.into())
+                    } else {
+                        mask_json(v)
+                    };
+                    (k.clone(), v)
+                })
+                .collect(),
+        ),
+        PyJson::List(items) => PyJson::List(items.iter().map(mask_json).collect()),
+        other => other.clone(),
+    }
+}
+
+/// Every scalar under a sensitive key, as text.
+fn sensitive_values(v: &Value, under_sensitive: bool, out: &mut Vec<String>) {
+    match v {
+        Value::Object(map) => {
+            for (k, v) in map {
+                sensitive_values(v, under_sensitive || is_sensitive_key(k), out);
+            }
+        }
+        Value::Array(items) => items
+            .iter()
+            .for_each(|v| sensitive_values(v, under_sensitive, out)),
+        Value::String(s) if under_sensitive => out.push(s.clone()),
+        Value::Number(n) if under_sensitive => out.push(n.to_string()),
+        _ => {}
+    }
+}
+
+impl Connection {
+    /// Every string to scrub from logs and errors: the password, its encoded forms (as in
+    /// [`get_uri`](Self::get_uri), as in the parsed input, `quote_plus`-ed, JSON-escaped)
+    /// and likewise the values of sensitive extras (see [`is_sensitive_key`]) at any depth.
+    /// Pass it to [`Error::redact`](crate::Error::redact).
+    pub fn secrets(&self) -> Vec<String> {
+        let mut values: Vec<String> = self.password.iter().cloned().collect();
+        sensitive_values(
+            &Value::Object(self.extra_dejson.clone()),
+            false,
+            &mut values,
+        );
+        let mut out: Vec<String> = Vec::new();
+        for v in values {
+            let escaped = pyjson::escape(&v);
+            let forms = [
+                quote(&v),
+                quote_keep_slash(&v),
+                quote_plus(&v),
+                quote_plus(&escaped),
+                quote(&escaped),
+                escaped,
+                v,
+            ];
+            out.extend(forms);
+        }
+        out.extend(self.input_forms.iter().cloned());
+        let mut seen = std::collections::HashSet::new();
+        out.retain(|s| !s.is_empty() && seen.insert(s.clone()));
+        out
+    }
+}
+
+/// The raw and decoded password part of whatever authority `uri` seems to have: what an
+/// error message about a malformed URI must not contain.
+pub(super) fn password_candidates(uri: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for authority in uri.split("://").skip(1) {
+        if let Some((info, _)) = authority.rsplit_once('@')
+            && let Some((_, pass)) = info.split_once(':')
+        {
+            out.push(unquote(pass));
+            out.push(pass.to_string());
+        }
+    }
+    out.retain(|s| !s.is_empty());
+    out
+}
+
+impl fmt::Debug for Connection {
+    /// Every field, with the password and sensitive extras (at any depth) as `***`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        struct Raw(String);
+        impl fmt::Debug for Raw {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+        let extras = mask_json(&PyJson::Dict(ordered_entries(self.extra.as_deref()))).dumps();
+        f.debug_struct("Connection")
+            .field("conn_id", &self.conn_id)
+            .field("conn_type", &self.conn_type)
+            .field("description", &self.description)
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field("login", &self.login)
+            .field("password", &self.password.as_ref().map(|_| MASK))
+            .field("schema", &self.schema)
+            .field("extra_dejson", &Raw(extras))
+            .finish()
+    }
+}
+
+impl fmt::Display for Connection {
+    /// The URI form, with the password and sensitive extras as `***`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.render_uri(true))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sensitive_keys_follow_airflow() {
+        for key in [
+            "password",
+            "DB_PASSWORD",
+            "X-Api-Key",
+            "aws_secret_access_key",
+            "private_key_passphrase",
+            "Authorization",
+            "keyfile_dict",
+            "proxy_url",
+            "auth token",
+            "api--key",
+        ] {
+            assert!(is_sensitive_key(key), "{key}");
+        }
+        for key in [
+            "region_name",
+            "sslmode",
+            "host",
+            "login",
+            "endpoint_url",
+            "keyfile",
+            "api_-key",
+        ] {
+            assert!(!is_sensitive_key(key), "{key}");
+        }
+    }
+
+    #[test]
+    fn password_candidates_cover_malformed_authorities() {
+        assert_eq!(password_candidates("pg://u:p%40x@h:zz"), ["p@x", "p%40x"]);
+        assert!(password_candidates("pg://h").is_empty());
+    }
+}
