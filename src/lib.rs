@@ -55,6 +55,7 @@ pub mod context;
 pub mod dag;
 pub mod error;
 pub mod hooks;
+pub mod operators;
 pub mod task;
 pub mod template;
 

@@ -1,0 +1,6 @@
+//! Operators: templated, retryable units of work built on hooks.
+//!
+//! Each operator keeps its templated fields as plain strings (listed in its docs,
+//! Airflow's `template_fields`) and renders them in `execute` with
+//! [`Context::render`](crate::Context::render). Its return value becomes its XCom.
+//! Closure tasks need no operator: see [`Task::from_fn`](crate::Task::from_fn).
