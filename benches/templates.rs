@@ -48,14 +48,23 @@ fn main() {
     let jinja: Option<(Duration, Duration)> = match jinja {
         Ok(out) if out.status.success() => {
             let text = String::from_utf8_lossy(&out.stdout);
-            let secs: Vec<f64> = text.split_whitespace().filter_map(|s| s.parse().ok()).collect();
+            let secs: Vec<f64> = text
+                .split_whitespace()
+                .filter_map(|s| s.parse().ok())
+                .collect();
             match secs[..] {
-                [cached, fresh] => Some((Duration::from_secs_f64(cached), Duration::from_secs_f64(fresh))),
+                [cached, fresh] => Some((
+                    Duration::from_secs_f64(cached),
+                    Duration::from_secs_f64(fresh),
+                )),
                 _ => None,
             }
         }
         Ok(out) => {
-            eprintln!("jinja2 side skipped: {}", String::from_utf8_lossy(&out.stderr).trim());
+            eprintln!(
+                "jinja2 side skipped: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            );
             None
         }
         Err(e) => {
@@ -65,7 +74,10 @@ fn main() {
     };
 
     println!("render seed 001's features.sql x{RENDERS}");
-    println!("{:<44} {:>12} {:>12} {:>8}", "implementation", "total", "per render", "vs gust");
+    println!(
+        "{:<44} {:>12} {:>12} {:>8}",
+        "implementation", "total", "per render", "vs gust"
+    );
     let row = |name: &str, d: Duration| {
         println!(
             "{name:<44} {:>12.3?} {:>12.2?} {:>7.1}x",
