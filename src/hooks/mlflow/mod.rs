@@ -1,0 +1,391 @@
+//! [`MlflowHook`]: the MLflow tracking server and model registry over REST
+//! (feature `mlflow`).
+//!
+//! Build it from an Airflow connection (`http`/`https`/`mlflow` type, host and
+//! port; a token in the password with an empty login, or basic auth from login and
+//! password) or from the variables the Python client reads: `MLFLOW_TRACKING_URI`,
+//! `MLFLOW_TRACKING_TOKEN`, `MLFLOW_TRACKING_USERNAME` / `MLFLOW_TRACKING_PASSWORD`.
+//!
+//! ```no_run
+//! # async fn demo() -> gust::Result<()> {
+//! use gust::hooks::mlflow::{MlflowHook, RunStatus};
+//!
+//! let mlflow = MlflowHook::from_env()?;
+//! let experiment_id = mlflow.get_or_create_experiment("testjun").await?;
+//! let accuracy = mlflow
+//!     .with_run(&experiment_id, Some("iris"), |run| async move {
+//!         run.log_param("n_estimators", "100").await?;
+//!         run.log_metric("accuracy", 0.97, 0).await?;
+//!         Ok(0.97)
+//!     })
+//!     .await?; // the run ends FINISHED, or FAILED if the closure returned an error
+//! # let _ = (accuracy, RunStatus::Finished); Ok(()) }
+//! ```
+//!
+//! MLflow's `error_code` maps to [`ErrorKind`]: `RESOURCE_DOES_NOT_EXIST` → not
+//! found, `RESOURCE_ALREADY_EXISTS` (sent with HTTP 400) → already exists,
+//! `INVALID_PARAMETER_VALUE` → invalid input, 401/403 → auth; 429, 502, 503 and 504
+//! and connection failures are retryable and retried here with backoff. Error
+//! messages keep MLflow's first line only (the rest is the server's SQL) and never
+//! contain the token or password.
+
+mod registry;
+mod tracking;
+mod types;
+
+use std::time::Duration;
+
+use reqwest::{Method, StatusCode};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+pub use self::tracking::{ActiveRun, BatchLimits};
+pub use self::types::*;
+use crate::connection::Connection;
+use crate::error::{Error, ErrorKind, Result};
+
+/// Conn id used when none is given.
+pub const DEFAULT_CONN_ID: &str = "mlflow_default";
+
+#[derive(Clone)]
+enum Auth {
+    None,
+    Bearer(String),
+    Basic(String, String),
+}
+
+/// A client of one MLflow tracking server. Cheap to clone.
+#[derive(Clone)]
+pub struct MlflowHook {
+    conn_id: String,
+    base_url: String,
+    http: reqwest::Client,
+    auth: Auth,
+    max_retries: u32,
+    batch_limits: BatchLimits,
+}
+
+impl std::fmt::Debug for MlflowHook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MlflowHook")
+            .field("conn_id", &self.conn_id)
+            .field("base_url", &self.base_url)
+            .field(
+                "auth",
+                &match self.auth {
+                    Auth::None => "none",
+                    Auth::Bearer(_) => "bearer ***",
+                    Auth::Basic(..) => "basic ***",
+                },
+            )
+            .finish()
+    }
+}
+
+impl MlflowHook {
+    /// A hook for the server at `base_url` (e.g. `http://127.0.0.1:5000`), no auth.
+    pub fn new(base_url: &str) -> Result<Self> {
+        let url = url::Url::parse(base_url).map_err(|e| {
+            Error::new(
+                ErrorKind::InvalidInput,
+                "mlflow.connect",
+                format!("tracking URI is not a URL: {e}"),
+            )
+        })?;
+        if !matches!(url.scheme(), "http" | "https") {
+            return Err(Error::new(
+                ErrorKind::Unsupported,
+                "mlflow.connect",
+                format!(
+                    "tracking URI scheme {:?} is not served over REST; use http(s)://",
+                    url.scheme()
+                ),
+            ));
+        }
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(120))
+            .build()
+            .map_err(|e| {
+                Error::new(ErrorKind::Config, "mlflow.connect", e.to_string()).with_source(e)
+            })?;
+        Ok(MlflowHook {
+            conn_id: DEFAULT_CONN_ID.to_string(),
+            base_url: base_url.trim_end_matches('/').to_string(),
+            http,
+            auth: Auth::None,
+            max_retries: 3,
+            batch_limits: BatchLimits::default(),
+        })
+    }
+
+    /// From `MLFLOW_TRACKING_URI` (+ `MLFLOW_TRACKING_TOKEN`, or
+    /// `MLFLOW_TRACKING_USERNAME` / `MLFLOW_TRACKING_PASSWORD`), as the Python client.
+    pub fn from_env() -> Result<Self> {
+        let uri = std::env::var("MLFLOW_TRACKING_URI").map_err(|_| {
+            Error::new(
+                ErrorKind::Config,
+                "mlflow.from_env",
+                "MLFLOW_TRACKING_URI is not set",
+            )
+        })?;
+        let mut hook = MlflowHook::new(&uri)?;
+        hook.conn_id = "MLFLOW_TRACKING_URI".to_string();
+        if let Ok(token) = std::env::var("MLFLOW_TRACKING_TOKEN") {
+            hook.auth = Auth::Bearer(token);
+        } else if let (Ok(u), Ok(p)) = (
+            std::env::var("MLFLOW_TRACKING_USERNAME"),
+            std::env::var("MLFLOW_TRACKING_PASSWORD"),
+        ) {
+            hook.auth = Auth::Basic(u, p);
+        }
+        Ok(hook)
+    }
+
+    /// From the connection `AIRFLOW_CONN_<CONN_ID>`.
+    pub fn from_conn_id(conn_id: &str) -> Result<Self> {
+        Self::from_connection(&Connection::from_env(conn_id)?)
+    }
+
+    /// From a connection: scheme from the type (`https` for `https`, else `http`, or
+    /// a protocol kept in the host as `http://https://host`), host, port, and an
+    /// optional path prefix in `schema`; a password without login is a bearer token.
+    pub fn from_connection(conn: &Connection) -> Result<Self> {
+        let host = conn.host().filter(|h| !h.is_empty()).ok_or_else(|| {
+            Error::new(
+                ErrorKind::Config,
+                "mlflow.connect",
+                "the connection has no host",
+            )
+            .with("conn_id", conn.conn_id())
+        })?;
+        let mut base = if host.contains("://") {
+            host.to_string()
+        } else {
+            let scheme = if conn.conn_type() == "https" {
+                "https"
+            } else {
+                "http"
+            };
+            format!("{scheme}://{host}")
+        };
+        if let Some(port) = conn.port() {
+            base.push_str(&format!(":{port}"));
+        }
+        if let Some(prefix) = conn.schema().filter(|s| !s.is_empty()) {
+            base.push('/');
+            base.push_str(prefix.trim_matches('/'));
+        }
+        let mut hook = MlflowHook::new(&base).map_err(|e| e.with("conn_id", conn.conn_id()))?;
+        hook.conn_id = conn.conn_id().to_string();
+        hook.auth = match (
+            conn.login().filter(|l| !l.is_empty()),
+            conn.password().filter(|p| !p.is_empty()),
+        ) {
+            (Some(l), Some(p)) => Auth::Basic(l.to_string(), p.to_string()),
+            (None, Some(token)) => Auth::Bearer(token.to_string()),
+            _ => Auth::None,
+        };
+        Ok(hook)
+    }
+
+    /// How many times a retryable failure (429, 5xx gateway errors, connection
+    /// errors) is retried with exponential backoff (default 3).
+    pub fn with_max_retries(mut self, n: u32) -> Self {
+        self.max_retries = n;
+        self
+    }
+
+    /// Limits `log_batch` splits by (default: MLflow's own).
+    pub fn with_batch_limits(mut self, limits: BatchLimits) -> Self {
+        self.batch_limits = limits;
+        self
+    }
+
+    /// The server's base URL.
+    pub fn base_url(&self) -> &str {
+        &self.base_url
+    }
+
+    /// The conn id (or `MLFLOW_TRACKING_URI`) this hook was built from.
+    pub fn conn_id(&self) -> &str {
+        &self.conn_id
+    }
+
+    /// Checks that the server answers an authenticated API call.
+    pub async fn test_connection(&self) -> Result<()> {
+        self.call::<Value, _>(
+            Method::POST,
+            "experiments/search",
+            &serde_json::json!({"max_results": 1}),
+        )
+        .await
+        .map(|_| ())
+    }
+
+    fn secrets(&self) -> Vec<String> {
+        match &self.auth {
+            Auth::None => vec![],
+            Auth::Bearer(t) => vec![t.clone()],
+            Auth::Basic(_, p) => vec![p.clone()],
+        }
+    }
+
+    /// One API call with retries. GET sends `body` as query parameters.
+    pub(crate) async fn call<T: DeserializeOwned, B: Serialize + ?Sized>(
+        &self,
+        method: Method,
+        endpoint: &str,
+        body: &B,
+    ) -> Result<T> {
+        let op = format!("mlflow.{endpoint}");
+        let mut attempt = 0;
+        loop {
+            match self.call_once(&op, method.clone(), endpoint, body).await {
+                Err(e) if e.is_retryable() && attempt < self.max_retries => {
+                    let delay = Duration::from_millis(200 * 2u64.pow(attempt));
+                    tracing::warn!(operation = %op, error = %e, retry_in = ?delay, "mlflow call failed; retrying");
+                    tokio::time::sleep(delay).await;
+                    attempt += 1;
+                }
+                other => return other.map_err(|e| e.redact(&self.secrets())),
+            }
+        }
+    }
+
+    async fn call_once<T: DeserializeOwned, B: Serialize + ?Sized>(
+        &self,
+        op: &str,
+        method: Method,
+        endpoint: &str,
+        body: &B,
+    ) -> Result<T> {
+        let url = format!("{}/api/2.0/mlflow/{endpoint}", self.base_url);
+        let mut req = self.http.request(method.clone(), &url);
+        req = if method == Method::GET {
+            req.query(body)
+        } else {
+            req.json(body)
+        };
+        req = match &self.auth {
+            Auth::None => req,
+            Auth::Bearer(t) => req.bearer_auth(t),
+            Auth::Basic(u, p) => req.basic_auth(u, Some(p)),
+        };
+        let resp = req.send().await.map_err(|e| {
+            let kind = if e.is_timeout() {
+                ErrorKind::Timeout
+            } else {
+                ErrorKind::Unavailable
+            };
+            Error::new(
+                kind,
+                op.to_string(),
+                format!("cannot reach the MLflow server: {e}"),
+            )
+            .with("conn_id", &self.conn_id)
+            .with("url", &self.base_url)
+        })?;
+        let status = resp.status();
+        let text = resp.text().await.map_err(|e| {
+            Error::new(ErrorKind::Unavailable, op.to_string(), e.to_string())
+                .with("conn_id", &self.conn_id)
+        })?;
+        if status.is_success() {
+            let text = if text.trim().is_empty() { "{}" } else { &text };
+            return serde_json::from_str(text).map_err(|e| {
+                Error::new(
+                    ErrorKind::Remote,
+                    op.to_string(),
+                    format!("unexpected response from the MLflow server: {e}"),
+                )
+                .with("conn_id", &self.conn_id)
+            });
+        }
+        Err(self.api_error(op, status, &text))
+    }
+
+    fn api_error(&self, op: &str, status: StatusCode, body: &str) -> Error {
+        let parsed: Option<Value> = serde_json::from_str(body).ok();
+        let code = parsed
+            .as_ref()
+            .and_then(|v| v["error_code"].as_str())
+            .unwrap_or("")
+            .to_string();
+        let message = parsed
+            .as_ref()
+            .and_then(|v| v["message"].as_str())
+            .map(str::to_string)
+            .unwrap_or_else(|| body.chars().take(200).collect());
+        // MLflow appends the failing SQL and driver details after the first line.
+        let message = message.lines().next().unwrap_or("").trim().to_string();
+        let kind = match (code.as_str(), status.as_u16()) {
+            ("RESOURCE_DOES_NOT_EXIST" | "NOT_FOUND", _) | (_, 404) => ErrorKind::NotFound,
+            // MLflow reports an unknown alias as INVALID_PARAMETER_VALUE "… not found".
+            ("INVALID_PARAMETER_VALUE", _) if message.ends_with("not found.") => {
+                ErrorKind::NotFound
+            }
+            ("RESOURCE_ALREADY_EXISTS", _) => ErrorKind::AlreadyExists,
+            ("INVALID_PARAMETER_VALUE" | "BAD_REQUEST" | "INVALID_STATE", _) => {
+                ErrorKind::InvalidInput
+            }
+            ("UNAUTHENTICATED" | "PERMISSION_DENIED", _) | (_, 401 | 403) => ErrorKind::Auth,
+            ("REQUEST_LIMIT_EXCEEDED" | "TEMPORARILY_UNAVAILABLE", _)
+            | (_, 429 | 502 | 503 | 504) => ErrorKind::Unavailable,
+            (_, 400..=499) => ErrorKind::InvalidInput,
+            _ => ErrorKind::Remote,
+        };
+        let text = if code.is_empty() {
+            format!("HTTP {}: {message}", status.as_u16())
+        } else {
+            format!("{code}: {message}")
+        };
+        Error::new(kind, op.to_string(), text)
+            .with("conn_id", &self.conn_id)
+            .with("status", status.as_u16())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn connection_forms() {
+        let c = Connection::from_uri("m", "http://127.0.0.1:5000").unwrap();
+        assert_eq!(
+            MlflowHook::from_connection(&c).unwrap().base_url(),
+            "http://127.0.0.1:5000"
+        );
+        let c = Connection::from_uri("m", "http://https%3A%2F%2Fmlflow.example.com:443/prefix")
+            .unwrap();
+        let h = MlflowHook::from_connection(&c).unwrap();
+        assert_eq!(h.base_url(), "https://mlflow.example.com:443/prefix");
+        let c = Connection::from_uri("m", "https://:tok-123@mlflow.example.com").unwrap();
+        let h = MlflowHook::from_connection(&c).unwrap();
+        assert_eq!(h.base_url(), "https://mlflow.example.com");
+        assert!(matches!(h.auth, Auth::Bearer(ref t) if t == "tok-123"));
+        assert!(!format!("{h:?}").contains("tok-123"));
+        assert!(MlflowHook::new("file:./mlruns").is_err());
+    }
+
+    #[test]
+    fn error_codes_map_to_kinds() {
+        let h = MlflowHook::new("http://x").unwrap();
+        let e = h.api_error(
+            "mlflow.x",
+            StatusCode::BAD_REQUEST,
+            r#"{"error_code":"RESOURCE_ALREADY_EXISTS","message":"exists\n[SQL: INSERT ...]"}"#,
+        );
+        assert_eq!(e.kind(), ErrorKind::AlreadyExists);
+        assert!(!e.to_string().contains("SQL"));
+        let e = h.api_error("mlflow.x", StatusCode::SERVICE_UNAVAILABLE, "busy");
+        assert_eq!(e.kind(), ErrorKind::Unavailable);
+        assert!(e.is_retryable());
+        let e = h.api_error("mlflow.x", StatusCode::TOO_MANY_REQUESTS, "{}");
+        assert!(e.is_retryable());
+        let e = h.api_error("mlflow.x", StatusCode::UNAUTHORIZED, "");
+        assert_eq!(e.kind(), ErrorKind::Auth);
+        assert!(!e.is_retryable());
+    }
+}

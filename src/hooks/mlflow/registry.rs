@@ -1,0 +1,263 @@
+//! The model registry: registered models, versions, aliases.
+
+use std::time::{Duration, Instant};
+
+use reqwest::Method;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::MlflowHook;
+use super::types::{ModelVersion, ModelVersionStatus, RegisteredModel};
+use crate::error::{Error, ErrorKind, Result};
+
+#[derive(Deserialize)]
+struct RegisteredModelResponse {
+    registered_model: RegisteredModel,
+}
+
+#[derive(Deserialize)]
+struct ModelVersionResponse {
+    model_version: ModelVersion,
+}
+
+#[derive(Deserialize)]
+struct SearchVersionsResponse {
+    #[serde(default)]
+    model_versions: Vec<ModelVersion>,
+    #[serde(default)]
+    next_page_token: Option<String>,
+}
+
+/// Checks an alias the way MLflow does, so a bad one fails before any request:
+/// letters, digits, `_` and `-`, at most 255 characters, not `latest`, and not of
+/// the form `v<number>` (which would shadow version references).
+pub fn validate_alias(alias: &str) -> Result<()> {
+    let bad = |why: &str| {
+        Err(Error::new(
+            ErrorKind::InvalidInput,
+            "mlflow.validate_alias",
+            format!("alias {alias:?} {why}"),
+        ))
+    };
+    if alias.is_empty() || alias.len() > 255 {
+        return bad("must have 1 to 255 characters");
+    }
+    if !alias
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+    {
+        return bad("may contain only letters, digits, '_' and '-'");
+    }
+    if alias.eq_ignore_ascii_case("latest") {
+        return bad("is reserved");
+    }
+    let lower = alias.to_ascii_lowercase();
+    if let Some(rest) = lower.strip_prefix('v')
+        && !rest.is_empty()
+        && rest.chars().all(|c| c.is_ascii_digit())
+    {
+        return bad("looks like a version reference (v<number>)");
+    }
+    Ok(())
+}
+
+impl MlflowHook {
+    /// Creates registered model `name`, or returns it if it exists (idempotent).
+    pub async fn create_registered_model(&self, name: &str) -> Result<RegisteredModel> {
+        let created: Result<RegisteredModelResponse> = self
+            .call(
+                Method::POST,
+                "registered-models/create",
+                &json!({ "name": name }),
+            )
+            .await;
+        match created {
+            Ok(r) => Ok(r.registered_model),
+            Err(e) if e.kind() == ErrorKind::AlreadyExists => self.get_registered_model(name).await,
+            Err(e) => Err(e.with("model", name)),
+        }
+    }
+
+    /// The registered model `name`, with its aliases.
+    pub async fn get_registered_model(&self, name: &str) -> Result<RegisteredModel> {
+        let r: RegisteredModelResponse = self
+            .call(
+                Method::GET,
+                "registered-models/get",
+                &json!({ "name": name }),
+            )
+            .await
+            .map_err(|e| e.with("model", name))?;
+        Ok(r.registered_model)
+    }
+
+    /// Registers the model at `source` (e.g. `runs:/<run_id>/model`) as the next
+    /// version of `name` (seed 004's `register_model`). The version may still be
+    /// `PENDING_REGISTRATION`; see [`wait_model_version_ready`](Self::wait_model_version_ready).
+    pub async fn create_model_version(
+        &self,
+        name: &str,
+        source: &str,
+        run_id: Option<&str>,
+    ) -> Result<ModelVersion> {
+        let mut body = json!({ "name": name, "source": source });
+        if let Some(r) = run_id {
+            body["run_id"] = json!(r);
+        }
+        let r: ModelVersionResponse = self
+            .call(Method::POST, "model-versions/create", &body)
+            .await
+            .map_err(|e| e.with("model", name))?;
+        tracing::info!(model = name, version = %r.model_version.version, "model version registered");
+        Ok(r.model_version)
+    }
+
+    /// Version `version` of model `name`.
+    pub async fn get_model_version(&self, name: &str, version: &str) -> Result<ModelVersion> {
+        let r: ModelVersionResponse = self
+            .call(
+                Method::GET,
+                "model-versions/get",
+                &json!({ "name": name, "version": version }),
+            )
+            .await
+            .map_err(|e| e.with("model", name).with("version", version))?;
+        Ok(r.model_version)
+    }
+
+    /// Polls until the version is `READY` (error if registration failed or
+    /// `timeout` passes).
+    pub async fn wait_model_version_ready(
+        &self,
+        name: &str,
+        version: &str,
+        timeout: Duration,
+    ) -> Result<ModelVersion> {
+        let deadline = Instant::now() + timeout;
+        let mut delay = Duration::from_millis(100);
+        loop {
+            let v = self.get_model_version(name, version).await?;
+            match v.status {
+                ModelVersionStatus::Ready => return Ok(v),
+                ModelVersionStatus::FailedRegistration => {
+                    return Err(Error::new(
+                        ErrorKind::Remote,
+                        "mlflow.wait_model_version_ready",
+                        "registration failed",
+                    )
+                    .with("conn_id", self.conn_id())
+                    .with("model", name)
+                    .with("version", version));
+                }
+                ModelVersionStatus::PendingRegistration if Instant::now() >= deadline => {
+                    return Err(Error::new(
+                        ErrorKind::Timeout,
+                        "mlflow.wait_model_version_ready",
+                        format!("still pending after {timeout:?}"),
+                    )
+                    .with("model", name)
+                    .with("version", version));
+                }
+                ModelVersionStatus::PendingRegistration => {
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(Duration::from_secs(5));
+                }
+            }
+        }
+    }
+
+    /// Every version matching `filter` (e.g. `name='IrisModel'`), following pages.
+    pub async fn search_model_versions(&self, filter: &str) -> Result<Vec<ModelVersion>> {
+        let mut all = Vec::new();
+        let mut token: Option<String> = None;
+        loop {
+            let mut q = json!({ "filter": filter, "max_results": 1000 });
+            if let Some(t) = &token {
+                q["page_token"] = json!(t);
+            }
+            let r: SearchVersionsResponse =
+                self.call(Method::GET, "model-versions/search", &q).await?;
+            all.extend(r.model_versions);
+            match r.next_page_token.filter(|t| !t.is_empty()) {
+                Some(t) => token = Some(t),
+                None => return Ok(all),
+            }
+        }
+    }
+
+    /// Points `alias` of model `name` at `version` (moving it if set).
+    pub async fn set_registered_model_alias(
+        &self,
+        name: &str,
+        alias: &str,
+        version: &str,
+    ) -> Result<()> {
+        validate_alias(alias).map_err(|e| e.with("model", name))?;
+        self.call::<Value, _>(
+            Method::POST,
+            "registered-models/alias",
+            &json!({ "name": name, "alias": alias, "version": version }),
+        )
+        .await
+        .map(|_| ())
+        .map_err(|e| e.with("model", name).with("alias", alias))?;
+        tracing::info!(model = name, alias, version, "model alias set");
+        Ok(())
+    }
+
+    /// Removes `alias` from model `name`.
+    pub async fn delete_registered_model_alias(&self, name: &str, alias: &str) -> Result<()> {
+        validate_alias(alias).map_err(|e| e.with("model", name))?;
+        self.call::<Value, _>(
+            Method::DELETE,
+            "registered-models/alias",
+            &json!({ "name": name, "alias": alias }),
+        )
+        .await
+        .map(|_| ())
+        .map_err(|e| e.with("model", name).with("alias", alias))
+    }
+
+    /// The version `alias` of model `name` points at.
+    pub async fn get_model_version_by_alias(
+        &self,
+        name: &str,
+        alias: &str,
+    ) -> Result<ModelVersion> {
+        validate_alias(alias).map_err(|e| e.with("model", name))?;
+        let r: ModelVersionResponse = self
+            .call(
+                Method::GET,
+                "registered-models/alias",
+                &json!({ "name": name, "alias": alias }),
+            )
+            .await
+            .map_err(|e| e.with("model", name).with("alias", alias))?;
+        Ok(r.model_version)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn aliases_are_validated_like_mlflow() {
+        for ok in ["champion", "challenger-2", "prod_eu", "v1a", "version"] {
+            assert!(validate_alias(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "",
+            "latest",
+            "LATEST",
+            "v1",
+            "V22",
+            "has space",
+            "slash/es",
+            &"a".repeat(256),
+        ] {
+            let e = validate_alias(bad).unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::InvalidInput, "{bad}");
+        }
+    }
+}
