@@ -1,6 +1,16 @@
 //! Hooks: one per external system, built from a [`Connection`](crate::Connection).
 //!
 //! A hook owns its client and knows nothing about scheduling; operators use hooks.
+//! The SQL hooks share the [`sql::SqlHook`] trait (Airflow's `DbApiHook`).
+
+#[cfg(any(feature = "postgres", feature = "mysql", feature = "sqlite"))]
+#[cfg_attr(
+    docsrs,
+    doc(cfg(any(feature = "postgres", feature = "mysql", feature = "sqlite")))
+)]
+pub mod sql;
+#[cfg(any(feature = "postgres", feature = "sqlite"))]
+mod sqlx_common;
 
 #[cfg(feature = "sqlite")]
 #[cfg_attr(docsrs, doc(cfg(feature = "sqlite")))]
