@@ -500,6 +500,84 @@ pub trait SqlHook: Send + Sync {
     }
 }
 
+/// Fails when a row's width differs from the column list.
+pub(crate) fn check_widths(table: &str, columns: &[String], rows: &[Vec<Value>]) -> Result<()> {
+    if let Some((i, r)) = rows
+        .iter()
+        .enumerate()
+        .find(|(_, r)| r.len() != columns.len())
+    {
+        return Err(Error::new(
+            ErrorKind::InvalidInput,
+            "sql.insert_rows",
+            format!(
+                "row {} has {} values but {} columns were named",
+                i + 1,
+                r.len(),
+                columns.len()
+            ),
+        )
+        .with("table", table));
+    }
+    Ok(())
+}
+
+/// The column names of a CSV header row: none may be NULL (empty).
+pub(crate) fn header_columns(header: Record, op: &'static str) -> Result<Vec<String>> {
+    header
+        .into_iter()
+        .enumerate()
+        .map(|(i, c)| {
+            c.ok_or_else(|| {
+                Error::new(
+                    ErrorKind::InvalidInput,
+                    op,
+                    format!("header column {} is empty", i + 1),
+                )
+            })
+        })
+        .collect()
+}
+
+/// Opens the SQL hook that `conn`'s type names — `postgres`, `mysql` (or
+/// `mariadb`), `sqlite` — connected to `database` when given (Airflow's
+/// `database` override; ignored by SQLite). A type whose feature is off is an
+/// [`ErrorKind::Unsupported`] error naming the feature.
+pub async fn connect(conn: &crate::Connection, database: Option<&str>) -> Result<Box<dyn SqlHook>> {
+    let _ = database;
+    match conn.conn_type() {
+        #[cfg(feature = "postgres")]
+        "postgres" => Ok(Box::new(
+            super::postgres::PostgresHook::connect(conn, database).await?,
+        )),
+        #[cfg(feature = "mysql")]
+        "mysql" | "mariadb" => Ok(Box::new(
+            super::mysql::MySqlHook::connect(conn, database).await?,
+        )),
+        #[cfg(feature = "sqlite")]
+        "sqlite" => Ok(Box::new(
+            super::sqlite::SqliteHook::from_connection(conn).await?,
+        )),
+        other => {
+            let feature = match other {
+                "postgres" => "postgres",
+                "mysql" | "mariadb" => "mysql",
+                "sqlite" => "sqlite",
+                _ => "",
+            };
+            let msg = if feature.is_empty() {
+                format!(
+                    "connection type {other:?} is not a SQL database gust supports (postgres, mysql, sqlite)"
+                )
+            } else {
+                format!("connection type {other:?} needs gust's cargo feature `{feature}`")
+            };
+            Err(Error::new(ErrorKind::Unsupported, "sql.connect", msg)
+                .with("conn_id", conn.conn_id()))
+        }
+    }
+}
+
 /// Formats a float as JSON: NaN and infinities become strings (JSON has no such numbers).
 pub(crate) fn float_value(f: f64) -> Value {
     serde_json::Number::from_f64(f).map_or_else(

@@ -21,9 +21,9 @@ use sqlx::sqlite::{
 use sqlx::{Column, Row as _, TypeInfo, ValueRef};
 
 use super::sql::{
-    Bound, CsvReader, Dialect, Handler, InsertOptions, Parameters, Record, Row, RunOptions, Sql,
-    SqlHook, StatementResult, bind, bytes_value, float_value, in_statement, insert_statement,
-    rows_to_csv, shape_results,
+    Bound, CsvReader, Dialect, Handler, InsertOptions, Parameters, Row, RunOptions, Sql, SqlHook,
+    StatementResult, bind, bytes_value, check_widths, float_value, header_columns, in_statement,
+    insert_statement, rows_to_csv, shape_results,
 };
 use super::sqlx_common::{channel_stream, send_boxed, sqlx_error};
 use crate::connection::Connection;
@@ -304,45 +304,6 @@ impl SqliteHook {
         tracing::info!(conn_id = %self.conn_id, table, rows = loaded, "sqlite bulk load done");
         Ok(loaded)
     }
-}
-
-/// Fails when a row's width differs from the column list.
-pub(crate) fn check_widths(table: &str, columns: &[String], rows: &[Vec<Value>]) -> Result<()> {
-    if let Some((i, r)) = rows
-        .iter()
-        .enumerate()
-        .find(|(_, r)| r.len() != columns.len())
-    {
-        return Err(Error::new(
-            ErrorKind::InvalidInput,
-            "sql.insert_rows",
-            format!(
-                "row {} has {} values but {} columns were named",
-                i + 1,
-                r.len(),
-                columns.len()
-            ),
-        )
-        .with("table", table));
-    }
-    Ok(())
-}
-
-/// The column names of a CSV header row: none may be NULL (empty).
-pub(crate) fn header_columns(header: Record, op: &'static str) -> Result<Vec<String>> {
-    header
-        .into_iter()
-        .enumerate()
-        .map(|(i, c)| {
-            c.ok_or_else(|| {
-                Error::new(
-                    ErrorKind::InvalidInput,
-                    op,
-                    format!("header column {} is empty", i + 1),
-                )
-            })
-        })
-        .collect()
 }
 
 fn bind_all<'q>(
