@@ -415,11 +415,21 @@ fn row_to_json(row: &PgRow) -> Result<Row> {
             "INT8" => Value::from(row.try_get::<i64, _>(i).map_err(decode)?),
             "FLOAT4" => float_value(row.try_get::<f32, _>(i).map_err(decode)? as f64),
             "FLOAT8" => float_value(row.try_get::<f64, _>(i).map_err(decode)?),
-            "NUMERIC" => Value::from(
-                row.try_get::<sqlx::types::BigDecimal, _>(i)
-                    .map_err(decode)?
-                    .to_plain_string(),
-            ),
+            "NUMERIC" => {
+                let d = row.try_get::<sqlx::types::BigDecimal, _>(i).map_err(decode)?;
+                // sqlx pads the scale to whole base-10000 digits ("12.5000"); the
+                // binary value's 4th field is the column's display scale ("12.50").
+                let dscale = raw
+                    .as_bytes()
+                    .ok()
+                    .filter(|b| b.len() >= 8)
+                    .map(|b| i64::from(u16::from_be_bytes([b[6], b[7]])));
+                let d = match dscale {
+                    Some(scale) if scale <= d.fractional_digit_count() => d.with_scale(scale),
+                    _ => d,
+                };
+                Value::from(d.to_plain_string())
+            }
             "TEXT" | "VARCHAR" | "BPCHAR" | "NAME" | "CHAR" | "UNKNOWN" | "CITEXT" => {
                 Value::from(row.try_get::<String, _>(i).map_err(decode)?)
             }
