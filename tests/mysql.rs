@@ -5,7 +5,6 @@ mod common;
 
 use gust::ErrorKind;
 use gust::hooks::mysql::MySqlHook;
-use gust::hooks::sql::SqlHook;
 
 async fn hook(conn: &gust::Connection) -> MySqlHook {
     // bulk_load needs LOAD DATA LOCAL INFILE, which is opt-in.

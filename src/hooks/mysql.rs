@@ -472,8 +472,14 @@ fn cell(v: &My, ty: ColumnType, charset: u16) -> Value {
                 MYSQL_TYPE_BIT => {
                     Value::from(b.iter().fold(0u64, |acc, x| (acc << 8) | u64::from(*x)))
                 }
-                // DECIMAL stays a string: exact digits.
-                MYSQL_TYPE_DECIMAL | MYSQL_TYPE_NEWDECIMAL => Value::String(text()),
+                // DECIMAL stays a string (exact digits); dates and times are text
+                // already. Both report the binary charset, so they come before it.
+                MYSQL_TYPE_DECIMAL
+                | MYSQL_TYPE_NEWDECIMAL
+                | MYSQL_TYPE_DATE
+                | MYSQL_TYPE_NEWDATE
+                | MYSQL_TYPE_TIME
+                | MYSQL_TYPE_TIME2 => Value::String(text()),
                 _ if charset == BINARY_CHARSET => bytes_value(b),
                 _ => Value::String(text()),
             }

@@ -416,7 +416,9 @@ fn row_to_json(row: &PgRow) -> Result<Row> {
             "FLOAT4" => float_value(row.try_get::<f32, _>(i).map_err(decode)? as f64),
             "FLOAT8" => float_value(row.try_get::<f64, _>(i).map_err(decode)?),
             "NUMERIC" => {
-                let d = row.try_get::<sqlx::types::BigDecimal, _>(i).map_err(decode)?;
+                let d = row
+                    .try_get::<sqlx::types::BigDecimal, _>(i)
+                    .map_err(decode)?;
                 // sqlx pads the scale to whole base-10000 digits ("12.5000"); the
                 // binary value's 4th field is the column's display scale ("12.50").
                 let dscale = raw
