@@ -600,6 +600,7 @@ pub(crate) fn bytes_value(b: &[u8]) -> Value {
 }
 
 /// Writes a stream of rows as CSV to `out`: header from the first row's columns.
+#[cfg_attr(not(any(feature = "mysql", feature = "sqlite")), allow(dead_code))]
 pub(crate) async fn rows_to_csv(
     mut rows: BoxStream<'_, Result<Row>>,
     out: &mut (dyn AsyncWrite + Send + Unpin),
