@@ -10,6 +10,7 @@
 //! `sqlite://%2Ftmp%2Fgust.db`), and an in-memory database otherwise.
 
 use chrono::{NaiveDate, TimeZone};
+use gust::hooks::sql::{Parameters, SqlHook};
 use gust::hooks::sqlite::{DEFAULT_CONN_ID, SqliteHook};
 use gust::prelude::*;
 
@@ -82,7 +83,7 @@ async fn main() -> Result<()> {
                  WHERE base_dt = '{{ ds }}' ORDER BY customer",
             )?;
             Ok(Value::from(
-                h.get_records(&sql)
+                h.get_records(&sql, Parameters::None)
                     .await?
                     .into_iter()
                     .map(Value::Object)

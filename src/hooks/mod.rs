@@ -1,7 +1,23 @@
 //! Hooks: one per external system, built from a [`Connection`](crate::Connection).
 //!
 //! A hook owns its client and knows nothing about scheduling; operators use hooks.
+//! The SQL hooks share the [`sql::SqlHook`] trait (Airflow's `DbApiHook`).
 
+#[cfg(any(feature = "postgres", feature = "mysql", feature = "sqlite"))]
+#[cfg_attr(
+    docsrs,
+    doc(cfg(any(feature = "postgres", feature = "mysql", feature = "sqlite")))
+)]
+pub mod sql;
+#[cfg(any(feature = "postgres", feature = "sqlite"))]
+mod sqlx_common;
+
+#[cfg(feature = "mysql")]
+#[cfg_attr(docsrs, doc(cfg(feature = "mysql")))]
+pub mod mysql;
+#[cfg(feature = "postgres")]
+#[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
+pub mod postgres;
 #[cfg(feature = "sqlite")]
 #[cfg_attr(docsrs, doc(cfg(feature = "sqlite")))]
 pub mod sqlite;

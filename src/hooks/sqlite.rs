@@ -5,16 +5,27 @@
 //! `AIRFLOW_CONN_SQLITE_DEFAULT='sqlite://%2Ftmp%2Fgust.db'` or `sqlite:///:memory:`.
 //! A file is created when missing.
 //!
-//! This first version runs scripts and reads records; the shared SQL-hook trait
-//! (parameters, statement splitting, bulk load and dump) comes with the database
-//! hooks.
+//! It implements [`SqlHook`]: parameters, statement splitting, transactions, batched
+//! inserts, CSV dump and load. [`SqliteHook::run_script`] runs a whole script at once.
 
 use std::str::FromStr;
 
+use async_trait::async_trait;
+use futures::io::{AsyncRead, AsyncWrite};
+use futures::stream::{BoxStream, StreamExt};
 use serde_json::{Map, Value};
-use sqlx::sqlite::{SqliteConnectOptions, SqlitePool, SqlitePoolOptions, SqliteRow};
-use sqlx::{Column, Row, TypeInfo, ValueRef};
+use sqlx::sqlite::{
+    Sqlite, SqliteArguments, SqliteConnectOptions, SqliteConnection, SqlitePool, SqlitePoolOptions,
+    SqliteRow,
+};
+use sqlx::{Column, Row as _, TypeInfo, ValueRef};
 
+use super::sql::{
+    Bound, CsvReader, Dialect, Handler, InsertOptions, Parameters, Row, RunOptions, Sql, SqlHook,
+    StatementResult, bind, bytes_value, check_widths, float_value, header_columns, in_statement,
+    insert_statement, rows_to_csv, shape_results,
+};
+use super::sqlx_common::{channel_stream, send_boxed, sqlx_error};
 use crate::connection::Connection;
 use crate::error::{Error, ErrorKind, Result};
 
@@ -111,73 +122,307 @@ impl SqliteHook {
         Ok(done.rows_affected())
     }
 
-    /// Runs one query and returns its rows as JSON objects keyed by column name.
-    pub async fn get_records(&self, sql: &str) -> Result<Vec<Map<String, Value>>> {
-        send_boxed(self.get_records_inner(sql)).await
-    }
-
-    async fn get_records_inner(&self, sql: &str) -> Result<Vec<Map<String, Value>>> {
-        let rows = sqlx::query(sql)
-            .fetch_all(&self.pool)
-            .await
-            .map_err(|e| self.error("get_records", e))?;
-        rows.iter().map(|r| self.row_to_json(r)).collect()
-    }
-
-    fn row_to_json(&self, row: &SqliteRow) -> Result<Map<String, Value>> {
-        let mut out = Map::new();
-        for (i, col) in row.columns().iter().enumerate() {
-            let raw = row.try_get_raw(i).map_err(|e| self.error("decode", e))?;
-            let value = if raw.is_null() {
-                Value::Null
-            } else {
-                let ty = raw.type_info().name().to_ascii_uppercase();
-                match ty.as_str() {
-                    "INTEGER" | "INT" | "BIGINT" | "BOOLEAN" => Value::from(
-                        row.try_get::<i64, _>(i)
-                            .map_err(|e| self.error("decode", e))?,
-                    ),
-                    "REAL" | "FLOAT" | "DOUBLE" | "NUMERIC" => Value::from(
-                        row.try_get::<f64, _>(i)
-                            .map_err(|e| self.error("decode", e))?,
-                    ),
-                    "BLOB" => Value::from(
-                        row.try_get::<Vec<u8>, _>(i)
-                            .map_err(|e| self.error("decode", e))?,
-                    ),
-                    _ => Value::from(
-                        row.try_get::<String, _>(i)
-                            .map_err(|e| self.error("decode", e))?,
-                    ),
-                }
-            };
-            out.insert(col.name().to_string(), value);
-        }
-        Ok(out)
-    }
-
     fn error(&self, op: &'static str, e: sqlx::Error) -> Error {
-        let kind = match &e {
-            sqlx::Error::RowNotFound => ErrorKind::NotFound,
-            sqlx::Error::Database(_) => ErrorKind::InvalidInput,
-            sqlx::Error::PoolTimedOut => ErrorKind::Timeout,
-            sqlx::Error::Io(_) | sqlx::Error::PoolClosed => ErrorKind::Unavailable,
-            _ => ErrorKind::Remote,
+        sqlx_error("sqlite", op, &self.conn_id, e).with("path", &self.path)
+    }
+
+    async fn exec(
+        conn: &mut SqliteConnection,
+        b: &Bound,
+        handler: &Handler,
+        index: usize,
+    ) -> std::result::Result<StatementResult, sqlx::Error> {
+        let q = bind_all(sqlx::query(&b.sql), &b.args);
+        if handler.wants_rows() {
+            let rows = q.fetch_all(&mut *conn).await?;
+            let rows = rows
+                .iter()
+                .map(row_to_json)
+                .collect::<std::result::Result<Vec<_>, _>>()?;
+            Ok(StatementResult {
+                index,
+                rows,
+                rows_affected: 0,
+            })
+        } else {
+            let done = q.execute(&mut *conn).await?;
+            Ok(StatementResult {
+                index,
+                rows: Vec::new(),
+                rows_affected: done.rows_affected(),
+            })
+        }
+    }
+
+    async fn run_inner(&self, sql: Sql, options: RunOptions) -> Result<Value> {
+        let stmts = sql.statements(Dialect::Sqlite, options.split_statements)?;
+        let total = stmts.len();
+        let bound = stmts
+            .iter()
+            .enumerate()
+            .map(|(i, s)| bind(Dialect::Sqlite, s, &options.parameters, i + 1))
+            .collect::<Result<Vec<_>>>()
+            .map_err(|e| e.with("conn_id", &self.conn_id))?;
+        let mut results = Vec::with_capacity(total);
+        if options.autocommit {
+            let mut conn = self
+                .pool
+                .acquire()
+                .await
+                .map_err(|e| self.error("connect", e))?;
+            for (i, b) in bound.iter().enumerate() {
+                let r = Self::exec(&mut conn, b, &options.handler, i + 1)
+                    .await
+                    .map_err(|e| in_statement(self.error("run", e), i + 1, total, &b.sql))?;
+                results.push(options.handler.apply(r)?);
+            }
+        } else {
+            let mut tx = self
+                .pool
+                .begin()
+                .await
+                .map_err(|e| self.error("begin", e))?;
+            for (i, b) in bound.iter().enumerate() {
+                // On error `tx` is dropped, which rolls back statements 1..i.
+                let r = Self::exec(&mut tx, b, &options.handler, i + 1)
+                    .await
+                    .map_err(|e| in_statement(self.error("run", e), i + 1, total, &b.sql))?;
+                results.push(options.handler.apply(r)?);
+            }
+            tx.commit().await.map_err(|e| self.error("commit", e))?;
+        }
+        tracing::info!(conn_id = %self.conn_id, statements = total, "sqlite run done");
+        Ok(shape_results(&sql, &options, results))
+    }
+
+    async fn insert_inner(
+        &self,
+        table: &str,
+        columns: &[String],
+        rows: Vec<Vec<Value>>,
+        options: InsertOptions,
+    ) -> Result<u64> {
+        check_widths(table, columns, &rows)?;
+        // SQLite allows 32766 host parameters per statement.
+        let per_stmt = (32766 / columns.len().max(1)).clamp(1, 500);
+        let per_commit = if options.commit_every == 0 {
+            rows.len().max(1)
+        } else {
+            options.commit_every
         };
-        Error::new(kind, format!("sqlite.{op}"), e.to_string())
-            .with("conn_id", &self.conn_id)
-            .with("path", &self.path)
-            .with_source(e)
+        let mut written = 0u64;
+        for group in rows.chunks(per_commit) {
+            let mut tx = self
+                .pool
+                .begin()
+                .await
+                .map_err(|e| self.error("begin", e))?;
+            for batch in group.chunks(per_stmt) {
+                let sql = insert_statement(Dialect::Sqlite, table, columns, batch.len(), &options)?;
+                let args: Vec<Value> = batch.iter().flatten().cloned().collect();
+                let done = bind_all(sqlx::query(&sql), &args)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(|e| self.error("insert_rows", e).with("table", table))?;
+                written += done.rows_affected();
+            }
+            tx.commit()
+                .await
+                .map_err(|e| self.error("commit", e).with("table", table))?;
+        }
+        tracing::info!(conn_id = %self.conn_id, table, rows = written, "sqlite rows inserted");
+        Ok(written)
+    }
+
+    async fn load_inner(
+        &self,
+        table: &str,
+        input: &mut (dyn AsyncRead + Send + Unpin),
+    ) -> Result<u64> {
+        let with_ctx = |e: Error| e.with("conn_id", &self.conn_id).with("table", table);
+        let mut reader = CsvReader::new(input);
+        let header = reader.next().await.map_err(with_ctx)?.ok_or_else(|| {
+            with_ctx(Error::new(
+                ErrorKind::InvalidInput,
+                "sqlite.bulk_load",
+                "the CSV input is empty: it needs a header row",
+            ))
+        })?;
+        let columns = header_columns(header, "sqlite.bulk_load").map_err(with_ctx)?;
+        let per_stmt = (32766 / columns.len()).clamp(1, 500);
+        let mut tx = self
+            .pool
+            .begin()
+            .await
+            .map_err(|e| self.error("begin", e))?;
+        let mut loaded = 0u64;
+        let mut batch: Vec<Value> = Vec::new();
+        let mut line = 1u64;
+        loop {
+            let record = reader.next().await.map_err(with_ctx)?;
+            if let Some(r) = &record {
+                line += 1;
+                if r.len() != columns.len() {
+                    return Err(with_ctx(Error::new(
+                        ErrorKind::InvalidInput,
+                        "sqlite.bulk_load",
+                        format!(
+                            "record {line} has {} fields but the header has {}; nothing was loaded",
+                            r.len(),
+                            columns.len()
+                        ),
+                    )));
+                }
+                batch.extend(
+                    r.iter()
+                        .map(|f| f.clone().map_or(Value::Null, Value::String)),
+                );
+            }
+            let n = batch.len() / columns.len();
+            if n > 0 && (n >= per_stmt || record.is_none()) {
+                let sql = insert_statement(
+                    Dialect::Sqlite,
+                    table,
+                    &columns,
+                    n,
+                    &InsertOptions::default(),
+                )?;
+                let done = bind_all(sqlx::query(&sql), &batch)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(|e| self.error("bulk_load", e).with("table", table))?;
+                loaded += done.rows_affected();
+                batch.clear();
+            }
+            if record.is_none() {
+                break;
+            }
+        }
+        tx.commit()
+            .await
+            .map_err(|e| self.error("commit", e).with("table", table))?;
+        tracing::info!(conn_id = %self.conn_id, table, rows = loaded, "sqlite bulk load done");
+        Ok(loaded)
     }
 }
 
-/// Boxes a future as `Send` where its lifetimes are concrete. Without it, sqlx's
-/// futures awaited inside a user's task closure hit rustc's "implementation of
-/// `Send`/`Executor` is not general enough" (rust-lang/rust#102211).
-fn send_boxed<'a, T>(
-    fut: impl std::future::Future<Output = T> + Send + 'a,
-) -> std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'a>> {
-    Box::pin(fut)
+fn bind_all<'q>(
+    mut q: sqlx::query::Query<'q, Sqlite, SqliteArguments<'q>>,
+    args: &[Value],
+) -> sqlx::query::Query<'q, Sqlite, SqliteArguments<'q>> {
+    for v in args {
+        q = match v {
+            Value::Null => q.bind(None::<i64>),
+            Value::Bool(b) => q.bind(*b),
+            Value::Number(n) => match (n.as_i64(), n.as_f64()) {
+                (Some(i), _) => q.bind(i),
+                (None, Some(f)) => q.bind(f),
+                _ => q.bind(n.to_string()),
+            },
+            Value::String(s) => q.bind(s.clone()),
+            // Arrays and objects are stored as JSON text (SQLite's JSON functions read it).
+            other => q.bind(other.to_string()),
+        };
+    }
+    q
+}
+
+fn row_to_json(row: &SqliteRow) -> std::result::Result<Row, sqlx::Error> {
+    let mut out = Map::new();
+    for (i, col) in row.columns().iter().enumerate() {
+        let raw = row.try_get_raw(i)?;
+        let value = if raw.is_null() {
+            Value::Null
+        } else {
+            let declared = col.type_info().name().to_ascii_uppercase();
+            // SQLite stores values by storage class; the declared type only matters
+            // for BOOLEAN, which it stores as 0/1.
+            let stored = raw.type_info().name().to_ascii_uppercase();
+            match (declared.as_str(), stored.as_str()) {
+                ("BOOLEAN", _) => Value::from(row.try_get::<bool, _>(i)?),
+                (_, "INTEGER" | "INT" | "BIGINT") => Value::from(row.try_get::<i64, _>(i)?),
+                (_, "REAL" | "FLOAT" | "DOUBLE" | "NUMERIC") => {
+                    float_value(row.try_get::<f64, _>(i)?)
+                }
+                (_, "BLOB") => bytes_value(&row.try_get::<Vec<u8>, _>(i)?),
+                _ => Value::from(row.try_get::<String, _>(i)?),
+            }
+        };
+        out.insert(col.name().to_string(), value);
+    }
+    Ok(out)
+}
+
+#[async_trait]
+impl SqlHook for SqliteHook {
+    fn conn_id(&self) -> &str {
+        &self.conn_id
+    }
+
+    fn dialect(&self) -> Dialect {
+        Dialect::Sqlite
+    }
+
+    async fn run(&self, sql: Sql, options: RunOptions) -> Result<Value> {
+        send_boxed(self.run_inner(sql, options)).await
+    }
+
+    fn stream_rows<'a>(
+        &'a self,
+        sql: &'a str,
+        parameters: Parameters,
+    ) -> BoxStream<'a, Result<Row>> {
+        let bound = bind(Dialect::Sqlite, sql, &parameters, 1);
+        let this = self.clone();
+        channel_stream(move |tx| {
+            send_boxed(async move {
+                let b = match bound {
+                    Ok(b) => b,
+                    Err(e) => {
+                        let _ = tx.send(Err(e.with("conn_id", &this.conn_id))).await;
+                        return;
+                    }
+                };
+                let mut rows = bind_all(sqlx::query(&b.sql), &b.args).fetch(&this.pool);
+                while let Some(r) = rows.next().await {
+                    let r = r
+                        .and_then(|r| row_to_json(&r))
+                        .map_err(|e| this.error("get_records", e));
+                    let failed = r.is_err();
+                    if tx.send(r).await.is_err() || failed {
+                        return;
+                    }
+                }
+            })
+        })
+    }
+
+    async fn insert_rows(
+        &self,
+        table: &str,
+        columns: &[String],
+        rows: Vec<Vec<Value>>,
+        options: InsertOptions,
+    ) -> Result<u64> {
+        send_boxed(self.insert_inner(table, columns, rows, options)).await
+    }
+
+    async fn bulk_dump(&self, sql: &str, out: &mut (dyn AsyncWrite + Send + Unpin)) -> Result<u64> {
+        rows_to_csv(
+            self.stream_rows(sql, Parameters::None),
+            out,
+            "sqlite.bulk_dump",
+        )
+        .await
+    }
+
+    async fn bulk_load(
+        &self,
+        table: &str,
+        input: &mut (dyn AsyncRead + Send + Unpin),
+    ) -> Result<u64> {
+        send_boxed(self.load_inner(table, input)).await
+    }
 }
 
 #[cfg(test)]
@@ -198,7 +443,10 @@ mod tests {
             .unwrap_err();
         assert_eq!(err.operation(), "sqlite.run");
         assert_eq!(err.context("conn_id"), Some("t"));
-        let rows = hook.get_records("SELECT a, b, c FROM t").await.unwrap();
+        let rows = hook
+            .get_records("SELECT a, b, c FROM t", Parameters::None)
+            .await
+            .unwrap();
         assert_eq!(
             rows.len(),
             1,

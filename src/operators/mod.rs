@@ -4,3 +4,10 @@
 //! Airflow's `template_fields`) and renders them in `execute` with
 //! [`Context::render`](crate::Context::render). Its return value becomes its XCom.
 //! Closure tasks need no operator: see [`Task::from_fn`](crate::Task::from_fn).
+
+#[cfg(any(feature = "postgres", feature = "mysql", feature = "sqlite"))]
+#[cfg_attr(
+    docsrs,
+    doc(cfg(any(feature = "postgres", feature = "mysql", feature = "sqlite")))
+)]
+pub mod sql;

@@ -1,0 +1,571 @@
+//! [`MySqlHook`]: MySQL and MariaDB through mysql_async (feature `mysql`).
+//!
+//! Built from a connection such as
+//! `AIRFLOW_CONN_FEATURE_STORE='mysql://root:root@127.0.0.1:3306/mlops'`: `schema`
+//! is the database (overridden by [`MySqlHook::connect`]'s `database`).
+//!
+//! Reads stream row by row ([`SqlHook::stream_rows`], `bulk_dump`). `bulk_load`
+//! feeds `LOAD DATA LOCAL INFILE` from the CSV stream without a temporary file; as
+//! in Airflow it is opt-in: set the extra `{"local_infile": true}` (the server
+//! must allow it too). The load runs in a transaction and is rolled back when the
+//! server reports any warning (a truncated value, a missing field), so a bad file
+//! never leaves half a table.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use futures::io::{AsyncRead, AsyncWrite};
+use futures::stream::{BoxStream, StreamExt};
+use mysql_async::consts::ColumnType;
+use mysql_async::prelude::{Protocol, Queryable};
+use mysql_async::{Opts, OptsBuilder, Pool, QueryResult, TxOpts, Value as My};
+use serde_json::{Map, Value};
+
+use super::sql::{
+    CsvReader, Dialect, Handler, InsertOptions, Parameters, Row, RunOptions, Sql, SqlHook,
+    StatementResult, bind, bytes_value, check_widths, float_value, header_columns, in_statement,
+    insert_statement, quote_identifier, quote_table, rows_to_csv, shape_results,
+};
+use crate::connection::Connection;
+use crate::error::{Error, ErrorKind, Result};
+
+/// Conn id used when none is given, as in Airflow.
+pub const DEFAULT_CONN_ID: &str = "mysql_default";
+
+/// A pool of connections to one MySQL or MariaDB database.
+#[derive(Clone)]
+pub struct MySqlHook {
+    conn_id: String,
+    pool: Pool,
+    secrets: Vec<String>,
+    local_infile: bool,
+}
+
+impl std::fmt::Debug for MySqlHook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MySqlHook")
+            .field("conn_id", &self.conn_id)
+            .field("local_infile", &self.local_infile)
+            .finish_non_exhaustive()
+    }
+}
+
+fn my_error(op: &str, conn_id: &str, e: mysql_async::Error) -> Error {
+    let kind = match &e {
+        mysql_async::Error::Server(s) => match s.code {
+            1044 | 1045 | 1142 | 1227 => ErrorKind::Auth,
+            1049 | 1146 => ErrorKind::NotFound,
+            1062 => ErrorKind::AlreadyExists,
+            1205 | 1213 => ErrorKind::Unavailable,
+            _ => ErrorKind::InvalidInput,
+        },
+        mysql_async::Error::Io(_) => ErrorKind::Unavailable,
+        mysql_async::Error::Driver(_) => ErrorKind::InvalidInput,
+        mysql_async::Error::Url(_) => ErrorKind::Config,
+        _ => ErrorKind::Remote,
+    };
+    Error::new(kind, format!("mysql.{op}"), e.to_string())
+        .with("conn_id", conn_id)
+        .with_source(e)
+}
+
+impl MySqlHook {
+    /// Connects with the connection `AIRFLOW_CONN_<CONN_ID>`.
+    pub async fn from_conn_id(conn_id: &str) -> Result<Self> {
+        Self::connect(&Connection::from_env(conn_id)?, None).await
+    }
+
+    /// Connects with `conn`, to its `schema` database.
+    pub async fn from_connection(conn: &Connection) -> Result<Self> {
+        Self::connect(conn, None).await
+    }
+
+    /// Connects with `conn`, to `database` when given (else the connection's
+    /// schema), and checks the credentials at once.
+    pub async fn connect(conn: &Connection, database: Option<&str>) -> Result<Self> {
+        let secrets = conn.secrets();
+        let conn_id = conn.conn_id().to_string();
+        let local_infile = match conn.extra_dejson().get("local_infile") {
+            Some(Value::Bool(b)) => *b,
+            Some(Value::String(s)) => matches!(s.to_ascii_lowercase().as_str(), "true" | "1"),
+            _ => false,
+        };
+        let opts: Opts = OptsBuilder::default()
+            .ip_or_hostname(conn.host().filter(|h| !h.is_empty()).unwrap_or("localhost"))
+            .tcp_port(conn.port().unwrap_or(3306))
+            .user(conn.login().filter(|l| !l.is_empty()))
+            .pass(conn.password())
+            .db_name(database.or(conn.schema()).filter(|d| !d.is_empty()))
+            .prefer_socket(false)
+            .wait_timeout(Some(28_800))
+            .into();
+        let pool = Pool::new(opts);
+        let hook = MySqlHook {
+            conn_id,
+            pool,
+            secrets,
+            local_infile,
+        };
+        // The pool connects lazily: connect once now so a wrong password or an
+        // unknown host fails here, not in the first task.
+        let c = tokio::time::timeout(Duration::from_secs(30), hook.pool.get_conn())
+            .await
+            .map_err(|_| {
+                Error::new(
+                    ErrorKind::Timeout,
+                    "mysql.connect",
+                    "no connection within 30 s",
+                )
+                .with("conn_id", &hook.conn_id)
+            })?
+            .map_err(|e| hook.error("connect", e))?;
+        drop(c);
+        tracing::debug!(conn_id = %hook.conn_id, "mysql connected");
+        Ok(hook)
+    }
+
+    fn error(&self, op: &str, e: mysql_async::Error) -> Error {
+        my_error(op, &self.conn_id, e).redact(&self.secrets)
+    }
+
+    async fn conn(&self) -> Result<mysql_async::Conn> {
+        self.pool
+            .get_conn()
+            .await
+            .map_err(|e| self.error("connect", e))
+    }
+
+    async fn run_inner(&self, sql: Sql, options: RunOptions) -> Result<Value> {
+        let stmts = sql.statements(Dialect::MySql, options.split_statements)?;
+        let total = stmts.len();
+        let bound = stmts
+            .iter()
+            .enumerate()
+            .map(|(i, s)| bind(Dialect::MySql, s, &options.parameters, i + 1))
+            .collect::<Result<Vec<_>>>()
+            .map_err(|e| e.with("conn_id", &self.conn_id))?;
+        let mut conn = self.conn().await?;
+        let mut results = Vec::with_capacity(total);
+        let fail = |e, i: usize, sql: &str| in_statement(self.error("run", e), i, total, sql);
+        if options.autocommit {
+            for (i, b) in bound.iter().enumerate() {
+                let r = exec(&mut conn, &b.sql, &b.args, &options.handler, i + 1)
+                    .await
+                    .map_err(|e| fail(e, i + 1, &b.sql))?;
+                results.push(options.handler.apply(r)?);
+            }
+        } else {
+            let mut tx = conn
+                .start_transaction(TxOpts::default())
+                .await
+                .map_err(|e| self.error("begin", e))?;
+            for (i, b) in bound.iter().enumerate() {
+                // On error `tx` is dropped, which rolls back statements 1..i.
+                let r = exec(&mut tx, &b.sql, &b.args, &options.handler, i + 1)
+                    .await
+                    .map_err(|e| fail(e, i + 1, &b.sql))?;
+                results.push(options.handler.apply(r)?);
+            }
+            tx.commit().await.map_err(|e| self.error("commit", e))?;
+        }
+        tracing::info!(conn_id = %self.conn_id, statements = total, "mysql run done");
+        Ok(shape_results(&sql, &options, results))
+    }
+
+    async fn insert_inner(
+        &self,
+        table: &str,
+        columns: &[String],
+        rows: Vec<Vec<Value>>,
+        options: InsertOptions,
+    ) -> Result<u64> {
+        check_widths(table, columns, &rows)?;
+        let per_stmt = (65_535 / columns.len().max(1)).clamp(1, 1000);
+        let per_commit = if options.commit_every == 0 {
+            rows.len().max(1)
+        } else {
+            options.commit_every
+        };
+        let mut conn = self.conn().await?;
+        let mut written = 0u64;
+        for group in rows.chunks(per_commit) {
+            let mut tx = conn
+                .start_transaction(TxOpts::default())
+                .await
+                .map_err(|e| self.error("begin", e))?;
+            for batch in group.chunks(per_stmt) {
+                let sql = insert_statement(Dialect::MySql, table, columns, batch.len(), &options)?;
+                let args: Vec<My> = batch.iter().flatten().map(to_mysql).collect();
+                tx.exec_drop(sql, args)
+                    .await
+                    .map_err(|e| self.error("insert_rows", e).with("table", table))?;
+                written += tx.affected_rows();
+            }
+            tx.commit()
+                .await
+                .map_err(|e| self.error("commit", e).with("table", table))?;
+        }
+        tracing::info!(conn_id = %self.conn_id, table, rows = written, "mysql rows inserted");
+        Ok(written)
+    }
+
+    async fn load_inner(
+        &self,
+        table: &str,
+        input: &mut (dyn AsyncRead + Send + Unpin),
+    ) -> Result<u64> {
+        let ctx = |e: Error| e.with("conn_id", &self.conn_id).with("table", table);
+        if !self.local_infile {
+            return Err(ctx(Error::new(
+                ErrorKind::Config,
+                "mysql.bulk_load",
+                "LOAD DATA LOCAL INFILE is off: set the connection extra local_infile=true to enable it",
+            )));
+        }
+        let mut reader = CsvReader::new(input);
+        let header = reader.next().await.map_err(ctx)?.ok_or_else(|| {
+            ctx(Error::new(
+                ErrorKind::InvalidInput,
+                "mysql.bulk_load",
+                "the CSV input is empty: it needs a header row",
+            ))
+        })?;
+        let columns = header_columns(header, "mysql.bulk_load").map_err(ctx)?;
+        let cols = columns
+            .iter()
+            .map(|c| quote_identifier(Dialect::MySql, c))
+            .collect::<Result<Vec<_>>>()?
+            .join(", ");
+        // MySQL's default format (tab-separated, backslash escapes, \N for NULL)
+        // is what `encode_field` writes: no FIELDS/LINES clause to get wrong.
+        let stmt = format!(
+            "LOAD DATA LOCAL INFILE 'gust-stream' INTO TABLE {} CHARACTER SET utf8mb4 ({cols})",
+            quote_table(Dialect::MySql, table)?
+        );
+        let (mut tx_chunks, rx) =
+            futures::channel::mpsc::channel::<std::io::Result<bytes::Bytes>>(8);
+        let rx = std::sync::Mutex::new(Some(rx));
+        let mut conn = self.conn().await?;
+        conn.set_infile_handler(async move {
+            let rx = rx.lock().ok().and_then(|mut r| r.take());
+            Ok(match rx {
+                Some(rx) => rx.boxed(),
+                None => futures::stream::empty().boxed(),
+            })
+        });
+        let mut tx = conn
+            .start_transaction(TxOpts::default())
+            .await
+            .map_err(|e| self.error("begin", e))?;
+        let width = columns.len();
+        let feed = async move {
+            use futures::SinkExt;
+            let mut buf: Vec<u8> = Vec::with_capacity(64 * 1024);
+            let mut line = 1u64;
+            while let Some(record) = reader.next().await? {
+                line += 1;
+                if record.len() != width {
+                    return Err(Error::new(
+                        ErrorKind::InvalidInput,
+                        "mysql.bulk_load",
+                        format!(
+                            "record {line} has {} fields but the header has {width}; nothing was loaded",
+                            record.len()
+                        ),
+                    ));
+                }
+                for (i, f) in record.iter().enumerate() {
+                    if i > 0 {
+                        buf.push(b'\t');
+                    }
+                    encode_field(&mut buf, f.as_deref());
+                }
+                buf.push(b'\n');
+                if buf.len() >= 60 * 1024 {
+                    let chunk = bytes::Bytes::from(std::mem::take(&mut buf));
+                    // A closed channel means the server stopped reading: the load's
+                    // own error says why.
+                    if tx_chunks.send(Ok(chunk)).await.is_err() {
+                        return Ok(());
+                    }
+                }
+            }
+            let _ = tx_chunks.send(Ok(bytes::Bytes::from(buf))).await;
+            Ok(())
+        };
+        let load = async {
+            let res = tx.query_iter(stmt.as_str()).await?;
+            let n = res.affected_rows();
+            res.drop_result().await?;
+            Ok::<u64, mysql_async::Error>(n)
+        };
+        let (feed, load) = futures::join!(Box::pin(feed), Box::pin(load));
+        feed.map_err(ctx)?;
+        let rows = load.map_err(|e| self.error("bulk_load", e).with("table", table))?;
+        let warning: Option<(String, u32, String)> = tx
+            .query_first("SHOW WARNINGS LIMIT 1")
+            .await
+            .map_err(|e| self.error("bulk_load", e).with("table", table))?;
+        if let Some((_, code, message)) = warning {
+            // Dropping `tx` rolls the load back.
+            return Err(ctx(Error::new(
+                ErrorKind::InvalidInput,
+                "mysql.bulk_load",
+                format!("the server reported warning {code}: {message}; nothing was loaded"),
+            )));
+        }
+        tx.commit()
+            .await
+            .map_err(|e| self.error("commit", e).with("table", table))?;
+        tracing::info!(conn_id = %self.conn_id, table, rows, "mysql bulk load done");
+        Ok(rows)
+    }
+}
+
+/// Writes one field in LOAD DATA's default escaping.
+fn encode_field(out: &mut Vec<u8>, field: Option<&str>) {
+    let Some(f) = field else {
+        out.extend_from_slice(b"\\N");
+        return;
+    };
+    for b in f.bytes() {
+        match b {
+            b'\\' => out.extend_from_slice(b"\\\\"),
+            b'\t' => out.extend_from_slice(b"\\t"),
+            b'\n' => out.extend_from_slice(b"\\n"),
+            b'\r' => out.extend_from_slice(b"\\r"),
+            0 => out.extend_from_slice(b"\\0"),
+            b => out.push(b),
+        }
+    }
+}
+
+/// Runs one statement on a connection or transaction: the text protocol without
+/// arguments (any statement works), a prepared statement with them.
+async fn exec<Q: Queryable>(
+    q: &mut Q,
+    sql: &str,
+    args: &[Value],
+    handler: &Handler,
+    index: usize,
+) -> std::result::Result<StatementResult, mysql_async::Error> {
+    if args.is_empty() {
+        let res = q.query_iter(sql).await?;
+        collect(res, handler, index).await
+    } else {
+        let params: Vec<My> = args.iter().map(to_mysql).collect();
+        let res = q.exec_iter(sql, params).await?;
+        collect(res, handler, index).await
+    }
+}
+
+async fn collect<P: Protocol>(
+    mut res: QueryResult<'_, '_, P>,
+    handler: &Handler,
+    index: usize,
+) -> std::result::Result<StatementResult, mysql_async::Error> {
+    let mut rows = Vec::new();
+    if handler.wants_rows() {
+        while let Some(row) = res.next().await? {
+            rows.push(row_to_json(&row));
+        }
+    }
+    let rows_affected = res.affected_rows();
+    res.drop_result().await?;
+    Ok(StatementResult {
+        index,
+        rows,
+        rows_affected,
+    })
+}
+
+fn to_mysql(v: &Value) -> My {
+    match v {
+        Value::Null => My::NULL,
+        Value::Bool(b) => My::Int(i64::from(*b)),
+        Value::Number(n) => match (n.as_i64(), n.as_u64(), n.as_f64()) {
+            (Some(i), _, _) => My::Int(i),
+            (_, Some(u), _) => My::UInt(u),
+            (_, _, Some(f)) => My::Double(f),
+            _ => My::Bytes(n.to_string().into_bytes()),
+        },
+        Value::String(s) => My::Bytes(s.clone().into_bytes()),
+        // Arrays and objects as JSON text, which a JSON column parses.
+        other => My::Bytes(other.to_string().into_bytes()),
+    }
+}
+
+const BINARY_CHARSET: u16 = 63;
+
+fn row_to_json(row: &mysql_async::Row) -> Row {
+    let mut out = Map::new();
+    for (i, col) in row.columns_ref().iter().enumerate() {
+        let v = row.as_ref(i).unwrap_or(&My::NULL);
+        out.insert(
+            col.name_str().into_owned(),
+            cell(v, col.column_type(), col.character_set()),
+        );
+    }
+    out
+}
+
+fn two(n: impl Into<u32>) -> String {
+    format!("{:02}", n.into())
+}
+
+fn cell(v: &My, ty: ColumnType, charset: u16) -> Value {
+    use ColumnType::*;
+    match v {
+        My::NULL => Value::Null,
+        My::Int(i) => Value::from(*i),
+        My::UInt(u) => Value::from(*u),
+        My::Float(f) => float_value(f64::from(*f)),
+        My::Double(d) => float_value(*d),
+        My::Date(y, mo, d, h, mi, s, us) => {
+            let date = format!("{y:04}-{}-{}", two(*mo), two(*d));
+            if ty == MYSQL_TYPE_DATE || ty == MYSQL_TYPE_NEWDATE {
+                Value::from(date)
+            } else {
+                let frac = if *us > 0 {
+                    format!(".{us:06}")
+                } else {
+                    String::new()
+                };
+                Value::from(format!("{date}T{}:{}:{}{frac}", two(*h), two(*mi), two(*s)))
+            }
+        }
+        My::Time(neg, days, h, mi, s, us) => {
+            let hours = days * 24 + u32::from(*h);
+            let frac = if *us > 0 {
+                format!(".{us:06}")
+            } else {
+                String::new()
+            };
+            let sign = if *neg { "-" } else { "" };
+            Value::from(format!("{sign}{hours:02}:{}:{}{frac}", two(*mi), two(*s)))
+        }
+        // The text protocol sends every value as bytes: type them by the column.
+        My::Bytes(b) => {
+            let text = || String::from_utf8_lossy(b).into_owned();
+            match ty {
+                MYSQL_TYPE_TINY | MYSQL_TYPE_SHORT | MYSQL_TYPE_LONG | MYSQL_TYPE_INT24
+                | MYSQL_TYPE_LONGLONG | MYSQL_TYPE_YEAR => {
+                    let t = text();
+                    t.parse::<i64>()
+                        .map(Value::from)
+                        .or_else(|_| t.parse::<u64>().map(Value::from))
+                        .unwrap_or(Value::String(t))
+                }
+                MYSQL_TYPE_FLOAT | MYSQL_TYPE_DOUBLE => {
+                    let t = text();
+                    t.parse::<f64>()
+                        .map(float_value)
+                        .unwrap_or(Value::String(t))
+                }
+                MYSQL_TYPE_DATETIME
+                | MYSQL_TYPE_TIMESTAMP
+                | MYSQL_TYPE_DATETIME2
+                | MYSQL_TYPE_TIMESTAMP2 => Value::from(text().replacen(' ', "T", 1)),
+                MYSQL_TYPE_JSON => {
+                    serde_json::from_slice(b).unwrap_or_else(|_| Value::String(text()))
+                }
+                MYSQL_TYPE_BIT => {
+                    Value::from(b.iter().fold(0u64, |acc, x| (acc << 8) | u64::from(*x)))
+                }
+                // DECIMAL stays a string (exact digits); dates and times are text
+                // already. Both report the binary charset, so they come before it.
+                MYSQL_TYPE_DECIMAL
+                | MYSQL_TYPE_NEWDECIMAL
+                | MYSQL_TYPE_DATE
+                | MYSQL_TYPE_NEWDATE
+                | MYSQL_TYPE_TIME
+                | MYSQL_TYPE_TIME2 => Value::String(text()),
+                _ if charset == BINARY_CHARSET => bytes_value(b),
+                _ => Value::String(text()),
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl SqlHook for MySqlHook {
+    fn conn_id(&self) -> &str {
+        &self.conn_id
+    }
+
+    fn dialect(&self) -> Dialect {
+        Dialect::MySql
+    }
+
+    async fn run(&self, sql: Sql, options: RunOptions) -> Result<Value> {
+        self.run_inner(sql, options).await
+    }
+
+    fn stream_rows<'a>(
+        &'a self,
+        sql: &'a str,
+        parameters: Parameters,
+    ) -> BoxStream<'a, Result<Row>> {
+        let bound = bind(Dialect::MySql, sql, &parameters, 1);
+        let this = self.clone();
+        let (tx, rx) = tokio::sync::mpsc::channel::<Result<Row>>(256);
+        tokio::spawn(async move {
+            let produce = async {
+                let b = bound.map_err(|e| e.with("conn_id", &this.conn_id))?;
+                let mut conn = this.conn().await?;
+                let err = |e| this.error("get_records", e);
+                let params: Vec<My> = b.args.iter().map(to_mysql).collect();
+                let mut res = if params.is_empty() {
+                    // The text protocol has its own result type: read it here.
+                    let mut res = conn.query_iter(b.sql.as_str()).await.map_err(err)?;
+                    while let Some(row) = res.next().await.map_err(err)? {
+                        if tx.send(Ok(row_to_json(&row))).await.is_err() {
+                            return Ok(());
+                        }
+                    }
+                    return Ok(());
+                } else {
+                    conn.exec_iter(b.sql.as_str(), params).await.map_err(err)?
+                };
+                while let Some(row) = res.next().await.map_err(err)? {
+                    if tx.send(Ok(row_to_json(&row))).await.is_err() {
+                        return Ok(());
+                    }
+                }
+                Ok::<(), Error>(())
+            };
+            if let Err(e) = produce.await {
+                let _ = tx.send(Err(e)).await;
+            }
+        });
+        futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|r| (r, rx)) })
+            .boxed()
+    }
+
+    async fn insert_rows(
+        &self,
+        table: &str,
+        columns: &[String],
+        rows: Vec<Vec<Value>>,
+        options: InsertOptions,
+    ) -> Result<u64> {
+        self.insert_inner(table, columns, rows, options).await
+    }
+
+    async fn bulk_dump(&self, sql: &str, out: &mut (dyn AsyncWrite + Send + Unpin)) -> Result<u64> {
+        rows_to_csv(
+            self.stream_rows(sql, Parameters::None),
+            out,
+            "mysql.bulk_dump",
+        )
+        .await
+    }
+
+    async fn bulk_load(
+        &self,
+        table: &str,
+        input: &mut (dyn AsyncRead + Send + Unpin),
+    ) -> Result<u64> {
+        self.load_inner(table, input).await
+    }
+}

@@ -1,0 +1,550 @@
+//! [`PostgresHook`]: PostgreSQL through sqlx (feature `postgres`).
+//!
+//! Built from a connection such as
+//! `AIRFLOW_CONN_POSTGRES_DEFAULT='postgres://user:pass@host:5432/db?sslmode=require'`:
+//! `schema` is the database (overridden by [`PostgresHook::connect`]'s `database`, as
+//! Airflow's `database` argument), the `sslmode` extra is passed to the driver.
+//!
+//! Large results stream: [`SqlHook::stream_rows`] reads rows as the server sends
+//! them (a bounded channel pauses the query when the consumer is slow), and
+//! `bulk_dump` / `bulk_load` use `COPY … TO STDOUT` / `COPY … FROM STDIN` in CSV,
+//! chunk by chunk. `insert_rows` sends each batch as one JSON parameter expanded by
+//! `json_populate_recordset`, so PostgreSQL converts every value to its column's
+//! type (a string into a `DATE`, a number into a `NUMERIC`) exactly.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use futures::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+use futures::stream::{BoxStream, StreamExt};
+use serde_json::{Map, Value};
+use sqlx::postgres::{
+    PgArguments, PgConnectOptions, PgConnection, PgPool, PgPoolCopyExt, PgPoolOptions, PgRow,
+    PgSslMode,
+};
+use sqlx::{Column, Postgres, Row as _, TypeInfo, ValueRef};
+
+use super::sql::{
+    Bound, CsvReader, Dialect, Handler, InsertOptions, Parameters, Row, RunOptions, Sql, SqlHook,
+    StatementResult, bind, bytes_value, float_value, in_statement, quote_identifier, quote_table,
+    shape_results, upsert_clause,
+};
+use super::sqlx_common::{channel_stream, send_boxed, sqlx_error};
+use crate::connection::Connection;
+use crate::error::{Error, ErrorKind, Result};
+
+/// Conn id used when none is given, as in Airflow.
+pub const DEFAULT_CONN_ID: &str = "postgres_default";
+
+/// A pool of connections to one PostgreSQL database.
+#[derive(Clone)]
+pub struct PostgresHook {
+    conn_id: String,
+    pool: PgPool,
+    secrets: Vec<String>,
+}
+
+impl std::fmt::Debug for PostgresHook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PostgresHook")
+            .field("conn_id", &self.conn_id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl PostgresHook {
+    /// Connects with the connection `AIRFLOW_CONN_<CONN_ID>`.
+    pub async fn from_conn_id(conn_id: &str) -> Result<Self> {
+        Self::connect(&Connection::from_env(conn_id)?, None).await
+    }
+
+    /// Connects with `conn`, to its `schema` database.
+    pub async fn from_connection(conn: &Connection) -> Result<Self> {
+        Self::connect(conn, None).await
+    }
+
+    /// Connects with `conn`, to `database` when given (else the connection's schema).
+    pub async fn connect(conn: &Connection, database: Option<&str>) -> Result<Self> {
+        let secrets = conn.secrets();
+        let conn_id = conn.conn_id().to_string();
+        let mut opts = PgConnectOptions::new()
+            .host(conn.host().filter(|h| !h.is_empty()).unwrap_or("localhost"))
+            .port(conn.port().unwrap_or(5432))
+            .application_name("gust");
+        if let Some(login) = conn.login().filter(|l| !l.is_empty()) {
+            opts = opts.username(login);
+        }
+        if let Some(pw) = conn.password() {
+            opts = opts.password(pw);
+        }
+        if let Some(db) = database.or(conn.schema()).filter(|d| !d.is_empty()) {
+            opts = opts.database(db);
+        }
+        if let Some(mode) = conn.extra_str("sslmode") {
+            let mode = PgSslMode::from_str(mode).map_err(|e| {
+                Error::new(
+                    ErrorKind::Config,
+                    "postgres.connect",
+                    format!("bad sslmode extra: {e}"),
+                )
+                .with("conn_id", &conn_id)
+            })?;
+            opts = opts.ssl_mode(mode);
+        }
+        let pool = PgPoolOptions::new()
+            .max_connections(4)
+            .acquire_timeout(Duration::from_secs(30))
+            .connect_with(opts)
+            .await
+            .map_err(|e| sqlx_error("postgres", "connect", &conn_id, e).redact(&secrets))?;
+        tracing::debug!(conn_id, "postgres connected");
+        Ok(PostgresHook {
+            conn_id,
+            pool,
+            secrets,
+        })
+    }
+
+    /// The sqlx pool, for what the trait does not cover.
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    fn error(&self, op: &str, e: sqlx::Error) -> Error {
+        sqlx_error("postgres", op, &self.conn_id, e).redact(&self.secrets)
+    }
+
+    async fn exec(
+        conn: &mut PgConnection,
+        b: &Bound,
+        handler: &Handler,
+        index: usize,
+    ) -> std::result::Result<StatementResult, ExecError> {
+        let q = bind_all(sqlx::query(&b.sql), &b.args);
+        if handler.wants_rows() {
+            let rows = q.fetch_all(&mut *conn).await.map_err(ExecError::Db)?;
+            let rows = rows
+                .iter()
+                .map(row_to_json)
+                .collect::<Result<Vec<_>>>()
+                .map_err(ExecError::Decode)?;
+            Ok(StatementResult {
+                index,
+                rows,
+                rows_affected: 0,
+            })
+        } else {
+            let done = q.execute(&mut *conn).await.map_err(ExecError::Db)?;
+            Ok(StatementResult {
+                index,
+                rows: Vec::new(),
+                rows_affected: done.rows_affected(),
+            })
+        }
+    }
+
+    fn lift(&self, e: Error) -> Error {
+        e.with("conn_id", &self.conn_id).redact(&self.secrets)
+    }
+
+    async fn run_inner(&self, sql: Sql, options: RunOptions) -> Result<Value> {
+        let stmts = sql.statements(Dialect::Postgres, options.split_statements)?;
+        let total = stmts.len();
+        let bound = stmts
+            .iter()
+            .enumerate()
+            .map(|(i, s)| bind(Dialect::Postgres, s, &options.parameters, i + 1))
+            .collect::<Result<Vec<_>>>()
+            .map_err(|e| self.lift(e))?;
+        let mut results = Vec::with_capacity(total);
+        let fail = |e: ExecError, i: usize, b: &Bound| {
+            in_statement(self.exec_error(e, "run"), i, total, &b.sql)
+        };
+        if options.autocommit {
+            let mut conn = self
+                .pool
+                .acquire()
+                .await
+                .map_err(|e| self.error("connect", e))?;
+            for (i, b) in bound.iter().enumerate() {
+                let r = Self::exec(&mut conn, b, &options.handler, i + 1)
+                    .await
+                    .map_err(|e| fail(e, i + 1, b))?;
+                results.push(options.handler.apply(r)?);
+            }
+        } else {
+            let mut tx = self
+                .pool
+                .begin()
+                .await
+                .map_err(|e| self.error("begin", e))?;
+            for (i, b) in bound.iter().enumerate() {
+                // On error `tx` is dropped, which rolls back statements 1..i.
+                let r = Self::exec(&mut tx, b, &options.handler, i + 1)
+                    .await
+                    .map_err(|e| fail(e, i + 1, b))?;
+                results.push(options.handler.apply(r)?);
+            }
+            tx.commit().await.map_err(|e| self.error("commit", e))?;
+        }
+        tracing::info!(conn_id = %self.conn_id, statements = total, "postgres run done");
+        Ok(shape_results(&sql, &options, results))
+    }
+
+    fn exec_error(&self, e: ExecError, op: &str) -> Error {
+        match e {
+            ExecError::Db(e) => self.error(op, e),
+            ExecError::Decode(e) => self.lift(e),
+        }
+    }
+
+    async fn insert_inner(
+        &self,
+        table: &str,
+        columns: &[String],
+        rows: Vec<Vec<Value>>,
+        options: InsertOptions,
+    ) -> Result<u64> {
+        super::sql::check_widths(table, columns, &rows)?;
+        let qt = quote_table(Dialect::Postgres, table)?;
+        let cols = columns
+            .iter()
+            .map(|c| quote_identifier(Dialect::Postgres, c))
+            .collect::<Result<Vec<_>>>()?
+            .join(", ");
+        let mut sql = format!(
+            "INSERT INTO {qt} ({cols}) SELECT {cols} FROM json_populate_recordset(NULL::{qt}, $1::json)"
+        );
+        if options.replace {
+            sql.push_str(&upsert_clause(Dialect::Postgres, table, columns, &options)?);
+        }
+        let per_commit = if options.commit_every == 0 {
+            rows.len().max(1)
+        } else {
+            options.commit_every
+        };
+        let mut written = 0u64;
+        for group in rows.chunks(per_commit) {
+            let mut tx = self
+                .pool
+                .begin()
+                .await
+                .map_err(|e| self.error("begin", e))?;
+            for batch in group.chunks(1000) {
+                let objects: Vec<Value> = batch
+                    .iter()
+                    .map(|r| {
+                        Value::Object(columns.iter().cloned().zip(r.iter().cloned()).collect())
+                    })
+                    .collect();
+                let done = sqlx::query(&sql)
+                    .bind(sqlx::types::Json(Value::Array(objects)))
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(|e| self.error("insert_rows", e).with("table", table))?;
+                written += done.rows_affected();
+            }
+            tx.commit()
+                .await
+                .map_err(|e| self.error("commit", e).with("table", table))?;
+        }
+        tracing::info!(conn_id = %self.conn_id, table, rows = written, "postgres rows inserted");
+        Ok(written)
+    }
+
+    async fn dump_inner(
+        &self,
+        sql: &str,
+        out: &mut (dyn AsyncWrite + Send + Unpin),
+    ) -> Result<u64> {
+        let query = sql.trim().trim_end_matches(';');
+        let copy = format!("COPY ({query}) TO STDOUT WITH (FORMAT csv, HEADER true)");
+        let mut stream = self
+            .pool
+            .copy_out_raw(&copy)
+            .await
+            .map_err(|e| self.error("bulk_dump", e))?;
+        let mut written = 0u64;
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.map_err(|e| self.error("bulk_dump", e))?;
+            out.write_all(&chunk).await.map_err(|e| {
+                self.lift(
+                    Error::new(
+                        ErrorKind::Io,
+                        "postgres.bulk_dump",
+                        format!("writing the CSV output: {e}"),
+                    )
+                    .with_source(e),
+                )
+            })?;
+            written += chunk.len() as u64;
+        }
+        out.flush().await.map_err(|e| self.lift(Error::from(e)))?;
+        tracing::info!(conn_id = %self.conn_id, bytes = written, "postgres bulk dump done");
+        Ok(written)
+    }
+
+    async fn load_inner(
+        &self,
+        table: &str,
+        input: &mut (dyn AsyncRead + Send + Unpin),
+    ) -> Result<u64> {
+        let with_ctx = |e: Error| self.lift(e).with("table", table);
+        let mut reader = CsvReader::new(input);
+        // Parse only the header (for the column list); the rest goes to COPY raw.
+        reader.keep_raw = true;
+        let header = reader.next().await.map_err(with_ctx)?.ok_or_else(|| {
+            with_ctx(Error::new(
+                ErrorKind::InvalidInput,
+                "postgres.bulk_load",
+                "the CSV input is empty: it needs a header row",
+            ))
+        })?;
+        let columns = super::sql::header_columns(header, "postgres.bulk_load").map_err(with_ctx)?;
+        let cols = columns
+            .iter()
+            .map(|c| quote_identifier(Dialect::Postgres, c))
+            .collect::<Result<Vec<_>>>()?
+            .join(", ");
+        let stmt = format!(
+            "COPY {} ({cols}) FROM STDIN WITH (FORMAT csv, HEADER true)",
+            quote_table(Dialect::Postgres, table)?
+        );
+        let mut copy = self
+            .pool
+            .copy_in_raw(&stmt)
+            .await
+            .map_err(|e| self.error("bulk_load", e).with("table", table))?;
+        let mut chunk = std::mem::take(&mut reader.raw);
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            if !chunk.is_empty()
+                && let Err(e) = copy.send(chunk.as_slice()).await
+            {
+                return Err(self.error("bulk_load", e).with("table", table));
+            }
+            let n = match reader.read_raw(&mut buf).await {
+                Ok(n) => n,
+                Err(e) => {
+                    // COPY is one statement: aborting it loads nothing.
+                    let _ = copy.abort("input failed").await;
+                    return Err(with_ctx(e));
+                }
+            };
+            if n == 0 {
+                break;
+            }
+            chunk.clear();
+            chunk.extend_from_slice(&buf[..n]);
+        }
+        let rows = copy
+            .finish()
+            .await
+            .map_err(|e| self.error("bulk_load", e).with("table", table))?;
+        tracing::info!(conn_id = %self.conn_id, table, rows, "postgres bulk load done");
+        Ok(rows)
+    }
+}
+
+/// Why one statement failed: the driver, or decoding its rows.
+enum ExecError {
+    Db(sqlx::Error),
+    Decode(Error),
+}
+
+/// Binds JSON values by their JSON type: NULL untyped (PostgreSQL infers it from
+/// the context), integers `int8`, other numbers `float8`, strings `text`, arrays and
+/// objects `jsonb`.
+fn bind_all<'q>(
+    mut q: sqlx::query::Query<'q, Postgres, PgArguments>,
+    args: &[Value],
+) -> sqlx::query::Query<'q, Postgres, PgArguments> {
+    for v in args {
+        q = match v {
+            Value::Null => q.bind(UntypedNull),
+            Value::Bool(b) => q.bind(*b),
+            Value::Number(n) => match (n.as_i64(), n.as_f64()) {
+                (Some(i), _) => q.bind(i),
+                (None, Some(f)) => q.bind(f),
+                _ => q.bind(n.to_string()),
+            },
+            Value::String(s) => q.bind(s.clone()),
+            other => q.bind(sqlx::types::Json(other.clone())),
+        };
+    }
+    q
+}
+
+/// A NULL parameter of unspecified type (OID 0), so that `INSERT INTO t (int_col)
+/// VALUES ($1)` with NULL works: a typed `text` NULL would be rejected.
+struct UntypedNull;
+
+impl sqlx::Type<Postgres> for UntypedNull {
+    fn type_info() -> sqlx::postgres::PgTypeInfo {
+        sqlx::postgres::PgTypeInfo::with_oid(sqlx::postgres::types::Oid(0))
+    }
+}
+
+impl sqlx::Encode<'_, Postgres> for UntypedNull {
+    fn encode_by_ref(
+        &self,
+        _: &mut sqlx::postgres::PgArgumentBuffer,
+    ) -> std::result::Result<sqlx::encode::IsNull, sqlx::error::BoxDynError> {
+        Ok(sqlx::encode::IsNull::Yes)
+    }
+}
+
+fn row_to_json(row: &PgRow) -> Result<Row> {
+    let mut out = Map::new();
+    for (i, col) in row.columns().iter().enumerate() {
+        let decode = |e: sqlx::Error| {
+            Error::new(ErrorKind::Unsupported, "postgres.decode", e.to_string())
+                .with("column", col.name())
+        };
+        let raw = row.try_get_raw(i).map_err(decode)?;
+        if raw.is_null() {
+            out.insert(col.name().to_string(), Value::Null);
+            continue;
+        }
+        let ty = col.type_info().name().to_string();
+        let value = match ty.as_str() {
+            "BOOL" => Value::from(row.try_get::<bool, _>(i).map_err(decode)?),
+            "INT2" => Value::from(row.try_get::<i16, _>(i).map_err(decode)?),
+            "INT4" => Value::from(row.try_get::<i32, _>(i).map_err(decode)?),
+            "INT8" => Value::from(row.try_get::<i64, _>(i).map_err(decode)?),
+            "FLOAT4" => float_value(row.try_get::<f32, _>(i).map_err(decode)? as f64),
+            "FLOAT8" => float_value(row.try_get::<f64, _>(i).map_err(decode)?),
+            "NUMERIC" => {
+                let d = row
+                    .try_get::<sqlx::types::BigDecimal, _>(i)
+                    .map_err(decode)?;
+                // sqlx pads the scale to whole base-10000 digits ("12.5000"); the
+                // binary value's 4th field is the column's display scale ("12.50").
+                let dscale = raw
+                    .as_bytes()
+                    .ok()
+                    .filter(|b| b.len() >= 8)
+                    .map(|b| i64::from(u16::from_be_bytes([b[6], b[7]])));
+                let d = match dscale {
+                    Some(scale) if scale <= d.fractional_digit_count() => d.with_scale(scale),
+                    _ => d,
+                };
+                Value::from(d.to_plain_string())
+            }
+            "TEXT" | "VARCHAR" | "BPCHAR" | "NAME" | "CHAR" | "UNKNOWN" | "CITEXT" => {
+                Value::from(row.try_get::<String, _>(i).map_err(decode)?)
+            }
+            "DATE" => Value::from(
+                row.try_get::<chrono::NaiveDate, _>(i)
+                    .map_err(decode)?
+                    .format("%Y-%m-%d")
+                    .to_string(),
+            ),
+            "TIME" => Value::from(
+                row.try_get::<chrono::NaiveTime, _>(i)
+                    .map_err(decode)?
+                    .to_string(),
+            ),
+            "TIMESTAMP" => Value::from(
+                row.try_get::<chrono::NaiveDateTime, _>(i)
+                    .map_err(decode)?
+                    .format("%Y-%m-%dT%H:%M:%S%.f")
+                    .to_string(),
+            ),
+            "TIMESTAMPTZ" => Value::from(
+                row.try_get::<chrono::DateTime<chrono::Utc>, _>(i)
+                    .map_err(decode)?
+                    .to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true),
+            ),
+            "JSON" | "JSONB" => {
+                row.try_get::<sqlx::types::Json<Value>, _>(i)
+                    .map_err(decode)?
+                    .0
+            }
+            "BYTEA" => bytes_value(&row.try_get::<Vec<u8>, _>(i).map_err(decode)?),
+            other => {
+                return Err(Error::new(
+                    ErrorKind::Unsupported,
+                    "postgres.decode",
+                    format!(
+                        "column {:?} has type {other}, which gust does not map to JSON: cast it in SQL (e.g. {}::text)",
+                        col.name(),
+                        col.name()
+                    ),
+                )
+                .with("column", col.name()));
+            }
+        };
+        out.insert(col.name().to_string(), value);
+    }
+    Ok(out)
+}
+
+#[async_trait]
+impl SqlHook for PostgresHook {
+    fn conn_id(&self) -> &str {
+        &self.conn_id
+    }
+
+    fn dialect(&self) -> Dialect {
+        Dialect::Postgres
+    }
+
+    async fn run(&self, sql: Sql, options: RunOptions) -> Result<Value> {
+        send_boxed(self.run_inner(sql, options)).await
+    }
+
+    fn stream_rows<'a>(
+        &'a self,
+        sql: &'a str,
+        parameters: Parameters,
+    ) -> BoxStream<'a, Result<Row>> {
+        let bound = bind(Dialect::Postgres, sql, &parameters, 1);
+        let this = self.clone();
+        channel_stream(move |tx| {
+            send_boxed(async move {
+                let b = match bound {
+                    Ok(b) => b,
+                    Err(e) => {
+                        let _ = tx.send(Err(this.lift(e))).await;
+                        return;
+                    }
+                };
+                let mut rows = bind_all(sqlx::query(&b.sql), &b.args).fetch(&this.pool);
+                while let Some(r) = rows.next().await {
+                    let r = match r {
+                        Ok(r) => row_to_json(&r).map_err(|e| this.lift(e)),
+                        Err(e) => Err(this.error("get_records", e)),
+                    };
+                    let failed = r.is_err();
+                    if tx.send(r).await.is_err() || failed {
+                        return;
+                    }
+                }
+            })
+        })
+    }
+
+    async fn insert_rows(
+        &self,
+        table: &str,
+        columns: &[String],
+        rows: Vec<Vec<Value>>,
+        options: InsertOptions,
+    ) -> Result<u64> {
+        send_boxed(self.insert_inner(table, columns, rows, options)).await
+    }
+
+    async fn bulk_dump(&self, sql: &str, out: &mut (dyn AsyncWrite + Send + Unpin)) -> Result<u64> {
+        send_boxed(self.dump_inner(sql, out)).await
+    }
+
+    async fn bulk_load(
+        &self,
+        table: &str,
+        input: &mut (dyn AsyncRead + Send + Unpin),
+    ) -> Result<u64> {
+        send_boxed(self.load_inner(table, input)).await
+    }
+}

@@ -1,0 +1,712 @@
+//! [`SqlHook`]: what every SQL database hook offers (Airflow's `DbApiHook`).
+//!
+//! Implemented by [`PostgresHook`](crate::hooks::postgres::PostgresHook),
+//! [`MySqlHook`](crate::hooks::mysql::MySqlHook) and
+//! [`SqliteHook`](crate::hooks::sqlite::SqliteHook); the
+//! [`SqlExecuteQuery`](crate::operators::sql::SqlExecuteQuery) operator works on any.
+//!
+//! # Rows as JSON
+//!
+//! A row is a JSON object keyed by column name ([`Row`]). Types map the same way on
+//! every database, so results survive XCom and `serde_json` without surprises:
+//!
+//! | SQL | JSON |
+//! |---|---|
+//! | integers (any width, signed or not) | number |
+//! | `REAL` / `FLOAT` / `DOUBLE` | number (NaN and ±infinity as the strings `"NaN"`, `"Infinity"`, `"-Infinity"`) |
+//! | `DECIMAL` / `NUMERIC` | **string** with the exact digits (`"12.50"`): a JSON number would go through `f64` |
+//! | `BOOLEAN` | `true` / `false` (MySQL has no boolean: `TINYINT(1)` stays a number) |
+//! | `DATE` | `"2025-01-08"` |
+//! | `TIME` | `"13:45:00"` (fractions when present) |
+//! | `TIMESTAMP` / `DATETIME` | `"2025-01-08T13:45:00"` (ISO-8601, no zone) |
+//! | `TIMESTAMPTZ` | `"2025-01-08T04:45:00Z"` (ISO-8601 in UTC) |
+//! | `JSON` / `JSONB` | the JSON value itself |
+//! | text types | string |
+//! | `BYTEA` / `BLOB` / binary | array of byte values (`[0, 255]`) |
+//! | NULL | `null` |
+//!
+//! A PostgreSQL type outside the table (geometric types, ranges, `interval`…) is an
+//! [`ErrorKind::Unsupported`] error naming the column: cast it in SQL (`p::text`).
+//!
+//! # Parameters
+//!
+//! [`Parameters`] are positional (`?` on MySQL and SQLite, `$1` on PostgreSQL) or
+//! named (`:name` in the SQL, a JSON object as values); the count is checked
+//! before anything is sent. PostgreSQL types parameters by their JSON type (a
+//! string is `text`), so compare a non-text column with a cast: `WHERE d = $1::date`.
+//!
+//! # Transactions
+//!
+//! With `autocommit = false` (the default, as in Airflow) every statement of one
+//! [`SqlHook::run`] runs in one transaction: if statement *k* fails, statements
+//! 1..k-1 are rolled back and the error names statement *k*. With `autocommit =
+//! true` each statement commits on its own. (MySQL commits DDL implicitly whatever
+//! the setting: a `CREATE TABLE` cannot be rolled back there.)
+
+mod csv;
+mod split;
+
+use std::fmt;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use futures::io::{AsyncRead, AsyncWrite};
+use futures::stream::{BoxStream, StreamExt, TryStreamExt};
+use serde_json::{Map, Value};
+
+use crate::error::{Error, ErrorKind, Result};
+
+#[allow(unused_imports)]
+pub(crate) use self::csv::{Reader as CsvReader, Record, cell_text, write_record};
+pub use self::split::{Bound, bind, split_statements};
+
+/// A row: column name → value (see the [module docs](self) for the type mapping).
+pub type Row = Map<String, Value>;
+
+/// The SQL dialect of a hook: how it quotes, splits and numbers placeholders.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Dialect {
+    /// PostgreSQL: `"ident"`, `$1`, dollar-quoted bodies.
+    Postgres,
+    /// MySQL and MariaDB: `` `ident` ``, `?`, backslash escapes, `#` comments.
+    MySql,
+    /// SQLite: `"ident"`, `?`.
+    Sqlite,
+}
+
+impl fmt::Display for Dialect {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Dialect::Postgres => "postgres",
+            Dialect::MySql => "mysql",
+            Dialect::Sqlite => "sqlite",
+        })
+    }
+}
+
+/// Quotes `name` as one identifier of `dialect` (quotes inside are doubled), so a
+/// hostile name can only ever name a table, never inject SQL.
+pub fn quote_identifier(dialect: Dialect, name: &str) -> Result<String> {
+    if name.is_empty() || name.contains('\0') {
+        return Err(Error::new(
+            ErrorKind::InvalidInput,
+            "sql.quote_identifier",
+            "an identifier must be non-empty and contain no NUL character",
+        )
+        .with("identifier", name.escape_debug()));
+    }
+    let q = if dialect == Dialect::MySql { '`' } else { '"' };
+    let mut out = String::with_capacity(name.len() + 2);
+    out.push(q);
+    for c in name.chars() {
+        if c == q {
+            out.push(q);
+        }
+        out.push(c);
+    }
+    out.push(q);
+    Ok(out)
+}
+
+/// Quotes a table name that may be schema-qualified: `sales.orders` becomes
+/// `"sales"."orders"`; each part is quoted with [`quote_identifier`].
+pub fn quote_table(dialect: Dialect, table: &str) -> Result<String> {
+    let parts: Vec<String> = table
+        .split('.')
+        .map(|p| quote_identifier(dialect, p))
+        .collect::<Result<_>>()
+        .map_err(|e| e.with("table", table.escape_debug()))?;
+    Ok(parts.join("."))
+}
+
+/// Values for the placeholders of a statement. From JSON: `null` is none, an array
+/// positional, an object named (`:name`), any other value one positional value.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub enum Parameters {
+    /// No parameters.
+    #[default]
+    None,
+    /// Values for `?` (MySQL, SQLite) or `$1, $2, …` (PostgreSQL), in order.
+    Positional(Vec<Value>),
+    /// Values for `:name` placeholders.
+    Named(Map<String, Value>),
+}
+
+impl From<Value> for Parameters {
+    fn from(v: Value) -> Self {
+        match v {
+            Value::Null => Parameters::None,
+            Value::Array(a) => Parameters::Positional(a),
+            Value::Object(m) => Parameters::Named(m),
+            other => Parameters::Positional(vec![other]),
+        }
+    }
+}
+
+impl From<Vec<Value>> for Parameters {
+    fn from(v: Vec<Value>) -> Self {
+        Parameters::Positional(v)
+    }
+}
+
+/// One statement's outcome, as a [`Handler::Custom`] sees it.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct StatementResult {
+    /// 1-based position of the statement in the `run`.
+    pub index: usize,
+    /// The rows it returned (empty for statements that return none).
+    pub rows: Vec<Row>,
+    /// Rows inserted, updated or deleted, as the driver reports them.
+    pub rows_affected: u64,
+}
+
+/// A custom handler: a function of one statement's result.
+pub type HandlerFn = Arc<dyn Fn(&StatementResult) -> Result<Value> + Send + Sync>;
+
+/// What [`SqlHook::run`] keeps of each statement (Airflow's `handler`).
+#[derive(Clone, Default)]
+pub enum Handler {
+    /// Nothing: `run` returns `null` (Airflow's `handler=None`).
+    #[default]
+    None,
+    /// All rows, as an array of row objects (Airflow's `fetch_all_handler`).
+    FetchAll,
+    /// The first row as an object, or `null` (Airflow's `fetch_one_handler`).
+    FetchOne,
+    /// The number of rows the statement changed.
+    RowsAffected,
+    /// Your function of the statement's rows.
+    Custom(HandlerFn),
+}
+
+impl fmt::Debug for Handler {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Handler::None => "None",
+            Handler::FetchAll => "FetchAll",
+            Handler::FetchOne => "FetchOne",
+            Handler::RowsAffected => "RowsAffected",
+            Handler::Custom(_) => "Custom(..)",
+        })
+    }
+}
+
+impl Handler {
+    /// Whether the statement's rows must be read.
+    pub fn wants_rows(&self) -> bool {
+        matches!(
+            self,
+            Handler::FetchAll | Handler::FetchOne | Handler::Custom(_)
+        )
+    }
+
+    /// Applies the handler to one statement's result.
+    pub fn apply(&self, r: StatementResult) -> Result<Value> {
+        Ok(match self {
+            Handler::None => Value::Null,
+            Handler::FetchAll => Value::Array(r.rows.into_iter().map(Value::Object).collect()),
+            Handler::FetchOne => r.rows.into_iter().next().map_or(Value::Null, Value::Object),
+            Handler::RowsAffected => Value::from(r.rows_affected),
+            Handler::Custom(f) => f(&r)?,
+        })
+    }
+}
+
+/// The SQL of a [`SqlHook::run`]: one string or a list of statements.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Sql {
+    /// One string (split into statements when `split_statements` is set).
+    One(String),
+    /// A list of statements, run in order.
+    Many(Vec<String>),
+}
+
+impl From<&str> for Sql {
+    fn from(s: &str) -> Self {
+        Sql::One(s.to_string())
+    }
+}
+impl From<String> for Sql {
+    fn from(s: String) -> Self {
+        Sql::One(s)
+    }
+}
+impl From<Vec<String>> for Sql {
+    fn from(v: Vec<String>) -> Self {
+        Sql::Many(v)
+    }
+}
+
+impl Sql {
+    /// The statements to run: a string is split with the dialect's tokenizer when
+    /// `split` is set (empty statements dropped), a list is kept as it is.
+    pub fn statements(&self, dialect: Dialect, split: bool) -> Result<Vec<String>> {
+        let out = match self {
+            Sql::One(s) if split => split_statements(dialect, s)?,
+            Sql::One(s) => vec![s.trim().to_string()],
+            Sql::Many(v) => v.iter().map(|s| s.trim().to_string()).collect(),
+        };
+        let out: Vec<String> = out.into_iter().filter(|s| !s.is_empty()).collect();
+        if out.is_empty() {
+            return Err(Error::new(
+                ErrorKind::InvalidInput,
+                "sql.run",
+                "there is no SQL to run",
+            ));
+        }
+        Ok(out)
+    }
+}
+
+/// Options of [`SqlHook::run`], Airflow's `DbApiHook.run` arguments with its defaults.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// Values for the placeholders, passed to every statement.
+    pub parameters: Parameters,
+    /// Split one string into statements with the dialect's tokenizer (default false).
+    pub split_statements: bool,
+    /// Commit each statement on its own (default false: one transaction for all).
+    pub autocommit: bool,
+    /// What to keep of each statement (default [`Handler::None`]).
+    pub handler: Handler,
+    /// Return only the last statement's result (default true; see [`shape_results`]).
+    pub return_last: bool,
+}
+
+impl Default for RunOptions {
+    fn default() -> Self {
+        RunOptions {
+            parameters: Parameters::None,
+            split_statements: false,
+            autocommit: false,
+            handler: Handler::None,
+            return_last: true,
+        }
+    }
+}
+
+/// Airflow's return shape of `run`: `null` without a handler; the last statement's
+/// result when `return_last` is set and the SQL was one string; otherwise an array
+/// with one result per statement.
+pub fn shape_results(sql: &Sql, options: &RunOptions, mut results: Vec<Value>) -> Value {
+    if matches!(options.handler, Handler::None) {
+        Value::Null
+    } else if options.return_last && matches!(sql, Sql::One(_)) {
+        results.pop().unwrap_or(Value::Null)
+    } else {
+        Value::Array(results)
+    }
+}
+
+/// Options of [`SqlHook::insert_rows`] (Airflow's arguments and defaults).
+#[derive(Debug, Clone)]
+pub struct InsertOptions {
+    /// Commit after this many rows (default 1000); 0 commits once at the end, so a
+    /// failure leaves none of the rows.
+    pub commit_every: usize,
+    /// Replace rows with the same key: `REPLACE INTO` on MySQL, `INSERT … ON
+    /// CONFLICT (replace_index) DO UPDATE` on PostgreSQL and SQLite.
+    pub replace: bool,
+    /// The unique key columns for `replace` on PostgreSQL and SQLite.
+    pub replace_index: Vec<String>,
+}
+
+impl Default for InsertOptions {
+    fn default() -> Self {
+        InsertOptions {
+            commit_every: 1000,
+            replace: false,
+            replace_index: Vec::new(),
+        }
+    }
+}
+
+/// Builds `INSERT INTO t (a, b) VALUES (?, ?), (?, ?) …` for `n` rows with every name
+/// quoted, as the dialect writes an insert or an upsert.
+pub fn insert_statement(
+    dialect: Dialect,
+    table: &str,
+    columns: &[String],
+    n: usize,
+    options: &InsertOptions,
+) -> Result<String> {
+    let op = "sql.insert_rows";
+    if columns.is_empty() {
+        return Err(
+            Error::new(ErrorKind::InvalidInput, op, "no columns given").with("table", table)
+        );
+    }
+    let cols = columns
+        .iter()
+        .map(|c| quote_identifier(dialect, c))
+        .collect::<Result<Vec<_>>>()?;
+    let verb = if options.replace && dialect == Dialect::MySql {
+        "REPLACE"
+    } else {
+        "INSERT"
+    };
+    let mut sql = format!(
+        "{verb} INTO {} ({}) VALUES ",
+        quote_table(dialect, table)?,
+        cols.join(", ")
+    );
+    let mut k = 0;
+    for r in 0..n {
+        if r > 0 {
+            sql.push_str(", ");
+        }
+        sql.push('(');
+        for c in 0..cols.len() {
+            if c > 0 {
+                sql.push_str(", ");
+            }
+            k += 1;
+            if dialect == Dialect::Postgres {
+                sql.push_str(&format!("${k}"));
+            } else {
+                sql.push('?');
+            }
+        }
+        sql.push(')');
+    }
+    if options.replace && dialect != Dialect::MySql {
+        sql.push_str(&upsert_clause(dialect, table, columns, options)?);
+    }
+    Ok(sql)
+}
+
+/// ` ON CONFLICT (key) DO UPDATE SET c = EXCLUDED.c, …` for PostgreSQL and SQLite.
+pub fn upsert_clause(
+    dialect: Dialect,
+    table: &str,
+    columns: &[String],
+    options: &InsertOptions,
+) -> Result<String> {
+    if options.replace_index.is_empty() {
+        return Err(Error::new(
+            ErrorKind::InvalidInput,
+            "sql.insert_rows",
+            "replace needs replace_index: the unique key columns to upsert on",
+        )
+        .with("table", table));
+    }
+    let key = options
+        .replace_index
+        .iter()
+        .map(|c| quote_identifier(dialect, c))
+        .collect::<Result<Vec<_>>>()?;
+    let updates: Vec<String> = columns
+        .iter()
+        .filter(|c| !options.replace_index.contains(c))
+        .map(|c| quote_identifier(dialect, c).map(|q| format!("{q} = EXCLUDED.{q}")))
+        .collect::<Result<_>>()?;
+    Ok(if updates.is_empty() {
+        format!(" ON CONFLICT ({}) DO NOTHING", key.join(", "))
+    } else {
+        format!(
+            " ON CONFLICT ({}) DO UPDATE SET {}",
+            key.join(", "),
+            updates.join(", ")
+        )
+    })
+}
+
+/// Adds "statement k of n" to a failure inside `run`, keeping its kind and source.
+pub(crate) fn in_statement(e: Error, index: usize, total: usize, sql: &str) -> Error {
+    let first_line: String = sql
+        .lines()
+        .find(|l| !l.trim().is_empty() && !l.trim_start().starts_with("--"))
+        .unwrap_or("")
+        .chars()
+        .take(80)
+        .collect();
+    let msg = format!("statement {index} of {total} failed: {}", e.message());
+    let mut out = Error::new(e.kind(), e.operation().to_string(), msg)
+        .with("statement", index)
+        .with("sql", first_line.trim());
+    for key in ["conn_id", "table"] {
+        if let Some(v) = e.context(key) {
+            out = out.with(key, v);
+        }
+    }
+    out.with_retryable(e.is_retryable()).with_source(e)
+}
+
+/// A SQL database: Airflow's `DbApiHook` in Rust. See the [module docs](self) for
+/// the row mapping, parameters and transactions.
+#[async_trait]
+pub trait SqlHook: Send + Sync {
+    /// The connection id this hook was built from (named in every error).
+    fn conn_id(&self) -> &str;
+
+    /// The hook's SQL dialect.
+    fn dialect(&self) -> Dialect;
+
+    /// Quotes one identifier for this database (see [`quote_identifier`]).
+    fn quote_identifier(&self, name: &str) -> Result<String> {
+        quote_identifier(self.dialect(), name)
+    }
+
+    /// Runs one or more statements (see [`RunOptions`]); returns what the handler
+    /// kept, shaped as [`shape_results`] says.
+    async fn run(&self, sql: Sql, options: RunOptions) -> Result<Value>;
+
+    /// Streams the rows of one query without holding them all in memory.
+    fn stream_rows<'a>(
+        &'a self,
+        sql: &'a str,
+        parameters: Parameters,
+    ) -> BoxStream<'a, Result<Row>>;
+
+    /// All rows of one query.
+    async fn get_records(&self, sql: &str, parameters: Parameters) -> Result<Vec<Row>> {
+        self.stream_rows(sql, parameters).try_collect().await
+    }
+
+    /// The first row of one query, or `None`; the rest is not read.
+    async fn get_first(&self, sql: &str, parameters: Parameters) -> Result<Option<Row>> {
+        let mut s = self.stream_rows(sql, parameters);
+        s.next().await.transpose()
+    }
+
+    /// Inserts `rows` (values in the order of `columns`) in multi-row batches;
+    /// returns the number of rows written.
+    async fn insert_rows(
+        &self,
+        table: &str,
+        columns: &[String],
+        rows: Vec<Vec<Value>>,
+        options: InsertOptions,
+    ) -> Result<u64>;
+
+    /// Streams the result of a query to `out` as CSV with a header row (NULL an
+    /// empty unquoted field); returns the number of bytes written.
+    async fn bulk_dump(&self, sql: &str, out: &mut (dyn AsyncWrite + Send + Unpin)) -> Result<u64>;
+
+    /// Loads CSV with a header row naming the columns from `input` into `table`, in
+    /// one transaction: on any error nothing is loaded. Returns the rows loaded.
+    async fn bulk_load(
+        &self,
+        table: &str,
+        input: &mut (dyn AsyncRead + Send + Unpin),
+    ) -> Result<u64>;
+
+    /// Checks that the database answers with the connection's credentials.
+    async fn test_connection(&self) -> Result<()> {
+        self.get_first("SELECT 1", Parameters::None)
+            .await
+            .map(|_| ())
+    }
+}
+
+/// Fails when a row's width differs from the column list.
+pub(crate) fn check_widths(table: &str, columns: &[String], rows: &[Vec<Value>]) -> Result<()> {
+    if let Some((i, r)) = rows
+        .iter()
+        .enumerate()
+        .find(|(_, r)| r.len() != columns.len())
+    {
+        return Err(Error::new(
+            ErrorKind::InvalidInput,
+            "sql.insert_rows",
+            format!(
+                "row {} has {} values but {} columns were named",
+                i + 1,
+                r.len(),
+                columns.len()
+            ),
+        )
+        .with("table", table));
+    }
+    Ok(())
+}
+
+/// The column names of a CSV header row: none may be NULL (empty).
+pub(crate) fn header_columns(header: Record, op: &'static str) -> Result<Vec<String>> {
+    header
+        .into_iter()
+        .enumerate()
+        .map(|(i, c)| {
+            c.ok_or_else(|| {
+                Error::new(
+                    ErrorKind::InvalidInput,
+                    op,
+                    format!("header column {} is empty", i + 1),
+                )
+            })
+        })
+        .collect()
+}
+
+/// Opens the SQL hook that `conn`'s type names — `postgres`, `mysql` (or
+/// `mariadb`), `sqlite` — connected to `database` when given (Airflow's
+/// `database` override; ignored by SQLite). A type whose feature is off is an
+/// [`ErrorKind::Unsupported`] error naming the feature.
+pub async fn connect(conn: &crate::Connection, database: Option<&str>) -> Result<Box<dyn SqlHook>> {
+    let _ = database;
+    match conn.conn_type() {
+        #[cfg(feature = "postgres")]
+        "postgres" => Ok(Box::new(
+            super::postgres::PostgresHook::connect(conn, database).await?,
+        )),
+        #[cfg(feature = "mysql")]
+        "mysql" | "mariadb" => Ok(Box::new(
+            super::mysql::MySqlHook::connect(conn, database).await?,
+        )),
+        #[cfg(feature = "sqlite")]
+        "sqlite" => Ok(Box::new(
+            super::sqlite::SqliteHook::from_connection(conn).await?,
+        )),
+        other => {
+            let feature = match other {
+                "postgres" => "postgres",
+                "mysql" | "mariadb" => "mysql",
+                "sqlite" => "sqlite",
+                _ => "",
+            };
+            let msg = if feature.is_empty() {
+                format!(
+                    "connection type {other:?} is not a SQL database gust supports (postgres, mysql, sqlite)"
+                )
+            } else {
+                format!("connection type {other:?} needs gust's cargo feature `{feature}`")
+            };
+            Err(Error::new(ErrorKind::Unsupported, "sql.connect", msg)
+                .with("conn_id", conn.conn_id()))
+        }
+    }
+}
+
+/// Formats a float as JSON: NaN and infinities become strings (JSON has no such numbers).
+pub(crate) fn float_value(f: f64) -> Value {
+    serde_json::Number::from_f64(f).map_or_else(
+        || {
+            Value::from(if f.is_nan() {
+                "NaN"
+            } else if f > 0.0 {
+                "Infinity"
+            } else {
+                "-Infinity"
+            })
+        },
+        Value::Number,
+    )
+}
+
+/// Bytes as a JSON array of numbers.
+pub(crate) fn bytes_value(b: &[u8]) -> Value {
+    Value::Array(b.iter().map(|&x| Value::from(x)).collect())
+}
+
+/// Writes a stream of rows as CSV to `out`: header from the first row's columns.
+#[cfg_attr(not(any(feature = "mysql", feature = "sqlite")), allow(dead_code))]
+pub(crate) async fn rows_to_csv(
+    mut rows: BoxStream<'_, Result<Row>>,
+    out: &mut (dyn AsyncWrite + Send + Unpin),
+    op: &'static str,
+) -> Result<u64> {
+    use futures::io::AsyncWriteExt;
+    let io = |e: std::io::Error| {
+        Error::new(ErrorKind::Io, op, format!("writing the CSV output: {e}")).with_source(e)
+    };
+    let mut buf = Vec::with_capacity(64 * 1024);
+    let mut written = 0u64;
+    let mut header = false;
+    while let Some(row) = rows.next().await {
+        let row = row?;
+        if !header {
+            write_record(&mut buf, row.keys().map(|k| Some(k.as_str())));
+            header = true;
+        }
+        let cells: Vec<Option<String>> = row.values().map(cell_text).collect();
+        write_record(&mut buf, cells.iter().map(|c| c.as_deref()));
+        if buf.len() >= 60 * 1024 {
+            out.write_all(&buf).await.map_err(io)?;
+            written += buf.len() as u64;
+            buf.clear();
+        }
+    }
+    out.write_all(&buf).await.map_err(io)?;
+    out.flush().await.map_err(io)?;
+    Ok(written + buf.len() as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn quoting_doubles_quotes_and_rejects_empty() {
+        assert_eq!(
+            quote_identifier(Dialect::Postgres, "a\"b").unwrap(),
+            "\"a\"\"b\""
+        );
+        assert_eq!(
+            quote_identifier(Dialect::MySql, "x`; DROP TABLE y; --").unwrap(),
+            "`x``; DROP TABLE y; --`"
+        );
+        assert_eq!(quote_table(Dialect::Sqlite, "s.t").unwrap(), "\"s\".\"t\"");
+        assert!(quote_identifier(Dialect::Sqlite, "").is_err());
+        assert!(quote_table(Dialect::Sqlite, "a..b").is_err());
+    }
+
+    #[test]
+    fn insert_and_upsert_statements() {
+        let cols = vec!["id".to_string(), "v".to_string()];
+        let o = InsertOptions::default();
+        assert_eq!(
+            insert_statement(Dialect::Postgres, "t", &cols, 2, &o).unwrap(),
+            "INSERT INTO \"t\" (\"id\", \"v\") VALUES ($1, $2), ($3, $4)"
+        );
+        let r = InsertOptions {
+            replace: true,
+            replace_index: vec!["id".into()],
+            ..o.clone()
+        };
+        assert_eq!(
+            insert_statement(Dialect::Sqlite, "t", &cols, 1, &r).unwrap(),
+            "INSERT INTO \"t\" (\"id\", \"v\") VALUES (?, ?) ON CONFLICT (\"id\") DO UPDATE SET \"v\" = EXCLUDED.\"v\""
+        );
+        assert!(
+            insert_statement(Dialect::MySql, "t", &cols, 1, &r)
+                .unwrap()
+                .starts_with("REPLACE INTO `t`")
+        );
+        let no_key = InsertOptions { replace: true, ..o };
+        assert!(insert_statement(Dialect::Postgres, "t", &cols, 1, &no_key).is_err());
+    }
+
+    #[test]
+    fn results_are_shaped_as_airflow_does() {
+        let fetch = RunOptions {
+            handler: Handler::FetchAll,
+            ..Default::default()
+        };
+        let one = Sql::from("SELECT 1");
+        let many = Sql::Many(vec!["a".into(), "b".into()]);
+        let rs = vec![json!(1), json!(2)];
+        assert_eq!(shape_results(&one, &fetch, rs.clone()), json!(2));
+        assert_eq!(shape_results(&many, &fetch, rs.clone()), json!([1, 2]));
+        let all = RunOptions {
+            return_last: false,
+            ..fetch
+        };
+        assert_eq!(shape_results(&one, &all, rs.clone()), json!([1, 2]));
+        assert_eq!(shape_results(&one, &RunOptions::default(), rs), Value::Null);
+    }
+
+    #[test]
+    fn parameters_from_json() {
+        assert_eq!(Parameters::from(json!(null)), Parameters::None);
+        assert_eq!(
+            Parameters::from(json!([1])),
+            Parameters::Positional(vec![json!(1)])
+        );
+        assert!(matches!(
+            Parameters::from(json!({"a": 1})),
+            Parameters::Named(_)
+        ));
+    }
+}

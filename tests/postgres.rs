@@ -1,0 +1,89 @@
+//! PostgresHook against the project's PostgreSQL: the shared SQL conformance suite,
+//! plus what only PostgreSQL has (typed errors of bad credentials, unsupported types).
+
+mod common;
+
+use gust::ErrorKind;
+use gust::hooks::postgres::PostgresHook;
+use gust::hooks::sql::{Parameters, SqlHook};
+
+async fn hook(conn: &gust::Connection) -> PostgresHook {
+    PostgresHook::from_connection(conn).await.unwrap()
+}
+
+#[tokio::test]
+async fn postgres_rows_round_trip() {
+    let conn = require_conn!("postgres_default");
+    common::sql::rows_round_trip(&hook(&conn).await).await;
+}
+
+#[tokio::test]
+async fn postgres_run_is_atomic() {
+    let conn = require_conn!("postgres_default");
+    common::sql::run_is_atomic(&hook(&conn).await).await;
+}
+
+#[tokio::test]
+async fn postgres_run_splits_binds_and_shapes() {
+    let conn = require_conn!("postgres_default");
+    common::sql::run_splits_binds_and_shapes(&hook(&conn).await).await;
+}
+
+#[tokio::test]
+async fn postgres_bad_input() {
+    let conn = require_conn!("postgres_default");
+    common::sql::bad_input(&hook(&conn).await).await;
+}
+
+#[tokio::test]
+async fn postgres_bulk_round_trip() {
+    let conn = require_conn!("postgres_default");
+    common::sql::bulk_round_trip(&hook(&conn).await).await;
+}
+
+#[tokio::test]
+async fn postgres_types_map_to_json() {
+    let conn = require_conn!("postgres_default");
+    let h = hook(&conn).await;
+    h.test_connection().await.unwrap();
+    let row = h
+        .get_first(
+            "SELECT 123456789012345678901234567890.123456789::numeric AS big, true AS b, \
+             '2025-01-08 13:45:00'::timestamp AS ts, '2025-01-08 13:45:00+09'::timestamptz AS tz, \
+             '\\x00ff'::bytea AS bin, '{\"k\": [1]}'::jsonb AS j, 'NaN'::float8 AS nan, 2::int2 AS small",
+            Parameters::None,
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(row["big"], "123456789012345678901234567890.123456789");
+    assert_eq!(row["b"], true);
+    assert_eq!(row["ts"], "2025-01-08T13:45:00");
+    assert_eq!(row["tz"], "2025-01-08T04:45:00Z");
+    assert_eq!(row["bin"], serde_json::json!([0, 255]));
+    assert_eq!(row["j"], serde_json::json!({"k": [1]}));
+    assert_eq!(row["nan"], "NaN");
+    assert_eq!(row["small"], 2);
+
+    let err = h
+        .get_records("SELECT point(1, 2) AS p", Parameters::None)
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Unsupported, "{err}");
+    assert_eq!(err.context("column"), Some("p"));
+}
+
+#[tokio::test]
+async fn postgres_wrong_password_and_unknown_host_are_typed_and_redacted() {
+    let conn = require_conn!("postgres_default");
+    let wrong = conn.clone().with_password("not-the-Password-123");
+    let err = PostgresHook::from_connection(&wrong).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Auth, "{err}");
+    assert_eq!(err.context("conn_id"), Some("postgres_default"));
+    assert!(!format!("{err} {err:?}").contains("not-the-Password-123"));
+
+    let nowhere = conn.clone().with_host("no-such-host.invalid");
+    let err = PostgresHook::from_connection(&nowhere).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Unavailable, "{err}");
+    assert!(!format!("{err} {err:?}").contains(conn.password().unwrap()));
+}
