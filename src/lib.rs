@@ -31,15 +31,18 @@
 //! | feature | enables |
 //! |---|---|
 //! | `sqlite` (default) | [`hooks::sqlite::SqliteHook`]: the embedded database of the quick start |
-//! | `postgres` | the PostgreSQL hook (sqlx) |
-//! | `mysql` | the MySQL/MariaDB hook (mysql_async) |
+//! | `postgres` | `hooks::postgres::PostgresHook` (sqlx, COPY streaming) |
+//! | `mysql` | `hooks::mysql::MySqlHook` (mysql_async), tested on MariaDB |
 //! | `redis` | the Redis hook, single node and cluster |
 //! | `s3` | the S3 hook (aws-sdk-s3), for AWS and S3-compatible stores |
-//! | `mlflow` | the MLflow tracking and registry hook |
+//! | `mlflow` | `hooks::mlflow::MlflowHook`: tracking and model registry |
 //! | `sagemaker` | the SageMaker hook and training operator |
 //! | `ml` | model training with smartcore |
 //! | `testing` | in-memory fakes of the hook traits, for your unit tests |
 //! | `full` | all of the above |
+//!
+//! The SQL features also enable the shared `hooks::sql::SqlHook` trait and the
+//! `operators::sql::SqlExecuteQuery` operator.
 //!
 //! ## Where things are
 //!
