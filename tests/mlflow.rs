@@ -302,3 +302,114 @@ async fn unreachable_server_and_wrong_token_are_typed_errors() {
         .unwrap_err();
     assert!(!format!("{e} {e:?}").contains("s3cr3t-token"));
 }
+
+#[tokio::test]
+async fn artifacts_round_trip_through_the_proxy() {
+    let h = require_hook!();
+    let exp = h
+        .get_or_create_experiment(&common::unique("gust-art"))
+        .await
+        .unwrap();
+    let run = h.create_run(&exp, None).await.unwrap();
+    let src = std::env::temp_dir().join(common::unique("gust-art-src"));
+    std::fs::create_dir_all(src.join("model/sub")).unwrap();
+    std::fs::write(src.join("model/MLmodel"), "flavors: {}\n").unwrap();
+    // 3 MiB of non-repeating bytes: more than one network chunk each way.
+    let big: Vec<u8> = (0..3 * 1024 * 1024u32)
+        .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
+        .collect();
+    std::fs::write(src.join("model/sub/weights.bin"), &big).unwrap();
+    std::fs::write(src.join("notes.txt"), "héllo").unwrap();
+
+    h.log_artifact(run.run_id(), &src.join("notes.txt"), None)
+        .await
+        .unwrap();
+    h.log_artifacts(run.run_id(), &src.join("model"), Some("model"))
+        .await
+        .unwrap();
+
+    let mut root: Vec<(String, bool)> = h
+        .list_artifacts(run.run_id(), "")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|f| (f.path, f.is_dir))
+        .collect();
+    root.sort();
+    assert_eq!(
+        root,
+        vec![
+            ("model".to_string(), true),
+            ("notes.txt".to_string(), false)
+        ]
+    );
+    let sub = h.list_artifacts(run.run_id(), "model/sub").await.unwrap();
+    assert_eq!(sub.len(), 1);
+    assert_eq!(sub[0].path, "model/sub/weights.bin");
+    assert_eq!(sub[0].file_size, Some(big.len() as u64));
+
+    let dst = std::env::temp_dir().join(common::unique("gust-art-dst"));
+    let model_dir = h
+        .download_artifacts(run.run_id(), "model", &dst)
+        .await
+        .unwrap();
+    assert_eq!(
+        std::fs::read(model_dir.join("sub/weights.bin")).unwrap(),
+        big
+    );
+    assert_eq!(
+        std::fs::read_to_string(model_dir.join("MLmodel")).unwrap(),
+        "flavors: {}\n"
+    );
+    let notes = h
+        .download_artifacts(run.run_id(), "notes.txt", &dst)
+        .await
+        .unwrap();
+    assert_eq!(std::fs::read_to_string(notes).unwrap(), "héllo");
+
+    let e = h
+        .download_artifacts(run.run_id(), "missing.txt", &dst)
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::NotFound, "{e}");
+    assert_eq!(e.context("artifact"), Some("missing.txt"));
+    assert!(!dst.join("missing.gust-partial").exists());
+    assert!(h.list_artifacts(run.run_id(), "../escape").await.is_err());
+    run.end(RunStatus::Finished).await.unwrap();
+
+    // The Python MLflow client reads what gust uploaded.
+    if let Ok(python) = std::env::var("GUST_SERVICES_PYTHON") {
+        let script = format!(
+            "import mlflow, hashlib; c = mlflow.MlflowClient('{}'); \
+             p = c.download_artifacts('{}', 'model/sub/weights.bin', '{}'); \
+             print(hashlib.sha256(open(p, 'rb').read()).hexdigest())",
+            h.base_url(),
+            run.run_id(),
+            dst.join("py").display()
+        );
+        std::fs::create_dir_all(dst.join("py")).unwrap();
+        let out = std::process::Command::new(python)
+            .arg("-c")
+            .arg(script)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let py_sha = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        let ours = std::process::Command::new("sha256sum")
+            .arg(model_dir.join("sub/weights.bin"))
+            .output()
+            .unwrap();
+        assert!(
+            String::from_utf8_lossy(&ours.stdout).starts_with(&py_sha),
+            "{py_sha}"
+        );
+    } else if common::ci() {
+        panic!("CI=true but GUST_SERVICES_PYTHON is unset: eval \"$(scripts/services.sh env)\"");
+    }
+    let _ = std::fs::remove_dir_all(&src);
+    let _ = std::fs::remove_dir_all(&dst);
+}

@@ -29,6 +29,7 @@
 //! messages keep MLflow's first line only (the rest is the server's SQL) and never
 //! contain the token or password.
 
+mod artifacts;
 mod registry;
 mod tracking;
 mod types;
@@ -40,6 +41,8 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
+pub use self::artifacts::FileInfo;
+pub use self::registry::validate_alias;
 pub use self::tracking::{ActiveRun, BatchLimits};
 pub use self::types::*;
 use crate::connection::Connection;
@@ -267,42 +270,59 @@ impl MlflowHook {
         } else {
             req.json(body)
         };
-        req = match &self.auth {
+        let resp = self
+            .authed(req)
+            .send()
+            .await
+            .map_err(|e| self.transport_error(op, e))?;
+        let text = self.check(op, resp).await?;
+        let text = if text.trim().is_empty() { "{}" } else { &text };
+        serde_json::from_str(text).map_err(|e| {
+            Error::new(
+                ErrorKind::Remote,
+                op.to_string(),
+                format!("unexpected response from the MLflow server: {e}"),
+            )
+            .with("conn_id", &self.conn_id)
+        })
+    }
+
+    fn authed(&self, req: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+        match &self.auth {
             Auth::None => req,
             Auth::Bearer(t) => req.bearer_auth(t),
             Auth::Basic(u, p) => req.basic_auth(u, Some(p)),
+        }
+    }
+
+    fn transport_error(&self, op: &str, e: reqwest::Error) -> Error {
+        let kind = if e.is_timeout() {
+            ErrorKind::Timeout
+        } else {
+            ErrorKind::Unavailable
         };
-        let resp = req.send().await.map_err(|e| {
-            let kind = if e.is_timeout() {
-                ErrorKind::Timeout
-            } else {
-                ErrorKind::Unavailable
-            };
-            Error::new(
-                kind,
-                op.to_string(),
-                format!("cannot reach the MLflow server: {e}"),
-            )
-            .with("conn_id", &self.conn_id)
-            .with("url", &self.base_url)
-        })?;
+        Error::new(
+            kind,
+            op.to_string(),
+            format!("cannot reach the MLflow server: {e}"),
+        )
+        .with("conn_id", &self.conn_id)
+        .with("url", &self.base_url)
+        .redact(&self.secrets())
+    }
+
+    /// The body of a successful response, or the typed error of a failed one.
+    async fn check(&self, op: &str, resp: reqwest::Response) -> Result<String> {
         let status = resp.status();
         let text = resp.text().await.map_err(|e| {
             Error::new(ErrorKind::Unavailable, op.to_string(), e.to_string())
                 .with("conn_id", &self.conn_id)
         })?;
         if status.is_success() {
-            let text = if text.trim().is_empty() { "{}" } else { &text };
-            return serde_json::from_str(text).map_err(|e| {
-                Error::new(
-                    ErrorKind::Remote,
-                    op.to_string(),
-                    format!("unexpected response from the MLflow server: {e}"),
-                )
-                .with("conn_id", &self.conn_id)
-            });
+            Ok(text)
+        } else {
+            Err(self.api_error(op, status, &text).redact(&self.secrets()))
         }
-        Err(self.api_error(op, status, &text))
     }
 
     fn api_error(&self, op: &str, status: StatusCode, body: &str) -> Error {
