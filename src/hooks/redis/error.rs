@@ -7,7 +7,13 @@ use crate::error::{Error, ErrorKind};
 /// The gust kind of a redis error, whether retrying may help, and a hint for the message.
 pub(crate) fn classify(e: &RedisError, cluster: bool) -> (ErrorKind, bool, Option<&'static str>) {
     let code = e.code().unwrap_or_default();
+    // The cluster client folds the failures of its initial connections into one
+    // `Io` error whose only trace of the cause is its text; an auth failure there
+    // must still be `Auth` (and not retried), so the text is checked too.
+    let text = e.to_string();
     if matches!(e.kind(), RK::AuthenticationFailed)
+        || text.contains("AuthenticationFailed")
+        || text.contains("WRONGPASS")
         || matches!(code, "WRONGPASS" | "NOAUTH" | "NOPERM")
         || matches!(e.kind(), RK::Server(SK::NoPerm))
     {
