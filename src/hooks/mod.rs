@@ -25,3 +25,7 @@ pub mod sqlite;
 #[cfg(feature = "mlflow")]
 #[cfg_attr(docsrs, doc(cfg(feature = "mlflow")))]
 pub mod mlflow;
+
+#[cfg(feature = "redis")]
+#[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
+pub mod redis;

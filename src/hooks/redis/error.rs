@@ -1,0 +1,88 @@
+//! Turning a [`redis::RedisError`] into a typed, redacted [`gust::Error`](Error).
+
+use redis::{ErrorKind as RK, RedisError, ServerErrorKind as SK};
+
+use crate::error::{Error, ErrorKind};
+
+/// The gust kind of a redis error, whether retrying may help, and a hint for the message.
+pub(crate) fn classify(e: &RedisError, cluster: bool) -> (ErrorKind, bool, Option<&'static str>) {
+    let code = e.code().unwrap_or_default();
+    // The cluster client folds the failures of its initial connections into one
+    // `Io` error whose only trace of the cause is its text; an auth failure there
+    // must still be `Auth` (and not retried), so the text is checked too.
+    let text = e.to_string();
+    if matches!(e.kind(), RK::AuthenticationFailed)
+        || text.contains("AuthenticationFailed")
+        || text.contains("WRONGPASS")
+        || matches!(code, "WRONGPASS" | "NOAUTH" | "NOPERM")
+        || matches!(e.kind(), RK::Server(SK::NoPerm))
+    {
+        return (
+            ErrorKind::Auth,
+            false,
+            Some("check the connection's login and password"),
+        );
+    }
+    if code == "WRONGTYPE" {
+        return (
+            ErrorKind::InvalidInput,
+            false,
+            Some("the key holds a value of another type"),
+        );
+    }
+    if e.is_timeout() {
+        return (ErrorKind::Timeout, true, None);
+    }
+    match e.kind() {
+        RK::Server(SK::Moved | SK::Ask) if !cluster => (
+            ErrorKind::Config,
+            false,
+            Some("the server is a cluster node: set the connection's extra cluster=true"),
+        ),
+        RK::Server(SK::CrossSlot) => (
+            ErrorKind::InvalidInput,
+            false,
+            Some("keys of one command must share a hash slot: use a hash tag such as {tag}"),
+        ),
+        RK::Server(
+            SK::ClusterDown
+            | SK::TryAgain
+            | SK::MasterDown
+            | SK::BusyLoading
+            | SK::ReadOnly
+            | SK::Moved
+            | SK::Ask,
+        ) => (ErrorKind::Unavailable, true, None),
+        RK::Server(_) | RK::UnexpectedReturnType | RK::Extension => {
+            (ErrorKind::InvalidInput, false, None)
+        }
+        RK::InvalidClientConfig => (ErrorKind::Config, false, None),
+        RK::Io | RK::ClusterConnectionNotFound => (ErrorKind::Unavailable, true, None),
+        _ if e.is_io_error() || e.is_connection_refusal() || e.is_connection_dropped() => {
+            (ErrorKind::Unavailable, true, None)
+        }
+        _ => (ErrorKind::Remote, false, None),
+    }
+}
+
+/// A typed error for `operation` on `conn_id` (and `key`, when there is one), with the
+/// redis error chained and every secret of the connection scrubbed.
+pub(crate) fn map_err(
+    e: RedisError,
+    operation: &'static str,
+    conn_id: &str,
+    key: Option<&str>,
+    cluster: bool,
+    secrets: &[String],
+) -> Error {
+    let (kind, retryable, hint) = classify(&e, cluster);
+    let message = match hint {
+        Some(hint) => format!("{e} ({hint})"),
+        None => e.to_string(),
+    };
+    let mut err = Error::new(kind, operation, message).with("conn_id", conn_id);
+    if let Some(key) = key {
+        err = err.with("key", key);
+    }
+    err.with_source(e).with_retryable(retryable).redact(secrets)
+}

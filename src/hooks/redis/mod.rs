@@ -1,0 +1,574 @@
+//! [`RedisHook`]: Redis, a single node or a Redis Cluster (feature `redis`).
+//!
+//! # The connection
+//!
+//! The mode is chosen by the [`Connection`]:
+//!
+//! ```text
+//! # a single node, database 0 (the schema, or extra `db`)
+//! AIRFLOW_CONN_REDIS_DEFAULT='redis://:password@cache:6379/0'
+//! # a cluster: extra cluster=true, discovered from startup_nodes (else host:port)
+//! AIRFLOW_CONN_REDIS_CLUSTER='redis://:password@node1:7000/?cluster=true&startup_nodes=node1%3A7000%2Cnode2%3A7000'
+//! # TLS, Airflow-style
+//! AIRFLOW_CONN_REDIS_TLS='redis://app:password@cache:6380/?ssl=true'
+//! ```
+//!
+//! See [`RedisConfig::from_connection`] for every extra. A non-empty login is an ACL
+//! user; `redis://:pw@h` authenticates the default user.
+//!
+//! # Cluster mode
+//!
+//! The redis crate's cluster client learns the slot map from the startup nodes and
+//! follows `MOVED`/`ASK` redirects, refreshing its map. gust adds what it lacks:
+//! multi-key calls ([`mget`](RedisHook::mget), [`mset`](RedisHook::mset),
+//! [`delete`](RedisHook::delete), [`execute`](RedisHook::execute)) are split into one
+//! command or pipeline per hash slot, so keys on different masters never fail with
+//! `CROSSSLOT`; and [`scan`](RedisHook::scan) walks every master.
+//!
+//! # Errors
+//!
+//! Every error names the operation (`redis.get`, …) and the conn id, never the
+//! password: a wrong password is [`ErrorKind::Auth`] (not retryable), an unreachable
+//! node [`ErrorKind::Unavailable`] and a timeout [`ErrorKind::Timeout`] (both
+//! retryable), a command on a key of another type [`ErrorKind::InvalidInput`], and a
+//! cluster node reached without `cluster=true` [`ErrorKind::Config`].
+
+mod batch;
+mod config;
+mod error;
+mod rows;
+mod scan;
+mod slot;
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::{StreamExt, TryStreamExt};
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::cluster::ClusterClient;
+use redis::cluster_async::ClusterConnection;
+use redis::{Cmd, ConnectionAddr, FromRedisValue, IntoConnectionInfo, RedisConnectionInfo};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+pub use batch::RedisBatch;
+pub use config::{DEFAULT_PORT, RedisConfig, TlsConfig};
+pub use slot::{SLOTS, key_slot};
+
+use crate::connection::Connection;
+use crate::error::{Error, ErrorKind, Result};
+
+/// Conn id used when none is given, as in Airflow.
+pub const DEFAULT_CONN_ID: &str = "redis_default";
+
+/// Most commands in one pipeline or one `MGET`/`MSET`/`DEL`; bounds memory per request.
+const MAX_GROUP: usize = 1000;
+/// Pipelines in flight at once in cluster mode (the connection multiplexes them).
+const CONCURRENCY: usize = 16;
+
+#[derive(Clone)]
+enum Conn {
+    Single(ConnectionManager),
+    Cluster(ClusterConnection),
+}
+
+/// An async client of one Redis node or one Redis Cluster, built from a [`Connection`].
+///
+/// Cheap to clone (clones share the connections); safe to use from many tasks.
+/// See the [module docs](self) for the connection form and the error kinds.
+#[derive(Clone)]
+pub struct RedisHook {
+    config: Arc<RedisConfig>,
+    secrets: Arc<[String]>,
+    conn: Conn,
+}
+
+impl fmt::Debug for RedisHook {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisHook")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RedisHook {
+    /// Connects with the connection `AIRFLOW_CONN_<CONN_ID>`.
+    pub async fn from_conn_id(conn_id: &str) -> Result<Self> {
+        Self::from_connection(&Connection::from_env(conn_id)?).await
+    }
+
+    /// Connects with `conn` (see [`RedisConfig::from_connection`]).
+    pub async fn from_connection(conn: &Connection) -> Result<Self> {
+        let config = RedisConfig::from_connection(conn)?;
+        Self::open(config, conn.secrets()).await
+    }
+
+    /// Connects with an explicit configuration.
+    pub async fn connect(config: RedisConfig) -> Result<Self> {
+        let secrets = config.password.iter().cloned().collect();
+        Self::open(config, secrets).await
+    }
+
+    async fn open(config: RedisConfig, mut secrets: Vec<String>) -> Result<Self> {
+        secrets.extend(config.password.iter().cloned());
+        let secrets: Arc<[String]> = secrets.into();
+        let fail = |e: redis::RedisError| {
+            error::map_err(
+                e,
+                "redis.connect",
+                &config.conn_id,
+                None,
+                config.cluster,
+                &secrets,
+            )
+        };
+        if config.tls.is_some() {
+            ensure_crypto_provider();
+        }
+        let infos = config
+            .nodes
+            .iter()
+            .map(|(host, port)| node_info(&config, host, *port))
+            .collect::<redis::RedisResult<Vec<_>>>()
+            .map_err(fail)?;
+        let conn = if config.cluster {
+            let mut builder = ClusterClient::builder(infos)
+                .connection_timeout(config.connect_timeout)
+                .response_timeout(config.response_timeout)
+                .retries(3);
+            if let Some(user) = &config.username {
+                builder = builder.username(user);
+            }
+            if let Some(password) = &config.password {
+                builder = builder.password(password);
+            }
+            let client = builder.build().map_err(fail)?;
+            Conn::Cluster(client.get_async_connection().await.map_err(fail)?)
+        } else {
+            let info = infos.into_iter().next().ok_or_else(|| {
+                Error::new(ErrorKind::Config, "redis.connect", "no node to connect to")
+                    .with("conn_id", &config.conn_id)
+            })?;
+            let client = redis::Client::open(info).map_err(fail)?;
+            // Few reconnect attempts: the task's retry policy is the place for patience.
+            let manager = ConnectionManagerConfig::new()
+                .set_connection_timeout(Some(config.connect_timeout))
+                .set_response_timeout(Some(config.response_timeout))
+                .set_number_of_retries(1);
+            Conn::Single(
+                ConnectionManager::new_with_config(client, manager)
+                    .await
+                    .map_err(fail)?,
+            )
+        };
+        tracing::debug!(conn_id = %config.conn_id, cluster = config.cluster, nodes = ?config.nodes, "redis connected");
+        Ok(RedisHook {
+            config: Arc::new(config),
+            secrets,
+            conn,
+        })
+    }
+
+    /// The connection id this hook was built from.
+    pub fn conn_id(&self) -> &str {
+        &self.config.conn_id
+    }
+
+    /// The configuration read from the connection.
+    pub fn config(&self) -> &RedisConfig {
+        &self.config
+    }
+
+    /// Whether this hook talks to a Redis Cluster.
+    pub fn is_cluster(&self) -> bool {
+        self.config.cluster
+    }
+
+    /// Checks that the server answers `PING` and, for a cluster, that
+    /// `CLUSTER INFO` reports `cluster_state:ok` (Airflow's `test_connection`).
+    pub async fn test_connection(&self) -> Result<()> {
+        let pong: String = self
+            .query("redis.test_connection", None, &redis::cmd("PING"))
+            .await?;
+        if pong != "PONG" {
+            return Err(self.fail(
+                ErrorKind::Remote,
+                "redis.test_connection",
+                format!("PING answered {pong:?}"),
+            ));
+        }
+        if self.is_cluster() {
+            let mut cmd = redis::cmd("CLUSTER");
+            cmd.arg("INFO");
+            let info: String = self.query("redis.test_connection", None, &cmd).await?;
+            if !info.lines().any(|l| l.trim() == "cluster_state:ok") {
+                return Err(self.fail(
+                    ErrorKind::Unavailable,
+                    "redis.test_connection",
+                    "the cluster does not report cluster_state:ok",
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// `GET key`: the value, or `None` when the key does not exist.
+    pub async fn get(&self, key: &str) -> Result<Option<Vec<u8>>> {
+        let mut cmd = redis::cmd("GET");
+        cmd.arg(key);
+        self.query("redis.get", Some(key), &cmd).await
+    }
+
+    /// `GET key` as UTF-8 text; a binary value is an [`ErrorKind::InvalidInput`] error.
+    pub async fn get_string(&self, key: &str) -> Result<Option<String>> {
+        self.get(key)
+            .await?
+            .map(|v| {
+                String::from_utf8(v).map_err(|e| {
+                    self.fail(ErrorKind::InvalidInput, "redis.get_string", e.to_string())
+                        .with("key", key)
+                })
+            })
+            .transpose()
+    }
+
+    /// `SET key value`, expiring after `ttl` when given (`PX`, millisecond precision;
+    /// a zero `ttl` is rejected by Redis as invalid input).
+    pub async fn set(
+        &self,
+        key: &str,
+        value: impl AsRef<[u8]>,
+        ttl: Option<Duration>,
+    ) -> Result<()> {
+        let cmd = batch::command(key, &batch::Op::Set(value.as_ref().to_vec(), ttl));
+        self.query::<()>("redis.set", Some(key), &cmd).await
+    }
+
+    /// Reads `key` and parses it as JSON; `None` when the key does not exist.
+    pub async fn get_json<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>> {
+        self.get(key)
+            .await?
+            .map(|v| self.parse_json("redis.get_json", key, &v))
+            .transpose()
+    }
+
+    /// Stores `value` as JSON under `key` (see [`set`](Self::set) for `ttl`).
+    pub async fn set_json<T: Serialize + ?Sized>(
+        &self,
+        key: &str,
+        value: &T,
+        ttl: Option<Duration>,
+    ) -> Result<()> {
+        let json = self.to_json_bytes("redis.set_json", key, value)?;
+        self.set(key, json, ttl).await
+    }
+
+    /// The values of `keys`, in order (`None` for a missing key). One `MGET` per
+    /// hash slot in cluster mode, so the keys may live on different masters.
+    pub async fn mget<K: AsRef<str>>(&self, keys: &[K]) -> Result<Vec<Option<Vec<u8>>>> {
+        let keys: Vec<&str> = keys.iter().map(AsRef::as_ref).collect();
+        let parts = self
+            .for_groups(&keys, |idx| {
+                let mut cmd = redis::cmd("MGET");
+                for &i in &idx {
+                    cmd.arg(keys[i]);
+                }
+                let first = keys[idx[0]];
+                async move {
+                    let values: Vec<Option<Vec<u8>>> =
+                        self.query("redis.mget", Some(first), &cmd).await?;
+                    Ok((idx, values))
+                }
+            })
+            .await?;
+        Ok(scatter(keys.len(), parts))
+    }
+
+    /// [`mget`](Self::mget), each present value parsed as JSON.
+    pub async fn mget_json<K: AsRef<str>, T: DeserializeOwned>(
+        &self,
+        keys: &[K],
+    ) -> Result<Vec<Option<T>>> {
+        let values = self.mget(keys).await?;
+        values
+            .into_iter()
+            .zip(keys)
+            .map(|(v, k)| {
+                v.map(|v| self.parse_json("redis.mget_json", k.as_ref(), &v))
+                    .transpose()
+            })
+            .collect()
+    }
+
+    /// Sets every `(key, value)` pair: one `MSET` per hash slot in cluster mode.
+    /// Atomic per slot, not across slots.
+    pub async fn mset<K: AsRef<str>, V: AsRef<[u8]>>(&self, pairs: &[(K, V)]) -> Result<()> {
+        let keys: Vec<&str> = pairs.iter().map(|(k, _)| k.as_ref()).collect();
+        self.for_groups(&keys, |idx| {
+            let mut cmd = redis::cmd("MSET");
+            for &i in &idx {
+                cmd.arg(keys[i]).arg(pairs[i].1.as_ref());
+            }
+            let first = keys[idx[0]];
+            async move {
+                self.query::<()>("redis.mset", Some(first), &cmd).await?;
+                Ok((idx, ()))
+            }
+        })
+        .await?;
+        Ok(())
+    }
+
+    /// Stores each value as JSON under its key (see [`mset`](Self::mset)).
+    pub async fn mset_json<K: AsRef<str>, T: Serialize>(&self, pairs: &[(K, T)]) -> Result<()> {
+        let encoded = pairs
+            .iter()
+            .map(|(k, v)| {
+                Ok((
+                    k.as_ref(),
+                    self.to_json_bytes("redis.mset_json", k.as_ref(), v)?,
+                ))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        self.mset(&encoded).await
+    }
+
+    /// Deletes `keys`; returns how many existed. One `DEL` per hash slot in cluster mode.
+    pub async fn delete<K: AsRef<str>>(&self, keys: &[K]) -> Result<u64> {
+        let keys: Vec<&str> = keys.iter().map(AsRef::as_ref).collect();
+        let parts = self
+            .for_groups(&keys, |idx| {
+                let mut cmd = redis::cmd("DEL");
+                for &i in &idx {
+                    cmd.arg(keys[i]);
+                }
+                let first = keys[idx[0]];
+                async move {
+                    let n: u64 = self.query("redis.delete", Some(first), &cmd).await?;
+                    Ok((idx, n))
+                }
+            })
+            .await?;
+        Ok(parts.into_iter().map(|(_, n)| n).sum())
+    }
+
+    /// Whether `key` exists.
+    pub async fn exists(&self, key: &str) -> Result<bool> {
+        let mut cmd = redis::cmd("EXISTS");
+        cmd.arg(key);
+        self.query("redis.exists", Some(key), &cmd).await
+    }
+
+    /// Makes `key` expire after `ttl`; `false` when the key does not exist.
+    pub async fn expire(&self, key: &str, ttl: Duration) -> Result<bool> {
+        let cmd = batch::command(key, &batch::Op::Expire(ttl));
+        self.query("redis.expire", Some(key), &cmd).await
+    }
+
+    /// Removes the expiration of `key`; `false` when it had none or does not exist.
+    pub async fn persist(&self, key: &str) -> Result<bool> {
+        let mut cmd = redis::cmd("PERSIST");
+        cmd.arg(key);
+        self.query("redis.persist", Some(key), &cmd).await
+    }
+
+    /// The time `key` has left to live: `None` when it never expires,
+    /// an [`ErrorKind::NotFound`] error when it does not exist.
+    pub async fn ttl(&self, key: &str) -> Result<Option<Duration>> {
+        let mut cmd = redis::cmd("PTTL");
+        cmd.arg(key);
+        let ms: i64 = self.query("redis.ttl", Some(key), &cmd).await?;
+        match ms {
+            -2 => Err(self
+                .fail(ErrorKind::NotFound, "redis.ttl", "no such key")
+                .with("key", key)),
+            ms if ms < 0 => Ok(None),
+            ms => Ok(Some(Duration::from_millis(ms.unsigned_abs()))),
+        }
+    }
+
+    /// Runs `batch` and returns one JSON reply per command, in order (see
+    /// [`RedisBatch`]). In cluster mode the commands are grouped into one pipeline
+    /// per hash slot; a pipeline follows `MOVED` as a whole, since all its keys
+    /// share the slot that moved.
+    pub async fn execute(&self, batch: &RedisBatch) -> Result<Vec<serde_json::Value>> {
+        let keys: Vec<&str> = batch.ops.iter().map(|(k, _)| k.as_str()).collect();
+        let parts = self
+            .for_groups(&keys, |idx| {
+                let mut pipe = redis::pipe();
+                for &i in &idx {
+                    let (key, op) = &batch.ops[i];
+                    pipe.add_command(batch::command(key, op));
+                }
+                let first = keys[idx[0]];
+                async move {
+                    let values: Vec<redis::Value> = self
+                        .run("redis.execute", Some(first), |c| {
+                            let pipe = pipe.clone();
+                            async move {
+                                match c {
+                                    Conn::Single(mut c) => pipe.query_async(&mut c).await,
+                                    Conn::Cluster(mut c) => pipe.query_async(&mut c).await,
+                                }
+                            }
+                        })
+                        .await?;
+                    Ok((idx, values.into_iter().map(batch::to_json).collect()))
+                }
+            })
+            .await?;
+        Ok(scatter(keys.len(), parts))
+    }
+
+    // ---- plumbing ----
+
+    /// Runs `cmd` (routed by its key in cluster mode) and converts the reply.
+    async fn query<T: FromRedisValue>(
+        &self,
+        op: &'static str,
+        key: Option<&str>,
+        cmd: &Cmd,
+    ) -> Result<T> {
+        self.run(op, key, |c| async move {
+            match c {
+                Conn::Single(mut c) => cmd.query_async(&mut c).await,
+                Conn::Cluster(mut c) => cmd.query_async(&mut c).await,
+            }
+        })
+        .await
+    }
+
+    /// Runs `f` on a clone of the connection (both client kinds are handles to a
+    /// shared multiplexed connection) and maps its error.
+    async fn run<T, F, Fut>(&self, op: &'static str, key: Option<&str>, f: F) -> Result<T>
+    where
+        F: FnOnce(Conn) -> Fut,
+        Fut: Future<Output = redis::RedisResult<T>>,
+    {
+        f(self.conn.clone())
+            .await
+            .map_err(|e| self.map_err(e, op, key))
+    }
+
+    /// Splits the indices of `keys` into groups that one command may carry: chunks
+    /// of [`MAX_GROUP`] on a single node, one hash slot per group in a cluster. Runs
+    /// `f` on each group ([`CONCURRENCY`] at a time) and returns the results.
+    async fn for_groups<'a, T, F, Fut>(
+        &'a self,
+        keys: &[&str],
+        f: F,
+    ) -> Result<Vec<(Vec<usize>, T)>>
+    where
+        F: Fn(Vec<usize>) -> Fut,
+        Fut: Future<Output = Result<(Vec<usize>, T)>> + 'a,
+    {
+        let groups: Vec<Vec<usize>> = if self.is_cluster() {
+            let mut by_slot: BTreeMap<u16, Vec<usize>> = BTreeMap::new();
+            for (i, k) in keys.iter().enumerate() {
+                by_slot.entry(key_slot(k.as_bytes())).or_default().push(i);
+            }
+            by_slot
+                .into_values()
+                .flat_map(|g| {
+                    g.chunks(MAX_GROUP)
+                        .map(<[usize]>::to_vec)
+                        .collect::<Vec<_>>()
+                })
+                .collect()
+        } else {
+            (0..keys.len())
+                .collect::<Vec<_>>()
+                .chunks(MAX_GROUP)
+                .map(<[usize]>::to_vec)
+                .collect()
+        };
+        tracing::trace!(conn_id = %self.conn_id(), keys = keys.len(), groups = groups.len(), "redis batch");
+        futures::stream::iter(groups.into_iter().map(f))
+            .buffer_unordered(CONCURRENCY)
+            .try_collect()
+            .await
+    }
+
+    fn map_err(&self, e: redis::RedisError, op: &'static str, key: Option<&str>) -> Error {
+        error::map_err(e, op, self.conn_id(), key, self.is_cluster(), &self.secrets)
+    }
+
+    fn fail(&self, kind: ErrorKind, op: &'static str, msg: impl Into<String>) -> Error {
+        Error::new(kind, op, msg)
+            .with("conn_id", self.conn_id())
+            .redact(&self.secrets)
+    }
+
+    fn parse_json<T: DeserializeOwned>(&self, op: &'static str, key: &str, v: &[u8]) -> Result<T> {
+        serde_json::from_slice(v).map_err(|e| {
+            self.fail(
+                ErrorKind::InvalidInput,
+                op,
+                format!("the value is not the expected JSON: {e}"),
+            )
+            .with("key", key)
+            .with_source(e)
+        })
+    }
+
+    fn to_json_bytes<T: Serialize + ?Sized>(
+        &self,
+        op: &'static str,
+        key: &str,
+        v: &T,
+    ) -> Result<Vec<u8>> {
+        serde_json::to_vec(v).map_err(|e| {
+            self.fail(ErrorKind::InvalidInput, op, e.to_string())
+                .with("key", key)
+                .with_source(e)
+        })
+    }
+}
+
+/// Puts each group's results back at the indices they came from.
+fn scatter<T: Default>(len: usize, parts: Vec<(Vec<usize>, Vec<T>)>) -> Vec<T> {
+    let mut out: Vec<T> = (0..len).map(|_| T::default()).collect();
+    for (idx, values) in parts {
+        for (i, v) in idx.into_iter().zip(values) {
+            out[i] = v;
+        }
+    }
+    out
+}
+
+fn node_info(
+    config: &RedisConfig,
+    host: &str,
+    port: u16,
+) -> redis::RedisResult<redis::ConnectionInfo> {
+    let addr = match &config.tls {
+        None => ConnectionAddr::Tcp(host.to_string(), port),
+        Some(tls) => ConnectionAddr::TcpTls {
+            host: host.to_string(),
+            port,
+            insecure: !tls.check_hostname,
+            tls_params: None,
+        },
+    };
+    let mut settings = RedisConnectionInfo::default().set_db(config.db);
+    if let Some(user) = &config.username {
+        settings = settings.set_username(user);
+    }
+    if let Some(password) = &config.password {
+        settings = settings.set_password(password);
+    }
+    Ok(addr.into_connection_info()?.set_redis_settings(settings))
+}
+
+/// rustls needs a process-wide crypto provider. When the application installed none,
+/// gust installs *ring*: with several rustls backends compiled in (as `--all-features`
+/// does through other crates) rustls cannot pick one itself and would panic.
+fn ensure_crypto_provider() {
+    if rustls::crypto::CryptoProvider::get_default().is_none() {
+        // Losing a race to another installer is fine: a provider is then installed.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    }
+}
