@@ -33,9 +33,9 @@
 //! | `sqlite` (default) | [`hooks::sqlite::SqliteHook`]: the embedded database of the quick start |
 //! | `postgres` | `hooks::postgres::PostgresHook` (sqlx, COPY streaming) |
 //! | `mysql` | `hooks::mysql::MySqlHook` (mysql_async), tested on MariaDB |
-//! | `redis` | the Redis hook, single node and cluster |
+//! | `redis` | `hooks::redis::RedisHook`, single node and Redis Cluster |
 //! | `s3` | the S3 hook (aws-sdk-s3), for AWS and S3-compatible stores |
-//! | `mlflow` | `hooks::mlflow::MlflowHook`: tracking and model registry |
+//! | `mlflow` | `hooks::mlflow::MlflowHook`: tracking, artifacts and model registry |
 //! | `sagemaker` | the SageMaker hook and training operator |
 //! | `ml` | model training with smartcore |
 //! | `testing` | in-memory fakes of the hook traits, for your unit tests |
