@@ -30,7 +30,7 @@
 //!
 //! | feature | enables |
 //! |---|---|
-//! | `sqlite` (default) | [`hooks::sqlite::SqliteHook`]: the embedded database of the quick start |
+//! | `sqlite` (default) | `hooks::sqlite::SqliteHook`: the embedded database of the quick start |
 //! | `postgres` | `hooks::postgres::PostgresHook` (sqlx, COPY streaming) |
 //! | `mysql` | `hooks::mysql::MySqlHook` (mysql_async), tested on MariaDB |
 //! | `redis` | `hooks::redis::RedisHook`, single node and Redis Cluster |
