@@ -20,7 +20,7 @@
 //! # Ok(()) }
 //! ```
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::ops::Shr;
 use std::path::PathBuf;
@@ -37,6 +37,9 @@ use crate::context::{Context, RunShared, manual_run_id};
 use crate::error::{Error, ErrorKind, Result};
 use crate::task::Task;
 use crate::template::TemplateEngine;
+
+mod report;
+pub use self::report::{RunReport, TaskReport, TaskState};
 
 /// How often a DAG runs; decides the data interval of a run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -575,149 +578,6 @@ fn mark_upstream_failed(
             error: None,
         });
         stack.extend(downstream[d].iter().copied());
-    }
-}
-
-/// The final state of a task in a run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum TaskState {
-    /// Finished without error.
-    Success,
-    /// Failed after its last try.
-    Failed,
-    /// Not run because a task upstream failed.
-    UpstreamFailed,
-}
-
-impl fmt::Display for TaskState {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            TaskState::Success => "success",
-            TaskState::Failed => "failed",
-            TaskState::UpstreamFailed => "upstream_failed",
-        })
-    }
-}
-
-/// How one task of a run ended.
-#[derive(Debug, Clone)]
-#[non_exhaustive]
-pub struct TaskReport {
-    /// The task's id.
-    pub task_id: String,
-    /// Its final state.
-    pub state: TaskState,
-    /// How many tries ran (0 when it never started).
-    pub tries: u32,
-    /// Wall time from the first try's start to the end, retry waits included.
-    pub duration: Duration,
-    /// The last error, one line, secrets scrubbed.
-    pub error: Option<String>,
-}
-
-/// The outcome of a DAG run; `Display` prints a table.
-#[derive(Debug, Clone)]
-#[non_exhaustive]
-pub struct RunReport {
-    /// The DAG's id.
-    pub dag_id: String,
-    /// The run's id.
-    pub run_id: String,
-    /// The logical date, in the DAG's timezone.
-    pub logical_date: DateTime<Tz>,
-    /// Wall time of the whole run.
-    pub duration: Duration,
-    /// One entry per task, in topological order.
-    pub tasks: Vec<TaskReport>,
-    xcom: BTreeMap<String, Value>,
-}
-
-impl RunReport {
-    /// Whether every task succeeded.
-    pub fn is_success(&self) -> bool {
-        self.tasks.iter().all(|t| t.state == TaskState::Success)
-    }
-
-    /// The report of task `task_id`.
-    pub fn task(&self, task_id: &str) -> Option<&TaskReport> {
-        self.tasks.iter().find(|t| t.task_id == task_id)
-    }
-
-    /// The return value (XCom) of a task that succeeded.
-    pub fn xcom(&self, task_id: &str) -> Option<&Value> {
-        self.xcom.get(task_id)
-    }
-
-    /// Ids of the tasks that failed (not those that were skipped for it).
-    pub fn failed_task_ids(&self) -> Vec<&str> {
-        self.tasks
-            .iter()
-            .filter(|t| t.state == TaskState::Failed)
-            .map(|t| t.task_id.as_str())
-            .collect()
-    }
-
-    /// `Ok(self)` if the run succeeded, else an error naming the failed tasks.
-    pub fn into_result(self) -> Result<Self> {
-        if self.is_success() {
-            return Ok(self);
-        }
-        let failed: Vec<String> = self
-            .tasks
-            .iter()
-            .filter(|t| t.state == TaskState::Failed)
-            .map(|t| format!("{}: {}", t.task_id, t.error.as_deref().unwrap_or("failed")))
-            .collect();
-        Err(Error::new(
-            ErrorKind::TaskFailed,
-            "dag.run",
-            format!("{} task(s) failed: {}", failed.len(), failed.join("; ")),
-        )
-        .with("dag_id", &self.dag_id)
-        .with("run_id", &self.run_id))
-    }
-}
-
-impl fmt::Display for RunReport {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(
-            f,
-            "DAG {} run {} ({}): {} in {:.2?}",
-            self.dag_id,
-            self.run_id,
-            self.logical_date.to_rfc3339(),
-            if self.is_success() {
-                "success"
-            } else {
-                "failed"
-            },
-            self.duration
-        )?;
-        let w = self
-            .tasks
-            .iter()
-            .map(|t| t.task_id.chars().count())
-            .max()
-            .unwrap_or(0)
-            .max("task".len());
-        writeln!(
-            f,
-            "{:<w$}  {:<15}  {:>5}  {:>10}  error",
-            "task", "state", "tries", "duration"
-        )?;
-        for t in &self.tasks {
-            writeln!(
-                f,
-                "{:<w$}  {:<15}  {:>5}  {:>10}  {}",
-                t.task_id,
-                t.state.to_string(),
-                t.tries,
-                format!("{:.2?}", t.duration),
-                t.error.as_deref().unwrap_or("")
-            )?;
-        }
-        Ok(())
     }
 }
 
