@@ -10,3 +10,6 @@ pub mod sqlite;
 #[cfg_attr(docsrs, doc(cfg(feature = "s3")))]
 pub mod object_store;
 
+#[cfg(feature = "s3")]
+#[cfg_attr(docsrs, doc(cfg(feature = "s3")))]
+pub mod s3;
