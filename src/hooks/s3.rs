@@ -57,6 +57,7 @@ use serde_json::Value;
 use crate::connection::Connection;
 use crate::error::{Error, ErrorKind, Result};
 
+pub(crate) use params::wildcard_match;
 pub use params::{ListKeys, LoadOptions, PresignMethod};
 
 /// Conn id used when none is given, as in Airflow.

@@ -4,3 +4,7 @@
 //! Airflow's `template_fields`) and renders them in `execute` with
 //! [`Context::render`](crate::Context::render). Its return value becomes its XCom.
 //! Closure tasks need no operator: see [`Task::from_fn`](crate::Task::from_fn).
+
+#[cfg(feature = "s3")]
+#[cfg_attr(docsrs, doc(cfg(feature = "s3")))]
+pub mod s3;

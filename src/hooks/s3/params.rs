@@ -110,7 +110,7 @@ impl ListKeys {
         self
     }
 
-    pub(super) fn list_options(&self) -> ListOptions {
+    pub(crate) fn list_options(&self) -> ListOptions {
         let prefix = if self.apply_wildcard {
             // List the literal part before the first wildcard, then match.
             let end = self.prefix.find(['*', '?']).unwrap_or(self.prefix.len());
