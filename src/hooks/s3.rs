@@ -1,0 +1,317 @@
+//! [`S3Hook`]: AWS S3 and S3-compatible stores (MinIO, moto, s3s…) through
+//! aws-sdk-s3 (feature `s3`).
+//!
+//! # The connection (conn type `aws`)
+//!
+//! | where | what |
+//! |---|---|
+//! | login / password | access key id / secret access key |
+//! | extra `aws_access_key_id`, `aws_secret_access_key`, `aws_session_token` | the same, when login/password are empty |
+//! | extra `region_name` | the region (default: the AWS chain, else `us-east-1`) |
+//! | extra `endpoint_url` | a custom endpoint for every service |
+//! | extra `service_config.s3.endpoint_url` | S3's endpoint, overriding `endpoint_url` |
+//! | extra `service_config.s3.bucket_name` | the default bucket of methods given none |
+//! | extra `config_kwargs.retries.max_attempts` | attempts per request (default 3) |
+//! | extra `conditional_put` | `if-none-match` (default) or `head`, see [`ConditionalPut`] |
+//!
+//! With no credentials in the connection, the default AWS chain applies
+//! (`AWS_ACCESS_KEY_ID`/`AWS_SECRET_ACCESS_KEY`, `AWS_PROFILE`, SSO, instance
+//! roles), as in seed 002. A custom endpoint switches to path-style addressing
+//! and computes request checksums only when an operation requires one: since
+//! aws-sdk-s3 1.69 the default checksums break many S3-compatible stores.
+//!
+//! ```no_run
+//! # async fn f() -> gust::Result<()> {
+//! use gust::hooks::s3::{LoadOptions, S3Hook};
+//! // AIRFLOW_CONN_AWS_DEFAULT='aws://KEY:SECRET@/?region_name=us-east-1&endpoint_url=http%3A%2F%2Flocalhost%3A9000'
+//! let s3 = S3Hook::from_conn_id("aws_default").await?;
+//! s3.load_string("a;b\n1;2\n", "raw/iris1.csv", Some("team06-mlflow-feature"), &LoadOptions::new().replace(true)).await?;
+//! let text = s3.read_key("s3://team06-mlflow-feature/raw/iris1.csv", None).await?;
+//! # let _ = text; Ok(()) }
+//! ```
+//!
+//! # Errors and retries
+//!
+//! Transient failures (5xx, throttling, timeouts, refused or reset connections)
+//! are retried by the SDK's standard retry policy with exponential backoff and
+//! jitter, then reported as retryable [`Unavailable`](ErrorKind::Unavailable) /
+//! [`Timeout`](ErrorKind::Timeout) errors. Client errors (`NoSuchBucket`,
+//! `NoSuchKey`, `AccessDenied`, `SignatureDoesNotMatch`, `PreconditionFailed`…)
+//! fail at once. Every error names the operation, conn id, bucket and key, and is
+//! redacted with the connection's secrets.
+
+mod airflow;
+mod errors;
+mod multipart;
+mod params;
+mod store;
+
+use std::fmt;
+
+use aws_sdk_s3::config::{
+    BehaviorVersion, Credentials, Region, RequestChecksumCalculation, ResponseChecksumValidation,
+    retry::RetryConfig,
+};
+use serde_json::Value;
+
+use crate::connection::Connection;
+use crate::error::{Error, ErrorKind, Result};
+
+pub(crate) use params::wildcard_match;
+pub use params::{ListKeys, LoadOptions, PresignMethod};
+
+/// Conn id used when none is given, as in Airflow.
+pub const DEFAULT_CONN_ID: &str = "aws_default";
+
+/// S3's minimum size of every multipart part but the last.
+pub const MIN_PART_SIZE: usize = 5 * 1024 * 1024;
+
+/// S3's limit on a single-request copy: larger objects need `UploadPartCopy`.
+pub const MAX_SINGLE_COPY: u64 = 5 * 1024 * 1024 * 1024;
+
+/// How `replace=false` writes are made exclusive.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ConditionalPut {
+    /// A conditional `PUT` / `CompleteMultipartUpload` with `If-None-Match: *`:
+    /// atomic, supported by AWS (since 2024), MinIO, moto and s3s. The default.
+    #[default]
+    IfNoneMatch,
+    /// The fallback for servers without `If-None-Match` (they answer
+    /// `NotImplemented`, or worse, ignore it): `HEAD`, then `PUT` when absent.
+    /// Racy — two writers can both see "absent" — which is why it is opt-in
+    /// (extra `conditional_put: "head"`), as Airflow does it unconditionally.
+    HeadThenPut,
+}
+
+/// A client of one S3 endpoint, built from an Airflow `aws` connection. Cheap to
+/// clone. Implements [`ObjectStore`](crate::hooks::object_store::ObjectStore).
+#[derive(Clone)]
+pub struct S3Hook {
+    conn_id: String,
+    client: aws_sdk_s3::Client,
+    region: String,
+    endpoint: Option<String>,
+    default_bucket: Option<String>,
+    secrets: Vec<String>,
+    part_size: usize,
+    max_in_flight: usize,
+    copy_threshold: u64,
+    copy_part_size: u64,
+    conditional_put: ConditionalPut,
+}
+
+impl fmt::Debug for S3Hook {
+    // Hand-written so neither the client's credentials nor the secrets list print.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("S3Hook")
+            .field("conn_id", &self.conn_id)
+            .field("region", &self.region)
+            .field("endpoint", &self.endpoint)
+            .field("default_bucket", &self.default_bucket)
+            .field("part_size", &self.part_size)
+            .field("max_in_flight", &self.max_in_flight)
+            .field("copy_threshold", &self.copy_threshold)
+            .field("conditional_put", &self.conditional_put)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A string at a JSON path of the extras (`["service_config", "s3", "endpoint_url"]`).
+fn extra_path<'a>(conn: &'a Connection, path: &[&str]) -> Option<&'a str> {
+    let (first, rest) = path.split_first()?;
+    let mut v = conn.extra_dejson().get(*first)?;
+    for p in rest {
+        v = v.get(*p)?;
+    }
+    v.as_str().filter(|s| !s.is_empty())
+}
+
+impl S3Hook {
+    /// The hook of connection `AIRFLOW_CONN_<CONN_ID>`.
+    pub async fn from_conn_id(conn_id: &str) -> Result<Self> {
+        Self::from_connection(&Connection::from_env(conn_id)?).await
+    }
+
+    /// The hook of `conn`; see the [module docs](self) for the fields read.
+    pub async fn from_connection(conn: &Connection) -> Result<Self> {
+        let op = "s3.connect";
+        let config_err =
+            |msg: &str| Error::new(ErrorKind::Config, op, msg).with("conn_id", conn.conn_id());
+        if !matches!(conn.conn_type(), "aws" | "s3" | "") {
+            return Err(config_err(&format!(
+                "conn type `{}` is not `aws`",
+                conn.conn_type()
+            )));
+        }
+        let key_id = conn
+            .login()
+            .filter(|s| !s.is_empty())
+            .or(conn.extra_str("aws_access_key_id"));
+        let secret = conn
+            .password()
+            .filter(|s| !s.is_empty())
+            .or(conn.extra_str("aws_secret_access_key"));
+        let token = conn.extra_str("aws_session_token");
+        let endpoint = extra_path(conn, &["service_config", "s3", "endpoint_url"])
+            .or(conn.extra_str("endpoint_url"))
+            .map(str::to_string);
+        if let Some(e) = &endpoint {
+            url::Url::parse(e).map_err(|_| {
+                config_err("extra endpoint_url is not a URL (expected e.g. http://localhost:9000)")
+            })?;
+        }
+
+        let mut loader = aws_config::defaults(BehaviorVersion::latest());
+        match (key_id, secret) {
+            (Some(k), Some(s)) => {
+                let creds =
+                    Credentials::new(k, s, token.map(str::to_string), None, "gust-connection");
+                loader = loader.credentials_provider(creds);
+            }
+            (None, None) => {} // the default AWS credential chain
+            _ => {
+                return Err(config_err(
+                    "the connection has an access key id without a secret key, or the reverse",
+                ));
+            }
+        }
+        if let Some(r) = conn.extra_str("region_name") {
+            loader = loader.region(Region::new(r.to_string()));
+        }
+        let sdk = loader.load().await;
+        let region = sdk
+            .region()
+            .map(|r| r.to_string())
+            .unwrap_or_else(|| "us-east-1".to_string());
+
+        let max_attempts = conn
+            .extra_dejson()
+            .get("config_kwargs")
+            .and_then(|c| c.get("retries"))
+            .and_then(|r| r.get("max_attempts"))
+            .or(conn.extra_dejson().get("max_attempts"))
+            .and_then(|v| match v {
+                Value::Number(n) => n.as_u64(),
+                Value::String(s) => s.parse().ok(),
+                _ => None,
+            })
+            .unwrap_or(3)
+            .clamp(1, 20) as u32;
+        let mut builder = aws_sdk_s3::config::Builder::from(&sdk)
+            .region(Region::new(region.clone()))
+            .retry_config(RetryConfig::standard().with_max_attempts(max_attempts));
+        if let Some(e) = &endpoint {
+            let virtual_hosted =
+                extra_path(conn, &["service_config", "s3", "addressing_style"]) == Some("virtual");
+            builder = builder
+                .endpoint_url(e)
+                .force_path_style(!virtual_hosted)
+                .request_checksum_calculation(RequestChecksumCalculation::WhenRequired)
+                .response_checksum_validation(ResponseChecksumValidation::WhenRequired);
+        }
+        let conditional_put = match conn.extra_str("conditional_put") {
+            None | Some("if-none-match") => ConditionalPut::IfNoneMatch,
+            Some("head") => ConditionalPut::HeadThenPut,
+            Some(_) => {
+                return Err(config_err(
+                    "extra conditional_put must be `if-none-match` or `head`",
+                ));
+            }
+        };
+        tracing::debug!(conn_id = conn.conn_id(), %region, endpoint = ?endpoint, "s3 hook built");
+        Ok(S3Hook {
+            conn_id: conn.conn_id().to_string(),
+            client: aws_sdk_s3::Client::from_conf(builder.build()),
+            region,
+            endpoint,
+            default_bucket: extra_path(conn, &["service_config", "s3", "bucket_name"])
+                .map(str::to_string),
+            secrets: conn.secrets(),
+            part_size: 8 * 1024 * 1024,
+            max_in_flight: 4,
+            copy_threshold: MAX_SINGLE_COPY,
+            copy_part_size: 512 * 1024 * 1024,
+            conditional_put,
+        })
+    }
+
+    /// Part size of multipart uploads (default 8 MiB; at least [`MIN_PART_SIZE`]).
+    /// Memory of a streamed upload stays under `part_size × (max_in_flight + 1)`.
+    pub fn with_part_size(mut self, bytes: usize) -> Self {
+        self.part_size = bytes.max(MIN_PART_SIZE);
+        self
+    }
+
+    /// Parts uploaded concurrently (default 4, at least 1).
+    pub fn with_max_in_flight(mut self, parts: usize) -> Self {
+        self.max_in_flight = parts.max(1);
+        self
+    }
+
+    /// Objects larger than this are copied with multipart `UploadPartCopy`
+    /// (default and maximum 5 GiB, S3's single-copy limit), in parts of `part_size`
+    /// (at least [`MIN_PART_SIZE`]). Small values let tests exercise the path.
+    pub fn with_copy_multipart(mut self, threshold: u64, part_size: u64) -> Self {
+        self.copy_threshold = threshold.min(MAX_SINGLE_COPY);
+        self.copy_part_size = part_size.clamp(MIN_PART_SIZE as u64, MAX_SINGLE_COPY);
+        self
+    }
+
+    /// Sets how `replace=false` is enforced (the extra `conditional_put` sets it too).
+    pub fn with_conditional_put(mut self, mode: ConditionalPut) -> Self {
+        self.conditional_put = mode;
+        self
+    }
+
+    /// The connection id this hook was built from.
+    pub fn conn_id(&self) -> &str {
+        &self.conn_id
+    }
+
+    /// The region requests are signed for.
+    pub fn region(&self) -> &str {
+        &self.region
+    }
+
+    /// The underlying aws-sdk-s3 client, for calls gust does not wrap.
+    pub fn client(&self) -> &aws_sdk_s3::Client {
+        &self.client
+    }
+
+    /// Checks the credentials and the endpoint with `ListBuckets`. Unlike
+    /// Airflow's, it does not call STS, which S3-compatible stores lack.
+    pub async fn test_connection(&self) -> Result<()> {
+        self.client
+            .list_buckets()
+            .send()
+            .await
+            .map_err(|e| self.sdk_err("s3.test_connection", None, None, e))?;
+        Ok(())
+    }
+
+    /// Adds conn id, bucket and key to `e` and scrubs the connection's secrets.
+    pub(crate) fn context(&self, e: Error, bucket: Option<&str>, key: Option<&str>) -> Error {
+        let mut e = e.with("conn_id", &self.conn_id);
+        if let Some(b) = bucket.filter(|_| e.context("bucket").is_none()) {
+            e = e.with("bucket", b);
+        }
+        if let Some(k) = key.filter(|_| e.context("key").is_none()) {
+            e = e.with("key", k);
+        }
+        e.redact(&self.secrets)
+    }
+
+    /// A typed error from an SDK error, with context.
+    pub(crate) fn sdk_err<E>(
+        &self,
+        operation: &'static str,
+        bucket: Option<&str>,
+        key: Option<&str>,
+        e: aws_sdk_s3::error::SdkError<E, aws_sdk_s3::config::http::HttpResponse>,
+    ) -> Error
+    where
+        E: aws_sdk_s3::error::ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    {
+        self.context(errors::from_sdk(operation, e), bucket, key)
+    }
+}

@@ -1,0 +1,447 @@
+//! Airflow's `S3Hook` methods, with the names and semantics Airflow users know.
+//!
+//! Like Airflow, methods taking `key` and `bucket: Option<&str>` accept a full
+//! `s3://bucket/key` URL as the key when no bucket is given, and fall back to the
+//! connection's `service_config.s3.bucket_name`.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use aws_sdk_s3::presigning::PresigningConfig;
+use bytes::Bytes;
+use futures::stream::{BoxStream, StreamExt, TryStreamExt};
+use tokio::io::AsyncWriteExt;
+
+use super::S3Hook;
+use super::params::{
+    ListKeys, LoadOptions, PresignMethod, bad_url, file_stream, gzip_stream, wildcard_match,
+};
+use crate::error::{Error, ErrorKind, Result};
+use crate::hooks::object_store::{
+    BytesStream, DeleteReport, ListEntry, ListOptions, ObjectMeta, ObjectStore, PutResult,
+};
+
+impl S3Hook {
+    /// Airflow's `parse_s3_url`: `(bucket, key)` of `s3://`, `s3a://`, `s3n://`
+    /// URLs and of path-style (`https://s3.region.amazonaws.com/bucket/key`) and
+    /// virtual-hosted (`https://bucket.s3.region.amazonaws.com/key`) HTTPS URLs.
+    /// The key may be empty (a bucket URL).
+    pub fn parse_s3_url(url: &str) -> Result<(String, String)> {
+        let (scheme, rest) = url
+            .split_once("://")
+            .ok_or_else(|| bad_url(url, "not an S3 URL"))?;
+        let (host, path) = rest.split_once('/').unwrap_or((rest, ""));
+        let (bucket, key) = match scheme.to_ascii_lowercase().as_str() {
+            "s3" | "s3a" | "s3n" => (host, path),
+            "http" | "https" => {
+                let labels: Vec<&str> = host.split('.').collect();
+                if labels
+                    .first()
+                    .is_some_and(|l| *l == "s3" || l.starts_with("s3-"))
+                {
+                    path.split_once('/').unwrap_or((path, ""))
+                } else if labels.len() > 2 && labels[1] == "s3" {
+                    (labels[0], path)
+                } else {
+                    return Err(bad_url(
+                        url,
+                        "not a path-style or virtual-hosted S3 URL (https://bucket.s3.region.amazonaws.com/key)",
+                    ));
+                }
+            }
+            _ => return Err(bad_url(url, "the scheme is not s3, s3a, s3n or https")),
+        };
+        if bucket.is_empty() {
+            return Err(bad_url(url, "the URL names no bucket"));
+        }
+        Ok((bucket.to_string(), key.to_string()))
+    }
+
+    /// Airflow's `get_s3_bucket_key`: `(bucket, key)` from an explicit bucket, an
+    /// `s3://` URL key, or the connection's default bucket.
+    pub fn get_s3_bucket_key(&self, bucket: Option<&str>, key: &str) -> Result<(String, String)> {
+        match bucket {
+            Some(_) if key.contains("://") => Err(Error::new(
+                ErrorKind::InvalidInput,
+                "s3.get_s3_bucket_key",
+                "a bucket was given, so the key must be relative, not a URL",
+            )
+            .with("conn_id", &self.conn_id)
+            .with("key", key)),
+            Some(b) => Ok((b.to_string(), key.to_string())),
+            None if key.contains("://") => Self::parse_s3_url(key),
+            None => Ok((self.bucket_or_default(None)?, key.to_string())),
+        }
+    }
+
+    fn bucket_or_default(&self, bucket: Option<&str>) -> Result<String> {
+        bucket
+            .or(self.default_bucket.as_deref())
+            .map(str::to_string)
+            .ok_or_else(|| {
+                Error::new(
+                    ErrorKind::InvalidInput,
+                    "s3.bucket",
+                    "no bucket: pass one, use an s3:// URL, or set the extra service_config.s3.bucket_name",
+                )
+                .with("conn_id", &self.conn_id)
+            })
+    }
+
+    /// Airflow's `head_object`: the metadata, or `None` when the key does not exist.
+    pub async fn head_object(&self, key: &str, bucket: Option<&str>) -> Result<Option<ObjectMeta>> {
+        let (b, k) = self.get_s3_bucket_key(bucket, key)?;
+        match self.head(&b, &k).await {
+            Ok(m) => Ok(Some(m)),
+            Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Airflow's `get_key`: the object's metadata; a missing key is an error.
+    pub async fn get_key(&self, key: &str, bucket: Option<&str>) -> Result<ObjectMeta> {
+        let (b, k) = self.get_s3_bucket_key(bucket, key)?;
+        self.head(&b, &k).await
+    }
+
+    /// Airflow's `check_for_key`.
+    pub async fn check_for_key(&self, key: &str, bucket: Option<&str>) -> Result<bool> {
+        let (b, k) = self.get_s3_bucket_key(bucket, key)?;
+        self.exists(&b, &k).await
+    }
+
+    /// Airflow's `check_for_bucket`.
+    pub async fn check_for_bucket(&self, bucket: Option<&str>) -> Result<bool> {
+        self.bucket_exists(&self.bucket_or_default(bucket)?).await
+    }
+
+    /// Airflow's `read_key`: the object as UTF-8 text.
+    pub async fn read_key(&self, key: &str, bucket: Option<&str>) -> Result<String> {
+        let (b, k) = self.get_s3_bucket_key(bucket, key)?;
+        let data = self.get(&b, &k).await?;
+        String::from_utf8(data.to_vec()).map_err(|_| {
+            self.context(
+                Error::new(
+                    ErrorKind::InvalidInput,
+                    "s3.read_key",
+                    "the object is not UTF-8 text; use get()",
+                ),
+                Some(&b),
+                Some(&k),
+            )
+        })
+    }
+
+    /// Airflow's `check_for_prefix`: whether any key lives under `prefix` (taken
+    /// as a "directory": `delimiter` is appended when missing).
+    pub async fn check_for_prefix(
+        &self,
+        prefix: &str,
+        delimiter: &str,
+        bucket: Option<&str>,
+    ) -> Result<bool> {
+        let b = self.bucket_or_default(bucket)?;
+        let p = if prefix.ends_with(delimiter) {
+            prefix.to_string()
+        } else {
+            format!("{prefix}{delimiter}")
+        };
+        let first = self
+            .list(&b, ListOptions::new().prefix(p).page_size(1))
+            .next()
+            .await;
+        first.transpose().map(|e| e.is_some())
+    }
+
+    /// Keys as a stream, fetched page by page: Airflow's `list_keys` without
+    /// holding the listing in memory.
+    pub fn list_keys_stream<'a>(
+        &'a self,
+        bucket: &'a str,
+        q: &ListKeys,
+    ) -> BoxStream<'a, Result<String>> {
+        let pattern = q.apply_wildcard.then(|| q.prefix.clone());
+        let keys = self
+            .list(bucket, q.list_options())
+            .try_filter_map(move |e| {
+                let keep = match e {
+                    ListEntry::Object(m)
+                        if pattern.as_deref().is_none_or(|p| wildcard_match(p, &m.key)) =>
+                    {
+                        Some(m.key)
+                    }
+                    _ => None,
+                };
+                futures::future::ready(Ok(keep))
+            });
+        match q.max_items {
+            Some(n) => keys.take(n).boxed(),
+            None => keys.boxed(),
+        }
+    }
+
+    /// Airflow's `list_keys`.
+    pub async fn list_keys(&self, bucket: Option<&str>, q: &ListKeys) -> Result<Vec<String>> {
+        let b = self.bucket_or_default(bucket)?;
+        self.list_keys_stream(&b, q).try_collect().await
+    }
+
+    /// Airflow's `list_prefixes`: the common prefixes under `q.prefix` split by `q.delimiter`.
+    pub async fn list_prefixes(&self, bucket: Option<&str>, q: &ListKeys) -> Result<Vec<String>> {
+        let b = self.bucket_or_default(bucket)?;
+        let prefixes = self.list(&b, q.list_options()).try_filter_map(|e| {
+            futures::future::ready(Ok(match e {
+                ListEntry::Prefix(p) => Some(p),
+                ListEntry::Object(_) => None,
+            }))
+        });
+        match q.max_items {
+            Some(n) => prefixes.take(n).try_collect().await,
+            None => prefixes.try_collect().await,
+        }
+    }
+
+    /// Airflow's `load_bytes`.
+    pub async fn load_bytes(
+        &self,
+        data: impl Into<Bytes>,
+        key: &str,
+        bucket: Option<&str>,
+        opts: &LoadOptions,
+    ) -> Result<PutResult> {
+        let (b, k) = self.get_s3_bucket_key(bucket, key)?;
+        let op = "s3.load_bytes";
+        crate::hooks::object_store::validate(op, &b, Some(&k))
+            .map_err(|e| self.context(e, None, None))?;
+        let data: Bytes = data.into();
+        if opts.gzip {
+            let one = futures::stream::once(async move { Ok(data) }).boxed();
+            return self
+                .put_stream_inner(op, &b, &k, gzip_stream(one), &opts.upload())
+                .await;
+        }
+        self.put_bytes(op, &b, &k, data, &opts.upload()).await
+    }
+
+    /// Airflow's `load_string` (UTF-8).
+    pub async fn load_string(
+        &self,
+        data: &str,
+        key: &str,
+        bucket: Option<&str>,
+        opts: &LoadOptions,
+    ) -> Result<PutResult> {
+        self.load_bytes(Bytes::copy_from_slice(data.as_bytes()), key, bucket, opts)
+            .await
+    }
+
+    /// Airflow's `load_file_obj`: uploads a stream of unknown length (multipart,
+    /// bounded memory; aborted on failure).
+    pub async fn load_stream(
+        &self,
+        data: BytesStream,
+        key: &str,
+        bucket: Option<&str>,
+        opts: &LoadOptions,
+    ) -> Result<PutResult> {
+        let (b, k) = self.get_s3_bucket_key(bucket, key)?;
+        let op = "s3.load_stream";
+        crate::hooks::object_store::validate(op, &b, Some(&k))
+            .map_err(|e| self.context(e, None, None))?;
+        let data = if opts.gzip { gzip_stream(data) } else { data };
+        self.put_stream_inner(op, &b, &k, data, &opts.upload())
+            .await
+    }
+
+    /// Airflow's `load_file`: streams a local file up.
+    pub async fn load_file(
+        &self,
+        path: impl AsRef<Path>,
+        key: &str,
+        bucket: Option<&str>,
+        opts: &LoadOptions,
+    ) -> Result<PutResult> {
+        let path = path.as_ref();
+        let file = tokio::fs::File::open(path).await.map_err(|e| {
+            self.context(
+                Error::from(e).with("path", path.display()),
+                bucket,
+                Some(key),
+            )
+        })?;
+        self.load_stream(file_stream(file), key, bucket, opts).await
+    }
+
+    /// Airflow's `download_file`: streams the object into `local_dir`, named after
+    /// the key's last segment with `preserve_file_name`, else `airflow_tmp_<random>`.
+    /// The file appears complete or not at all (temp file + rename).
+    pub async fn download_file(
+        &self,
+        key: &str,
+        bucket: Option<&str>,
+        local_dir: impl AsRef<Path>,
+        preserve_file_name: bool,
+    ) -> Result<PathBuf> {
+        let (b, k) = self.get_s3_bucket_key(bucket, key)?;
+        let name = if preserve_file_name {
+            k.rsplit('/').next().unwrap_or(&k).to_string()
+        } else {
+            format!("airflow_tmp_{:016x}", rand::random::<u64>())
+        };
+        let dest = local_dir.as_ref().join(&name);
+        let tmp = local_dir
+            .as_ref()
+            .join(format!(".{name}.gust-part-{:08x}", rand::random::<u32>()));
+        let res: Result<u64> = async {
+            let mut body = self.get_stream(&b, &k).await?;
+            let mut file = tokio::fs::File::create(&tmp).await?;
+            let mut n = 0u64;
+            while let Some(chunk) = body.try_next().await? {
+                file.write_all(&chunk).await?;
+                n += chunk.len() as u64;
+            }
+            file.flush().await?;
+            tokio::fs::rename(&tmp, &dest).await?;
+            Ok(n)
+        }
+        .await;
+        match res {
+            Ok(n) => {
+                tracing::info!(conn_id = %self.conn_id, bucket = %b, key = %k, path = %dest.display(), bytes = n, "s3 object downloaded");
+                Ok(dest)
+            }
+            Err(e) => {
+                let _ = tokio::fs::remove_file(&tmp).await;
+                Err(self.context(e.with("path", dest.display()), Some(&b), Some(&k)))
+            }
+        }
+    }
+
+    /// Airflow's `copy_object`: keys may be `s3://` URLs when their bucket is `None`.
+    /// Objects above the copy threshold (5 GiB) are copied in parts.
+    pub async fn copy_object(
+        &self,
+        source_key: &str,
+        dest_key: &str,
+        source_bucket: Option<&str>,
+        dest_bucket: Option<&str>,
+    ) -> Result<()> {
+        let (sb, sk) = self.get_s3_bucket_key(source_bucket, source_key)?;
+        let (db, dk) = self.get_s3_bucket_key(dest_bucket, dest_key)?;
+        self.copy(&sb, &sk, &db, &dk).await
+    }
+
+    /// Airflow's `delete_objects`: deletes in chunks of 1000 and fails, naming the
+    /// first failed key, when any key could not be deleted.
+    pub async fn delete_objects(
+        &self,
+        bucket: Option<&str>,
+        keys: &[String],
+    ) -> Result<DeleteReport> {
+        let b = self.bucket_or_default(bucket)?;
+        let report = self.delete(&b, keys).await?;
+        if let Some(first) = report.errors.first() {
+            let msg = format!(
+                "{} of {} keys were not deleted; first: {} ({})",
+                report.errors.len(),
+                keys.len(),
+                first.code,
+                first.message
+            );
+            return Err(self.context(
+                Error::new(ErrorKind::Remote, "s3.delete_objects", msg),
+                Some(&b),
+                Some(&first.key),
+            ));
+        }
+        Ok(report)
+    }
+
+    /// Airflow's `create_bucket`: idempotent (`Ok(false)` when it exists), with a
+    /// location constraint for any region but `us-east-1`.
+    pub async fn create_bucket(&self, bucket: Option<&str>, region: Option<&str>) -> Result<bool> {
+        self.create_bucket_in(&self.bucket_or_default(bucket)?, region)
+            .await
+    }
+
+    /// Airflow's `generate_presigned_url` for `get_object` / `put_object`.
+    pub async fn generate_presigned_url(
+        &self,
+        method: PresignMethod,
+        key: &str,
+        bucket: Option<&str>,
+        expires_in: Duration,
+    ) -> Result<String> {
+        let op = "s3.generate_presigned_url";
+        let (b, k) = self.get_s3_bucket_key(bucket, key)?;
+        crate::hooks::object_store::validate(op, &b, Some(&k))
+            .map_err(|e| self.context(e, None, None))?;
+        let cfg = PresigningConfig::expires_in(expires_in).map_err(|e| {
+            self.context(
+                Error::new(ErrorKind::InvalidInput, op, e.to_string()),
+                Some(&b),
+                Some(&k),
+            )
+        })?;
+        let req = match method {
+            PresignMethod::GetObject => self
+                .client
+                .get_object()
+                .bucket(&b)
+                .key(&k)
+                .presigned(cfg)
+                .await
+                .map_err(|e| self.sdk_err(op, Some(&b), Some(&k), e)),
+            PresignMethod::PutObject => self
+                .client
+                .put_object()
+                .bucket(&b)
+                .key(&k)
+                .presigned(cfg)
+                .await
+                .map_err(|e| self.sdk_err(op, Some(&b), Some(&k), e)),
+        }?;
+        Ok(req.uri().to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parse_s3_url_forms() {
+        let ok = |u: &str, b: &str, k: &str| {
+            assert_eq!(
+                S3Hook::parse_s3_url(u).unwrap(),
+                (b.to_string(), k.to_string()),
+                "{u}"
+            )
+        };
+        ok("s3://bucket/dir/key.csv", "bucket", "dir/key.csv");
+        ok("s3a://bucket/key", "bucket", "key");
+        ok("S3N://bucket/key", "bucket", "key");
+        ok("s3://bucket", "bucket", "");
+        ok(
+            "https://s3.ap-northeast-2.amazonaws.com/team06/iris1.csv",
+            "team06",
+            "iris1.csv",
+        );
+        ok(
+            "https://team06.s3.ap-northeast-2.amazonaws.com/a/iris1.csv",
+            "team06",
+            "a/iris1.csv",
+        );
+        ok("https://team06.s3.amazonaws.com/k", "team06", "k");
+        for bad in [
+            "bucket/key",
+            "ftp://b/k",
+            "s3:///key",
+            "https://example.com/b/k",
+        ] {
+            let e = S3Hook::parse_s3_url(bad).unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::InvalidInput, "{bad}");
+            assert!(!e.to_string().contains('\n'));
+        }
+    }
+}

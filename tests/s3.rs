@@ -1,0 +1,485 @@
+//! S3Hook: connection handling, Airflow-parity methods, multipart streaming and
+//! abort, conditional PUT and the bad-input catalogue, against both real S3
+//! servers (moto: `aws_default`, s3s-fs: `s3s_fs`). The `ObjectStore` contract
+//! itself is covered by `tests/object_store.rs`.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures::StreamExt;
+use gust::hooks::object_store::{ObjectStore, PutOptions};
+use gust::hooks::s3::{ConditionalPut, ListKeys, LoadOptions, PresignMethod, S3Hook};
+use gust::{Connection, ErrorKind};
+
+const MIB: usize = 1024 * 1024;
+
+/// Runs `$body(conn)` as one test per server.
+macro_rules! on_both_servers {
+    ($name:ident, $body:ident) => {
+        mod $name {
+            #[tokio::test]
+            async fn moto() {
+                super::$body(crate::require_conn!("aws_default")).await;
+            }
+            #[tokio::test]
+            async fn s3s_fs() {
+                super::$body(crate::require_conn!("s3s_fs")).await;
+            }
+        }
+    };
+}
+
+async fn hook_with_bucket(conn: &Connection, prefix: &str) -> (S3Hook, String) {
+    let hook = S3Hook::from_connection(conn).await.expect("hook");
+    let bucket = common::unique(prefix);
+    assert!(
+        hook.create_bucket(Some(&bucket), None)
+            .await
+            .expect("create bucket")
+    );
+    (hook, bucket)
+}
+
+/// `n` chunks of `chunk` bytes each, the byte value being the chunk's index.
+fn chunks(n: usize, chunk: usize) -> Vec<gust::Result<Bytes>> {
+    (0..n)
+        .map(|i| Ok(Bytes::from(vec![i as u8; chunk])))
+        .collect()
+}
+
+async fn parity(conn: Connection) {
+    let (s3, bucket) = hook_with_bucket(&conn, "gust-parity").await;
+    let b = Some(bucket.as_str());
+    s3.test_connection()
+        .await
+        .expect("test_connection without STS");
+    assert!(
+        !s3.create_bucket(b, None).await.unwrap(),
+        "create_bucket is idempotent"
+    );
+    assert!(s3.check_for_bucket(b).await.unwrap());
+    assert!(
+        !s3.check_for_bucket(Some(&format!("{bucket}-nope")))
+            .await
+            .unwrap()
+    );
+
+    // load_string / read_key / check_for_key / head_object / get_key, with s3:// URLs.
+    let url = format!("s3://{bucket}/raw/iris1.csv");
+    s3.load_string(
+        "a;b\n1;2\n",
+        &url,
+        None,
+        &LoadOptions::new().content_type("text/csv"),
+    )
+    .await
+    .expect("load_string");
+    assert_eq!(s3.read_key("raw/iris1.csv", b).await.unwrap(), "a;b\n1;2\n");
+    assert_eq!(s3.read_key(&url, None).await.unwrap(), "a;b\n1;2\n");
+    assert!(s3.check_for_key(&url, None).await.unwrap());
+    assert!(!s3.check_for_key("raw/nope.csv", b).await.unwrap());
+    let head = s3.head_object(&url, None).await.unwrap().expect("head");
+    assert_eq!(head.size, 8);
+    assert_eq!(head.content_type.as_deref(), Some("text/csv"));
+    assert!(s3.head_object("raw/nope.csv", b).await.unwrap().is_none());
+    assert_eq!(s3.get_key("raw/iris1.csv", b).await.unwrap().size, 8);
+    let e = s3.get_key("raw/nope.csv", b).await.unwrap_err();
+    assert_eq!(
+        (e.kind(), e.context("key")),
+        (ErrorKind::NotFound, Some("raw/nope.csv"))
+    );
+
+    // load_bytes with gzip and server-side encryption.
+    let text = "x".repeat(10_000);
+    let put = s3
+        .load_bytes(
+            text.clone(),
+            "gz/x.txt.gz",
+            b,
+            &LoadOptions::new().gzip(true).encrypt(true),
+        )
+        .await
+        .expect("load_bytes gzip");
+    assert!(put.size < 1000, "gzip shrinks 10 kB of 'x': {}", put.size);
+    let gz = s3.get(&bucket, "gz/x.txt.gz").await.unwrap();
+    let mut plain = String::new();
+    flate2::read::GzDecoder::new(&gz[..])
+        .read_to_string(&mut plain)
+        .unwrap();
+    assert_eq!(plain, text);
+
+    // load_file / download_file (streamed; no temporary file left).
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("up.bin");
+    let content: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
+    std::fs::write(&src, &content).unwrap();
+    s3.load_file(&src, "files/up.bin", b, &LoadOptions::new())
+        .await
+        .expect("load_file");
+    let out = tempfile::tempdir().unwrap();
+    let path = s3
+        .download_file("files/up.bin", b, out.path(), true)
+        .await
+        .expect("download");
+    assert_eq!(path, out.path().join("up.bin"));
+    assert_eq!(std::fs::read(&path).unwrap(), content);
+    let anon = s3
+        .download_file("files/up.bin", b, out.path(), false)
+        .await
+        .unwrap();
+    assert!(
+        anon.file_name()
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .starts_with("airflow_tmp_")
+    );
+    assert_eq!(
+        std::fs::read_dir(out.path()).unwrap().count(),
+        2,
+        "only the two downloads"
+    );
+    let e = s3
+        .download_file("files/nope.bin", b, out.path(), true)
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::NotFound);
+    assert_eq!(
+        std::fs::read_dir(out.path()).unwrap().count(),
+        2,
+        "a failed download leaves nothing"
+    );
+
+    // list_keys / list_prefixes / check_for_prefix.
+    for k in [
+        "l/2025-01-01/a.csv",
+        "l/2025-01-02/b.csv",
+        "l/2025-01-02/c.json",
+        "l/top.csv",
+    ] {
+        s3.load_string(k, k, b, &LoadOptions::new()).await.unwrap();
+    }
+    let all = s3
+        .list_keys(b, &ListKeys::new().prefix("l/"))
+        .await
+        .unwrap();
+    assert_eq!(
+        all,
+        [
+            "l/2025-01-01/a.csv",
+            "l/2025-01-02/b.csv",
+            "l/2025-01-02/c.json",
+            "l/top.csv"
+        ]
+    );
+    let top = s3
+        .list_keys(b, &ListKeys::new().prefix("l/").delimiter("/"))
+        .await
+        .unwrap();
+    assert_eq!(top, ["l/top.csv"]);
+    let csv = s3
+        .list_keys(
+            b,
+            &ListKeys::new().prefix("l/2025-*.csv").apply_wildcard(true),
+        )
+        .await
+        .unwrap();
+    assert_eq!(csv, ["l/2025-01-01/a.csv", "l/2025-01-02/b.csv"]);
+    let after = s3
+        .list_keys(
+            b,
+            &ListKeys::new()
+                .prefix("l/")
+                .start_after_key("l/2025-01-02/b.csv")
+                .max_items(1)
+                .page_size(1),
+        )
+        .await
+        .unwrap();
+    assert_eq!(after, ["l/2025-01-02/c.json"]);
+    let prefixes = s3
+        .list_prefixes(b, &ListKeys::new().prefix("l/").delimiter("/"))
+        .await
+        .unwrap();
+    assert_eq!(prefixes, ["l/2025-01-01/", "l/2025-01-02/"]);
+    assert!(s3.check_for_prefix("l/2025-01-02", "/", b).await.unwrap());
+    assert!(!s3.check_for_prefix("l/2025-01-03", "/", b).await.unwrap());
+
+    // copy_object with URLs; delete_objects.
+    s3.copy_object(&url, &format!("s3://{bucket}/copy/iris1.csv"), None, None)
+        .await
+        .expect("copy");
+    assert_eq!(
+        s3.read_key("copy/iris1.csv", b).await.unwrap(),
+        "a;b\n1;2\n"
+    );
+    let report = s3
+        .delete_objects(b, &["copy/iris1.csv".into(), "l/top.csv".into()])
+        .await
+        .expect("delete_objects");
+    assert_eq!(report.deleted.len(), 2);
+    assert!(!s3.check_for_key("l/top.csv", b).await.unwrap());
+
+    // generate_presigned_url: a plain HTTP GET (no credentials) reads the object.
+    let signed = s3
+        .generate_presigned_url(
+            PresignMethod::GetObject,
+            "raw/iris1.csv",
+            b,
+            Duration::from_secs(300),
+        )
+        .await
+        .expect("presign");
+    let (status, body) = tokio::task::spawn_blocking(move || http_get(&signed))
+        .await
+        .unwrap();
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    assert!(body.ends_with(b"a;b\n1;2\n"));
+}
+on_both_servers!(airflow_parity, parity);
+
+/// A minimal HTTP/1.1 GET, so the test needs no HTTP client crate.
+fn http_get(url: &str) -> (u16, Vec<u8>) {
+    let u = url::Url::parse(url).unwrap();
+    let host = format!(
+        "{}:{}",
+        u.host_str().unwrap(),
+        u.port_or_known_default().unwrap()
+    );
+    let path = match u.query() {
+        Some(q) => format!("{}?{q}", u.path()),
+        None => u.path().to_string(),
+    };
+    let mut s = std::net::TcpStream::connect(&host).unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut resp = Vec::new();
+    s.read_to_end(&mut resp).unwrap();
+    let split = resp.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
+    let head = String::from_utf8_lossy(&resp[..split]).to_string();
+    let status = head.split(' ').nth(1).unwrap().parse().unwrap();
+    (status, resp[split + 4..].to_vec())
+}
+
+async fn multipart_round_trip(conn: Connection) {
+    let (s3, bucket) = hook_with_bucket(&conn, "gust-mpu").await;
+    let s3 = s3.with_part_size(5 * MIB).with_max_in_flight(2);
+    // 12 MiB in 1 MiB chunks: parts of 5 + 5 + 2 MiB.
+    let stream = futures::stream::iter(chunks(12, MIB)).boxed();
+    let put = s3
+        .put_stream(&bucket, "big/12m.bin", stream, &PutOptions::new())
+        .await
+        .expect("put_stream");
+    assert_eq!(put.size, 12 * MIB as u64);
+    let got = s3.get(&bucket, "big/12m.bin").await.unwrap();
+    let expected: Vec<u8> = (0..12).flat_map(|i| vec![i as u8; MIB]).collect();
+    assert!(got[..] == expected[..], "multipart content differs");
+    // replace=false onto an existing key, through CompleteMultipartUpload.
+    let stream = futures::stream::iter(chunks(6, MIB)).boxed();
+    let e = s3
+        .put_stream(
+            &bucket,
+            "big/12m.bin",
+            stream,
+            &PutOptions::new().replace(false),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::AlreadyExists, "{e}");
+    assert_eq!(
+        s3.head(&bucket, "big/12m.bin").await.unwrap().size,
+        12 * MIB as u64
+    );
+
+    // Multipart copy (UploadPartCopy) with a small threshold: 12 MiB in 5 MiB parts.
+    let copier = s3
+        .clone()
+        .with_copy_multipart(6 * MIB as u64, 5 * MIB as u64);
+    copier
+        .copy_object("big/12m.bin", "big/copy.bin", Some(&bucket), Some(&bucket))
+        .await
+        .expect("multipart copy");
+    assert!(s3.get(&bucket, "big/copy.bin").await.unwrap()[..] == expected[..]);
+}
+on_both_servers!(multipart, multipart_round_trip);
+
+async fn broken_stream_aborts(conn: Connection) {
+    let (s3, bucket) = hook_with_bucket(&conn, "gust-abort").await;
+    let s3 = s3.with_part_size(5 * MIB);
+    // 11 MiB (two parts uploaded) and then the source fails.
+    let mut items = chunks(11, MIB);
+    items.push(Err(gust::Error::new(
+        ErrorKind::Io,
+        "source.read",
+        "connection to the source lost",
+    )));
+    let e = s3
+        .put_stream(
+            &bucket,
+            "big/broken.bin",
+            futures::stream::iter(items).boxed(),
+            &PutOptions::new(),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Io, "{e}");
+    assert_eq!(e.context("key"), Some("big/broken.bin"));
+    let upload_id = e
+        .context("upload_id")
+        .expect("the error names the aborted upload")
+        .to_string();
+    assert!(
+        !s3.exists(&bucket, "big/broken.bin").await.unwrap(),
+        "no object"
+    );
+    let client = s3.client();
+    match client.list_multipart_uploads().bucket(&bucket).send().await {
+        Ok(out) => assert!(
+            out.uploads().is_empty(),
+            "pending uploads: {:?}",
+            out.uploads()
+        ),
+        // s3s-fs lacks ListMultipartUploads: the aborted upload must have no parts
+        // and accept no new part.
+        Err(err)
+            if err
+                .raw_response()
+                .is_some_and(|r| r.status().as_u16() == 501) =>
+        {
+            if let Ok(parts) = client
+                .list_parts()
+                .bucket(&bucket)
+                .key("big/broken.bin")
+                .upload_id(&upload_id)
+                .send()
+                .await
+            {
+                assert!(
+                    parts.parts().is_empty(),
+                    "parts remain: {:?}",
+                    parts.parts()
+                );
+            }
+            let late = client
+                .upload_part()
+                .bucket(&bucket)
+                .key("big/broken.bin")
+                .upload_id(&upload_id)
+                .part_number(9)
+                .body(Bytes::from_static(b"late").into())
+                .send()
+                .await;
+            assert!(late.is_err(), "the upload {upload_id} still accepts parts");
+        }
+        Err(err) => panic!("ListMultipartUploads: {err:?}"),
+    }
+}
+on_both_servers!(multipart_abort, broken_stream_aborts);
+
+async fn conditional_put(conn: Connection) {
+    let (s3, bucket) = hook_with_bucket(&conn, "gust-cond").await;
+    for mode in [ConditionalPut::IfNoneMatch, ConditionalPut::HeadThenPut] {
+        let s3 = s3.clone().with_conditional_put(mode);
+        let key = format!("cond/{mode:?}.txt");
+        s3.load_string("first", &key, Some(&bucket), &LoadOptions::new())
+            .await
+            .expect("new key");
+        let e = s3
+            .load_string("second", &key, Some(&bucket), &LoadOptions::new())
+            .await
+            .unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::AlreadyExists, "{mode:?}: {e}");
+        assert_eq!(e.context("key"), Some(key.as_str()));
+        assert_eq!(e.context("conn_id"), Some(conn.conn_id()));
+        assert_eq!(s3.read_key(&key, Some(&bucket)).await.unwrap(), "first");
+        s3.load_string(
+            "third",
+            &key,
+            Some(&bucket),
+            &LoadOptions::new().replace(true),
+        )
+        .await
+        .unwrap();
+        assert_eq!(s3.read_key(&key, Some(&bucket)).await.unwrap(), "third");
+    }
+}
+on_both_servers!(conditional_put_replace_false, conditional_put);
+
+async fn bad_input(conn: Connection) {
+    let (s3, bucket) = hook_with_bucket(&conn, "gust-bad").await;
+    let b = Some(bucket.as_str());
+    let check = |e: gust::Error, kind: ErrorKind| {
+        let text = e.to_string();
+        assert_eq!(e.kind(), kind, "{text}");
+        assert!(!text.contains('\n'), "one line: {text}");
+        assert!(!text.contains("gust-secret-key"), "no secret: {text}");
+        assert_eq!(e.context("conn_id"), Some(conn.conn_id()), "{text}");
+        e
+    };
+    let missing = format!("{bucket}-missing");
+    let e = check(
+        s3.read_key("k", Some(&missing)).await.unwrap_err(),
+        ErrorKind::NotFound,
+    );
+    assert_eq!(e.context("bucket"), Some(missing.as_str()));
+    let e = check(
+        s3.read_key("nope/k", b).await.unwrap_err(),
+        ErrorKind::NotFound,
+    );
+    assert_eq!(e.context("key"), Some("nope/k"));
+    check(
+        s3.read_key("s3:/bucket-only", None).await.unwrap_err(),
+        ErrorKind::InvalidInput,
+    );
+    check(
+        s3.read_key("k", None).await.unwrap_err(),
+        ErrorKind::InvalidInput,
+    ); // no bucket
+    check(
+        s3.load_string("x", "", b, &LoadOptions::new())
+            .await
+            .unwrap_err(),
+        ErrorKind::InvalidInput,
+    );
+    let e = check(
+        s3.load_string("x", "/iris1.csv", b, &LoadOptions::new())
+            .await
+            .unwrap_err(),
+        ErrorKind::InvalidInput,
+    );
+    assert!(e.message().contains("starts with '/'"), "{e}");
+    s3.load_string("0123456789", "r.txt", b, &LoadOptions::new())
+        .await
+        .unwrap();
+    check(
+        s3.get_range(&bucket, "r.txt", 10..20).await.unwrap_err(),
+        ErrorKind::InvalidInput,
+    );
+    assert_eq!(
+        &s3.get_range(&bucket, "r.txt", 8..20).await.unwrap()[..],
+        b"89"
+    );
+}
+on_both_servers!(bad_input_catalogue, bad_input);
+
+/// s3s-fs checks signatures (moto does not): a wrong secret is a typed Auth error
+/// that never quotes the secret.
+#[tokio::test]
+async fn wrong_secret_is_auth_error() {
+    let conn = require_conn!("s3s_fs");
+    let bad = conn.clone().with_password("definitely-wrong-secret");
+    let s3 = S3Hook::from_connection(&bad).await.unwrap();
+    let e = s3.test_connection().await.unwrap_err();
+    let text = format!("{e} {e:?}");
+    assert_eq!(e.kind(), ErrorKind::Auth, "{text}");
+    assert!(!e.is_retryable());
+    assert!(text.contains("SignatureDoesNotMatch"), "{text}");
+    assert!(!text.contains("definitely-wrong-secret"), "{text}");
+    assert_eq!(e.context("conn_id"), Some("s3s_fs"));
+}
