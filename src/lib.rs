@@ -34,7 +34,7 @@
 //! | `postgres` | `hooks::postgres::PostgresHook` (sqlx, COPY streaming) |
 //! | `mysql` | `hooks::mysql::MySqlHook` (mysql_async), tested on MariaDB |
 //! | `redis` | `hooks::redis::RedisHook`, single node and Redis Cluster |
-//! | `s3` | the S3 hook (aws-sdk-s3), for AWS and S3-compatible stores |
+//! | `s3` | `hooks::s3::S3Hook` (aws-sdk-s3), `hooks::object_store` (memory and local stores), S3 operators |
 //! | `mlflow` | `hooks::mlflow::MlflowHook`: tracking, artifacts and model registry |
 //! | `sagemaker` | the SageMaker hook and training operator |
 //! | `ml` | model training with smartcore |
