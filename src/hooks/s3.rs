@@ -41,6 +41,7 @@
 //! redacted with the connection's secrets.
 
 mod airflow;
+mod download;
 mod errors;
 mod multipart;
 mod params;
