@@ -41,7 +41,6 @@
 //! redacted with the connection's secrets.
 
 mod airflow;
-mod download;
 mod errors;
 mod multipart;
 mod params;
