@@ -111,6 +111,33 @@ async fn parity(conn: Connection) {
         .unwrap();
     assert_eq!(plain, text);
 
+    // load_stream (Airflow's load_file_obj) with gzip over several chunks.
+    let stream = futures::stream::iter(chunks(3, 1000)).boxed();
+    s3.load_stream(
+        stream,
+        "gz/stream.bin.gz",
+        b,
+        &LoadOptions::new().gzip(true),
+    )
+    .await
+    .expect("load_stream");
+    let gz = s3.get(&bucket, "gz/stream.bin.gz").await.unwrap();
+    let mut plain = Vec::new();
+    flate2::read::GzDecoder::new(&gz[..])
+        .read_to_end(&mut plain)
+        .unwrap();
+    let expected: Vec<u8> = (0..3u8).flat_map(|i| vec![i; 1000]).collect();
+    assert_eq!(plain, expected);
+
+    // create_bucket with a region constraint (any region but us-east-1 sends one).
+    let regional = common::unique("gust-eu");
+    assert!(
+        s3.create_bucket(Some(&regional), Some("eu-west-1"))
+            .await
+            .expect("regional bucket")
+    );
+    assert!(s3.check_for_bucket(Some(&regional)).await.unwrap());
+
     // load_file / download_file (streamed; no temporary file left).
     let dir = tempfile::tempdir().unwrap();
     let src = dir.path().join("up.bin");

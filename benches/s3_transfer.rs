@@ -1,0 +1,179 @@
+//! Upload and download of a large stream through a local S3 server: gust vs
+//! boto3 (`upload_fileobj` / `download_fileobj`, default `TransferConfig`), side
+//! by side in one run, reporting throughput and peak RSS of each.
+//!
+//! ```text
+//! eval "$(scripts/services.sh env)"
+//! cargo bench --features s3 --bench s3_transfer                # 1 GiB on s3s-fs
+//! GUST_BENCH_MIB=256 GUST_BENCH_CONN=aws_default cargo bench --features s3 --bench s3_transfer
+//! ```
+//!
+//! Every measurement runs in its own process (this binary re-executed with
+//! `--child`, or `benches/s3_transfer_boto3.py`) so its peak RSS (`VmHWM`,
+//! `ru_maxrss`) is its own. The data is generated while it is sent and discarded
+//! while it is received: neither side holds the object, and no disk is involved
+//! on the client.
+
+use std::process::Command;
+use std::time::Instant;
+
+use bytes::Bytes;
+use futures::{StreamExt, TryStreamExt};
+use gust::hooks::object_store::{ObjectStore, PutOptions};
+use gust::hooks::s3::S3Hook;
+
+const CHUNK: usize = 1 << 20;
+const KEY: &str = "bench/stream.bin";
+
+fn peak_rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+async fn child(op: &str, conn_id: &str, bucket: &str, mib: usize) -> gust::Result<()> {
+    let hook = S3Hook::from_conn_id(conn_id).await?;
+    let start = Instant::now();
+    let bytes = match op {
+        "upload" => {
+            // One 1 MiB buffer shared by every chunk: the source costs no memory.
+            let chunk = Bytes::from((0..CHUNK).map(|i| (i % 251) as u8).collect::<Vec<u8>>());
+            let stream = futures::stream::iter((0..mib).map(move |_| Ok(chunk.clone()))).boxed();
+            hook.put_stream(bucket, KEY, stream, &PutOptions::new())
+                .await?
+                .size
+        }
+        _ => {
+            hook.get_stream(bucket, KEY)
+                .await?
+                .try_fold(0u64, |n, c| async move { Ok(n + c.len() as u64) })
+                .await?
+        }
+    };
+    let secs = start.elapsed().as_secs_f64();
+    println!(
+        "{{\"op\":\"{op}\",\"bytes\":{bytes},\"secs\":{secs},\"peak_rss_kib\":{}}}",
+        peak_rss_kib()
+    );
+    Ok(())
+}
+
+struct Row {
+    who: &'static str,
+    op: String,
+    secs: f64,
+    rss_kib: u64,
+}
+
+fn run_child(cmd: &mut Command, who: &'static str) -> Row {
+    let out = cmd.output().expect("run a benchmark child");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let line = stdout
+        .lines()
+        .rev()
+        .find(|l| l.starts_with('{'))
+        .unwrap_or_else(|| {
+            panic!(
+                "{who}: no result\n{stdout}\n{}",
+                String::from_utf8_lossy(&out.stderr)
+            )
+        });
+    let v: serde_json::Value = serde_json::from_str(line).expect("result JSON");
+    Row {
+        who,
+        op: v["op"].as_str().unwrap_or("?").to_string(),
+        secs: v["secs"].as_f64().unwrap_or(f64::NAN),
+        rss_kib: v["peak_rss_kib"].as_u64().unwrap_or(0),
+    }
+}
+
+#[tokio::main]
+async fn main() -> gust::Result<()> {
+    let args: Vec<String> = std::env::args().collect();
+    let mib: usize = std::env::var("GUST_BENCH_MIB")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1024);
+    let conn_id = std::env::var("GUST_BENCH_CONN").unwrap_or_else(|_| "s3s_fs".into());
+    if let Some(i) = args.iter().position(|a| a == "--child") {
+        return child(&args[i + 1], &conn_id, &args[i + 2], mib).await;
+    }
+    let env_var = format!("AIRFLOW_CONN_{}", conn_id.to_uppercase());
+    if std::env::var_os(&env_var).is_none() {
+        eprintln!(
+            "s3_transfer: {env_var} is not set; run `eval \"$(scripts/services.sh env)\"` first. Skipped."
+        );
+        return Ok(());
+    }
+    let hook = S3Hook::from_conn_id(&conn_id).await?;
+    let conn = gust::Connection::from_env(&conn_id)?;
+    let bucket = format!("gust-bench-{}", std::process::id());
+    hook.create_bucket(Some(&bucket), None).await?;
+    let exe = std::env::current_exe().expect("own path");
+    let python = std::env::var("GUST_SERVICES_PYTHON").unwrap_or_else(|_| "python3".into());
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/benches/s3_transfer_boto3.py");
+    let endpoint = conn
+        .extra_str("endpoint_url")
+        .unwrap_or_default()
+        .to_string();
+    let boto = |op: &str| {
+        let mut c = Command::new(&python);
+        c.args([script, op, &bucket, &mib.to_string()])
+            .env("BENCH_ENDPOINT", &endpoint)
+            .env("BENCH_KEY_ID", conn.login().unwrap_or_default())
+            .env("BENCH_SECRET", conn.password().unwrap_or_default())
+            .env(
+                "BENCH_REGION",
+                conn.extra_str("region_name").unwrap_or("us-east-1"),
+            );
+        c
+    };
+    let gust_cmd = |op: &str| {
+        let mut c = Command::new(&exe);
+        c.args(["--child", op, &bucket]);
+        c
+    };
+    let mut rows = Vec::new();
+    // Interleaved so that drift on the shared machine hits both sides alike.
+    for op in ["upload", "download"] {
+        rows.push(run_child(&mut gust_cmd(op), "gust"));
+        rows.push(run_child(&mut boto(op), "boto3"));
+    }
+    hook.delete(&bucket, &[KEY.to_string()]).await?;
+    hook.client()
+        .delete_bucket()
+        .bucket(&bucket)
+        .send()
+        .await
+        .ok();
+
+    println!("\n{mib} MiB through {conn_id} ({endpoint})\n");
+    println!("| side | operation | time | throughput | peak RSS |");
+    println!("|---|---|---:|---:|---:|");
+    for r in &rows {
+        println!(
+            "| {} | {} | {:.2} s | {:.0} MiB/s | {:.1} MiB |",
+            r.who,
+            r.op,
+            r.secs,
+            mib as f64 / r.secs,
+            r.rss_kib as f64 / 1024.0
+        );
+    }
+    for op in ["upload", "download"] {
+        let t = |who| {
+            rows.iter()
+                .find(|r| r.who == who && r.op == op)
+                .map(|r| r.secs)
+        };
+        if let (Some(g), Some(b)) = (t("gust"), t("boto3")) {
+            println!("{op}: gust throughput = {:.2}x boto3", b / g);
+        }
+    }
+    Ok(())
+}
