@@ -44,6 +44,7 @@
 //! the setting: a `CREATE TABLE` cannot be rolled back there.)
 
 mod csv;
+mod run;
 mod split;
 
 use std::fmt;
@@ -58,6 +59,7 @@ use crate::error::{Error, ErrorKind, Result};
 
 #[allow(unused_imports)]
 pub(crate) use self::csv::{Reader as CsvReader, Record, cell_text, write_record};
+pub(crate) use self::run::{bound_statements, rows_per_commit, run_statements};
 pub use self::split::{Bound, bind, split_statements};
 
 /// A row: column name → value (see the [module docs](self) for the type mapping).
