@@ -25,7 +25,7 @@ use serde_json::{Map, Value};
 use super::sql::{
     Bound, CsvReader, Dialect, Handler, InsertOptions, Parameters, Row, RunOptions, Sql, SqlHook,
     StatementResult, bind, bound_statements, bytes_value, check_widths, float_value,
-    header_columns, insert_statement, quote_identifier, quote_table, rows_per_commit, rows_to_csv,
+    insert_statement, quote_columns, quote_table, read_header, rows_per_commit, rows_to_csv,
     run_statements, shape_results,
 };
 use crate::connection::Connection;
@@ -221,19 +221,10 @@ impl MySqlHook {
             )));
         }
         let mut reader = CsvReader::new(input);
-        let header = reader.next().await.map_err(ctx)?.ok_or_else(|| {
-            ctx(Error::new(
-                ErrorKind::InvalidInput,
-                "mysql.bulk_load",
-                "the CSV input is empty: it needs a header row",
-            ))
-        })?;
-        let columns = header_columns(header, "mysql.bulk_load").map_err(ctx)?;
-        let cols = columns
-            .iter()
-            .map(|c| quote_identifier(Dialect::MySql, c))
-            .collect::<Result<Vec<_>>>()?
-            .join(", ");
+        let columns = read_header(&mut reader, "mysql.bulk_load")
+            .await
+            .map_err(ctx)?;
+        let cols = quote_columns(Dialect::MySql, &columns)?;
         // MySQL's default format (tab-separated, backslash escapes, \N for NULL)
         // is what `encode_field` writes: no FIELDS/LINES clause to get wrong.
         let stmt = format!(

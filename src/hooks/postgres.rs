@@ -26,7 +26,7 @@ use sqlx::{Column, Postgres, Row as _, TypeInfo, ValueRef};
 
 use super::sql::{
     CsvReader, Dialect, InsertOptions, Parameters, Row, RunOptions, Sql, SqlHook, bytes_value,
-    float_value, quote_identifier, quote_table, rows_per_commit, upsert_clause,
+    float_value, quote_columns, quote_table, read_header, rows_per_commit, upsert_clause,
 };
 use super::sqlx_common::{self, ExecError, Query, SqlxHook, send_boxed, sqlx_error};
 use crate::connection::Connection;
@@ -118,11 +118,7 @@ impl PostgresHook {
     ) -> Result<u64> {
         super::sql::check_widths(table, columns, &rows)?;
         let qt = quote_table(Dialect::Postgres, table)?;
-        let cols = columns
-            .iter()
-            .map(|c| quote_identifier(Dialect::Postgres, c))
-            .collect::<Result<Vec<_>>>()?
-            .join(", ");
+        let cols = quote_columns(Dialect::Postgres, columns)?;
         let mut sql = format!(
             "INSERT INTO {qt} ({cols}) SELECT {cols} FROM json_populate_recordset(NULL::{qt}, $1::json)"
         );
@@ -200,19 +196,10 @@ impl PostgresHook {
         let mut reader = CsvReader::new(input);
         // Parse only the header (for the column list); the rest goes to COPY raw.
         reader.keep_raw = true;
-        let header = reader.next().await.map_err(with_ctx)?.ok_or_else(|| {
-            with_ctx(Error::new(
-                ErrorKind::InvalidInput,
-                "postgres.bulk_load",
-                "the CSV input is empty: it needs a header row",
-            ))
-        })?;
-        let columns = super::sql::header_columns(header, "postgres.bulk_load").map_err(with_ctx)?;
-        let cols = columns
-            .iter()
-            .map(|c| quote_identifier(Dialect::Postgres, c))
-            .collect::<Result<Vec<_>>>()?
-            .join(", ");
+        let columns = read_header(&mut reader, "postgres.bulk_load")
+            .await
+            .map_err(with_ctx)?;
+        let cols = quote_columns(Dialect::Postgres, &columns)?;
         let stmt = format!(
             "COPY {} ({cols}) FROM STDIN WITH (FORMAT csv, HEADER true)",
             quote_table(Dialect::Postgres, table)?

@@ -21,7 +21,7 @@ use sqlx::{Column, Row as _, TypeInfo, ValueRef};
 
 use super::sql::{
     CsvReader, Dialect, InsertOptions, Parameters, Row, RunOptions, Sql, SqlHook, bytes_value,
-    check_widths, float_value, header_columns, insert_statement, rows_per_commit, rows_to_csv,
+    check_widths, float_value, insert_statement, read_header, rows_per_commit, rows_to_csv,
 };
 use super::sqlx_common::{self, ExecError, Query, SqlxHook, send_boxed, sqlx_error};
 use crate::connection::Connection;
@@ -162,14 +162,9 @@ impl SqliteHook {
     ) -> Result<u64> {
         let with_ctx = |e: Error| e.with("conn_id", &self.conn_id).with("table", table);
         let mut reader = CsvReader::new(input);
-        let header = reader.next().await.map_err(with_ctx)?.ok_or_else(|| {
-            with_ctx(Error::new(
-                ErrorKind::InvalidInput,
-                "sqlite.bulk_load",
-                "the CSV input is empty: it needs a header row",
-            ))
-        })?;
-        let columns = header_columns(header, "sqlite.bulk_load").map_err(with_ctx)?;
+        let columns = read_header(&mut reader, "sqlite.bulk_load")
+            .await
+            .map_err(with_ctx)?;
         let per_stmt = (32766 / columns.len()).clamp(1, 500);
         let mut tx = self
             .pool
