@@ -126,33 +126,16 @@ impl PostgresHook {
             sql.push_str(&upsert_clause(Dialect::Postgres, table, columns, &options)?);
         }
         let per_commit = rows_per_commit(&options, rows.len());
-        let mut written = 0u64;
-        for group in rows.chunks(per_commit) {
-            let mut tx = self
-                .pool
-                .begin()
-                .await
-                .map_err(|e| self.error("begin", e))?;
-            for batch in group.chunks(1000) {
-                let objects: Vec<Value> = batch
-                    .iter()
-                    .map(|r| {
-                        Value::Object(columns.iter().cloned().zip(r.iter().cloned()).collect())
-                    })
-                    .collect();
-                let done = sqlx::query(&sql)
-                    .bind(sqlx::types::Json(Value::Array(objects)))
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(|e| self.error("insert_rows", e).with("table", table))?;
-                written += done.rows_affected();
-            }
-            tx.commit()
-                .await
-                .map_err(|e| self.error("commit", e).with("table", table))?;
-        }
-        tracing::info!(conn_id = %self.conn_id, table, rows = written, "postgres rows inserted");
-        Ok(written)
+        // One JSON array parameter per statement (bound as `json`, as bind_all
+        // binds any array), expanded by json_populate_recordset.
+        sqlx_common::insert_in_groups(self, table, &rows, per_commit, 1000, |batch| {
+            let objects: Vec<Value> = batch
+                .iter()
+                .map(|r| Value::Object(columns.iter().cloned().zip(r.iter().cloned()).collect()))
+                .collect();
+            Ok((sql.clone(), vec![Value::Array(objects)]))
+        })
+        .await
     }
 
     async fn dump_inner(

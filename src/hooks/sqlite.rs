@@ -131,28 +131,11 @@ impl SqliteHook {
         // SQLite allows 32766 host parameters per statement.
         let per_stmt = (32766 / columns.len().max(1)).clamp(1, 500);
         let per_commit = rows_per_commit(&options, rows.len());
-        let mut written = 0u64;
-        for group in rows.chunks(per_commit) {
-            let mut tx = self
-                .pool
-                .begin()
-                .await
-                .map_err(|e| self.error("begin", e))?;
-            for batch in group.chunks(per_stmt) {
-                let sql = insert_statement(Dialect::Sqlite, table, columns, batch.len(), &options)?;
-                let args: Vec<Value> = batch.iter().flatten().cloned().collect();
-                let done = bind_all(sqlx::query(&sql), &args)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(|e| self.error("insert_rows", e).with("table", table))?;
-                written += done.rows_affected();
-            }
-            tx.commit()
-                .await
-                .map_err(|e| self.error("commit", e).with("table", table))?;
-        }
-        tracing::info!(conn_id = %self.conn_id, table, rows = written, "sqlite rows inserted");
-        Ok(written)
+        sqlx_common::insert_in_groups(self, table, &rows, per_commit, per_stmt, |batch| {
+            let sql = insert_statement(Dialect::Sqlite, table, columns, batch.len(), &options)?;
+            Ok((sql, batch.iter().flatten().cloned().collect()))
+        })
+        .await
     }
 
     async fn load_inner(

@@ -131,6 +131,45 @@ where
     Ok(shape_results(&sql, &options, results))
 }
 
+/// The commit loop of [`SqlHook::insert_rows`] for a sqlx-based hook: `rows` in
+/// transactions of `per_commit` rows, each of statements of `per_stmt` rows that
+/// `statement` turns into SQL and its parameters. Returns the rows written;
+/// groups committed before a failure stay committed, as `commit_every` promises.
+pub(crate) async fn insert_in_groups<H: SqlxHook>(
+    hook: &H,
+    table: &str,
+    rows: &[Vec<Value>],
+    per_commit: usize,
+    per_stmt: usize,
+    statement: impl Fn(&[Vec<Value>]) -> Result<(String, Vec<Value>)>,
+) -> Result<u64>
+where
+    for<'c> &'c mut <H::Db as Database>::Connection: Executor<'c, Database = H::Db>,
+    for<'q> <H::Db as Database>::Arguments<'q>: IntoArguments<'q, H::Db>,
+{
+    let mut written = 0u64;
+    for group in rows.chunks(per_commit) {
+        let mut tx = hook
+            .pool()
+            .begin()
+            .await
+            .map_err(|e| hook.error("begin", e))?;
+        for batch in group.chunks(per_stmt) {
+            let (sql, args) = statement(batch)?;
+            let done = H::bind_all(sqlx::query(&sql), &args)
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| hook.error("insert_rows", e).with("table", table))?;
+            written += H::rows_affected(&done);
+        }
+        tx.commit()
+            .await
+            .map_err(|e| hook.error("commit", e).with("table", table))?;
+    }
+    tracing::info!(conn_id = %hook.conn_id(), table, rows = written, "{} rows inserted", H::SYSTEM);
+    Ok(written)
+}
+
 /// [`SqlHook::stream_rows`] of a sqlx-based hook: rows as the server sends them,
 /// through [`channel_stream`]; the first error ends the stream.
 pub(crate) fn stream_rows<'a, H: SqlxHook>(
