@@ -14,6 +14,7 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
+use futures::FutureExt;
 use futures::io::{AsyncRead, AsyncWrite};
 use futures::stream::{BoxStream, StreamExt};
 use mysql_async::consts::ColumnType;
@@ -22,9 +23,10 @@ use mysql_async::{Opts, OptsBuilder, Pool, QueryResult, TxOpts, Value as My};
 use serde_json::{Map, Value};
 
 use super::sql::{
-    CsvReader, Dialect, Handler, InsertOptions, Parameters, Row, RunOptions, Sql, SqlHook,
-    StatementResult, bind, bytes_value, check_widths, float_value, header_columns, in_statement,
-    insert_statement, quote_identifier, quote_table, rows_to_csv, shape_results,
+    Bound, CsvReader, Dialect, Handler, InsertOptions, Parameters, Row, RunOptions, Sql, SqlHook,
+    StatementResult, bind, bound_statements, bytes_value, check_widths, float_value,
+    insert_statement, quote_columns, quote_table, read_header, rows_per_commit, rows_to_csv,
+    run_statements, shape_results,
 };
 use crate::connection::Connection;
 use crate::error::{Error, ErrorKind, Result};
@@ -136,39 +138,39 @@ impl MySqlHook {
     }
 
     async fn run_inner(&self, sql: Sql, options: RunOptions) -> Result<Value> {
-        let stmts = sql.statements(Dialect::MySql, options.split_statements)?;
-        let total = stmts.len();
-        let bound = stmts
-            .iter()
-            .enumerate()
-            .map(|(i, s)| bind(Dialect::MySql, s, &options.parameters, i + 1))
-            .collect::<Result<Vec<_>>>()
-            .map_err(|e| e.with("conn_id", &self.conn_id))?;
+        let bound = bound_statements(Dialect::MySql, &sql, &options, |e| {
+            e.with("conn_id", &self.conn_id)
+        })?;
         let mut conn = self.conn().await?;
-        let mut results = Vec::with_capacity(total);
-        let fail = |e, i: usize, sql: &str| in_statement(self.error("run", e), i, total, sql);
-        if options.autocommit {
-            for (i, b) in bound.iter().enumerate() {
-                let r = exec(&mut conn, &b.sql, &b.args, &options.handler, i + 1)
-                    .await
-                    .map_err(|e| fail(e, i + 1, &b.sql))?;
-                results.push(options.handler.apply(r)?);
-            }
+        let handler = &options.handler;
+        let fail = |e| self.error("run", e);
+        let results = if options.autocommit {
+            run_statements(
+                &mut conn,
+                &bound,
+                handler,
+                |c, b, h, i| exec(c, b, h, i).boxed(),
+                fail,
+            )
+            .await?
         } else {
             let mut tx = conn
                 .start_transaction(TxOpts::default())
                 .await
                 .map_err(|e| self.error("begin", e))?;
-            for (i, b) in bound.iter().enumerate() {
-                // On error `tx` is dropped, which rolls back statements 1..i.
-                let r = exec(&mut tx, &b.sql, &b.args, &options.handler, i + 1)
-                    .await
-                    .map_err(|e| fail(e, i + 1, &b.sql))?;
-                results.push(options.handler.apply(r)?);
-            }
+            // On error `tx` is dropped, which rolls back statements 1..k.
+            let results = run_statements(
+                &mut tx,
+                &bound,
+                handler,
+                |c, b, h, i| exec(c, b, h, i).boxed(),
+                fail,
+            )
+            .await?;
             tx.commit().await.map_err(|e| self.error("commit", e))?;
-        }
-        tracing::info!(conn_id = %self.conn_id, statements = total, "mysql run done");
+            results
+        };
+        tracing::info!(conn_id = %self.conn_id, statements = bound.len(), "mysql run done");
         Ok(shape_results(&sql, &options, results))
     }
 
@@ -181,11 +183,7 @@ impl MySqlHook {
     ) -> Result<u64> {
         check_widths(table, columns, &rows)?;
         let per_stmt = (65_535 / columns.len().max(1)).clamp(1, 1000);
-        let per_commit = if options.commit_every == 0 {
-            rows.len().max(1)
-        } else {
-            options.commit_every
-        };
+        let per_commit = rows_per_commit(&options, rows.len());
         let mut conn = self.conn().await?;
         let mut written = 0u64;
         for group in rows.chunks(per_commit) {
@@ -223,19 +221,10 @@ impl MySqlHook {
             )));
         }
         let mut reader = CsvReader::new(input);
-        let header = reader.next().await.map_err(ctx)?.ok_or_else(|| {
-            ctx(Error::new(
-                ErrorKind::InvalidInput,
-                "mysql.bulk_load",
-                "the CSV input is empty: it needs a header row",
-            ))
-        })?;
-        let columns = header_columns(header, "mysql.bulk_load").map_err(ctx)?;
-        let cols = columns
-            .iter()
-            .map(|c| quote_identifier(Dialect::MySql, c))
-            .collect::<Result<Vec<_>>>()?
-            .join(", ");
+        let columns = read_header(&mut reader, "mysql.bulk_load")
+            .await
+            .map_err(ctx)?;
+        let cols = quote_columns(Dialect::MySql, &columns)?;
         // MySQL's default format (tab-separated, backslash escapes, \N for NULL)
         // is what `encode_field` writes: no FIELDS/LINES clause to get wrong.
         let stmt = format!(
@@ -344,17 +333,16 @@ fn encode_field(out: &mut Vec<u8>, field: Option<&str>) {
 /// arguments (any statement works), a prepared statement with them.
 async fn exec<Q: Queryable>(
     q: &mut Q,
-    sql: &str,
-    args: &[Value],
+    b: &Bound,
     handler: &Handler,
     index: usize,
 ) -> std::result::Result<StatementResult, mysql_async::Error> {
-    if args.is_empty() {
-        let res = q.query_iter(sql).await?;
+    if b.args.is_empty() {
+        let res = q.query_iter(b.sql.as_str()).await?;
         collect(res, handler, index).await
     } else {
-        let params: Vec<My> = args.iter().map(to_mysql).collect();
-        let res = q.exec_iter(sql, params).await?;
+        let params: Vec<My> = b.args.iter().map(to_mysql).collect();
+        let res = q.exec_iter(b.sql.as_str(), params).await?;
         collect(res, handler, index).await
     }
 }

@@ -20,17 +20,15 @@ use futures::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use futures::stream::{BoxStream, StreamExt};
 use serde_json::{Map, Value};
 use sqlx::postgres::{
-    PgArguments, PgConnectOptions, PgConnection, PgPool, PgPoolCopyExt, PgPoolOptions, PgRow,
-    PgSslMode,
+    PgConnectOptions, PgPool, PgPoolCopyExt, PgPoolOptions, PgQueryResult, PgRow, PgSslMode,
 };
 use sqlx::{Column, Postgres, Row as _, TypeInfo, ValueRef};
 
 use super::sql::{
-    Bound, CsvReader, Dialect, Handler, InsertOptions, Parameters, Row, RunOptions, Sql, SqlHook,
-    StatementResult, bind, bytes_value, float_value, in_statement, quote_identifier, quote_table,
-    shape_results, upsert_clause,
+    CsvReader, Dialect, InsertOptions, Parameters, Row, RunOptions, Sql, SqlHook, bytes_value,
+    float_value, quote_columns, quote_table, read_header, rows_per_commit, upsert_clause,
 };
-use super::sqlx_common::{channel_stream, send_boxed, sqlx_error};
+use super::sqlx_common::{self, ExecError, Query, SqlxHook, send_boxed, sqlx_error};
 use crate::connection::Connection;
 use crate::error::{Error, ErrorKind, Result};
 
@@ -111,94 +109,6 @@ impl PostgresHook {
         &self.pool
     }
 
-    fn error(&self, op: &str, e: sqlx::Error) -> Error {
-        sqlx_error("postgres", op, &self.conn_id, e).redact(&self.secrets)
-    }
-
-    async fn exec(
-        conn: &mut PgConnection,
-        b: &Bound,
-        handler: &Handler,
-        index: usize,
-    ) -> std::result::Result<StatementResult, ExecError> {
-        let q = bind_all(sqlx::query(&b.sql), &b.args);
-        if handler.wants_rows() {
-            let rows = q.fetch_all(&mut *conn).await.map_err(ExecError::Db)?;
-            let rows = rows
-                .iter()
-                .map(row_to_json)
-                .collect::<Result<Vec<_>>>()
-                .map_err(ExecError::Decode)?;
-            Ok(StatementResult {
-                index,
-                rows,
-                rows_affected: 0,
-            })
-        } else {
-            let done = q.execute(&mut *conn).await.map_err(ExecError::Db)?;
-            Ok(StatementResult {
-                index,
-                rows: Vec::new(),
-                rows_affected: done.rows_affected(),
-            })
-        }
-    }
-
-    fn lift(&self, e: Error) -> Error {
-        e.with("conn_id", &self.conn_id).redact(&self.secrets)
-    }
-
-    async fn run_inner(&self, sql: Sql, options: RunOptions) -> Result<Value> {
-        let stmts = sql.statements(Dialect::Postgres, options.split_statements)?;
-        let total = stmts.len();
-        let bound = stmts
-            .iter()
-            .enumerate()
-            .map(|(i, s)| bind(Dialect::Postgres, s, &options.parameters, i + 1))
-            .collect::<Result<Vec<_>>>()
-            .map_err(|e| self.lift(e))?;
-        let mut results = Vec::with_capacity(total);
-        let fail = |e: ExecError, i: usize, b: &Bound| {
-            in_statement(self.exec_error(e, "run"), i, total, &b.sql)
-        };
-        if options.autocommit {
-            let mut conn = self
-                .pool
-                .acquire()
-                .await
-                .map_err(|e| self.error("connect", e))?;
-            for (i, b) in bound.iter().enumerate() {
-                let r = Self::exec(&mut conn, b, &options.handler, i + 1)
-                    .await
-                    .map_err(|e| fail(e, i + 1, b))?;
-                results.push(options.handler.apply(r)?);
-            }
-        } else {
-            let mut tx = self
-                .pool
-                .begin()
-                .await
-                .map_err(|e| self.error("begin", e))?;
-            for (i, b) in bound.iter().enumerate() {
-                // On error `tx` is dropped, which rolls back statements 1..i.
-                let r = Self::exec(&mut tx, b, &options.handler, i + 1)
-                    .await
-                    .map_err(|e| fail(e, i + 1, b))?;
-                results.push(options.handler.apply(r)?);
-            }
-            tx.commit().await.map_err(|e| self.error("commit", e))?;
-        }
-        tracing::info!(conn_id = %self.conn_id, statements = total, "postgres run done");
-        Ok(shape_results(&sql, &options, results))
-    }
-
-    fn exec_error(&self, e: ExecError, op: &str) -> Error {
-        match e {
-            ExecError::Db(e) => self.error(op, e),
-            ExecError::Decode(e) => self.lift(e),
-        }
-    }
-
     async fn insert_inner(
         &self,
         table: &str,
@@ -208,49 +118,24 @@ impl PostgresHook {
     ) -> Result<u64> {
         super::sql::check_widths(table, columns, &rows)?;
         let qt = quote_table(Dialect::Postgres, table)?;
-        let cols = columns
-            .iter()
-            .map(|c| quote_identifier(Dialect::Postgres, c))
-            .collect::<Result<Vec<_>>>()?
-            .join(", ");
+        let cols = quote_columns(Dialect::Postgres, columns)?;
         let mut sql = format!(
             "INSERT INTO {qt} ({cols}) SELECT {cols} FROM json_populate_recordset(NULL::{qt}, $1::json)"
         );
         if options.replace {
             sql.push_str(&upsert_clause(Dialect::Postgres, table, columns, &options)?);
         }
-        let per_commit = if options.commit_every == 0 {
-            rows.len().max(1)
-        } else {
-            options.commit_every
-        };
-        let mut written = 0u64;
-        for group in rows.chunks(per_commit) {
-            let mut tx = self
-                .pool
-                .begin()
-                .await
-                .map_err(|e| self.error("begin", e))?;
-            for batch in group.chunks(1000) {
-                let objects: Vec<Value> = batch
-                    .iter()
-                    .map(|r| {
-                        Value::Object(columns.iter().cloned().zip(r.iter().cloned()).collect())
-                    })
-                    .collect();
-                let done = sqlx::query(&sql)
-                    .bind(sqlx::types::Json(Value::Array(objects)))
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(|e| self.error("insert_rows", e).with("table", table))?;
-                written += done.rows_affected();
-            }
-            tx.commit()
-                .await
-                .map_err(|e| self.error("commit", e).with("table", table))?;
-        }
-        tracing::info!(conn_id = %self.conn_id, table, rows = written, "postgres rows inserted");
-        Ok(written)
+        let per_commit = rows_per_commit(&options, rows.len());
+        // One JSON array parameter per statement (bound as `json`, as bind_all
+        // binds any array), expanded by json_populate_recordset.
+        sqlx_common::insert_in_groups(self, table, &rows, per_commit, 1000, |batch| {
+            let objects: Vec<Value> = batch
+                .iter()
+                .map(|r| Value::Object(columns.iter().cloned().zip(r.iter().cloned()).collect()))
+                .collect();
+            Ok((sql.clone(), vec![Value::Array(objects)]))
+        })
+        .await
     }
 
     async fn dump_inner(
@@ -294,19 +179,10 @@ impl PostgresHook {
         let mut reader = CsvReader::new(input);
         // Parse only the header (for the column list); the rest goes to COPY raw.
         reader.keep_raw = true;
-        let header = reader.next().await.map_err(with_ctx)?.ok_or_else(|| {
-            with_ctx(Error::new(
-                ErrorKind::InvalidInput,
-                "postgres.bulk_load",
-                "the CSV input is empty: it needs a header row",
-            ))
-        })?;
-        let columns = super::sql::header_columns(header, "postgres.bulk_load").map_err(with_ctx)?;
-        let cols = columns
-            .iter()
-            .map(|c| quote_identifier(Dialect::Postgres, c))
-            .collect::<Result<Vec<_>>>()?
-            .join(", ");
+        let columns = read_header(&mut reader, "postgres.bulk_load")
+            .await
+            .map_err(with_ctx)?;
+        let cols = quote_columns(Dialect::Postgres, &columns)?;
         let stmt = format!(
             "COPY {} ({cols}) FROM STDIN WITH (FORMAT csv, HEADER true)",
             quote_table(Dialect::Postgres, table)?
@@ -347,19 +223,10 @@ impl PostgresHook {
     }
 }
 
-/// Why one statement failed: the driver, or decoding its rows.
-enum ExecError {
-    Db(sqlx::Error),
-    Decode(Error),
-}
-
 /// Binds JSON values by their JSON type: NULL untyped (PostgreSQL infers it from
 /// the context), integers `int8`, other numbers `float8`, strings `text`, arrays and
 /// objects `jsonb`.
-fn bind_all<'q>(
-    mut q: sqlx::query::Query<'q, Postgres, PgArguments>,
-    args: &[Value],
-) -> sqlx::query::Query<'q, Postgres, PgArguments> {
+fn bind_all<'q>(mut q: Query<'q, Postgres>, args: &[Value]) -> Query<'q, Postgres> {
     for v in args {
         q = match v {
             Value::Null => q.bind(UntypedNull),
@@ -481,6 +348,35 @@ fn row_to_json(row: &PgRow) -> Result<Row> {
     Ok(out)
 }
 
+impl SqlxHook for PostgresHook {
+    type Db = Postgres;
+    const SYSTEM: &'static str = "postgres";
+
+    fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    fn error(&self, op: &str, e: sqlx::Error) -> Error {
+        sqlx_error("postgres", op, &self.conn_id, e).redact(&self.secrets)
+    }
+
+    fn lift(&self, e: Error) -> Error {
+        e.with("conn_id", &self.conn_id).redact(&self.secrets)
+    }
+
+    fn bind_all<'q>(q: Query<'q, Postgres>, args: &[Value]) -> Query<'q, Postgres> {
+        bind_all(q, args)
+    }
+
+    fn row_to_json(row: &PgRow) -> std::result::Result<Row, ExecError> {
+        row_to_json(row).map_err(ExecError::Decode)
+    }
+
+    fn rows_affected(done: &PgQueryResult) -> u64 {
+        done.rows_affected()
+    }
+}
+
 #[async_trait]
 impl SqlHook for PostgresHook {
     fn conn_id(&self) -> &str {
@@ -492,7 +388,7 @@ impl SqlHook for PostgresHook {
     }
 
     async fn run(&self, sql: Sql, options: RunOptions) -> Result<Value> {
-        send_boxed(self.run_inner(sql, options)).await
+        send_boxed(sqlx_common::run(self, sql, options)).await
     }
 
     fn stream_rows<'a>(
@@ -500,30 +396,7 @@ impl SqlHook for PostgresHook {
         sql: &'a str,
         parameters: Parameters,
     ) -> BoxStream<'a, Result<Row>> {
-        let bound = bind(Dialect::Postgres, sql, &parameters, 1);
-        let this = self.clone();
-        channel_stream(move |tx| {
-            send_boxed(async move {
-                let b = match bound {
-                    Ok(b) => b,
-                    Err(e) => {
-                        let _ = tx.send(Err(this.lift(e))).await;
-                        return;
-                    }
-                };
-                let mut rows = bind_all(sqlx::query(&b.sql), &b.args).fetch(&this.pool);
-                while let Some(r) = rows.next().await {
-                    let r = match r {
-                        Ok(r) => row_to_json(&r).map_err(|e| this.lift(e)),
-                        Err(e) => Err(this.error("get_records", e)),
-                    };
-                    let failed = r.is_err();
-                    if tx.send(r).await.is_err() || failed {
-                        return;
-                    }
-                }
-            })
-        })
+        sqlx_common::stream_rows(self, sql, parameters)
     }
 
     async fn insert_rows(

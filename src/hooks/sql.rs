@@ -44,6 +44,7 @@
 //! the setting: a `CREATE TABLE` cannot be rolled back there.)
 
 mod csv;
+mod run;
 mod split;
 
 use std::fmt;
@@ -58,6 +59,7 @@ use crate::error::{Error, ErrorKind, Result};
 
 #[allow(unused_imports)]
 pub(crate) use self::csv::{Reader as CsvReader, Record, cell_text, write_record};
+pub(crate) use self::run::{bound_statements, rows_per_commit, run_statements};
 pub use self::split::{Bound, bind, split_statements};
 
 /// A row: column name → value (see the [module docs](self) for the type mapping).
@@ -337,10 +339,7 @@ pub fn insert_statement(
             Error::new(ErrorKind::InvalidInput, op, "no columns given").with("table", table)
         );
     }
-    let cols = columns
-        .iter()
-        .map(|c| quote_identifier(dialect, c))
-        .collect::<Result<Vec<_>>>()?;
+    let cols = quote_columns(dialect, columns)?;
     let verb = if options.replace && dialect == Dialect::MySql {
         "REPLACE"
     } else {
@@ -349,7 +348,7 @@ pub fn insert_statement(
     let mut sql = format!(
         "{verb} INTO {} ({}) VALUES ",
         quote_table(dialect, table)?,
-        cols.join(", ")
+        cols
     );
     let mut k = 0;
     for r in 0..n {
@@ -357,7 +356,7 @@ pub fn insert_statement(
             sql.push_str(", ");
         }
         sql.push('(');
-        for c in 0..cols.len() {
+        for c in 0..columns.len() {
             if c > 0 {
                 sql.push_str(", ");
             }
@@ -522,8 +521,33 @@ pub(crate) fn check_widths(table: &str, columns: &[String], rows: &[Vec<Value>])
     Ok(())
 }
 
+/// Reads the header row of a CSV load: its column names. An empty input, or an
+/// empty name, is an error of `op` (the hook adds its context).
+pub(crate) async fn read_header(
+    reader: &mut CsvReader<'_>,
+    op: &'static str,
+) -> Result<Vec<String>> {
+    let header = reader.next().await?.ok_or_else(|| {
+        Error::new(
+            ErrorKind::InvalidInput,
+            op,
+            "the CSV input is empty: it needs a header row",
+        )
+    })?;
+    header_columns(header, op)
+}
+
+/// `columns` quoted for `dialect` and joined with `, `, as a column list.
+pub(crate) fn quote_columns(dialect: Dialect, columns: &[String]) -> Result<String> {
+    Ok(columns
+        .iter()
+        .map(|c| quote_identifier(dialect, c))
+        .collect::<Result<Vec<_>>>()?
+        .join(", "))
+}
+
 /// The column names of a CSV header row: none may be NULL (empty).
-pub(crate) fn header_columns(header: Record, op: &'static str) -> Result<Vec<String>> {
+fn header_columns(header: Record, op: &'static str) -> Result<Vec<String>> {
     header
         .into_iter()
         .enumerate()

@@ -12,20 +12,18 @@ use std::str::FromStr;
 
 use async_trait::async_trait;
 use futures::io::{AsyncRead, AsyncWrite};
-use futures::stream::{BoxStream, StreamExt};
+use futures::stream::BoxStream;
 use serde_json::{Map, Value};
 use sqlx::sqlite::{
-    Sqlite, SqliteArguments, SqliteConnectOptions, SqliteConnection, SqlitePool, SqlitePoolOptions,
-    SqliteRow,
+    Sqlite, SqliteConnectOptions, SqlitePool, SqlitePoolOptions, SqliteQueryResult, SqliteRow,
 };
 use sqlx::{Column, Row as _, TypeInfo, ValueRef};
 
 use super::sql::{
-    Bound, CsvReader, Dialect, Handler, InsertOptions, Parameters, Row, RunOptions, Sql, SqlHook,
-    StatementResult, bind, bytes_value, check_widths, float_value, header_columns, in_statement,
-    insert_statement, rows_to_csv, shape_results,
+    CsvReader, Dialect, InsertOptions, Parameters, Row, RunOptions, Sql, SqlHook, bytes_value,
+    check_widths, float_value, insert_statement, read_header, rows_per_commit, rows_to_csv,
 };
-use super::sqlx_common::{channel_stream, send_boxed, sqlx_error};
+use super::sqlx_common::{self, ExecError, Query, SqlxHook, send_boxed, sqlx_error};
 use crate::connection::Connection;
 use crate::error::{Error, ErrorKind, Result};
 
@@ -122,79 +120,6 @@ impl SqliteHook {
         Ok(done.rows_affected())
     }
 
-    fn error(&self, op: &'static str, e: sqlx::Error) -> Error {
-        sqlx_error("sqlite", op, &self.conn_id, e).with("path", &self.path)
-    }
-
-    async fn exec(
-        conn: &mut SqliteConnection,
-        b: &Bound,
-        handler: &Handler,
-        index: usize,
-    ) -> std::result::Result<StatementResult, sqlx::Error> {
-        let q = bind_all(sqlx::query(&b.sql), &b.args);
-        if handler.wants_rows() {
-            let rows = q.fetch_all(&mut *conn).await?;
-            let rows = rows
-                .iter()
-                .map(row_to_json)
-                .collect::<std::result::Result<Vec<_>, _>>()?;
-            Ok(StatementResult {
-                index,
-                rows,
-                rows_affected: 0,
-            })
-        } else {
-            let done = q.execute(&mut *conn).await?;
-            Ok(StatementResult {
-                index,
-                rows: Vec::new(),
-                rows_affected: done.rows_affected(),
-            })
-        }
-    }
-
-    async fn run_inner(&self, sql: Sql, options: RunOptions) -> Result<Value> {
-        let stmts = sql.statements(Dialect::Sqlite, options.split_statements)?;
-        let total = stmts.len();
-        let bound = stmts
-            .iter()
-            .enumerate()
-            .map(|(i, s)| bind(Dialect::Sqlite, s, &options.parameters, i + 1))
-            .collect::<Result<Vec<_>>>()
-            .map_err(|e| e.with("conn_id", &self.conn_id))?;
-        let mut results = Vec::with_capacity(total);
-        if options.autocommit {
-            let mut conn = self
-                .pool
-                .acquire()
-                .await
-                .map_err(|e| self.error("connect", e))?;
-            for (i, b) in bound.iter().enumerate() {
-                let r = Self::exec(&mut conn, b, &options.handler, i + 1)
-                    .await
-                    .map_err(|e| in_statement(self.error("run", e), i + 1, total, &b.sql))?;
-                results.push(options.handler.apply(r)?);
-            }
-        } else {
-            let mut tx = self
-                .pool
-                .begin()
-                .await
-                .map_err(|e| self.error("begin", e))?;
-            for (i, b) in bound.iter().enumerate() {
-                // On error `tx` is dropped, which rolls back statements 1..i.
-                let r = Self::exec(&mut tx, b, &options.handler, i + 1)
-                    .await
-                    .map_err(|e| in_statement(self.error("run", e), i + 1, total, &b.sql))?;
-                results.push(options.handler.apply(r)?);
-            }
-            tx.commit().await.map_err(|e| self.error("commit", e))?;
-        }
-        tracing::info!(conn_id = %self.conn_id, statements = total, "sqlite run done");
-        Ok(shape_results(&sql, &options, results))
-    }
-
     async fn insert_inner(
         &self,
         table: &str,
@@ -205,33 +130,12 @@ impl SqliteHook {
         check_widths(table, columns, &rows)?;
         // SQLite allows 32766 host parameters per statement.
         let per_stmt = (32766 / columns.len().max(1)).clamp(1, 500);
-        let per_commit = if options.commit_every == 0 {
-            rows.len().max(1)
-        } else {
-            options.commit_every
-        };
-        let mut written = 0u64;
-        for group in rows.chunks(per_commit) {
-            let mut tx = self
-                .pool
-                .begin()
-                .await
-                .map_err(|e| self.error("begin", e))?;
-            for batch in group.chunks(per_stmt) {
-                let sql = insert_statement(Dialect::Sqlite, table, columns, batch.len(), &options)?;
-                let args: Vec<Value> = batch.iter().flatten().cloned().collect();
-                let done = bind_all(sqlx::query(&sql), &args)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(|e| self.error("insert_rows", e).with("table", table))?;
-                written += done.rows_affected();
-            }
-            tx.commit()
-                .await
-                .map_err(|e| self.error("commit", e).with("table", table))?;
-        }
-        tracing::info!(conn_id = %self.conn_id, table, rows = written, "sqlite rows inserted");
-        Ok(written)
+        let per_commit = rows_per_commit(&options, rows.len());
+        sqlx_common::insert_in_groups(self, table, &rows, per_commit, per_stmt, |batch| {
+            let sql = insert_statement(Dialect::Sqlite, table, columns, batch.len(), &options)?;
+            Ok((sql, batch.iter().flatten().cloned().collect()))
+        })
+        .await
     }
 
     async fn load_inner(
@@ -241,14 +145,9 @@ impl SqliteHook {
     ) -> Result<u64> {
         let with_ctx = |e: Error| e.with("conn_id", &self.conn_id).with("table", table);
         let mut reader = CsvReader::new(input);
-        let header = reader.next().await.map_err(with_ctx)?.ok_or_else(|| {
-            with_ctx(Error::new(
-                ErrorKind::InvalidInput,
-                "sqlite.bulk_load",
-                "the CSV input is empty: it needs a header row",
-            ))
-        })?;
-        let columns = header_columns(header, "sqlite.bulk_load").map_err(with_ctx)?;
+        let columns = read_header(&mut reader, "sqlite.bulk_load")
+            .await
+            .map_err(with_ctx)?;
         let per_stmt = (32766 / columns.len()).clamp(1, 500);
         let mut tx = self
             .pool
@@ -306,10 +205,7 @@ impl SqliteHook {
     }
 }
 
-fn bind_all<'q>(
-    mut q: sqlx::query::Query<'q, Sqlite, SqliteArguments<'q>>,
-    args: &[Value],
-) -> sqlx::query::Query<'q, Sqlite, SqliteArguments<'q>> {
+fn bind_all<'q>(mut q: Query<'q, Sqlite>, args: &[Value]) -> Query<'q, Sqlite> {
     for v in args {
         q = match v {
             Value::Null => q.bind(None::<i64>),
@@ -353,6 +249,36 @@ fn row_to_json(row: &SqliteRow) -> std::result::Result<Row, sqlx::Error> {
     Ok(out)
 }
 
+impl SqlxHook for SqliteHook {
+    type Db = Sqlite;
+    const SYSTEM: &'static str = "sqlite";
+
+    fn pool(&self) -> &SqlitePool {
+        &self.pool
+    }
+
+    fn error(&self, op: &str, e: sqlx::Error) -> Error {
+        sqlx_error("sqlite", op, &self.conn_id, e).with("path", &self.path)
+    }
+
+    fn lift(&self, e: Error) -> Error {
+        e.with("conn_id", &self.conn_id)
+    }
+
+    fn bind_all<'q>(q: Query<'q, Sqlite>, args: &[Value]) -> Query<'q, Sqlite> {
+        bind_all(q, args)
+    }
+
+    // SQLite's decoding failures are driver errors, worded as such (`sqlite.run`).
+    fn row_to_json(row: &SqliteRow) -> std::result::Result<Row, ExecError> {
+        row_to_json(row).map_err(ExecError::Db)
+    }
+
+    fn rows_affected(done: &SqliteQueryResult) -> u64 {
+        done.rows_affected()
+    }
+}
+
 #[async_trait]
 impl SqlHook for SqliteHook {
     fn conn_id(&self) -> &str {
@@ -364,7 +290,7 @@ impl SqlHook for SqliteHook {
     }
 
     async fn run(&self, sql: Sql, options: RunOptions) -> Result<Value> {
-        send_boxed(self.run_inner(sql, options)).await
+        send_boxed(sqlx_common::run(self, sql, options)).await
     }
 
     fn stream_rows<'a>(
@@ -372,29 +298,7 @@ impl SqlHook for SqliteHook {
         sql: &'a str,
         parameters: Parameters,
     ) -> BoxStream<'a, Result<Row>> {
-        let bound = bind(Dialect::Sqlite, sql, &parameters, 1);
-        let this = self.clone();
-        channel_stream(move |tx| {
-            send_boxed(async move {
-                let b = match bound {
-                    Ok(b) => b,
-                    Err(e) => {
-                        let _ = tx.send(Err(e.with("conn_id", &this.conn_id))).await;
-                        return;
-                    }
-                };
-                let mut rows = bind_all(sqlx::query(&b.sql), &b.args).fetch(&this.pool);
-                while let Some(r) = rows.next().await {
-                    let r = r
-                        .and_then(|r| row_to_json(&r))
-                        .map_err(|e| this.error("get_records", e));
-                    let failed = r.is_err();
-                    if tx.send(r).await.is_err() || failed {
-                        return;
-                    }
-                }
-            })
-        })
+        sqlx_common::stream_rows(self, sql, parameters)
     }
 
     async fn insert_rows(

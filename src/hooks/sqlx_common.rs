@@ -1,11 +1,211 @@
-//! What the two sqlx-based hooks (PostgreSQL, SQLite) share: error mapping and
-//! row streaming through a bounded channel.
+//! What the two sqlx-based hooks (PostgreSQL, SQLite) share: error mapping,
+//! row streaming through a bounded channel, and `run` itself, generic over the
+//! sqlx database. Each hook keeps only what differs ([`SqlxHook`]): how it binds
+//! a JSON value, how it maps a row to JSON, how it words its errors.
 
 use futures::StreamExt;
+use futures::future::BoxFuture;
 use futures::stream::BoxStream;
+use serde_json::Value;
+use sqlx::{Database, Executor, IntoArguments};
 
-use super::sql::Row;
+use super::sql::{
+    Bound, Handler, Parameters, Row, RunOptions, Sql, SqlHook, StatementResult, bind,
+    bound_statements, run_statements, shape_results,
+};
 use crate::error::{Error, ErrorKind, Result};
+
+/// A sqlx query of database `DB`, as the hooks bind it.
+pub(crate) type Query<'q, DB> = sqlx::query::Query<'q, DB, <DB as Database>::Arguments<'q>>;
+
+/// Why one statement failed: the driver, or mapping its rows to JSON.
+pub(crate) enum ExecError {
+    Db(sqlx::Error),
+    // Only PostgreSQL maps rows with gust's own errors; SQLite's are sqlx errors.
+    #[cfg_attr(not(feature = "postgres"), allow(dead_code))]
+    Decode(Error),
+}
+
+impl From<sqlx::Error> for ExecError {
+    fn from(e: sqlx::Error) -> Self {
+        ExecError::Db(e)
+    }
+}
+
+/// What a sqlx-based hook adds to the shared code: its database and pool, its
+/// type mapping both ways, and its error wording (context, redaction).
+pub(crate) trait SqlxHook: SqlHook + Clone + 'static {
+    /// The sqlx database.
+    type Db: Database;
+    /// Names the hook in log lines ("postgres run done").
+    const SYSTEM: &'static str;
+
+    /// The pool statements run on.
+    fn pool(&self) -> &sqlx::Pool<Self::Db>;
+    /// A driver error of operation `op`, with the hook's context.
+    fn error(&self, op: &str, e: sqlx::Error) -> Error;
+    /// A gust error (binding, decoding) with the hook's context.
+    fn lift(&self, e: Error) -> Error;
+    /// Binds JSON values as the database's parameters.
+    fn bind_all<'q>(q: Query<'q, Self::Db>, args: &[Value]) -> Query<'q, Self::Db>;
+    /// One row as a JSON object.
+    fn row_to_json(row: &<Self::Db as Database>::Row) -> std::result::Result<Row, ExecError>;
+    /// Rows a statement changed, as the driver reports them.
+    fn rows_affected(done: &<Self::Db as Database>::QueryResult) -> u64;
+
+    /// A statement failure of operation `op` as the hook's error.
+    fn exec_error(&self, e: ExecError, op: &str) -> Error {
+        match e {
+            ExecError::Db(e) => self.error(op, e),
+            ExecError::Decode(e) => self.lift(e),
+        }
+    }
+}
+
+/// Runs one bound statement on a connection (or a transaction's), reading its
+/// rows only when the handler keeps them. Boxed as `Send` for
+/// [`run_statements`]'s sake.
+fn exec<'a, H: SqlxHook>(
+    conn: &'a mut <H::Db as Database>::Connection,
+    b: &'a Bound,
+    handler: &'a Handler,
+    index: usize,
+) -> BoxFuture<'a, std::result::Result<StatementResult, ExecError>>
+where
+    for<'c> &'c mut <H::Db as Database>::Connection: Executor<'c, Database = H::Db>,
+    for<'q> <H::Db as Database>::Arguments<'q>: IntoArguments<'q, H::Db>,
+{
+    Box::pin(async move {
+        let q = H::bind_all(sqlx::query(&b.sql), &b.args);
+        if handler.wants_rows() {
+            let rows = q.fetch_all(&mut *conn).await?;
+            let rows = rows
+                .iter()
+                .map(H::row_to_json)
+                .collect::<std::result::Result<Vec<_>, _>>()?;
+            Ok(StatementResult {
+                index,
+                rows,
+                rows_affected: 0,
+            })
+        } else {
+            let done = q.execute(&mut *conn).await?;
+            Ok(StatementResult {
+                index,
+                rows: Vec::new(),
+                rows_affected: H::rows_affected(&done),
+            })
+        }
+    })
+}
+
+/// [`SqlHook::run`] of a sqlx-based hook: all statements on one pooled
+/// connection with `autocommit`, else in one transaction.
+pub(crate) async fn run<H: SqlxHook>(hook: &H, sql: Sql, options: RunOptions) -> Result<Value>
+where
+    for<'c> &'c mut <H::Db as Database>::Connection: Executor<'c, Database = H::Db>,
+    for<'q> <H::Db as Database>::Arguments<'q>: IntoArguments<'q, H::Db>,
+{
+    let bound = bound_statements(hook.dialect(), &sql, &options, |e| hook.lift(e))?;
+    let handler = &options.handler;
+    let fail = |e| hook.exec_error(e, "run");
+    let results = if options.autocommit {
+        let mut conn = hook
+            .pool()
+            .acquire()
+            .await
+            .map_err(|e| hook.error("connect", e))?;
+        run_statements(&mut *conn, &bound, handler, exec::<H>, fail).await?
+    } else {
+        let mut tx = hook
+            .pool()
+            .begin()
+            .await
+            .map_err(|e| hook.error("begin", e))?;
+        // On error `tx` is dropped, which rolls back statements 1..k.
+        let results = run_statements(&mut *tx, &bound, handler, exec::<H>, fail).await?;
+        tx.commit().await.map_err(|e| hook.error("commit", e))?;
+        results
+    };
+    tracing::info!(conn_id = %hook.conn_id(), statements = bound.len(), "{} run done", H::SYSTEM);
+    Ok(shape_results(&sql, &options, results))
+}
+
+/// The commit loop of [`SqlHook::insert_rows`] for a sqlx-based hook: `rows` in
+/// transactions of `per_commit` rows, each of statements of `per_stmt` rows that
+/// `statement` turns into SQL and its parameters. Returns the rows written;
+/// groups committed before a failure stay committed, as `commit_every` promises.
+pub(crate) async fn insert_in_groups<H: SqlxHook>(
+    hook: &H,
+    table: &str,
+    rows: &[Vec<Value>],
+    per_commit: usize,
+    per_stmt: usize,
+    statement: impl Fn(&[Vec<Value>]) -> Result<(String, Vec<Value>)>,
+) -> Result<u64>
+where
+    for<'c> &'c mut <H::Db as Database>::Connection: Executor<'c, Database = H::Db>,
+    for<'q> <H::Db as Database>::Arguments<'q>: IntoArguments<'q, H::Db>,
+{
+    let mut written = 0u64;
+    for group in rows.chunks(per_commit) {
+        let mut tx = hook
+            .pool()
+            .begin()
+            .await
+            .map_err(|e| hook.error("begin", e))?;
+        for batch in group.chunks(per_stmt) {
+            let (sql, args) = statement(batch)?;
+            let done = H::bind_all(sqlx::query(&sql), &args)
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| hook.error("insert_rows", e).with("table", table))?;
+            written += H::rows_affected(&done);
+        }
+        tx.commit()
+            .await
+            .map_err(|e| hook.error("commit", e).with("table", table))?;
+    }
+    tracing::info!(conn_id = %hook.conn_id(), table, rows = written, "{} rows inserted", H::SYSTEM);
+    Ok(written)
+}
+
+/// [`SqlHook::stream_rows`] of a sqlx-based hook: rows as the server sends them,
+/// through [`channel_stream`]; the first error ends the stream.
+pub(crate) fn stream_rows<'a, H: SqlxHook>(
+    hook: &H,
+    sql: &str,
+    parameters: Parameters,
+) -> BoxStream<'a, Result<Row>>
+where
+    for<'c> &'c mut <H::Db as Database>::Connection: Executor<'c, Database = H::Db>,
+    for<'q> <H::Db as Database>::Arguments<'q>: IntoArguments<'q, H::Db>,
+{
+    let bound = bind(hook.dialect(), sql, &parameters, 1);
+    let this = hook.clone();
+    channel_stream(move |tx| {
+        send_boxed(async move {
+            let b = match bound {
+                Ok(b) => b,
+                Err(e) => {
+                    let _ = tx.send(Err(this.lift(e))).await;
+                    return;
+                }
+            };
+            let mut rows = H::bind_all(sqlx::query(&b.sql), &b.args).fetch(this.pool());
+            while let Some(r) = rows.next().await {
+                let r = r
+                    .map_err(ExecError::Db)
+                    .and_then(|r| H::row_to_json(&r))
+                    .map_err(|e| this.exec_error(e, "get_records"));
+                let failed = r.is_err();
+                if tx.send(r).await.is_err() || failed {
+                    return;
+                }
+            }
+        })
+    })
+}
 
 /// Maps a sqlx error to a gust error of the right kind, naming the operation and the
 /// conn id. The caller redacts it with the connection's secrets.
