@@ -206,6 +206,15 @@ impl Context {
             .map_err(|e| e.with("task_id", &self.task_id))
     }
 
+    /// Renders `field` as an inline template even when it ends in `.sql`: for
+    /// fields that never name a template file, such as object keys.
+    pub fn render_inline(&self, field: &str) -> Result<String> {
+        self.run
+            .templates
+            .render_inline(field, &self.template_vars())
+            .map_err(|e| e.with("task_id", &self.task_id))
+    }
+
     /// The connection `conn_id` from `AIRFLOW_CONN_<CONN_ID>`, looked up once per run.
     /// Its secrets are registered so the runner scrubs them from errors and logs.
     pub fn connection(&self, conn_id: &str) -> Result<Connection> {

@@ -104,11 +104,17 @@ impl TemplateEngine {
                 .and_then(|t| t.render(ctx))
                 .map_err(|e| template_error(name, e))?
         } else {
-            self.env
-                .render_named_str(INLINE, field, ctx)
-                .map_err(|e| template_error(INLINE, e))?
+            return self.render_inline(field, vars);
         };
         Ok(rendered)
+    }
+
+    /// Renders `source` itself as a template, even when it ends in `.sql`: for
+    /// fields that are never file names, such as S3 keys.
+    pub fn render_inline(&self, source: &str, vars: &TemplateVars) -> Result<String> {
+        self.env
+            .render_named_str(INLINE, source, vars.to_value())
+            .map_err(|e| template_error(INLINE, e))
     }
 }
 

@@ -59,3 +59,23 @@ fn a_missing_sql_file_names_the_file() {
     assert_eq!(err.context("template"), Some("nope/missing.sql"));
     assert_eq!(err.context("task_id"), Some("t"));
 }
+
+#[test]
+fn render_inline_never_loads_a_file() {
+    let ctx = Context::builder("d", "t")
+        .logical_date(
+            chrono_tz::Asia::Seoul
+                .with_ymd_and_hms(2025, 1, 8, 0, 0, 0)
+                .unwrap(),
+        )
+        .template_search_path(fixtures())
+        .build();
+    // `render` loads tests/fixtures/sql/features.sql; `render_inline` keeps the key.
+    assert_eq!(
+        ctx.render_inline("exports/{{ ds_nodash }}/features.sql")
+            .unwrap(),
+        "exports/20250108/features.sql"
+    );
+    assert_eq!(ctx.render_inline("features.sql").unwrap(), "features.sql");
+    assert!(ctx.render("features.sql").unwrap().contains("DELETE FROM"));
+}

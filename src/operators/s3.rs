@@ -39,11 +39,10 @@ use crate::hooks::object_store::{ListEntry, ListOptions, ObjectStore, PutOptions
 use crate::hooks::s3::{DEFAULT_CONN_ID, LoadOptions, S3Hook};
 use crate::task::Operator;
 
-/// Renders `field` as an inline template, never as a template file name.
+/// Renders `field` as an inline template, never as a template file name
+/// (S3 fields have no `template_ext` in Airflow: `q/daily.sql` is a key).
 fn render(ctx: &Context, field: &str) -> Result<String> {
-    // A trailing Jinja comment renders to nothing and stops the `.sql` suffix
-    // from selecting a template file (S3 fields have no template_ext in Airflow).
-    ctx.render(&format!("{field}{{# s3 #}}"))
+    ctx.render_inline(field)
 }
 
 /// Where an operator's store comes from.
