@@ -34,6 +34,16 @@ mod registry;
 mod tracking;
 mod types;
 
+// The MLflow model format: `MLmodel`, flavors, `log_model` / `load_model`.
+pub mod model;
+pub use self::model::{
+    ColSpec, ColType, FlavorConfig, LOG_MODEL_HISTORY_TAG, MLMODEL_FILE, MLMODEL_MLFLOW_VERSION,
+    MlModel, MlflowFlavor, ModelInfo, ModelMeta, ModelSignature, ModelUri, ResolvedModel, Schema,
+    SchemaField, flavor_data_path, load_model_from_dir, save_model,
+};
+#[cfg(feature = "ml")]
+pub use self::model::{SMARTCORE_FLAVOR, SMARTCORE_VERSION, SmartcoreModel};
+
 use std::time::Duration;
 
 use reqwest::{Method, StatusCode};
