@@ -170,6 +170,10 @@ async fn logged_models_load_through_every_uri_form() {
         .create_model_version(&name, &format!("models:/{name}/{}", versions[1]), None)
         .await
         .unwrap();
+    // The server stores both as given, so each resolution path really runs.
+    assert!(v3.source.starts_with(&root), "{}", v3.source);
+    assert_eq!(v4.source, format!("models:/{name}/{}", versions[1]));
+    assert_eq!(v4.run_id, run2.run_id(), "the server copies the run id");
     for v in [&v3, &v4] {
         h.wait_model_version_ready(&name, &v.version, Duration::from_secs(30))
             .await

@@ -2,8 +2,8 @@
 //! flavor's files, as MLflow's `mlflow.models.Model` writes and reads it.
 //!
 //! [`save_model`] / [`load_model_from_dir`] work on a local directory;
-//! [`MlflowHook::log_model`] uploads one into a run's artifacts and
-//! [`MlflowHook::load_model`] loads one from `models:/…` or `runs:/…` (see
+//! [`MlflowHook::log_model`](super::MlflowHook::log_model) uploads one into a run's artifacts and
+//! [`MlflowHook::load_model`](super::MlflowHook::load_model) loads one from `models:/…` or `runs:/…` (see
 //! [`ModelUri`]), so a Rust service can serve a registered model:
 //!
 //! ```no_run
