@@ -18,7 +18,7 @@ pub type FlavorConfig = serde_json::Map<String, Value>;
 /// records the returned [`FlavorConfig`] under `flavors.<FLAVOR_NAME>`;
 /// [`load_model_from_dir`](super::load_model_from_dir) finds that entry and calls
 /// [`load_flavor`](Self::load_flavor). With the `ml` feature every supported
-/// smartcore model implements it through [`SmartcoreModel`](super::SmartcoreModel).
+/// smartcore model implements it through `SmartcoreModel`.
 ///
 /// ```
 /// use std::path::Path;

@@ -59,6 +59,35 @@ const DATA_FILE: &str = "model.json";
 /// `ElasticNet`, `KNNClassifier`, `KNNRegressor`, `KMeans`, `PCA` and
 /// `XGRegressor`, for any type parameters that are serde-serializable (e.g.
 /// `f64`/`i64`/`u32` with `DenseMatrix<f64>` and `Vec<_>`).
+///
+/// ```no_run
+/// use gust::hooks::mlflow::{ColType, MlflowHook, ModelSignature, Schema};
+/// use smartcore::ensemble::random_forest_classifier::RandomForestClassifier;
+/// use smartcore::linalg::basic::matrix::DenseMatrix;
+///
+/// type Forest = RandomForestClassifier<f64, i64, DenseMatrix<f64>, Vec<i64>>;
+///
+/// # async fn demo() -> gust::Result<()> {
+/// let x = DenseMatrix::from_2d_vec(&vec![vec![5.1, 3.5], vec![6.7, 3.0]]).unwrap();
+/// let y = vec![0, 1];
+/// let forest = Forest::fit(&x, &y, Default::default()).unwrap();
+///
+/// let mlflow = MlflowHook::from_env()?;
+/// let run = mlflow.create_run("0", Some("iris")).await?;
+/// let signature = ModelSignature::from_columns(
+///     &[("sepal_length", ColType::Double), ("sepal_width", ColType::Double)],
+///     Some(Schema::unnamed(ColType::Long)),
+/// );
+/// let info = mlflow.log_model(run.run_id(), "model", &forest, Some(signature)).await?;
+/// mlflow.create_registered_model("IrisForest").await?;
+/// let v = mlflow.create_model_version("IrisForest", &info.model_uri, Some(run.run_id())).await?;
+/// mlflow.set_registered_model_alias("IrisForest", "champion", &v.version).await?;
+///
+/// // A service loads whatever `champion` points at:
+/// let served: Forest = mlflow.load_model("models:/IrisForest@champion").await?;
+/// assert_eq!(served.predict(&x).unwrap(), forest.predict(&x).unwrap());
+/// # Ok(()) }
+/// ```
 pub trait SmartcoreModel: Serialize + DeserializeOwned {
     /// The estimator's path without type parameters, recorded as `model_type`
     /// and checked on load.
