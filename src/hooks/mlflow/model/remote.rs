@@ -465,6 +465,7 @@ impl MlflowHook {
                     .with("uri", uri)
                     .with("run_id", &resolved.run_id)
                     .with("artifact_path", path)
+                    .with_source(e)
                 } else {
                     e.with("uri", uri)
                 }
