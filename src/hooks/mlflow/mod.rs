@@ -115,7 +115,12 @@ impl MlflowHook {
     /// directory now). Other schemes (`sqlite:`, `databricks` …) are
     /// [`ErrorKind::Unsupported`].
     pub fn from_uri(uri: &str) -> Result<Self> {
-        match scheme(uri).map(str::to_ascii_lowercase).as_deref() {
+        let scheme = match scheme(uri).map(str::to_ascii_lowercase) {
+            // MLflow reads the bare word as Databricks, not as a directory.
+            None if uri == "databricks" => Some("databricks".to_string()),
+            s => s,
+        };
+        match scheme.as_deref() {
             Some("http" | "https") => Self::new(uri),
             Some("file") | None => Ok(Self::with_store(Arc::new(FileStore::from_uri(uri)?))),
             Some(other) => Err(Error::new(

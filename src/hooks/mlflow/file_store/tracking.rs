@@ -523,6 +523,10 @@ impl Inner {
         let mut meta = self.read_run_meta(op, run_id, &dir).map_err(ctx)?;
         Self::check_active(op, run_id, &meta)?;
         meta.insert("status".into(), yint(status_to_int(status)));
+        // MLflow's rewrite of a live run's meta.yaml carries no deleted_time.
+        if meta.get("deleted_time") == Some(&serde_yaml_ng::Value::Null) {
+            meta.remove("deleted_time");
+        }
         if end_time.is_some() {
             meta.insert("end_time".into(), yopt_int(end_time));
         }
