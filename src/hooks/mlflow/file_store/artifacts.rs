@@ -123,15 +123,15 @@ impl Inner {
             let meta = entry
                 .metadata()
                 .map_err(|e| io_err(op, "stat", &entry.path(), e).with("run_id", run_id))?;
-            let mut f = FileInfo::default();
-            f.path = if rel.is_empty() {
-                name
-            } else {
-                format!("{rel}/{name}")
-            };
-            f.is_dir = meta.is_dir();
-            f.file_size = (!meta.is_dir()).then(|| meta.len());
-            out.push(f);
+            out.push(FileInfo {
+                path: if rel.is_empty() {
+                    name
+                } else {
+                    format!("{rel}/{name}")
+                },
+                is_dir: meta.is_dir(),
+                file_size: (!meta.is_dir()).then_some(meta.len()),
+            });
         }
         out.sort_by(|a, b| a.path.cmp(&b.path));
         Ok(out)

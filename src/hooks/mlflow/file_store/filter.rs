@@ -507,9 +507,11 @@ mod tests {
 
     #[test]
     fn version_filters() {
-        let mut v = ModelVersion::default();
-        v.name = "Iris".into();
-        v.run_id = "r1".into();
+        let v = ModelVersion {
+            name: "Iris".into(),
+            run_id: "r1".into(),
+            ..ModelVersion::default()
+        };
         let f = VersionFilter::parse("t", "name='Iris' and run_id = 'r1'").unwrap();
         assert!(f.matches(&v) && f.may_match_model("Iris") && !f.may_match_model("Other"));
         assert!(

@@ -1,33 +1,4 @@
-//! [`FileStore`]: MLflow's local `file:` store (`./mlruns`), written in the exact
-//! layout of MLflow's own `FileStore`, so `MLFLOW_ALLOW_FILE_STORE=true mlflow ui`
-//! shows it and `mlflow migrate-filestore` converts it to a database.
-//!
-//! ```text
-//! <root>/.trash/                         deleted experiments (MLflow moves them here)
-//! <root>/0/meta.yaml                     the Default experiment, made on first use
-//! <root>/<exp_id>/meta.yaml              name, artifact_location, lifecycle_stage …
-//! <root>/<exp_id>/<run_id>/meta.yaml     status (MLflow's int enum), times, artifact_uri
-//!                         /params/<key>  the value, no newline
-//!                         /metrics/<key> one `timestamp value step` line per point
-//!                         /tags/<key>    the value (incl. mlflow.runName)
-//!                         /artifacts/…   the files
-//! <root>/models/<name>/meta.yaml         a registered model
-//!                     /aliases/<alias>   the version number
-//!                     /version-<n>/meta.yaml
-//! ```
-//!
-//! Keys with `/` are nested files, as in MLflow. Every file is written whole
-//! (temporary file, then rename), so readers never see half a meta.yaml.
-//! Creation races between tasks or processes are settled by the file system:
-//! an experiment's id is derived from its name and its directory appears by one
-//! atomic rename (a second creator finds it taken and reads the winner's), a
-//! param is created by an atomic link (a different second value is an error),
-//! and a model version claims `version-<n>` by rename, moving on to `n + 1` if it
-//! lost. Staging directories sit in the root as `.gust-*.trash`, a name MLflow's
-//! readers skip.
-//!
-//! All file work runs on tokio's blocking pool; artifacts are copied in a
-//! streaming fashion, never read whole.
+//! [`FileStore`]: MLflow's local `file:` store; the layout is documented on the type.
 
 mod artifacts;
 mod filter;
@@ -64,7 +35,50 @@ const STAGING_SUFFIX: &str = ".trash";
 /// Staging left behind by a crashed process is removed after this long.
 const STALE_STAGING: std::time::Duration = std::time::Duration::from_secs(3600);
 
-/// MLflow's local file store. Cheap to clone; see the [module docs](self).
+/// MLflow's local `file:` store (`./mlruns`), written in the exact
+/// layout of MLflow's own `FileStore`, so `MLFLOW_ALLOW_FILE_STORE=true mlflow ui`
+/// shows it and `mlflow migrate-filestore` converts it to a database.
+///
+/// ```text
+/// <root>/.trash/                         deleted experiments (MLflow moves them here)
+/// <root>/0/meta.yaml                     the Default experiment, made on first use
+/// <root>/<exp_id>/meta.yaml              name, artifact_location, lifecycle_stage …
+/// <root>/<exp_id>/<run_id>/meta.yaml     status (MLflow's int enum), times, artifact_uri
+///                         /params/<key>  the value, no newline
+///                         /metrics/<key> one `timestamp value step` line per point
+///                         /tags/<key>    the value (incl. mlflow.runName)
+///                         /artifacts/…   the files
+/// <root>/models/<name>/meta.yaml         a registered model
+///                     /aliases/<alias>   the version number
+///                     /version-<n>/meta.yaml
+/// ```
+///
+/// Keys with `/` are nested files, as in MLflow. Every file is written whole
+/// (temporary file, then rename), so readers never see half a meta.yaml.
+/// Creation races between tasks or processes are settled by the file system:
+/// an experiment's id is derived from its name and its directory appears by one
+/// atomic rename (a second creator finds it taken and reads the winner's), a
+/// param is created by an atomic link (a different second value is an error),
+/// and a model version claims `version-<n>` by rename, moving on to `n + 1` if it
+/// lost. Staging directories sit in the root as `.gust-*.trash`, a name MLflow's
+/// readers skip.
+///
+/// All file work runs on tokio's blocking pool; artifacts are copied in a
+/// streaming fashion, never read whole.
+///
+/// Limits: experiment creation is race-free among gust processes (they derive
+/// the same id from the name), not against a Python process creating the same
+/// name at the same instant (MLflow picks a random id). Run searches understand
+/// conjunctions of simple comparisons (see
+/// [`MlflowHook::search_runs`](super::MlflowHook::search_runs)); artifact roots
+/// must be local (`file:`) — a run MLflow created with an `s3://` root is
+/// readable, its artifacts are [`Unsupported`](crate::ErrorKind::Unsupported).
+/// Metrics keep NaN and ±infinity (`nan`, `inf` in the files, as Python writes
+/// them); param values over 6000 and tag values over 8000 characters are
+/// rejected rather than truncated.
+
+///
+/// Cheap to clone.
 #[derive(Clone)]
 pub struct FileStore {
     inner: Arc<Inner>,

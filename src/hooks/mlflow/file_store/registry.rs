@@ -52,10 +52,7 @@ impl Inner {
                 .map_err(|e| io_err(op, "read", &path, e))?
                 .trim()
                 .to_string();
-            let mut a = ModelAlias::default();
-            a.alias = alias;
-            a.version = version;
-            out.push(a);
+            out.push(ModelAlias { alias, version });
         }
         Ok(out)
     }
@@ -103,18 +100,19 @@ impl Inner {
             )
             .with("model", name));
         }
-        let mut m = RegisteredModel::default();
-        m.name = name.to_string();
-        Ok(m)
+        Ok(RegisteredModel {
+            name: name.to_string(),
+            aliases: vec![],
+        })
     }
 
     pub(super) fn get_registered_model(&self, name: &str) -> Result<RegisteredModel> {
         let op = "get_registered_model";
         let dir = self.existing_model_dir(op, name)?;
-        let mut m = RegisteredModel::default();
-        m.name = name.to_string();
-        m.aliases = self.aliases(op, &dir).map_err(|e| e.with("model", name))?;
-        Ok(m)
+        Ok(RegisteredModel {
+            name: name.to_string(),
+            aliases: self.aliases(op, &dir).map_err(|e| e.with("model", name))?,
+        })
     }
 
     /// Version numbers present under a model directory.
@@ -138,21 +136,23 @@ impl Inner {
         else {
             return Ok(None);
         };
-        let mut v = ModelVersion::default();
-        v.name = get_str(&meta, "name").unwrap_or_else(|| name.to_string());
-        v.version = version.to_string();
-        v.source = get_str(&meta, "source").unwrap_or_default();
-        v.run_id = get_str(&meta, "run_id").unwrap_or_default();
-        v.status = match get_str(&meta, "status").as_deref() {
-            Some("PENDING_REGISTRATION") => ModelVersionStatus::PendingRegistration,
-            Some("FAILED_REGISTRATION") => ModelVersionStatus::FailedRegistration,
-            _ => ModelVersionStatus::Ready,
+        let version = version.to_string();
+        let v = ModelVersion {
+            name: get_str(&meta, "name").unwrap_or_else(|| name.to_string()),
+            source: get_str(&meta, "source").unwrap_or_default(),
+            run_id: get_str(&meta, "run_id").unwrap_or_default(),
+            status: match get_str(&meta, "status").as_deref() {
+                Some("PENDING_REGISTRATION") => ModelVersionStatus::PendingRegistration,
+                Some("FAILED_REGISTRATION") => ModelVersionStatus::FailedRegistration,
+                _ => ModelVersionStatus::Ready,
+            },
+            aliases: aliases
+                .iter()
+                .filter(|a| a.version == version)
+                .map(|a| a.alias.clone())
+                .collect(),
+            version,
         };
-        v.aliases = aliases
-            .iter()
-            .filter(|a| a.version == v.version)
-            .map(|a| a.alias.clone())
-            .collect();
         let updated = get_int(&meta, "last_updated_timestamp").unwrap_or(0);
         Ok(Some((v, updated)))
     }

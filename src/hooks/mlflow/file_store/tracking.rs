@@ -167,12 +167,12 @@ impl Inner {
         if get_str(&meta, "experiment_id").as_deref() != Some(id) {
             return Ok(None);
         }
-        let mut e = Experiment::default();
-        e.experiment_id = id.to_string();
-        e.name = get_str(&meta, "name").unwrap_or_default();
-        e.artifact_location = get_str(&meta, "artifact_location").unwrap_or_default();
-        e.lifecycle_stage = get_str(&meta, "lifecycle_stage").unwrap_or_else(|| "active".into());
-        Ok(Some(e))
+        Ok(Some(Experiment {
+            experiment_id: id.to_string(),
+            name: get_str(&meta, "name").unwrap_or_default(),
+            artifact_location: get_str(&meta, "artifact_location").unwrap_or_default(),
+            lifecycle_stage: get_str(&meta, "lifecycle_stage").unwrap_or_else(|| "active".into()),
+        }))
     }
 
     pub(super) fn get_experiment(&self, id: &str) -> Result<Experiment> {
@@ -339,22 +339,22 @@ impl Inner {
     }
 
     fn run_info(meta: &Meta, run_id: &str, exp_id: &str, tags: &[RunTag]) -> RunInfo {
-        let mut info = RunInfo::default();
-        info.run_id = run_id.to_string();
-        info.experiment_id = get_str(meta, "experiment_id").unwrap_or_else(|| exp_id.into());
-        info.run_name = get_str(meta, "run_name")
-            .filter(|n| !n.is_empty())
-            .or_else(|| {
-                tags.iter()
-                    .find(|t| t.key == RUN_NAME_TAG)
-                    .map(|t| t.value.clone())
-            })
-            .unwrap_or_default();
-        info.status = status_from_meta(meta);
-        info.start_time = get_int(meta, "start_time").unwrap_or(0);
-        info.end_time = get_int(meta, "end_time");
-        info.artifact_uri = get_str(meta, "artifact_uri").unwrap_or_default();
-        info
+        RunInfo {
+            run_id: run_id.to_string(),
+            experiment_id: get_str(meta, "experiment_id").unwrap_or_else(|| exp_id.into()),
+            run_name: get_str(meta, "run_name")
+                .filter(|n| !n.is_empty())
+                .or_else(|| {
+                    tags.iter()
+                        .find(|t| t.key == RUN_NAME_TAG)
+                        .map(|t| t.value.clone())
+                })
+                .unwrap_or_default(),
+            status: status_from_meta(meta),
+            start_time: get_int(meta, "start_time").unwrap_or(0),
+            end_time: get_int(meta, "end_time"),
+            artifact_uri: get_str(meta, "artifact_uri").unwrap_or_default(),
+        }
     }
 
     fn check_active(op: &str, run_id: &str, meta: &Meta) -> Result<()> {
@@ -468,17 +468,19 @@ impl Inner {
     }
 
     fn run_data(&self, op: &str, dir: &Path) -> Result<RunData> {
-        let mut data = RunData::default();
-        data.params = self
-            .read_values(op, &dir.join("params"))?
-            .into_iter()
-            .map(|(key, value)| Param { key, value })
-            .collect();
-        data.tags = self
-            .read_values(op, &dir.join("tags"))?
-            .into_iter()
-            .map(|(key, value)| RunTag { key, value })
-            .collect();
+        let mut data = RunData {
+            params: self
+                .read_values(op, &dir.join("params"))?
+                .into_iter()
+                .map(|(key, value)| Param { key, value })
+                .collect(),
+            tags: self
+                .read_values(op, &dir.join("tags"))?
+                .into_iter()
+                .map(|(key, value)| RunTag { key, value })
+                .collect(),
+            metrics: vec![],
+        };
         for (key, path) in self.files_under(op, &dir.join("metrics"))? {
             // The latest point: largest (step, timestamp, value), as MLflow picks it.
             let latest = self
@@ -497,9 +499,10 @@ impl Inner {
     fn read_run(&self, op: &str, run_id: &str, exp_id: &str, dir: &Path) -> Result<(Run, Meta)> {
         let meta = self.read_run_meta(op, run_id, dir)?;
         let data = self.run_data(op, dir)?;
-        let mut run = Run::default();
-        run.info = Self::run_info(&meta, run_id, exp_id, &data.tags);
-        run.data = data;
+        let run = Run {
+            info: Self::run_info(&meta, run_id, exp_id, &data.tags),
+            data,
+        };
         Ok((run, meta))
     }
 
