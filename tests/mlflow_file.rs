@@ -762,3 +762,101 @@ async fn mlflow_reads_what_gust_wrote() {
     assert!(stdout.contains("all checks passed"), "{stdout}");
     eprintln!("{stdout}");
 }
+
+/// gust reads a store the real MLflow wrote (and keeps writing to it).
+#[tokio::test]
+async fn gust_reads_what_mlflow_wrote() {
+    let Ok(python) = std::env::var("GUST_SERVICES_PYTHON") else {
+        if common::ci() {
+            panic!(
+                "CI=true but GUST_SERVICES_PYTHON is unset: eval \"$(scripts/services.sh env)\""
+            );
+        }
+        eprintln!("SKIPPED: GUST_SERVICES_PYTHON is not set (scripts/services.sh env)");
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let uri = url::Url::from_directory_path(root(&dir))
+        .unwrap()
+        .to_string();
+    let script = r#"
+import json, os, sys, tempfile
+import mlflow
+from mlflow import MlflowClient
+uri = sys.argv[1]
+mlflow.set_tracking_uri(uri); mlflow.set_registry_uri(uri)
+c = MlflowClient(uri, uri)
+exp = c.create_experiment("py-exp")
+run = c.create_run(exp, run_name="py-run")
+rid = run.info.run_id
+c.log_param(rid, "alpha", "0.5")
+c.log_metric(rid, "rmse", 1e-05, step=0)
+c.log_metric(rid, "rmse", 0.25, step=1)
+c.set_tag(rid, "owner", "python")
+with tempfile.TemporaryDirectory() as d:
+    p = os.path.join(d, "model.txt")
+    open(p, "w").write("weights")
+    c.log_artifact(rid, p, "model")
+c.set_terminated(rid, "KILLED")
+c.create_registered_model("PyModel")
+c.create_model_version("PyModel", f"runs:/{rid}/model", rid)
+c.set_registered_model_alias("PyModel", "prod", "1")
+print(json.dumps({"experiment_id": exp, "run_id": rid}))
+"#;
+    let out = std::process::Command::new(python)
+        .arg("-c")
+        .arg(script)
+        .arg(&uri)
+        .current_dir(dir.path())
+        .env("MLFLOW_ALLOW_FILE_STORE", "true")
+        .env_remove("MLFLOW_TRACKING_URI")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let ids: serde_json::Value =
+        serde_json::from_str(String::from_utf8_lossy(&out.stdout).lines().last().unwrap()).unwrap();
+    let (exp_id, run_id) = (
+        ids["experiment_id"].as_str().unwrap(),
+        ids["run_id"].as_str().unwrap(),
+    );
+
+    let h = MlflowHook::from_uri(&uri).unwrap();
+    assert_eq!(h.get_or_create_experiment("py-exp").await.unwrap(), exp_id);
+    let run = h.get_run(run_id).await.unwrap();
+    assert_eq!(run.info.status, RunStatus::Killed);
+    assert_eq!(run.info.run_name, "py-run");
+    assert_eq!(run.data.param("alpha"), Some("0.5"));
+    assert_eq!(run.data.metric("rmse"), Some(0.25));
+    assert_eq!(run.data.tag("owner"), Some("python"));
+    let history = h.get_metric_history(run_id, "rmse").await.unwrap();
+    assert_eq!(history[0].value, 1e-05);
+    let files = h.list_artifacts(run_id, "model").await.unwrap();
+    assert_eq!(files[0].path, "model/model.txt");
+    let local = h
+        .download_artifacts(run_id, "model/model.txt", &dir.path().join("dl"))
+        .await
+        .unwrap();
+    assert_eq!(std::fs::read_to_string(local).unwrap(), "weights");
+    let v = h
+        .get_model_version_by_alias("PyModel", "prod")
+        .await
+        .unwrap();
+    assert_eq!((v.version.as_str(), v.run_id.as_str()), ("1", run_id));
+    // And gust continues where Python stopped.
+    let v2 = h
+        .create_model_version("PyModel", &format!("runs:/{run_id}/model"), Some(run_id))
+        .await
+        .unwrap();
+    assert_eq!(v2.version, "2");
+    let e = h.log_param(run_id, "alpha", "0.7").await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::InvalidInput);
+    let found = h
+        .search_all_runs(&[exp_id], "params.alpha = '0.5' and metrics.rmse < 1", 10)
+        .await
+        .unwrap();
+    assert_eq!(found.len(), 1);
+}

@@ -84,7 +84,7 @@ impl Inner {
             return Err(err(
                 ErrorKind::NotFound,
                 op,
-                "the local file to upload does not exist",
+                "the local path to upload is not an existing file",
             )
             .with("run_id", run_id)
             .with("path", local.display()));

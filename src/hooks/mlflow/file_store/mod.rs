@@ -208,7 +208,13 @@ fn normalize(path: &Path) -> PathBuf {
 /// `file:///abs/path`, percent-encoded like Python's `Path.as_uri()`.
 fn file_uri(path: &Path) -> Result<String> {
     url::Url::from_file_path(path)
-        .map(|u| u.to_string().trim_end_matches('/').to_string())
+        .map(|u| {
+            let mut s = u.to_string();
+            if s.len() > "file:///".len() && s.ends_with('/') {
+                s.pop();
+            }
+            s
+        })
         .map_err(|_| {
             Error::new(
                 ErrorKind::InvalidInput,
