@@ -76,7 +76,6 @@ const STALE_STAGING: std::time::Duration = std::time::Duration::from_secs(3600);
 /// Metrics keep NaN and ±infinity (`nan`, `inf` in the files, as Python writes
 /// them); param values over 6000 and tag values over 8000 characters are
 /// rejected rather than truncated.
-
 ///
 /// Cheap to clone.
 #[derive(Clone)]
