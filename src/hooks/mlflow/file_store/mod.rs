@@ -1,19 +1,26 @@
 //! [`FileStore`]: MLflow's local `file:` store; the layout is documented on the type.
 
 mod artifacts;
+mod experiments;
 mod filter;
+mod fs;
 mod registry;
 mod tracking;
+mod validate;
 
-use std::collections::{BTreeMap, HashMap};
-use std::io::Write;
+use std::collections::HashMap;
 use std::path::{Component, Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
-use serde_yaml_ng::Value as Yaml;
 
+pub(crate) use self::fs::{
+    Meta, err, get_int, get_str, io_err, new_uuid_hex, yint, yopt_int, ystr,
+};
+pub(crate) use self::validate::{
+    parse_version, validate_experiment_id, validate_key, validate_model_name, validate_run_id,
+};
 use super::artifacts::FileInfo;
 use super::store::{MlflowStore, Page};
 use super::types::{
@@ -241,64 +248,6 @@ fn uri_path(uri: &str) -> Option<PathBuf> {
     }
 }
 
-fn op_name(op: &str) -> String {
-    format!("mlflow.file.{op}")
-}
-
-/// An error of `kind` from file-store operation `op`.
-pub(crate) fn err(kind: ErrorKind, op: &str, message: impl Into<String>) -> Error {
-    Error::new(kind, op_name(op), message)
-}
-
-/// A local I/O failure while doing `what` on `path`.
-pub(crate) fn io_err(op: &str, what: &str, path: &Path, e: std::io::Error) -> Error {
-    Error::new(ErrorKind::Io, op_name(op), format!("cannot {what}: {e}"))
-        .with("path", path.display())
-        .with_source(e)
-}
-
-/// 32 random hex digits (a UUID4's hex, as MLflow's run ids).
-pub(crate) fn new_uuid_hex() -> String {
-    let mut bytes: [u8; 16] = rand::random();
-    bytes[6] = (bytes[6] & 0x0f) | 0x40;
-    bytes[8] = (bytes[8] & 0x3f) | 0x80;
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// A YAML mapping with sorted keys, as MLflow's `yaml.safe_dump(sort_keys=True)`.
-pub(crate) type Meta = BTreeMap<String, Yaml>;
-
-pub(crate) fn ystr(s: impl Into<String>) -> Yaml {
-    Yaml::String(s.into())
-}
-
-pub(crate) fn yint(i: i64) -> Yaml {
-    Yaml::Number(i.into())
-}
-
-pub(crate) fn yopt_int(i: Option<i64>) -> Yaml {
-    i.map(yint).unwrap_or(Yaml::Null)
-}
-
-/// A string field of a meta.yaml (numbers, as legacy ids were, become strings).
-pub(crate) fn get_str(meta: &Meta, key: &str) -> Option<String> {
-    match meta.get(key)? {
-        Yaml::String(s) => Some(s.clone()),
-        Yaml::Number(n) => Some(n.to_string()),
-        Yaml::Bool(b) => Some(b.to_string()),
-        _ => None,
-    }
-}
-
-/// An integer field of a meta.yaml.
-pub(crate) fn get_int(meta: &Meta, key: &str) -> Option<i64> {
-    match meta.get(key)? {
-        Yaml::Number(n) => n.as_i64().or_else(|| n.as_f64().map(|f| f as i64)),
-        Yaml::String(s) => s.parse().ok(),
-        _ => None,
-    }
-}
-
 impl Inner {
     fn trash(&self) -> PathBuf {
         self.root.join(TRASH)
@@ -358,265 +307,6 @@ impl Inner {
             }
         }
     }
-
-    /// A new, empty staging directory in the root.
-    fn staging_dir(&self, op: &str) -> Result<PathBuf> {
-        let dir = self.root.join(format!(
-            "{STAGING_PREFIX}{}{STAGING_SUFFIX}",
-            new_uuid_hex()
-        ));
-        std::fs::create_dir(&dir).map_err(|e| io_err(op, "create a staging directory", &dir, e))?;
-        Ok(dir)
-    }
-
-    /// Moves the staged directory to `target` unless `target` exists (with
-    /// content). `Ok(false)` when it was taken; the staging is removed either way.
-    fn publish_dir(&self, op: &str, staged: &Path, target: &Path) -> Result<bool> {
-        if let Some(parent) = target.parent() {
-            std::fs::create_dir_all(parent)
-                .map_err(|e| io_err(op, "create a directory", parent, e))?;
-        }
-        // rename(2) replaces only an *empty* directory; one with a meta.yaml makes
-        // it fail, which is how the loser of a creation race finds out.
-        let res = if target.join(META).exists() {
-            Ok(false)
-        } else {
-            match std::fs::rename(staged, target) {
-                Ok(()) => Ok(true),
-                Err(_) if target.exists() => Ok(false),
-                Err(e) => Err(io_err(op, "publish a new directory", target, e)),
-            }
-        };
-        if !matches!(res, Ok(true)) {
-            let _ = std::fs::remove_dir_all(staged);
-        }
-        res
-    }
-
-    /// Writes `bytes` to `path` whole: a temporary file in `tmp_dir` (same file
-    /// system, a place MLflow does not read), then a rename over `path`.
-    fn write_atomic(&self, op: &str, tmp_dir: &Path, path: &Path, bytes: &[u8]) -> Result<()> {
-        if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent)
-                .map_err(|e| io_err(op, "create a directory", parent, e))?;
-        }
-        let tmp = tmp_dir.join(format!(".gust-tmp-{}", new_uuid_hex()));
-        let write = || -> std::io::Result<()> {
-            let mut f = std::fs::File::create(&tmp)?;
-            f.write_all(bytes)?;
-            f.sync_data()?;
-            std::fs::rename(&tmp, path)
-        };
-        write().map_err(|e| {
-            let _ = std::fs::remove_file(&tmp);
-            io_err(op, "write", path, e)
-        })
-    }
-
-    /// Creates `path` with `bytes` only if it does not exist: `Ok(false)` if it
-    /// does. The content appears whole (hard link of a finished temporary file).
-    fn create_exclusive(
-        &self,
-        op: &str,
-        tmp_dir: &Path,
-        path: &Path,
-        bytes: &[u8],
-    ) -> Result<bool> {
-        if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent)
-                .map_err(|e| io_err(op, "create a directory", parent, e))?;
-        }
-        let tmp = tmp_dir.join(format!(".gust-tmp-{}", new_uuid_hex()));
-        let res = (|| -> std::io::Result<bool> {
-            let mut f = std::fs::File::create(&tmp)?;
-            f.write_all(bytes)?;
-            f.sync_data()?;
-            match std::fs::hard_link(&tmp, path) {
-                Ok(()) => Ok(true),
-                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
-                Err(e) => Err(e),
-            }
-        })();
-        let _ = std::fs::remove_file(&tmp);
-        res.map_err(|e| io_err(op, "write", path, e))
-    }
-
-    fn write_yaml(&self, op: &str, tmp_dir: &Path, path: &Path, meta: &Meta) -> Result<()> {
-        let text = serde_yaml_ng::to_string(meta).map_err(|e| {
-            err(ErrorKind::Io, op, format!("cannot write YAML: {e}")).with("path", path.display())
-        })?;
-        self.write_atomic(op, tmp_dir, path, text.as_bytes())
-    }
-
-    /// A meta.yaml as a mapping; `Ok(None)` when the file does not exist.
-    fn read_yaml(&self, op: &str, path: &Path) -> Result<Option<Meta>> {
-        let text = match std::fs::read_to_string(path) {
-            Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(io_err(op, "read", path, e)),
-        };
-        serde_yaml_ng::from_str::<Option<Meta>>(&text)
-            .map_err(|e| {
-                err(ErrorKind::Io, op, format!("malformed meta.yaml: {e}"))
-                    .with("path", path.display())
-            })
-            .map(|m| m.or_else(|| Some(Meta::new())))
-    }
-
-    /// The entries of `dir` that are directories (none if it does not exist).
-    fn subdirs(&self, op: &str, dir: &Path) -> Result<Vec<String>> {
-        let entries = match std::fs::read_dir(dir) {
-            Ok(e) => e,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(vec![]),
-            Err(e) => return Err(io_err(op, "list", dir, e)),
-        };
-        let mut out = Vec::new();
-        for entry in entries {
-            let entry = entry.map_err(|e| io_err(op, "list", dir, e))?;
-            if entry.file_type().map(|t| t.is_dir()).unwrap_or(false) {
-                out.push(entry.file_name().to_string_lossy().to_string());
-            }
-        }
-        out.sort();
-        Ok(out)
-    }
-
-    /// Every file under `dir`, recursively, as (`a/b` relative key, path).
-    fn files_under(&self, op: &str, dir: &Path) -> Result<Vec<(String, PathBuf)>> {
-        let mut out = Vec::new();
-        let mut stack = vec![(dir.to_path_buf(), String::new())];
-        while let Some((d, prefix)) = stack.pop() {
-            let entries = match std::fs::read_dir(&d) {
-                Ok(e) => e,
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-                Err(e) => return Err(io_err(op, "list", &d, e)),
-            };
-            for entry in entries {
-                let entry = entry.map_err(|e| io_err(op, "list", &d, e))?;
-                let name = entry.file_name().to_string_lossy().to_string();
-                let key = if prefix.is_empty() {
-                    name
-                } else {
-                    format!("{prefix}/{name}")
-                };
-                if entry.file_type().map(|t| t.is_dir()).unwrap_or(false) {
-                    stack.push((entry.path(), key));
-                } else {
-                    out.push((key, entry.path()));
-                }
-            }
-        }
-        out.sort();
-        Ok(out)
-    }
-}
-
-// --- validation, with MLflow's rules -------------------------------------------
-
-/// MLflow's `_validate_run_id`: `[a-zA-Z0-9][\w-]{0,255}`.
-pub(crate) fn validate_run_id(op: &str, run_id: &str) -> Result<()> {
-    validate_id(op, "run_id", run_id, 256)
-}
-
-/// MLflow's `_validate_experiment_id`: `[a-zA-Z0-9][\w-]{0,63}`.
-pub(crate) fn validate_experiment_id(op: &str, id: &str) -> Result<()> {
-    validate_id(op, "experiment_id", id, 64)
-}
-
-fn validate_id(op: &str, what: &'static str, id: &str, max: usize) -> Result<()> {
-    let ok = id.len() <= max
-        && id.chars().next().is_some_and(|c| c.is_ascii_alphanumeric())
-        && id
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
-    if ok {
-        Ok(())
-    } else {
-        Err(err(
-            ErrorKind::InvalidInput,
-            op,
-            format!("{what} {id:?} is not a valid MLflow id"),
-        )
-        .with(what, id))
-    }
-}
-
-/// MLflow's rule for param, metric and tag keys: at most 250 characters of
-/// letters, digits, `_ - . : /` and spaces, and, since a key is a file path, no
-/// empty, `.` or `..` segment and no leading or trailing `/`.
-pub(crate) fn validate_key(op: &str, what: &'static str, key: &str) -> Result<()> {
-    let bad = |why: &str| {
-        Err(err(
-            ErrorKind::InvalidInput,
-            op,
-            format!("{what} name {key:?} {why}"),
-        )
-        .with(what, key))
-    };
-    if key.is_empty() || key.chars().count() > 250 {
-        return bad("must have 1 to 250 characters");
-    }
-    if !key
-        .chars()
-        .all(|c| c.is_alphanumeric() || matches!(c, '_' | '-' | '.' | ' ' | ':' | '/'))
-    {
-        return bad(
-            "may only contain letters, digits, underscores, dashes, periods, colons, spaces \
-             and slashes",
-        );
-    }
-    if key.starts_with("..")
-        || key
-            .split('/')
-            .any(|s| s.is_empty() || s == "." || s == "..")
-    {
-        return bad("would not name a unique file (empty, '.' or '..' path segment)");
-    }
-    Ok(())
-}
-
-/// MLflow's rule for registered model names in a file store: not blank, no `/`,
-/// `\`, `:` or `%`, not `.`/`..`-like, no control characters.
-pub(crate) fn validate_model_name(op: &str, name: &str) -> Result<()> {
-    let bad = |why: &str| {
-        Err(err(
-            ErrorKind::InvalidInput,
-            op,
-            format!("registered model name {name:?} {why}"),
-        )
-        .with("model", name))
-    };
-    if name.trim().is_empty() || name.len() > 256 {
-        return bad("must have 1 to 256 characters, not only spaces");
-    }
-    if name
-        .chars()
-        .any(|c| matches!(c, '/' | '\\' | ':' | '%') || c.is_control())
-    {
-        return bad("cannot contain '/', '\\', ':', '%' or control characters");
-    }
-    if name == "." || name.starts_with("..") {
-        return bad("would not name a unique directory");
-    }
-    Ok(())
-}
-
-/// A model version: a positive integer.
-pub(crate) fn parse_version(op: &str, name: &str, version: &str) -> Result<u64> {
-    version
-        .trim()
-        .parse::<u64>()
-        .ok()
-        .filter(|v| *v > 0)
-        .ok_or_else(|| {
-            err(
-                ErrorKind::InvalidInput,
-                op,
-                format!("model version {version:?} is not a positive integer"),
-            )
-            .with("model", name)
-            .with("version", version)
-        })
 }
 
 #[async_trait]
@@ -868,29 +558,5 @@ mod tests {
             Some(PathBuf::from("/tmp/a b/0"))
         );
         assert_eq!(uri_path("s3://bucket/x"), None);
-    }
-
-    #[test]
-    fn names_are_checked_like_mlflow() {
-        for ok in ["acc", "a/b", "loss 1", "x:y", "é", "a.b", "mlflow.runName"] {
-            assert!(validate_key("t", "metric", ok).is_ok(), "{ok}");
-        }
-        for bad in [
-            "", "/a", "a/", "a//b", "./a", "a/../b", "..", "..a", "a\nb", "a*b",
-        ] {
-            let e = validate_key("t", "metric", bad).unwrap_err();
-            assert_eq!(e.kind(), ErrorKind::InvalidInput, "{bad}");
-        }
-        for bad in ["a/b", "..", ".", " ", "a:b", "50%", "a\\b", ""] {
-            assert!(validate_model_name("t", bad).is_err(), "{bad}");
-        }
-        assert!(validate_model_name("t", "IrisModel v2").is_ok());
-        assert!(validate_run_id("t", &new_uuid_hex()).is_ok());
-        assert!(validate_run_id("t", "../x").is_err());
-        assert!(validate_experiment_id("t", "0").is_ok());
-        assert!(validate_experiment_id("t", ".trash").is_err());
-        assert_eq!(parse_version("t", "m", "3").unwrap(), 3);
-        assert!(parse_version("t", "m", "0").is_err());
-        assert!(parse_version("t", "m", "x").is_err());
     }
 }
