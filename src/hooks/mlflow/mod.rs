@@ -1,16 +1,24 @@
-//! [`MlflowHook`]: the MLflow tracking server and model registry over REST
-//! (feature `mlflow`).
+//! [`MlflowHook`]: MLflow tracking and model registry, on a tracking server over
+//! REST or on MLflow's local `file:` store (feature `mlflow`).
 //!
-//! Build it from an Airflow connection (`http`/`https`/`mlflow` type, host and
-//! port; a token in the password with an empty login, or basic auth from login and
-//! password) or from the variables the Python client reads: `MLFLOW_TRACKING_URI`,
-//! `MLFLOW_TRACKING_TOKEN`, `MLFLOW_TRACKING_USERNAME` / `MLFLOW_TRACKING_PASSWORD`.
+//! The hook is a facade over one [`MlflowStore`]: a [`RestStore`] for
+//! `http(s)://` tracking URIs, a [`FileStore`] for `file:./mlruns`-style URIs and
+//! plain paths, or any store of your own ([`MlflowHook::with_store`]). Pipeline
+//! code is the same on all of them.
+//!
+//! Build it from a tracking URI ([`MlflowHook::from_uri`]), from the variables the
+//! Python client reads (`MLFLOW_TRACKING_URI`, `MLFLOW_TRACKING_TOKEN`,
+//! `MLFLOW_TRACKING_USERNAME` / `MLFLOW_TRACKING_PASSWORD`), with a local default
+//! when the variable is unset ([`MlflowHook::from_env_or`]), or from an Airflow
+//! connection (`http`/`https`/`mlflow` type, host and port; a token in the
+//! password with an empty login, or basic auth from login and password).
 //!
 //! ```no_run
 //! # async fn demo() -> gust::Result<()> {
 //! use gust::hooks::mlflow::{MlflowHook, RunStatus};
 //!
-//! let mlflow = MlflowHook::from_env()?;
+//! // MLFLOW_TRACKING_URI if set, else MLflow's file store under ./mlruns.
+//! let mlflow = MlflowHook::from_env_or("file:./mlruns")?;
 //! let experiment_id = mlflow.get_or_create_experiment("testjun").await?;
 //! let accuracy = mlflow
 //!     .with_run(&experiment_id, Some("iris"), |run| async move {
@@ -22,15 +30,18 @@
 //! # let _ = (accuracy, RunStatus::Finished); Ok(()) }
 //! ```
 //!
-//! MLflow's `error_code` maps to [`ErrorKind`]: `RESOURCE_DOES_NOT_EXIST` → not
-//! found, `RESOURCE_ALREADY_EXISTS` (sent with HTTP 400) → already exists,
+//! Over REST, MLflow's `error_code` maps to [`ErrorKind`]: `RESOURCE_DOES_NOT_EXIST`
+//! → not found, `RESOURCE_ALREADY_EXISTS` (sent with HTTP 400) → already exists,
 //! `INVALID_PARAMETER_VALUE` → invalid input, 401/403 → auth; 429, 502, 503 and 504
 //! and connection failures are retryable and retried here with backoff. Error
 //! messages keep MLflow's first line only (the rest is the server's SQL) and never
-//! contain the token or password.
+//! contain the token or password. The file store raises the same kinds.
 
 mod artifacts;
+mod file_store;
 mod registry;
+mod rest;
+mod store;
 mod tracking;
 mod types;
 
@@ -44,15 +55,14 @@ pub use self::model::{
 #[cfg(feature = "ml")]
 pub use self::model::{SMARTCORE_FLAVOR, SMARTCORE_VERSION, SmartcoreModel};
 
-use std::time::Duration;
 
-use reqwest::{Method, StatusCode};
-use serde::Serialize;
-use serde::de::DeserializeOwned;
-use serde_json::Value;
+use std::sync::Arc;
 
 pub use self::artifacts::FileInfo;
+pub use self::file_store::FileStore;
 pub use self::registry::validate_alias;
+pub use self::rest::RestStore;
+pub use self::store::{MlflowStore, Page};
 pub use self::tracking::{ActiveRun, BatchLimits};
 pub use self::types::*;
 use crate::connection::Connection;
@@ -61,21 +71,14 @@ use crate::error::{Error, ErrorKind, Result};
 /// Conn id used when none is given.
 pub const DEFAULT_CONN_ID: &str = "mlflow_default";
 
-#[derive(Clone)]
-enum Auth {
-    None,
-    Bearer(String),
-    Basic(String, String),
-}
-
-/// A client of one MLflow tracking server. Cheap to clone.
+/// MLflow tracking and registry through one [`MlflowStore`]. Cheap to clone.
 #[derive(Clone)]
 pub struct MlflowHook {
     conn_id: String,
-    base_url: String,
-    http: reqwest::Client,
-    auth: Auth,
-    max_retries: u32,
+    store: Arc<dyn MlflowStore>,
+    /// The REST store behind `store`, if it is one, so `with_max_retries` can
+    /// rebuild it.
+    rest: Option<RestStore>,
     batch_limits: BatchLimits,
 }
 
@@ -83,57 +86,70 @@ impl std::fmt::Debug for MlflowHook {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("MlflowHook")
             .field("conn_id", &self.conn_id)
-            .field("base_url", &self.base_url)
-            .field(
-                "auth",
-                &match self.auth {
-                    Auth::None => "none",
-                    Auth::Bearer(_) => "bearer ***",
-                    Auth::Basic(..) => "basic ***",
-                },
-            )
+            .field("store", &self.store)
             .finish()
     }
 }
 
+/// Whether `uri` starts with a URI scheme (`file:`, `http:`, `sqlite:` …) rather
+/// than being a path. One-letter schemes are Windows drive letters.
+fn scheme(uri: &str) -> Option<&str> {
+    let (scheme, _) = uri.split_once(':')?;
+    let mut chars = scheme.chars();
+    let first = chars.next()?;
+    (scheme.len() > 1
+        && first.is_ascii_alphabetic()
+        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.')))
+    .then_some(scheme)
+}
+
 impl MlflowHook {
-    /// A hook for the server at `base_url` (e.g. `http://127.0.0.1:5000`), no auth.
-    pub fn new(base_url: &str) -> Result<Self> {
-        let url = url::Url::parse(base_url).map_err(|e| {
-            Error::new(
-                ErrorKind::InvalidInput,
-                "mlflow.connect",
-                format!("tracking URI is not a URL: {e}"),
-            )
-        })?;
-        if !matches!(url.scheme(), "http" | "https") {
-            return Err(Error::new(
-                ErrorKind::Unsupported,
-                "mlflow.connect",
-                format!(
-                    "tracking URI scheme {:?} is not served over REST; use http(s)://",
-                    url.scheme()
-                ),
-            ));
-        }
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(120))
-            .build()
-            .map_err(|e| {
-                Error::new(ErrorKind::Config, "mlflow.connect", e.to_string()).with_source(e)
-            })?;
-        Ok(MlflowHook {
-            conn_id: DEFAULT_CONN_ID.to_string(),
-            base_url: base_url.trim_end_matches('/').to_string(),
-            http,
-            auth: Auth::None,
-            max_retries: 3,
+    fn from_rest(rest: RestStore) -> Self {
+        MlflowHook {
+            conn_id: rest.conn_id().to_string(),
+            store: Arc::new(rest.clone()),
+            rest: Some(rest),
             batch_limits: BatchLimits::default(),
-        })
+        }
     }
 
-    /// From `MLFLOW_TRACKING_URI` (+ `MLFLOW_TRACKING_TOKEN`, or
-    /// `MLFLOW_TRACKING_USERNAME` / `MLFLOW_TRACKING_PASSWORD`), as the Python client.
+    /// A hook for the tracking server at `base_url` (e.g. `http://127.0.0.1:5000`),
+    /// no auth. For a `file:` store use [`from_uri`](Self::from_uri).
+    pub fn new(base_url: &str) -> Result<Self> {
+        RestStore::new(base_url).map(Self::from_rest)
+    }
+
+    /// A hook for a tracking URI, as `mlflow.set_tracking_uri` takes it:
+    /// `http(s)://…` is a [`RestStore`] (no auth); `file:./mlruns`,
+    /// `file:///abs/mlruns` and plain paths (`mlruns`, `/data/mlruns`) are a
+    /// [`FileStore`] rooted there (a relative path is resolved against the current
+    /// directory now). Other schemes (`sqlite:`, `databricks` …) are
+    /// [`ErrorKind::Unsupported`].
+    pub fn from_uri(uri: &str) -> Result<Self> {
+        let scheme = match scheme(uri).map(str::to_ascii_lowercase) {
+            // MLflow reads the bare word as Databricks, not as a directory.
+            None if uri == "databricks" => Some("databricks".to_string()),
+            s => s,
+        };
+        match scheme.as_deref() {
+            Some("http" | "https") => Self::new(uri),
+            Some("file") | None => Ok(Self::with_store(Arc::new(FileStore::from_uri(uri)?))),
+            Some(other) => Err(Error::new(
+                ErrorKind::Unsupported,
+                "mlflow.from_uri",
+                format!(
+                    "tracking URI scheme {other:?} is not supported; use http(s):// for a \
+                     tracking server or file: for a local store"
+                ),
+            )
+            .with("uri", uri)),
+        }
+    }
+
+    /// From `MLFLOW_TRACKING_URI`, as the Python client: an `http(s)://` server
+    /// (with `MLFLOW_TRACKING_TOKEN`, or `MLFLOW_TRACKING_USERNAME` /
+    /// `MLFLOW_TRACKING_PASSWORD`) or a `file:` store / path. Unset is a
+    /// [`ErrorKind::Config`] error; see [`from_env_or`](Self::from_env_or).
     pub fn from_env() -> Result<Self> {
         let uri = std::env::var("MLFLOW_TRACKING_URI").map_err(|_| {
             Error::new(
@@ -142,70 +158,56 @@ impl MlflowHook {
                 "MLFLOW_TRACKING_URI is not set",
             )
         })?;
-        let mut hook = MlflowHook::new(&uri)?;
+        let mut hook = match scheme(&uri).map(str::to_ascii_lowercase).as_deref() {
+            Some("http" | "https") => Self::from_rest(RestStore::from_env()?),
+            _ => Self::from_uri(&uri)?,
+        };
         hook.conn_id = "MLFLOW_TRACKING_URI".to_string();
-        if let Ok(token) = std::env::var("MLFLOW_TRACKING_TOKEN") {
-            hook.auth = Auth::Bearer(token);
-        } else if let (Ok(u), Ok(p)) = (
-            std::env::var("MLFLOW_TRACKING_USERNAME"),
-            std::env::var("MLFLOW_TRACKING_PASSWORD"),
-        ) {
-            hook.auth = Auth::Basic(u, p);
-        }
         Ok(hook)
     }
 
-    /// From the connection `AIRFLOW_CONN_<CONN_ID>`.
+    /// [`from_env`](Self::from_env) when `MLFLOW_TRACKING_URI` is set (and not
+    /// empty), else [`from_uri`](Self::from_uri)`(default_uri)` — e.g.
+    /// `from_env_or("file:./mlruns")`, Python MLflow's own default.
+    pub fn from_env_or(default_uri: &str) -> Result<Self> {
+        match std::env::var("MLFLOW_TRACKING_URI") {
+            Ok(uri) if !uri.trim().is_empty() => Self::from_env(),
+            _ => Self::from_uri(default_uri),
+        }
+    }
+
+    /// From the connection `AIRFLOW_CONN_<CONN_ID>` (a tracking server).
     pub fn from_conn_id(conn_id: &str) -> Result<Self> {
         Self::from_connection(&Connection::from_env(conn_id)?)
     }
 
-    /// From a connection: scheme from the type (`https` for `https`, else `http`, or
-    /// a protocol kept in the host as `http://https://host`), host, port, and an
-    /// optional path prefix in `schema`; a password without login is a bearer token.
+    /// From a connection to a tracking server: scheme from the type (`https` for
+    /// `https`, else `http`, or a protocol kept in the host as
+    /// `http://https://host`), host, port, and an optional path prefix in
+    /// `schema`; a password without login is a bearer token.
     pub fn from_connection(conn: &Connection) -> Result<Self> {
-        let host = conn.host().filter(|h| !h.is_empty()).ok_or_else(|| {
-            Error::new(
-                ErrorKind::Config,
-                "mlflow.connect",
-                "the connection has no host",
-            )
-            .with("conn_id", conn.conn_id())
-        })?;
-        let mut base = if host.contains("://") {
-            host.to_string()
-        } else {
-            let scheme = if conn.conn_type() == "https" {
-                "https"
-            } else {
-                "http"
-            };
-            format!("{scheme}://{host}")
-        };
-        if let Some(port) = conn.port() {
-            base.push_str(&format!(":{port}"));
+        RestStore::from_connection(conn).map(Self::from_rest)
+    }
+
+    /// A hook over any store, e.g. your own implementation of [`MlflowStore`].
+    pub fn with_store(store: Arc<dyn MlflowStore>) -> Self {
+        MlflowHook {
+            conn_id: DEFAULT_CONN_ID.to_string(),
+            store,
+            rest: None,
+            batch_limits: BatchLimits::default(),
         }
-        if let Some(prefix) = conn.schema().filter(|s| !s.is_empty()) {
-            base.push('/');
-            base.push_str(prefix.trim_matches('/'));
-        }
-        let mut hook = MlflowHook::new(&base).map_err(|e| e.with("conn_id", conn.conn_id()))?;
-        hook.conn_id = conn.conn_id().to_string();
-        hook.auth = match (
-            conn.login().filter(|l| !l.is_empty()),
-            conn.password().filter(|p| !p.is_empty()),
-        ) {
-            (Some(l), Some(p)) => Auth::Basic(l.to_string(), p.to_string()),
-            (None, Some(token)) => Auth::Bearer(token.to_string()),
-            _ => Auth::None,
-        };
-        Ok(hook)
     }
 
     /// How many times a retryable failure (429, 5xx gateway errors, connection
-    /// errors) is retried with exponential backoff (default 3).
+    /// errors) is retried with exponential backoff (default 3). Applies to a
+    /// [`RestStore`] built by this hook; other stores are unchanged.
     pub fn with_max_retries(mut self, n: u32) -> Self {
-        self.max_retries = n;
+        if let Some(rest) = self.rest.take() {
+            let rest = rest.with_max_retries(n);
+            self.store = Arc::new(rest.clone());
+            self.rest = Some(rest);
+        }
         self
     }
 
@@ -215,9 +217,15 @@ impl MlflowHook {
         self
     }
 
-    /// The server's base URL.
+    /// The tracking URI: the server's base URL, or `file:///…` for a file store.
+    pub fn tracking_uri(&self) -> &str {
+        self.store.tracking_uri()
+    }
+
+    /// The server's base URL (for a file store, its `file:` URI); same as
+    /// [`tracking_uri`](Self::tracking_uri).
     pub fn base_url(&self) -> &str {
-        &self.base_url
+        self.store.tracking_uri()
     }
 
     /// The conn id (or `MLFLOW_TRACKING_URI`) this hook was built from.
@@ -225,154 +233,15 @@ impl MlflowHook {
         &self.conn_id
     }
 
-    /// Checks that the server answers an authenticated API call.
+    /// The store the hook talks through.
+    pub fn store(&self) -> &Arc<dyn MlflowStore> {
+        &self.store
+    }
+
+    /// Checks that the backend answers an authenticated API call (for a file
+    /// store: that its root is a writable directory).
     pub async fn test_connection(&self) -> Result<()> {
-        self.call::<Value, _>(
-            Method::POST,
-            "experiments/search",
-            &serde_json::json!({"max_results": 1}),
-        )
-        .await
-        .map(|_| ())
-    }
-
-    fn secrets(&self) -> Vec<String> {
-        match &self.auth {
-            Auth::None => vec![],
-            Auth::Bearer(t) => vec![t.clone()],
-            Auth::Basic(_, p) => vec![p.clone()],
-        }
-    }
-
-    /// One API call with retries. GET sends `body` as query parameters.
-    pub(crate) async fn call<T: DeserializeOwned, B: Serialize + ?Sized>(
-        &self,
-        method: Method,
-        endpoint: &str,
-        body: &B,
-    ) -> Result<T> {
-        let op = format!("mlflow.{endpoint}");
-        let mut attempt = 0;
-        loop {
-            match self.call_once(&op, method.clone(), endpoint, body).await {
-                Err(e) if e.is_retryable() && attempt < self.max_retries => {
-                    let delay = Duration::from_millis(200 * 2u64.pow(attempt));
-                    tracing::warn!(operation = %op, error = %e, retry_in = ?delay, "mlflow call failed; retrying");
-                    tokio::time::sleep(delay).await;
-                    attempt += 1;
-                }
-                other => return other.map_err(|e| e.redact(&self.secrets())),
-            }
-        }
-    }
-
-    async fn call_once<T: DeserializeOwned, B: Serialize + ?Sized>(
-        &self,
-        op: &str,
-        method: Method,
-        endpoint: &str,
-        body: &B,
-    ) -> Result<T> {
-        let url = format!("{}/api/2.0/mlflow/{endpoint}", self.base_url);
-        let mut req = self.http.request(method.clone(), &url);
-        req = if method == Method::GET {
-            req.query(body)
-        } else {
-            req.json(body)
-        };
-        let resp = self
-            .authed(req)
-            .send()
-            .await
-            .map_err(|e| self.transport_error(op, e))?;
-        let text = self.check(op, resp).await?;
-        let text = if text.trim().is_empty() { "{}" } else { &text };
-        serde_json::from_str(text).map_err(|e| {
-            Error::new(
-                ErrorKind::Remote,
-                op.to_string(),
-                format!("unexpected response from the MLflow server: {e}"),
-            )
-            .with("conn_id", &self.conn_id)
-        })
-    }
-
-    fn authed(&self, req: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
-        match &self.auth {
-            Auth::None => req,
-            Auth::Bearer(t) => req.bearer_auth(t),
-            Auth::Basic(u, p) => req.basic_auth(u, Some(p)),
-        }
-    }
-
-    fn transport_error(&self, op: &str, e: reqwest::Error) -> Error {
-        let kind = if e.is_timeout() {
-            ErrorKind::Timeout
-        } else {
-            ErrorKind::Unavailable
-        };
-        Error::new(
-            kind,
-            op.to_string(),
-            format!("cannot reach the MLflow server: {e}"),
-        )
-        .with("conn_id", &self.conn_id)
-        .with("url", &self.base_url)
-        .redact(&self.secrets())
-    }
-
-    /// The body of a successful response, or the typed error of a failed one.
-    async fn check(&self, op: &str, resp: reqwest::Response) -> Result<String> {
-        let status = resp.status();
-        let text = resp.text().await.map_err(|e| {
-            Error::new(ErrorKind::Unavailable, op.to_string(), e.to_string())
-                .with("conn_id", &self.conn_id)
-        })?;
-        if status.is_success() {
-            Ok(text)
-        } else {
-            Err(self.api_error(op, status, &text).redact(&self.secrets()))
-        }
-    }
-
-    fn api_error(&self, op: &str, status: StatusCode, body: &str) -> Error {
-        let parsed: Option<Value> = serde_json::from_str(body).ok();
-        let code = parsed
-            .as_ref()
-            .and_then(|v| v["error_code"].as_str())
-            .unwrap_or("")
-            .to_string();
-        let message = parsed
-            .as_ref()
-            .and_then(|v| v["message"].as_str())
-            .map(str::to_string)
-            .unwrap_or_else(|| body.chars().take(200).collect());
-        // MLflow appends the failing SQL and driver details after the first line.
-        let message = message.lines().next().unwrap_or("").trim().to_string();
-        let kind = match (code.as_str(), status.as_u16()) {
-            ("RESOURCE_DOES_NOT_EXIST" | "NOT_FOUND", _) | (_, 404) => ErrorKind::NotFound,
-            // MLflow reports an unknown alias as INVALID_PARAMETER_VALUE "… not found".
-            ("INVALID_PARAMETER_VALUE", _) if message.ends_with("not found.") => {
-                ErrorKind::NotFound
-            }
-            ("RESOURCE_ALREADY_EXISTS", _) => ErrorKind::AlreadyExists,
-            ("INVALID_PARAMETER_VALUE" | "BAD_REQUEST" | "INVALID_STATE", _) => {
-                ErrorKind::InvalidInput
-            }
-            ("UNAUTHENTICATED" | "PERMISSION_DENIED", _) | (_, 401 | 403) => ErrorKind::Auth,
-            ("REQUEST_LIMIT_EXCEEDED" | "TEMPORARILY_UNAVAILABLE", _)
-            | (_, 429 | 502 | 503 | 504) => ErrorKind::Unavailable,
-            (_, 400..=499) => ErrorKind::InvalidInput,
-            _ => ErrorKind::Remote,
-        };
-        let text = if code.is_empty() {
-            format!("HTTP {}: {message}", status.as_u16())
-        } else {
-            format!("{code}: {message}")
-        };
-        Error::new(kind, op.to_string(), text)
-            .with("conn_id", &self.conn_id)
-            .with("status", status.as_u16())
+        self.store.test_connection().await
     }
 }
 
@@ -381,41 +250,28 @@ mod tests {
     use super::*;
 
     #[test]
-    fn connection_forms() {
-        let c = Connection::from_uri("m", "http://127.0.0.1:5000").unwrap();
-        assert_eq!(
-            MlflowHook::from_connection(&c).unwrap().base_url(),
-            "http://127.0.0.1:5000"
-        );
-        let c = Connection::from_uri("m", "http://https%3A%2F%2Fmlflow.example.com:443/prefix")
-            .unwrap();
-        let h = MlflowHook::from_connection(&c).unwrap();
-        assert_eq!(h.base_url(), "https://mlflow.example.com:443/prefix");
-        let c = Connection::from_uri("m", "https://:tok-123@mlflow.example.com").unwrap();
-        let h = MlflowHook::from_connection(&c).unwrap();
-        assert_eq!(h.base_url(), "https://mlflow.example.com");
-        assert!(matches!(h.auth, Auth::Bearer(ref t) if t == "tok-123"));
-        assert!(!format!("{h:?}").contains("tok-123"));
+    fn uris_choose_the_store() {
+        assert_eq!(scheme("file:./mlruns"), Some("file"));
+        assert_eq!(scheme("https://x"), Some("https"));
+        assert_eq!(scheme("C:\\mlruns"), None);
+        assert_eq!(scheme("./mlruns"), None);
+        assert_eq!(scheme("/tmp/a:b"), None);
+        let h = MlflowHook::new("http://127.0.0.1:5000/").unwrap();
+        assert_eq!(h.tracking_uri(), "http://127.0.0.1:5000");
         assert!(MlflowHook::new("file:./mlruns").is_err());
-    }
-
-    #[test]
-    fn error_codes_map_to_kinds() {
-        let h = MlflowHook::new("http://x").unwrap();
-        let e = h.api_error(
-            "mlflow.x",
-            StatusCode::BAD_REQUEST,
-            r#"{"error_code":"RESOURCE_ALREADY_EXISTS","message":"exists\n[SQL: INSERT ...]"}"#,
+        let e = MlflowHook::from_uri("sqlite:///mlflow.db").unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Unsupported);
+        let dir = std::env::temp_dir().join("gust-mlflow-uri-test");
+        let h = MlflowHook::from_uri(&format!("file://{}", dir.display())).unwrap();
+        assert!(
+            h.tracking_uri().starts_with("file:///"),
+            "{}",
+            h.tracking_uri()
         );
-        assert_eq!(e.kind(), ErrorKind::AlreadyExists);
-        assert!(!e.to_string().contains("SQL"));
-        let e = h.api_error("mlflow.x", StatusCode::SERVICE_UNAVAILABLE, "busy");
-        assert_eq!(e.kind(), ErrorKind::Unavailable);
-        assert!(e.is_retryable());
-        let e = h.api_error("mlflow.x", StatusCode::TOO_MANY_REQUESTS, "{}");
-        assert!(e.is_retryable());
-        let e = h.api_error("mlflow.x", StatusCode::UNAUTHORIZED, "");
-        assert_eq!(e.kind(), ErrorKind::Auth);
-        assert!(!e.is_retryable());
+        assert!(h.rest.is_none());
+        let c = Connection::from_uri("m", "https://:tok-123@mlflow.example.com").unwrap();
+        let h = MlflowHook::from_connection(&c).unwrap().with_max_retries(0);
+        assert_eq!(h.conn_id(), "m");
+        assert!(!format!("{h:?}").contains("tok-123"));
     }
 }

@@ -2,31 +2,9 @@
 
 use std::time::{Duration, Instant};
 
-use reqwest::Method;
-use serde::Deserialize;
-use serde_json::{Value, json};
-
 use super::MlflowHook;
 use super::types::{ModelVersion, ModelVersionStatus, RegisteredModel};
 use crate::error::{Error, ErrorKind, Result};
-
-#[derive(Deserialize)]
-struct RegisteredModelResponse {
-    registered_model: RegisteredModel,
-}
-
-#[derive(Deserialize)]
-struct ModelVersionResponse {
-    model_version: ModelVersion,
-}
-
-#[derive(Deserialize)]
-struct SearchVersionsResponse {
-    #[serde(default)]
-    model_versions: Vec<ModelVersion>,
-    #[serde(default)]
-    next_page_token: Option<String>,
-}
 
 /// Checks an alias the way MLflow does, so a bad one fails before any request:
 /// letters, digits, `_` and `-`, at most 255 characters, not `latest`, and not of
@@ -64,31 +42,16 @@ pub fn validate_alias(alias: &str) -> Result<()> {
 impl MlflowHook {
     /// Creates registered model `name`, or returns it if it exists (idempotent).
     pub async fn create_registered_model(&self, name: &str) -> Result<RegisteredModel> {
-        let created: Result<RegisteredModelResponse> = self
-            .call(
-                Method::POST,
-                "registered-models/create",
-                &json!({ "name": name }),
-            )
-            .await;
-        match created {
-            Ok(r) => Ok(r.registered_model),
+        match self.store.create_registered_model(name).await {
+            Ok(m) => Ok(m),
             Err(e) if e.kind() == ErrorKind::AlreadyExists => self.get_registered_model(name).await,
-            Err(e) => Err(e.with("model", name)),
+            Err(e) => Err(e),
         }
     }
 
     /// The registered model `name`, with its aliases.
     pub async fn get_registered_model(&self, name: &str) -> Result<RegisteredModel> {
-        let r: RegisteredModelResponse = self
-            .call(
-                Method::GET,
-                "registered-models/get",
-                &json!({ "name": name }),
-            )
-            .await
-            .map_err(|e| e.with("model", name))?;
-        Ok(r.registered_model)
+        self.store.get_registered_model(name).await
     }
 
     /// Registers the model at `source` (e.g. `runs:/<run_id>/model`) as the next
@@ -100,29 +63,17 @@ impl MlflowHook {
         source: &str,
         run_id: Option<&str>,
     ) -> Result<ModelVersion> {
-        let mut body = json!({ "name": name, "source": source });
-        if let Some(r) = run_id {
-            body["run_id"] = json!(r);
-        }
-        let r: ModelVersionResponse = self
-            .call(Method::POST, "model-versions/create", &body)
-            .await
-            .map_err(|e| e.with("model", name))?;
-        tracing::info!(model = name, version = %r.model_version.version, "model version registered");
-        Ok(r.model_version)
+        let v = self
+            .store
+            .create_model_version(name, source, run_id)
+            .await?;
+        tracing::info!(model = name, version = %v.version, "model version registered");
+        Ok(v)
     }
 
     /// Version `version` of model `name`.
     pub async fn get_model_version(&self, name: &str, version: &str) -> Result<ModelVersion> {
-        let r: ModelVersionResponse = self
-            .call(
-                Method::GET,
-                "model-versions/get",
-                &json!({ "name": name, "version": version }),
-            )
-            .await
-            .map_err(|e| e.with("model", name).with("version", version))?;
-        Ok(r.model_version)
+        self.store.get_model_version(name, version).await
     }
 
     /// Polls until the version is `READY` (error if registration failed or
@@ -167,18 +118,18 @@ impl MlflowHook {
     }
 
     /// Every version matching `filter` (e.g. `name='IrisModel'`), following pages.
+    /// A [`FileStore`](super::FileStore) understands `name = '…'` and
+    /// `run_id = '…'` (joined by `and`).
     pub async fn search_model_versions(&self, filter: &str) -> Result<Vec<ModelVersion>> {
         let mut all = Vec::new();
         let mut token: Option<String> = None;
         loop {
-            let mut q = json!({ "filter": filter, "max_results": 1000 });
-            if let Some(t) = &token {
-                q["page_token"] = json!(t);
-            }
-            let r: SearchVersionsResponse =
-                self.call(Method::GET, "model-versions/search", &q).await?;
-            all.extend(r.model_versions);
-            match r.next_page_token.filter(|t| !t.is_empty()) {
+            let (page, next) = self
+                .store
+                .search_model_versions(filter, 1000, token.as_deref())
+                .await?;
+            all.extend(page);
+            match next {
                 Some(t) => token = Some(t),
                 None => return Ok(all),
             }
@@ -193,14 +144,9 @@ impl MlflowHook {
         version: &str,
     ) -> Result<()> {
         validate_alias(alias).map_err(|e| e.with("model", name))?;
-        self.call::<Value, _>(
-            Method::POST,
-            "registered-models/alias",
-            &json!({ "name": name, "alias": alias, "version": version }),
-        )
-        .await
-        .map(|_| ())
-        .map_err(|e| e.with("model", name).with("alias", alias))?;
+        self.store
+            .set_registered_model_alias(name, alias, version)
+            .await?;
         tracing::info!(model = name, alias, version, "model alias set");
         Ok(())
     }
@@ -208,14 +154,7 @@ impl MlflowHook {
     /// Removes `alias` from model `name`.
     pub async fn delete_registered_model_alias(&self, name: &str, alias: &str) -> Result<()> {
         validate_alias(alias).map_err(|e| e.with("model", name))?;
-        self.call::<Value, _>(
-            Method::DELETE,
-            "registered-models/alias",
-            &json!({ "name": name, "alias": alias }),
-        )
-        .await
-        .map(|_| ())
-        .map_err(|e| e.with("model", name).with("alias", alias))
+        self.store.delete_registered_model_alias(name, alias).await
     }
 
     /// The version `alias` of model `name` points at.
@@ -225,15 +164,7 @@ impl MlflowHook {
         alias: &str,
     ) -> Result<ModelVersion> {
         validate_alias(alias).map_err(|e| e.with("model", name))?;
-        let r: ModelVersionResponse = self
-            .call(
-                Method::GET,
-                "registered-models/alias",
-                &json!({ "name": name, "alias": alias }),
-            )
-            .await
-            .map_err(|e| e.with("model", name).with("alias", alias))?;
-        Ok(r.model_version)
+        self.store.get_model_version_by_alias(name, alias).await
     }
 }
 

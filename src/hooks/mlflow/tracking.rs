@@ -4,9 +4,6 @@ use std::future::Future;
 use std::panic::AssertUnwindSafe;
 
 use futures::FutureExt;
-use reqwest::Method;
-use serde::Deserialize;
-use serde_json::{Value, json};
 
 use super::MlflowHook;
 use super::types::{Experiment, Metric, Param, Run, RunInfo, RunStatus, RunTag};
@@ -104,70 +101,24 @@ pub(crate) fn split_batch(
     out
 }
 
-fn now_ms() -> i64 {
+pub(crate) fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
-}
-
-#[derive(Deserialize)]
-struct ExperimentResponse {
-    experiment: Experiment,
-}
-
-#[derive(Deserialize)]
-struct RunResponse {
-    run: Run,
-}
-
-#[derive(Deserialize)]
-struct SearchRunsResponse {
-    #[serde(default)]
-    runs: Vec<Run>,
-    #[serde(default)]
-    next_page_token: Option<String>,
-}
-
-#[derive(Deserialize)]
-struct MetricHistoryResponse {
-    #[serde(default)]
-    metrics: Vec<Metric>,
-    #[serde(default)]
-    next_page_token: Option<String>,
 }
 
 impl MlflowHook {
     /// The experiment named `name`.
     pub async fn get_experiment_by_name(&self, name: &str) -> Result<Experiment> {
-        let r: ExperimentResponse = self
-            .call(
-                Method::GET,
-                "experiments/get-by-name",
-                &json!({ "experiment_name": name }),
-            )
-            .await
-            .map_err(|e| e.with("experiment", name))?;
-        Ok(r.experiment)
+        self.store.get_experiment_by_name(name).await
     }
 
     /// The experiment with id `experiment_id`.
     pub async fn get_experiment(&self, experiment_id: &str) -> Result<Experiment> {
-        let r: ExperimentResponse = self
-            .call(
-                Method::GET,
-                "experiments/get",
-                &json!({ "experiment_id": experiment_id }),
-            )
-            .await
-            .map_err(|e| e.with("experiment_id", experiment_id))?;
-        Ok(r.experiment)
+        self.store.get_experiment(experiment_id).await
     }
 
     /// Creates experiment `name` and returns its id.
     pub async fn create_experiment(&self, name: &str) -> Result<String> {
-        let r: Value = self
-            .call(Method::POST, "experiments/create", &json!({ "name": name }))
-            .await
-            .map_err(|e| e.with("experiment", name))?;
-        Ok(r["experiment_id"].as_str().unwrap_or_default().to_string())
+        self.store.create_experiment(name).await
     }
 
     /// The id of experiment `name`, created if missing. Safe when several processes
@@ -197,18 +148,14 @@ impl MlflowHook {
         experiment_id: &str,
         run_name: Option<&str>,
     ) -> Result<ActiveRun> {
-        let mut body = json!({ "experiment_id": experiment_id, "start_time": now_ms() });
-        if let Some(name) = run_name {
-            body["run_name"] = json!(name);
-        }
-        let r: RunResponse = self
-            .call(Method::POST, "runs/create", &body)
-            .await
-            .map_err(|e| e.with("experiment_id", experiment_id))?;
-        tracing::info!(run_id = %r.run.info.run_id, experiment_id, "mlflow run started");
+        let info = self
+            .store
+            .create_run(experiment_id, run_name, now_ms())
+            .await?;
+        tracing::info!(run_id = %info.run_id, experiment_id, "mlflow run started");
         Ok(ActiveRun {
             hook: self.clone(),
-            info: r.run.info,
+            info,
         })
     }
 
@@ -246,32 +193,23 @@ impl MlflowHook {
 
     /// The run `run_id` with its params, latest metrics and tags.
     pub async fn get_run(&self, run_id: &str) -> Result<Run> {
-        let r: RunResponse = self
-            .call(Method::GET, "runs/get", &json!({ "run_id": run_id }))
-            .await
-            .map_err(|e| e.with("run_id", run_id))?;
-        Ok(r.run)
+        self.store.get_run(run_id).await
     }
 
     /// Sets a run's status (and end time, unless it is running).
     pub async fn update_run(&self, run_id: &str, status: RunStatus) -> Result<RunInfo> {
-        let mut body = json!({ "run_id": run_id, "status": status });
-        if status != RunStatus::Running && status != RunStatus::Scheduled {
-            body["end_time"] = json!(now_ms());
-        }
-        #[derive(Deserialize)]
-        struct R {
-            run_info: RunInfo,
-        }
-        let r: R = self
-            .call(Method::POST, "runs/update", &body)
-            .await
-            .map_err(|e| e.with("run_id", run_id))?;
-        Ok(r.run_info)
+        let end_time =
+            (status != RunStatus::Running && status != RunStatus::Scheduled).then(now_ms);
+        self.store.update_run(run_id, status, end_time).await
     }
 
     /// One page of runs of `experiment_ids` matching `filter` (MLflow's search
     /// syntax, e.g. `metrics.accuracy > 0.9`), and the token of the next page.
+    ///
+    /// A [`FileStore`](super::FileStore) understands conjunctions (`and`) of
+    /// comparisons on `params.*`, `metrics.*`, `tags.*` and the attributes
+    /// `status`, `run_name`, `run_id`, `start_time`, `end_time`; anything else is
+    /// an [`ErrorKind::Unsupported`] error there.
     pub async fn search_runs(
         &self,
         experiment_ids: &[&str],
@@ -279,16 +217,9 @@ impl MlflowHook {
         max_results: u32,
         page_token: Option<&str>,
     ) -> Result<(Vec<Run>, Option<String>)> {
-        let mut body = json!({
-            "experiment_ids": experiment_ids,
-            "filter": filter,
-            "max_results": max_results,
-        });
-        if let Some(t) = page_token {
-            body["page_token"] = json!(t);
-        }
-        let r: SearchRunsResponse = self.call(Method::POST, "runs/search", &body).await?;
-        Ok((r.runs, r.next_page_token.filter(|t| !t.is_empty())))
+        self.store
+            .search_runs(experiment_ids, filter, max_results, page_token)
+            .await
     }
 
     /// Every run matching `filter`, following pages of `page_size`.
@@ -315,19 +246,20 @@ impl MlflowHook {
     /// Logs a param. Re-logging the same value is fine; another value is an
     /// [`ErrorKind::InvalidInput`] error, as in MLflow.
     pub async fn log_param(&self, run_id: &str, key: &str, value: &str) -> Result<()> {
-        self.call::<Value, _>(
-            Method::POST,
-            "runs/log-parameter",
-            &json!({ "run_id": run_id, "key": key, "value": value }),
-        )
-        .await
-        .map(|_| ())
-        .map_err(|e| e.with("run_id", run_id).with("param", key))
+        let param = Param {
+            key: key.to_string(),
+            value: value.to_string(),
+        };
+        self.store
+            .log_batch(run_id, &[], &[param], &[])
+            .await
+            .map_err(|e| e.with("param", key))
     }
 
     /// Logs one metric point at `step`, timestamped now. Non-finite values are
     /// accepted as the Python client accepts them: NaN is stored as NaN, while an
-    /// MLflow server on a SQL backend stores ±infinity as ±`f64::MAX`.
+    /// MLflow server on a SQL backend stores ±infinity as ±`f64::MAX` (a
+    /// [`FileStore`](super::FileStore) keeps them).
     pub async fn log_metric(&self, run_id: &str, key: &str, value: f64, step: i64) -> Result<()> {
         let metric = Metric {
             key: key.to_string(),
@@ -335,24 +267,22 @@ impl MlflowHook {
             timestamp: now_ms(),
             step,
         };
-        let mut body = serde_json::to_value(&metric)?;
-        body["run_id"] = json!(run_id);
-        self.call::<Value, _>(Method::POST, "runs/log-metric", &body)
+        self.store
+            .log_batch(run_id, &[metric], &[], &[])
             .await
-            .map(|_| ())
-            .map_err(|e| e.with("run_id", run_id).with("metric", key))
+            .map_err(|e| e.with("metric", key))
     }
 
     /// Sets a tag (overwriting any previous value).
     pub async fn set_tag(&self, run_id: &str, key: &str, value: &str) -> Result<()> {
-        self.call::<Value, _>(
-            Method::POST,
-            "runs/set-tag",
-            &json!({ "run_id": run_id, "key": key, "value": value }),
-        )
-        .await
-        .map(|_| ())
-        .map_err(|e| e.with("run_id", run_id).with("tag", key))
+        let tag = RunTag {
+            key: key.to_string(),
+            value: value.to_string(),
+        };
+        self.store
+            .log_batch(run_id, &[], &[], &[tag])
+            .await
+            .map_err(|e| e.with("tag", key))
     }
 
     /// Logs any number of metrics, params and tags, split into as many `log-batch`
@@ -367,13 +297,10 @@ impl MlflowHook {
         let batches = split_batch(metrics, params, tags, &self.batch_limits);
         let n = batches.len();
         for (i, b) in batches.into_iter().enumerate() {
-            self.call::<Value, _>(
-                Method::POST,
-                "runs/log-batch",
-                &json!({ "run_id": run_id, "metrics": b.metrics, "params": b.params, "tags": b.tags }),
-            )
-            .await
-            .map_err(|e| e.with("run_id", run_id).with("batch", format!("{}/{n}", i + 1)))?;
+            self.store
+                .log_batch(run_id, &b.metrics, &b.params, &b.tags)
+                .await
+                .map_err(|e| e.with("batch", format!("{}/{n}", i + 1)))?;
         }
         tracing::debug!(
             run_id,
@@ -386,25 +313,9 @@ impl MlflowHook {
         Ok(())
     }
 
-    /// Every logged point of metric `key`, following pages.
+    /// Every logged point of metric `key`.
     pub async fn get_metric_history(&self, run_id: &str, key: &str) -> Result<Vec<Metric>> {
-        let mut all = Vec::new();
-        let mut token: Option<String> = None;
-        loop {
-            let mut q = json!({ "run_id": run_id, "metric_key": key, "max_results": 25000 });
-            if let Some(t) = &token {
-                q["page_token"] = json!(t);
-            }
-            let r: MetricHistoryResponse = self
-                .call(Method::GET, "metrics/get-history", &q)
-                .await
-                .map_err(|e| e.with("run_id", run_id).with("metric", key))?;
-            all.extend(r.metrics);
-            match r.next_page_token.filter(|t| !t.is_empty()) {
-                Some(t) => token = Some(t),
-                None => return Ok(all),
-            }
-        }
+        self.store.get_metric_history(run_id, key).await
     }
 }
 
@@ -469,6 +380,7 @@ impl ActiveRun {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     fn metric(i: usize) -> Metric {
         Metric {

@@ -1,9 +1,12 @@
 //! MLflow's entities as they travel over REST (protobuf JSON mapping).
+//!
+//! The structs are `#[non_exhaustive]`; a custom [`MlflowStore`](super::MlflowStore)
+//! builds them from `Default::default()` and sets the public fields.
 
 use serde::{Deserialize, Serialize};
 
 /// An experiment.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[non_exhaustive]
 pub struct Experiment {
     /// Its id (a string, as in MLflow).
@@ -19,10 +22,11 @@ pub struct Experiment {
 }
 
 /// A run's state.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum RunStatus {
     /// Running.
+    #[default]
     Running,
     /// Scheduled, not started.
     Scheduled,
@@ -35,7 +39,7 @@ pub enum RunStatus {
 }
 
 /// A run: its info and its data.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[non_exhaustive]
 pub struct Run {
     /// Metadata.
@@ -46,7 +50,7 @@ pub struct Run {
 }
 
 /// A run's metadata.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[non_exhaustive]
 pub struct RunInfo {
     /// The run id.
@@ -143,7 +147,7 @@ pub struct RunTag {
 }
 
 /// A registered model.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[non_exhaustive]
 pub struct RegisteredModel {
     /// Its unique name.
@@ -154,7 +158,7 @@ pub struct RegisteredModel {
 }
 
 /// An alias of a registered model (`champion` → version 3).
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
 pub struct ModelAlias {
     /// The alias.
     pub alias: String,
@@ -163,10 +167,11 @@ pub struct ModelAlias {
 }
 
 /// Registration state of a model version.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum ModelVersionStatus {
     /// Still copying artifacts.
+    #[default]
     PendingRegistration,
     /// Registration failed.
     FailedRegistration,
@@ -175,7 +180,7 @@ pub enum ModelVersionStatus {
 }
 
 /// A version of a registered model.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[non_exhaustive]
 pub struct ModelVersion {
     /// The registered model's name.

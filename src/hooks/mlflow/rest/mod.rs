@@ -1,0 +1,443 @@
+//! [`RestStore`]: an MLflow tracking server over its REST API.
+//!
+//! One request path: auth, retries of retryable failures (429, 502–504, connection
+//! errors) with backoff, the mapping of MLflow's `error_code` to [`ErrorKind`], and
+//! redaction of the token or password from every error. Artifacts go through the
+//! server's artifact proxy (`mlflow-artifacts:/…`), streamed both ways. The
+//! [`MlflowStore`] endpoints are in `api.rs`.
+
+mod api;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use reqwest::{Method, StatusCode};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+use super::DEFAULT_CONN_ID;
+use super::store::MlflowStore;
+use crate::connection::Connection;
+use crate::error::{Error, ErrorKind, Result};
+
+#[derive(Clone)]
+pub(crate) enum Auth {
+    None,
+    Bearer(String),
+    Basic(String, String),
+}
+
+/// Run ids → their artifact roots remembered (they never change) so a directory
+/// upload asks the server once; cleared when it grows past this.
+const ARTIFACT_ROOT_CACHE: usize = 1024;
+
+/// A client of one MLflow tracking server. Cheap to clone.
+#[derive(Clone)]
+pub struct RestStore {
+    conn_id: String,
+    base_url: String,
+    http: reqwest::Client,
+    auth: Auth,
+    max_retries: u32,
+    artifact_roots: Arc<Mutex<HashMap<String, String>>>,
+}
+
+impl std::fmt::Debug for RestStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RestStore")
+            .field("conn_id", &self.conn_id)
+            .field("base_url", &self.base_url)
+            .field(
+                "auth",
+                &match self.auth {
+                    Auth::None => "none",
+                    Auth::Bearer(_) => "bearer ***",
+                    Auth::Basic(..) => "basic ***",
+                },
+            )
+            .field("max_retries", &self.max_retries)
+            .finish()
+    }
+}
+
+impl RestStore {
+    /// A store for the server at `base_url` (e.g. `http://127.0.0.1:5000`), no auth.
+    pub fn new(base_url: &str) -> Result<Self> {
+        let url = url::Url::parse(base_url).map_err(|e| {
+            Error::new(
+                ErrorKind::InvalidInput,
+                "mlflow.connect",
+                format!("tracking URI is not a URL: {e}"),
+            )
+        })?;
+        if !matches!(url.scheme(), "http" | "https") {
+            return Err(Error::new(
+                ErrorKind::Unsupported,
+                "mlflow.connect",
+                format!(
+                    "tracking URI scheme {:?} is not served over REST; use http(s)://, or \
+                     MlflowHook::from_uri for a file: store",
+                    url.scheme()
+                ),
+            ));
+        }
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(120))
+            .build()
+            .map_err(|e| {
+                Error::new(ErrorKind::Config, "mlflow.connect", e.to_string()).with_source(e)
+            })?;
+        Ok(RestStore {
+            conn_id: DEFAULT_CONN_ID.to_string(),
+            base_url: base_url.trim_end_matches('/').to_string(),
+            http,
+            auth: Auth::None,
+            max_retries: 3,
+            artifact_roots: Arc::default(),
+        })
+    }
+
+    /// From `MLFLOW_TRACKING_URI` (an `http(s)://` URL) plus `MLFLOW_TRACKING_TOKEN`,
+    /// or `MLFLOW_TRACKING_USERNAME` / `MLFLOW_TRACKING_PASSWORD`, as the Python client.
+    pub fn from_env() -> Result<Self> {
+        let uri = std::env::var("MLFLOW_TRACKING_URI").map_err(|_| {
+            Error::new(
+                ErrorKind::Config,
+                "mlflow.from_env",
+                "MLFLOW_TRACKING_URI is not set",
+            )
+        })?;
+        let mut store = RestStore::new(&uri)?;
+        store.conn_id = "MLFLOW_TRACKING_URI".to_string();
+        if let Ok(token) = std::env::var("MLFLOW_TRACKING_TOKEN") {
+            store.auth = Auth::Bearer(token);
+        } else if let (Ok(u), Ok(p)) = (
+            std::env::var("MLFLOW_TRACKING_USERNAME"),
+            std::env::var("MLFLOW_TRACKING_PASSWORD"),
+        ) {
+            store.auth = Auth::Basic(u, p);
+        }
+        Ok(store)
+    }
+
+    /// From a connection: scheme from the type (`https` for `https`, else `http`, or
+    /// a protocol kept in the host as `http://https://host`), host, port, and an
+    /// optional path prefix in `schema`; a password without login is a bearer token.
+    pub fn from_connection(conn: &Connection) -> Result<Self> {
+        let host = conn.host().filter(|h| !h.is_empty()).ok_or_else(|| {
+            Error::new(
+                ErrorKind::Config,
+                "mlflow.connect",
+                "the connection has no host",
+            )
+            .with("conn_id", conn.conn_id())
+        })?;
+        let mut base = if host.contains("://") {
+            host.to_string()
+        } else {
+            let scheme = if conn.conn_type() == "https" {
+                "https"
+            } else {
+                "http"
+            };
+            format!("{scheme}://{host}")
+        };
+        if let Some(port) = conn.port() {
+            base.push_str(&format!(":{port}"));
+        }
+        if let Some(prefix) = conn.schema().filter(|s| !s.is_empty()) {
+            base.push('/');
+            base.push_str(prefix.trim_matches('/'));
+        }
+        let mut store = RestStore::new(&base).map_err(|e| e.with("conn_id", conn.conn_id()))?;
+        store.conn_id = conn.conn_id().to_string();
+        store.auth = match (
+            conn.login().filter(|l| !l.is_empty()),
+            conn.password().filter(|p| !p.is_empty()),
+        ) {
+            (Some(l), Some(p)) => Auth::Basic(l.to_string(), p.to_string()),
+            (None, Some(token)) => Auth::Bearer(token.to_string()),
+            _ => Auth::None,
+        };
+        Ok(store)
+    }
+
+    /// How many times a retryable failure (429, 5xx gateway errors, connection
+    /// errors) is retried with exponential backoff (default 3).
+    pub fn with_max_retries(mut self, n: u32) -> Self {
+        self.max_retries = n;
+        self
+    }
+
+    /// The server's base URL.
+    pub fn base_url(&self) -> &str {
+        &self.base_url
+    }
+
+    /// The conn id (or `MLFLOW_TRACKING_URI`) this store was built from.
+    pub fn conn_id(&self) -> &str {
+        &self.conn_id
+    }
+
+    pub(super) fn secrets(&self) -> Vec<String> {
+        match &self.auth {
+            Auth::None => vec![],
+            Auth::Bearer(t) => vec![t.clone()],
+            Auth::Basic(_, p) => vec![p.clone()],
+        }
+    }
+
+    /// One API call with retries. GET sends `body` as query parameters.
+    pub(crate) async fn call<T: DeserializeOwned, B: Serialize + ?Sized>(
+        &self,
+        method: Method,
+        endpoint: &str,
+        body: &B,
+    ) -> Result<T> {
+        let op = format!("mlflow.{endpoint}");
+        let mut attempt = 0;
+        loop {
+            match self.call_once(&op, method.clone(), endpoint, body).await {
+                Err(e) if e.is_retryable() && attempt < self.max_retries => {
+                    let delay = Duration::from_millis(200 * 2u64.pow(attempt));
+                    tracing::warn!(operation = %op, error = %e, retry_in = ?delay, "mlflow call failed; retrying");
+                    tokio::time::sleep(delay).await;
+                    attempt += 1;
+                }
+                other => return other.map_err(|e| e.redact(&self.secrets())),
+            }
+        }
+    }
+
+    async fn call_once<T: DeserializeOwned, B: Serialize + ?Sized>(
+        &self,
+        op: &str,
+        method: Method,
+        endpoint: &str,
+        body: &B,
+    ) -> Result<T> {
+        let url = format!("{}/api/2.0/mlflow/{endpoint}", self.base_url);
+        let mut req = self.http.request(method.clone(), &url);
+        req = if method == Method::GET {
+            req.query(body)
+        } else {
+            req.json(body)
+        };
+        let resp = self
+            .authed(req)
+            .send()
+            .await
+            .map_err(|e| self.transport_error(op, e))?;
+        let text = self.check(op, resp).await?;
+        let text = if text.trim().is_empty() { "{}" } else { &text };
+        serde_json::from_str(text).map_err(|e| {
+            Error::new(
+                ErrorKind::Remote,
+                op.to_string(),
+                format!("unexpected response from the MLflow server: {e}"),
+            )
+            .with("conn_id", &self.conn_id)
+        })
+    }
+
+    pub(super) fn authed(&self, req: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+        match &self.auth {
+            Auth::None => req,
+            Auth::Bearer(t) => req.bearer_auth(t),
+            Auth::Basic(u, p) => req.basic_auth(u, Some(p)),
+        }
+    }
+
+    pub(super) fn transport_error(&self, op: &str, e: reqwest::Error) -> Error {
+        let kind = if e.is_timeout() {
+            ErrorKind::Timeout
+        } else {
+            ErrorKind::Unavailable
+        };
+        Error::new(
+            kind,
+            op.to_string(),
+            format!("cannot reach the MLflow server: {e}"),
+        )
+        .with("conn_id", &self.conn_id)
+        .with("url", &self.base_url)
+        .redact(&self.secrets())
+    }
+
+    /// The body of a successful response, or the typed error of a failed one.
+    pub(super) async fn check(&self, op: &str, resp: reqwest::Response) -> Result<String> {
+        let status = resp.status();
+        let text = resp.text().await.map_err(|e| {
+            Error::new(ErrorKind::Unavailable, op.to_string(), e.to_string())
+                .with("conn_id", &self.conn_id)
+        })?;
+        if status.is_success() {
+            Ok(text)
+        } else {
+            Err(self.api_error(op, status, &text).redact(&self.secrets()))
+        }
+    }
+
+    pub(super) fn api_error(&self, op: &str, status: StatusCode, body: &str) -> Error {
+        let parsed: Option<Value> = serde_json::from_str(body).ok();
+        let code = parsed
+            .as_ref()
+            .and_then(|v| v["error_code"].as_str())
+            .unwrap_or("")
+            .to_string();
+        let message = parsed
+            .as_ref()
+            .and_then(|v| v["message"].as_str())
+            .map(str::to_string)
+            .unwrap_or_else(|| body.chars().take(200).collect());
+        // MLflow appends the failing SQL and driver details after the first line.
+        let message = message.lines().next().unwrap_or("").trim().to_string();
+        let kind = match (code.as_str(), status.as_u16()) {
+            ("RESOURCE_DOES_NOT_EXIST" | "NOT_FOUND", _) | (_, 404) => ErrorKind::NotFound,
+            // MLflow reports an unknown alias as INVALID_PARAMETER_VALUE "… not found".
+            ("INVALID_PARAMETER_VALUE", _) if message.ends_with("not found.") => {
+                ErrorKind::NotFound
+            }
+            ("RESOURCE_ALREADY_EXISTS", _) => ErrorKind::AlreadyExists,
+            ("INVALID_PARAMETER_VALUE" | "BAD_REQUEST" | "INVALID_STATE", _) => {
+                ErrorKind::InvalidInput
+            }
+            ("UNAUTHENTICATED" | "PERMISSION_DENIED", _) | (_, 401 | 403) => ErrorKind::Auth,
+            ("REQUEST_LIMIT_EXCEEDED" | "TEMPORARILY_UNAVAILABLE", _)
+            | (_, 429 | 502 | 503 | 504) => ErrorKind::Unavailable,
+            (_, 400..=499) => ErrorKind::InvalidInput,
+            _ => ErrorKind::Remote,
+        };
+        let text = if code.is_empty() {
+            format!("HTTP {}: {message}", status.as_u16())
+        } else {
+            format!("{code}: {message}")
+        };
+        Error::new(kind, op.to_string(), text)
+            .with("conn_id", &self.conn_id)
+            .with("status", status.as_u16())
+    }
+
+    /// The proxy path of a run's artifact root, asked once per run.
+    pub(super) async fn artifact_root(&self, run_id: &str) -> Result<String> {
+        if let Some(root) = self
+            .artifact_roots
+            .lock()
+            .ok()
+            .and_then(|m| m.get(run_id).cloned())
+        {
+            return Ok(root);
+        }
+        let run = self.get_run(run_id).await?;
+        let root = proxy_root(&run.info.artifact_uri).map_err(|e| e.with("run_id", run_id))?;
+        if let Ok(mut m) = self.artifact_roots.lock() {
+            if m.len() >= ARTIFACT_ROOT_CACHE {
+                m.clear();
+            }
+            m.insert(run_id.to_string(), root.clone());
+        }
+        Ok(root)
+    }
+
+    pub(super) fn artifact_url(&self, proxy_path: &str) -> String {
+        format!(
+            "{}/api/2.0/mlflow-artifacts/artifacts/{}",
+            self.base_url,
+            encode_path(proxy_path)
+        )
+    }
+}
+
+/// The proxy path of a run's artifact root, from its `artifact_uri`.
+fn proxy_root(artifact_uri: &str) -> Result<String> {
+    let rest = artifact_uri
+        .strip_prefix("mlflow-artifacts:")
+        .ok_or_else(|| {
+            Error::new(
+                ErrorKind::Unsupported,
+                "mlflow.artifacts",
+                format!(
+                    "artifact root {artifact_uri:?} is not served by the tracking server's proxy \
+                 (mlflow-artifacts:/…); start the server with --serve-artifacts"
+                ),
+            )
+        })?;
+    // `mlflow-artifacts://host:port/path` names the server too; we talk to ours.
+    let path = match rest.strip_prefix("//") {
+        Some(with_host) => with_host.split_once('/').map(|(_, p)| p).unwrap_or(""),
+        None => rest,
+    };
+    Ok(path.trim_matches('/').to_string())
+}
+
+fn encode_path(path: &str) -> String {
+    path.split('/')
+        .map(|s| {
+            percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string()
+        })
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn connection_forms() {
+        let c = Connection::from_uri("m", "http://127.0.0.1:5000").unwrap();
+        assert_eq!(
+            RestStore::from_connection(&c).unwrap().base_url(),
+            "http://127.0.0.1:5000"
+        );
+        let c = Connection::from_uri("m", "http://https%3A%2F%2Fmlflow.example.com:443/prefix")
+            .unwrap();
+        let h = RestStore::from_connection(&c).unwrap();
+        assert_eq!(h.base_url(), "https://mlflow.example.com:443/prefix");
+        let c = Connection::from_uri("m", "https://:tok-123@mlflow.example.com").unwrap();
+        let h = RestStore::from_connection(&c).unwrap();
+        assert_eq!(h.base_url(), "https://mlflow.example.com");
+        assert!(matches!(h.auth, Auth::Bearer(ref t) if t == "tok-123"));
+        assert!(!format!("{h:?}").contains("tok-123"));
+        assert!(RestStore::new("file:./mlruns").is_err());
+    }
+
+    #[test]
+    fn error_codes_map_to_kinds() {
+        let h = RestStore::new("http://x").unwrap();
+        let e = h.api_error(
+            "mlflow.x",
+            StatusCode::BAD_REQUEST,
+            r#"{"error_code":"RESOURCE_ALREADY_EXISTS","message":"exists\n[SQL: INSERT ...]"}"#,
+        );
+        assert_eq!(e.kind(), ErrorKind::AlreadyExists);
+        assert!(!e.to_string().contains("SQL"));
+        let e = h.api_error("mlflow.x", StatusCode::SERVICE_UNAVAILABLE, "busy");
+        assert_eq!(e.kind(), ErrorKind::Unavailable);
+        assert!(e.is_retryable());
+        let e = h.api_error("mlflow.x", StatusCode::TOO_MANY_REQUESTS, "{}");
+        assert!(e.is_retryable());
+        let e = h.api_error("mlflow.x", StatusCode::UNAUTHORIZED, "");
+        assert_eq!(e.kind(), ErrorKind::Auth);
+        assert!(!e.is_retryable());
+    }
+
+    #[test]
+    fn proxy_paths() {
+        assert_eq!(
+            proxy_root("mlflow-artifacts:/1/abc/artifacts").unwrap(),
+            "1/abc/artifacts"
+        );
+        assert_eq!(
+            proxy_root("mlflow-artifacts://h:5000/1/abc/artifacts").unwrap(),
+            "1/abc/artifacts"
+        );
+        assert_eq!(
+            proxy_root("s3://b/1").unwrap_err().kind(),
+            ErrorKind::Unsupported
+        );
+        assert_eq!(encode_path("1/a b/c%"), "1/a%20b/c%25");
+    }
+}
