@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use gust::hooks::mlflow::{ColType, MlflowHook, Signature};
+use gust::hooks::mlflow::{ColType, MlflowHook, ModelSignature, Schema};
 use gust::hooks::object_store::{LocalStore, ObjectStore, PutOptions};
 use gust::hooks::s3::S3Hook;
 use gust::hooks::sql::{self, InsertOptions, Parameters, RunOptions, Sql, SqlHook};
@@ -280,10 +280,10 @@ impl Pipeline {
 }
 
 /// The model's input and output schema, as MLflow records it.
-pub fn signature() -> Signature {
-    Signature::from_columns(
+pub fn signature() -> ModelSignature {
+    ModelSignature::from_columns(
         &FEATURES.map(|f| (f, ColType::Double)),
-        &[(LABEL, ColType::Long)],
+        Some(Schema::from_columns(&[(LABEL, ColType::Long)])),
     )
 }
 
