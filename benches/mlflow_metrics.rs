@@ -94,7 +94,10 @@ async fn gust_row(hook: &MlflowHook, exp: &str, how: &str, n: usize) -> Row {
 
 async fn python_row(hook: &MlflowHook, exp: &str, how: &str, n: usize) -> Row {
     let python = std::env::var("GUST_SERVICES_PYTHON").unwrap_or_else(|_| "python3".into());
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/benches/mlflow_metrics_client.py");
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/benches/mlflow_metrics_client.py"
+    );
     let out = Command::new(python)
         .args([script, how, exp, &n.to_string()])
         .env("MLFLOW_TRACKING_URI", hook.tracking_uri())
@@ -150,7 +153,10 @@ async fn main() -> gust::Result<()> {
     println!("|---|---|---:|---:|---:|");
     let python_secs = |how: &str| {
         rows.iter()
-            .find(|r| r.who == "python" && (r.how == how || how.starts_with("log_metric") && r.how == "log_metric loop"))
+            .find(|r| {
+                r.who == "python"
+                    && (r.how == how || how.starts_with("log_metric") && r.how == "log_metric loop")
+            })
             .map(|r| r.secs)
     };
     for r in &rows {
@@ -163,7 +169,11 @@ async fn main() -> gust::Result<()> {
             r.how,
             r.secs,
             n as f64 / r.secs,
-            if r.who == "gust" { ratio } else { String::new() }
+            if r.who == "gust" {
+                ratio
+            } else {
+                String::new()
+            }
         );
     }
     Ok(())

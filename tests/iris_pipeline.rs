@@ -28,36 +28,47 @@ fn logical_date() -> chrono::DateTime<chrono_tz::Tz> {
 
 async fn table_rows(db: &dyn SqlHook) -> i64 {
     let row = db
-        .get_first(&format!("SELECT COUNT(*) AS n FROM {TABLE}"), Parameters::None)
+        .get_first(
+            &format!("SELECT COUNT(*) AS n FROM {TABLE}"),
+            Parameters::None,
+        )
         .await
         .unwrap()
         .unwrap();
     row["n"].as_i64().unwrap()
 }
 
-/// Runs the DAG twice and checks versions, alias and the served model.
-async fn run_twice_and_serve(p: &Pipeline) {
+/// Runs the DAG three times with different seeds — accuracies 0.833, 0.9, 0.833 on
+/// this data — and checks versions, the champion alias (it moves to the second
+/// version, which beats the first, and stays when the third does not) and the
+/// model served from `models:/<name>@champion`.
+async fn run_three_times_and_serve(p: &mut Pipeline) {
     let mut versions = Vec::new();
-    for _ in 0..2 {
+    let mut promoted = Vec::new();
+    let mut accuracies = Vec::new();
+    for seed in [13, 3, 13] {
+        p.seed = seed;
         let report = p.dag().unwrap().test(logical_date()).await;
         assert!(report.is_success(), "{report}");
         let out = report.xcom("train_and_register").unwrap().clone();
         assert_eq!(report.xcom("s3_to_db").unwrap()["rows"], 150);
         versions.push(out["version"].as_str().unwrap().parse::<u64>().unwrap());
-        let acc = out["accuracy"].as_f64().unwrap();
-        assert!(acc > 0.8, "accuracy {acc}");
+        promoted.push(out["champion"].as_bool().unwrap());
+        accuracies.push(out["accuracy"].as_f64().unwrap());
     }
     assert_eq!(versions[1], versions[0] + 1, "{versions:?}");
+    assert_eq!(versions[2], versions[1] + 1, "{versions:?}");
+    assert!(accuracies[1] > accuracies[0], "{accuracies:?}");
+    assert_eq!(promoted, [true, true, false], "accuracies {accuracies:?}");
     assert_eq!(table_rows(p.db.as_ref()).await, 150);
 
-    // The champion is the first version: an equal accuracy does not take it over.
     let champion = p
         .mlflow
         .get_model_version_by_alias(&p.model_name, CHAMPION)
         .await
         .unwrap();
-    assert_eq!(champion.version, versions[0].to_string());
-    let run_id = champion.run_id.clone().unwrap();
+    assert_eq!(champion.version, versions[1].to_string());
+    let run_id = champion.run_id.clone();
     let logged = p
         .mlflow
         .get_run(&run_id)
@@ -68,13 +79,12 @@ async fn run_twice_and_serve(p: &Pipeline) {
         .unwrap();
 
     let dir = tempfile::tempdir().unwrap();
-    p.mlflow
-        .download_artifacts(&run_id, "eval", dir.path())
+    let local = p
+        .mlflow
+        .download_artifacts(&run_id, pipeline::TEST_SET_ARTIFACT, dir.path())
         .await
         .unwrap();
-    let text = std::fs::read_to_string(dir.path().join("eval/test_set.csv"))
-        .or_else(|_| std::fs::read_to_string(dir.path().join("test_set.csv")))
-        .unwrap();
+    let text = std::fs::read_to_string(local).unwrap();
     let (x, y) = pipeline::parse_test_csv(&text).unwrap();
     assert_eq!(y.len(), 30);
 
@@ -85,7 +95,23 @@ async fn run_twice_and_serve(p: &Pipeline) {
         .unwrap();
     let predicted = model.predict(&x).unwrap();
     let served = pipeline::accuracy(&y, &predicted);
-    assert_eq!(served, logged, "served model accuracy differs from the logged one");
+    assert_eq!(
+        served, logged,
+        "served model accuracy differs from the logged one"
+    );
+    assert_eq!(logged, accuracies[1]);
+
+    // And it is the very forest the second run trained: same trees, same splits.
+    let split = p.read_dataset().await.unwrap().split(0.2, 3).unwrap();
+    let params =
+        smartcore::ensemble::random_forest_classifier::RandomForestClassifierParameters::default()
+            .with_n_trees(p.n_trees)
+            .with_seed(3);
+    let retrained = IrisModel::fit(&split.x_train, &split.y_train, params).unwrap();
+    assert_eq!(
+        serde_json::to_value(&model).unwrap(),
+        serde_json::to_value(&retrained).unwrap()
+    );
 }
 
 fn embedded(dir: &std::path::Path) -> impl Future<Output = Pipeline> + '_ {
@@ -111,8 +137,8 @@ fn embedded(dir: &std::path::Path) -> impl Future<Output = Pipeline> + '_ {
 #[tokio::test]
 async fn embedded_defaults_train_register_and_serve_the_champion() {
     let dir = tempfile::tempdir().unwrap();
-    let p = embedded(dir.path()).await;
-    run_twice_and_serve(&p).await;
+    let mut p = embedded(dir.path()).await;
+    run_three_times_and_serve(&mut p).await;
 }
 
 #[tokio::test]
@@ -128,7 +154,7 @@ async fn a_bad_csv_fails_the_load_and_keeps_the_table() {
             &p.bucket,
             pipeline::CSV_KEY,
             bad.into_bytes().into(),
-            PutOptions::new(),
+            &PutOptions::new(),
         )
         .await
         .unwrap();
@@ -139,7 +165,11 @@ async fn a_bad_csv_fails_the_load_and_keeps_the_table() {
         msg.contains("line 2") && msg.contains("oops") && msg.contains("iris1.csv"),
         "{msg}"
     );
-    assert_eq!(table_rows(p.db.as_ref()).await, 150, "the table was touched");
+    assert_eq!(
+        table_rows(p.db.as_ref()).await,
+        150,
+        "the table was touched"
+    );
 
     let e = pipeline::parse_iris_csv(b"a;b\n1;2\n").unwrap_err();
     assert!(e.to_string().contains("SepalLength"), "{e}");
@@ -156,10 +186,12 @@ async fn against_s3_postgres_and_the_mlflow_server() {
     let Some(ml) = common::server_conn("mlflow_default") else {
         return;
     };
-    let objects = gust::hooks::s3::S3Hook::from_connection(&aws).await.unwrap();
+    let objects = gust::hooks::s3::S3Hook::from_connection(&aws)
+        .await
+        .unwrap();
     let bucket = common::unique("iris").to_lowercase();
-    objects.create_bucket(&bucket).await.unwrap();
-    let p = Pipeline {
+    ObjectStore::create_bucket(&objects, &bucket).await.unwrap();
+    let mut p = Pipeline {
         objects: Arc::new(objects),
         bucket,
         db: Arc::from(gust::hooks::sql::connect(&pg, None).await.unwrap()),
@@ -169,5 +201,5 @@ async fn against_s3_postgres_and_the_mlflow_server() {
         seed: 42,
         n_trees: 100,
     };
-    run_twice_and_serve(&p).await;
+    run_three_times_and_serve(&mut p).await;
 }

@@ -14,7 +14,7 @@ use gust::prelude::*;
 use smartcore::ensemble::random_forest_classifier::{
     RandomForestClassifier, RandomForestClassifierParameters,
 };
-use smartcore::linalg::basic::arrays::{Array, Array2};
+use smartcore::linalg::basic::arrays::Array;
 use smartcore::linalg::basic::matrix::DenseMatrix;
 
 /// The model the pipeline trains and registers.
@@ -66,12 +66,12 @@ impl Pipeline {
     /// `AIRFLOW_CONN_AWS_DEFAULT` (S3), `AIRFLOW_CONN_POSTGRES_DEFAULT` (PostgreSQL),
     /// `MLFLOW_TRACKING_URI` (MLflow).
     pub async fn from_env(workdir: &Path) -> Result<Self> {
-        let objects: Arc<dyn ObjectStore> = if std::env::var_os("AIRFLOW_CONN_AWS_DEFAULT").is_some()
-        {
-            Arc::new(S3Hook::from_conn_id("aws_default").await?)
-        } else {
-            Arc::new(LocalStore::new(workdir.join("objects"))?)
-        };
+        let objects: Arc<dyn ObjectStore> =
+            if std::env::var_os("AIRFLOW_CONN_AWS_DEFAULT").is_some() {
+                Arc::new(S3Hook::from_conn_id("aws_default").await?)
+            } else {
+                Arc::new(LocalStore::new(workdir.join("objects"))?)
+            };
         let db: Arc<dyn SqlHook> = if std::env::var_os("AIRFLOW_CONN_POSTGRES_DEFAULT").is_some() {
             Arc::from(sql::connect(&Connection::from_env("postgres_default")?, None).await?)
         } else {
@@ -99,17 +99,21 @@ impl Pipeline {
         // The seed's default_args: retries 1.
         let options = TaskOptions::default().retries(1);
         let p = self.clone();
-        let load = dag.add(Task::from_fn("s3_to_db", move |_ctx| {
-            let p = p.clone();
-            async move { p.load_csv_into_table().await }
-        })
-        .with_options(options.clone()));
+        let load = dag.add(
+            Task::from_fn("s3_to_db", move |_ctx| {
+                let p = p.clone();
+                async move { p.load_csv_into_table().await }
+            })
+            .with_options(options.clone()),
+        );
         let p = self.clone();
-        let train = dag.add(Task::from_fn("train_and_register", move |ctx| {
-            let p = p.clone();
-            async move { p.train_and_register(ctx.run_id()).await }
-        })
-        .with_options(options));
+        let train = dag.add(
+            Task::from_fn("train_and_register", move |ctx| {
+                let p = p.clone();
+                async move { p.train_and_register(ctx.run_id()).await }
+            })
+            .with_options(options),
+        );
         let _ = &load >> &train;
         dag.build()
     }
@@ -127,7 +131,7 @@ impl Pipeline {
                     &self.bucket,
                     CSV_KEY,
                     IRIS_CSV.as_bytes().to_vec().into(),
-                    PutOptions::new().content_type("text/csv"),
+                    &PutOptions::new().content_type("text/csv"),
                 )
                 .await?;
         }
@@ -140,7 +144,11 @@ impl Pipeline {
         let mut columns = vec!["index".to_string()];
         columns.extend(FEATURES.iter().map(|f| f.to_string()));
         columns.push(LABEL.to_string());
-        let float = if d == sql::Dialect::Sqlite { "REAL" } else { "DOUBLE PRECISION" };
+        let float = if d == sql::Dialect::Sqlite {
+            "REAL"
+        } else {
+            "DOUBLE PRECISION"
+        };
         let mut ddl = format!("CREATE TABLE {} ({} BIGINT", q(&staging)?, q("index")?);
         for f in FEATURES {
             ddl.push_str(&format!(", {} {float}", q(f)?));
@@ -166,7 +174,10 @@ impl Pipeline {
             commit_every: 0,
             ..InsertOptions::default()
         };
-        let n = self.db.insert_rows(&staging, &columns, values, options).await?;
+        let n = self
+            .db
+            .insert_rows(&staging, &columns, values, options)
+            .await?;
         self.db
             .run(
                 Sql::Many(vec![
@@ -176,8 +187,23 @@ impl Pipeline {
                 RunOptions::default(),
             )
             .await?;
-        tracing::info!(rows = n, table = TABLE, conn_id = self.db.conn_id(), "iris data loaded");
+        tracing::info!(
+            rows = n,
+            table = TABLE,
+            conn_id = self.db.conn_id(),
+            "iris data loaded"
+        );
         Ok(json!({ "rows": n, "table": TABLE }))
+    }
+
+    /// Table `iris_data` read back in its original row order.
+    pub async fn read_dataset(&self) -> Result<Dataset> {
+        let sql = format!(
+            "SELECT * FROM {} ORDER BY {}",
+            sql::quote_identifier(self.db.dialect(), TABLE)?,
+            sql::quote_identifier(self.db.dialect(), "index")?
+        );
+        Dataset::from_rows(&self.db.get_records(&sql, Parameters::None).await?)
     }
 
     /// Task 2: reads the table back, splits 80/20, trains the forest, logs params,
@@ -185,13 +211,7 @@ impl Pipeline {
     /// of `IrisModel` and moves alias `champion` to it when its accuracy beats the
     /// current champion's.
     pub async fn train_and_register(&self, dag_run_id: &str) -> Result<Value> {
-        let sql = format!(
-            "SELECT * FROM {} ORDER BY {}",
-            sql::quote_identifier(self.db.dialect(), TABLE)?,
-            sql::quote_identifier(self.db.dialect(), "index")?
-        );
-        let rows = self.db.get_records(&sql, Parameters::None).await?;
-        let data = Dataset::from_rows(&rows)?;
+        let data = self.read_dataset().await?;
         let split = data.split(0.2, self.seed)?;
         let params = RandomForestClassifierParameters::default()
             .with_n_trees(self.n_trees)
@@ -202,7 +222,10 @@ impl Pipeline {
         let f1 = macro_f1(&split.y_test, &predicted, data.classes.len());
         tracing::info!(accuracy, f1_macro = f1, "model trained");
 
-        let experiment_id = self.mlflow.get_or_create_experiment(&self.experiment).await?;
+        let experiment_id = self
+            .mlflow
+            .get_or_create_experiment(&self.experiment)
+            .await?;
         let test_csv = split.test_csv();
         let classes = data.classes.join(",");
         let seed = self.seed;
@@ -219,15 +242,18 @@ impl Pipeline {
                     run.set_tag("gust.dag_run_id", dag_run_id).await?;
                     run.log_metric("accuracy", accuracy, 0).await?;
                     run.log_metric("f1_macro", f1, 0).await?;
-                    let dir = tempfile::tempdir().map_err(|e| {
-                        Error::new(ErrorKind::Io, "iris.test_set", e.to_string())
-                    })?;
+                    let dir = tempfile::tempdir()
+                        .map_err(|e| Error::new(ErrorKind::Io, "iris.test_set", e.to_string()))?;
                     let file = dir.path().join("test_set.csv");
-                    tokio::fs::write(&file, test_csv).await.map_err(|e| {
-                        Error::new(ErrorKind::Io, "iris.test_set", e.to_string())
-                    })?;
+                    tokio::fs::write(&file, test_csv)
+                        .await
+                        .map_err(|e| Error::new(ErrorKind::Io, "iris.test_set", e.to_string()))?;
                     run.hook()
-                        .log_artifact(run.run_id(), &file, Some("eval"))
+                        .log_artifact(
+                            run.run_id(),
+                            &file,
+                            TEST_SET_ARTIFACT.split_once('/').map(|(d, _)| d),
+                        )
                         .await?;
                     run.hook()
                         .log_model(run.run_id(), MODEL_PATH, model, Some(signature()))
@@ -237,7 +263,9 @@ impl Pipeline {
             })
             .await?;
 
-        self.mlflow.create_registered_model(&self.model_name).await?;
+        self.mlflow
+            .create_registered_model(&self.model_name)
+            .await?;
         let version = self
             .mlflow
             .create_model_version(
@@ -248,17 +276,24 @@ impl Pipeline {
             .await?;
         let version = self
             .mlflow
-            .wait_model_version_ready(&self.model_name, &version.version, std::time::Duration::from_secs(60))
+            .wait_model_version_ready(
+                &self.model_name,
+                &version.version,
+                std::time::Duration::from_secs(60),
+            )
             .await?;
         let champion_accuracy = match self
             .mlflow
             .get_model_version_by_alias(&self.model_name, CHAMPION)
             .await
         {
-            Ok(v) => match &v.run_id {
-                Some(r) if !r.is_empty() => self.mlflow.get_run(r).await?.data.metric("accuracy"),
-                _ => None,
-            },
+            Ok(v) if !v.run_id.is_empty() => self
+                .mlflow
+                .get_run(&v.run_id)
+                .await?
+                .data
+                .metric("accuracy"),
+            Ok(_) => None,
             Err(e) if e.kind() == ErrorKind::NotFound => None,
             Err(e) => return Err(e),
         };
@@ -453,7 +488,10 @@ pub fn parse_test_csv(text: &str) -> Result<(DenseMatrix<f64>, Vec<i64>)> {
         }
         let nums = fields[..FEATURES.len()]
             .iter()
-            .map(|f| f.parse::<f64>().map_err(|e| bad(format!("line {}: {e}", n + 2))))
+            .map(|f| {
+                f.parse::<f64>()
+                    .map_err(|e| bad(format!("line {}: {e}", n + 2)))
+            })
             .collect::<Result<Vec<_>>>()?;
         x.push(nums);
         y.push(
@@ -476,9 +514,21 @@ pub fn accuracy(truth: &[i64], predicted: &[i64]) -> f64 {
 pub fn macro_f1(truth: &[i64], predicted: &[i64], n_classes: usize) -> f64 {
     let mut sum = 0.0;
     for c in 0..n_classes as i64 {
-        let tp = truth.iter().zip(predicted).filter(|&(&t, &p)| t == c && p == c).count() as f64;
-        let fp = truth.iter().zip(predicted).filter(|&(&t, &p)| t != c && p == c).count() as f64;
-        let fn_ = truth.iter().zip(predicted).filter(|&(&t, &p)| t == c && p != c).count() as f64;
+        let tp = truth
+            .iter()
+            .zip(predicted)
+            .filter(|&(&t, &p)| t == c && p == c)
+            .count() as f64;
+        let fp = truth
+            .iter()
+            .zip(predicted)
+            .filter(|&(&t, &p)| t != c && p == c)
+            .count() as f64;
+        let fn_ = truth
+            .iter()
+            .zip(predicted)
+            .filter(|&(&t, &p)| t == c && p != c)
+            .count() as f64;
         let denom = 2.0 * tp + fp + fn_;
         sum += if denom == 0.0 { 0.0 } else { 2.0 * tp / denom };
     }

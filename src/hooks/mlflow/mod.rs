@@ -55,7 +55,6 @@ pub use self::model::{
 #[cfg(feature = "ml")]
 pub use self::model::{SMARTCORE_FLAVOR, SMARTCORE_VERSION, SmartcoreModel};
 
-
 use std::sync::Arc;
 
 pub use self::artifacts::FileInfo;
