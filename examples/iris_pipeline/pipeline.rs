@@ -64,7 +64,8 @@ impl Pipeline {
     /// The embedded defaults — a local object store and a SQLite file under
     /// `workdir`, the MLflow store `file:./mlruns` — each replaced by a server when its variable is set:
     /// `AIRFLOW_CONN_AWS_DEFAULT` (S3), `AIRFLOW_CONN_POSTGRES_DEFAULT` (PostgreSQL),
-    /// `MLFLOW_TRACKING_URI` (MLflow).
+    /// `MLFLOW_TRACKING_URI` (MLflow). `GUST_IRIS_SEED` sets the seed (default 42,
+    /// the seed's `random_state`).
     pub async fn from_env(workdir: &Path) -> Result<Self> {
         let objects: Arc<dyn ObjectStore> =
             if std::env::var_os("AIRFLOW_CONN_AWS_DEFAULT").is_some() {
@@ -86,7 +87,16 @@ impl Pipeline {
             mlflow: MlflowHook::from_env_or("file:./mlruns")?,
             experiment: "testjun".into(),
             model_name: MODEL_NAME.into(),
-            seed: 42,
+            seed: match std::env::var("GUST_IRIS_SEED") {
+                Ok(v) => v.parse().map_err(|_| {
+                    Error::new(
+                        ErrorKind::Config,
+                        "iris.config",
+                        format!("GUST_IRIS_SEED={v:?} is not an unsigned integer"),
+                    )
+                })?,
+                Err(_) => 42,
+            },
             n_trees: 100,
         })
     }
