@@ -510,3 +510,133 @@ async fn wrong_secret_is_auth_error() {
     assert!(!text.contains("definitely-wrong-secret"), "{text}");
     assert_eq!(e.context("conn_id"), Some("s3s_fs"));
 }
+
+/// Bytes that depend on their offset, so a part written at the wrong place shows.
+fn pattern(len: usize, seed: u8) -> Vec<u8> {
+    (0..len)
+        .map(|i| ((i % 251) as u8) ^ ((i / 251) as u8).wrapping_mul(7) ^ seed)
+        .collect()
+}
+
+/// Ranged downloads (small threshold and parts, so small objects take the path):
+/// `get`/`get_stream` and `download_file` return the exact bytes at the edges of
+/// the threshold, for a multipart object in parts that straddle its upload
+/// parts, and for an empty object; a stream dropped halfway stops.
+async fn ranged_download(conn: Connection) {
+    let (s3, bucket) = hook_with_bucket(&conn, "gust-ranged").await;
+    let ranged = s3
+        .clone()
+        .with_download_threshold(MIB as u64)
+        .with_download_parts(300 * 1024, 3);
+    let dir = tempfile::tempdir().unwrap();
+    let cases = [
+        ("r/empty", 0),
+        ("r/one", 1),
+        ("r/at-threshold", MIB),
+        ("r/above", MIB + 1),
+        ("r/odd", 3 * MIB + 12_345),
+    ];
+    for (key, len) in cases {
+        let data = pattern(len, len as u8);
+        s3.put(&bucket, key, Bytes::from(data.clone()), &PutOptions::new())
+            .await
+            .unwrap();
+        let got = ranged.get(&bucket, key).await.expect(key);
+        assert!(got[..] == data[..], "{key}: get_stream differs");
+        let path = ranged
+            .download_file(key, Some(&bucket), dir.path(), true)
+            .await
+            .expect(key);
+        assert!(
+            std::fs::read(&path).unwrap() == data,
+            "{key}: download_file differs"
+        );
+        std::fs::remove_file(path).unwrap();
+    }
+
+    // A multipart object (ETag "…-3"), downloaded in parts that straddle its
+    // upload parts.
+    let data = pattern(11 * MIB + 5, 9);
+    let stream = futures::stream::iter(
+        data.chunks(MIB)
+            .map(|c| Ok(Bytes::copy_from_slice(c)))
+            .collect::<Vec<_>>(),
+    )
+    .boxed();
+    s3.clone()
+        .with_part_size(5 * MIB)
+        .put_stream(&bucket, "r/multipart", stream, &PutOptions::new())
+        .await
+        .unwrap();
+    let straddling = s3
+        .clone()
+        .with_download_threshold(MIB as u64 + 3)
+        .with_download_parts(2 * MIB as u64 + 17, 4);
+    assert!(straddling.get(&bucket, "r/multipart").await.unwrap()[..] == data[..]);
+    let path = straddling
+        .download_file("r/multipart", Some(&bucket), dir.path(), true)
+        .await
+        .unwrap();
+    assert!(std::fs::read(&path).unwrap() == data);
+
+    // A stream dropped after its first chunk stops (its part tasks are aborted).
+    let mut stream = ranged.get_stream(&bucket, "r/odd").await.unwrap();
+    assert!(stream.next().await.unwrap().is_ok());
+    drop(stream);
+    assert_eq!(
+        std::fs::read_dir(dir.path()).unwrap().count(),
+        1,
+        "no temporary file left"
+    );
+}
+on_both_servers!(ranged_downloads, ranged_download);
+
+/// An object replaced during a ranged download is an error, never a mix of
+/// versions: later ranges carry `If-Match` (moto answers 412) and their ETag is
+/// compared too (s3s-fs ignores `If-Match` on `GetObject` and answers with the
+/// new version).
+async fn replaced_mid_download(conn: Connection) {
+    let (s3, bucket) = hook_with_bucket(&conn, "gust-etag").await;
+    // One part at a time, so the second range is asked for after the first is read.
+    let s3 = s3
+        .with_download_threshold(MIB as u64)
+        .with_download_parts(MIB as u64, 1);
+    let key = "v/object.bin";
+    s3.put(
+        &bucket,
+        key,
+        Bytes::from(vec![1u8; 3 * MIB]),
+        &PutOptions::new(),
+    )
+    .await
+    .unwrap();
+    let mut stream = s3.get_stream(&bucket, key).await.unwrap();
+    let mut got = 0;
+    while got < MIB {
+        let chunk = stream.next().await.unwrap().expect("the first range");
+        assert!(chunk.iter().all(|b| *b == 1));
+        got += chunk.len();
+    }
+    s3.put(
+        &bucket,
+        key,
+        Bytes::from(vec![2u8; 3 * MIB]),
+        &PutOptions::new(),
+    )
+    .await
+    .unwrap();
+    let e = loop {
+        match stream.next().await {
+            Some(Ok(chunk)) => assert!(chunk.iter().all(|b| *b == 1), "a mixed stream"),
+            Some(Err(e)) => break e,
+            None => panic!("the stream ended without noticing the replacement"),
+        }
+    };
+    assert_eq!(e.kind(), ErrorKind::Unavailable, "{e}");
+    assert!(e.message().contains("changed during the download"), "{e}");
+    assert_eq!(e.context("key"), Some(key));
+    assert!(stream.next().await.is_none(), "nothing after the error");
+    // A new download gets the new version whole.
+    assert!(s3.get(&bucket, key).await.unwrap().iter().all(|b| *b == 2));
+}
+on_both_servers!(replaced_object_mid_download, replaced_mid_download);

@@ -41,6 +41,7 @@
 //! redacted with the connection's secrets.
 
 mod airflow;
+mod download;
 mod errors;
 mod multipart;
 mod params;
@@ -98,6 +99,7 @@ pub struct S3Hook {
     copy_threshold: u64,
     copy_part_size: u64,
     conditional_put: ConditionalPut,
+    download: download::DownloadConfig,
 }
 
 impl fmt::Debug for S3Hook {
@@ -112,6 +114,7 @@ impl fmt::Debug for S3Hook {
             .field("max_in_flight", &self.max_in_flight)
             .field("copy_threshold", &self.copy_threshold)
             .field("conditional_put", &self.conditional_put)
+            .field("download", &self.download)
             .finish_non_exhaustive()
     }
 }
@@ -232,6 +235,7 @@ impl S3Hook {
             copy_threshold: MAX_SINGLE_COPY,
             copy_part_size: 512 * 1024 * 1024,
             conditional_put,
+            download: download::DownloadConfig::default(),
         })
     }
 
@@ -254,6 +258,29 @@ impl S3Hook {
     pub fn with_copy_multipart(mut self, threshold: u64, part_size: u64) -> Self {
         self.copy_threshold = threshold.min(MAX_SINGLE_COPY);
         self.copy_part_size = part_size.clamp(MIN_PART_SIZE as u64, MAX_SINGLE_COPY);
+        self
+    }
+
+    /// Objects larger than `bytes` (default 8 MiB) are downloaded with ranged
+    /// `GET`s, several at once: the first `GET` asks for `0..bytes`, and when the
+    /// object is larger the rest follows in parts of the download part size. An
+    /// object up to `bytes` is one `GET`; `u64::MAX` makes every download one
+    /// plain `GET`. See [`with_download_parts`](Self::with_download_parts).
+    pub fn with_download_threshold(mut self, bytes: u64) -> Self {
+        self.download.threshold = bytes.max(1);
+        self
+    }
+
+    /// Part size (default 8 MiB, at least 1 byte) and parts in flight (default 8,
+    /// at least 1) of ranged downloads (`get_stream`, `get`, `download_file`).
+    /// Every part after the first is pinned to the first response's ETag
+    /// (`If-Match`), so an object replaced mid-download is an error. To a file,
+    /// parts are written at their offsets as they arrive (memory about
+    /// `parts × 2 MiB`); as a stream, they are yielded in order and memory stays
+    /// under `part_size × parts`.
+    pub fn with_download_parts(mut self, part_size: u64, parts: usize) -> Self {
+        self.download.part_size = part_size.max(1);
+        self.download.concurrency = parts.max(1);
         self
     }
 

@@ -1,0 +1,647 @@
+//! Downloads: `get_stream` and `download_file`.
+//!
+//! The first request is a `GET` of the range `0..threshold`. When the object fits
+//! in it (or is empty, or the server ignores `Range`), that one response is the
+//! download. Otherwise the rest is fetched with ranged `GET`s of `part_size`,
+//! `concurrency` parts at a time (the first response included), each on its own
+//! tokio task, each pinned to the first response's ETag with `If-Match` — and
+//! each response's own ETag and `Content-Range` checked too, for servers that
+//! ignore `If-Match` — so an object replaced mid-download is an error instead of
+//! a file stitched from two versions.
+//!
+//! - **To a file**, every part writes its chunks at its own offset through its
+//!   own file handle, in batches of [`WRITE_BATCH`] on the blocking pool: memory
+//!   is about `concurrency × 2 × WRITE_BATCH`, whatever the size.
+//! - **As a stream**, every part sends its chunks through a channel bounded to
+//!   `part_size` bytes, and the stream yields the parts in order: memory stays
+//!   under `concurrency × part_size`.
+
+use std::collections::VecDeque;
+use std::io::{IoSlice, Seek, SeekFrom, Write};
+use std::ops::Range;
+use std::path::Path;
+use std::sync::Arc;
+
+use aws_sdk_s3::primitives::ByteStream;
+use bytes::Bytes;
+use futures::stream::StreamExt;
+use tokio::sync::{Semaphore, mpsc};
+use tokio::task::{JoinHandle, JoinSet};
+
+use super::S3Hook;
+use crate::error::{Error, ErrorKind, Result};
+use crate::hooks::object_store::BytesStream;
+
+/// Bytes of a part gathered before one write to the file (one blocking-pool hop).
+pub(super) const WRITE_BATCH: usize = 1 << 20;
+
+/// How large objects are downloaded. Defaults: threshold and part 8 MiB, 8 parts
+/// at once.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct DownloadConfig {
+    pub threshold: u64,
+    pub part_size: u64,
+    pub concurrency: usize,
+}
+
+impl Default for DownloadConfig {
+    fn default() -> Self {
+        DownloadConfig {
+            threshold: 8 * 1024 * 1024,
+            part_size: 8 * 1024 * 1024,
+            concurrency: 8,
+        }
+    }
+}
+
+/// What a download is of: the hook, the operation and the object, for errors.
+struct Target {
+    hook: S3Hook,
+    op: &'static str,
+    bucket: String,
+    key: String,
+}
+
+impl Target {
+    fn err(&self, e: Error) -> Error {
+        self.hook.context(e, Some(&self.bucket), Some(&self.key))
+    }
+
+    fn remote(&self, kind: ErrorKind, msg: impl Into<String>) -> Error {
+        self.err(Error::new(kind, self.op, msg))
+    }
+
+    /// The object is not the version the download started with: `got` is the
+    /// new ETag when the server answered with it, `None` when it refused `If-Match`.
+    fn changed(&self, expected: &str, got: Option<&str>) -> Error {
+        let mut e = Error::new(
+            ErrorKind::Unavailable,
+            self.op,
+            "the object changed during the download; retry to download the new version",
+        )
+        .with("e_tag", expected);
+        if let Some(got) = got {
+            e = e.with("new_e_tag", got);
+        }
+        self.err(e)
+    }
+
+    /// One ranged `GET` of a part, pinned to `e_tag`, its answer checked.
+    async fn get_part(&self, range: &Range<u64>, total: u64, e_tag: Option<&str>) -> Result<Part> {
+        let out = self
+            .hook
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(&self.key)
+            .range(format!("bytes={}-{}", range.start, range.end - 1))
+            .set_if_match(e_tag.map(str::to_string))
+            .send()
+            .await
+            .map_err(|e| {
+                let e = self
+                    .hook
+                    .sdk_err(self.op, Some(&self.bucket), Some(&self.key), e);
+                // 412 on If-Match (gust's errors read a failed precondition as
+                // "exists", which is right for If-None-Match only).
+                match (e.kind(), e_tag) {
+                    (ErrorKind::AlreadyExists, Some(t)) => self.changed(t, None),
+                    _ => e,
+                }
+            })?;
+        if let (Some(want), Some(got)) = (e_tag, out.e_tag()) {
+            if want != got {
+                return Err(self.changed(want, Some(got)));
+            }
+        }
+        let expected = format!("bytes {}-{}/{total}", range.start, range.end - 1);
+        if out.content_range() != Some(expected.as_str()) {
+            let msg = format!(
+                "asked for {expected}, the server answered {}",
+                out.content_range().unwrap_or("the whole object")
+            );
+            return Err(self.remote(ErrorKind::Remote, msg));
+        }
+        Ok(Part {
+            body: out.body,
+            len: Some(range.end - range.start),
+            got: 0,
+        })
+    }
+}
+
+/// A body being read, with the number of bytes it must hold (`None`: unchecked).
+struct Part {
+    body: ByteStream,
+    len: Option<u64>,
+    got: u64,
+}
+
+impl Part {
+    /// The next chunk; `None` at the end, an error when the body broke off or
+    /// holds more or fewer bytes than its range.
+    async fn next(&mut self, t: &Target) -> Result<Option<Bytes>> {
+        match self.body.try_next().await {
+            Ok(Some(chunk)) => {
+                self.got += chunk.len() as u64;
+                if self.len.is_some_and(|len| self.got > len) {
+                    return Err(t.remote(ErrorKind::Remote, "a part is longer than its range"));
+                }
+                Ok(Some(chunk))
+            }
+            Ok(None) if self.len.is_some_and(|len| self.got < len) => Err(t.remote(
+                ErrorKind::Unavailable,
+                format!(
+                    "the download broke off ({} of {} bytes)",
+                    self.got,
+                    self.len.unwrap_or_default()
+                ),
+            )),
+            Ok(None) => Ok(None),
+            Err(e) => Err(t.err(
+                Error::new(ErrorKind::Unavailable, t.op, "the download broke off").with_source(e),
+            )),
+        }
+    }
+}
+
+/// The first response of a download.
+enum Opened {
+    /// The whole object, in one response of unchecked length.
+    Whole(ByteStream),
+    /// The first `first_len` bytes of `total`; the rest is to be fetched by range.
+    Ranged {
+        first: Part,
+        first_len: u64,
+        total: u64,
+        e_tag: Option<String>,
+    },
+}
+
+/// The ranges after the first response, in order.
+struct Ranges {
+    next: u64,
+    total: u64,
+    part_size: u64,
+}
+
+impl Iterator for Ranges {
+    type Item = Range<u64>;
+    fn next(&mut self) -> Option<Range<u64>> {
+        (self.next < self.total).then(|| {
+            let start = self.next;
+            self.next = (start + self.part_size).min(self.total);
+            start..self.next
+        })
+    }
+}
+
+/// `bytes START-END/TOTAL` → `(START, END, TOTAL)`; `None` for `*` or garbage.
+fn parse_content_range(v: &str) -> Option<(u64, u64, u64)> {
+    let (range, total) = v.strip_prefix("bytes ")?.split_once('/')?;
+    let (start, end) = range.split_once('-')?;
+    Some((start.parse().ok()?, end.parse().ok()?, total.parse().ok()?))
+}
+
+impl S3Hook {
+    fn target(&self, op: &'static str, bucket: &str, key: &str) -> Arc<Target> {
+        Arc::new(Target {
+            hook: self.clone(),
+            op,
+            bucket: bucket.to_string(),
+            key: key.to_string(),
+        })
+    }
+
+    async fn get_whole(&self, t: &Target) -> Result<Opened> {
+        let out = self
+            .client
+            .get_object()
+            .bucket(&t.bucket)
+            .key(&t.key)
+            .send()
+            .await
+            .map_err(|e| self.sdk_err(t.op, Some(&t.bucket), Some(&t.key), e))?;
+        Ok(Opened::Whole(out.body))
+    }
+
+    /// The first `GET`: `0..threshold`, or the whole object.
+    async fn open_download(&self, t: &Target) -> Result<Opened> {
+        let threshold = self.download.threshold;
+        if threshold == u64::MAX {
+            return self.get_whole(t).await;
+        }
+        let res = self
+            .client
+            .get_object()
+            .bucket(&t.bucket)
+            .key(&t.key)
+            .range(format!("bytes=0-{}", threshold - 1))
+            .send()
+            .await;
+        let out = match res {
+            Ok(out) => out,
+            Err(e) => {
+                let e = self.sdk_err(t.op, Some(&t.bucket), Some(&t.key), e);
+                // 416: the object is empty, and S3 refuses any range of it.
+                if e.kind() == ErrorKind::InvalidInput {
+                    return self.get_whole(t).await;
+                }
+                return Err(e);
+            }
+        };
+        let range = out.content_range().map(parse_content_range);
+        match range {
+            // No Content-Range: the server sent the whole object.
+            None => Ok(Opened::Whole(out.body)),
+            Some(Some((0, end, total))) if end + 1 >= total => Ok(Opened::Whole(out.body)),
+            Some(Some((0, end, total))) => Ok(Opened::Ranged {
+                first: Part {
+                    body: out.body,
+                    len: Some(end + 1),
+                    got: 0,
+                },
+                first_len: end + 1,
+                total,
+                e_tag: out.e_tag,
+            }),
+            // `bytes 0-…/*` (unknown size) or a range we did not ask for: start over.
+            Some(_) => {
+                tracing::debug!(bucket = %t.bucket, key = %t.key, range = ?out.content_range(), "unusable Content-Range; downloading in one GET");
+                drop(out);
+                self.get_whole(t).await
+            }
+        }
+    }
+
+    /// The object as a stream of chunks, in order; see the [module docs](self).
+    pub(super) async fn download_stream(
+        &self,
+        op: &'static str,
+        bucket: &str,
+        key: &str,
+    ) -> Result<BytesStream> {
+        let t = self.target(op, bucket, key);
+        let (first, first_len, total, e_tag) = match self.open_download(&t).await? {
+            Opened::Whole(body) => return Ok(whole_stream(t, body)),
+            Opened::Ranged {
+                first,
+                first_len,
+                total,
+                e_tag,
+            } => (first, first_len, total, e_tag),
+        };
+        tracing::debug!(conn_id = %self.conn_id, bucket, key, total, "ranged download");
+        let ranges = Ranges {
+            next: first_len,
+            total,
+            part_size: self.download.part_size,
+        };
+        // A part never waits for budget the consumer is not about to free.
+        let budget = self
+            .download
+            .part_size
+            .max(first_len)
+            .min(Semaphore::MAX_PERMITS as u64) as usize;
+        let mut state = StreamState {
+            t,
+            total,
+            e_tag,
+            ranges,
+            feeds: VecDeque::new(),
+            window: self.download.concurrency,
+            budget,
+        };
+        state
+            .feeds
+            .push_back(state.spawn_feed(0..first_len, Some(first)));
+        state.refill();
+        let stream = futures::stream::unfold(state, |mut st| async move {
+            let item = st.next_chunk().await.transpose()?;
+            if item.is_err() {
+                st.stop();
+            }
+            Some((item, st))
+        });
+        Ok(stream.boxed())
+    }
+
+    /// Downloads the object into the file at `path` (created or truncated) and
+    /// returns its size; see the [module docs](self). On error, the file holds
+    /// garbage: the caller removes it.
+    pub(super) async fn download_to_path(
+        &self,
+        op: &'static str,
+        bucket: &str,
+        key: &str,
+        path: &Path,
+    ) -> Result<u64> {
+        let t = self.target(op, bucket, key);
+        let opened = self.open_download(&t).await?;
+        let file = tokio::fs::File::create(path).await?.into_std().await;
+        let (first, first_len, total, e_tag) = match opened {
+            Opened::Whole(body) => {
+                let part = Part {
+                    body,
+                    len: None,
+                    got: 0,
+                };
+                return write_part(&t, part, file, 0).await;
+            }
+            Opened::Ranged {
+                first,
+                first_len,
+                total,
+                e_tag,
+            } => (first, first_len, total, e_tag),
+        };
+        tracing::debug!(conn_id = %self.conn_id, bucket, key, total, "ranged download to a file");
+        let ranges = Ranges {
+            next: first_len,
+            total,
+            part_size: self.download.part_size,
+        };
+        let mut tasks: JoinSet<Result<u64>> = JoinSet::new();
+        let res: Result<()> = async {
+            {
+                let t = t.clone();
+                tasks.spawn(async move { write_part(&t, first, file, 0).await });
+            }
+            for range in ranges {
+                while tasks.len() >= self.download.concurrency {
+                    join_part(&mut tasks, op).await?;
+                }
+                let (t, e_tag, path) = (t.clone(), e_tag.clone(), path.to_path_buf());
+                tasks.spawn(async move {
+                    let part = t.get_part(&range, total, e_tag.as_deref()).await?;
+                    let file = tokio::fs::OpenOptions::new()
+                        .write(true)
+                        .open(&path)
+                        .await?
+                        .into_std()
+                        .await;
+                    write_part(&t, part, file, range.start).await
+                });
+            }
+            while !tasks.is_empty() {
+                join_part(&mut tasks, op).await?;
+            }
+            Ok(())
+        }
+        .await;
+        if let Err(e) = res {
+            // Wait for the aborted parts, so that no handle writes after we return.
+            tasks.abort_all();
+            while tasks.join_next().await.is_some() {}
+            return Err(e);
+        }
+        Ok(total)
+    }
+}
+
+async fn join_part(tasks: &mut JoinSet<Result<u64>>, op: &'static str) -> Result<u64> {
+    match tasks.join_next().await {
+        Some(Ok(r)) => r,
+        Some(Err(e)) => Err(Error::new(
+            ErrorKind::Io,
+            op,
+            format!("a download task failed: {e}"),
+        )),
+        None => Ok(0),
+    }
+}
+
+/// A whole-object body as a stream, errors in context.
+fn whole_stream(t: Arc<Target>, body: ByteStream) -> BytesStream {
+    let part = Part {
+        body,
+        len: None,
+        got: 0,
+    };
+    futures::stream::try_unfold((t, part), |(t, mut part)| async move {
+        Ok(part.next(&t).await?.map(|chunk| (chunk, (t, part))))
+    })
+    .boxed()
+}
+
+/// Writes `bufs` in full, with as few system calls as `writev` allows.
+fn write_all_bufs(file: &mut std::fs::File, bufs: &[Bytes]) -> std::io::Result<()> {
+    let mut slices: Vec<IoSlice<'_>> = bufs.iter().map(|b| IoSlice::new(b)).collect();
+    let mut rest = &mut slices[..];
+    while !rest.is_empty() {
+        match file.write_vectored(rest) {
+            Ok(0) => return Err(std::io::ErrorKind::WriteZero.into()),
+            Ok(n) => IoSlice::advance_slices(&mut rest, n),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+/// Streams `part` into `file` at `offset`: chunks are gathered into batches of
+/// [`WRITE_BATCH`] bytes, each written on the blocking pool while the next one
+/// is received. Returns the bytes written.
+async fn write_part(t: &Target, mut part: Part, file: std::fs::File, offset: u64) -> Result<u64> {
+    let io_err = |e: std::io::Error| t.err(Error::from(e));
+    let mut file = Some(file);
+    if offset > 0 {
+        if let Some(f) = file.as_mut() {
+            f.seek(SeekFrom::Start(offset)).map_err(io_err)?;
+        }
+    }
+    let mut writing: Option<JoinHandle<std::io::Result<std::fs::File>>> = None;
+    let mut batch: Vec<Bytes> = Vec::new();
+    let mut batched = 0usize;
+    let mut written = 0u64;
+    loop {
+        let chunk = part.next(t).await?;
+        let end = chunk.is_none();
+        if let Some(c) = chunk {
+            batched += c.len();
+            batch.push(c);
+        }
+        if batched >= WRITE_BATCH || (end && batched > 0) {
+            let mut f = match writing.take() {
+                Some(h) => join_write(t, h).await?,
+                None => file.take().expect("the file is here when no write is"),
+            };
+            let bufs = std::mem::take(&mut batch);
+            written += batched as u64;
+            batched = 0;
+            writing = Some(tokio::task::spawn_blocking(move || {
+                write_all_bufs(&mut f, &bufs)?;
+                Ok(f)
+            }));
+        }
+        if end {
+            break;
+        }
+    }
+    if let Some(h) = writing {
+        join_write(t, h).await?;
+    }
+    Ok(written)
+}
+
+async fn join_write(
+    t: &Target,
+    h: JoinHandle<std::io::Result<std::fs::File>>,
+) -> Result<std::fs::File> {
+    match h.await {
+        Ok(r) => r.map_err(|e| t.err(Error::from(e))),
+        Err(e) => Err(t.remote(ErrorKind::Io, format!("a file write failed: {e}"))),
+    }
+}
+
+/// Aborts a task when dropped: a dropped download stream stops its parts.
+struct AbortOnDrop(JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// One part of a streamed download: its chunks arrive through `rx`, and its
+/// task waits for `budget` before sending more.
+struct Feed {
+    rx: mpsc::UnboundedReceiver<Result<Bytes>>,
+    budget: Arc<Semaphore>,
+    len: u64,
+    got: u64,
+    _task: AbortOnDrop,
+}
+
+struct StreamState {
+    t: Arc<Target>,
+    total: u64,
+    e_tag: Option<String>,
+    ranges: Ranges,
+    feeds: VecDeque<Feed>,
+    window: usize,
+    budget: usize,
+}
+
+impl StreamState {
+    /// Starts the part `range` (from `body` when already open) on its own task.
+    fn spawn_feed(&self, range: Range<u64>, body: Option<Part>) -> Feed {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let budget = Arc::new(Semaphore::new(self.budget));
+        let (t, e_tag, total, sem, cap) = (
+            self.t.clone(),
+            self.e_tag.clone(),
+            self.total,
+            budget.clone(),
+            self.budget,
+        );
+        let len = range.end - range.start;
+        let task = tokio::spawn(async move {
+            let res: Result<()> = async {
+                let mut part = match body {
+                    Some(p) => p,
+                    None => t.get_part(&range, total, e_tag.as_deref()).await?,
+                };
+                while let Some(chunk) = part.next(&t).await? {
+                    let permits = chunk.len().min(cap) as u32;
+                    match sem.acquire_many(permits).await {
+                        Ok(p) => p.forget(),
+                        Err(_) => return Ok(()),
+                    }
+                    if tx.send(Ok(chunk)).is_err() {
+                        return Ok(()); // the stream was dropped
+                    }
+                }
+                Ok(())
+            }
+            .await;
+            if let Err(e) = res {
+                let _ = tx.send(Err(e));
+            }
+        });
+        Feed {
+            rx,
+            budget,
+            len,
+            got: 0,
+            _task: AbortOnDrop(task),
+        }
+    }
+
+    /// Keeps `window` parts in flight.
+    fn refill(&mut self) {
+        while self.feeds.len() < self.window {
+            let Some(range) = self.ranges.next() else {
+                break;
+            };
+            let feed = self.spawn_feed(range, None);
+            self.feeds.push_back(feed);
+        }
+    }
+
+    /// The next chunk in order; `None` at the end.
+    async fn next_chunk(&mut self) -> Result<Option<Bytes>> {
+        loop {
+            let Some(feed) = self.feeds.front_mut() else {
+                return Ok(None);
+            };
+            match feed.rx.recv().await {
+                Some(Ok(chunk)) => {
+                    feed.got += chunk.len() as u64;
+                    feed.budget.add_permits(chunk.len().min(self.budget));
+                    return Ok(Some(chunk));
+                }
+                Some(Err(e)) => return Err(e),
+                None if feed.got != feed.len => {
+                    // The task ended without an error and without its bytes: it panicked.
+                    return Err(self.t.remote(ErrorKind::Io, "a download task ended early"));
+                }
+                None => {
+                    self.feeds.pop_front();
+                    self.refill();
+                }
+            }
+        }
+    }
+
+    /// After an error: no more parts, the running ones aborted.
+    fn stop(&mut self) {
+        self.feeds.clear();
+        self.ranges.next = self.ranges.total;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ranges_cover_the_rest_in_parts() {
+        let r: Vec<_> = Ranges {
+            next: 8,
+            total: 30,
+            part_size: 10,
+        }
+        .collect();
+        assert_eq!(r, [8..18, 18..28, 28..30]);
+        assert_eq!(
+            Ranges {
+                next: 8,
+                total: 8,
+                part_size: 10
+            }
+            .count(),
+            0
+        );
+    }
+
+    #[test]
+    fn content_range_parsing() {
+        assert_eq!(
+            parse_content_range("bytes 0-8388607/1073741824"),
+            Some((0, 8_388_607, 1_073_741_824))
+        );
+        assert_eq!(parse_content_range("bytes 0-9/*"), None);
+        assert_eq!(parse_content_range("items 0-9/10"), None);
+    }
+}
