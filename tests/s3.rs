@@ -8,6 +8,9 @@ mod common;
 use std::io::{Read, Write};
 use std::time::Duration;
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use bytes::Bytes;
 use futures::StreamExt;
 use gust::hooks::object_store::{ObjectStore, PutOptions};
@@ -265,11 +268,37 @@ async fn parity(conn: Connection) {
         .unwrap();
     assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
     assert!(body.ends_with(b"a;b\n1;2\n"));
+
+    // A presigned PUT: a plain HTTP PUT (no credentials) writes the object.
+    let signed = s3
+        .generate_presigned_url(
+            PresignMethod::PutObject,
+            "presigned/up.txt",
+            b,
+            Duration::from_secs(300),
+        )
+        .await
+        .expect("presign put");
+    let (status, body) =
+        tokio::task::spawn_blocking(move || http_request("PUT", &signed, b"uploaded by URL\n"))
+            .await
+            .unwrap();
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    assert_eq!(
+        s3.read_key("presigned/up.txt", b).await.unwrap(),
+        "uploaded by URL\n"
+    );
 }
 on_both_servers!(airflow_parity, parity);
 
 /// A minimal HTTP/1.1 GET, so the test needs no HTTP client crate.
 fn http_get(url: &str) -> (u16, Vec<u8>) {
+    http_request("GET", url, &[])
+}
+
+/// A minimal HTTP/1.1 request with `body` (sent with its `Content-Length` when
+/// not empty), answered by `(status, body)`.
+fn http_request(method: &str, url: &str, body: &[u8]) -> (u16, Vec<u8>) {
     let u = url::Url::parse(url).unwrap();
     let host = format!(
         "{}:{}",
@@ -281,11 +310,17 @@ fn http_get(url: &str) -> (u16, Vec<u8>) {
         None => u.path().to_string(),
     };
     let mut s = std::net::TcpStream::connect(&host).unwrap();
+    let length = if body.is_empty() {
+        String::new()
+    } else {
+        format!("Content-Length: {}\r\n", body.len())
+    };
     write!(
         s,
-        "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
+        "{method} {path} HTTP/1.1\r\nHost: {host}\r\n{length}Connection: close\r\n\r\n"
     )
     .unwrap();
+    s.write_all(body).unwrap();
     let mut resp = Vec::new();
     s.read_to_end(&mut resp).unwrap();
     let split = resp.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
@@ -640,3 +675,75 @@ async fn replaced_mid_download(conn: Connection) {
     assert!(s3.get(&bucket, key).await.unwrap().iter().all(|b| *b == 2));
 }
 on_both_servers!(replaced_object_mid_download, replaced_mid_download);
+
+/// A task whose `execution_timeout` passes mid-upload leaves neither an object
+/// nor a pending multipart upload. The runner cancels by dropping the execute
+/// future, so no error path runs: the upload's `AbortGuard` spawns the abort
+/// from its `Drop` onto the runtime, and this test waits for it by listing.
+/// Real time: the I/O against the server cannot run on tokio's paused clock, so
+/// the timeout is 2 s, long after the source stalls (about 0.1 s in).
+async fn timeout_mid_upload(conn: Connection) {
+    let (s3, bucket) = hook_with_bucket(&conn, "gust-timeout").await;
+    let key = "big/timed-out.bin";
+    let stalled = Arc::new(AtomicBool::new(false));
+    let mut dag = gust::Dag::builder("s3_timeout");
+    let (hook, b, flag) = (
+        s3.clone().with_part_size(5 * MIB),
+        bucket.clone(),
+        stalled.clone(),
+    );
+    dag.add(
+        gust::Task::from_fn("upload", move |_ctx| {
+            let (hook, b, flag) = (hook.clone(), b.clone(), flag.clone());
+            async move {
+                // Two parts, then a source that never ends: by the time it stalls,
+                // the multipart upload exists and its parts are in flight.
+                let stall = futures::stream::once(async move {
+                    flag.store(true, Ordering::SeqCst);
+                    futures::future::pending::<gust::Result<Bytes>>().await
+                });
+                let source = futures::stream::iter(chunks(11, MIB)).chain(stall).boxed();
+                hook.put_stream(&b, key, source, &PutOptions::new()).await?;
+                Ok(serde_json::Value::Null)
+            }
+        })
+        .with_options(gust::TaskOptions::default().execution_timeout(Duration::from_secs(2))),
+    );
+    let date = chrono::TimeZone::with_ymd_and_hms(&chrono_tz::UTC, 2025, 1, 8, 0, 0, 0).unwrap();
+    let report = dag.build().unwrap().test(date).await;
+    let t = report.task("upload").unwrap();
+    assert_eq!(t.state, gust::TaskState::Failed, "{t:?}");
+    assert!(
+        t.error
+            .as_deref()
+            .unwrap_or_default()
+            .contains("execution_timeout"),
+        "{t:?}"
+    );
+    assert!(
+        stalled.load(Ordering::SeqCst),
+        "the source stalled before the timeout (else the machine is too slow for this test)"
+    );
+
+    assert!(!s3.exists(&bucket, key).await.unwrap(), "no object");
+    // The abort runs on a spawned task: list until it is gone (each listing is
+    // a round trip during which the abort proceeds).
+    let client = s3.client();
+    let mut pending = Vec::new();
+    for _ in 0..200 {
+        match client.list_multipart_uploads().bucket(&bucket).send().await {
+            Ok(out) => {
+                pending = out.uploads().to_vec();
+                if pending.is_empty() {
+                    break;
+                }
+            }
+            // s3s-fs lacks ListMultipartUploads: only "no object" is checked there.
+            Err(e) if e.raw_response().is_some_and(|r| r.status().as_u16() == 501) => break,
+            Err(e) => panic!("ListMultipartUploads: {e:?}"),
+        }
+        tokio::task::yield_now().await;
+    }
+    assert!(pending.is_empty(), "pending uploads: {pending:?}");
+}
+on_both_servers!(task_timeout_mid_upload, timeout_mid_upload);
