@@ -9,15 +9,20 @@
 //! ignore `If-Match` — so an object replaced mid-download is an error instead of
 //! a file stitched from two versions.
 //!
-//! - **To a file**, every part writes its chunks at its own offset through its
-//!   own file handle, in batches of [`WRITE_BATCH`] on the blocking pool: memory
-//!   is about `concurrency × 2 × WRITE_BATCH`, whatever the size.
+//! - **To a file**, every part writes at its own offset through its own file
+//!   handle: chunks are copied into a buffer of [`WRITE_BATCH`] bytes, written on
+//!   the blocking pool while a second buffer fills. Memory is about
+//!   `concurrency × 2 × WRITE_BATCH` (16 MiB by default), whatever the size.
 //! - **As a stream**, every part sends its chunks through a channel bounded to
-//!   `part_size` bytes, and the stream yields the parts in order: memory stays
-//!   under `concurrency × part_size`.
+//!   `part_size` bytes, and the stream yields the parts in order. A consumer
+//!   reading as fast as the network can only take the first part at one
+//!   connection's speed while the others fill their channels, so a stream holds
+//!   up to `concurrency × part_size` (64 MiB by default): that buffer is what
+//!   lets `concurrency` connections run at once. A slower consumer holds the
+//!   same at most.
 
 use std::collections::VecDeque;
-use std::io::{IoSlice, Seek, SeekFrom, Write};
+use std::io::{Seek, SeekFrom, Write};
 use std::ops::Range;
 use std::path::Path;
 use std::sync::Arc;
@@ -33,7 +38,7 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::hooks::object_store::BytesStream;
 
 /// Bytes of a part gathered before one write to the file (one blocking-pool hop).
-pub(super) const WRITE_BATCH: usize = 1 << 20;
+const WRITE_BATCH: usize = 1 << 20;
 
 /// How large objects are downloaded. Defaults: threshold and part 8 MiB, 8 parts
 /// at once.
@@ -109,10 +114,10 @@ impl Target {
                     _ => e,
                 }
             })?;
-        if let (Some(want), Some(got)) = (e_tag, out.e_tag()) {
-            if want != got {
-                return Err(self.changed(want, Some(got)));
-            }
+        if let (Some(want), Some(got)) = (e_tag, out.e_tag())
+            && want != got
+        {
+            return Err(self.changed(want, Some(got)));
         }
         let expected = format!("bytes {}-{}/{total}", range.start, range.end - 1);
         if out.content_range() != Some(expected.as_str()) {
@@ -424,54 +429,52 @@ fn whole_stream(t: Arc<Target>, body: ByteStream) -> BytesStream {
     .boxed()
 }
 
-/// Writes `bufs` in full, with as few system calls as `writev` allows.
-fn write_all_bufs(file: &mut std::fs::File, bufs: &[Bytes]) -> std::io::Result<()> {
-    let mut slices: Vec<IoSlice<'_>> = bufs.iter().map(|b| IoSlice::new(b)).collect();
-    let mut rest = &mut slices[..];
-    while !rest.is_empty() {
-        match file.write_vectored(rest) {
-            Ok(0) => return Err(std::io::ErrorKind::WriteZero.into()),
-            Ok(n) => IoSlice::advance_slices(&mut rest, n),
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(())
-}
-
-/// Streams `part` into `file` at `offset`: chunks are gathered into batches of
-/// [`WRITE_BATCH`] bytes, each written on the blocking pool while the next one
-/// is received. Returns the bytes written.
-async fn write_part(t: &Target, mut part: Part, file: std::fs::File, offset: u64) -> Result<u64> {
+/// Streams `part` into `file` at `offset`: chunks are copied into a buffer of
+/// [`WRITE_BATCH`] bytes, written on the blocking pool while a second buffer
+/// fills. Copying costs a `memcpy` but releases the HTTP client's buffers at
+/// once, so a part holds two buffers and nothing else. Returns the bytes written.
+async fn write_part(
+    t: &Target,
+    mut part: Part,
+    mut file: std::fs::File,
+    offset: u64,
+) -> Result<u64> {
     let io_err = |e: std::io::Error| t.err(Error::from(e));
-    let mut file = Some(file);
     if offset > 0 {
-        if let Some(f) = file.as_mut() {
-            f.seek(SeekFrom::Start(offset)).map_err(io_err)?;
-        }
+        file.seek(SeekFrom::Start(offset)).map_err(io_err)?;
     }
-    let mut writing: Option<JoinHandle<std::io::Result<std::fs::File>>> = None;
-    let mut batch: Vec<Bytes> = Vec::new();
-    let mut batched = 0usize;
+    let mut file = Some(file);
+    let mut writing: Option<WriteTask> = None;
+    let mut batch: Vec<u8> = Vec::with_capacity(WRITE_BATCH);
+    let mut spare: Option<Vec<u8>> = None;
     let mut written = 0u64;
     loop {
         let chunk = part.next(t).await?;
         let end = chunk.is_none();
-        if let Some(c) = chunk {
-            batched += c.len();
-            batch.push(c);
-        }
-        if batched >= WRITE_BATCH || (end && batched > 0) {
+        let mut chunk = chunk.unwrap_or_default();
+        while !chunk.is_empty() || (end && !batch.is_empty()) {
+            let take = chunk.len().min(WRITE_BATCH - batch.len());
+            batch.extend_from_slice(&chunk.split_to(take));
+            if batch.len() < WRITE_BATCH && !end {
+                break;
+            }
             let mut f = match writing.take() {
-                Some(h) => join_write(t, h).await?,
+                Some(h) => {
+                    let (f, mut buf) = join_write(t, h).await?;
+                    buf.clear();
+                    spare = Some(buf);
+                    f
+                }
                 None => file.take().expect("the file is here when no write is"),
             };
-            let bufs = std::mem::take(&mut batch);
-            written += batched as u64;
-            batched = 0;
+            let next = spare
+                .take()
+                .unwrap_or_else(|| Vec::with_capacity(WRITE_BATCH));
+            let full = std::mem::replace(&mut batch, next);
+            written += full.len() as u64;
             writing = Some(tokio::task::spawn_blocking(move || {
-                write_all_bufs(&mut f, &bufs)?;
-                Ok(f)
+                f.write_all(&full)?;
+                Ok((f, full))
             }));
         }
         if end {
@@ -484,10 +487,10 @@ async fn write_part(t: &Target, mut part: Part, file: std::fs::File, offset: u64
     Ok(written)
 }
 
-async fn join_write(
-    t: &Target,
-    h: JoinHandle<std::io::Result<std::fs::File>>,
-) -> Result<std::fs::File> {
+/// A buffer being written on the blocking pool: gives back the file and the buffer.
+type WriteTask = JoinHandle<std::io::Result<(std::fs::File, Vec<u8>)>>;
+
+async fn join_write(t: &Target, h: WriteTask) -> Result<(std::fs::File, Vec<u8>)> {
     match h.await {
         Ok(r) => r.map_err(|e| t.err(Error::from(e))),
         Err(e) => Err(t.remote(ErrorKind::Io, format!("a file write failed: {e}"))),
