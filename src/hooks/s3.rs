@@ -261,11 +261,12 @@ impl S3Hook {
         self
     }
 
-    /// Objects larger than `bytes` (default 8 MiB) are downloaded with ranged
-    /// `GET`s, several at once: the first `GET` asks for `0..bytes`, and when the
-    /// object is larger the rest follows in parts of the download part size. An
-    /// object up to `bytes` is one `GET`; `u64::MAX` makes every download one
-    /// plain `GET`. See [`with_download_parts`](Self::with_download_parts).
+    /// Objects larger than `bytes` (default 8 MiB, at least 1) are downloaded with
+    /// ranged `GET`s, several at once. Every download starts with one plain `GET`;
+    /// an object up to `bytes` is that `GET` alone. For a larger one, its first
+    /// `bytes` are read from that response and the rest follows in parts of the
+    /// download part size. `u64::MAX` makes every download one `GET`. See
+    /// [`with_download_parts`](Self::with_download_parts).
     pub fn with_download_threshold(mut self, bytes: u64) -> Self {
         self.download.threshold = bytes.max(1);
         self

@@ -1,8 +1,8 @@
 //! Downloads: `get_stream` and `download_file`.
 //!
-//! The first request is a `GET` of the range `0..threshold`. When the object fits
-//! in it (or is empty, or the server ignores `Range`), that one response is the
-//! download. Otherwise the rest is fetched with ranged `GET`s of `part_size`,
+//! The first request is a plain `GET`. When the object is within the threshold,
+//! that one response is the download. Otherwise only its first `threshold` bytes
+//! are read, and the rest is fetched with ranged `GET`s of `part_size`,
 //! `concurrency` parts at a time (the first response included), each on its own
 //! tokio task, each pinned to the first response's ETag with `If-Match` — and
 //! each response's own ETag and `Content-Range` checked too, for servers that
@@ -127,11 +127,7 @@ impl Target {
             );
             return Err(self.remote(ErrorKind::Remote, msg));
         }
-        Ok(Part {
-            body: out.body,
-            len: Some(range.end - range.start),
-            got: 0,
-        })
+        Ok(Part::new(out.body, Some(range.end - range.start)))
     }
 }
 
@@ -140,18 +136,38 @@ struct Part {
     body: ByteStream,
     len: Option<u64>,
     got: u64,
+    /// The body goes on past `len` (the first response of a large object):
+    /// stop there instead of failing.
+    cut: bool,
 }
 
 impl Part {
+    fn new(body: ByteStream, len: Option<u64>) -> Self {
+        Part {
+            body,
+            len,
+            got: 0,
+            cut: false,
+        }
+    }
+
     /// The next chunk; `None` at the end, an error when the body broke off or
     /// holds more or fewer bytes than its range.
     async fn next(&mut self, t: &Target) -> Result<Option<Bytes>> {
+        if self.cut && self.len == Some(self.got) {
+            return Ok(None);
+        }
         match self.body.try_next().await {
-            Ok(Some(chunk)) => {
-                self.got += chunk.len() as u64;
-                if self.len.is_some_and(|len| self.got > len) {
-                    return Err(t.remote(ErrorKind::Remote, "a part is longer than its range"));
+            Ok(Some(mut chunk)) => {
+                let len = self.len.unwrap_or(u64::MAX);
+                let room = len - self.got;
+                if chunk.len() as u64 > room {
+                    if !self.cut {
+                        return Err(t.remote(ErrorKind::Remote, "a part is longer than its range"));
+                    }
+                    chunk.truncate(room as usize);
                 }
+                self.got += chunk.len() as u64;
                 Ok(Some(chunk))
             }
             Ok(None) if self.len.is_some_and(|len| self.got < len) => Err(t.remote(
@@ -172,9 +188,10 @@ impl Part {
 
 /// The first response of a download.
 enum Opened {
-    /// The whole object, in one response of unchecked length.
+    /// The whole object, in one response (its length checked by the HTTP client).
     Whole(ByteStream),
-    /// The first `first_len` bytes of `total`; the rest is to be fetched by range.
+    /// The first response, to be read up to `first_len` of `total` bytes; the
+    /// rest is to be fetched by range.
     Ranged {
         first: Part,
         first_len: u64,
@@ -201,13 +218,6 @@ impl Iterator for Ranges {
     }
 }
 
-/// `bytes START-END/TOTAL` → `(START, END, TOTAL)`; `None` for `*` or garbage.
-fn parse_content_range(v: &str) -> Option<(u64, u64, u64)> {
-    let (range, total) = v.strip_prefix("bytes ")?.split_once('/')?;
-    let (start, end) = range.split_once('-')?;
-    Some((start.parse().ok()?, end.parse().ok()?, total.parse().ok()?))
-}
-
 impl S3Hook {
     fn target(&self, op: &'static str, bucket: &str, key: &str) -> Arc<Target> {
         Arc::new(Target {
@@ -218,7 +228,12 @@ impl S3Hook {
         })
     }
 
-    async fn get_whole(&self, t: &Target) -> Result<Opened> {
+    /// The first `GET`, of the whole object: within the threshold it is the
+    /// download (and on AWS the SDK validates the object's checksum); above it,
+    /// only its first `threshold` bytes are read and the connection is dropped.
+    /// A plain `GET` rather than a ranged one keeps small objects one ordinary
+    /// request, checksum included, and needs no `HEAD` to learn the size.
+    async fn open_download(&self, t: &Target) -> Result<Opened> {
         let out = self
             .client
             .get_object()
@@ -227,55 +242,18 @@ impl S3Hook {
             .send()
             .await
             .map_err(|e| self.sdk_err(t.op, Some(&t.bucket), Some(&t.key), e))?;
-        Ok(Opened::Whole(out.body))
-    }
-
-    /// The first `GET`: `0..threshold`, or the whole object.
-    async fn open_download(&self, t: &Target) -> Result<Opened> {
         let threshold = self.download.threshold;
-        if threshold == u64::MAX {
-            return self.get_whole(t).await;
-        }
-        let res = self
-            .client
-            .get_object()
-            .bucket(&t.bucket)
-            .key(&t.key)
-            .range(format!("bytes=0-{}", threshold - 1))
-            .send()
-            .await;
-        let out = match res {
-            Ok(out) => out,
-            Err(e) => {
-                let e = self.sdk_err(t.op, Some(&t.bucket), Some(&t.key), e);
-                // 416: the object is empty, and S3 refuses any range of it.
-                if e.kind() == ErrorKind::InvalidInput {
-                    return self.get_whole(t).await;
-                }
-                return Err(e);
-            }
-        };
-        let range = out.content_range().map(parse_content_range);
-        match range {
-            // No Content-Range: the server sent the whole object.
-            None => Ok(Opened::Whole(out.body)),
-            Some(Some((0, end, total))) if end + 1 >= total => Ok(Opened::Whole(out.body)),
-            Some(Some((0, end, total))) => Ok(Opened::Ranged {
+        match out.content_length().map(|n| n.max(0) as u64) {
+            Some(total) if total > threshold => Ok(Opened::Ranged {
                 first: Part {
-                    body: out.body,
-                    len: Some(end + 1),
-                    got: 0,
+                    cut: true,
+                    ..Part::new(out.body, Some(threshold))
                 },
-                first_len: end + 1,
+                first_len: threshold,
                 total,
                 e_tag: out.e_tag,
             }),
-            // `bytes 0-…/*` (unknown size) or a range we did not ask for: start over.
-            Some(_) => {
-                tracing::debug!(bucket = %t.bucket, key = %t.key, range = ?out.content_range(), "unusable Content-Range; downloading in one GET");
-                drop(out);
-                self.get_whole(t).await
-            }
+            _ => Ok(Opened::Whole(out.body)),
         }
     }
 
@@ -346,12 +324,7 @@ impl S3Hook {
         let file = tokio::fs::File::create(path).await?.into_std().await;
         let (first, first_len, total, e_tag) = match opened {
             Opened::Whole(body) => {
-                let part = Part {
-                    body,
-                    len: None,
-                    got: 0,
-                };
-                return write_part(&t, part, file, 0).await;
+                return write_part(&t, Part::new(body, None), file, 0).await;
             }
             Opened::Ranged {
                 first,
@@ -418,11 +391,7 @@ async fn join_part(tasks: &mut JoinSet<Result<u64>>, op: &'static str) -> Result
 
 /// A whole-object body as a stream, errors in context.
 fn whole_stream(t: Arc<Target>, body: ByteStream) -> BytesStream {
-    let part = Part {
-        body,
-        len: None,
-        got: 0,
-    };
+    let part = Part::new(body, None);
     futures::stream::try_unfold((t, part), |(t, mut part)| async move {
         Ok(part.next(&t).await?.map(|chunk| (chunk, (t, part))))
     })
@@ -636,15 +605,5 @@ mod tests {
             .count(),
             0
         );
-    }
-
-    #[test]
-    fn content_range_parsing() {
-        assert_eq!(
-            parse_content_range("bytes 0-8388607/1073741824"),
-            Some((0, 8_388_607, 1_073_741_824))
-        );
-        assert_eq!(parse_content_range("bytes 0-9/*"), None);
-        assert_eq!(parse_content_range("items 0-9/10"), None);
     }
 }
