@@ -22,8 +22,8 @@
 //! temporary directory), are checked for their size and deleted.
 //! `GUST_BENCH_OPS` picks the operations (comma-separated, default all three),
 //! `GUST_BENCH_ROUNDS` repeats the interleaved gust/boto3 pairs (default 1),
-//! `GUST_BENCH_DOWNLOAD=PART_MIB,PARTS` overrides gust's download part size
-//! (and threshold) and parts in flight.
+//! `GUST_BENCH_DOWNLOAD=PART_MIB,PARTS[,STREAM_BUFFER_MIB]` overrides gust's
+//! download part size (and threshold), parts in flight and stream buffer.
 
 use std::process::Command;
 use std::time::Instant;
@@ -49,14 +49,18 @@ fn peak_rss_kib() -> u64 {
 
 async fn child(op: &str, conn_id: &str, bucket: &str, mib: usize) -> gust::Result<()> {
     let mut hook = S3Hook::from_conn_id(conn_id).await?;
-    // `GUST_BENCH_DOWNLOAD=PART_MIB,PARTS` overrides the download defaults.
-    if let Some((part, n)) = std::env::var("GUST_BENCH_DOWNLOAD").ok().and_then(|v| {
-        let (p, n) = v.split_once(',')?;
-        Some((p.trim().parse::<u64>().ok()?, n.trim().parse().ok()?))
-    }) {
-        hook = hook
-            .with_download_threshold(part << 20)
-            .with_download_parts(part << 20, n);
+    // `GUST_BENCH_DOWNLOAD=PART_MIB,PARTS[,STREAM_BUFFER_MIB]` overrides the
+    // download defaults.
+    if let Ok(v) = std::env::var("GUST_BENCH_DOWNLOAD") {
+        let n: Vec<u64> = v.split(',').filter_map(|x| x.trim().parse().ok()).collect();
+        if let [part, parts, ..] = n[..] {
+            hook = hook
+                .with_download_threshold(part << 20)
+                .with_download_parts(part << 20, parts as usize);
+        }
+        if let Some(buffer) = n.get(2) {
+            hook = hook.with_download_stream_buffer(buffer << 20);
+        }
     }
     let start = Instant::now();
     let mut downloaded = None;

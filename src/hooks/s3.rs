@@ -277,11 +277,23 @@ impl S3Hook {
     /// Every part after the first is pinned to the first response's ETag
     /// (`If-Match`), so an object replaced mid-download is an error. To a file,
     /// parts are written at their offsets as they arrive (memory about
-    /// `parts × 2 MiB`); as a stream, they are yielded in order and memory stays
-    /// under `part_size × parts`.
+    /// `parts × 2 MiB`). A stream yields them in order, which takes a buffer:
+    /// see [`with_download_stream_buffer`](Self::with_download_stream_buffer).
     pub fn with_download_parts(mut self, part_size: u64, parts: usize) -> Self {
         self.download.part_size = part_size.max(1);
         self.download.concurrency = parts.max(1);
+        self
+    }
+
+    /// Memory a streamed download (`get_stream`, `get`) may hold, default 48 MiB.
+    /// A stream yields the object in order, so while its first part arrives at
+    /// one connection's speed the parts after it are buffered: it runs as many
+    /// parts at once as fit in `bytes` (at least 1, at most the parts of
+    /// [`with_download_parts`](Self::with_download_parts)) — 6 parts of 8 MiB by
+    /// default. Larger buffers buy throughput on high-latency links; files do
+    /// not need one.
+    pub fn with_download_stream_buffer(mut self, bytes: u64) -> Self {
+        self.download.stream_buffer = bytes;
         self
     }
 

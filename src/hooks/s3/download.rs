@@ -16,10 +16,10 @@
 //! - **As a stream**, every part sends its chunks through a channel bounded to
 //!   `part_size` bytes, and the stream yields the parts in order. A consumer
 //!   reading as fast as the network can only take the first part at one
-//!   connection's speed while the others fill their channels, so a stream holds
-//!   up to `concurrency × part_size` (64 MiB by default): that buffer is what
-//!   lets `concurrency` connections run at once. A slower consumer holds the
-//!   same at most.
+//!   connection's speed while the others fill their channels, so running `n`
+//!   connections at once takes a buffer of `n × part_size`: a stream runs as
+//!   many parts as fit in the stream buffer (48 MiB, 6 parts, by default) and
+//!   holds at most that, whatever the consumer's speed.
 
 use std::collections::VecDeque;
 use std::io::{Seek, SeekFrom, Write};
@@ -41,12 +41,13 @@ use crate::hooks::object_store::BytesStream;
 const WRITE_BATCH: usize = 1 << 20;
 
 /// How large objects are downloaded. Defaults: threshold and part 8 MiB, 8 parts
-/// at once.
+/// at once to a file, a 48 MiB buffer (6 parts) for a stream.
 #[derive(Debug, Clone, Copy)]
 pub(super) struct DownloadConfig {
     pub threshold: u64,
     pub part_size: u64,
     pub concurrency: usize,
+    pub stream_buffer: u64,
 }
 
 impl Default for DownloadConfig {
@@ -55,7 +56,17 @@ impl Default for DownloadConfig {
             threshold: 8 * 1024 * 1024,
             part_size: 8 * 1024 * 1024,
             concurrency: 8,
+            stream_buffer: 48 * 1024 * 1024,
         }
+    }
+}
+
+impl DownloadConfig {
+    /// Parts in flight for a stream: as many as fit in the stream buffer, at
+    /// least 1 and at most `concurrency`.
+    pub fn stream_window(&self) -> usize {
+        let fit = (self.stream_buffer / self.part_size).min(usize::MAX as u64) as usize;
+        fit.clamp(1, self.concurrency)
     }
 }
 
@@ -292,7 +303,7 @@ impl S3Hook {
             e_tag,
             ranges,
             feeds: VecDeque::new(),
-            window: self.download.concurrency,
+            window: self.download.stream_window(),
             budget,
         };
         state
@@ -586,6 +597,21 @@ impl StreamState {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn stream_window_fits_the_buffer() {
+        let mib = 1024 * 1024;
+        let c = |part_size, concurrency, stream_buffer| DownloadConfig {
+            threshold: part_size,
+            part_size,
+            concurrency,
+            stream_buffer,
+        };
+        assert_eq!(DownloadConfig::default().stream_window(), 6);
+        assert_eq!(c(8 * mib, 4, 48 * mib).stream_window(), 4);
+        assert_eq!(c(64 * mib, 8, 48 * mib).stream_window(), 1);
+        assert_eq!(c(mib, 8, 48 * mib).stream_window(), 8);
+    }
 
     #[test]
     fn ranges_cover_the_rest_in_parts() {
