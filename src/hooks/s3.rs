@@ -30,6 +30,18 @@
 //! # let _ = text; Ok(()) }
 //! ```
 //!
+//! # Large transfers
+//!
+//! Uploads of a stream go in parts of 8 MiB, 4 at once
+//! ([`with_part_size`](S3Hook::with_part_size),
+//! [`with_max_in_flight`](S3Hook::with_max_in_flight)); a failed or cancelled
+//! upload is aborted. Downloads above 8 MiB
+//! ([`with_download_threshold`](S3Hook::with_download_threshold)) fetch 8 MiB
+//! ranges concurrently, all pinned to one ETag
+//! ([`with_download_parts`](S3Hook::with_download_parts)): to a file, 8 at once,
+//! each written at its offset; as a stream, as many as fit in a 48 MiB buffer
+//! ([`with_download_stream_buffer`](S3Hook::with_download_stream_buffer)).
+//!
 //! # Errors and retries
 //!
 //! Transient failures (5xx, throttling, timeouts, refused or reset connections)
