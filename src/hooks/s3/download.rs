@@ -13,13 +13,14 @@
 //!   handle: chunks are copied into a buffer of [`WRITE_BATCH`] bytes, written on
 //!   the blocking pool while a second buffer fills. Memory is about
 //!   `concurrency × 2 × WRITE_BATCH` (16 MiB by default), whatever the size.
-//! - **As a stream**, every part sends its chunks through a channel bounded to
-//!   `part_size` bytes, and the stream yields the parts in order. A consumer
-//!   reading as fast as the network can only take the first part at one
-//!   connection's speed while the others fill their channels, so running `n`
-//!   connections at once takes a buffer of `n × part_size`: a stream runs as
-//!   many parts as fit in the stream buffer (48 MiB, 6 parts, by default) and
-//!   holds at most that, whatever the consumer's speed.
+//! - **As a stream**, every part sends its chunks through a channel, and the
+//!   stream yields the parts in order. A consumer reading as fast as the network
+//!   can only take the first part at one connection's speed while the others
+//!   fill their channels, so running `n` connections at once takes a buffer of
+//!   `n × part_size`: a stream runs as many parts as fit in the stream buffer
+//!   (48 MiB, 6 parts, by default) and holds at most that (plus the first
+//!   part, when the threshold is larger than a part), whatever the consumer's
+//!   speed.
 
 use std::collections::VecDeque;
 use std::io::{Seek, SeekFrom, Write};
@@ -30,7 +31,7 @@ use std::sync::Arc;
 use aws_sdk_s3::primitives::ByteStream;
 use bytes::Bytes;
 use futures::stream::StreamExt;
-use tokio::sync::{Semaphore, mpsc};
+use tokio::sync::mpsc;
 use tokio::task::{JoinHandle, JoinSet};
 
 use super::S3Hook;
@@ -223,7 +224,7 @@ impl Iterator for Ranges {
     fn next(&mut self) -> Option<Range<u64>> {
         (self.next < self.total).then(|| {
             let start = self.next;
-            self.next = (start + self.part_size).min(self.total);
+            self.next = start.saturating_add(self.part_size).min(self.total);
             start..self.next
         })
     }
@@ -291,12 +292,6 @@ impl S3Hook {
             total,
             part_size: self.download.part_size,
         };
-        // A part never waits for budget the consumer is not about to free.
-        let budget = self
-            .download
-            .part_size
-            .max(first_len)
-            .min(Semaphore::MAX_PERMITS as u64) as usize;
         let mut state = StreamState {
             t,
             total,
@@ -304,7 +299,6 @@ impl S3Hook {
             ranges,
             feeds: VecDeque::new(),
             window: self.download.stream_window(),
-            budget,
         };
         state
             .feeds
@@ -486,11 +480,11 @@ impl Drop for AbortOnDrop {
     }
 }
 
-/// One part of a streamed download: its chunks arrive through `rx`, and its
-/// task waits for `budget` before sending more.
+/// One part of a streamed download, fetched on its own task: its chunks arrive
+/// through `rx`. The channel needs no bound: a part holds at most its own
+/// length, and the stream runs at most `window` parts.
 struct Feed {
     rx: mpsc::UnboundedReceiver<Result<Bytes>>,
-    budget: Arc<Semaphore>,
     len: u64,
     got: u64,
     _task: AbortOnDrop,
@@ -503,21 +497,13 @@ struct StreamState {
     ranges: Ranges,
     feeds: VecDeque<Feed>,
     window: usize,
-    budget: usize,
 }
 
 impl StreamState {
     /// Starts the part `range` (from `body` when already open) on its own task.
     fn spawn_feed(&self, range: Range<u64>, body: Option<Part>) -> Feed {
         let (tx, rx) = mpsc::unbounded_channel();
-        let budget = Arc::new(Semaphore::new(self.budget));
-        let (t, e_tag, total, sem, cap) = (
-            self.t.clone(),
-            self.e_tag.clone(),
-            self.total,
-            budget.clone(),
-            self.budget,
-        );
+        let (t, e_tag, total) = (self.t.clone(), self.e_tag.clone(), self.total);
         let len = range.end - range.start;
         let task = tokio::spawn(async move {
             let res: Result<()> = async {
@@ -526,11 +512,6 @@ impl StreamState {
                     None => t.get_part(&range, total, e_tag.as_deref()).await?,
                 };
                 while let Some(chunk) = part.next(&t).await? {
-                    let permits = chunk.len().min(cap) as u32;
-                    match sem.acquire_many(permits).await {
-                        Ok(p) => p.forget(),
-                        Err(_) => return Ok(()),
-                    }
                     if tx.send(Ok(chunk)).is_err() {
                         return Ok(()); // the stream was dropped
                     }
@@ -544,7 +525,6 @@ impl StreamState {
         });
         Feed {
             rx,
-            budget,
             len,
             got: 0,
             _task: AbortOnDrop(task),
@@ -571,7 +551,6 @@ impl StreamState {
             match feed.rx.recv().await {
                 Some(Ok(chunk)) => {
                     feed.got += chunk.len() as u64;
-                    feed.budget.add_permits(chunk.len().min(self.budget));
                     return Ok(Some(chunk));
                 }
                 Some(Err(e)) => return Err(e),
