@@ -1,6 +1,12 @@
-//! Upload and download of a large stream through a local S3 server: gust vs
-//! boto3 (`upload_fileobj` / `download_fileobj`, default `TransferConfig`), side
-//! by side in one run, reporting throughput and peak RSS of each.
+//! Upload and download of a large object through a local S3 server: gust vs
+//! boto3 (default `TransferConfig`), side by side in one run, reporting
+//! throughput and peak RSS of each. Three operations:
+//!
+//! - `upload`: a generated stream — `ObjectStore::put_stream` vs `upload_fileobj`;
+//! - `download`: into a discarding sink — `ObjectStore::get_stream` (chunks in
+//!   order) vs `download_fileobj` into a seekable sink (ranges at offsets);
+//! - `download_file`: to a file on disk — `S3Hook::download_file` vs boto3's
+//!   `download_file`, both through a temporary file renamed at the end.
 //!
 //! ```text
 //! eval "$(scripts/services.sh env)"
@@ -10,9 +16,14 @@
 //!
 //! Every measurement runs in its own process (this binary re-executed with
 //! `--child`, or `benches/s3_transfer_boto3.py`) so its peak RSS (`VmHWM`,
-//! `ru_maxrss`) is its own. The data is generated while it is sent and discarded
-//! while it is received: neither side holds the object, and no disk is involved
-//! on the client.
+//! `ru_maxrss`) is its own. The upload's data is generated while it is sent and
+//! the stream download's discarded while it is received: neither side holds the
+//! object. Downloaded files go to `GUST_BENCH_DIR` (default: the system's
+//! temporary directory), are checked for their size and deleted.
+//! `GUST_BENCH_OPS` picks the operations (comma-separated, default all three),
+//! `GUST_BENCH_ROUNDS` repeats the interleaved gust/boto3 pairs (default 1),
+//! `GUST_BENCH_DOWNLOAD=PART_MIB,PARTS[,STREAM_BUFFER_MIB]` overrides gust's
+//! download part size (and threshold), parts in flight and stream buffer.
 
 use std::process::Command;
 use std::time::Instant;
@@ -37,8 +48,22 @@ fn peak_rss_kib() -> u64 {
 }
 
 async fn child(op: &str, conn_id: &str, bucket: &str, mib: usize) -> gust::Result<()> {
-    let hook = S3Hook::from_conn_id(conn_id).await?;
+    let mut hook = S3Hook::from_conn_id(conn_id).await?;
+    // `GUST_BENCH_DOWNLOAD=PART_MIB,PARTS[,STREAM_BUFFER_MIB]` overrides the
+    // download defaults.
+    if let Ok(v) = std::env::var("GUST_BENCH_DOWNLOAD") {
+        let n: Vec<u64> = v.split(',').filter_map(|x| x.trim().parse().ok()).collect();
+        if let [part, parts, ..] = n[..] {
+            hook = hook
+                .with_download_threshold(part << 20)
+                .with_download_parts(part << 20, parts as usize);
+        }
+        if let Some(buffer) = n.get(2) {
+            hook = hook.with_download_stream_buffer(buffer << 20);
+        }
+    }
     let start = Instant::now();
+    let mut downloaded = None;
     let bytes = match op {
         "upload" => {
             // One 1 MiB buffer shared by every chunk: the source costs no memory.
@@ -48,6 +73,14 @@ async fn child(op: &str, conn_id: &str, bucket: &str, mib: usize) -> gust::Resul
                 .await?
                 .size
         }
+        "download_file" => {
+            let path = hook
+                .download_file(KEY, Some(bucket), bench_dir(), false)
+                .await?;
+            let n = std::fs::metadata(&path)?.len();
+            downloaded = Some(path);
+            n
+        }
         _ => {
             hook.get_stream(bucket, KEY)
                 .await?
@@ -55,12 +88,22 @@ async fn child(op: &str, conn_id: &str, bucket: &str, mib: usize) -> gust::Resul
                 .await?
         }
     };
+    assert_eq!(bytes, (mib * CHUNK) as u64, "{op}: wrong size");
     let secs = start.elapsed().as_secs_f64();
+    if let Some(path) = downloaded {
+        std::fs::remove_file(path)?;
+    }
     println!(
         "{{\"op\":\"{op}\",\"bytes\":{bytes},\"secs\":{secs},\"peak_rss_kib\":{}}}",
         peak_rss_kib()
     );
     Ok(())
+}
+
+fn bench_dir() -> std::path::PathBuf {
+    std::env::var_os("GUST_BENCH_DIR")
+        .map(Into::into)
+        .unwrap_or_else(std::env::temp_dir)
 }
 
 struct Row {
@@ -130,7 +173,8 @@ async fn main() -> gust::Result<()> {
             .env(
                 "BENCH_REGION",
                 conn.extra_str("region_name").unwrap_or("us-east-1"),
-            );
+            )
+            .env("BENCH_DIR", bench_dir());
         c
     };
     let gust_cmd = |op: &str| {
@@ -138,11 +182,32 @@ async fn main() -> gust::Result<()> {
         c.args(["--child", op, &bucket]);
         c
     };
+    let ops: Vec<String> = std::env::var("GUST_BENCH_OPS")
+        .unwrap_or_else(|_| "upload,download,download_file".into())
+        .split(',')
+        .map(|s| s.trim().to_string())
+        .collect();
+    let rounds: usize = std::env::var("GUST_BENCH_ROUNDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1);
     let mut rows = Vec::new();
+    // The downloads need the object: upload it once when only downloads run.
+    if !ops.iter().any(|o| o == "upload") {
+        run_child(&mut gust_cmd("upload"), "gust");
+    }
     // Interleaved so that drift on the shared machine hits both sides alike.
-    for op in ["upload", "download"] {
-        rows.push(run_child(&mut gust_cmd(op), "gust"));
-        rows.push(run_child(&mut boto(op), "boto3"));
+    for round in 0..rounds {
+        for op in &ops {
+            // Alternate who goes first, so neither side always follows the other.
+            let mut pair = [(gust_cmd(op), "gust"), (boto(op), "boto3")];
+            if round % 2 == 1 {
+                pair.reverse();
+            }
+            for (mut cmd, who) in pair {
+                rows.push(run_child(&mut cmd, who));
+            }
+        }
     }
     hook.delete(&bucket, &[KEY.to_string()]).await?;
     hook.client()
@@ -165,15 +230,24 @@ async fn main() -> gust::Result<()> {
             r.rss_kib as f64 / 1024.0
         );
     }
-    for op in ["upload", "download"] {
-        let t = |who| {
-            rows.iter()
-                .find(|r| r.who == who && r.op == op)
-                .map(|r| r.secs)
-        };
-        if let (Some(g), Some(b)) = (t("gust"), t("boto3")) {
-            println!("{op}: gust throughput = {:.2}x boto3", b / g);
-        }
+    for op in &ops {
+        // Pairs of the same round: gust's and boto3's rows of `op`, in order.
+        let g: Vec<f64> = rows
+            .iter()
+            .filter(|r| r.who == "gust" && &r.op == op)
+            .map(|r| r.secs)
+            .collect();
+        let b: Vec<f64> = rows
+            .iter()
+            .filter(|r| r.who == "boto3" && &r.op == op)
+            .map(|r| r.secs)
+            .collect();
+        let ratios: Vec<String> = g
+            .iter()
+            .zip(&b)
+            .map(|(g, b)| format!("{:.2}x", b / g))
+            .collect();
+        println!("{op}: gust throughput = {} boto3", ratios.join(", "));
     }
     Ok(())
 }

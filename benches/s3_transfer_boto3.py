@@ -1,7 +1,8 @@
-"""boto3 side of benches/s3_transfer.rs: upload_fileobj / download_fileobj with the
-default TransferConfig, from a generated stream / into a discarding sink.
+"""boto3 side of benches/s3_transfer.rs: upload_fileobj / download_fileobj /
+download_file with the default TransferConfig, from a generated stream / into a
+discarding sink / to a file in BENCH_DIR.
 
-Usage: s3_transfer_boto3.py upload|download BUCKET MIB  (endpoint and keys in BENCH_* env)
+Usage: s3_transfer_boto3.py upload|download|download_file BUCKET MIB  (endpoint and keys in BENCH_* env)
 Prints one JSON line: op, bytes, secs, peak_rss_kib (ru_maxrss).
 """
 import io
@@ -77,11 +78,19 @@ def main():
     if op == "upload":
         s3.upload_fileobj(io.BufferedReader(Source(mib << 20)), bucket, KEY)
         n = mib << 20
+    elif op == "download_file":
+        # download_file writes to a temporary name and renames it, as gust does.
+        path = os.path.join(os.environ.get("BENCH_DIR", "/tmp"), "boto3-bench-%d.bin" % os.getpid())
+        s3.download_file(bucket, KEY, path)
+        n = os.path.getsize(path)
     else:
         sink = Sink()
         s3.download_fileobj(bucket, KEY, sink)
         n = sink.n
     secs = time.perf_counter() - start
+    assert n == mib << 20, (op, n)
+    if op == "download_file":
+        os.remove(path)
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     print(json.dumps({"op": op, "bytes": n, "secs": secs, "peak_rss_kib": rss}))
 

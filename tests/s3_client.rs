@@ -162,3 +162,205 @@ async fn transient_failures_are_retried_client_errors_are_not() {
         "max_attempts (3) requests in all"
     );
 }
+
+/// What the scripted object server answers to ranges after the first one.
+#[derive(Clone, Copy)]
+enum Later {
+    /// `412 Precondition Failed`, as S3 answers `If-Match` once the object changed.
+    PreconditionFailed,
+    /// The right headers, then half the body and a closed connection.
+    CutShort,
+    /// Never answers; reports the request on the channel.
+    Hang,
+}
+
+/// A scripted S3 server holding one object with ETag `"v1"`: answers a `GET`
+/// without a range (or of a range starting at 0) with the data, the other ranges
+/// as `later` says, one thread per connection. Returns the endpoint, the request heads it received, and a channel
+/// told of every request left hanging.
+fn object_server(
+    object: Vec<u8>,
+    later: Later,
+) -> (
+    String,
+    std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    tokio::sync::mpsc::UnboundedReceiver<()>,
+) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = format!("http://{}", listener.local_addr().unwrap());
+    let heads = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let (hung_tx, hung_rx) = tokio::sync::mpsc::unbounded_channel();
+    let (seen, object) = (heads.clone(), std::sync::Arc::new(object));
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut s) = stream else { break };
+            let (seen, object, hung_tx) = (seen.clone(), object.clone(), hung_tx.clone());
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 8192];
+                let mut req = Vec::new();
+                while !req.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match s.read(&mut buf) {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => req.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let head = String::from_utf8_lossy(&req).to_lowercase();
+                seen.lock().unwrap().push(head.clone());
+                let total = object.len();
+                let range = head
+                    .lines()
+                    .find_map(|l| l.strip_prefix("range: bytes="))
+                    .and_then(|r| {
+                        let (a, b) = r.trim().split_once('-')?;
+                        Some((a.parse::<usize>().ok()?, b.parse::<usize>().ok()?))
+                    });
+                let (start, end) = match range {
+                    Some((a, b)) => (a, b.min(total - 1)),
+                    None => (0, total - 1),
+                };
+                if start > 0 {
+                    match later {
+                        Later::PreconditionFailed => {
+                            let body = "<Error><Code>PreconditionFailed</Code><Message>At least one of the pre-conditions you specified did not hold</Message></Error>";
+                            let _ = write!(
+                                s,
+                                "HTTP/1.1 412 Precondition Failed\r\nContent-Type: application/xml\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                                body.len()
+                            );
+                            return;
+                        }
+                        Later::Hang => {
+                            let _ = hung_tx.send(());
+                            // Hold the connection open until the client gives up.
+                            let _ = s.read(&mut buf);
+                            return;
+                        }
+                        Later::CutShort => {
+                            let len = end - start + 1;
+                            let _ = write!(
+                                s,
+                                "HTTP/1.1 206 Partial Content\r\nContent-Range: bytes {start}-{end}/{total}\r\nETag: \"v1\"\r\nContent-Length: {len}\r\nConnection: close\r\n\r\n"
+                            );
+                            let _ = s.write_all(&object[start..start + len / 2]);
+                            return;
+                        }
+                    }
+                }
+                let status = if range.is_some() {
+                    format!("206 Partial Content\r\nContent-Range: bytes {start}-{end}/{total}")
+                } else {
+                    "200 OK".to_string()
+                };
+                let _ = write!(
+                    s,
+                    "HTTP/1.1 {status}\r\nETag: \"v1\"\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                    end - start + 1
+                );
+                let _ = s.write_all(&object[start..=end]);
+            });
+        }
+    });
+    (addr, heads, hung_rx)
+}
+
+async fn ranged_hook(endpoint: &str) -> S3Hook {
+    S3Hook::from_connection(&conn(
+        serde_json::json!({"endpoint_url": endpoint, "region_name": "us-east-1"}),
+    ))
+    .await
+    .unwrap()
+    .with_download_threshold(1 << 20)
+    .with_download_parts(1 << 20, 2)
+}
+
+fn object(len: usize) -> Vec<u8> {
+    (0..len).map(|i| (i % 251) as u8).collect()
+}
+
+/// Ranged downloads are pinned to the first response's ETag: when a later range
+/// fails its `If-Match` (the object was replaced), the download fails as
+/// retryable, and no file — neither the target nor the temporary — remains.
+#[tokio::test]
+async fn replaced_object_fails_the_download_and_leaves_no_file() {
+    let (endpoint, heads, _) = object_server(object(3 << 20), Later::PreconditionFailed);
+    let s3 = ranged_hook(&endpoint).await;
+    let dir = tempfile::tempdir().unwrap();
+    let e = s3
+        .download_file("big.bin", Some("bucket"), dir.path(), true)
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Unavailable, "{e}");
+    assert!(e.is_retryable());
+    assert!(e.message().contains("changed during the download"), "{e}");
+    assert_eq!(e.context("e_tag"), Some("\"v1\""), "{e}");
+    assert_eq!(e.context("key"), Some("big.bin"));
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0, "no file");
+
+    let heads = heads.lock().unwrap();
+    // The first GET is of the whole object, read up to the threshold.
+    assert!(!heads[0].contains("range:"), "{}", heads[0]);
+    assert!(!heads[0].contains("if-match"), "{}", heads[0]);
+    let later: Vec<_> = heads.iter().skip(1).collect();
+    assert!(!later.is_empty(), "the rest was fetched by range");
+    for h in later {
+        assert!(h.contains("if-match: \"v1\""), "pinned to the ETag: {h}");
+    }
+}
+
+/// A part whose body breaks off fails the download; the file is removed.
+#[tokio::test]
+async fn broken_part_fails_the_download_and_leaves_no_file() {
+    let (endpoint, _, _) = object_server(object(3 << 20), Later::CutShort);
+    let s3 = ranged_hook(&endpoint).await;
+    let dir = tempfile::tempdir().unwrap();
+    let e = s3
+        .download_file("big.bin", Some("bucket"), dir.path(), false)
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Unavailable, "{e}");
+    assert!(e.message().contains("broke off"), "{e}");
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0, "no file");
+}
+
+/// A download cancelled mid-way (its future dropped, as `execution_timeout`
+/// does) removes its temporary file.
+#[tokio::test]
+async fn cancelled_download_leaves_no_file() {
+    let (endpoint, _, mut hung) = object_server(object(3 << 20), Later::Hang);
+    let s3 = ranged_hook(&endpoint).await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut download = Box::pin(s3.download_file("big.bin", Some("bucket"), dir.path(), true));
+    tokio::select! {
+        r = &mut download => panic!("the download cannot finish: {r:?}"),
+        _ = hung.recv() => {} // a later part is in flight
+    }
+    assert_eq!(
+        std::fs::read_dir(dir.path()).unwrap().count(),
+        1,
+        "the temporary file exists mid-download"
+    );
+    drop(download);
+    assert_eq!(
+        std::fs::read_dir(dir.path()).unwrap().count(),
+        0,
+        "the temporary file is removed"
+    );
+}
+
+/// An object within the download threshold is one plain `GET`.
+#[tokio::test]
+async fn ranged_download_round_trip_on_a_scripted_server() {
+    let data = object((3 << 20) + 12_345);
+    let (endpoint, heads, _) = object_server(data.clone(), Later::PreconditionFailed);
+    // Everything in the first range: one GET, no If-Match needed.
+    let s3 = ranged_hook(&endpoint)
+        .await
+        .with_download_threshold(4 << 20);
+    let dir = tempfile::tempdir().unwrap();
+    let path = s3
+        .download_file("big.bin", Some("bucket"), dir.path(), true)
+        .await
+        .unwrap();
+    assert!(std::fs::read(&path).unwrap() == data);
+    assert_eq!(heads.lock().unwrap().len(), 1, "one GET");
+}

@@ -30,6 +30,18 @@
 //! # let _ = text; Ok(()) }
 //! ```
 //!
+//! # Large transfers
+//!
+//! Uploads of a stream go in parts of 8 MiB, 4 at once
+//! ([`with_part_size`](S3Hook::with_part_size),
+//! [`with_max_in_flight`](S3Hook::with_max_in_flight)); a failed or cancelled
+//! upload is aborted. Downloads above 8 MiB
+//! ([`with_download_threshold`](S3Hook::with_download_threshold)) fetch 8 MiB
+//! ranges concurrently, all pinned to one ETag
+//! ([`with_download_parts`](S3Hook::with_download_parts)): to a file, 8 at once,
+//! each written at its offset; as a stream, as many as fit in a 48 MiB buffer
+//! ([`with_download_stream_buffer`](S3Hook::with_download_stream_buffer)).
+//!
 //! # Errors and retries
 //!
 //! Transient failures (5xx, throttling, timeouts, refused or reset connections)
@@ -41,6 +53,7 @@
 //! redacted with the connection's secrets.
 
 mod airflow;
+mod download;
 mod errors;
 mod multipart;
 mod params;
@@ -98,6 +111,7 @@ pub struct S3Hook {
     copy_threshold: u64,
     copy_part_size: u64,
     conditional_put: ConditionalPut,
+    download: download::DownloadConfig,
 }
 
 impl fmt::Debug for S3Hook {
@@ -112,6 +126,7 @@ impl fmt::Debug for S3Hook {
             .field("max_in_flight", &self.max_in_flight)
             .field("copy_threshold", &self.copy_threshold)
             .field("conditional_put", &self.conditional_put)
+            .field("download", &self.download)
             .finish_non_exhaustive()
     }
 }
@@ -232,6 +247,7 @@ impl S3Hook {
             copy_threshold: MAX_SINGLE_COPY,
             copy_part_size: 512 * 1024 * 1024,
             conditional_put,
+            download: download::DownloadConfig::default(),
         })
     }
 
@@ -254,6 +270,42 @@ impl S3Hook {
     pub fn with_copy_multipart(mut self, threshold: u64, part_size: u64) -> Self {
         self.copy_threshold = threshold.min(MAX_SINGLE_COPY);
         self.copy_part_size = part_size.clamp(MIN_PART_SIZE as u64, MAX_SINGLE_COPY);
+        self
+    }
+
+    /// Objects larger than `bytes` (default 8 MiB, at least 1) are downloaded with
+    /// ranged `GET`s, several at once. Every download starts with one plain `GET`;
+    /// an object up to `bytes` is that `GET` alone. For a larger one, its first
+    /// `bytes` are read from that response and the rest follows in parts of the
+    /// download part size. `u64::MAX` makes every download one `GET`. See
+    /// [`with_download_parts`](Self::with_download_parts).
+    pub fn with_download_threshold(mut self, bytes: u64) -> Self {
+        self.download.threshold = bytes.max(1);
+        self
+    }
+
+    /// Part size (default 8 MiB, at least 1 byte) and parts in flight (default 8,
+    /// at least 1) of ranged downloads (`get_stream`, `get`, `download_file`).
+    /// Every part after the first is pinned to the first response's ETag
+    /// (`If-Match`), so an object replaced mid-download is an error. To a file,
+    /// parts are written at their offsets as they arrive (memory about
+    /// `parts × 2 MiB`). A stream yields them in order, which takes a buffer:
+    /// see [`with_download_stream_buffer`](Self::with_download_stream_buffer).
+    pub fn with_download_parts(mut self, part_size: u64, parts: usize) -> Self {
+        self.download.part_size = part_size.max(1);
+        self.download.concurrency = parts.max(1);
+        self
+    }
+
+    /// Memory a streamed download (`get_stream`, `get`) may hold, default 48 MiB.
+    /// A stream yields the object in order, so while its first part arrives at
+    /// one connection's speed the parts after it are buffered: it runs as many
+    /// parts at once as fit in `bytes` (at least 1, at most the parts of
+    /// [`with_download_parts`](Self::with_download_parts)) — 6 parts of 8 MiB by
+    /// default. Larger buffers buy throughput on high-latency links; files do
+    /// not need one.
+    pub fn with_download_stream_buffer(mut self, bytes: u64) -> Self {
+        self.download.stream_buffer = bytes;
         self
     }
 

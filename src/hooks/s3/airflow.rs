@@ -10,7 +10,6 @@ use std::time::Duration;
 use aws_sdk_s3::presigning::PresigningConfig;
 use bytes::Bytes;
 use futures::stream::{BoxStream, StreamExt, TryStreamExt};
-use tokio::io::AsyncWriteExt;
 
 use super::S3Hook;
 use super::params::{
@@ -272,9 +271,14 @@ impl S3Hook {
         self.load_stream(file_stream(file), key, bucket, opts).await
     }
 
-    /// Airflow's `download_file`: streams the object into `local_dir`, named after
-    /// the key's last segment with `preserve_file_name`, else `airflow_tmp_<random>`.
-    /// The file appears complete or not at all (temp file + rename).
+    /// Airflow's `download_file`: downloads the object into `local_dir`, named
+    /// after the key's last segment with `preserve_file_name`, else
+    /// `airflow_tmp_<random>`. Objects above the download threshold are fetched
+    /// with concurrent ranged `GET`s written at their offsets, pinned to one
+    /// ETag (see [`with_download_parts`](Self::with_download_parts)). The file
+    /// appears complete or not at all: the download goes to a hidden temporary
+    /// file in `local_dir`, renamed when complete and removed on failure or when
+    /// the future is dropped (a task timeout).
     pub async fn download_file(
         &self,
         key: &str,
@@ -282,36 +286,36 @@ impl S3Hook {
         local_dir: impl AsRef<Path>,
         preserve_file_name: bool,
     ) -> Result<PathBuf> {
+        let op = "s3.download_file";
         let (b, k) = self.get_s3_bucket_key(bucket, key)?;
+        crate::hooks::object_store::validate(op, &b, Some(&k))
+            .map_err(|e| self.context(e, None, None))?;
         let name = if preserve_file_name {
             k.rsplit('/').next().unwrap_or(&k).to_string()
         } else {
             format!("airflow_tmp_{:016x}", rand::random::<u64>())
         };
         let dest = local_dir.as_ref().join(&name);
-        let tmp = local_dir
-            .as_ref()
-            .join(format!(".{name}.gust-part-{:08x}", rand::random::<u32>()));
+        let mut tmp = TempFile {
+            path: local_dir
+                .as_ref()
+                .join(format!(".{name}.gust-part-{:08x}", rand::random::<u32>())),
+            armed: true,
+        };
         let res: Result<u64> = async {
-            let mut body = self.get_stream(&b, &k).await?;
-            let mut file = tokio::fs::File::create(&tmp).await?;
-            let mut n = 0u64;
-            while let Some(chunk) = body.try_next().await? {
-                file.write_all(&chunk).await?;
-                n += chunk.len() as u64;
-            }
-            file.flush().await?;
-            tokio::fs::rename(&tmp, &dest).await?;
+            let n = self.download_to_path(op, &b, &k, &tmp.path).await?;
+            tokio::fs::rename(&tmp.path, &dest).await?;
             Ok(n)
         }
         .await;
         match res {
             Ok(n) => {
+                tmp.armed = false;
                 tracing::info!(conn_id = %self.conn_id, bucket = %b, key = %k, path = %dest.display(), bytes = n, "s3 object downloaded");
                 Ok(dest)
             }
             Err(e) => {
-                let _ = tokio::fs::remove_file(&tmp).await;
+                drop(tmp);
                 Err(self.context(e.with("path", dest.display()), Some(&b), Some(&k)))
             }
         }
@@ -402,6 +406,22 @@ impl S3Hook {
                 .map_err(|e| self.sdk_err(op, Some(&b), Some(&k), e)),
         }?;
         Ok(req.uri().to_string())
+    }
+}
+
+/// A temporary file removed when dropped armed: a failed download, or one whose
+/// future was dropped (a task timeout), leaves nothing behind.
+struct TempFile {
+    path: PathBuf,
+    armed: bool,
+}
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        if self.armed {
+            // Absent when the download failed before creating it.
+            let _ = std::fs::remove_file(&self.path);
+        }
     }
 }
 

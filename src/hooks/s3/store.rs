@@ -184,32 +184,7 @@ impl ObjectStore for S3Hook {
     async fn get_stream(&self, bucket: &str, key: &str) -> Result<BytesStream> {
         let op = "s3.get_object";
         validate(op, bucket, Some(key)).map_err(|e| self.context(e, None, None))?;
-        let out = self
-            .client
-            .get_object()
-            .bucket(bucket)
-            .key(key)
-            .send()
-            .await
-            .map_err(|e| self.sdk_err(op, Some(bucket), Some(key), e))?;
-        let hook = self.clone();
-        let (b, k) = (bucket.to_string(), key.to_string());
-        let stream = futures::stream::try_unfold(out.body, move |mut body| {
-            let (hook, b, k) = (hook.clone(), b.clone(), k.clone());
-            async move {
-                match body.try_next().await {
-                    Ok(Some(chunk)) => Ok(Some((chunk, body))),
-                    Ok(None) => Ok(None),
-                    Err(e) => Err(hook.context(
-                        Error::new(ErrorKind::Unavailable, op, "the download broke off")
-                            .with_source(e),
-                        Some(&b),
-                        Some(&k),
-                    )),
-                }
-            }
-        });
-        Ok(stream.boxed())
+        self.download_stream(op, bucket, key).await
     }
 
     async fn get_range(&self, bucket: &str, key: &str, range: Range<u64>) -> Result<Bytes> {
