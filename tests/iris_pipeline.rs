@@ -114,23 +114,20 @@ async fn run_three_times_and_serve(p: &mut Pipeline) {
     );
 }
 
-fn embedded(dir: &std::path::Path) -> impl Future<Output = Pipeline> + '_ {
-    async move {
-        Pipeline {
-            objects: Arc::new(LocalStore::new(dir.join("objects")).unwrap()),
-            bucket: "team06-mlflow-feature".into(),
-            db: Arc::new(
-                SqliteHook::open("sqlite_default", &dir.join("iris.db").to_string_lossy())
-                    .await
-                    .unwrap(),
-            ),
-            mlflow: MlflowHook::from_uri(&format!("file:{}", dir.join("mlruns").display()))
+async fn embedded(dir: &std::path::Path) -> Pipeline {
+    Pipeline {
+        objects: Arc::new(LocalStore::new(dir.join("objects")).unwrap()),
+        bucket: "team06-mlflow-feature".into(),
+        db: Arc::new(
+            SqliteHook::open("sqlite_default", &dir.join("iris.db").to_string_lossy())
+                .await
                 .unwrap(),
-            experiment: "testjun".into(),
-            model_name: pipeline::MODEL_NAME.into(),
-            seed: 42,
-            n_trees: 100,
-        }
+        ),
+        mlflow: MlflowHook::from_uri(&format!("file:{}", dir.join("mlruns").display())).unwrap(),
+        experiment: "testjun".into(),
+        model_name: pipeline::MODEL_NAME.into(),
+        seed: 42,
+        n_trees: 100,
     }
 }
 
