@@ -889,7 +889,7 @@ cmd_start() {
       fi
     done
     if ((${#missing[@]})); then
-      log "${svc//_/-}: not started (${missing[*]//_/-} not ready)"
+      log "${svc//_/-}: not started (not ready: ${missing[*]//_/-})"
       failed+=("$svc")
       continue
     fi
