@@ -20,8 +20,8 @@
 #   moto           55000        S3 + SageMaker (and every other moto service)
 #   s3s-fs         55001        a second, independent S3 implementation
 #   mlflow         55050        PostgreSQL backend store, artifacts proxied to s3://mlflow-artifacts on moto
-#   mlflow-auth    55051        basic-auth app, admin gust-admin / gust-mlflow-pw (every request needs
-#                               them; default permission READ), SQLite backend store and auth DB,
+#   mlflow-auth    55051        basic-auth app, admin gust-admin / gust-mlflow-pw (every API call needs
+#                               a user; default permission READ), SQLite backend store and auth DB,
 #                               artifacts proxied to a local directory
 #
 # All state (data dirs, logs, pid files, the Python venv, the s3s-fs binary)
@@ -769,8 +769,9 @@ authorization_function = mlflow.server.auth:authenticate_request_basic_auth
 EOF
   )
   # MLFLOW_FLASK_SERVER_SECRET_KEY: the basic-auth app refuses to start without
-  # one. The rest as for mlflow above.
-  launch "$pidfile" "$logfile" env \
+  # one. MLFLOW_AUTH_ADMIN_*, if the caller has them, would override the ini file.
+  # The rest as for mlflow above.
+  launch "$pidfile" "$logfile" env -u MLFLOW_AUTH_ADMIN_USERNAME -u MLFLOW_AUTH_ADMIN_PASSWORD \
     MLFLOW_AUTH_CONFIG_PATH="$MLFLOW_AUTH_DIR/basic_auth.ini" \
     MLFLOW_FLASK_SERVER_SECRET_KEY="$MLFLOW_AUTH_SECRET_KEY" \
     MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false \
