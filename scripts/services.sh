@@ -6,6 +6,11 @@
 #   scripts/services.sh status   one up/down line per service (exit 1 if any is down)
 #   scripts/services.sh env      export lines for the tests: eval "$(scripts/services.sh env)"
 #
+# start, stop and status act on every service, or only on those named after the
+# command (e.g. `scripts/services.sh start mlflow-auth`); start then installs only
+# what those need, and does not start what they depend on (mlflow needs postgres
+# and moto running already).
+#
 # Services (all on 127.0.0.1, on non-standard ports so they never clash with a
 # system-wide server that may run with trust auth on the standard ones):
 #   postgres       55432        role gust / gust-pg-pw, databases gust_test and mlflow
@@ -15,6 +20,9 @@
 #   moto           55000        S3 + SageMaker (and every other moto service)
 #   s3s-fs         55001        a second, independent S3 implementation
 #   mlflow         55050        PostgreSQL backend store, artifacts proxied to s3://mlflow-artifacts on moto
+#   mlflow-auth    55051        basic-auth app, admin gust-admin / gust-mlflow-pw (every API call needs
+#                               a user; default permission READ), SQLite backend store and auth DB,
+#                               artifacts proxied to a local directory
 #
 # All state (data dirs, logs, pid files, the Python venv, the s3s-fs binary)
 # lives under <repo>/.services/, which is git-ignored. Needs root on Debian 12;
@@ -70,7 +78,15 @@ MLFLOW_PORT=55050
 MLFLOW_BUCKET=mlflow-artifacts
 MLFLOW_DIR=$SVC_DIR/mlflow # working directory of the server (it must not litter the repo)
 
-PIP_PACKAGES=('moto[server]' mlflow boto3 psycopg2-binary)
+MLFLOW_AUTH_PORT=55051
+MLFLOW_AUTH_USER=gust-admin
+MLFLOW_AUTH_PASSWORD=gust-mlflow-pw # MLflow wants at least 12 characters
+MLFLOW_AUTH_DIR=$SVC_DIR/mlflow-auth # backend store, auth DB, artifacts and basic_auth.ini
+# Signs the basic-auth app's CSRF tokens (the sign-up form only); must be static.
+MLFLOW_AUTH_SECRET_KEY=gust-mlflow-auth-secret-key
+
+# mlflow[auth]: Flask-WTF, without which the basic-auth app does not import.
+PIP_PACKAGES=('moto[server]' 'mlflow[auth]' boto3 psycopg2-binary)
 
 # ---------------------------------------------------------------------------
 # helpers
@@ -83,6 +99,20 @@ die() {
 
 # Quotes $1 for a POSIX shell, single-quote style.
 shq() { printf "'%s'" "${1//\'/\'\\\'\'}"; }
+
+# Percent-encodes $1 for the userinfo of a URI (everything but RFC 3986's unreserved).
+urlenc() {
+  local LC_ALL=C s=$1 out="" c i # C: byte by byte, so UTF-8 comes out as %XX%XX
+  for ((i = 0; i < ${#s}; i++)); do
+    c=${s:i:1}
+    if [[ $c == [A-Za-z0-9._~-] ]]; then
+      out+=$c
+    else
+      out+=$(printf '%%%02X' "'$c")
+    fi
+  done
+  printf '%s' "$out"
+}
 
 # Reads /proc/<pid>/stat and sets STATE and PGRP. Fails if the process is gone.
 # The command name may contain spaces or parentheses, hence the cut at the last ')'.
@@ -551,8 +581,8 @@ status_redis_cluster() {
 }
 
 # ---------------------------------------------------------------------------
-# Python venv: moto, mlflow, boto3, psycopg2 (moto and mlflow servers, and a
-# Python client for the tests' cross-checks)
+# Python venv: moto, mlflow (with its auth extra), boto3, psycopg2 (moto and
+# mlflow servers, and a Python client for the tests' cross-checks)
 
 install_python_prereqs() {
   local py
@@ -568,7 +598,7 @@ venv_complete() {
   [[ -x $VENV/bin/moto_server && -x $VENV/bin/mlflow ]] || return 1
   "$VENV/bin/python" - <<'PY' 2>/dev/null
 import importlib.util, sys
-mods = ["moto", "flask", "flask_cors", "mlflow", "boto3", "psycopg2"]
+mods = ["moto", "flask", "flask_cors", "flask_wtf", "mlflow", "boto3", "psycopg2"]
 sys.exit(any(importlib.util.find_spec(m) is None for m in mods))
 PY
 }
@@ -712,9 +742,108 @@ stop_mlflow() { stop_pidfile mlflow "$RUN_DIR/mlflow.pid" mlflow; }
 status_mlflow() { status_line mlflow "$RUN_DIR/mlflow.pid" mlflow "$MLFLOW_PORT"; }
 
 # ---------------------------------------------------------------------------
+# mlflow-auth: a second MLflow server, with the basic-auth app, for the tests of
+# wrong credentials. Self-contained: SQLite stores, artifacts on the local disk.
+
+start_mlflow_auth() {
+  local pidfile=$RUN_DIR/mlflow-auth.pid logfile=$LOG_DIR/mlflow-auth.log
+  if pid_of "$pidfile" basic-auth >/dev/null; then
+    wait_ready mlflow-auth "$MLFLOW_READY_TIMEOUT" "$pidfile" basic-auth "$logfile" ready_mlflow_auth
+    echo "mlflow-auth: ready on $HOST:$MLFLOW_AUTH_PORT (already running)"
+    return 0
+  fi
+  ports_free mlflow-auth "$MLFLOW_AUTH_PORT"
+  mkdir -p "$MLFLOW_AUTH_DIR/artifacts"
+  # Rewritten on every cold start so edits to this script take effect. The admin
+  # user is created from it when auth.db has no such user yet; a changed password
+  # is not applied to an existing user (delete auth.db for that).
+  (
+    umask 077
+    cat >"$MLFLOW_AUTH_DIR/basic_auth.ini" <<EOF
+[mlflow]
+default_permission = READ
+database_uri = sqlite:///$MLFLOW_AUTH_DIR/auth.db
+admin_username = $MLFLOW_AUTH_USER
+admin_password = $MLFLOW_AUTH_PASSWORD
+authorization_function = mlflow.server.auth:authenticate_request_basic_auth
+EOF
+  )
+  # MLFLOW_FLASK_SERVER_SECRET_KEY: the basic-auth app refuses to start without
+  # one. MLFLOW_AUTH_ADMIN_*, if the caller has them, would override the ini file.
+  # The rest as for mlflow above.
+  launch "$pidfile" "$logfile" env -u MLFLOW_AUTH_ADMIN_USERNAME -u MLFLOW_AUTH_ADMIN_PASSWORD \
+    MLFLOW_AUTH_CONFIG_PATH="$MLFLOW_AUTH_DIR/basic_auth.ini" \
+    MLFLOW_FLASK_SERVER_SECRET_KEY="$MLFLOW_AUTH_SECRET_KEY" \
+    MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false \
+    "$VENV/bin/mlflow" server --app-name basic-auth \
+    --host "$HOST" --port "$MLFLOW_AUTH_PORT" --workers 1 \
+    --backend-store-uri "sqlite:///$MLFLOW_AUTH_DIR/mlflow.db" \
+    --serve-artifacts --artifacts-destination "$MLFLOW_AUTH_DIR/artifacts" \
+    --allowed-hosts "$HOST,$HOST:*,localhost,localhost:*"
+  wait_ready mlflow-auth "$MLFLOW_READY_TIMEOUT" "$pidfile" basic-auth "$logfile" ready_mlflow_auth
+  echo "mlflow-auth: ready on $HOST:$MLFLOW_AUTH_PORT"
+}
+
+# An API call with the admin's credentials answers 200 and one without them 401
+# (so this is the basic-auth app, not an open server). The credentials reach curl
+# on stdin, not on its command line (config syntax: \ and " escaped).
+ready_mlflow_auth() {
+  local url=http://$HOST:$MLFLOW_AUTH_PORT user=$MLFLOW_AUTH_USER:$MLFLOW_AUTH_PASSWORD
+  user=${user//\\/\\\\}
+  user=${user//\"/\\\"}
+  local search=(-s --max-time 10 -o /dev/null -w '%{http_code}' -X POST
+    -H 'Content-Type: application/json' -d '{"max_results":1}' "$url/api/2.0/mlflow/experiments/search")
+  [[ $(curl -fsS --max-time 5 "$url/health") == OK ]] &&
+    [[ $(printf 'user = "%s"\n' "$user" | curl -K - "${search[@]}") == 200 ]] &&
+    [[ $(curl "${search[@]}") == 401 ]]
+}
+
+# (Its pid file is matched on basic-auth, so a stale one never names the other mlflow.)
+stop_mlflow_auth() { stop_pidfile mlflow-auth "$RUN_DIR/mlflow-auth.pid" basic-auth; }
+status_mlflow_auth() { status_line mlflow-auth "$RUN_DIR/mlflow-auth.pid" basic-auth "$MLFLOW_AUTH_PORT"; }
+
+# ---------------------------------------------------------------------------
 # commands
 
-SERVICES=(postgres mariadb redis redis_cluster moto s3s_fs mlflow)
+SERVICES=(postgres mariadb redis redis_cluster moto s3s_fs mlflow mlflow_auth)
+
+# The services a command acts on: those named on its command line (redis-cluster
+# or redis_cluster), in SERVICES order, or all of them.
+SELECTED=()
+select_services() {
+  local svc arg known
+  if (($# == 0)); then
+    SELECTED=("${SERVICES[@]}")
+    return 0
+  fi
+  for arg in "$@"; do
+    known=0
+    for svc in "${SERVICES[@]}"; do [[ ${arg//-/_} == "$svc" ]] && known=1; done
+    ((known)) || die "unknown service '$arg' (services: ${SERVICES[*]//_/-})"
+  done
+  SELECTED=()
+  for svc in "${SERVICES[@]}"; do
+    for arg in "$@"; do
+      if [[ ${arg//-/_} == "$svc" ]]; then
+        SELECTED+=("$svc")
+        break
+      fi
+    done
+  done
+}
+
+selected() {
+  local svc
+  for svc in "${SELECTED[@]}"; do [[ $svc == "$1" ]] && return 0; done
+  return 1
+}
+
+# The services $1 needs running: started before it, or it is not started.
+deps_of() {
+  case $1 in
+    mlflow) echo postgres moto ;;
+  esac
+}
 
 lock() {
   mkdir -p "$SVC_DIR"
@@ -728,6 +857,7 @@ lock() {
 require_root() { ((EUID == 0)) || die "must run as root (installs packages, runs postgres as its OS user)"; }
 
 cmd_start() {
+  select_services "$@"
   require_root
   lock
   mkdir -p "$RUN_DIR" "$LOG_DIR"
@@ -735,23 +865,33 @@ cmd_start() {
 
   command -v curl >/dev/null || need_apt curl
   command -v flock >/dev/null || need_apt util-linux
-  install_postgres
-  install_mariadb
-  install_redis
-  install_python_prereqs
+  if selected postgres; then install_postgres; fi
+  if selected mariadb; then install_mariadb; fi
+  if selected redis || selected redis_cluster; then install_redis; fi
+  local python=0
+  if selected moto || selected mlflow || selected mlflow_auth; then python=1; fi
+  ((python == 0)) || install_python_prereqs
   # s3s-fs is built from source: cargo needs a C toolchain to link.
-  [[ -x $S3S_BIN ]] || command -v cc >/dev/null || need_apt gcc libc6-dev
+  if selected s3s_fs; then [[ -x $S3S_BIN ]] || command -v cc >/dev/null || need_apt gcc libc6-dev; fi
   apt_flush
-  install_python_env
-  install_s3s_fs
+  ((python == 0)) || install_python_env
+  if selected s3s_fs; then install_s3s_fs; fi
 
   # Each service starts in a subshell with errexit, so one failure does not
   # keep the others down; an unexpected failing command is reported via ERR.
-  local svc rc failed=()
-  for svc in "${SERVICES[@]}"; do
-    if [[ $svc == mlflow ]] && [[ " ${failed[*]} " == *" postgres "* || " ${failed[*]} " == *" moto "* ]]; then
-      log "mlflow: not started (postgres or moto is not ready)"
-      failed+=(mlflow)
+  local svc dep rc failed=() missing
+  for svc in "${SELECTED[@]}"; do
+    missing=()
+    for dep in $(deps_of "$svc"); do
+      if selected "$dep"; then
+        [[ " ${failed[*]} " != *" $dep "* ]] || missing+=("$dep")
+      else
+        "status_$dep" >/dev/null || missing+=("$dep")
+      fi
+    done
+    if ((${#missing[@]})); then
+      log "${svc//_/-}: not started (not ready: ${missing[*]//_/-})"
+      failed+=("$svc")
       continue
     fi
     set +e
@@ -772,18 +912,20 @@ cmd_start() {
 }
 
 cmd_stop() {
+  select_services "$@"
   require_root
   lock
   local i
-  # Reverse order: mlflow first (it uses postgres and moto).
-  for ((i = ${#SERVICES[@]} - 1; i >= 0; i--)); do
-    "stop_${SERVICES[i]}"
+  # Reverse order: the mlflow servers first (mlflow uses postgres and moto).
+  for ((i = ${#SELECTED[@]} - 1; i >= 0; i--)); do
+    "stop_${SELECTED[i]}"
   done
 }
 
 cmd_status() {
+  select_services "$@"
   local svc down=0
-  for svc in "${SERVICES[@]}"; do
+  for svc in "${SELECTED[@]}"; do
     "status_$svc" || down=1
   done
   return "$down"
@@ -801,6 +943,7 @@ AIRFLOW_CONN_REDIS_CLUSTER=redis://:$REDIS_PASSWORD@$HOST:57001/?cluster=true&st
 AIRFLOW_CONN_AWS_DEFAULT=aws://$AWS_KEY:$AWS_SECRET@/?region_name=$AWS_REGION&endpoint_url=http%3A%2F%2F$HOST%3A$MOTO_PORT
 AIRFLOW_CONN_S3S_FS=aws://$AWS_KEY:$AWS_SECRET@/?region_name=$AWS_REGION&endpoint_url=http%3A%2F%2F$HOST%3A$S3S_PORT
 AIRFLOW_CONN_MLFLOW_DEFAULT=http://$HOST:$MLFLOW_PORT
+AIRFLOW_CONN_MLFLOW_AUTH=http://$(urlenc "$MLFLOW_AUTH_USER"):$(urlenc "$MLFLOW_AUTH_PASSWORD")@$HOST:$MLFLOW_AUTH_PORT
 MLFLOW_TRACKING_URI=http://$HOST:$MLFLOW_PORT
 MLFLOW_S3_ENDPOINT_URL=http://$HOST:$MOTO_PORT
 GUST_SERVICES_PYTHON=$VENV/bin/python
@@ -808,14 +951,20 @@ EOF
 }
 
 usage() {
-  echo "usage: $0 start|stop|status|env" >&2
+  echo "usage: $0 start|stop|status [service...] | env" >&2
+  echo "services: ${SERVICES[*]//_/-}" >&2
   exit 2
 }
 
-case ${1:-} in
-  start) cmd_start ;;
-  stop) cmd_stop ;;
-  status) cmd_status ;;
-  env) cmd_env ;;
+cmd=${1:-}
+shift || true
+case $cmd in
+  start) cmd_start "$@" ;;
+  stop) cmd_stop "$@" ;;
+  status) cmd_status "$@" ;;
+  env)
+    (($# == 0)) || usage
+    cmd_env
+    ;;
   *) usage ;;
 esac

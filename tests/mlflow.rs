@@ -292,7 +292,8 @@ async fn unreachable_server_and_wrong_token_are_typed_errors() {
     assert!(e.is_retryable());
     assert!(e.to_string().contains("cannot reach"), "{e}");
 
-    // The project's server runs without auth; a token must still never be echoed.
+    // A token is never echoed, even by a server without auth (the server with auth,
+    // and wrong credentials against it, are in tests/mlflow_auth.rs).
     let conn = gust::Connection::from_uri("tok", "http://:s3cr3t-token@127.0.0.1:9").unwrap();
     let e = MlflowHook::from_connection(&conn)
         .unwrap()
