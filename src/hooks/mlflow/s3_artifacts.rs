@@ -246,7 +246,10 @@ mod imp {
                 format!("{}/", root.prefix)
             };
             let b = self.built(op, run_id).await?;
-            let wrap = |e| b.wrap(op, run_id, rel, &root.bucket, Some(&prefix), e);
+            let wrap = |e| {
+                b.wrap(op, run_id, rel, &root.bucket, None, e)
+                    .with("prefix", &prefix)
+            };
             let opts = ListOptions::new().prefix(prefix.clone()).delimiter("/");
             let mut entries = b.hook.list(&root.bucket, opts);
             let mut out = Vec::new();
