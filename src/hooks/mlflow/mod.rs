@@ -30,6 +30,15 @@
 //! # let _ = (accuracy, RunStatus::Finished); Ok(()) }
 //! ```
 //!
+//! Artifacts are streamed both ways and whole directories are transferred
+//! recursively. A run's artifact root decides where they go: the tracking
+//! server's proxy (`mlflow-artifacts:/…`), a local directory (`file:`, on a
+//! file store) or, with the `s3` feature, S3 itself (`s3://bucket/prefix`, e.g.
+//! an experiment made with [`MlflowHook::create_experiment_with_location`]),
+//! through an `S3Hook` configured like the Python client's S3 client
+//! (`MLFLOW_S3_ENDPOINT_URL`, `AWS_ACCESS_KEY_ID` / `AWS_SECRET_ACCESS_KEY`,
+//! `AWS_DEFAULT_REGION`) or given with `MlflowHook::with_artifact_s3`.
+//!
 //! Over REST, MLflow's `error_code` maps to [`ErrorKind`]: `RESOURCE_DOES_NOT_EXIST`
 //! → not found, `RESOURCE_ALREADY_EXISTS` (sent with HTTP 400) → already exists,
 //! `INVALID_PARAMETER_VALUE` → invalid input, 401/403 → auth; 429, 502, 503 and 504

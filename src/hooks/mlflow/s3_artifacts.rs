@@ -1,5 +1,5 @@
 //! Artifact roots on S3 (`s3://bucket/prefix`), read and written directly
-//! through [`S3Hook`](crate::hooks::s3::S3Hook) — what MLflow's
+//! through `S3Hook` — what MLflow's
 //! `S3ArtifactRepository` does for a run whose `artifact_uri` is `s3://…`.
 //!
 //! Needs the `s3` feature; without it an `s3://` root is

@@ -80,9 +80,8 @@ const STALE_STAGING: std::time::Duration = std::time::Duration::from_secs(3600);
 /// [`MlflowHook::search_runs`](super::MlflowHook::search_runs)); artifact roots
 /// are local (`file:`) or, with the `s3` feature, on S3 (`s3://`, an experiment
 /// created with such an `artifact_location`; read and written through an
-/// [`S3Hook`](crate::hooks::s3::S3Hook) configured like
-/// [`RestStore`](super::RestStore)'s); other schemes are
-/// [`Unsupported`](crate::ErrorKind::Unsupported).
+/// `S3Hook` configured like [`RestStore`](super::RestStore)'s); other schemes
+/// are [`Unsupported`](crate::ErrorKind::Unsupported).
 /// Metrics keep NaN and ±infinity (`nan`, `inf` in the files, as Python writes
 /// them); param values over 6000 and tag values over 8000 characters are
 /// rejected rather than truncated.
