@@ -54,8 +54,9 @@ pub(crate) enum ArtifactRoot {
 /// the root is `s3://bucket/prefix` (an experiment created with an S3
 /// `artifact_location`, or a server without the proxy), they are read and
 /// written directly on S3 through an `S3Hook`, as the Python client does: with
-/// the `s3` feature, the hook is built on first use from `MLFLOW_S3_ENDPOINT_URL` (path-style addressing) and the default AWS
-/// chain (`AWS_ACCESS_KEY_ID` / `AWS_SECRET_ACCESS_KEY`, `AWS_DEFAULT_REGION`,
+/// the `s3` feature, the hook is built on first use from
+/// `MLFLOW_S3_ENDPOINT_URL` (path-style addressing) and the default AWS chain
+/// (`AWS_ACCESS_KEY_ID` / `AWS_SECRET_ACCESS_KEY`, `AWS_DEFAULT_REGION`,
 /// profiles, roles), or given with `with_artifact_s3`. Without the feature such
 /// a run's artifacts are [`ErrorKind::Unsupported`].
 #[derive(Clone)]
