@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use gust::hooks::mlflow::{FileInfo, FlavorConfig, MlflowFlavor, MlflowHook, RunStatus};
-use gust::hooks::object_store::ObjectStore;
+use gust::hooks::object_store::{ObjectStore, PutOptions};
 use gust::hooks::s3::{MIN_PART_SIZE, S3Hook};
 use gust::{Connection, ErrorKind};
 
@@ -240,6 +240,56 @@ async fn s3_root_on_the_tracking_server_round_trips() {
         .unwrap();
     assert_eq!(std::fs::read_to_string(notes).unwrap(), "bonjour");
     run.end(RunStatus::Finished).await.unwrap();
+}
+
+/// A directory of more than one listing page (1000 keys) lists whole; a
+/// zero-byte `dir/` folder marker (as consoles create) is not a file.
+#[tokio::test]
+async fn listings_page_through_every_key() {
+    use futures::StreamExt;
+    let e = require_env!();
+    let h = MlflowHook::from_connection(&e.mlflow)
+        .unwrap()
+        .with_artifact_s3(e.s3.clone());
+    let exp = h
+        .create_experiment_with_location(
+            &common::unique("gust-s3-pages"),
+            &format!("s3://{}/pages", e.bucket),
+        )
+        .await
+        .unwrap();
+    let run = h.create_run(&exp, None).await.unwrap();
+    let prefix = format!("pages/{}/artifacts/many", run.run_id());
+    let keys: Vec<String> = (0..1005)
+        .map(|i| format!("{prefix}/f{i:04}.txt"))
+        .chain([format!("{prefix}/zz/inner.txt")])
+        .collect();
+    let opts = PutOptions::new();
+    let puts = futures::stream::iter(keys.iter().map(|k| {
+        e.s3.put(&e.bucket, k, bytes::Bytes::from_static(b"x"), &opts)
+    }))
+    .buffer_unordered(16)
+    .collect::<Vec<_>>()
+    .await;
+    assert!(puts.iter().all(Result::is_ok));
+    // The key rule refuses a trailing '/', so the marker goes through the raw client.
+    e.s3.client()
+        .put_object()
+        .bucket(&e.bucket)
+        .key(format!("{prefix}/"))
+        .send()
+        .await
+        .unwrap();
+    let list = h.list_artifacts(run.run_id(), "many").await.unwrap();
+    assert_eq!(list.len(), 1006, "{:?}", &list[..3]);
+    assert_eq!(entries(&list[..1]), vec![file("many/f0000.txt", 1)]);
+    assert_eq!(list[1004].path, "many/f1004.txt");
+    assert_eq!(list[1005].path, "many/zz");
+    assert!(list[1005].is_dir);
+    assert_eq!(
+        entries(&h.list_artifacts(run.run_id(), "").await.unwrap()),
+        vec![dir("many")]
+    );
 }
 
 /// A model that predicts a constant (no `ml` feature needed).
