@@ -97,9 +97,11 @@ pub struct FileStore {
 
 impl std::fmt::Debug for FileStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("FileStore")
-            .field("root", &self.inner.root)
-            .finish()
+        let mut d = f.debug_struct("FileStore");
+        d.field("root", &self.inner.root);
+        #[cfg(feature = "s3")]
+        d.field("artifact_s3", &self.s3);
+        d.finish()
     }
 }
 

@@ -73,8 +73,8 @@ pub struct RestStore {
 
 impl std::fmt::Debug for RestStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RestStore")
-            .field("conn_id", &self.conn_id)
+        let mut d = f.debug_struct("RestStore");
+        d.field("conn_id", &self.conn_id)
             .field("base_url", &self.base_url)
             .field(
                 "auth",
@@ -84,8 +84,10 @@ impl std::fmt::Debug for RestStore {
                     Auth::Basic(..) => "basic ***",
                 },
             )
-            .field("max_retries", &self.max_retries)
-            .finish_non_exhaustive()
+            .field("max_retries", &self.max_retries);
+        #[cfg(feature = "s3")]
+        d.field("artifact_s3", &self.s3);
+        d.finish()
     }
 }
 
