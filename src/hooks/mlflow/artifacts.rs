@@ -56,6 +56,36 @@ pub(crate) fn join(root: &str, rel: &str) -> Result<String> {
     Ok(out)
 }
 
+/// Writes `body` to `local` through a temporary name beside it, so a broken
+/// download leaves no truncated file behind: the file appears whole or not at all.
+pub(crate) async fn write_stream<S, B>(local: &Path, body: S) -> std::io::Result<()>
+where
+    S: futures::Stream<Item = std::io::Result<B>>,
+    B: AsRef<[u8]>,
+{
+    use futures::StreamExt;
+    use tokio::io::AsyncWriteExt;
+
+    if let Some(parent) = local.parent() {
+        tokio::fs::create_dir_all(parent).await?;
+    }
+    let partial = local.with_extension("gust-partial");
+    let mut body = std::pin::pin!(body);
+    let write = async {
+        let mut file = tokio::fs::File::create(&partial).await?;
+        while let Some(chunk) = body.next().await {
+            file.write_all(chunk?.as_ref()).await?;
+        }
+        file.flush().await?;
+        tokio::fs::rename(&partial, local).await
+    };
+    let res = write.await;
+    if res.is_err() {
+        let _ = tokio::fs::remove_file(&partial).await;
+    }
+    res
+}
+
 impl MlflowHook {
     /// Uploads the file `local_path` into the run's artifacts, under directory
     /// `artifact_path` (or at the root), keeping its file name.

@@ -30,6 +30,15 @@
 //! # let _ = (accuracy, RunStatus::Finished); Ok(()) }
 //! ```
 //!
+//! Artifacts are streamed both ways and whole directories are transferred
+//! recursively. A run's artifact root decides where they go: the tracking
+//! server's proxy (`mlflow-artifacts:/…`), a local directory (`file:`, on a
+//! file store) or, with the `s3` feature, S3 itself (`s3://bucket/prefix`, e.g.
+//! an experiment made with [`MlflowHook::create_experiment_with_location`]),
+//! through an `S3Hook` configured like the Python client's S3 client
+//! (`MLFLOW_S3_ENDPOINT_URL`, `AWS_ACCESS_KEY_ID` / `AWS_SECRET_ACCESS_KEY`,
+//! `AWS_DEFAULT_REGION`) or given with `MlflowHook::with_artifact_s3`.
+//!
 //! Over REST, MLflow's `error_code` maps to [`ErrorKind`]: `RESOURCE_DOES_NOT_EXIST`
 //! → not found, `RESOURCE_ALREADY_EXISTS` (sent with HTTP 400) → already exists,
 //! `INVALID_PARAMETER_VALUE` → invalid input, 401/403 → auth; 429, 502, 503 and 504
@@ -41,6 +50,7 @@ mod artifacts;
 mod file_store;
 mod registry;
 mod rest;
+mod s3_artifacts;
 mod store;
 mod tracking;
 mod types;
@@ -75,10 +85,19 @@ pub const DEFAULT_CONN_ID: &str = "mlflow_default";
 pub struct MlflowHook {
     conn_id: String,
     store: Arc<dyn MlflowStore>,
-    /// The REST store behind `store`, if it is one, so `with_max_retries` can
+    /// The built-in store behind `store`, if it is one, so the builders can
     /// rebuild it.
-    rest: Option<RestStore>,
+    builtin: Builtin,
     batch_limits: BatchLimits,
+}
+
+/// Which of gust's stores a hook talks through.
+#[derive(Clone)]
+enum Builtin {
+    Rest(RestStore),
+    File(FileStore),
+    /// A store given with [`MlflowHook::with_store`].
+    Other,
 }
 
 impl std::fmt::Debug for MlflowHook {
@@ -107,9 +126,28 @@ impl MlflowHook {
         MlflowHook {
             conn_id: rest.conn_id().to_string(),
             store: Arc::new(rest.clone()),
-            rest: Some(rest),
+            builtin: Builtin::Rest(rest),
             batch_limits: BatchLimits::default(),
         }
+    }
+
+    fn from_file(file: FileStore) -> Self {
+        MlflowHook {
+            conn_id: DEFAULT_CONN_ID.to_string(),
+            store: Arc::new(file.clone()),
+            builtin: Builtin::File(file),
+            batch_limits: BatchLimits::default(),
+        }
+    }
+
+    /// Replaces the built-in store (after a builder changed it).
+    fn set_builtin(&mut self, builtin: Builtin) {
+        match &builtin {
+            Builtin::Rest(r) => self.store = Arc::new(r.clone()),
+            Builtin::File(f) => self.store = Arc::new(f.clone()),
+            Builtin::Other => {}
+        }
+        self.builtin = builtin;
     }
 
     /// A hook for the tracking server at `base_url` (e.g. `http://127.0.0.1:5000`),
@@ -132,7 +170,7 @@ impl MlflowHook {
         };
         match scheme.as_deref() {
             Some("http" | "https") => Self::new(uri),
-            Some("file") | None => Ok(Self::with_store(Arc::new(FileStore::from_uri(uri)?))),
+            Some("file") | None => Ok(Self::from_file(FileStore::from_uri(uri)?)),
             Some(other) => Err(Error::new(
                 ErrorKind::Unsupported,
                 "mlflow.from_uri",
@@ -193,7 +231,7 @@ impl MlflowHook {
         MlflowHook {
             conn_id: DEFAULT_CONN_ID.to_string(),
             store,
-            rest: None,
+            builtin: Builtin::Other,
             batch_limits: BatchLimits::default(),
         }
     }
@@ -202,11 +240,29 @@ impl MlflowHook {
     /// errors) is retried with exponential backoff (default 3). Applies to a
     /// [`RestStore`] built by this hook; other stores are unchanged.
     pub fn with_max_retries(mut self, n: u32) -> Self {
-        if let Some(rest) = self.rest.take() {
-            let rest = rest.with_max_retries(n);
-            self.store = Arc::new(rest.clone());
-            self.rest = Some(rest);
+        if let Builtin::Rest(rest) = &self.builtin {
+            let rest = rest.clone().with_max_retries(n);
+            self.set_builtin(Builtin::Rest(rest));
         }
+        self
+    }
+
+    /// Reads and writes the artifacts of runs whose root is `s3://bucket/prefix`
+    /// through `hook` (e.g. `S3Hook::from_conn_id("aws_default")`), instead of
+    /// a hook built on first use from `MLFLOW_S3_ENDPOINT_URL` and the default
+    /// AWS chain (`AWS_ACCESS_KEY_ID` / `AWS_SECRET_ACCESS_KEY`,
+    /// `AWS_DEFAULT_REGION`, profiles, roles), as the Python client reads them.
+    /// Applies to the [`RestStore`] or [`FileStore`] built by this hook; a store
+    /// given with [`with_store`](Self::with_store) is unchanged.
+    #[cfg(feature = "s3")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "s3")))]
+    pub fn with_artifact_s3(mut self, hook: crate::hooks::s3::S3Hook) -> Self {
+        let builtin = match &self.builtin {
+            Builtin::Rest(r) => Builtin::Rest(r.clone().with_artifact_s3(hook)),
+            Builtin::File(f) => Builtin::File(f.clone().with_artifact_s3(hook)),
+            Builtin::Other => Builtin::Other,
+        };
+        self.set_builtin(builtin);
         self
     }
 
@@ -267,7 +323,7 @@ mod tests {
             "{}",
             h.tracking_uri()
         );
-        assert!(h.rest.is_none());
+        assert!(matches!(h.builtin, Builtin::File(_)));
         let c = Connection::from_uri("m", "https://:tok-123@mlflow.example.com").unwrap();
         let h = MlflowHook::from_connection(&c).unwrap().with_max_retries(0);
         assert_eq!(h.conn_id(), "m");

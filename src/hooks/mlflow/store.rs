@@ -49,8 +49,15 @@ pub trait MlflowStore: Send + Sync + Debug {
     async fn get_experiment(&self, experiment_id: &str) -> Result<Experiment>;
 
     /// Creates experiment `name` and returns its id; `AlreadyExists` if the name is
-    /// taken (also when a concurrent caller won the race).
-    async fn create_experiment(&self, name: &str) -> Result<String>;
+    /// taken (also when a concurrent caller won the race). Its runs keep their
+    /// artifacts under `artifact_location` (e.g. `s3://bucket/prefix`), or under the
+    /// store's default root when `None`; a location the store cannot use is
+    /// `Unsupported` or `InvalidInput`.
+    async fn create_experiment(
+        &self,
+        name: &str,
+        artifact_location: Option<&str>,
+    ) -> Result<String>;
 
     /// Creates a `RUNNING` run in `experiment_id` that started at `start_time`
     /// (ms since the epoch); without `run_name` the store picks one.

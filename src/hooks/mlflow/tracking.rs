@@ -116,9 +116,26 @@ impl MlflowHook {
         self.store.get_experiment(experiment_id).await
     }
 
-    /// Creates experiment `name` and returns its id.
+    /// Creates experiment `name` and returns its id; its runs' artifacts go under
+    /// the store's default artifact root.
     pub async fn create_experiment(&self, name: &str) -> Result<String> {
-        self.store.create_experiment(name).await
+        self.store.create_experiment(name, None).await
+    }
+
+    /// Creates experiment `name` whose runs keep their artifacts under
+    /// `artifact_location` (MLflow's `create_experiment(name, artifact_location)`),
+    /// e.g. `s3://bucket/prefix` — each run's root is then
+    /// `<artifact_location>/<run_id>/artifacts`. A tracking server accepts any
+    /// URI; gust reads and writes `mlflow-artifacts:/`, `s3://` (feature `s3`)
+    /// and, on a file store, `file:` roots and local paths.
+    pub async fn create_experiment_with_location(
+        &self,
+        name: &str,
+        artifact_location: &str,
+    ) -> Result<String> {
+        self.store
+            .create_experiment(name, Some(artifact_location))
+            .await
     }
 
     /// The id of experiment `name`, created if missing. Safe when several processes

@@ -1,11 +1,24 @@
 //! Artifacts of a file-store run: files under the directory its `file:`
-//! `artifact_uri` names, copied in a streaming fashion.
+//! `artifact_uri` names, copied in a streaming fashion — or, for an `s3://`
+//! root (feature `s3`), objects on S3 through the store's S3 hook.
 
 use std::path::{Path, PathBuf};
 
-use super::{Inner, err, io_err, new_uuid_hex, uri_path};
+use super::{FileStore, Inner, err, io_err, new_uuid_hex, uri_path};
 use crate::error::{ErrorKind, Result};
 use crate::hooks::mlflow::artifacts::{FileInfo, join};
+use crate::hooks::mlflow::s3_artifacts::is_s3;
+#[cfg(feature = "s3")]
+use crate::hooks::mlflow::s3_artifacts::{S3Artifacts, S3Root};
+
+/// Where a run's artifacts live.
+enum Location {
+    /// A local directory.
+    Local(PathBuf),
+    /// Objects under an `s3://` root.
+    #[cfg(feature = "s3")]
+    S3(S3Root),
+}
 
 /// Suffix of a file being copied in; listings skip it.
 const PARTIAL: &str = ".gust-partial";
@@ -36,23 +49,34 @@ fn copy_whole(src: &Path, dst: &Path) -> std::io::Result<u64> {
 }
 
 impl Inner {
-    /// The local directory of run `run_id`'s artifacts.
-    fn artifact_dir(&self, op: &str, run_id: &str) -> Result<PathBuf> {
+    /// Where run `run_id`'s artifacts live, from its `artifact_uri`.
+    fn artifact_location(&self, op: &str, run_id: &str) -> Result<Location> {
         let (_, dir) = self.find_run(op, run_id)?;
         let meta = self
             .read_yaml(op, &dir.join(super::META))?
             .unwrap_or_default();
         let uri = super::get_str(&meta, "artifact_uri").unwrap_or_default();
-        uri_path(&uri).ok_or_else(|| {
+        if is_s3(&uri) {
+            #[cfg(feature = "s3")]
+            return S3Root::parse(&uri)
+                .map(Location::S3)
+                .map_err(|e| e.with("run_id", run_id));
+            #[cfg(not(feature = "s3"))]
+            return Err(
+                crate::hooks::mlflow::s3_artifacts::needs_s3_feature(super::fs::op_name(op))
+                    .with("run_id", run_id)
+                    .with("artifact_uri", &uri),
+            );
+        }
+        uri_path(&uri).map(Location::Local).ok_or_else(|| {
             err(
                 ErrorKind::Unsupported,
                 op,
-                format!(
-                    "the run's artifact root {uri:?} is not on the local file system; \
-                     the file store only reads and writes file: artifact roots"
-                ),
+                "the run's artifact root is neither on the local file system (file:) nor \
+                 on S3 (s3://)",
             )
             .with("run_id", run_id)
+            .with("artifact_uri", &uri)
         })
     }
 
@@ -68,10 +92,9 @@ impl Inner {
         Ok((rel, path))
     }
 
-    pub(super) fn upload_artifact(&self, run_id: &str, local: &Path, rel: &str) -> Result<()> {
+    fn upload_artifact(&self, run_id: &str, base: &Path, local: &Path, rel: &str) -> Result<()> {
         let op = "log_artifact";
-        let base = self.artifact_dir(op, run_id)?;
-        let (rel, dst) = Self::under(op, run_id, &base, rel)?;
+        let (rel, dst) = Self::under(op, run_id, base, rel)?;
         if rel.is_empty() {
             return Err(err(
                 ErrorKind::InvalidInput,
@@ -98,10 +121,9 @@ impl Inner {
         Ok(())
     }
 
-    pub(super) fn list_artifacts(&self, run_id: &str, rel: &str) -> Result<Vec<FileInfo>> {
+    fn list_artifacts(&self, run_id: &str, base: &Path, rel: &str) -> Result<Vec<FileInfo>> {
         let op = "list_artifacts";
-        let base = self.artifact_dir(op, run_id)?;
-        let (rel, dir) = Self::under(op, run_id, &base, rel)?;
+        let (rel, dir) = Self::under(op, run_id, base, rel)?;
         let entries = match std::fs::read_dir(&dir) {
             Ok(e) => e,
             // A missing directory or a file lists as nothing, as in MLflow.
@@ -137,10 +159,9 @@ impl Inner {
         Ok(out)
     }
 
-    pub(super) fn download_artifact(&self, run_id: &str, rel: &str, local: &Path) -> Result<()> {
+    fn download_artifact(&self, run_id: &str, base: &Path, rel: &str, local: &Path) -> Result<()> {
         let op = "download_artifacts";
-        let base = self.artifact_dir(op, run_id)?;
-        let (rel, src) = Self::under(op, run_id, &base, rel)?;
+        let (rel, src) = Self::under(op, run_id, base, rel)?;
         if !src.is_file() {
             return Err(
                 err(ErrorKind::NotFound, op, "no such artifact file in the run")
@@ -154,5 +175,66 @@ impl Inner {
                 .with("artifact", &rel)
         })?;
         Ok(())
+    }
+}
+
+impl FileStore {
+    /// Reads and writes the artifacts of runs whose root is `s3://…` through
+    /// `hook` instead of a hook built from `MLFLOW_S3_ENDPOINT_URL` and the
+    /// default AWS chain. Runs with local roots are unaffected.
+    #[cfg(feature = "s3")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "s3")))]
+    pub fn with_artifact_s3(mut self, hook: crate::hooks::s3::S3Hook) -> Self {
+        self.s3 = S3Artifacts::with_hook(hook);
+        self
+    }
+
+    async fn location(&self, op: &'static str, run_id: &str) -> Result<Location> {
+        let run_id = run_id.to_string();
+        self.run(op, move |i| i.artifact_location(op, &run_id))
+            .await
+    }
+
+    pub(super) async fn upload(&self, run_id: &str, local: &Path, rel: &str) -> Result<()> {
+        let op = "log_artifact";
+        match self.location(op, run_id).await? {
+            Location::Local(base) => {
+                let (run_id, local, rel) =
+                    (run_id.to_string(), local.to_path_buf(), rel.to_string());
+                self.run(op, move |i| i.upload_artifact(&run_id, &base, &local, &rel))
+                    .await
+            }
+            #[cfg(feature = "s3")]
+            Location::S3(root) => self.s3.upload(run_id, &root, local, rel).await,
+        }
+    }
+
+    pub(super) async fn list(&self, run_id: &str, rel: &str) -> Result<Vec<FileInfo>> {
+        let op = "list_artifacts";
+        match self.location(op, run_id).await? {
+            Location::Local(base) => {
+                let (run_id, rel) = (run_id.to_string(), rel.to_string());
+                self.run(op, move |i| i.list_artifacts(&run_id, &base, &rel))
+                    .await
+            }
+            #[cfg(feature = "s3")]
+            Location::S3(root) => self.s3.list(run_id, &root, rel).await,
+        }
+    }
+
+    pub(super) async fn download(&self, run_id: &str, rel: &str, local: &Path) -> Result<()> {
+        let op = "download_artifacts";
+        match self.location(op, run_id).await? {
+            Location::Local(base) => {
+                let (run_id, rel, local) =
+                    (run_id.to_string(), rel.to_string(), local.to_path_buf());
+                self.run(op, move |i| {
+                    i.download_artifact(&run_id, &base, &rel, &local)
+                })
+                .await
+            }
+            #[cfg(feature = "s3")]
+            Location::S3(root) => self.s3.download(run_id, &root, rel, local).await,
+        }
     }
 }

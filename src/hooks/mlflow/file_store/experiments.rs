@@ -4,10 +4,11 @@
 use std::path::{Path, PathBuf};
 
 use super::{
-    Inner, META, MODELS, Meta, STAGING_SUFFIX, TRASH, err, file_uri, get_str,
+    Inner, META, MODELS, Meta, STAGING_SUFFIX, TRASH, err, file_uri, get_str, normalize, uri_path,
     validate_experiment_id, yint, ystr,
 };
 use crate::error::{ErrorKind, Result};
+use crate::hooks::mlflow::s3_artifacts::is_s3;
 use crate::hooks::mlflow::tracking::now_ms;
 use crate::hooks::mlflow::types::Experiment;
 
@@ -24,6 +25,52 @@ fn experiment_id_for(name: &str, salt: u32) -> String {
         h = h.wrapping_mul(0x0000_0100_0000_01b3);
     }
     (100_000_000_000_000_000 + h % 900_000_000_000_000_000).to_string()
+}
+
+/// An experiment's `artifact_location` as the file store records it: `s3://`
+/// URIs as given (without a trailing `/`), local paths and `file:` URIs as an
+/// absolute `file:///…` URI (a relative path is resolved against the current
+/// directory, as MLflow's `resolve_uri_if_local`). Other schemes are
+/// `Unsupported`: gust could not read or write their artifacts.
+fn artifact_location(op: &str, location: &str) -> Result<String> {
+    let location = location.trim();
+    let bad = |kind, why: &str| err(kind, op, why).with("artifact_location", location);
+    if location.is_empty() {
+        return Err(bad(
+            ErrorKind::InvalidInput,
+            "the artifact location is empty",
+        ));
+    }
+    if is_s3(location) {
+        let bucket = location[5..].split('/').next().unwrap_or("");
+        if bucket.is_empty() {
+            return Err(bad(
+                ErrorKind::InvalidInput,
+                "the artifact location names no bucket (s3://bucket/prefix)",
+            ));
+        }
+        return Ok(location.trim_end_matches('/').to_string());
+    }
+    let path = uri_path(location).ok_or_else(|| {
+        bad(
+            ErrorKind::Unsupported,
+            "the file store keeps artifacts in local directories (file:, paths) or on S3 \
+             (s3://) only",
+        )
+    })?;
+    let abs = if path.is_absolute() {
+        path
+    } else {
+        std::env::current_dir()
+            .map_err(|e| {
+                bad(
+                    ErrorKind::Config,
+                    &format!("cannot resolve a relative path: {e}"),
+                )
+            })?
+            .join(path)
+    };
+    file_uri(&normalize(&abs))
 }
 
 impl Inner {
@@ -103,14 +150,20 @@ impl Inner {
 
     /// Stages meta.yaml of experiment `id` and publishes it as `<root>/<id>`;
     /// `AlreadyExists` if that directory is taken.
-    pub(super) fn create_experiment_dir(&self, id: &str, name: &str) -> Result<()> {
+    pub(super) fn create_experiment_dir(
+        &self,
+        id: &str,
+        name: &str,
+        location: Option<&str>,
+    ) -> Result<()> {
         let op = "create_experiment";
         let now = now_ms();
+        let location = match location {
+            Some(l) => artifact_location(op, l)?,
+            None => file_uri(&self.root.join(id))?,
+        };
         let mut meta = Meta::new();
-        meta.insert(
-            "artifact_location".into(),
-            ystr(file_uri(&self.root.join(id))?),
-        );
+        meta.insert("artifact_location".into(), ystr(location));
         meta.insert("creation_time".into(), yint(now));
         meta.insert(
             "effective_trace_archival_retention".into(),
@@ -135,9 +188,12 @@ impl Inner {
         }
     }
 
-    pub(super) fn create_experiment(&self, name: &str) -> Result<String> {
+    pub(super) fn create_experiment(&self, name: &str, location: Option<&str>) -> Result<String> {
         let op = "create_experiment";
         let ctx = |e: crate::Error| e.with("experiment", name);
+        if let Some(l) = location {
+            artifact_location(op, l).map_err(ctx)?;
+        }
         if name.trim().is_empty() || name.chars().count() > MAX_EXPERIMENT_NAME {
             return Err(ctx(err(
                 ErrorKind::InvalidInput,
@@ -164,7 +220,7 @@ impl Inner {
         for salt in 0..16 {
             let id = experiment_id_for(name, salt);
             if self.experiment_dir(&id).is_none() {
-                match self.create_experiment_dir(&id, name) {
+                match self.create_experiment_dir(&id, name, location) {
                     Ok(()) => return Ok(id),
                     Err(e) if e.kind() == ErrorKind::AlreadyExists => {}
                     Err(e) => return Err(ctx(e)),
@@ -190,6 +246,37 @@ impl Inner {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn artifact_locations_are_normalized() {
+        let op = "create_experiment";
+        assert_eq!(artifact_location(op, "s3://b/p/").unwrap(), "s3://b/p");
+        assert_eq!(
+            artifact_location(op, "/tmp/a b/../art").unwrap(),
+            "file:///tmp/art"
+        );
+        assert_eq!(
+            artifact_location(op, "file:///tmp/x").unwrap(),
+            "file:///tmp/x"
+        );
+        let rel = artifact_location(op, "art").unwrap();
+        assert!(
+            rel.starts_with("file:///") && rel.ends_with("/art"),
+            "{rel}"
+        );
+        assert_eq!(
+            artifact_location(op, "gs://b/p").unwrap_err().kind(),
+            ErrorKind::Unsupported
+        );
+        assert_eq!(
+            artifact_location(op, "s3:///p").unwrap_err().kind(),
+            ErrorKind::InvalidInput
+        );
+        assert_eq!(
+            artifact_location(op, " ").unwrap_err().kind(),
+            ErrorKind::InvalidInput
+        );
+    }
 
     #[test]
     fn experiment_ids_are_stable_eighteen_digit_numbers() {

@@ -10,7 +10,7 @@ use serde_yaml_ng::Value as Yaml;
 use super::{Inner, META, STAGING_PREFIX, STAGING_SUFFIX};
 use crate::error::{Error, ErrorKind, Result};
 
-fn op_name(op: &str) -> String {
+pub(crate) fn op_name(op: &str) -> String {
     format!("mlflow.file.{op}")
 }
 

@@ -78,8 +78,10 @@ const STALE_STAGING: std::time::Duration = std::time::Duration::from_secs(3600);
 /// name at the same instant (MLflow picks a random id). Run searches understand
 /// conjunctions of simple comparisons (see
 /// [`MlflowHook::search_runs`](super::MlflowHook::search_runs)); artifact roots
-/// must be local (`file:`) — a run MLflow created with an `s3://` root is
-/// readable, its artifacts are [`Unsupported`](crate::ErrorKind::Unsupported).
+/// are local (`file:`) or, with the `s3` feature, on S3 (`s3://`, an experiment
+/// created with such an `artifact_location`; read and written through an
+/// `S3Hook` configured like [`RestStore`](super::RestStore)'s); other schemes
+/// are [`Unsupported`](crate::ErrorKind::Unsupported).
 /// Metrics keep NaN and ±infinity (`nan`, `inf` in the files, as Python writes
 /// them); param values over 6000 and tag values over 8000 characters are
 /// rejected rather than truncated.
@@ -88,13 +90,18 @@ const STALE_STAGING: std::time::Duration = std::time::Duration::from_secs(3600);
 #[derive(Clone)]
 pub struct FileStore {
     inner: Arc<Inner>,
+    /// The S3 hook of runs whose artifact root is `s3://…`.
+    #[cfg(feature = "s3")]
+    s3: crate::hooks::mlflow::s3_artifacts::S3Artifacts,
 }
 
 impl std::fmt::Debug for FileStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("FileStore")
-            .field("root", &self.inner.root)
-            .finish()
+        let mut d = f.debug_struct("FileStore");
+        d.field("root", &self.inner.root);
+        #[cfg(feature = "s3")]
+        d.field("artifact_s3", &self.s3);
+        d.finish()
     }
 }
 
@@ -142,6 +149,8 @@ impl FileStore {
                 initialized: AtomicBool::new(false),
                 run_dirs: Mutex::default(),
             }),
+            #[cfg(feature = "s3")]
+            s3: Default::default(),
         })
     }
 
@@ -275,7 +284,7 @@ impl Inner {
         std::fs::create_dir_all(self.trash())
             .map_err(|e| io_err(op, "create the store's root", &self.root, e))?;
         if !self.root.join(DEFAULT_EXPERIMENT_ID).join(META).exists() {
-            match self.create_experiment_dir(DEFAULT_EXPERIMENT_ID, "Default") {
+            match self.create_experiment_dir(DEFAULT_EXPERIMENT_ID, "Default", None) {
                 Ok(()) => {}
                 Err(e) if e.kind() == ErrorKind::AlreadyExists => {}
                 Err(e) => return Err(e),
@@ -347,10 +356,17 @@ impl MlflowStore for FileStore {
             .await
     }
 
-    async fn create_experiment(&self, name: &str) -> Result<String> {
+    async fn create_experiment(
+        &self,
+        name: &str,
+        artifact_location: Option<&str>,
+    ) -> Result<String> {
         let name = name.to_string();
-        self.run("create_experiment", move |i| i.create_experiment(&name))
-            .await
+        let location = artifact_location.map(str::to_string);
+        self.run("create_experiment", move |i| {
+            i.create_experiment(&name, location.as_deref())
+        })
+        .await
     }
 
     async fn create_run(
@@ -512,30 +528,15 @@ impl MlflowStore for FileStore {
         local_path: &Path,
         artifact_path: &str,
     ) -> Result<()> {
-        let run_id = run_id.to_string();
-        let local = local_path.to_path_buf();
-        let rel = artifact_path.to_string();
-        self.run("log_artifact", move |i| {
-            i.upload_artifact(&run_id, &local, &rel)
-        })
-        .await
+        self.upload(run_id, local_path, artifact_path).await
     }
 
     async fn list_artifacts(&self, run_id: &str, path: &str) -> Result<Vec<FileInfo>> {
-        let run_id = run_id.to_string();
-        let rel = path.to_string();
-        self.run("list_artifacts", move |i| i.list_artifacts(&run_id, &rel))
-            .await
+        self.list(run_id, path).await
     }
 
     async fn download_artifact(&self, run_id: &str, path: &str, local: &Path) -> Result<()> {
-        let run_id = run_id.to_string();
-        let rel = path.to_string();
-        let local = local.to_path_buf();
-        self.run("download_artifacts", move |i| {
-            i.download_artifact(&run_id, &rel, &local)
-        })
-        .await
+        self.download(run_id, path, local).await
     }
 }
 

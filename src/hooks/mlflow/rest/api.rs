@@ -7,11 +7,10 @@ use futures::StreamExt;
 use reqwest::Method;
 use serde::Deserialize;
 use serde_json::{Value, json};
-use tokio::io::AsyncWriteExt;
 
-use super::RestStore;
+use super::{ArtifactRoot, RestStore};
 use crate::error::{Error, Result};
-use crate::hooks::mlflow::artifacts::{FileInfo, join};
+use crate::hooks::mlflow::artifacts::{FileInfo, join, write_stream};
 use crate::hooks::mlflow::store::{MlflowStore, Page};
 use crate::hooks::mlflow::types::{
     Experiment, Metric, ModelVersion, Param, RegisteredModel, Run, RunInfo, RunStatus, RunTag,
@@ -67,6 +66,8 @@ struct ListResponse {
     files: Vec<FileInfo>,
 }
 
+// Without `s3`, `ArtifactRoot` has one variant; the matches stay for the build with it.
+#[cfg_attr(not(feature = "s3"), allow(clippy::infallible_destructuring_match))]
 #[async_trait]
 impl MlflowStore for RestStore {
     fn tracking_uri(&self) -> &str {
@@ -107,9 +108,17 @@ impl MlflowStore for RestStore {
         Ok(r.experiment)
     }
 
-    async fn create_experiment(&self, name: &str) -> Result<String> {
+    async fn create_experiment(
+        &self,
+        name: &str,
+        artifact_location: Option<&str>,
+    ) -> Result<String> {
+        let mut body = json!({ "name": name });
+        if let Some(location) = artifact_location {
+            body["artifact_location"] = json!(location);
+        }
         let r: Value = self
-            .call(Method::POST, "experiments/create", &json!({ "name": name }))
+            .call(Method::POST, "experiments/create", &body)
             .await
             .map_err(|e| e.with("experiment", name))?;
         Ok(r["experiment_id"].as_str().unwrap_or_default().to_string())
@@ -338,14 +347,23 @@ impl MlflowStore for RestStore {
         local_path: &Path,
         artifact_path: &str,
     ) -> Result<()> {
-        let root = self.artifact_root(run_id).await?;
+        let op = "mlflow.log_artifact";
+        let root = match self.artifact_root(op, run_id).await? {
+            ArtifactRoot::Proxy(root) => root,
+            #[cfg(feature = "s3")]
+            ArtifactRoot::S3(root) => {
+                return self
+                    .s3
+                    .upload(run_id, &root, local_path, artifact_path)
+                    .await;
+            }
+        };
         let target = join(&root, artifact_path)?;
         let file = tokio::fs::File::open(local_path)
             .await
             .map_err(|e| Error::from(e).with("path", local_path.display()))?;
         let len = file.metadata().await.map(|m| m.len()).unwrap_or(0);
         let body = reqwest::Body::wrap_stream(tokio_util::io::ReaderStream::new(file));
-        let op = "mlflow.log_artifact";
         let resp = self
             .authed(self.http.request(Method::PUT, self.artifact_url(&target)))
             .header(reqwest::header::CONTENT_LENGTH, len)
@@ -361,10 +379,14 @@ impl MlflowStore for RestStore {
     }
 
     async fn list_artifacts(&self, run_id: &str, path: &str) -> Result<Vec<FileInfo>> {
-        let root = self.artifact_root(run_id).await?;
+        let op = "mlflow.list_artifacts";
+        let root = match self.artifact_root(op, run_id).await? {
+            ArtifactRoot::Proxy(root) => root,
+            #[cfg(feature = "s3")]
+            ArtifactRoot::S3(root) => return self.s3.list(run_id, &root, path).await,
+        };
         let dir = join(&root, path)?;
         let url = format!("{}/api/2.0/mlflow-artifacts/artifacts", self.base_url);
-        let op = "mlflow.list_artifacts";
         let resp = self
             .authed(self.http.get(url).query(&[("path", &dir)]))
             .send()
@@ -392,8 +414,12 @@ impl MlflowStore for RestStore {
     }
 
     async fn download_artifact(&self, run_id: &str, path: &str, local: &Path) -> Result<()> {
-        let root = self.artifact_root(run_id).await?;
         let op = "mlflow.download_artifacts";
+        let root = match self.artifact_root(op, run_id).await? {
+            ArtifactRoot::Proxy(root) => root,
+            #[cfg(feature = "s3")]
+            ArtifactRoot::S3(root) => return self.s3.download(run_id, &root, path, local).await,
+        };
         let target = join(&root, path)?;
         let resp = self
             .authed(self.http.get(self.artifact_url(&target)))
@@ -409,28 +435,12 @@ impl MlflowStore for RestStore {
                 .with("artifact", path)
                 .redact(&self.secrets()));
         }
-        if let Some(parent) = local.parent() {
-            tokio::fs::create_dir_all(parent)
-                .await
-                .map_err(Error::from)?;
-        }
-        // Write beside the target and rename, so a broken download leaves no
-        // truncated file behind.
-        let partial = local.with_extension("gust-partial");
-        let write = async {
-            let mut file = tokio::fs::File::create(&partial).await?;
-            let mut body = resp.bytes_stream();
-            while let Some(chunk) = body.next().await {
-                let chunk = chunk.map_err(std::io::Error::other)?;
-                file.write_all(&chunk).await?;
-            }
-            file.flush().await?;
-            tokio::fs::rename(&partial, local).await
-        };
-        if let Err(e) = write.await {
-            let _ = tokio::fs::remove_file(&partial).await;
-            return Err(Error::from(e).with("run_id", run_id).with("artifact", path));
-        }
+        let body = resp
+            .bytes_stream()
+            .map(|c| c.map_err(std::io::Error::other));
+        write_stream(local, body)
+            .await
+            .map_err(|e| Error::from(e).with("run_id", run_id).with("artifact", path))?;
         Ok(())
     }
 }

@@ -3,7 +3,8 @@
 //! One request path: auth, retries of retryable failures (429, 502–504, connection
 //! errors) with backoff, the mapping of MLflow's `error_code` to [`ErrorKind`], and
 //! redaction of the token or password from every error. Artifacts go through the
-//! server's artifact proxy (`mlflow-artifacts:/…`), streamed both ways. The
+//! server's artifact proxy (`mlflow-artifacts:/…`), or, for a run whose root is
+//! `s3://…` (and with the `s3` feature), directly to S3; streamed both ways. The
 //! [`MlflowStore`] endpoints are in `api.rs`.
 
 mod api;
@@ -18,6 +19,9 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use super::DEFAULT_CONN_ID;
+use super::s3_artifacts::is_s3;
+#[cfg(feature = "s3")]
+use super::s3_artifacts::{S3Artifacts, S3Root};
 use super::store::MlflowStore;
 use crate::connection::Connection;
 use crate::error::{Error, ErrorKind, Result};
@@ -33,7 +37,28 @@ pub(crate) enum Auth {
 /// upload asks the server once; cleared when it grows past this.
 const ARTIFACT_ROOT_CACHE: usize = 1024;
 
+/// Where a run's artifacts live, as its `artifact_uri` says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum ArtifactRoot {
+    /// Behind the server's proxy: the path under `mlflow-artifacts/artifacts/`.
+    Proxy(String),
+    /// Directly on S3.
+    #[cfg(feature = "s3")]
+    S3(S3Root),
+}
+
 /// A client of one MLflow tracking server. Cheap to clone.
+///
+/// A run's artifacts go through the server's artifact proxy when its root is
+/// `mlflow-artifacts:/…` (`mlflow server --serve-artifacts`, the default). When
+/// the root is `s3://bucket/prefix` (an experiment created with an S3
+/// `artifact_location`, or a server without the proxy), they are read and
+/// written directly on S3 through an `S3Hook`, as the Python client does: with
+/// the `s3` feature, the hook is built on first use from
+/// `MLFLOW_S3_ENDPOINT_URL` (path-style addressing) and the default AWS chain
+/// (`AWS_ACCESS_KEY_ID` / `AWS_SECRET_ACCESS_KEY`, `AWS_DEFAULT_REGION`,
+/// profiles, roles), or given with `with_artifact_s3`. Without the feature such
+/// a run's artifacts are [`ErrorKind::Unsupported`].
 #[derive(Clone)]
 pub struct RestStore {
     conn_id: String,
@@ -41,13 +66,15 @@ pub struct RestStore {
     http: reqwest::Client,
     auth: Auth,
     max_retries: u32,
-    artifact_roots: Arc<Mutex<HashMap<String, String>>>,
+    artifact_roots: Arc<Mutex<HashMap<String, ArtifactRoot>>>,
+    #[cfg(feature = "s3")]
+    pub(super) s3: S3Artifacts,
 }
 
 impl std::fmt::Debug for RestStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RestStore")
-            .field("conn_id", &self.conn_id)
+        let mut d = f.debug_struct("RestStore");
+        d.field("conn_id", &self.conn_id)
             .field("base_url", &self.base_url)
             .field(
                 "auth",
@@ -57,8 +84,10 @@ impl std::fmt::Debug for RestStore {
                     Auth::Basic(..) => "basic ***",
                 },
             )
-            .field("max_retries", &self.max_retries)
-            .finish()
+            .field("max_retries", &self.max_retries);
+        #[cfg(feature = "s3")]
+        d.field("artifact_s3", &self.s3);
+        d.finish()
     }
 }
 
@@ -96,6 +125,8 @@ impl RestStore {
             auth: Auth::None,
             max_retries: 3,
             artifact_roots: Arc::default(),
+            #[cfg(feature = "s3")]
+            s3: S3Artifacts::default(),
         })
     }
 
@@ -168,6 +199,16 @@ impl RestStore {
     /// errors) is retried with exponential backoff (default 3).
     pub fn with_max_retries(mut self, n: u32) -> Self {
         self.max_retries = n;
+        self
+    }
+
+    /// Reads and writes the artifacts of runs whose root is `s3://…` through
+    /// `hook` instead of a hook built from `MLFLOW_S3_ENDPOINT_URL` and the
+    /// default AWS chain. Runs behind the server's proxy are unaffected.
+    #[cfg(feature = "s3")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "s3")))]
+    pub fn with_artifact_s3(mut self, hook: crate::hooks::s3::S3Hook) -> Self {
+        self.s3 = S3Artifacts::with_hook(hook);
         self
     }
 
@@ -320,8 +361,13 @@ impl RestStore {
             .with("status", status.as_u16())
     }
 
-    /// The proxy path of a run's artifact root, asked once per run.
-    pub(super) async fn artifact_root(&self, run_id: &str) -> Result<String> {
+    /// Where run `run_id`'s artifacts live, asked once per run. A root gust
+    /// cannot reach is an error of `op` naming the run.
+    pub(super) async fn artifact_root(
+        &self,
+        op: &'static str,
+        run_id: &str,
+    ) -> Result<ArtifactRoot> {
         if let Some(root) = self
             .artifact_roots
             .lock()
@@ -331,7 +377,10 @@ impl RestStore {
             return Ok(root);
         }
         let run = self.get_run(run_id).await?;
-        let root = proxy_root(&run.info.artifact_uri).map_err(|e| e.with("run_id", run_id))?;
+        let root = parse_root(op, &run.info.artifact_uri).map_err(|e| {
+            e.with("run_id", run_id)
+                .with("artifact_uri", &run.info.artifact_uri)
+        })?;
         if let Ok(mut m) = self.artifact_roots.lock() {
             if m.len() >= ARTIFACT_ROOT_CACHE {
                 m.clear();
@@ -350,18 +399,22 @@ impl RestStore {
     }
 }
 
-/// The proxy path of a run's artifact root, from its `artifact_uri`.
-fn proxy_root(artifact_uri: &str) -> Result<String> {
+/// A run's artifact root, from its `artifact_uri`.
+fn parse_root(op: &'static str, artifact_uri: &str) -> Result<ArtifactRoot> {
+    if is_s3(artifact_uri) {
+        #[cfg(not(feature = "s3"))]
+        return Err(super::s3_artifacts::needs_s3_feature(op));
+        #[cfg(feature = "s3")]
+        return S3Root::parse(artifact_uri).map(ArtifactRoot::S3);
+    }
     let rest = artifact_uri
         .strip_prefix("mlflow-artifacts:")
         .ok_or_else(|| {
             Error::new(
                 ErrorKind::Unsupported,
-                "mlflow.artifacts",
-                format!(
-                    "artifact root {artifact_uri:?} is not served by the tracking server's proxy \
-                 (mlflow-artifacts:/…); start the server with --serve-artifacts"
-                ),
+                op,
+                "the run's artifact root is neither served by the tracking server's proxy \
+                 (mlflow-artifacts:/…; start the server with --serve-artifacts) nor on S3 (s3://…)",
             )
         })?;
     // `mlflow-artifacts://host:port/path` names the server too; we talk to ours.
@@ -369,7 +422,7 @@ fn proxy_root(artifact_uri: &str) -> Result<String> {
         Some(with_host) => with_host.split_once('/').map(|(_, p)| p).unwrap_or(""),
         None => rest,
     };
-    Ok(path.trim_matches('/').to_string())
+    Ok(ArtifactRoot::Proxy(path.trim_matches('/').to_string()))
 }
 
 fn encode_path(path: &str) -> String {
@@ -425,19 +478,34 @@ mod tests {
     }
 
     #[test]
-    fn proxy_paths() {
+    fn artifact_roots() {
+        let proxy = |p: &str| ArtifactRoot::Proxy(p.to_string());
+        let op = "mlflow.x";
         assert_eq!(
-            proxy_root("mlflow-artifacts:/1/abc/artifacts").unwrap(),
-            "1/abc/artifacts"
+            parse_root(op, "mlflow-artifacts:/1/abc/artifacts").unwrap(),
+            proxy("1/abc/artifacts")
         );
         assert_eq!(
-            proxy_root("mlflow-artifacts://h:5000/1/abc/artifacts").unwrap(),
-            "1/abc/artifacts"
+            parse_root(op, "mlflow-artifacts://h:5000/1/abc/artifacts").unwrap(),
+            proxy("1/abc/artifacts")
         );
+        let e = parse_root(op, "gs://b/1").unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Unsupported);
+        assert_eq!(e.operation(), op);
+        #[cfg(feature = "s3")]
         assert_eq!(
-            proxy_root("s3://b/1").unwrap_err().kind(),
-            ErrorKind::Unsupported
+            parse_root(op, "s3://b/1/abc/artifacts").unwrap(),
+            ArtifactRoot::S3(S3Root {
+                bucket: "b".into(),
+                prefix: "1/abc/artifacts".into()
+            })
         );
+        #[cfg(not(feature = "s3"))]
+        {
+            let e = parse_root(op, "s3://b/1").unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::Unsupported);
+            assert!(e.to_string().contains("`s3` feature"), "{e}");
+        }
         assert_eq!(encode_path("1/a b/c%"), "1/a%20b/c%25");
     }
 }
