@@ -1,7 +1,7 @@
 //! Hooks: one per external system, built from a [`Connection`](crate::Connection).
 //!
 //! A hook owns its client and knows nothing about scheduling; operators use hooks.
-//! The SQL hooks share the [`sql::SqlHook`] trait (Airflow's `DbApiHook`).
+//! The SQL hooks share the `sql::SqlHook` trait (Airflow's `DbApiHook`).
 
 #[cfg(any(feature = "postgres", feature = "mysql", feature = "sqlite"))]
 #[cfg_attr(

@@ -1,9 +1,9 @@
 //! [`SqlHook`]: what every SQL database hook offers (Airflow's `DbApiHook`).
 //!
-//! Implemented by [`PostgresHook`](crate::hooks::postgres::PostgresHook),
-//! [`MySqlHook`](crate::hooks::mysql::MySqlHook) and
-//! [`SqliteHook`](crate::hooks::sqlite::SqliteHook); the
-//! [`SqlExecuteQuery`](crate::operators::sql::SqlExecuteQuery) operator works on any.
+//! Implemented by `PostgresHook` (feature `postgres`), `MySqlHook` (feature
+//! `mysql`) and `SqliteHook` (feature `sqlite`), in the modules of the same names;
+//! the [`SqlExecuteQuery`](crate::operators::sql::SqlExecuteQuery) operator works
+//! on any.
 //!
 //! # Rows as JSON
 //!
