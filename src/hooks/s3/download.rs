@@ -203,12 +203,13 @@ enum Opened {
     /// The whole object, in one response (its length checked by the HTTP client).
     Whole(ByteStream),
     /// The first response, to be read up to `first_len` of `total` bytes; the
-    /// rest is to be fetched by range.
+    /// rest is to be fetched by `ranges`.
     Ranged {
         first: Part,
         first_len: u64,
         total: u64,
         e_tag: Option<String>,
+        ranges: Ranges,
     },
 }
 
@@ -264,6 +265,11 @@ impl S3Hook {
                 first_len: threshold,
                 total,
                 e_tag: out.e_tag,
+                ranges: Ranges {
+                    next: threshold,
+                    total,
+                    part_size: self.download.part_size,
+                },
             }),
             _ => Ok(Opened::Whole(out.body)),
         }
@@ -277,21 +283,17 @@ impl S3Hook {
         key: &str,
     ) -> Result<BytesStream> {
         let t = self.target(op, bucket, key);
-        let (first, first_len, total, e_tag) = match self.open_download(&t).await? {
+        let (first, first_len, total, e_tag, ranges) = match self.open_download(&t).await? {
             Opened::Whole(body) => return Ok(whole_stream(t, body)),
             Opened::Ranged {
                 first,
                 first_len,
                 total,
                 e_tag,
-            } => (first, first_len, total, e_tag),
+                ranges,
+            } => (first, first_len, total, e_tag, ranges),
         };
         tracing::debug!(conn_id = %self.conn_id, bucket, key, total, "ranged download");
-        let ranges = Ranges {
-            next: first_len,
-            total,
-            part_size: self.download.part_size,
-        };
         let mut state = StreamState {
             t,
             total,
@@ -327,23 +329,19 @@ impl S3Hook {
         let t = self.target(op, bucket, key);
         let opened = self.open_download(&t).await?;
         let file = tokio::fs::File::create(path).await?.into_std().await;
-        let (first, first_len, total, e_tag) = match opened {
+        let (first, total, e_tag, ranges) = match opened {
             Opened::Whole(body) => {
                 return write_part(&t, Part::new(body, None), file, 0).await;
             }
             Opened::Ranged {
                 first,
-                first_len,
                 total,
                 e_tag,
-            } => (first, first_len, total, e_tag),
+                ranges,
+                ..
+            } => (first, total, e_tag, ranges),
         };
         tracing::debug!(conn_id = %self.conn_id, bucket, key, total, "ranged download to a file");
-        let ranges = Ranges {
-            next: first_len,
-            total,
-            part_size: self.download.part_size,
-        };
         let mut tasks: JoinSet<Result<u64>> = JoinSet::new();
         let res: Result<()> = async {
             {
