@@ -133,19 +133,24 @@ impl Pipeline {
     /// with pandas' `index` column as in the seed. Seeds the store with the shipped
     /// CSV when the object is missing.
     pub async fn load_csv_into_table(&self) -> Result<Value> {
-        if !self.objects.exists(&self.bucket, CSV_KEY).await? {
-            tracing::info!(bucket = %self.bucket, key = CSV_KEY, "seeding the object store with the shipped iris CSV");
-            self.objects.create_bucket(&self.bucket).await?;
-            self.objects
-                .put(
-                    &self.bucket,
-                    CSV_KEY,
-                    IRIS_CSV.as_bytes().to_vec().into(),
-                    &PutOptions::new().content_type("text/csv"),
-                )
-                .await?;
-        }
-        let body = self.objects.get(&self.bucket, CSV_KEY).await?;
+        let body = match self.objects.get(&self.bucket, CSV_KEY).await {
+            Ok(body) => body,
+            Err(e) if e.kind() == ErrorKind::NotFound => {
+                tracing::info!(bucket = %self.bucket, key = CSV_KEY, "seeding the object store with the shipped iris CSV");
+                self.objects.create_bucket(&self.bucket).await?;
+                let body: bytes::Bytes = IRIS_CSV.as_bytes().to_vec().into();
+                self.objects
+                    .put(
+                        &self.bucket,
+                        CSV_KEY,
+                        body.clone(),
+                        &PutOptions::new().content_type("text/csv"),
+                    )
+                    .await?;
+                body
+            }
+            Err(e) => return Err(e),
+        };
         let rows = parse_iris_csv(&body).map_err(|e| e.with("key", CSV_KEY))?;
 
         let d = self.db.dialect();
