@@ -20,7 +20,8 @@
 //! the stream download's discarded while it is received: neither side holds the
 //! object. Downloaded files go to `GUST_BENCH_DIR` (default: the system's
 //! temporary directory), are checked for their size and deleted.
-//! `GUST_BENCH_OPS` picks the operations (comma-separated, default all three),
+//! Every measurement starts after a `sync`, so no transfer pays for the
+//! previous one's writeback. `GUST_BENCH_OPS` picks the operations (comma-separated, default all three),
 //! `GUST_BENCH_ROUNDS` repeats the interleaved gust/boto3 pairs (default 1),
 //! `GUST_BENCH_DOWNLOAD=PART_MIB,PARTS[,STREAM_BUFFER_MIB]` overrides gust's
 //! download part size (and threshold), parts in flight and stream buffer.
@@ -82,10 +83,13 @@ async fn child(op: &str, conn_id: &str, bucket: &str, mib: usize) -> gust::Resul
             n
         }
         _ => {
-            hook.get_stream(bucket, KEY)
-                .await?
-                .try_fold(0u64, |n, c| async move { Ok(n + c.len() as u64) })
-                .await?
+            let stream = hook.get_stream(bucket, KEY).await?;
+            let fold = stream.try_fold(0u64, |n, c| async move { Ok(n + c.len() as u64) });
+            if std::env::var_os("GUST_BENCH_SPAWN").is_some() {
+                tokio::spawn(fold).await.expect("join")?
+            } else {
+                fold.await?
+            }
         }
     };
     assert_eq!(bytes, (mib * CHUNK) as u64, "{op}: wrong size");
@@ -114,6 +118,10 @@ struct Row {
 }
 
 fn run_child(cmd: &mut Command, who: &'static str) -> Row {
+    // Flush the previous transfer's dirty pages first (a 1 GiB upload leaves
+    // gigabytes of them in s3s-fs's files): otherwise their writeback runs
+    // during the next measurement, and whoever goes first pays for it.
+    let _ = Command::new("sync").status();
     let out = cmd.output().expect("run a benchmark child");
     let stdout = String::from_utf8_lossy(&out.stdout);
     let line = stdout

@@ -614,6 +614,38 @@ async fn ranged_download(conn: Connection) {
         .unwrap();
     assert!(std::fs::read(&path).unwrap() == data);
 
+    // Streams whatever the buffer and the parts in flight, down to a 1-byte
+    // buffer and one connection (parts after the head then wait for every
+    // chunk), with a consumer that pauses: no deadlock, the exact bytes.
+    let data = pattern(3 * MIB + 12_345, (3 * MIB + 12_345) as u8);
+    for (parts, buffer) in [(1, 1), (3, 1), (3, 200 * 1024), (6, 64 << 20)] {
+        let tuned = ranged
+            .clone()
+            .with_download_parts(300 * 1024, parts)
+            .with_download_stream_buffer(buffer);
+        let mut stream = tuned.get_stream(&bucket, "r/odd").await.unwrap();
+        let mut got = Vec::new();
+        let read = async {
+            let mut chunks = 0;
+            while let Some(chunk) = stream.next().await {
+                got.extend_from_slice(&chunk.unwrap());
+                chunks += 1;
+                if chunks % 5 == 0 {
+                    tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+                }
+            }
+        };
+        tokio::time::timeout(std::time::Duration::from_secs(60), read)
+            .await
+            .unwrap_or_else(|_| {
+                panic!("{parts} parts, a {buffer}-byte buffer: the stream stalled")
+            });
+        assert!(
+            got == data,
+            "{parts} parts, a {buffer}-byte buffer: the stream differs"
+        );
+    }
+
     // A stream dropped after its first chunk stops (its part tasks are aborted).
     let mut stream = ranged.get_stream(&bucket, "r/odd").await.unwrap();
     assert!(stream.next().await.unwrap().is_ok());

@@ -38,8 +38,9 @@
 //! upload is aborted. Downloads above 8 MiB
 //! ([`with_download_threshold`](S3Hook::with_download_threshold)) fetch 8 MiB
 //! ranges concurrently, all pinned to one ETag
-//! ([`with_download_parts`](S3Hook::with_download_parts)): to a file, 8 at once,
-//! each written at its offset; as a stream, as many as fit in a 48 MiB buffer
+//! ([`with_download_parts`](S3Hook::with_download_parts)), 10 at once: to a file,
+//! each written at its offset; as a stream, in order, the bytes received ahead of
+//! the consumer bounded by a 48 MiB buffer
 //! ([`with_download_stream_buffer`](S3Hook::with_download_stream_buffer)).
 //!
 //! # Errors and retries
@@ -284,26 +285,29 @@ impl S3Hook {
         self
     }
 
-    /// Part size (default 8 MiB, at least 1 byte) and parts in flight (default 8,
-    /// at least 1) of ranged downloads (`get_stream`, `get`, `download_file`).
-    /// Every part after the first is pinned to the first response's ETag
-    /// (`If-Match`), so an object replaced mid-download is an error. To a file,
-    /// parts are written at their offsets as they arrive (memory about
-    /// `parts × 2 MiB`). A stream yields them in order, which takes a buffer:
-    /// see [`with_download_stream_buffer`](Self::with_download_stream_buffer).
+    /// Part size (default 8 MiB, at least 1 byte) and parts in flight — the
+    /// connections a download uses — (default 10, as boto3's `max_concurrency`;
+    /// at least 1) of ranged downloads
+    /// (`get_stream`, `get`, `download_file`). Every part after the first is
+    /// pinned to the first response's ETag (`If-Match`), so an object replaced
+    /// mid-download is an error. To a file, parts are written at their offsets as
+    /// they arrive (memory about `parts × 2 MiB`). A stream yields them in order,
+    /// which takes a buffer: see
+    /// [`with_download_stream_buffer`](Self::with_download_stream_buffer).
     pub fn with_download_parts(mut self, part_size: u64, parts: usize) -> Self {
         self.download.part_size = part_size.max(1);
         self.download.concurrency = parts.max(1);
         self
     }
 
-    /// Memory a streamed download (`get_stream`, `get`) may hold, default 48 MiB.
-    /// A stream yields the object in order, so while its first part arrives at
-    /// one connection's speed the parts after it are buffered: it runs as many
-    /// parts at once as fit in `bytes` (at least 1, at most the parts of
-    /// [`with_download_parts`](Self::with_download_parts)) — 6 parts of 8 MiB by
-    /// default. Larger buffers buy throughput on high-latency links; files do
-    /// not need one.
+    /// Bytes a streamed download (`get_stream`, `get`) may receive ahead of its
+    /// consumer, default 48 MiB. A stream yields the object in order, so while
+    /// the part being read arrives at one connection's speed, the parts after it
+    /// (all [`with_download_parts`](Self::with_download_parts) of them in flight)
+    /// are buffered; once they hold `bytes`, they pause until the consumer
+    /// catches up. The part being read never pauses, so a stream holds at most
+    /// `bytes` plus one part (and a 1 MiB batch per part in flight). A smaller
+    /// buffer trades throughput for memory; files do not need one.
     pub fn with_download_stream_buffer(mut self, bytes: u64) -> Self {
         self.download.stream_buffer = bytes;
         self

@@ -12,15 +12,18 @@
 //! - **To a file**, every part writes at its own offset through its own file
 //!   handle: chunks are copied into a buffer of [`WRITE_BATCH`] bytes, written on
 //!   the blocking pool while a second buffer fills. Memory is about
-//!   `concurrency × 2 × WRITE_BATCH` (16 MiB by default), whatever the size.
+//!   `concurrency × 2 × WRITE_BATCH` (20 MiB by default), whatever the size.
 //! - **As a stream**, every part sends its chunks through a channel, and the
-//!   stream yields the parts in order. A consumer reading as fast as the network
-//!   can only take the first part at one connection's speed while the others
-//!   fill their channels, so running `n` connections at once takes a buffer of
-//!   `n × part_size`: a stream runs as many parts as fit in the stream buffer
-//!   (48 MiB, 6 parts, by default) and holds at most that (plus the first
-//!   part, when the threshold is larger than a part), whatever the consumer's
-//!   speed.
+//!   stream yields the parts in order. The part being read arrives at one
+//!   connection's speed while the parts after it fill their channels, so the
+//!   bytes received ahead of the consumer are bounded by the stream buffer
+//!   (48 MiB by default): once it is full, every part but the one being read
+//!   pauses before its next chunk (the one being read never does, or the stream
+//!   could stall behind a full buffer). All `concurrency` connections stay open
+//!   whatever the buffer, so a part does not wait for the ones before it to be
+//!   consumed to start. Chunks of a waiting part are copied into 1 MiB batches
+//!   (reused buffers), because a chunk keeps the HTTP client's whole read
+//!   buffer alive: the memory held is then what the buffer counts.
 
 use std::collections::VecDeque;
 use std::io::{Seek, SeekFrom, Write};
@@ -31,7 +34,8 @@ use std::sync::Arc;
 use aws_sdk_s3::primitives::ByteStream;
 use bytes::Bytes;
 use futures::stream::StreamExt;
-use tokio::sync::mpsc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio::task::{JoinHandle, JoinSet};
 
 use super::S3Hook;
@@ -41,8 +45,8 @@ use crate::hooks::object_store::BytesStream;
 /// Bytes of a part gathered before one write to the file (one blocking-pool hop).
 const WRITE_BATCH: usize = 1 << 20;
 
-/// How large objects are downloaded. Defaults: threshold and part 8 MiB, 8 parts
-/// at once to a file, a 48 MiB buffer (6 parts) for a stream.
+/// How large objects are downloaded. Defaults: threshold and part 8 MiB, 10 parts
+/// at once, a 48 MiB buffer for a stream.
 #[derive(Debug, Clone, Copy)]
 pub(super) struct DownloadConfig {
     pub threshold: u64,
@@ -56,18 +60,9 @@ impl Default for DownloadConfig {
         DownloadConfig {
             threshold: 8 * 1024 * 1024,
             part_size: 8 * 1024 * 1024,
-            concurrency: 8,
+            concurrency: 10,
             stream_buffer: 48 * 1024 * 1024,
         }
-    }
-}
-
-impl DownloadConfig {
-    /// Parts in flight for a stream: as many as fit in the stream buffer, at
-    /// least 1 and at most `concurrency`.
-    pub fn stream_window(&self) -> usize {
-        let fit = (self.stream_buffer / self.part_size).min(usize::MAX as u64) as usize;
-        fit.clamp(1, self.concurrency)
     }
 }
 
@@ -294,18 +289,13 @@ impl S3Hook {
             } => (first, first_len, total, e_tag, ranges),
         };
         tracing::debug!(conn_id = %self.conn_id, bucket, key, total, "ranged download");
-        let mut state = StreamState {
-            t,
-            total,
-            e_tag,
-            ranges,
-            feeds: VecDeque::new(),
-            window: self.download.stream_window(),
-        };
-        state
-            .feeds
-            .push_back(state.spawn_feed(0..first_len, Some(first)));
-        state.refill();
+        let mut state = StreamState::new(t, total, e_tag, ranges, &self.download);
+        let permit = state
+            .connections
+            .clone()
+            .try_acquire_owned()
+            .expect("a new stream has all its connections free");
+        state.spawn_feed(0..first_len, Some(first), permit);
         let stream = futures::stream::unfold(state, |mut st| async move {
             let item = st.next_chunk().await.transpose()?;
             if item.is_err() {
@@ -478,11 +468,112 @@ impl Drop for AbortOnDrop {
     }
 }
 
+/// The bytes parts of a streamed download have received and the consumer has
+/// not taken yet, shared by the parts and the stream.
+struct Buffered {
+    bytes: AtomicU64,
+    limit: u64,
+    /// The part the consumer is reading: it never waits for room, or the
+    /// stream could stall with a full buffer of later parts.
+    head: AtomicU64,
+    room: Notify,
+}
+
+impl Buffered {
+    /// Waits until part `index` may read another chunk: it is the head, or the
+    /// buffer has room.
+    async fn wait_for_room(&self, index: u64) {
+        loop {
+            let notified = self.room.notified();
+            let mut notified = std::pin::pin!(notified);
+            // Registered before the check, so a wake-up in between is not lost.
+            notified.as_mut().enable();
+            if self.has_room(index) {
+                return;
+            }
+            notified.await;
+        }
+    }
+
+    /// Whether part `index` may read another chunk now.
+    fn has_room(&self, index: u64) -> bool {
+        self.is_head(index) || self.bytes.load(Ordering::Acquire) < self.limit
+    }
+
+    fn is_head(&self, index: u64) -> bool {
+        self.head.load(Ordering::Acquire) == index
+    }
+
+    fn add(&self, n: u64) {
+        self.bytes.fetch_add(n, Ordering::AcqRel);
+    }
+
+    /// The consumer took `n` bytes: wakes the parts waiting for room.
+    fn take(&self, n: u64) {
+        let before = self.bytes.fetch_sub(n, Ordering::AcqRel);
+        if before >= self.limit {
+            self.room.notify_waiters();
+        }
+    }
+
+    /// The consumer moved on to part `index`.
+    fn set_head(&self, index: u64) {
+        self.head.store(index, Ordering::Release);
+        self.room.notify_waiters();
+    }
+}
+
+/// The batch buffers ([`WRITE_BATCH`] bytes) of a streamed download's waiting
+/// parts, lent to the consumer and given back when it drops them. Reusing a few
+/// buffers keeps the peak RSS at what the stream buffer counts: with fresh
+/// buffers, glibc kept the freed ones in its heap, doubling it.
+#[derive(Default)]
+struct BatchPool(std::sync::Mutex<Vec<Vec<u8>>>);
+
+impl BatchPool {
+    /// An empty buffer of [`WRITE_BATCH`] bytes' capacity.
+    fn take(&self) -> Vec<u8> {
+        let reused = self.0.lock().ok().and_then(|mut free| free.pop());
+        reused.unwrap_or_else(|| Vec::with_capacity(WRITE_BATCH))
+    }
+
+    /// `batch` as `Bytes` that give its buffer back to the pool when dropped;
+    /// `batch` is left empty, without a buffer.
+    fn lend(self: &Arc<Self>, batch: &mut Vec<u8>) -> Bytes {
+        Bytes::from_owner(Lent {
+            buf: std::mem::take(batch),
+            pool: self.clone(),
+        })
+    }
+}
+
+/// A batch lent to the consumer.
+struct Lent {
+    buf: Vec<u8>,
+    pool: Arc<BatchPool>,
+}
+
+impl AsRef<[u8]> for Lent {
+    fn as_ref(&self) -> &[u8] {
+        &self.buf
+    }
+}
+
+impl Drop for Lent {
+    fn drop(&mut self) {
+        let mut buf = std::mem::take(&mut self.buf);
+        buf.clear();
+        if let Ok(mut free) = self.pool.0.lock() {
+            free.push(buf);
+        }
+    }
+}
+
 /// One part of a streamed download, fetched on its own task: its chunks arrive
-/// through `rx`. The channel needs no bound: a part holds at most its own
-/// length, and the stream runs at most `window` parts.
+/// through `rx`. The channel needs no bound: [`Buffered`] holds the parts back.
 struct Feed {
     rx: mpsc::UnboundedReceiver<Result<Bytes>>,
+    index: u64,
     len: u64,
     got: u64,
     _task: AbortOnDrop,
@@ -494,71 +585,172 @@ struct StreamState {
     e_tag: Option<String>,
     ranges: Ranges,
     feeds: VecDeque<Feed>,
-    window: usize,
+    /// A part holds a permit from its request to its last byte received.
+    connections: Arc<Semaphore>,
+    buffered: Arc<Buffered>,
+    pool: Arc<BatchPool>,
+    /// Parts started ahead of the consumer at most (connections plus the parts
+    /// that fit in the buffer): a bound on tasks when parts are tiny.
+    max_feeds: usize,
+    next_index: u64,
+}
+
+/// What the stream waits for: the head part's next message, or a free connection.
+enum Event {
+    Chunk(Option<Result<Bytes>>),
+    Connection(OwnedSemaphorePermit),
 }
 
 impl StreamState {
-    /// Starts the part `range` (from `body` when already open) on its own task.
-    fn spawn_feed(&self, range: Range<u64>, body: Option<Part>) -> Feed {
+    fn new(
+        t: Arc<Target>,
+        total: u64,
+        e_tag: Option<String>,
+        ranges: Ranges,
+        c: &DownloadConfig,
+    ) -> Self {
+        let fit = (c.stream_buffer / c.part_size).min(1024) as usize;
+        StreamState {
+            t,
+            total,
+            e_tag,
+            ranges,
+            feeds: VecDeque::new(),
+            connections: Arc::new(Semaphore::new(c.concurrency)),
+            buffered: Arc::new(Buffered {
+                bytes: AtomicU64::new(0),
+                limit: c.stream_buffer,
+                head: AtomicU64::new(0),
+                room: Notify::new(),
+            }),
+            pool: Arc::default(),
+            max_feeds: c.concurrency + fit,
+            next_index: 0,
+        }
+    }
+
+    /// Starts the part `range` (from `body` when already open) on its own task,
+    /// holding `permit` until its last byte is received.
+    fn spawn_feed(&mut self, range: Range<u64>, body: Option<Part>, permit: OwnedSemaphorePermit) {
         let (tx, rx) = mpsc::unbounded_channel();
         let (t, e_tag, total) = (self.t.clone(), self.e_tag.clone(), self.total);
+        let buffered = self.buffered.clone();
+        let pool = self.pool.clone();
+        let index = self.next_index;
+        self.next_index += 1;
         let len = range.end - range.start;
         let task = tokio::spawn(async move {
+            let _permit = permit;
             let res: Result<()> = async {
                 let mut part = match body {
                     Some(p) => p,
                     None => t.get_part(&range, total, e_tag.as_deref()).await?,
                 };
-                while let Some(chunk) = part.next(&t).await? {
-                    if tx.send(Ok(chunk)).is_err() {
-                        return Ok(()); // the stream was dropped
+                // Chunks are slices of the HTTP client's read buffers and keep
+                // them whole: while the part waits, they are copied into
+                // batches, so that what waits is what `buffered` counts.
+                let mut batch: Vec<u8> = Vec::new();
+                let send = |bytes: Bytes| tx.send(Ok(bytes)).is_ok();
+                loop {
+                    if !buffered.has_room(index) {
+                        // What waits in the batch must reach the stream first,
+                        // or the room it takes would never be given back.
+                        if !batch.is_empty() && !send(pool.lend(&mut batch)) {
+                            return Ok(());
+                        }
+                        buffered.wait_for_room(index).await;
+                    }
+                    let Some(mut chunk) = part.next(&t).await? else {
+                        if !batch.is_empty() {
+                            send(pool.lend(&mut batch));
+                        }
+                        return Ok(());
+                    };
+                    buffered.add(chunk.len() as u64);
+                    if buffered.is_head(index) {
+                        if !batch.is_empty() && !send(pool.lend(&mut batch)) {
+                            return Ok(());
+                        }
+                        if !send(chunk) {
+                            return Ok(()); // the stream was dropped
+                        }
+                        continue;
+                    }
+                    while !chunk.is_empty() {
+                        if batch.capacity() == 0 {
+                            batch = pool.take();
+                        }
+                        let n = chunk.len().min(WRITE_BATCH - batch.len());
+                        batch.extend_from_slice(&chunk.split_to(n));
+                        if batch.len() == WRITE_BATCH && !send(pool.lend(&mut batch)) {
+                            return Ok(());
+                        }
                     }
                 }
-                Ok(())
             }
             .await;
             if let Err(e) = res {
                 let _ = tx.send(Err(e));
             }
         });
-        Feed {
+        self.feeds.push_back(Feed {
             rx,
+            index,
             len,
             got: 0,
             _task: AbortOnDrop(task),
+        });
+    }
+
+    /// Whether another part may start once a connection is free.
+    fn wants_more(&self) -> bool {
+        self.feeds.len() < self.max_feeds && self.ranges.next < self.ranges.total
+    }
+
+    /// Starts the next part with `permit`.
+    fn start_next(&mut self, permit: OwnedSemaphorePermit) {
+        if let Some(range) = self.ranges.next() {
+            self.spawn_feed(range, None, permit);
         }
     }
 
-    /// Keeps `window` parts in flight.
-    fn refill(&mut self) {
-        while self.feeds.len() < self.window {
-            let Some(range) = self.ranges.next() else {
-                break;
-            };
-            let feed = self.spawn_feed(range, None);
-            self.feeds.push_back(feed);
-        }
-    }
-
-    /// The next chunk in order; `None` at the end.
+    /// The next chunk in order; `None` at the end. While it waits for the head
+    /// part, it starts the next parts as connections free up.
     async fn next_chunk(&mut self) -> Result<Option<Bytes>> {
         loop {
+            while self.wants_more() {
+                match self.connections.clone().try_acquire_owned() {
+                    Ok(permit) => self.start_next(permit),
+                    Err(_) => break,
+                }
+            }
+            let more = self.wants_more();
+            let connections = self.connections.clone();
             let Some(feed) = self.feeds.front_mut() else {
                 return Ok(None);
             };
-            match feed.rx.recv().await {
-                Some(Ok(chunk)) => {
+            let event = tokio::select! {
+                biased;
+                msg = feed.rx.recv() => Event::Chunk(msg),
+                Ok(permit) = connections.acquire_owned(), if more => Event::Connection(permit),
+            };
+            match event {
+                Event::Connection(permit) => self.start_next(permit),
+                Event::Chunk(Some(Ok(chunk))) => {
                     feed.got += chunk.len() as u64;
+                    self.buffered.take(chunk.len() as u64);
                     return Ok(Some(chunk));
                 }
-                Some(Err(e)) => return Err(e),
-                None if feed.got != feed.len => {
+                Event::Chunk(Some(Err(e))) => return Err(e),
+                Event::Chunk(None) if feed.got != feed.len => {
                     // The task ended without an error and without its bytes: it panicked.
                     return Err(self.t.remote(ErrorKind::Io, "a download task ended early"));
                 }
-                None => {
+                Event::Chunk(None) => {
                     self.feeds.pop_front();
-                    self.refill();
+                    // The next part in order, started or not.
+                    let head = self.feeds.front().map_or(self.next_index, |f| f.index);
+                    self.buffered.set_head(head);
                 }
             }
         }
@@ -574,21 +766,6 @@ impl StreamState {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn stream_window_fits_the_buffer() {
-        let mib = 1024 * 1024;
-        let c = |part_size, concurrency, stream_buffer| DownloadConfig {
-            threshold: part_size,
-            part_size,
-            concurrency,
-            stream_buffer,
-        };
-        assert_eq!(DownloadConfig::default().stream_window(), 6);
-        assert_eq!(c(8 * mib, 4, 48 * mib).stream_window(), 4);
-        assert_eq!(c(64 * mib, 8, 48 * mib).stream_window(), 1);
-        assert_eq!(c(mib, 8, 48 * mib).stream_window(), 8);
-    }
 
     #[test]
     fn ranges_cover_the_rest_in_parts() {
