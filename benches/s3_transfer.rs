@@ -83,13 +83,10 @@ async fn child(op: &str, conn_id: &str, bucket: &str, mib: usize) -> gust::Resul
             n
         }
         _ => {
-            let stream = hook.get_stream(bucket, KEY).await?;
-            let fold = stream.try_fold(0u64, |n, c| async move { Ok(n + c.len() as u64) });
-            if std::env::var_os("GUST_BENCH_SPAWN").is_some() {
-                tokio::spawn(fold).await.expect("join")?
-            } else {
-                fold.await?
-            }
+            hook.get_stream(bucket, KEY)
+                .await?
+                .try_fold(0u64, |n, c| async move { Ok(n + c.len() as u64) })
+                .await?
         }
     };
     assert_eq!(bytes, (mib * CHUNK) as u64, "{op}: wrong size");
