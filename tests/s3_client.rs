@@ -164,12 +164,15 @@ async fn transient_failures_are_retried_client_errors_are_not() {
 }
 
 /// What the scripted object server answers to ranges after the first one.
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, PartialEq)]
 enum Later {
     /// `412 Precondition Failed`, as S3 answers `If-Match` once the object changed.
     PreconditionFailed,
     /// The right headers, then half the body and a closed connection.
     CutShort,
+    /// As `CutShort` for a range starting at a multiple of `PART`, in full for
+    /// the rest: every part breaks off once, and its resumption succeeds.
+    CutShortOnce,
     /// Never answers; reports the request on the channel.
     Hang,
 }
@@ -235,7 +238,10 @@ fn object_server(
                             let _ = s.read(&mut buf);
                             return;
                         }
-                        Later::CutShort => {
+                        // A resumed part (`CutShortOnce`) is served in full.
+                        Later::CutShort | Later::CutShortOnce
+                            if later == Later::CutShortOnce && start % PART != 0 => {}
+                        Later::CutShort | Later::CutShortOnce => {
                             let len = end - start + 1;
                             let _ = write!(
                                 s,
@@ -269,9 +275,12 @@ async fn ranged_hook(endpoint: &str) -> S3Hook {
     ))
     .await
     .unwrap()
-    .with_download_threshold(1 << 20)
-    .with_download_parts(1 << 20, 2)
+    .with_download_threshold(PART as u64)
+    .with_download_parts(PART as u64, 2)
 }
+
+/// The download part size of [`ranged_hook`].
+const PART: usize = 1 << 20;
 
 fn object(len: usize) -> Vec<u8> {
     (0..len).map(|i| (i % 251) as u8).collect()
@@ -307,7 +316,50 @@ async fn replaced_object_fails_the_download_and_leaves_no_file() {
     }
 }
 
-/// A part whose body breaks off fails the download; the file is removed.
+/// A part whose body breaks off is asked for again from where it stopped,
+/// pinned to the ETag: every part breaking off once, the download still returns
+/// the exact bytes, to a file and as a stream.
+#[tokio::test]
+async fn broken_parts_resume_where_they_stopped() {
+    let data = object(3 * PART + 12_345);
+    let (endpoint, heads, _) = object_server(data.clone(), Later::CutShortOnce);
+    let s3 = ranged_hook(&endpoint).await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = s3
+        .download_file("big.bin", Some("bucket"), dir.path(), false)
+        .await
+        .unwrap();
+    assert!(
+        std::fs::read(&path).unwrap() == data,
+        "download_file differs"
+    );
+    assert!(
+        gust::hooks::object_store::ObjectStore::get(&s3, "bucket", "big.bin")
+            .await
+            .unwrap()[..]
+            == data[..],
+        "get differs"
+    );
+
+    let heads = heads.lock().unwrap();
+    // Per download: the first GET, 3 parts cut at half, 3 resumptions from there.
+    let resumed: Vec<_> = heads
+        .iter()
+        .filter(|h| {
+            h.lines()
+                .find_map(|l| l.strip_prefix("range: bytes="))
+                .and_then(|r| r.split_once('-')?.0.trim().parse::<usize>().ok())
+                .is_some_and(|start| start % PART != 0)
+        })
+        .collect();
+    assert_eq!(resumed.len(), 6, "{heads:#?}");
+    for h in resumed {
+        assert!(h.contains("if-match: \"v1\""), "pinned to the ETag: {h}");
+    }
+}
+
+/// A part that keeps breaking off fails the download once its resumptions are
+/// spent; the file is removed.
 #[tokio::test]
 async fn broken_part_fails_the_download_and_leaves_no_file() {
     let (endpoint, _, _) = object_server(object(3 << 20), Later::CutShort);

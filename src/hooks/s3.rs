@@ -48,7 +48,11 @@
 //! Transient failures (5xx, throttling, timeouts, refused or reset connections)
 //! are retried by the SDK's standard retry policy with exponential backoff and
 //! jitter, then reported as retryable [`Unavailable`](ErrorKind::Unavailable) /
-//! [`Timeout`](ErrorKind::Timeout) errors. Client errors (`NoSuchBucket`,
+//! [`Timeout`](ErrorKind::Timeout) errors. A response body that breaks off
+//! mid-download (a reset connection, a truncated response) is beyond the SDK's
+//! reach: a ranged download asks for the rest of that part again, from where it
+//! stopped and pinned to the same ETag, up to 3 times with a growing pause
+//! (0.2, 0.4, 0.8 s), as boto3 retries a part. Client errors (`NoSuchBucket`,
 //! `NoSuchKey`, `AccessDenied`, `SignatureDoesNotMatch`, `PreconditionFailed`…)
 //! fail at once. Every error names the operation, conn id, bucket and key, and is
 //! redacted with the connection's secrets.

@@ -7,7 +7,9 @@
 //! tokio task, each pinned to the first response's ETag with `If-Match` — and
 //! each response's own ETag and `Content-Range` checked too, for servers that
 //! ignore `If-Match` — so an object replaced mid-download is an error instead of
-//! a file stitched from two versions.
+//! a file stitched from two versions. A part whose body breaks off is asked for
+//! again from where it stopped ([`PART_RESUMES`] times, pinned the same way);
+//! parts are not retried whole, so what was received is never received twice.
 //!
 //! - **To a file**, every part writes at its own offset through its own file
 //!   handle: chunks are copied into a buffer of [`WRITE_BATCH`] bytes, written on
@@ -134,7 +136,35 @@ impl Target {
             );
             return Err(self.remote(ErrorKind::Remote, msg));
         }
-        Ok(Part::new(out.body, Some(range.end - range.start)))
+        Ok(Part {
+            resume: Some(Resume::new(range.start, total, e_tag)),
+            ..Part::new(out.body, Some(range.end - range.start))
+        })
+    }
+}
+
+/// How many times a part that breaks off is asked for again, from where it
+/// stopped, before the download fails.
+const PART_RESUMES: u32 = 3;
+
+/// Where a part is in its object, to ask for the rest of it again when its body
+/// breaks off (a reset connection, a truncated response): pinned to the same
+/// ETag, so a resumed part cannot mix versions either.
+struct Resume {
+    start: u64,
+    total: u64,
+    e_tag: Option<String>,
+    left: u32,
+}
+
+impl Resume {
+    fn new(start: u64, total: u64, e_tag: Option<&str>) -> Self {
+        Resume {
+            start,
+            total,
+            e_tag: e_tag.map(str::to_string),
+            left: PART_RESUMES,
+        }
     }
 }
 
@@ -146,6 +176,8 @@ struct Part {
     /// The body goes on past `len` (the first response of a large object):
     /// stop there instead of failing.
     cut: bool,
+    /// Set for the parts of a ranged download: a part that breaks off resumes.
+    resume: Option<Resume>,
 }
 
 impl Part {
@@ -155,12 +187,54 @@ impl Part {
             len,
             got: 0,
             cut: false,
+            resume: None,
         }
     }
 
-    /// The next chunk; `None` at the end, an error when the body broke off or
-    /// holds more or fewer bytes than its range.
+    /// The next chunk; `None` at the end, an error when the body holds more
+    /// bytes than its range, or broke off and could not be resumed.
     async fn next(&mut self, t: &Target) -> Result<Option<Bytes>> {
+        loop {
+            match self.read(t).await {
+                Err(e) if e.kind() == ErrorKind::Unavailable && self.can_resume() => {
+                    self.reopen(t, e).await?;
+                }
+                r => return r,
+            }
+        }
+    }
+
+    fn can_resume(&self) -> bool {
+        self.len.is_some() && self.resume.as_ref().is_some_and(|r| r.left > 0)
+    }
+
+    /// Asks for the rest of the part again, after a pause that grows with each
+    /// attempt; `broke` is the error that made it necessary, for the log.
+    async fn reopen(&mut self, t: &Target, broke: Error) -> Result<()> {
+        let (Some(len), Some(r)) = (self.len, self.resume.as_mut()) else {
+            return Err(broke);
+        };
+        r.left -= 1;
+        let attempt = PART_RESUMES - r.left;
+        let range = r.start + self.got..r.start + len;
+        tracing::warn!(
+            conn_id = %t.hook.conn_id,
+            bucket = %t.bucket,
+            key = %t.key,
+            from = range.start,
+            to = range.end,
+            attempt,
+            error = %broke,
+            "a download part broke off; asking for the rest again"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100 << attempt)).await;
+        let rest = t.get_part(&range, r.total, r.e_tag.as_deref()).await?;
+        self.body = rest.body;
+        Ok(())
+    }
+
+    /// One chunk from the current body (see [`next`](Self::next)).
+    async fn read(&mut self, t: &Target) -> Result<Option<Bytes>> {
         if self.cut && self.len == Some(self.got) {
             return Ok(None);
         }
@@ -255,6 +329,7 @@ impl S3Hook {
             Some(total) if total > threshold => Ok(Opened::Ranged {
                 first: Part {
                     cut: true,
+                    resume: Some(Resume::new(0, total, out.e_tag.as_deref())),
                     ..Part::new(out.body, Some(threshold))
                 },
                 first_len: threshold,
