@@ -14,6 +14,8 @@
 //! drift on the shared machine hits both sides alike. The Python side is
 //! `benches/mlflow_metrics_client.py`, run with `$GUST_SERVICES_PYTHON`.
 
+mod common;
+
 use std::process::Command;
 use std::time::Instant;
 
@@ -103,18 +105,7 @@ async fn python_row(hook: &MlflowHook, exp: &str, how: &str, n: usize) -> Row {
         .env("MLFLOW_TRACKING_URI", hook.tracking_uri())
         .output()
         .expect("run the Python client");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let line = stdout
-        .lines()
-        .rev()
-        .find(|l| l.starts_with('{'))
-        .unwrap_or_else(|| {
-            panic!(
-                "python {how}: no result\n{stdout}\n{}",
-                String::from_utf8_lossy(&out.stderr)
-            )
-        });
-    let v: serde_json::Value = serde_json::from_str(line).expect("result JSON");
+    let v = common::child_result(&out, &format!("python {how}"));
     let run_id = v["run_id"].as_str().expect("run_id");
     check_history(hook, run_id, n, how).await;
     Row {

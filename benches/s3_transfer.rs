@@ -26,6 +26,8 @@
 //! `GUST_BENCH_DOWNLOAD=PART_MIB,PARTS[,STREAM_BUFFER_MIB]` overrides gust's
 //! download part size (and threshold), parts in flight and stream buffer.
 
+mod common;
+
 use std::process::Command;
 use std::time::Instant;
 
@@ -120,18 +122,7 @@ fn run_child(cmd: &mut Command, who: &'static str) -> Row {
     // during the next measurement, and whoever goes first pays for it.
     let _ = Command::new("sync").status();
     let out = cmd.output().expect("run a benchmark child");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let line = stdout
-        .lines()
-        .rev()
-        .find(|l| l.starts_with('{'))
-        .unwrap_or_else(|| {
-            panic!(
-                "{who}: no result\n{stdout}\n{}",
-                String::from_utf8_lossy(&out.stderr)
-            )
-        });
-    let v: serde_json::Value = serde_json::from_str(line).expect("result JSON");
+    let v = common::child_result(&out, who);
     Row {
         who,
         op: v["op"].as_str().unwrap_or("?").to_string(),
