@@ -658,6 +658,36 @@ async fn ranged_download(conn: Connection) {
 }
 on_both_servers!(ranged_downloads, ranged_download);
 
+/// A consumer that stops reading for longer than the SDK's stalled-stream grace
+/// period (5 s) while the parts after the one it reads are held back by a full
+/// buffer: the held-back parts are not being polled, which the SDK does not
+/// count as a stall, so the stream still delivers the exact bytes (checked with
+/// part resumption off too: no part broke off).
+async fn slow_consumer(conn: Connection) {
+    let (s3, bucket) = hook_with_bucket(&conn, "gust-slow").await;
+    let data = pattern(4 * MIB + 777, 5);
+    s3.put(
+        &bucket,
+        "s/slow.bin",
+        Bytes::from(data.clone()),
+        &PutOptions::new(),
+    )
+    .await
+    .unwrap();
+    let tuned = s3
+        .with_download_threshold(MIB as u64)
+        .with_download_parts(MIB as u64, 3)
+        .with_download_stream_buffer(MIB as u64);
+    let mut stream = tuned.get_stream(&bucket, "s/slow.bin").await.unwrap();
+    let mut got = stream.next().await.unwrap().unwrap().to_vec();
+    tokio::time::sleep(std::time::Duration::from_secs(7)).await;
+    while let Some(chunk) = stream.next().await {
+        got.extend_from_slice(&chunk.expect("no stall error after the pause"));
+    }
+    assert!(got == data, "the stream differs");
+}
+on_both_servers!(slow_consumer_stream, slow_consumer);
+
 /// An object replaced during a ranged download is an error, never a mix of
 /// versions: later ranges carry `If-Match` (moto answers 412) and their ETag is
 /// compared too (s3s-fs ignores `If-Match` on `GetObject` and answers with the
