@@ -8,6 +8,9 @@
 #[cfg(any(feature = "postgres", feature = "mysql", feature = "sqlite"))]
 pub mod sql;
 
+#[cfg(feature = "mlflow")]
+pub mod mlflow_scenarios;
+
 use gust::Connection;
 
 /// Whether this is a CI run, where every server must be there.
