@@ -56,19 +56,6 @@ macro_rules! require_env {
     };
 }
 
-fn python() -> Option<String> {
-    match std::env::var("GUST_SERVICES_PYTHON") {
-        Ok(p) => Some(p),
-        Err(_) if common::ci() => {
-            panic!("CI=true but GUST_SERVICES_PYTHON is unset: eval \"$(scripts/services.sh env)\"")
-        }
-        Err(_) => {
-            eprintln!("SKIPPED: GUST_SERVICES_PYTHON is not set (scripts/services.sh env)");
-            None
-        }
-    }
-}
-
 /// notes.txt, model/MLmodel, model/sub/weights.bin (multi-part size, no
 /// repeating pattern) and an empty model/sub/empty.txt.
 fn write_tree(src: &Path) {
@@ -505,7 +492,9 @@ fn tracking_url(mlflow: &Connection) -> String {
 #[tokio::test]
 async fn python_and_gust_read_each_others_artifacts() {
     let e = require_env!();
-    let Some(python) = python() else { return };
+    let Some(python) = common::python() else {
+        return;
+    };
     let h = MlflowHook::from_connection(&e.mlflow)
         .unwrap()
         .with_artifact_s3(e.s3.clone());

@@ -8,6 +8,9 @@
 #[cfg(any(feature = "postgres", feature = "mysql", feature = "sqlite"))]
 pub mod sql;
 
+#[cfg(feature = "mlflow")]
+pub mod mlflow_scenarios;
+
 use gust::Connection;
 
 /// Whether this is a CI run, where every server must be there.
@@ -31,6 +34,22 @@ pub fn server_conn(conn_id: &str) -> Option<Connection> {
         return None;
     }
     Some(Connection::from_env(conn_id).unwrap_or_else(|e| panic!("{var} is malformed: {e}")))
+}
+
+/// The Python that has MLflow installed (`GUST_SERVICES_PYTHON`), for tests that
+/// check gust against the real MLflow client, or `None` (that check skipped) when
+/// it is unset outside CI. Panics under `CI=true` when it is unset.
+pub fn python() -> Option<String> {
+    match std::env::var("GUST_SERVICES_PYTHON") {
+        Ok(p) => Some(p),
+        Err(_) if ci() => {
+            panic!("CI=true but GUST_SERVICES_PYTHON is unset: eval \"$(scripts/services.sh env)\"")
+        }
+        Err(_) => {
+            eprintln!("SKIPPED: GUST_SERVICES_PYTHON is not set (scripts/services.sh env)");
+            None
+        }
+    }
 }
 
 /// Skips the calling test (returns early) unless `AIRFLOW_CONN_<CONN_ID>` is set.
