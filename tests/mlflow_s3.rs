@@ -47,6 +47,25 @@ async fn env() -> Option<Env> {
     })
 }
 
+impl Env {
+    /// A hook on the tracking server whose `s3://` artifact roots go through
+    /// this environment's S3 hook.
+    fn hook(&self) -> MlflowHook {
+        MlflowHook::from_connection(&self.mlflow)
+            .unwrap()
+            .with_artifact_s3(self.s3.clone())
+    }
+}
+
+/// A run in a new experiment (`name` made unique) whose artifact root is `root`.
+async fn run_under(h: &MlflowHook, name: &str, root: &str) -> gust::hooks::mlflow::ActiveRun {
+    let exp = h
+        .create_experiment_with_location(&common::unique(name), root)
+        .await
+        .unwrap();
+    h.create_run(&exp, None).await.unwrap()
+}
+
 macro_rules! require_env {
     () => {
         match env().await {
@@ -146,9 +165,7 @@ async fn check_listing(h: &MlflowHook, run_id: &str) {
 #[tokio::test]
 async fn s3_root_on_the_tracking_server_round_trips() {
     let e = require_env!();
-    let h = MlflowHook::from_connection(&e.mlflow)
-        .unwrap()
-        .with_artifact_s3(e.s3.clone());
+    let h = e.hook();
     let location = format!("s3://{}/gust-exp", e.bucket);
     let exp = h
         .create_experiment_with_location(&common::unique("gust-s3-root"), &location)
@@ -235,17 +252,8 @@ async fn s3_root_on_the_tracking_server_round_trips() {
 async fn listings_page_through_every_key() {
     use futures::StreamExt;
     let e = require_env!();
-    let h = MlflowHook::from_connection(&e.mlflow)
-        .unwrap()
-        .with_artifact_s3(e.s3.clone());
-    let exp = h
-        .create_experiment_with_location(
-            &common::unique("gust-s3-pages"),
-            &format!("s3://{}/pages", e.bucket),
-        )
-        .await
-        .unwrap();
-    let run = h.create_run(&exp, None).await.unwrap();
+    let h = e.hook();
+    let run = run_under(&h, "gust-s3-pages", &format!("s3://{}/pages", e.bucket)).await;
     let prefix = format!("pages/{}/artifacts/many", run.run_id());
     let keys: Vec<String> = (0..1005)
         .map(|i| format!("{prefix}/f{i:04}.txt"))
@@ -303,17 +311,8 @@ impl MlflowFlavor for Constant {
 #[tokio::test]
 async fn models_log_register_and_load_through_an_s3_root() {
     let e = require_env!();
-    let h = MlflowHook::from_connection(&e.mlflow)
-        .unwrap()
-        .with_artifact_s3(e.s3.clone());
-    let exp = h
-        .create_experiment_with_location(
-            &common::unique("gust-s3-model"),
-            &format!("s3://{}/models", e.bucket),
-        )
-        .await
-        .unwrap();
-    let run = h.create_run(&exp, None).await.unwrap();
+    let h = e.hook();
+    let run = run_under(&h, "gust-s3-model", &format!("s3://{}/models", e.bucket)).await;
     let info = h
         .log_model(run.run_id(), "model", &Constant(0.25), None)
         .await
@@ -340,18 +339,9 @@ async fn models_log_register_and_load_through_an_s3_root() {
 #[tokio::test]
 async fn errors_name_the_operation_run_bucket_and_key() {
     let e = require_env!();
-    let h = MlflowHook::from_connection(&e.mlflow)
-        .unwrap()
-        .with_artifact_s3(e.s3.clone());
+    let h = e.hook();
     let missing = common::unique("gust-no-such-bucket");
-    let exp = h
-        .create_experiment_with_location(
-            &common::unique("gust-s3-missing"),
-            &format!("s3://{missing}/p"),
-        )
-        .await
-        .unwrap();
-    let run = h.create_run(&exp, None).await.unwrap();
+    let run = run_under(&h, "gust-s3-missing", &format!("s3://{missing}/p")).await;
     let tmp = tempfile::tempdir().unwrap();
     let f = tmp.path().join("a.txt");
     std::fs::write(&f, "a").unwrap();
@@ -495,17 +485,8 @@ async fn python_and_gust_read_each_others_artifacts() {
     let Some(python) = common::python() else {
         return;
     };
-    let h = MlflowHook::from_connection(&e.mlflow)
-        .unwrap()
-        .with_artifact_s3(e.s3.clone());
-    let exp = h
-        .create_experiment_with_location(
-            &common::unique("gust-s3-cross"),
-            &format!("s3://{}/cross", e.bucket),
-        )
-        .await
-        .unwrap();
-    let run = h.create_run(&exp, None).await.unwrap();
+    let h = e.hook();
+    let run = run_under(&h, "gust-s3-cross", &format!("s3://{}/cross", e.bucket)).await;
     let tmp = tempfile::tempdir().unwrap();
     let src = tmp.path().join("src");
     write_tree(&src);
@@ -597,14 +578,7 @@ const CHILD: &str = "GUST_MLFLOW_S3_CHILD_RUN";
 async fn the_s3_client_comes_from_the_environment() {
     let e = require_env!();
     let h = MlflowHook::from_connection(&e.mlflow).unwrap();
-    let exp = h
-        .create_experiment_with_location(
-            &common::unique("gust-s3-env"),
-            &format!("s3://{}/env", e.bucket),
-        )
-        .await
-        .unwrap();
-    let run = h.create_run(&exp, None).await.unwrap();
+    let run = run_under(&h, "gust-s3-env", &format!("s3://{}/env", e.bucket)).await;
     let tmp = tempfile::tempdir().unwrap();
     std::fs::write(tmp.path().join("env.txt"), "from the environment").unwrap();
     let out = std::process::Command::new(std::env::current_exe().unwrap())
