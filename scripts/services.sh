@@ -57,6 +57,7 @@ MY_DATA=$MY_DIR/data
 MY_SOCKET=$MY_DIR/mariadbd.sock
 
 REDIS_PORT=56379
+REDIS_TLS_PORT=56380 # the same server over TLS, with a certificate from our own CA
 REDIS_PASSWORD=gust-redis-pw
 REDIS_DIR=$SVC_DIR/redis
 CLUSTER_PORTS=(57001 57002 57003 57004 57005 57006)
@@ -444,6 +445,7 @@ install_redis() {
   if ! command -v redis-server >/dev/null || ! command -v redis-cli >/dev/null; then
     need_apt redis-server redis-tools
   fi
+  command -v openssl >/dev/null || need_apt openssl # the TLS port's certificates
 }
 
 # The password goes through the environment, not -a, to keep it out of ps and warnings.
@@ -465,6 +467,25 @@ $(cat)
 EOF
 }
 
+# A test CA and a certificate for the name localhost (not the address $HOST, so
+# that connecting by address tests a hostname mismatch) signed by it, for the
+# TLS port; made once. Clients trust it through the extra ssl_ca_certs.
+redis_tls_certs() {
+  local d=$REDIS_DIR/tls
+  [[ -s $d/ca.crt && -s $d/redis.crt && -s $d/redis.key ]] && return 0
+  mkdir -p "$d"
+  {
+    openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -subj "/CN=gust test CA" \
+      -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign" \
+      -keyout "$d/ca.key" -out "$d/ca.crt" &&
+      openssl req -newkey rsa:2048 -nodes -subj "/CN=localhost" -keyout "$d/redis.key" -out "$d/redis.csr" &&
+      printf '%s\n' "subjectAltName=DNS:localhost" "basicConstraints=CA:FALSE" \
+        "extendedKeyUsage=serverAuth" >"$d/redis.ext" &&
+      openssl x509 -req -in "$d/redis.csr" -CA "$d/ca.crt" -CAkey "$d/ca.key" -CAcreateserial \
+        -days 3650 -extfile "$d/redis.ext" -out "$d/redis.crt"
+  } >>"$LOG_DIR/redis.log" 2>&1 || die "redis: could not make the TLS certificates (see $LOG_DIR/redis.log)"
+}
+
 start_redis() {
   local pidfile=$RUN_DIR/redis.pid logfile=$LOG_DIR/redis.log
   if pid_of "$pidfile" redis-server >/dev/null; then
@@ -472,13 +493,20 @@ start_redis() {
     echo "redis: ready on $HOST:$REDIS_PORT (already running)"
     return 0
   fi
-  ports_free redis "$REDIS_PORT"
+  ports_free redis "$REDIS_PORT" "$REDIS_TLS_PORT"
   mkdir -p "$REDIS_DIR"
-  write_redis_conf "$REDIS_PORT" "$REDIS_DIR" "$pidfile" "$logfile" </dev/null
+  redis_tls_certs
+  write_redis_conf "$REDIS_PORT" "$REDIS_DIR" "$pidfile" "$logfile" <<CONF
+tls-port $REDIS_TLS_PORT
+tls-cert-file $REDIS_DIR/tls/redis.crt
+tls-key-file $REDIS_DIR/tls/redis.key
+tls-ca-cert-file $REDIS_DIR/tls/ca.crt
+tls-auth-clients no
+CONF
   rm -f "$pidfile"
   redis-server "$REDIS_DIR/redis.conf" </dev/null >>"$logfile" 2>&1 9>&-
   wait_ready redis "$READY_TIMEOUT" "$pidfile" redis-server "$logfile" ready_redis "$REDIS_PORT"
-  echo "redis: ready on $HOST:$REDIS_PORT"
+  echo "redis: ready on $HOST:$REDIS_PORT (TLS on $REDIS_TLS_PORT)"
 }
 
 ready_redis() { [[ $(rcli -p "$1" ping 2>/dev/null) == PONG ]]; }
@@ -939,6 +967,7 @@ cmd_env() {
 AIRFLOW_CONN_POSTGRES_DEFAULT=postgres://$PG_USER:$PG_PASSWORD@$HOST:$PG_PORT/gust_test
 AIRFLOW_CONN_MYSQL_DEFAULT=mysql://$MY_USER:$MY_PASSWORD@$HOST:$MY_PORT/gust_test
 AIRFLOW_CONN_REDIS_DEFAULT=redis://:$REDIS_PASSWORD@$HOST:$REDIS_PORT/0
+AIRFLOW_CONN_REDIS_TLS=redis://:$REDIS_PASSWORD@localhost:$REDIS_TLS_PORT/0?ssl=true&ssl_ca_certs=$(urlenc "$REDIS_DIR/tls/ca.crt")
 AIRFLOW_CONN_REDIS_CLUSTER=redis://:$REDIS_PASSWORD@$HOST:57001/?cluster=true&startup_nodes=$HOST%3A57001%2C$HOST%3A57002%2C$HOST%3A57003
 AIRFLOW_CONN_AWS_DEFAULT=aws://$AWS_KEY:$AWS_SECRET@/?region_name=$AWS_REGION&endpoint_url=http%3A%2F%2F$HOST%3A$MOTO_PORT
 AIRFLOW_CONN_S3S_FS=aws://$AWS_KEY:$AWS_SECRET@/?region_name=$AWS_REGION&endpoint_url=http%3A%2F%2F$HOST%3A$S3S_PORT

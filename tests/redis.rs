@@ -632,3 +632,128 @@ async fn migrate_slot(conn: &Connection, slot: u16, from: &(String, u16), to: &(
         .await
         .unwrap();
 }
+
+// ---- TLS (the single node's TLS port, a certificate for `localhost` from a private CA) ----
+
+/// `conn` with its extras replaced by `extra` (and its host by `host`).
+fn tls_variant(conn: &Connection, host: &str, extra: Value) -> Connection {
+    let mut uri = url::Url::parse(&conn.get_uri()).unwrap();
+    uri.set_host(Some(host)).unwrap();
+    let query = extra
+        .as_object()
+        .unwrap()
+        .iter()
+        .map(|(k, v)| format!("{k}={}", v.as_str().unwrap()))
+        .collect::<Vec<_>>()
+        .join("&");
+    uri.set_query(Some(&query));
+    Connection::from_uri(conn.conn_id(), uri.as_str()).unwrap()
+}
+
+/// With the private CA of extra `ssl_ca_certs`, the hook talks TLS to the server:
+/// a value written over TLS is read back over TLS.
+#[tokio::test]
+async fn tls_with_a_private_ca_round_trips() {
+    let conn = crate::require_conn!("redis_tls");
+    assert!(
+        conn.extra_str("ssl_ca_certs").is_some(),
+        "{}",
+        conn.conn_id()
+    );
+    let h = RedisHook::from_connection(&conn)
+        .await
+        .expect("connect over TLS");
+    h.test_connection().await.unwrap();
+    let key = format!("gust:tls:{}", std::process::id());
+    h.set(&key, b"over tls".to_vec(), Some(Duration::from_secs(60)))
+        .await
+        .unwrap();
+    assert_eq!(
+        h.get(&key).await.unwrap().as_deref(),
+        Some(&b"over tls"[..])
+    );
+}
+
+/// What TLS refuses, each a typed connect error that shows no password (a
+/// refused certificate a non-retryable `Auth`): the
+/// system's CAs do not know the private one; the address 127.0.0.1 is not the
+/// name on the certificate (`localhost`) — unless `ssl_check_hostname=false`,
+/// which still verifies the chain; and a CA file that does not exist is a
+/// configuration error naming it.
+#[tokio::test]
+async fn tls_refusals_are_typed_errors() {
+    let conn = crate::require_conn!("redis_tls");
+    let ca = conn.extra_str("ssl_ca_certs").unwrap().to_string();
+    let password = conn.password().unwrap().to_string();
+    let refused = |e: &Error, what: &str| {
+        assert_eq!(e.operation(), "redis.connect", "{what}: {e}");
+        assert!(!all_text(e).contains(&password), "{what}: {e}");
+    };
+
+    // A refused certificate is `Auth` and not retried: it will not heal.
+    let bad_certificate = |e: &Error, what: &str| {
+        refused(e, what);
+        assert_eq!(e.kind(), ErrorKind::Auth, "{what}: {e}");
+        assert!(!e.is_retryable(), "{what}: {e}");
+        assert!(
+            e.to_string().contains("invalid peer certificate"),
+            "{what}: {e}"
+        );
+    };
+
+    let no_ca = tls_variant(
+        &conn,
+        "localhost",
+        json!({"ssl": "true", "socket_connect_timeout": "5"}),
+    );
+    let e = RedisHook::from_connection(&no_ca).await.unwrap_err();
+    refused(&e, "unknown CA");
+    assert!(
+        all_text(&e).to_lowercase().contains("certificate"),
+        "{}",
+        all_text(&e)
+    );
+
+    let by_address = tls_variant(
+        &conn,
+        "127.0.0.1",
+        json!({"ssl": "true", "ssl_ca_certs": ca}),
+    );
+    let e = RedisHook::from_connection(&by_address).await.unwrap_err();
+    refused(&e, "hostname mismatch");
+    assert!(
+        all_text(&e).to_lowercase().contains("certificate"),
+        "{}",
+        all_text(&e)
+    );
+
+    let unchecked = tls_variant(
+        &conn,
+        "127.0.0.1",
+        json!({"ssl": "true", "ssl_ca_certs": ca, "ssl_check_hostname": "false"}),
+    );
+    let h = RedisHook::from_connection(&unchecked)
+        .await
+        .expect("an unchecked hostname connects");
+    h.test_connection().await.unwrap();
+    // Unchecked hostname, unknown CA: the chain is still verified.
+    let unchecked_no_ca = tls_variant(
+        &conn,
+        "127.0.0.1",
+        json!({"ssl": "true", "ssl_check_hostname": "false", "socket_connect_timeout": "5"}),
+    );
+    let e = RedisHook::from_connection(&unchecked_no_ca)
+        .await
+        .unwrap_err();
+    bad_certificate(&e, "unchecked hostname, unknown CA");
+
+    let missing = tls_variant(
+        &conn,
+        "localhost",
+        json!({"ssl": "true", "ssl_ca_certs": "/nonexistent/gust-ca.pem"}),
+    );
+    let e = RedisHook::from_connection(&missing).await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Config, "{e}");
+    assert_eq!(e.context("path"), Some("/nonexistent/gust-ca.pem"));
+    refused(&e, "missing CA file");
+}

@@ -18,7 +18,13 @@ pub struct TlsConfig {
     /// Whether the server certificate must name the host (extra `ssl_check_hostname`,
     /// default `true`). Airflow defaults to `false`; gust verifies unless told not to,
     /// because an unchecked hostname accepts any valid certificate for any site.
+    /// Unchecked, the certificate chain is still verified. Single node only: a
+    /// cluster always checks hostnames.
     pub check_hostname: bool,
+    /// A PEM file of the certificate authorities to trust instead of the
+    /// system's (extra `ssl_ca_certs`, redis-py's name): for servers with a
+    /// private CA, such as a self-managed Redis.
+    pub ca_certs: Option<std::path::PathBuf>,
 }
 
 /// Everything needed to open a Redis client, read from a [`Connection`] by
@@ -63,6 +69,7 @@ impl RedisConfig {
     ///   (`"h1:p1,h2:p2"`, or a JSON list of `"h:p"` strings or `{"host", "port"}`
     ///   objects) — the nodes to discover the cluster from, else `host:port`;
     /// * extra `ssl` (`true`/`false`) — TLS; `ssl_check_hostname` (default `true`);
+    ///   `ssl_ca_certs` — a PEM file of CAs to trust instead of the system's;
     /// * extras `socket_connect_timeout` and `socket_timeout` — seconds (redis-py's
     ///   names), default 5 and 30.
     pub fn from_connection(conn: &Connection) -> Result<Self> {
@@ -157,7 +164,14 @@ impl RedisConfig {
                 .password()
                 .filter(|p| !p.is_empty())
                 .map(str::to_string),
-            tls: tls.then_some(TlsConfig { check_hostname }),
+            tls: tls.then(|| TlsConfig {
+                check_hostname,
+                ca_certs: extra
+                    .get("ssl_ca_certs")
+                    .and_then(|v| v.as_str())
+                    .filter(|p| !p.is_empty())
+                    .map(Into::into),
+            }),
             connect_timeout: seconds("socket_connect_timeout", 5.0)?,
             response_timeout: seconds("socket_timeout", 30.0)?,
             conn_id,
@@ -381,7 +395,8 @@ mod tests {
         assert_eq!(
             c.tls(),
             Some(&TlsConfig {
-                check_hostname: false
+                check_hostname: false,
+                ca_certs: None
             })
         );
     }
@@ -392,7 +407,8 @@ mod tests {
         assert_eq!(
             c.tls(),
             Some(&TlsConfig {
-                check_hostname: true
+                check_hostname: true,
+                ca_certs: None
             })
         );
         assert!(cfg("redis://h?ssl=false").unwrap().tls().is_none());

@@ -23,6 +23,18 @@ pub(crate) fn classify(e: &RedisError, cluster: bool) -> (ErrorKind, bool, Optio
             Some("check the connection's login and password"),
         );
     }
+    // rustls refusing the server's certificate (unknown CA, another name,
+    // expired) arrives as an I/O error; retrying cannot fix it.
+    if text.contains("invalid peer certificate") {
+        return (
+            ErrorKind::Auth,
+            false,
+            Some(
+                "the server's TLS certificate was refused: trust its CA with extra \
+                 ssl_ca_certs, or connect by the name it was issued for",
+            ),
+        );
+    }
     if code == "WRONGTYPE" {
         return (
             ErrorKind::InvalidInput,

@@ -9,8 +9,9 @@
 //! AIRFLOW_CONN_REDIS_DEFAULT='redis://:password@cache:6379/0'
 //! # a cluster: extra cluster=true, discovered from startup_nodes (else host:port)
 //! AIRFLOW_CONN_REDIS_CLUSTER='redis://:password@node1:7000/?cluster=true&startup_nodes=node1%3A7000%2Cnode2%3A7000'
-//! # TLS, Airflow-style
+//! # TLS, Airflow-style (the system's CAs, or a private CA's PEM file)
 //! AIRFLOW_CONN_REDIS_TLS='redis://app:password@cache:6380/?ssl=true'
+//! AIRFLOW_CONN_REDIS_TLS='redis://app:password@cache:6380/?ssl=true&ssl_ca_certs=%2Fetc%2Fredis%2Fca.pem'
 //! ```
 //!
 //! See [`RedisConfig::from_connection`] for every extra. A non-empty login is an ACL
@@ -28,7 +29,8 @@
 //! # Errors
 //!
 //! Every error names the operation (`redis.get`, …) and the conn id, never the
-//! password: a wrong password is [`ErrorKind::Auth`] (not retryable), an unreachable
+//! password: a wrong password or a refused TLS certificate is [`ErrorKind::Auth`]
+//! (not retryable), an unreachable
 //! node [`ErrorKind::Unavailable`] and a timeout [`ErrorKind::Timeout`] (both
 //! retryable), a command on a key of another type [`ErrorKind::InvalidInput`], and a
 //! cluster node reached without `cluster=true` [`ErrorKind::Config`].
@@ -128,6 +130,7 @@ impl RedisHook {
         if config.tls.is_some() {
             ensure_crypto_provider();
         }
+        let certs = tls_certificates(&config)?;
         let infos = config
             .nodes
             .iter()
@@ -145,6 +148,9 @@ impl RedisHook {
             if let Some(password) = &config.password {
                 builder = builder.password(password);
             }
+            if let Some(certs) = certs {
+                builder = builder.certs(certs);
+            }
             let client = builder.build().map_err(fail)?;
             Conn::Cluster(client.get_async_connection().await.map_err(fail)?)
         } else {
@@ -152,7 +158,7 @@ impl RedisHook {
                 Error::new(ErrorKind::Config, "redis.connect", "no node to connect to")
                     .with("conn_id", &config.conn_id)
             })?;
-            let client = redis::Client::open(info).map_err(fail)?;
+            let client = single_client(&config, info, certs).map_err(fail)?;
             // Few reconnect attempts: the task's retry policy is the place for patience.
             let manager = ConnectionManagerConfig::new()
                 .set_connection_timeout(Some(config.connect_timeout))
@@ -546,10 +552,12 @@ fn node_info(
 ) -> redis::RedisResult<redis::ConnectionInfo> {
     let addr = match &config.tls {
         None => ConnectionAddr::Tcp(host.to_string(), port),
-        Some(tls) => ConnectionAddr::TcpTls {
+        // `insecure` would turn off certificate verification altogether; an
+        // unchecked hostname is set on the client (see `single_client`).
+        Some(_) => ConnectionAddr::TcpTls {
             host: host.to_string(),
             port,
-            insecure: !tls.check_hostname,
+            insecure: false,
             tls_params: None,
         },
     };
@@ -561,6 +569,49 @@ fn node_info(
         settings = settings.set_password(password);
     }
     Ok(addr.into_connection_info()?.set_redis_settings(settings))
+}
+
+/// The CAs of extra `ssl_ca_certs`, read from their file; `None` without TLS or
+/// without the extra (the system's CAs are trusted).
+fn tls_certificates(config: &RedisConfig) -> Result<Option<redis::TlsCertificates>> {
+    let Some(path) = config.tls.as_ref().and_then(|t| t.ca_certs.as_ref()) else {
+        return Ok(None);
+    };
+    let pem = std::fs::read(path).map_err(|e| {
+        Error::new(
+            ErrorKind::Config,
+            "redis.connect",
+            format!("cannot read the CA file of extra `ssl_ca_certs`: {e}"),
+        )
+        .with("conn_id", &config.conn_id)
+        .with("path", path.display().to_string())
+    })?;
+    Ok(Some(redis::TlsCertificates {
+        client_tls: None,
+        root_cert: Some(pem),
+    }))
+}
+
+/// The client of a single node: with the CAs of `certs` when given, and without
+/// a hostname check when `ssl_check_hostname` is false (the chain still verified).
+fn single_client(
+    config: &RedisConfig,
+    info: redis::ConnectionInfo,
+    certs: Option<redis::TlsCertificates>,
+) -> redis::RedisResult<redis::Client> {
+    let client = match certs {
+        Some(certs) => redis::Client::build_with_tls(info, certs)?,
+        None => redis::Client::open(info)?,
+    };
+    if config.tls.as_ref().is_some_and(|t| !t.check_hostname) {
+        // `build_with_tls` resets the flag, so it is set on the built client's
+        // address and the client made again from it.
+        let info = client.get_connection_info().clone();
+        let mut addr = info.addr().clone();
+        addr.set_danger_accept_invalid_hostnames(true);
+        return redis::Client::open(info.set_addr(addr));
+    }
+    Ok(client)
 }
 
 /// rustls needs a process-wide crypto provider. When the application installed none,
