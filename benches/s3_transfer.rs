@@ -20,6 +20,10 @@
 //! the stream download's discarded while it is received: neither side holds the
 //! object. Downloaded files go to `GUST_BENCH_DIR` (default: the system's
 //! temporary directory), are checked for their size and deleted.
+//! The stream download is also measured against the server's own limit: ten
+//! `curl` processes, each one ranged `GET` of a tenth of the object into
+//! /dev/null (left out when curl cannot sign requests).
+//!
 //! Every measurement starts after a `sync`, so no transfer pays for the
 //! previous one's writeback. `GUST_BENCH_OPS` picks the operations (comma-separated, default all three),
 //! `GUST_BENCH_ROUNDS` repeats the interleaved gust/boto3 pairs (default 1),
@@ -193,6 +197,21 @@ async fn main() -> gust::Result<()> {
         run_child(&mut gust_cmd("upload"), "gust");
     }
     // Interleaved so that drift on the shared machine hits both sides alike.
+    let curl = Curl {
+        endpoint: endpoint.clone(),
+        user: format!(
+            "{}:{}",
+            conn.login().unwrap_or_default(),
+            conn.password().unwrap_or_default()
+        ),
+        region: conn
+            .extra_str("region_name")
+            .unwrap_or("us-east-1")
+            .to_string(),
+        url: format!("{}/{bucket}/{KEY}", endpoint.trim_end_matches('/')),
+        bytes: (mib * CHUNK) as u64,
+    };
+    let with_curl = curl.available();
     for round in 0..rounds {
         for op in &ops {
             // Alternate who goes first, so neither side always follows the other.
@@ -202,6 +221,9 @@ async fn main() -> gust::Result<()> {
             }
             for (mut cmd, who) in pair {
                 rows.push(run_child(&mut cmd, who));
+            }
+            if op == "download" && with_curl {
+                rows.push(curl.download());
             }
         }
     }
@@ -217,13 +239,16 @@ async fn main() -> gust::Result<()> {
     println!("| side | operation | time | throughput | peak RSS |");
     println!("|---|---|---:|---:|---:|");
     for r in &rows {
+        let rss = match r.rss_kib {
+            0 => "—".to_string(),
+            kib => format!("{:.1} MiB", kib as f64 / 1024.0),
+        };
         println!(
-            "| {} | {} | {:.2} s | {:.0} MiB/s | {:.1} MiB |",
+            "| {} | {} | {:.2} s | {:.0} MiB/s | {rss} |",
             r.who,
             r.op,
             r.secs,
             mib as f64 / r.secs,
-            r.rss_kib as f64 / 1024.0
         );
     }
     for op in &ops {
@@ -245,5 +270,78 @@ async fn main() -> gust::Result<()> {
             .collect();
         println!("{op}: gust throughput = {} boto3", ratios.join(", "));
     }
+    let limit: Vec<String> = rows
+        .iter()
+        .filter(|r| r.who == CURL)
+        .map(|r| format!("{:.0}", mib as f64 / r.secs))
+        .collect();
+    if !limit.is_empty() {
+        println!(
+            "download: the server's limit ({CURL}) = {} MiB/s",
+            limit.join(", ")
+        );
+    }
     Ok(())
+}
+
+/// The side that measures the server's own limit for a download.
+const CURL: &str = "curl ×10";
+
+/// The physical limit of a download from this server: ten `curl` processes
+/// (C, writing to /dev/null), each one `GET` of a tenth of the object, SigV4
+/// signed by curl itself — no parts, no reassembly, no client runtime. Ten,
+/// as boto3's default `max_concurrency`.
+struct Curl {
+    endpoint: String,
+    user: String,
+    region: String,
+    url: String,
+    bytes: u64,
+}
+
+impl Curl {
+    /// Whether a curl that signs requests (`--aws-sigv4`, curl 7.75+) is here.
+    fn available(&self) -> bool {
+        let ok = Command::new("curl")
+            .args(["--help", "all"])
+            .output()
+            .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains("--aws-sigv4"));
+        if !ok {
+            eprintln!("s3_transfer: no curl with --aws-sigv4; the server's-limit row is left out");
+        }
+        ok
+    }
+
+    fn download(&self) -> Row {
+        let _ = Command::new("sync").status();
+        let n = 10;
+        let sigv4 = format!("aws:amz:{}:s3", self.region);
+        let start = Instant::now();
+        let children: Vec<_> = (0..n)
+            .map(|i| {
+                let (from, to) = (i * self.bytes / n, (i + 1) * self.bytes / n - 1);
+                Command::new("curl")
+                    .args(["-sS", "--fail", "-o", "/dev/null", "--aws-sigv4", &sigv4])
+                    .args(["--user", &self.user])
+                    .args(["-H", "x-amz-content-sha256: UNSIGNED-PAYLOAD"])
+                    .args(["-H", &format!("Range: bytes={from}-{to}")])
+                    .arg(&self.url)
+                    .spawn()
+                    .expect("run curl")
+            })
+            .collect();
+        for mut c in children {
+            assert!(
+                c.wait().expect("curl").success(),
+                "curl failed against {}",
+                self.endpoint
+            );
+        }
+        Row {
+            who: CURL,
+            op: "download".into(),
+            secs: start.elapsed().as_secs_f64(),
+            rss_kib: 0,
+        }
+    }
 }
