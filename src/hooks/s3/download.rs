@@ -68,12 +68,16 @@ impl Default for DownloadConfig {
     }
 }
 
-/// What a download is of: the hook, the operation and the object, for errors.
+/// What a download is of: the hook, the operation and the object (for errors),
+/// and the version the first response found, which every later part is pinned to.
 struct Target {
     hook: S3Hook,
     op: &'static str,
     bucket: String,
     key: String,
+    /// The object's size (0 when the first response did not say).
+    total: u64,
+    e_tag: Option<String>,
 }
 
 impl Target {
@@ -100,8 +104,9 @@ impl Target {
         self.err(e)
     }
 
-    /// One ranged `GET` of a part, pinned to `e_tag`, its answer checked.
-    async fn get_part(&self, range: &Range<u64>, total: u64, e_tag: Option<&str>) -> Result<Part> {
+    /// One ranged `GET` of a part, pinned to the ETag, its answer checked.
+    async fn get_part(&self, range: &Range<u64>) -> Result<Part> {
+        let (total, e_tag) = (self.total, self.e_tag.as_deref());
         let out = self
             .hook
             .client
@@ -137,7 +142,7 @@ impl Target {
             return Err(self.remote(ErrorKind::Remote, msg));
         }
         Ok(Part {
-            resume: Some(Resume::new(range.start, total, e_tag)),
+            resume: Some(Resume::new(range.start)),
             ..Part::new(out.body, Some(range.end - range.start))
         })
     }
@@ -147,22 +152,18 @@ impl Target {
 /// stopped, before the download fails.
 const PART_RESUMES: u32 = 3;
 
-/// Where a part is in its object, to ask for the rest of it again when its body
-/// breaks off (a reset connection, a truncated response): pinned to the same
-/// ETag, so a resumed part cannot mix versions either.
+/// Where a part starts in its object, to ask for the rest of it again when its
+/// body breaks off (a reset connection, a truncated response) — pinned to the
+/// same ETag, so a resumed part cannot mix versions either — and the attempts left.
 struct Resume {
     start: u64,
-    total: u64,
-    e_tag: Option<String>,
     left: u32,
 }
 
 impl Resume {
-    fn new(start: u64, total: u64, e_tag: Option<&str>) -> Self {
+    fn new(start: u64) -> Self {
         Resume {
             start,
-            total,
-            e_tag: e_tag.map(str::to_string),
             left: PART_RESUMES,
         }
     }
@@ -228,7 +229,7 @@ impl Part {
             "a download part broke off; asking for the rest again"
         );
         tokio::time::sleep(std::time::Duration::from_millis(100 << attempt)).await;
-        let rest = t.get_part(&range, r.total, r.e_tag.as_deref()).await?;
+        let rest = t.get_part(&range).await?;
         self.body = rest.body;
         Ok(())
     }
@@ -271,13 +272,11 @@ impl Part {
 enum Opened {
     /// The whole object, in one response (its length checked by the HTTP client).
     Whole(ByteStream),
-    /// The first response, to be read up to `first_len` of `total` bytes; the
-    /// rest is to be fetched by `ranges`.
+    /// The first response, to be read up to `first_len` bytes; the rest is to
+    /// be fetched by `ranges`.
     Ranged {
         first: Part,
         first_len: u64,
-        total: u64,
-        e_tag: Option<String>,
         ranges: Ranges,
     },
 }
@@ -301,48 +300,52 @@ impl Iterator for Ranges {
 }
 
 impl S3Hook {
-    fn target(&self, op: &'static str, bucket: &str, key: &str) -> Arc<Target> {
-        Arc::new(Target {
-            hook: self.clone(),
-            op,
-            bucket: bucket.to_string(),
-            key: key.to_string(),
-        })
-    }
-
     /// The first `GET`, of the whole object: within the threshold it is the
     /// download (and on AWS the SDK validates the object's checksum); above it,
     /// only its first `threshold` bytes are read and the connection is dropped.
     /// A plain `GET` rather than a ranged one keeps small objects one ordinary
     /// request, checksum included, and needs no `HEAD` to learn the size.
-    async fn open_download(&self, t: &Target) -> Result<Opened> {
+    async fn open_download(
+        &self,
+        op: &'static str,
+        bucket: &str,
+        key: &str,
+    ) -> Result<(Arc<Target>, Opened)> {
         let out = self
             .client
             .get_object()
-            .bucket(&t.bucket)
-            .key(&t.key)
+            .bucket(bucket)
+            .key(key)
             .send()
             .await
-            .map_err(|e| self.sdk_err(t.op, Some(&t.bucket), Some(&t.key), e))?;
+            .map_err(|e| self.sdk_err(op, Some(bucket), Some(key), e))?;
         let threshold = self.download.threshold;
-        match out.content_length().map(|n| n.max(0) as u64) {
-            Some(total) if total > threshold => Ok(Opened::Ranged {
+        let total = out.content_length().map(|n| n.max(0) as u64);
+        let t = Arc::new(Target {
+            hook: self.clone(),
+            op,
+            bucket: bucket.to_string(),
+            key: key.to_string(),
+            total: total.unwrap_or_default(),
+            e_tag: out.e_tag,
+        });
+        let opened = match total {
+            Some(total) if total > threshold => Opened::Ranged {
                 first: Part {
                     cut: true,
-                    resume: Some(Resume::new(0, total, out.e_tag.as_deref())),
+                    resume: Some(Resume::new(0)),
                     ..Part::new(out.body, Some(threshold))
                 },
                 first_len: threshold,
-                total,
-                e_tag: out.e_tag,
                 ranges: Ranges {
                     next: threshold,
                     total,
                     part_size: self.download.part_size,
                 },
-            }),
-            _ => Ok(Opened::Whole(out.body)),
-        }
+            },
+            _ => Opened::Whole(out.body),
+        };
+        Ok((t, opened))
     }
 
     /// The object as a stream of chunks, in order; see the [module docs](self).
@@ -352,19 +355,17 @@ impl S3Hook {
         bucket: &str,
         key: &str,
     ) -> Result<BytesStream> {
-        let t = self.target(op, bucket, key);
-        let (first, first_len, total, e_tag, ranges) = match self.open_download(&t).await? {
+        let (t, opened) = self.open_download(op, bucket, key).await?;
+        let (first, first_len, ranges) = match opened {
             Opened::Whole(body) => return Ok(whole_stream(t, body)),
             Opened::Ranged {
                 first,
                 first_len,
-                total,
-                e_tag,
                 ranges,
-            } => (first, first_len, total, e_tag, ranges),
+            } => (first, first_len, ranges),
         };
-        tracing::debug!(conn_id = %self.conn_id, bucket, key, total, "ranged download");
-        let mut state = StreamState::new(t, total, e_tag, ranges, &self.download);
+        tracing::debug!(conn_id = %self.conn_id, bucket, key, total = t.total, "ranged download");
+        let mut state = StreamState::new(t, ranges, &self.download);
         let permit = state
             .connections
             .clone()
@@ -391,21 +392,15 @@ impl S3Hook {
         key: &str,
         path: &Path,
     ) -> Result<u64> {
-        let t = self.target(op, bucket, key);
-        let opened = self.open_download(&t).await?;
+        let (t, opened) = self.open_download(op, bucket, key).await?;
         let file = tokio::fs::File::create(path).await?.into_std().await;
-        let (first, total, e_tag, ranges) = match opened {
+        let (first, ranges) = match opened {
             Opened::Whole(body) => {
                 return write_part(&t, Part::new(body, None), file, 0).await;
             }
-            Opened::Ranged {
-                first,
-                total,
-                e_tag,
-                ranges,
-                ..
-            } => (first, total, e_tag, ranges),
+            Opened::Ranged { first, ranges, .. } => (first, ranges),
         };
+        let total = t.total;
         tracing::debug!(conn_id = %self.conn_id, bucket, key, total, "ranged download to a file");
         let mut tasks: JoinSet<Result<u64>> = JoinSet::new();
         let res: Result<()> = async {
@@ -417,9 +412,9 @@ impl S3Hook {
                 while tasks.len() >= self.download.concurrency {
                     join_part(&mut tasks, op).await?;
                 }
-                let (t, e_tag, path) = (t.clone(), e_tag.clone(), path.to_path_buf());
+                let (t, path) = (t.clone(), path.to_path_buf());
                 tasks.spawn(async move {
-                    let part = t.get_part(&range, total, e_tag.as_deref()).await?;
+                    let part = t.get_part(&range).await?;
                     let file = tokio::fs::OpenOptions::new()
                         .write(true)
                         .open(&path)
@@ -656,8 +651,6 @@ struct Feed {
 
 struct StreamState {
     t: Arc<Target>,
-    total: u64,
-    e_tag: Option<String>,
     ranges: Ranges,
     feeds: VecDeque<Feed>,
     /// A part holds a permit from its request to its last byte received.
@@ -677,18 +670,10 @@ enum Event {
 }
 
 impl StreamState {
-    fn new(
-        t: Arc<Target>,
-        total: u64,
-        e_tag: Option<String>,
-        ranges: Ranges,
-        c: &DownloadConfig,
-    ) -> Self {
+    fn new(t: Arc<Target>, ranges: Ranges, c: &DownloadConfig) -> Self {
         let fit = (c.stream_buffer / c.part_size).min(1024) as usize;
         StreamState {
             t,
-            total,
-            e_tag,
             ranges,
             feeds: VecDeque::new(),
             connections: Arc::new(Semaphore::new(c.concurrency)),
@@ -708,7 +693,7 @@ impl StreamState {
     /// holding `permit` until its last byte is received.
     fn spawn_feed(&mut self, range: Range<u64>, body: Option<Part>, permit: OwnedSemaphorePermit) {
         let (tx, rx) = mpsc::unbounded_channel();
-        let (t, e_tag, total) = (self.t.clone(), self.e_tag.clone(), self.total);
+        let t = self.t.clone();
         let buffered = self.buffered.clone();
         let pool = self.pool.clone();
         let index = self.next_index;
@@ -719,7 +704,7 @@ impl StreamState {
             let res: Result<()> = async {
                 let mut part = match body {
                     Some(p) => p,
-                    None => t.get_part(&range, total, e_tag.as_deref()).await?,
+                    None => t.get_part(&range).await?,
                 };
                 // Chunks are slices of the HTTP client's read buffers and keep
                 // them whole: while the part waits, they are copied into
