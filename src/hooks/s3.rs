@@ -75,8 +75,8 @@ use serde_json::Value;
 use crate::connection::Connection;
 use crate::error::{Error, ErrorKind, Result};
 
-pub(crate) use params::wildcard_match;
 pub use params::{ListKeys, LoadOptions, PresignMethod};
+pub(crate) use params::{file_stream, wildcard_match};
 
 /// Conn id used when none is given, as in Airflow.
 pub const DEFAULT_CONN_ID: &str = "aws_default";

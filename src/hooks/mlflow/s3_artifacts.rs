@@ -112,17 +112,14 @@ mod imp {
     use std::path::Path;
     use std::sync::Arc;
 
-    use futures::{StreamExt, TryStreamExt};
+    use futures::TryStreamExt;
     use tokio::sync::OnceCell;
 
     use super::{S3Root, env_connection};
     use crate::error::{Error, ErrorKind, Result};
-    use crate::hooks::mlflow::artifacts::{FileInfo, join, write_stream};
+    use crate::hooks::mlflow::artifacts::{FileInfo, join};
     use crate::hooks::object_store::{ListEntry, ListOptions, ObjectStore, PutOptions};
     use crate::hooks::s3::S3Hook;
-
-    /// Chunk size of a file read for upload; the hook gathers chunks into parts.
-    const READ_CHUNK: usize = 1 << 20;
 
     /// The S3 side of a store: one hook, made on first use (or given), shared by
     /// clones.
@@ -212,9 +209,7 @@ mod imp {
                     .with("run_id", run_id)
                     .with("path", local.display())
             })?;
-            let body = tokio_util::io::ReaderStream::with_capacity(file, READ_CHUNK)
-                .map_err(Error::from)
-                .boxed();
+            let body = crate::hooks::s3::file_stream(file);
             let put = b
                 .hook
                 .put_stream(&root.bucket, &key, body, &PutOptions::new())
@@ -282,8 +277,8 @@ mod imp {
             Ok(out)
         }
 
-        /// Downloads the object at `rel` to `local`, streamed; the file appears
-        /// whole or not at all.
+        /// Downloads the object at `rel` to `local` (ranged parts written at
+        /// their offsets); the file appears whole or not at all.
         pub(crate) async fn download(
             &self,
             run_id: &str,
@@ -295,20 +290,15 @@ mod imp {
             let key = join(&root.prefix, rel)?;
             let b = self.built(op, run_id).await?;
             let wrap = |e| b.wrap(op, run_id, rel, &root.bucket, Some(&key), e);
-            let body = b.hook.get_stream(&root.bucket, &key).await.map_err(wrap)?;
-            let body = body.map_err(std::io::Error::other);
-            write_stream(local, body).await.map_err(|e| {
-                // A broken download carries the hook's typed error: keep its kind.
-                let inner = if e.get_ref().is_some_and(|i| i.is::<Error>()) {
-                    match e.into_inner().map(|i| i.downcast::<Error>()) {
-                        Some(Ok(inner)) => *inner,
-                        _ => Error::new(ErrorKind::Io, op, "the download broke off"),
-                    }
-                } else {
-                    Error::from(e)
-                };
-                wrap(inner).with("path", local.display())
-            })?;
+            if let Some(parent) = local.parent() {
+                tokio::fs::create_dir_all(parent)
+                    .await
+                    .map_err(|e| wrap(e.into()).with("path", local.display()))?;
+            }
+            b.hook
+                .download_to(op, &root.bucket, &key, local)
+                .await
+                .map_err(|e| wrap(e).with("path", local.display()))?;
             Ok(())
         }
     }

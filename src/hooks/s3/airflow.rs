@@ -288,37 +288,42 @@ impl S3Hook {
     ) -> Result<PathBuf> {
         let op = "s3.download_file";
         let (b, k) = self.get_s3_bucket_key(bucket, key)?;
-        crate::hooks::object_store::validate(op, &b, Some(&k))
-            .map_err(|e| self.context(e, None, None))?;
         let name = if preserve_file_name {
             k.rsplit('/').next().unwrap_or(&k).to_string()
         } else {
             format!("airflow_tmp_{:016x}", rand::random::<u64>())
         };
         let dest = local_dir.as_ref().join(&name);
-        let mut tmp = TempFile {
-            path: local_dir
-                .as_ref()
-                .join(format!(".{name}.gust-part-{:08x}", rand::random::<u32>())),
-            armed: true,
-        };
-        let res: Result<u64> = async {
-            let n = self.download_to_path(op, &b, &k, &tmp.path).await?;
-            tokio::fs::rename(&tmp.path, &dest).await?;
-            Ok(n)
-        }
-        .await;
-        match res {
+        match self.download_to(op, &b, &k, &dest).await {
             Ok(n) => {
-                tmp.armed = false;
                 tracing::info!(conn_id = %self.conn_id, bucket = %b, key = %k, path = %dest.display(), bytes = n, "s3 object downloaded");
                 Ok(dest)
             }
-            Err(e) => {
-                drop(tmp);
-                Err(self.context(e.with("path", dest.display()), Some(&b), Some(&k)))
-            }
+            Err(e) => Err(self.context(e.with("path", dest.display()), Some(&b), Some(&k))),
         }
+    }
+
+    /// Downloads the object to the file `dest` and returns its size: through a
+    /// hidden temporary file beside it, renamed when complete and removed on
+    /// failure or when the future is dropped, so `dest` appears whole or not at
+    /// all. Errors are left for the caller to put in context.
+    pub(crate) async fn download_to(
+        &self,
+        op: &'static str,
+        bucket: &str,
+        key: &str,
+        dest: &Path,
+    ) -> Result<u64> {
+        crate::hooks::object_store::validate(op, bucket, Some(key))?;
+        let name = dest.file_name().unwrap_or_default().to_string_lossy();
+        let mut tmp = TempFile {
+            path: dest.with_file_name(format!(".{name}.gust-part-{:08x}", rand::random::<u32>())),
+            armed: true,
+        };
+        let n = self.download_to_path(op, bucket, key, &tmp.path).await?;
+        tokio::fs::rename(&tmp.path, dest).await?;
+        tmp.armed = false;
+        Ok(n)
     }
 
     /// Airflow's `copy_object`: keys may be `s3://` URLs when their bucket is `None`.

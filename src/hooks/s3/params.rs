@@ -194,7 +194,7 @@ pub(super) fn gzip_stream(input: BytesStream) -> BytesStream {
 }
 
 /// A file as a stream of 1 MiB chunks.
-pub(super) fn file_stream(file: tokio::fs::File) -> BytesStream {
+pub(crate) fn file_stream(file: tokio::fs::File) -> BytesStream {
     futures::stream::try_unfold(file, |mut file| async move {
         let mut buf = vec![0u8; 1 << 20];
         let n = file.read(&mut buf).await?;
