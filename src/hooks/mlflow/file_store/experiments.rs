@@ -149,7 +149,8 @@ impl Inner {
     }
 
     /// Stages meta.yaml of experiment `id` and publishes it as `<root>/<id>`;
-    /// `AlreadyExists` if that directory is taken.
+    /// `AlreadyExists` if that directory is taken. `location` is the artifact
+    /// location as stored (see `artifact_location`), else the experiment's directory.
     pub(super) fn create_experiment_dir(
         &self,
         id: &str,
@@ -159,7 +160,7 @@ impl Inner {
         let op = "create_experiment";
         let now = now_ms();
         let location = match location {
-            Some(l) => artifact_location(op, l)?,
+            Some(l) => l.to_string(),
             None => file_uri(&self.root.join(id))?,
         };
         let mut meta = Meta::new();
@@ -191,9 +192,11 @@ impl Inner {
     pub(super) fn create_experiment(&self, name: &str, location: Option<&str>) -> Result<String> {
         let op = "create_experiment";
         let ctx = |e: crate::Error| e.with("experiment", name);
-        if let Some(l) = location {
-            artifact_location(op, l).map_err(ctx)?;
-        }
+        // Worked out once, before the name checks and the id attempts below.
+        let location = location
+            .map(|l| artifact_location(op, l))
+            .transpose()
+            .map_err(ctx)?;
         if name.trim().is_empty() || name.chars().count() > MAX_EXPERIMENT_NAME {
             return Err(ctx(err(
                 ErrorKind::InvalidInput,
@@ -220,7 +223,7 @@ impl Inner {
         for salt in 0..16 {
             let id = experiment_id_for(name, salt);
             if self.experiment_dir(&id).is_none() {
-                match self.create_experiment_dir(&id, name, location) {
+                match self.create_experiment_dir(&id, name, location.as_deref()) {
                     Ok(()) => return Ok(id),
                     Err(e) if e.kind() == ErrorKind::AlreadyExists => {}
                     Err(e) => return Err(ctx(e)),
