@@ -110,6 +110,7 @@ async fn artifacts_round_trip_through_the_proxy() {
             String::from_utf8_lossy(&out.stderr)
         );
         let py_sha = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        assert_eq!(py_sha.len(), 64, "Python printed no sha256: {py_sha:?}");
         let ours = std::process::Command::new("sha256sum")
             .arg(art.model_dir.join("sub/weights.bin"))
             .output()
