@@ -299,10 +299,26 @@ install_postgres() { pg_bindir >/dev/null || need_apt postgresql; }
 
 pg_log() { echo "$LOG_DIR/postgres.log"; }
 
+# PostgreSQL runs as its own OS user, who must be able to traverse down to
+# $SVC_DIR. A checkout in a private directory (mktemp -d makes them 0700) gets
+# o+x — traverse only, no listing — on each directory on the way that lacks it.
+pg_reach_svc_dir() {
+  local d=$SVC_DIR
+  runuser -u postgres -- test -x "$SVC_DIR" && return 0
+  while [[ $d != / && -n $d ]]; do
+    if [[ -z $(find "$d" -maxdepth 0 -perm -o=x) ]]; then
+      log "chmod o+x $d (the postgres OS user must reach $SVC_DIR)"
+      chmod o+x "$d"
+    fi
+    d=$(dirname "$d")
+  done
+}
+
 start_postgres() {
   local bin logfile
   bin=$(pg_bindir)
   logfile=$(pg_log)
+  pg_reach_svc_dir
   runuser -u postgres -- test -x "$SVC_DIR" ||
     die "the postgres OS user cannot reach $SVC_DIR (check the permissions of its parent directories)"
   if pid_of "$PG_DATA/postmaster.pid" postgres >/dev/null; then
