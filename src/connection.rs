@@ -36,7 +36,8 @@ pub use self::redact::is_sensitive_key;
 use serde_json::{Map, Value};
 
 use self::pyjson::PyJson;
-use self::redact::{mask_json, password_candidates};
+pub(crate) use self::redact::strip_userinfo;
+use self::redact::{mask_json, password_candidates, schema_password};
 use self::uri::{quote, quote_plus, unquote, urlencode, urlsplit};
 use crate::error::mask;
 use crate::{Error, ErrorKind, Result};
@@ -341,6 +342,15 @@ impl Connection {
             host = format!("{}://{host}", parts.scheme);
         }
         let schema = unquote(parts.path.chars().skip(1).collect::<String>().as_str());
+        if host.is_empty() && schema_password(&schema).is_some() {
+            // Airflow parses this too (and so do we, identically); its password is
+            // masked through `secrets()`, and the user learns why nothing connects.
+            tracing::warn!(
+                conn_id,
+                "connection URI looks malformed: `{conn_type}:/…` has one slash after the \
+                 scheme, so the login, password and host land in `schema`; write `{conn_type}://…`"
+            );
+        }
         let (login, password) = parts.userinfo();
         let mut input_forms: Vec<String> = password.iter().map(|p| p.to_string()).collect();
         let (login, password) = (login.map(unquote), password.map(unquote));

@@ -173,6 +173,12 @@ impl Error {
     ///
     /// Hooks call this with [`Connection::secrets`](crate::Connection::secrets) before an
     /// error leaves them, so a driver that echoes a DSN cannot leak a password.
+    ///
+    /// As Airflow's `min_length_masked_secret`, a secret shorter than
+    /// [`MIN_MASKED_SECRET_LEN`] is masked only where it stands as a URL's password
+    /// (`://user:a@host`): masking every `a` would mangle the server's own text and,
+    /// by the pattern of the stars, reveal the secret. The `conn_id` context is an
+    /// identifier, never a secret, and is left as it is.
     pub fn redact<S: AsRef<str>>(mut self, secrets: &[S]) -> Self {
         let secrets: Vec<&str> = secrets
             .iter()
@@ -183,8 +189,10 @@ impl Error {
             return self;
         }
         self.message = mask(&self.message, &secrets);
-        for (_, v) in &mut self.context {
-            *v = mask(v, &secrets);
+        for (k, v) in &mut self.context {
+            if *k != "conn_id" {
+                *v = mask(v, &secrets);
+            }
         }
         if let Some(source) = self.source.take() {
             self.source = Some(Box::new(RedactedSource::from_chain(&*source, &secrets)));
@@ -193,15 +201,25 @@ impl Error {
     }
 }
 
-/// Replaces each secret in `text` by `***`.
+/// Secrets shorter than this (in characters) are masked only in a URL's password
+/// position, as Airflow's `min_length_masked_secret` (default 5). See [`Error::redact`].
+pub const MIN_MASKED_SECRET_LEN: usize = 5;
+
+/// Replaces each secret in `text` by `***` (a short one only as `:secret@`, see
+/// [`MIN_MASKED_SECRET_LEN`]).
 pub(crate) fn mask(text: &str, secrets: &[&str]) -> String {
     let mut out = text.to_string();
     // Longest first, so a secret that contains another is masked whole.
     let mut sorted: Vec<&str> = secrets.to_vec();
     sorted.sort_by_key(|s| std::cmp::Reverse(s.len()));
     for s in sorted {
-        if !s.is_empty() && out.contains(s) {
+        if s.is_empty() || !out.contains(s) {
+            continue;
+        }
+        if s.chars().count() >= MIN_MASKED_SECRET_LEN {
             out = out.replace(s, "***");
+        } else {
+            out = out.replace(&format!(":{s}@"), ":***@");
         }
     }
     out
@@ -369,5 +387,36 @@ mod tests {
         }
         assert!(!text.contains("hunter2"), "{text}");
         assert!(text.contains("***"));
+    }
+
+    #[test]
+    fn short_secrets_are_masked_only_as_url_passwords() {
+        let e = Error::new(
+            ErrorKind::Auth,
+            "postgres.connect",
+            "error returned from database: password authentication failed (postgres://u:a@h)",
+        )
+        .with("conn_id", "badinput_a10")
+        .redact(&["a"]);
+        assert_eq!(
+            e.to_string(),
+            "postgres.connect failed (authentication): error returned from database: password \
+             authentication failed (postgres://u:***@h) [conn_id=badinput_a10]"
+        );
+    }
+
+    #[test]
+    fn conn_id_is_never_rewritten() {
+        let e = Error::new(
+            ErrorKind::Auth,
+            "postgres.connect",
+            "user postgres rejected",
+        )
+        .with("conn_id", "postgres_default")
+        .with("dsn", "postgres://postgres:postgres@h")
+        .redact(&["postgres"]);
+        assert_eq!(e.context("conn_id"), Some("postgres_default"));
+        assert_eq!(e.context("dsn"), Some("***://***:***@h"));
+        assert_eq!(e.message(), "user *** rejected");
     }
 }

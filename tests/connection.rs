@@ -626,7 +626,9 @@ proptest! {
         let secret = format!("ZQX{secret}");
         let c = c.with_password(secret.clone()).with_login("user").with_extra("auth_token", Value::from(format!("{secret}-token")));
         let shown = format!("{c} {c:?}");
-        for s in c.secrets() {
+        // Secrets shorter than the masking minimum (here only ones found in a URL-like
+        // schema) are masked only as a URL password, as Airflow does.
+        for s in c.secrets().into_iter().filter(|s| s.chars().count() >= gust::error::MIN_MASKED_SECRET_LEN) {
             prop_assert!(!shown.contains(&s), "{:?} in {}", s, shown);
         }
         prop_assert!(c.get_uri().contains(&gust_quote(&secret)));

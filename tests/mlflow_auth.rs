@@ -261,7 +261,7 @@ async fn from_env_uses_tracking_username_and_password() {
     const CHILD: &str = "GUST_TEST_MLFLOW_AUTH_FROM_ENV_CHILD";
     if std::env::var_os(CHILD).is_some() {
         let h = MlflowHook::from_env().unwrap();
-        assert_eq!(h.conn_id(), "MLFLOW_TRACKING_URI");
+        assert_eq!(h.conn_id(), Some("MLFLOW_TRACKING_URI"));
         if std::env::var(CHILD).unwrap() == "right" {
             h.test_connection().await.unwrap();
             let exp = h

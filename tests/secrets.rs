@@ -1,6 +1,9 @@
 //! A run that uses a connection with a password must not reveal it: not in the
 //! tracing output (every level), not in the run report, not in any error text or
-//! source chain, neither raw nor percent-encoded.
+//! source chain, neither raw nor percent-encoded. The same for every hook's `Debug`,
+//! its errors and its retry loops' log lines, and for credentials carried in a URL's
+//! userinfo (an MLflow tracking URI, an S3 `endpoint_url`, a malformed SQL or Redis
+//! URI).
 
 use std::io::Write;
 use std::sync::{Arc, Mutex};
@@ -42,14 +45,44 @@ fn error_chain(e: &Error) -> String {
     text
 }
 
+/// The one subscriber of this test binary, capturing every level of every test.
+fn logs() -> Captured {
+    static LOGS: std::sync::OnceLock<Captured> = std::sync::OnceLock::new();
+    LOGS.get_or_init(|| {
+        let logs = Captured::default();
+        tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::TRACE)
+            .with_writer(logs.clone())
+            .with_ansi(false)
+            .init();
+        logs
+    })
+    .clone()
+}
+
+impl Captured {
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+    }
+}
+
+/// Fails when any of `secrets` is in `text`.
+fn assert_absent(text: &str, secrets: &[&str]) {
+    for secret in secrets {
+        assert!(!text.contains(secret), "found {secret:?} in:\n{text}");
+    }
+}
+
+/// A local port nothing listens on.
+#[allow(dead_code)]
+fn refused_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap().port()
+}
+
 #[tokio::test]
 async fn no_secret_in_logs_reports_or_errors() {
-    let logs = Captured::default();
-    tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::TRACE)
-        .with_writer(logs.clone())
-        .with_ansi(false)
-        .init();
+    let logs = logs();
 
     // SAFETY: this test binary has a single test; nothing reads the env concurrently.
     unsafe {
@@ -125,7 +158,7 @@ async fn no_secret_in_logs_reports_or_errors() {
             .contains("line 1")
     );
 
-    let mut everything = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+    let mut everything = logs.text();
     everything.push_str(&report.to_string());
     everything.push_str(&format!("{report:?}"));
     let err = report.into_result().unwrap_err();
@@ -145,3 +178,348 @@ async fn no_secret_in_logs_reports_or_errors() {
         );
     }
 }
+
+#[test]
+fn short_secrets_keep_messages_readable_and_conn_ids_intact() {
+    // A one-letter password: masking every `a` would mangle the text and reveal it.
+    let conn = Connection::from_uri("badinput_a10", "postgres://u:a@127.0.0.1:1/database").unwrap();
+    let e = Error::new(
+        ErrorKind::Auth,
+        "postgres.connect",
+        "error returned from database: password authentication failed",
+    )
+    .with("conn_id", conn.conn_id())
+    .with("dsn", conn.get_uri())
+    .redact(&conn.secrets());
+    assert_eq!(
+        e.to_string(),
+        "postgres.connect failed (authentication): error returned from database: password \
+         authentication failed [conn_id=badinput_a10, dsn=postgres://u:***@127.0.0.1:1/database]"
+    );
+    // A password that is also a word of the conn id: the conn id stays.
+    let conn = Connection::from_uri("postgres_default", "postgres://u:postgres@h/db").unwrap();
+    let e = Error::new(ErrorKind::Auth, "postgres.connect", "bad postgres password")
+        .with("conn_id", conn.conn_id())
+        .redact(&conn.secrets());
+    assert_eq!(e.context("conn_id"), Some("postgres_default"));
+    assert_eq!(e.message(), "bad *** password");
+}
+
+#[test]
+fn a_password_left_in_schema_by_a_single_slash_is_masked() {
+    let _logs = logs();
+    // Airflow parses `postgres:/user:pw@host/db` as schema `user:pw@host/db`: keep
+    // the parse, but never print the password.
+    let conn = Connection::from_uri(
+        "slash",
+        "postgres:/etl:slash-pw-1234@db.example.com/warehouse",
+    )
+    .unwrap();
+    assert_eq!(conn.host(), Some(""));
+    assert_eq!(
+        conn.schema(),
+        Some("etl:slash-pw-1234@db.example.com/warehouse")
+    );
+    assert!(conn.secrets().iter().any(|s| s == "slash-pw-1234"));
+    let shown = format!("{conn} {conn:?}");
+    assert_absent(&shown, &["slash-pw-1234"]);
+    assert!(shown.contains("***"), "{shown}");
+    let warned = logs().text();
+    assert!(warned.contains("looks malformed"), "{warned}");
+}
+
+#[test]
+fn credentials_in_url_extras_are_secrets() {
+    let conn = Connection::from_uri(
+        "aws_ep",
+        "aws://AKID:sk-1234567@/?region_name=us-east-1&endpoint_url=http%3A%2F%2Fepuser%3Aendpoint-pw-123%40127.0.0.1%3A9000",
+    )
+    .unwrap();
+    assert!(conn.secrets().iter().any(|s| s == "endpoint-pw-123"));
+    let shown = format!("{conn} {conn:?}");
+    assert_absent(&shown, &["endpoint-pw-123", "sk-1234567"]);
+    assert!(
+        shown.contains("epuser"),
+        "the user is not a secret: {shown}"
+    );
+}
+
+#[cfg(feature = "mlflow")]
+mod mlflow {
+    use super::*;
+    use gust::hooks::mlflow::MlflowHook;
+    use std::time::{Duration, Instant};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    const SECRET: &str = "s3cret-mlflow-pw";
+
+    /// A server that records each request's head and answers with MLflow's
+    /// not-found error, echoing the secret as a careless server might.
+    async fn echo_server() -> (u16, Arc<Mutex<Vec<String>>>) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let record = seen.clone();
+        tokio::spawn(async move {
+            while let Ok((mut sock, _)) = listener.accept().await {
+                let mut buf = vec![0u8; 8192];
+                let n = sock.read(&mut buf).await.unwrap_or(0);
+                record
+                    .lock()
+                    .unwrap()
+                    .push(String::from_utf8_lossy(&buf[..n]).into_owned());
+                let body = format!(
+                    r#"{{"error_code":"RESOURCE_DOES_NOT_EXIST","message":"no experiment for user with password {SECRET}"}}"#
+                );
+                let resp = format!(
+                    "HTTP/1.1 404 Not Found\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = sock.write_all(resp.as_bytes()).await;
+            }
+        });
+        (port, seen)
+    }
+
+    #[tokio::test]
+    async fn tracking_uri_credentials_are_used_but_never_printed() {
+        let logs = logs();
+        let (port, seen) = echo_server().await;
+        let hook = MlflowHook::from_uri(&format!("http://user:{SECRET}@127.0.0.1:{port}")).unwrap();
+        let e = hook.get_experiment_by_name("Default").await.unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::NotFound);
+        // Used: sent as basic auth (base64 of user:SECRET).
+        let head = seen.lock().unwrap().join("\n").to_lowercase();
+        assert!(
+            head.contains("authorization: basic dxnlcjpzm2nyzxqtbwxmbg93lxb3"),
+            "{head}"
+        );
+        // Never printed: not in the error, not in Debug, and no conn id claimed.
+        assert_eq!(e.context("conn_id"), None);
+        assert_eq!(
+            e.context("tracking_uri"),
+            Some(format!("http://127.0.0.1:{port}").as_str())
+        );
+        let text = format!("{} {hook:?} {}", error_chain(&e), logs.text());
+        assert_absent(&text, &[SECRET]);
+    }
+
+    #[tokio::test]
+    async fn retry_warnings_and_refused_errors_hide_uri_credentials() {
+        let logs = logs();
+        let port = refused_port();
+        let hook = MlflowHook::from_uri(&format!("http://user:{SECRET}@127.0.0.1:{port}")).unwrap();
+        let started = Instant::now();
+        let e = hook.get_experiment_by_name("Default").await.unwrap_err();
+        // A refused port fails fast, naming the host:port and the cause.
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "{:?}",
+            started.elapsed()
+        );
+        let shown = e.to_string();
+        assert!(shown.contains(&format!("127.0.0.1:{port}")), "{shown}");
+        assert!(shown.to_lowercase().contains("refused"), "{shown}");
+        let logged = logs.text();
+        assert!(
+            logged.contains("mlflow call failed; retrying") && logged.contains(&port.to_string()),
+            "{logged}"
+        );
+        assert_absent(&format!("{} {hook:?} {logged}", error_chain(&e)), &[SECRET]);
+    }
+
+    #[tokio::test]
+    async fn mlflow_tracking_uri_from_env_hides_credentials() {
+        let logs = logs();
+        let port = refused_port();
+        // SAFETY: no other test of this binary reads MLFLOW_TRACKING_URI.
+        unsafe {
+            std::env::set_var(
+                "MLFLOW_TRACKING_URI",
+                format!("http://user:{SECRET}@127.0.0.1:{port}"),
+            );
+        }
+        let hook = MlflowHook::from_env().unwrap().with_max_retries(1);
+        let e = hook.get_experiment_by_name("Default").await.unwrap_err();
+        assert_eq!(e.context("conn_id"), Some("MLFLOW_TRACKING_URI"));
+        assert_absent(
+            &format!("{} {hook:?} {}", error_chain(&e), logs.text()),
+            &[SECRET],
+        );
+    }
+}
+
+#[cfg(feature = "s3")]
+mod s3 {
+    use super::*;
+    use gust::hooks::s3::{ListKeys, S3Hook};
+
+    #[tokio::test]
+    async fn endpoint_credentials_and_keys_never_print() {
+        let logs = logs();
+        let port = refused_port();
+        // Credentials in an endpoint's userinfo mean nothing to S3 (requests are
+        // signed with the access key), and the SDK would log and sign them as part
+        // of the host: refused at construction, without printing them.
+        let conn = Connection::from_uri(
+            "aws_leak",
+            &format!(
+                "aws://AKIDLEAK:aws-secret-key-123@/?region_name=us-east-1&endpoint_url=http%3A%2F%2Fepuser%3Aendpoint-pw-123%40127.0.0.1%3A{port}"
+            ),
+        )
+        .unwrap();
+        let e = S3Hook::from_connection(&conn).await.unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Config, "{e}");
+        assert!(!e.is_retryable());
+        assert!(e.to_string().contains("endpoint_url"), "{e}");
+        assert_absent(&error_chain(&e), &["endpoint-pw-123", "aws-secret-key-123"]);
+
+        // A working hook: neither its Debug nor its errors nor the SDK's own log
+        // lines (every level) show the secret key.
+        let conn = Connection::from_uri(
+            "aws_leak",
+            &format!(
+                "aws://AKIDLEAK:aws-secret-key-123@/?region_name=us-east-1&endpoint_url=http%3A%2F%2F127.0.0.1%3A{port}"
+            ),
+        )
+        .unwrap();
+        let hook = S3Hook::from_connection(&conn).await.unwrap();
+        let e = hook
+            .list_keys(Some("bucket"), &ListKeys::default())
+            .await
+            .unwrap_err();
+        assert_absent(
+            &format!("{} {hook:?} {}", error_chain(&e), logs.text()),
+            &["endpoint-pw-123", "aws-secret-key-123"],
+        );
+    }
+}
+
+#[cfg(feature = "redis")]
+mod redis {
+    use super::*;
+    use gust::hooks::redis::{RedisConfig, RedisHook};
+
+    #[tokio::test]
+    async fn redis_password_never_prints() {
+        let logs = logs();
+        let port = refused_port();
+        for uri in [
+            format!("redis://:redis-pw-12345@127.0.0.1:{port}/0"),
+            // One slash: Airflow's parser leaves the password in `schema`.
+            format!("redis:/:redis-pw-12345@127.0.0.1:{port}/0"),
+        ] {
+            let conn = Connection::from_uri("redis_leak", &uri).unwrap();
+            let shown = match RedisConfig::from_connection(&conn) {
+                Ok(config) => format!("{config:?}"),
+                Err(e) => error_chain(&e),
+            };
+            let e = RedisHook::from_connection(&conn).await.unwrap_err();
+            assert_absent(
+                &format!("{shown} {} {}", error_chain(&e), logs.text()),
+                &["redis-pw-12345"],
+            );
+        }
+        if let Some(conn) = crate::common::server_conn("redis_default") {
+            let hook = RedisHook::from_connection(&conn).await.unwrap();
+            assert_absent(&format!("{hook:?}"), &[conn.password().unwrap()]);
+        }
+    }
+}
+
+#[cfg(any(feature = "postgres", feature = "mysql", feature = "sqlite"))]
+mod sql {
+    use super::*;
+
+    #[cfg(feature = "sqlite")]
+    #[tokio::test]
+    async fn sqlite_hook_debug_and_errors() {
+        use gust::hooks::sqlite::SqliteHook;
+        let conn = Connection::from_uri("lite", "sqlite:///:memory:?token=tok-lite-12345").unwrap();
+        let hook = SqliteHook::from_connection(&conn).await.unwrap();
+        let e = gust::hooks::sql::SqlHook::get_records(
+            &hook,
+            "SELECT * FROM tok_lite_12345",
+            Default::default(),
+        )
+        .await
+        .unwrap_err();
+        assert_absent(
+            &format!("{hook:?} {}", error_chain(&e)),
+            &["tok-lite-12345"],
+        );
+    }
+
+    /// Connecting with a wrong password (`good` + a suffix) and with the password
+    /// left in `schema` by a single slash: the error names the cause, never the
+    /// password, and a hook's `Debug` does not show its password either.
+    #[cfg(feature = "postgres")]
+    #[tokio::test]
+    async fn postgres_passwords_never_print() {
+        use gust::hooks::postgres::PostgresHook;
+        let logs = logs();
+        let Some(good) = crate::common::server_conn("postgres_default") else {
+            return;
+        };
+        let (host, port) = (good.host().unwrap(), good.port().unwrap());
+        let hook = PostgresHook::from_connection(&good).await.unwrap();
+        assert_absent(&format!("{hook:?}"), &[good.password().unwrap()]);
+        for uri in [
+            format!("postgres://gust:wrong-pg-pw-1@{host}:{port}/gust_test"),
+            format!("postgres:/gust:wrong-pg-pw-1@{host}:{port}/gust_test"),
+        ] {
+            let conn = Connection::from_uri("postgres_default", &uri).unwrap();
+            let e = PostgresHook::from_connection(&conn).await.unwrap_err();
+            assert_eq!(e.context("conn_id"), Some("postgres_default"), "{e}");
+            assert_absent(
+                &format!("{} {}", error_chain(&e), logs.text()),
+                &["wrong-pg-pw-1"],
+            );
+        }
+        // A one-letter password: the server's text stays readable.
+        let conn = Connection::from_uri(
+            "pg_short",
+            &format!("postgres://gust:a@{host}:{port}/gust_test"),
+        )
+        .unwrap();
+        let e = PostgresHook::from_connection(&conn).await.unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Auth, "{e}");
+        assert!(
+            e.to_string().contains("password authentication failed"),
+            "{e}"
+        );
+    }
+
+    #[cfg(feature = "mysql")]
+    #[tokio::test]
+    async fn mysql_passwords_never_print() {
+        use gust::hooks::mysql::MySqlHook;
+        let logs = logs();
+        let Some(good) = crate::common::server_conn("mysql_default") else {
+            return;
+        };
+        let (host, port) = (good.host().unwrap(), good.port().unwrap());
+        let hook = MySqlHook::from_connection(&good).await.unwrap();
+        assert_absent(&format!("{hook:?}"), &[good.password().unwrap()]);
+        let conn = Connection::from_uri(
+            "mysql_default",
+            &format!("mysql://gust:wrong-my-pw-1@{host}:{port}/gust_test"),
+        )
+        .unwrap();
+        let e = match MySqlHook::from_connection(&conn).await {
+            Ok(h) => gust::hooks::sql::SqlHook::get_records(&h, "SELECT 1", Default::default())
+                .await
+                .unwrap_err(),
+            Err(e) => e,
+        };
+        assert_eq!(e.kind(), ErrorKind::Auth, "{e}");
+        assert_eq!(e.context("conn_id"), Some("mysql_default"));
+        assert_absent(
+            &format!("{} {}", error_chain(&e), logs.text()),
+            &["wrong-my-pw-1"],
+        );
+    }
+}
+
+#[allow(dead_code)]
+mod common;

@@ -55,9 +55,84 @@ pub fn is_sensitive_key(key: &str) -> bool {
     SENSITIVE_FIELDS.iter().any(|f| normalized.contains(f))
 }
 
-/// Replaces every value under a sensitive key (at any depth) by `***`.
+/// The `user:password` part of every `scheme://user:password@host` URL in `text`, as
+/// byte ranges (the part between `://` and the last `@` of the authority).
+fn userinfo_spans(text: &str) -> Vec<(usize, usize)> {
+    let mut spans = Vec::new();
+    let mut from = 0;
+    while let Some(at) = text[from..].find("://") {
+        let start = from + at + 3;
+        let end = text[start..]
+            .find(|c: char| {
+                matches!(c, '/' | '?' | '#' | '"' | '\'' | '<' | '>' | '`') || c.is_whitespace()
+            })
+            .map_or(text.len(), |i| start + i);
+        if let Some(i) = text[start..end].rfind('@') {
+            spans.push((start, start + i));
+        }
+        from = end.max(start);
+    }
+    spans
+}
+
+/// The secrets the URLs in `text` carry in their userinfo: each password, raw and
+/// percent-decoded, or the user when there is no password (a token, as in
+/// `https://TOKEN@host`).
+pub(crate) fn url_userinfo_secrets(text: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for (start, end) in userinfo_spans(text) {
+        let info = &text[start..end];
+        let secret = info.split_once(':').map_or(info, |(_, pass)| pass);
+        if !secret.is_empty() {
+            out.push(secret.to_string());
+            out.push(unquote(secret));
+        }
+    }
+    out
+}
+
+/// `text` with the userinfo (`user:password@`) of every URL in it removed: how a URL is
+/// printed.
+pub(crate) fn strip_userinfo(text: &str) -> String {
+    let mut out = text.to_string();
+    for (start, end) in userinfo_spans(text).into_iter().rev() {
+        out.replace_range(start..=end, "");
+    }
+    out
+}
+
+/// `text` with the password of every URL's userinfo (or a lone user: a token) as `***`,
+/// the user kept: how a connection's extras print.
+fn mask_userinfo(text: &str) -> String {
+    let mut out = text.to_string();
+    for (start, end) in userinfo_spans(text).into_iter().rev() {
+        let info = &text[start..end];
+        if info.is_empty() {
+            continue;
+        }
+        let masked = match info.split_once(':') {
+            Some((user, _)) => format!("{user}:{MASK}"),
+            None => MASK.to_string(),
+        };
+        out.replace_range(start..end, &masked);
+    }
+    out
+}
+
+/// The password of a URI that lost its `//` (`postgres:/user:pw@host/db`), which
+/// Airflow's parser leaves in `schema` as `user:pw@host/db`.
+pub(super) fn schema_password(schema: &str) -> Option<&str> {
+    let (info, _) = schema.split('/').next()?.rsplit_once('@')?;
+    info.split_once(':')
+        .map(|(_, pass)| pass)
+        .filter(|p| !p.is_empty())
+}
+
+/// Replaces every value under a sensitive key (at any depth) by `***`, and the
+/// password in any URL's userinfo.
 pub(super) fn mask_json(v: &PyJson) -> PyJson {
     match v {
+        PyJson::Str(s) if s.contains("://") => PyJson::Str(mask_userinfo(s)),
         PyJson::Dict(entries) => PyJson::Dict(
             entries
                 .iter()
@@ -76,9 +151,12 @@ pub(super) fn mask_json(v: &PyJson) -> PyJson {
     }
 }
 
-/// Every scalar under a sensitive key, as text.
+/// Every scalar under a sensitive key, as text, and the userinfo secrets of every URL.
 fn sensitive_values(v: &Value, under_sensitive: bool, out: &mut Vec<String>) {
     match v {
+        Value::String(s) if !under_sensitive && s.contains("://") => {
+            out.extend(url_userinfo_secrets(s));
+        }
         Value::Object(map) => {
             for (k, v) in map {
                 sensitive_values(v, under_sensitive || is_sensitive_key(k), out);
@@ -96,10 +174,14 @@ fn sensitive_values(v: &Value, under_sensitive: bool, out: &mut Vec<String>) {
 impl Connection {
     /// Every string to scrub from logs and errors: the password, its encoded forms (as in
     /// [`get_uri`](Self::get_uri), as in the parsed input, `quote_plus`-ed, JSON-escaped)
-    /// and likewise the values of sensitive extras (see [`is_sensitive_key`]) at any depth.
+    /// and likewise the values of sensitive extras (see [`is_sensitive_key`]) at any depth,
+    /// and the credentials in the userinfo of any URL the connection holds (an
+    /// `endpoint_url` extra such as `http://user:pw@host`, a host with a protocol, a
+    /// password that a malformed URI left in `schema`).
     /// Pass it to [`Error::redact`](crate::Error::redact).
     pub fn secrets(&self) -> Vec<String> {
         let mut values: Vec<String> = self.password.iter().cloned().collect();
+        values.extend(self.url_borne_secrets());
         sensitive_values(
             &Value::Object(self.extra_dejson.clone()),
             false,
@@ -123,6 +205,32 @@ impl Connection {
         let mut seen = std::collections::HashSet::new();
         out.retain(|s| !s.is_empty() && seen.insert(s.clone()));
         out
+    }
+}
+
+impl Connection {
+    /// Credentials carried by URLs outside the login/password fields: the host's
+    /// userinfo and a password a malformed URI left in `schema` (extras are covered by
+    /// [`sensitive_values`]).
+    fn url_borne_secrets(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        if let Some(host) = &self.host {
+            out.extend(url_userinfo_secrets(host));
+        }
+        if let Some(pass) = self.schema.as_deref().and_then(schema_password) {
+            out.push(pass.to_string());
+            out.push(unquote(pass));
+        }
+        out
+    }
+
+    /// Masks what [`url_borne_secrets`](Self::url_borne_secrets) finds in `text`.
+    pub(super) fn mask_url_borne(&self, text: &str) -> String {
+        let secrets = self.url_borne_secrets();
+        let mut all: Vec<String> = secrets.iter().map(|s| quote(s)).collect();
+        all.extend(secrets);
+        let all: Vec<&str> = all.iter().map(String::as_str).collect();
+        crate::error::mask(text, &all)
     }
 }
 
@@ -156,11 +264,14 @@ impl fmt::Debug for Connection {
             .field("conn_id", &self.conn_id)
             .field("conn_type", &self.conn_type)
             .field("description", &self.description)
-            .field("host", &self.host)
+            .field("host", &self.host.as_deref().map(mask_userinfo))
             .field("port", &self.port)
             .field("login", &self.login)
             .field("password", &self.password.as_ref().map(|_| MASK))
-            .field("schema", &self.schema)
+            .field(
+                "schema",
+                &self.schema.as_deref().map(|s| self.mask_url_borne(s)),
+            )
             .field("extra_dejson", &Raw(extras))
             .finish()
     }
@@ -169,7 +280,7 @@ impl fmt::Debug for Connection {
 impl fmt::Display for Connection {
     /// The URI form, with the password and sensitive extras as `***`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.render_uri(true))
+        f.write_str(&self.mask_url_borne(&self.render_uri(true)))
     }
 }
 
@@ -204,6 +315,31 @@ mod tests {
         ] {
             assert!(!is_sensitive_key(key), "{key}");
         }
+    }
+
+    #[test]
+    fn url_userinfo_is_found_stripped_and_masked() {
+        let text = "at http://al:p%40ss@h:1/x and https://TOKEN@h2?q, not mailto:a@b or ://@h";
+        assert_eq!(
+            url_userinfo_secrets(text),
+            ["p%40ss", "p@ss", "TOKEN", "TOKEN"]
+        );
+        assert_eq!(
+            strip_userinfo(text),
+            "at http://h:1/x and https://h2?q, not mailto:a@b or ://h"
+        );
+        assert_eq!(
+            mask_userinfo(text),
+            "at http://al:***@h:1/x and https://***@h2?q, not mailto:a@b or ://@h"
+        );
+        assert_eq!(strip_userinfo("http://h/a@b"), "http://h/a@b");
+    }
+
+    #[test]
+    fn a_password_left_in_schema_is_found() {
+        assert_eq!(schema_password("user:pw@host/db"), Some("pw"));
+        assert_eq!(schema_password("warehouse"), None);
+        assert_eq!(schema_password("db/a:b@c"), None);
     }
 
     #[test]

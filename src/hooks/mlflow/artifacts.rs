@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use super::MlflowHook;
+use super::{MlflowHook, WithOrigin};
 use crate::error::{Error, ErrorKind, Result};
 
 /// An entry of an artifact directory.
@@ -180,7 +180,7 @@ impl MlflowHook {
                     "mlflow.download_artifacts",
                     "no such artifact in the run",
                 )
-                .with("conn_id", self.conn_id())
+                .with_origin(self)
                 .with("run_id", run_id)
                 .with("artifact", &path));
             }

@@ -83,7 +83,9 @@ pub const DEFAULT_CONN_ID: &str = "mlflow_default";
 /// MLflow tracking and registry through one [`MlflowStore`]. Cheap to clone.
 #[derive(Clone)]
 pub struct MlflowHook {
-    conn_id: String,
+    /// The connection this hook was built from; `None` when it was built from a
+    /// tracking URI, which its errors name instead.
+    conn_id: Option<String>,
     store: Arc<dyn MlflowStore>,
     /// The built-in store behind `store`, if it is one, so the builders can
     /// rebuild it.
@@ -109,6 +111,21 @@ impl std::fmt::Debug for MlflowHook {
     }
 }
 
+/// Names where a hook's errors come from: its conn id, or the tracking URI it was
+/// built from (never a conn id it did not use).
+pub(crate) trait WithOrigin {
+    fn with_origin(self, hook: &MlflowHook) -> Self;
+}
+
+impl WithOrigin for Error {
+    fn with_origin(self, hook: &MlflowHook) -> Self {
+        match hook.conn_id() {
+            Some(id) => self.with("conn_id", id),
+            None => self.with("tracking_uri", hook.tracking_uri()),
+        }
+    }
+}
+
 /// Whether `uri` starts with a URI scheme (`file:`, `http:`, `sqlite:` …) rather
 /// than being a path. One-letter schemes are Windows drive letters.
 fn scheme(uri: &str) -> Option<&str> {
@@ -124,7 +141,7 @@ fn scheme(uri: &str) -> Option<&str> {
 impl MlflowHook {
     fn from_rest(rest: RestStore) -> Self {
         MlflowHook {
-            conn_id: rest.conn_id().to_string(),
+            conn_id: rest.conn_id().map(str::to_string),
             store: Arc::new(rest.clone()),
             builtin: Builtin::Rest(rest),
             batch_limits: BatchLimits::default(),
@@ -133,7 +150,7 @@ impl MlflowHook {
 
     fn from_file(file: FileStore) -> Self {
         MlflowHook {
-            conn_id: DEFAULT_CONN_ID.to_string(),
+            conn_id: None,
             store: Arc::new(file.clone()),
             builtin: Builtin::File(file),
             batch_limits: BatchLimits::default(),
@@ -199,7 +216,7 @@ impl MlflowHook {
             Some("http" | "https") => Self::from_rest(RestStore::from_env()?),
             _ => Self::from_uri(&uri)?,
         };
-        hook.conn_id = "MLFLOW_TRACKING_URI".to_string();
+        hook.conn_id = Some("MLFLOW_TRACKING_URI".to_string());
         Ok(hook)
     }
 
@@ -229,7 +246,7 @@ impl MlflowHook {
     /// A hook over any store, e.g. your own implementation of [`MlflowStore`].
     pub fn with_store(store: Arc<dyn MlflowStore>) -> Self {
         MlflowHook {
-            conn_id: DEFAULT_CONN_ID.to_string(),
+            conn_id: None,
             store,
             builtin: Builtin::Other,
             batch_limits: BatchLimits::default(),
@@ -283,9 +300,10 @@ impl MlflowHook {
         self.store.tracking_uri()
     }
 
-    /// The conn id (or `MLFLOW_TRACKING_URI`) this hook was built from.
-    pub fn conn_id(&self) -> &str {
-        &self.conn_id
+    /// The conn id (or `MLFLOW_TRACKING_URI`) this hook was built from; `None` for a
+    /// hook built from a tracking URI or a store.
+    pub fn conn_id(&self) -> Option<&str> {
+        self.conn_id.as_deref()
     }
 
     /// The store the hook talks through.
@@ -326,7 +344,14 @@ mod tests {
         assert!(matches!(h.builtin, Builtin::File(_)));
         let c = Connection::from_uri("m", "https://:tok-123@mlflow.example.com").unwrap();
         let h = MlflowHook::from_connection(&c).unwrap().with_max_retries(0);
-        assert_eq!(h.conn_id(), "m");
+        assert_eq!(h.conn_id(), Some("m"));
         assert!(!format!("{h:?}").contains("tok-123"));
+        // Built from a URI: no conn id is claimed; the (credential-free) URI is named.
+        let h = MlflowHook::from_uri("http://user:s3cret@127.0.0.1:1").unwrap();
+        assert_eq!(h.conn_id(), None);
+        assert_eq!(h.tracking_uri(), "http://127.0.0.1:1");
+        let e = Error::new(ErrorKind::NotFound, "mlflow.x", "y").with_origin(&h);
+        assert_eq!(e.context("conn_id"), None);
+        assert_eq!(e.context("tracking_uri"), Some("http://127.0.0.1:1"));
     }
 }

@@ -2,8 +2,8 @@
 
 use std::time::{Duration, Instant};
 
-use super::MlflowHook;
 use super::types::{ModelVersion, ModelVersionStatus, RegisteredModel};
+use super::{MlflowHook, WithOrigin};
 use crate::error::{Error, ErrorKind, Result};
 
 /// Checks an alias the way MLflow does, so a bad one fails before any request:
@@ -96,7 +96,7 @@ impl MlflowHook {
                         "mlflow.wait_model_version_ready",
                         "registration failed",
                     )
-                    .with("conn_id", self.conn_id())
+                    .with_origin(self)
                     .with("model", name)
                     .with("version", version));
                 }

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
-use super::super::{MlflowHook, ModelVersion, ModelVersionStatus};
+use super::super::{MlflowHook, ModelVersion, ModelVersionStatus, WithOrigin};
 use super::signature::python_json;
 use super::{
     MLMODEL_FILE, MlModel, MlflowFlavor, ModelMeta, ModelSignature, ModelUri, check_flavor,
@@ -337,7 +337,7 @@ impl MlflowHook {
                             "mlflow.load_model",
                             "the registered model has no versions",
                         )
-                        .with("conn_id", self.conn_id())
+                        .with_origin(self)
                         .with("model", name)
                     })?
             }
@@ -461,7 +461,7 @@ impl MlflowHook {
                         "mlflow.load_model",
                         "no MLflow model there: the directory has no MLmodel file",
                     )
-                    .with("conn_id", self.conn_id())
+                    .with_origin(self)
                     .with("uri", uri)
                     .with("run_id", &resolved.run_id)
                     .with("artifact_path", path)

@@ -18,12 +18,11 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-use super::DEFAULT_CONN_ID;
 use super::s3_artifacts::is_s3;
 #[cfg(feature = "s3")]
 use super::s3_artifacts::{S3Artifacts, S3Root};
 use super::store::MlflowStore;
-use crate::connection::Connection;
+use crate::connection::{Connection, strip_userinfo};
 use crate::error::{Error, ErrorKind, Result};
 
 #[derive(Clone)]
@@ -61,7 +60,9 @@ pub(crate) enum ArtifactRoot {
 /// a run's artifacts are [`ErrorKind::Unsupported`].
 #[derive(Clone)]
 pub struct RestStore {
-    conn_id: String,
+    /// The connection (or `MLFLOW_TRACKING_URI`) this store was built from; `None`
+    /// when built from a bare URL, which errors then name instead.
+    conn_id: Option<String>,
     base_url: String,
     http: reqwest::Client,
     auth: Auth,
@@ -92,7 +93,9 @@ impl std::fmt::Debug for RestStore {
 }
 
 impl RestStore {
-    /// A store for the server at `base_url` (e.g. `http://127.0.0.1:5000`), no auth.
+    /// A store for the server at `base_url` (e.g. `http://127.0.0.1:5000`). Credentials
+    /// in the URL (`http://user:password@host`) are sent as basic auth, as the Python
+    /// client does, and are never printed: the base URL is kept without them.
     pub fn new(base_url: &str) -> Result<Self> {
         let url = url::Url::parse(base_url).map_err(|e| {
             Error::new(
@@ -100,7 +103,20 @@ impl RestStore {
                 "mlflow.connect",
                 format!("tracking URI is not a URL: {e}"),
             )
+            .with("tracking_uri", strip_userinfo(base_url))
         })?;
+        let auth = match (url.username(), url.password()) {
+            ("", None) => Auth::None,
+            (user, pass) => {
+                let decode = |s: &str| {
+                    percent_encoding::percent_decode_str(s)
+                        .decode_utf8_lossy()
+                        .into_owned()
+                };
+                Auth::Basic(decode(user), pass.map(decode).unwrap_or_default())
+            }
+        };
+
         if !matches!(url.scheme(), "http" | "https") {
             return Err(Error::new(
                 ErrorKind::Unsupported,
@@ -119,10 +135,11 @@ impl RestStore {
                 Error::new(ErrorKind::Config, "mlflow.connect", e.to_string()).with_source(e)
             })?;
         Ok(RestStore {
-            conn_id: DEFAULT_CONN_ID.to_string(),
-            base_url: base_url.trim_end_matches('/').to_string(),
+            conn_id: None,
+            // As given (a default port kept), without the credentials.
+            base_url: strip_userinfo(base_url).trim_end_matches('/').to_string(),
             http,
-            auth: Auth::None,
+            auth,
             max_retries: 3,
             artifact_roots: Arc::default(),
             #[cfg(feature = "s3")]
@@ -141,7 +158,7 @@ impl RestStore {
             )
         })?;
         let mut store = RestStore::new(&uri)?;
-        store.conn_id = "MLFLOW_TRACKING_URI".to_string();
+        store.conn_id = Some("MLFLOW_TRACKING_URI".to_string());
         if let Ok(token) = std::env::var("MLFLOW_TRACKING_TOKEN") {
             store.auth = Auth::Bearer(token);
         } else if let (Ok(u), Ok(p)) = (
@@ -183,14 +200,15 @@ impl RestStore {
             base.push_str(prefix.trim_matches('/'));
         }
         let mut store = RestStore::new(&base).map_err(|e| e.with("conn_id", conn.conn_id()))?;
-        store.conn_id = conn.conn_id().to_string();
+        store.conn_id = Some(conn.conn_id().to_string());
         store.auth = match (
             conn.login().filter(|l| !l.is_empty()),
             conn.password().filter(|p| !p.is_empty()),
         ) {
             (Some(l), Some(p)) => Auth::Basic(l.to_string(), p.to_string()),
             (None, Some(token)) => Auth::Bearer(token.to_string()),
-            _ => Auth::None,
+            // Credentials in a host given with its protocol (`http://u:p@h`).
+            _ => store.auth,
         };
         Ok(store)
     }
@@ -217,17 +235,30 @@ impl RestStore {
         &self.base_url
     }
 
-    /// The conn id (or `MLFLOW_TRACKING_URI`) this store was built from.
-    pub fn conn_id(&self) -> &str {
-        &self.conn_id
+    /// The conn id (or `MLFLOW_TRACKING_URI`) this store was built from; `None` for a
+    /// store built from a URL.
+    pub fn conn_id(&self) -> Option<&str> {
+        self.conn_id.as_deref()
     }
 
     pub(super) fn secrets(&self) -> Vec<String> {
         match &self.auth {
             Auth::None => vec![],
             Auth::Bearer(t) => vec![t.clone()],
+            // A user without a password is a token (`https://TOKEN@host`).
+            Auth::Basic(u, p) if p.is_empty() => vec![u.clone()],
             Auth::Basic(_, p) => vec![p.clone()],
         }
+    }
+
+    /// Names where an error comes from (the conn id, else the credential-free base
+    /// URL) and scrubs the credentials: every error of this store goes through here.
+    pub(super) fn scope(&self, e: Error) -> Error {
+        let e = match &self.conn_id {
+            Some(id) => e.with("conn_id", id),
+            None => e.with("tracking_uri", &self.base_url),
+        };
+        e.redact(&self.secrets())
     }
 
     /// One API call with retries. GET sends `body` as query parameters.
@@ -247,7 +278,7 @@ impl RestStore {
                     tokio::time::sleep(delay).await;
                     attempt += 1;
                 }
-                other => return other.map_err(|e| e.redact(&self.secrets())),
+                other => return other,
             }
         }
     }
@@ -274,12 +305,11 @@ impl RestStore {
         let text = self.check(op, resp).await?;
         let text = if text.trim().is_empty() { "{}" } else { &text };
         serde_json::from_str(text).map_err(|e| {
-            Error::new(
+            self.scope(Error::new(
                 ErrorKind::Remote,
                 op.to_string(),
                 format!("unexpected response from the MLflow server: {e}"),
-            )
-            .with("conn_id", &self.conn_id)
+            ))
         })
     }
 
@@ -297,27 +327,31 @@ impl RestStore {
         } else {
             ErrorKind::Unavailable
         };
-        Error::new(
+        // reqwest's message names the full request URL, credentials stripped.
+        self.scope(Error::new(
             kind,
             op.to_string(),
-            format!("cannot reach the MLflow server: {e}"),
-        )
-        .with("conn_id", &self.conn_id)
-        .with("url", &self.base_url)
-        .redact(&self.secrets())
+            format!(
+                "cannot reach the MLflow server: {}",
+                strip_userinfo(&error_text(&e))
+            ),
+        ))
     }
 
     /// The body of a successful response, or the typed error of a failed one.
     pub(super) async fn check(&self, op: &str, resp: reqwest::Response) -> Result<String> {
         let status = resp.status();
         let text = resp.text().await.map_err(|e| {
-            Error::new(ErrorKind::Unavailable, op.to_string(), e.to_string())
-                .with("conn_id", &self.conn_id)
+            self.scope(Error::new(
+                ErrorKind::Unavailable,
+                op.to_string(),
+                error_text(&e),
+            ))
         })?;
         if status.is_success() {
             Ok(text)
         } else {
-            Err(self.api_error(op, status, &text).redact(&self.secrets()))
+            Err(self.api_error(op, status, &text))
         }
     }
 
@@ -356,8 +390,7 @@ impl RestStore {
         } else {
             format!("{code}: {message}")
         };
-        Error::new(kind, op.to_string(), text)
-            .with("conn_id", &self.conn_id)
+        self.scope(Error::new(kind, op.to_string(), text))
             .with("status", status.as_u16())
     }
 
@@ -432,6 +465,22 @@ fn encode_path(path: &str) -> String {
         })
         .collect::<Vec<_>>()
         .join("/")
+}
+
+/// A reqwest error with its causes, `a: b: c`: reqwest's own message ("error sending
+/// request for url (…)") leaves out why (a refused connection, a DNS failure, TLS).
+fn error_text(e: &reqwest::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        let part = s.to_string();
+        if !text.ends_with(&part) {
+            text.push_str(": ");
+            text.push_str(&part);
+        }
+        source = s.source();
+    }
+    text
 }
 
 #[cfg(test)]
