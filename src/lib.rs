@@ -36,9 +36,7 @@
 //! | `redis` | `hooks::redis::RedisHook`, single node and Redis Cluster |
 //! | `s3` | `hooks::s3::S3Hook` (aws-sdk-s3), `hooks::object_store` (memory and local stores), S3 operators |
 //! | `mlflow` | `hooks::mlflow::MlflowHook`: tracking, artifacts and model registry |
-//! | `sagemaker` | the SageMaker hook and training operator |
-//! | `ml` | model training with smartcore |
-//! | `testing` | in-memory fakes of the hook traits, for your unit tests |
+//! | `ml` | smartcore models as an MLflow model flavor (with `mlflow`) |
 //! | `full` | all of the above |
 //!
 //! The SQL features also enable the shared `hooks::sql::SqlHook` trait and the
@@ -46,8 +44,8 @@
 //!
 //! ## Where things are
 //!
-//! Airflow's split is the module layout: [`connection`], [`hooks`], `operators`,
-//! `transfers`; the runtime is [`Context`], [`Task`], [`Dag`]; every fallible call
+//! Airflow's split is the module layout: [`connection`], [`hooks`], [`operators`]
+//! (transfers will get a module of their own); the runtime is [`Context`], [`Task`], [`Dag`]; every fallible call
 //! returns [`gust::Result`](Result) with one [`Error`] type. gust never prints: it
 //! reports progress through [`tracing`] spans (`dag_run`, `task_try`) and events.
 #![cfg_attr(docsrs, feature(doc_cfg))]
@@ -61,6 +59,11 @@ pub mod hooks;
 pub mod operators;
 pub mod task;
 pub mod template;
+
+// The README's example is compiled (and run) as a doctest, so it cannot rot.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
 
 pub use connection::{Connection, Variable, load_dotenv, load_dotenv_from};
 pub use context::Context;

@@ -12,6 +12,10 @@
 //! );
 //! ```
 //!
+//! The hook comes from the connection `conn_id` when the task runs, or is given with
+//! [`SqlExecuteQuery::with_hook`] — any [`SqlHook`], e.g. an in-memory SQLite in a
+//! unit test, which then runs the same code as production.
+//!
 //! Templated fields (Airflow's `template_fields`): `sql` (each string; one ending in
 //! `.sql` is loaded from the template search path) and every string inside
 //! `parameters`.
@@ -24,18 +28,24 @@
 //! per statement. [`Handler::None`] gives `null`, [`Handler::FetchOne`] a row object
 //! (or `null`), [`Handler::RowsAffected`] a number per statement.
 
+use std::fmt;
+use std::sync::Arc;
+
 use async_trait::async_trait;
 use serde_json::Value;
 
 use crate::context::Context;
 use crate::error::Result;
-use crate::hooks::sql::{Handler, Parameters, RunOptions, Sql, connect};
+use crate::hooks::sql::{Handler, Parameters, RunOptions, Sql, SqlHook, connect};
 use crate::task::Operator;
 
 /// Runs SQL on the database of a connection (Airflow's `SQLExecuteQueryOperator`).
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct SqlExecuteQuery {
     conn_id: String,
+    /// A hook given with [`with_hook`](SqlExecuteQuery::with_hook), used instead of
+    /// connecting with `conn_id`.
+    hook: Option<Arc<dyn SqlHook>>,
     sql: Sql,
     parameters: Value,
     autocommit: bool,
@@ -52,6 +62,7 @@ impl SqlExecuteQuery {
     pub fn new(conn_id: impl Into<String>, sql: impl Into<Sql>) -> Self {
         SqlExecuteQuery {
             conn_id: conn_id.into(),
+            hook: None,
             sql: sql.into(),
             parameters: Value::Null,
             autocommit: false,
@@ -93,10 +104,36 @@ impl SqlExecuteQuery {
         self
     }
 
-    /// Connects to this database instead of the connection's schema.
+    /// Connects to this database instead of the connection's schema (ignored with
+    /// [`with_hook`](Self::with_hook): the hook is connected already).
     pub fn database(mut self, database: impl Into<String>) -> Self {
         self.database = Some(database.into());
         self
+    }
+
+    /// Runs on `hook` instead of connecting with `conn_id` when the task runs: a hook
+    /// shared by several tasks, or an in-memory SQLite in a unit test (no
+    /// `AIRFLOW_CONN_*` needed). The S3 operators' `with_store` counterpart.
+    pub fn with_hook(mut self, hook: Arc<dyn SqlHook>) -> Self {
+        self.conn_id = hook.conn_id().to_string();
+        self.hook = Some(hook);
+        self
+    }
+}
+
+impl fmt::Debug for SqlExecuteQuery {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SqlExecuteQuery")
+            .field("conn_id", &self.conn_id)
+            .field("hook", &self.hook.as_ref().map(|_| "given"))
+            .field("sql", &self.sql)
+            .field("parameters", &self.parameters)
+            .field("autocommit", &self.autocommit)
+            .field("split_statements", &self.split_statements)
+            .field("return_last", &self.return_last)
+            .field("handler", &self.handler)
+            .field("database", &self.database)
+            .finish()
     }
 }
 
@@ -125,8 +162,13 @@ impl Operator for SqlExecuteQuery {
             Sql::Many(v) => Sql::Many(v.iter().map(|s| ctx.render(s)).collect::<Result<_>>()?),
         };
         let parameters = Parameters::from(render_value(ctx, &self.parameters)?);
-        let conn = ctx.connection(&self.conn_id)?;
-        let hook = connect(&conn, self.database.as_deref()).await?;
+        let hook = match &self.hook {
+            Some(hook) => hook.clone(),
+            None => {
+                let conn = ctx.connection(&self.conn_id)?;
+                Arc::from(connect(&conn, self.database.as_deref()).await?)
+            }
+        };
         tracing::info!(conn_id = %self.conn_id, task_id = ctx.task_id(), "running SQL");
         hook.run(
             sql,
@@ -139,5 +181,32 @@ impl Operator for SqlExecuteQuery {
             },
         )
         .await
+    }
+}
+
+#[cfg(all(test, feature = "sqlite"))]
+mod tests {
+    use super::*;
+    use crate::hooks::sqlite::SqliteHook;
+    use serde_json::json;
+
+    #[tokio::test]
+    async fn with_hook_runs_on_the_given_hook_without_a_connection() {
+        let hook: Arc<dyn SqlHook> = Arc::new(SqliteHook::open("lite", ":memory:").await.unwrap());
+        let ctx = Context::builder("dag", "run_sql").build();
+        let op = SqlExecuteQuery::new(
+            "unused",
+            "CREATE TABLE t (ds TEXT); INSERT INTO t VALUES ('{{ ds }}'); SELECT ds FROM t",
+        )
+        .split_statements(true)
+        .with_hook(hook.clone());
+        let out = op.execute(&ctx).await.unwrap();
+        assert_eq!(out, json!([{ "ds": ctx.ds() }]));
+        // The same hook (one in-memory database) saw the writes.
+        let rows = hook
+            .get_records("SELECT count(*) AS n FROM t", Parameters::None)
+            .await
+            .unwrap();
+        assert_eq!(rows[0]["n"], json!(1));
     }
 }
