@@ -421,7 +421,8 @@ impl Dag {
 
     /// Runs every task for one logical date: in dependency order, independent tasks
     /// concurrently up to `max_active_tasks`; tasks downstream of a failure become
-    /// `upstream_failed`. Never panics on a panicking task: that task fails.
+    /// `upstream_failed`. Never panics on a panicking task: that task fails, without
+    /// retries, with the panic message and location in its error (see [`Task`]).
     pub async fn run(&self, config: RunConfig) -> RunReport {
         let shared = Arc::new(self.run_shared(&config));
         let span = tracing::info_span!(
@@ -483,17 +484,18 @@ impl Dag {
                     duration,
                     error: outcome.result.err().map(|e| e.to_string()),
                 },
+                // The operator's and the callbacks' panics are caught inside
+                // `Task::run`, where they go through the retry policy and callbacks;
+                // this is only the safety net for anything else in the spawned future.
                 Err(join_error) => {
-                    let e = Error::new(
-                        ErrorKind::TaskFailed,
-                        "task.execute",
-                        if join_error.is_panic() {
-                            "the task panicked"
-                        } else {
-                            "the task was cancelled"
-                        },
-                    )
-                    .with("task_id", &task_id);
+                    let message = if join_error.is_panic() {
+                        let payload = join_error.into_panic();
+                        format!("the task {}", crate::task::panics::describe(&*payload))
+                    } else {
+                        "the task was cancelled".to_string()
+                    };
+                    let e = Error::new(ErrorKind::TaskFailed, "task.execute", message)
+                        .with("task_id", &task_id);
                     tracing::error!(task_id = %task_id, error = %e, "task failed");
                     TaskReport {
                         task_id,
