@@ -234,8 +234,18 @@ impl DagBuilder {
                 upstream[ib].push(ia);
             }
         }
-        let order = topological_order(&upstream, &downstream)
-            .ok_or_else(|| err("the dependencies form a cycle".to_string()))?;
+        let order = topological_order(&upstream, &downstream).map_err(|cycle| {
+            // Name the tasks of one cycle, so the edge to remove is easy to find.
+            let names: Vec<&str> = cycle
+                .iter()
+                .chain(cycle.first())
+                .map(|&i| self.tasks[i].task_id.as_str())
+                .collect();
+            err(format!(
+                "the dependencies form a cycle: {}",
+                names.join(" >> ")
+            ))
+        })?;
         if !self.params.is_object() {
             return Err(err("params must be a JSON object".to_string()));
         }
@@ -270,8 +280,12 @@ fn validate_id(id: &str) -> std::result::Result<(), &'static str> {
     Ok(())
 }
 
-/// Kahn's algorithm; `None` if there is a cycle. Ties keep insertion order.
-fn topological_order(upstream: &[Vec<usize>], downstream: &[Vec<usize>]) -> Option<Vec<usize>> {
+/// Kahn's algorithm; ties keep insertion order. On a cycle, the error holds the
+/// tasks of one cycle in dependency order (see [`find_cycle`]).
+fn topological_order(
+    upstream: &[Vec<usize>],
+    downstream: &[Vec<usize>],
+) -> std::result::Result<Vec<usize>, Vec<usize>> {
     let mut indegree: Vec<usize> = upstream.iter().map(Vec::len).collect();
     let mut ready: std::collections::VecDeque<usize> =
         (0..upstream.len()).filter(|&i| indegree[i] == 0).collect();
@@ -285,7 +299,42 @@ fn topological_order(upstream: &[Vec<usize>], downstream: &[Vec<usize>]) -> Opti
             }
         }
     }
-    (order.len() == upstream.len()).then_some(order)
+    if order.len() == upstream.len() {
+        Ok(order)
+    } else {
+        Err(find_cycle(upstream, &indegree))
+    }
+}
+
+/// One cycle among the tasks Kahn's algorithm could not order (`indegree > 0`), each
+/// task before the one that depends on it, starting from the task added first.
+///
+/// Every such task has an upstream that is also left over (else its indegree would
+/// have dropped to 0), so walking upstream from one of them must come back to a task
+/// already seen; the walk from there on is a cycle, in reverse.
+fn find_cycle(upstream: &[Vec<usize>], indegree: &[usize]) -> Vec<usize> {
+    let left = |i: usize| indegree[i] > 0;
+    let Some(start) = (0..upstream.len()).find(|&i| left(i)) else {
+        return Vec::new();
+    };
+    let mut seen_at: HashMap<usize, usize> = HashMap::new();
+    let mut walk = Vec::new();
+    let mut at = start;
+    while !seen_at.contains_key(&at) {
+        seen_at.insert(at, walk.len());
+        walk.push(at);
+        match upstream[at].iter().copied().find(|&u| left(u)) {
+            Some(u) => at = u,
+            None => return Vec::new(), // unreachable, by the argument above
+        }
+    }
+    let mut cycle = walk.split_off(seen_at[&at]);
+    cycle.reverse(); // upstream walk -> dependency order
+    // Start from the task added first, for a stable message.
+    if let Some(first) = (0..cycle.len()).min_by_key(|&k| cycle[k]) {
+        cycle.rotate_left(first);
+    }
+    cycle
 }
 
 struct DagInner {
@@ -421,7 +470,8 @@ impl Dag {
 
     /// Runs every task for one logical date: in dependency order, independent tasks
     /// concurrently up to `max_active_tasks`; tasks downstream of a failure become
-    /// `upstream_failed`. Never panics on a panicking task: that task fails.
+    /// `upstream_failed`. Never panics on a panicking task: that task fails, without
+    /// retries, with the panic message and location in its error (see [`Task`]).
     pub async fn run(&self, config: RunConfig) -> RunReport {
         let shared = Arc::new(self.run_shared(&config));
         let span = tracing::info_span!(
@@ -483,17 +533,18 @@ impl Dag {
                     duration,
                     error: outcome.result.err().map(|e| e.to_string()),
                 },
+                // The operator's and the callbacks' panics are caught inside
+                // `Task::run`, where they go through the retry policy and callbacks;
+                // this is only the safety net for anything else in the spawned future.
                 Err(join_error) => {
-                    let e = Error::new(
-                        ErrorKind::TaskFailed,
-                        "task.execute",
-                        if join_error.is_panic() {
-                            "the task panicked"
-                        } else {
-                            "the task was cancelled"
-                        },
-                    )
-                    .with("task_id", &task_id);
+                    let message = if join_error.is_panic() {
+                        let payload = join_error.into_panic();
+                        format!("the task {}", crate::task::panics::describe(&*payload))
+                    } else {
+                        "the task was cancelled".to_string()
+                    };
+                    let e = Error::new(ErrorKind::TaskFailed, "task.execute", message)
+                        .with("task_id", &task_id);
                     tracing::error!(task_id = %task_id, error = %e, "task failed");
                     TaskReport {
                         task_id,
@@ -614,6 +665,39 @@ mod tests {
         let mut b = Dag::builder("d");
         b.add(noop("bad id!"));
         assert!(b.build().is_err());
+    }
+
+    // Issue #11: the error names the tasks of one cycle, in dependency order.
+    #[test]
+    fn a_cycle_is_named_in_order() {
+        let mut b = Dag::builder("d");
+        let extract = b.add(noop("extract"));
+        let a = b.add(noop("a"));
+        let c = b.add(noop("c"));
+        let bb = b.add(noop("b"));
+        let report = b.add(noop("report"));
+        let _ = &extract >> &a >> &bb >> &c >> &a;
+        let _ = &c >> &report;
+        let e = b.build().unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::InvalidInput);
+        let text = e.to_string();
+        assert!(
+            text.contains("the dependencies form a cycle: a >> b >> c >> a"),
+            "{text}"
+        );
+        // Tasks outside the cycle are not named in it.
+        assert!(
+            !text.contains("extract") && !text.contains("report"),
+            "{text}"
+        );
+
+        // Named from the task added first, whichever way the chain was written.
+        let mut b = Dag::builder("d");
+        b.add(noop("x"));
+        b.add(noop("y"));
+        b.chain(["y", "x", "y"]);
+        let e = b.build().unwrap_err();
+        assert!(e.to_string().contains("cycle: x >> y >> x"), "{e}");
     }
 
     #[test]

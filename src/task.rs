@@ -11,6 +11,21 @@
 //! timeout is tried again. Task code chooses with [`Error::retryable`] and
 //! [`Error::fail_now`].
 //!
+//! **A panic is a failed try** like any other: the operator's panic is caught, and
+//! the try fails with an [`ErrorKind::TaskFailed`] error whose message carries the
+//! panic message and its location (`the task panicked at src/etl.rs:12:9: …`), which
+//! reaches `on_failure`, the run report and the `task failed` log line. A panic is
+//! **not retried**: it is a bug rather than a transient condition, and the operator
+//! may have been left half-updated by the unwinding. To retry, return
+//! [`Error::retryable`] instead of panicking. A panic inside a callback or inside
+//! [`Operator::on_kill`] is logged and does not change the task's outcome.
+//!
+//! To know where a task panicked, the first task run installs a process-wide panic
+//! hook (once) that records the panic's location for the runner and then calls the
+//! hook that was installed before it, so the usual message on stderr and any hook
+//! of the application keep working. An application that later replaces the hook
+//! without calling the previous one loses only the location, not the message.
+//!
 //! ```
 //! use std::time::Duration;
 //! use gust::{Task, TaskOptions};
@@ -24,10 +39,12 @@
 
 use std::fmt;
 use std::future::Future;
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use futures::FutureExt;
 use serde_json::Value;
 use tracing::Instrument;
 
@@ -163,13 +180,14 @@ impl TaskOptions {
         self
     }
 
-    /// Called once when the task succeeds.
+    /// Called once when the task succeeds. A panic in the callback is logged and
+    /// does not change the task's outcome (true of every callback).
     pub fn on_success(mut self, f: impl Fn(&Context, &Value) + Send + Sync + 'static) -> Self {
         self.on_success = Some(Arc::new(f));
         self
     }
 
-    /// Called once when the task has failed for good.
+    /// Called once when the task has failed for good, also when it panicked.
     pub fn on_failure(mut self, f: impl Fn(&Context, &Error) + Send + Sync + 'static) -> Self {
         self.on_failure = Some(Arc::new(f));
         self
@@ -204,6 +222,9 @@ impl TaskOptions {
 }
 
 /// An operator with an id and its [`TaskOptions`]; add it to a [`Dag`](crate::Dag).
+///
+/// A panic of the operator fails the task without retries, with the panic message
+/// and location in its error; see the [module docs](self).
 #[derive(Clone)]
 pub struct Task {
     pub(crate) task_id: String,
@@ -254,6 +275,7 @@ impl Task {
     /// calls the callbacks, and stores the return value as XCom. `ctx_for_try` makes
     /// the context of try *n*.
     pub(crate) async fn run(&self, ctx_for_try: impl Fn(u32) -> Context) -> TaskOutcome {
+        panics::install_hook();
         let max_tries = self.options.retries.saturating_add(1);
         let mut try_number = 1;
         loop {
@@ -274,7 +296,7 @@ impl Task {
                     ctx.shared()
                         .xcom_set(&self.task_id, RETURN_VALUE, value.clone());
                     if let Some(cb) = &self.options.on_success {
-                        cb(&ctx, &value);
+                        guard_callback("on_success", || cb(&ctx, &value));
                     }
                     return TaskOutcome {
                         tries: try_number,
@@ -285,7 +307,7 @@ impl Task {
                     let delay = self.options.delay_before_try(try_number + 1);
                     tracing::warn!(error = %err, retry_in = ?delay, "try failed; will retry");
                     if let Some(cb) = &self.options.on_retry {
-                        cb(&ctx, &err);
+                        guard_callback("on_retry", || cb(&ctx, &err));
                     }
                     drop(_entered);
                     tokio::time::sleep(delay).await;
@@ -294,7 +316,7 @@ impl Task {
                 Err(err) => {
                     tracing::error!(error = %err, retryable = err.is_retryable(), "task failed");
                     if let Some(cb) = &self.options.on_failure {
-                        cb(&ctx, &err);
+                        guard_callback("on_failure", || cb(&ctx, &err));
                     }
                     return TaskOutcome {
                         tries: try_number,
@@ -307,16 +329,32 @@ impl Task {
 
     async fn try_once(&self, ctx: &Context) -> Result<Value> {
         tracing::info!("task try started");
+        // The panic is caught here, around the operator's future and inside the try,
+        // so that it becomes this try's error and goes through the same retry policy,
+        // callbacks and log line as any other failure (caught further out, by the
+        // runner's join, it would bypass all of them). AssertUnwindSafe: the future
+        // is never polled again after a panic, and the operator it borrows is not
+        // run again in this task, since a panic is not retried.
+        let execute = AssertUnwindSafe(self.operator.execute(ctx))
+            .catch_unwind()
+            .map(|caught| caught.unwrap_or_else(|payload| Err(self.panic_error(&*payload))));
         let Some(limit) = self.options.execution_timeout else {
-            return self.operator.execute(ctx).await;
+            return execute.await;
         };
-        match tokio::time::timeout(limit, self.operator.execute(ctx)).await {
+        match tokio::time::timeout(limit, execute).await {
             Ok(result) => result,
             Err(_) => {
                 // The execute future is dropped (cancelled) here; let the operator
                 // clean up what lives outside this process.
                 tracing::warn!(timeout = ?limit, "execution_timeout passed; calling on_kill");
-                self.operator.on_kill(ctx).await;
+                if let Err(payload) = AssertUnwindSafe(self.operator.on_kill(ctx))
+                    .catch_unwind()
+                    .await
+                {
+                    // The timeout stays the try's error: it is what happened to the task.
+                    let panic = panics::describe(&*payload);
+                    tracing::error!(panic = %panic, "on_kill panicked");
+                }
                 Err(Error::new(
                     ErrorKind::Timeout,
                     "task.execute",
@@ -325,6 +363,115 @@ impl Task {
                 .with("task_id", &self.task_id))
             }
         }
+    }
+}
+
+impl Task {
+    /// The error of a try whose operator panicked: not retryable (see the module docs).
+    fn panic_error(&self, payload: &(dyn std::any::Any + Send)) -> Error {
+        Error::new(
+            ErrorKind::TaskFailed,
+            "task.execute",
+            format!("the task {}", panics::describe(payload)),
+        )
+        .with("task_id", &self.task_id)
+        .with_retryable(false)
+    }
+}
+
+/// Runs a user callback so that its panic is logged instead of unwinding through the
+/// runner: a bug in a notification must not change the outcome of the task it
+/// reports on (Airflow logs a failing callback the same way).
+fn guard_callback(which: &'static str, f: impl FnOnce()) {
+    if let Err(payload) = std::panic::catch_unwind(AssertUnwindSafe(f)) {
+        let panic = panics::describe(&*payload);
+        tracing::error!(callback = which, panic = %panic, "callback panicked; the task's state is unchanged");
+    }
+}
+
+/// Where a caught panic happened.
+///
+/// A panic's payload carries only its message; the location is known only to the
+/// panic hook. So a hook installed once per process records `(location, message)` in
+/// a thread-local just before unwinding starts, and the catch site — on the same
+/// thread, since unwinding does not cross threads — takes it. The alternatives were
+/// worse: a backtrace costs much more and is empty unless `RUST_BACKTRACE` is set,
+/// and a hook that replaced the previous one would silence the stderr message and
+/// any hook of the application, so ours calls the previous hook after recording.
+pub(crate) mod panics {
+    use std::any::Any;
+    use std::cell::RefCell;
+    use std::fmt;
+    use std::sync::Once;
+
+    thread_local! {
+        /// The location and message of the last panic on this thread, until taken.
+        static LAST: RefCell<Option<(String, String)>> = const { RefCell::new(None) };
+    }
+
+    static INSTALL: Once = Once::new();
+
+    /// Installs the recording hook, chained to the current one; later calls do nothing.
+    pub(crate) fn install_hook() {
+        INSTALL.call_once(|| {
+            let previous = std::panic::take_hook();
+            std::panic::set_hook(Box::new(move |info| {
+                if let Some(loc) = info.location() {
+                    let location = format!("{}:{}:{}", loc.file(), loc.line(), loc.column());
+                    let message = message(info.payload());
+                    // try_with / try_borrow_mut: a hook must not panic itself, not even
+                    // during thread teardown or a panic inside a panic.
+                    let _ = LAST.try_with(|last| {
+                        if let Ok(mut last) = last.try_borrow_mut() {
+                            *last = Some((location, message));
+                        }
+                    });
+                }
+                previous(info);
+            }));
+        });
+    }
+
+    /// The text of a panic payload, as the standard hook prints it.
+    pub(crate) fn message(payload: &(dyn Any + Send)) -> String {
+        if let Some(s) = payload.downcast_ref::<&'static str>() {
+            (*s).to_string()
+        } else if let Some(s) = payload.downcast_ref::<String>() {
+            s.clone()
+        } else {
+            "Box<dyn Any>".to_string()
+        }
+    }
+
+    /// A caught panic: its message and, when the hook recorded it, its location.
+    pub(crate) struct Described {
+        message: String,
+        location: Option<String>,
+    }
+
+    impl fmt::Display for Described {
+        /// `panicked at file:line:col: message`, or `panicked: message`.
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            match &self.location {
+                Some(location) => write!(f, "panicked at {location}: {}", self.message),
+                None => write!(f, "panicked: {}", self.message),
+            }
+        }
+    }
+
+    /// Describes a panic just caught on this thread. The recorded location is used
+    /// only if it belongs to this payload (same message): a panic re-raised with
+    /// `resume_unwind`, which skips the hook, must not get a stale location.
+    pub(crate) fn describe(payload: &(dyn Any + Send)) -> Described {
+        let message = message(payload);
+        let recorded = LAST
+            .try_with(|last| last.try_borrow_mut().ok().and_then(|mut l| l.take()))
+            .ok()
+            .flatten();
+        let location = recorded
+            .filter(|(_, m)| *m == message)
+            .map(|(location, _)| location);
+        Described { message, location }
     }
 }
 

@@ -20,8 +20,9 @@
 //! (Airflow renders `ds` in UTC, which gives `2025-01-07` for that run; use
 //! `chrono_tz::UTC` as the DAG timezone to get Airflow's value.)
 //!
-//! **Undefined variables are errors** that name the template and the line, never
-//! silently empty strings.
+//! **Undefined variables are errors** that name the variable, the template and the
+//! line (`template q.sql line 4: undefined variable 'params.limit'`), never silently
+//! empty strings.
 //!
 //! **`.sql` files**: a templated field whose value ends in `.sql` (Airflow's
 //! `template_ext`) names a file, which is looked up in the template search path,
@@ -96,26 +97,122 @@ impl TemplateEngine {
     /// Renders a templated field: a file from the search path when the value ends in
     /// one of [`TEMPLATE_EXT`], otherwise the value itself as an inline template.
     pub fn render_field(&self, field: &str, vars: &TemplateVars) -> Result<String> {
-        let ctx = vars.to_value();
-        let rendered = if is_template_file(field) {
-            let name = field.trim();
-            self.env
-                .get_template(name)
-                .and_then(|t| t.render(ctx))
-                .map_err(|e| template_error(name, e))?
-        } else {
+        if !is_template_file(field) {
             return self.render_inline(field, vars);
-        };
-        Ok(rendered)
+        }
+        let name = field.trim();
+        let template = self
+            .env
+            .get_template(name)
+            .map_err(|e| template_error(name, e, Vec::new()))?;
+        let ctx = vars.to_value();
+        template.render(&ctx).map_err(|e| {
+            let undefined = self.undefined_names(&e, name, template.source(), &ctx);
+            template_error(name, e, undefined)
+        })
     }
 
     /// Renders `source` itself as a template, even when it ends in `.sql`: for
     /// fields that are never file names, such as S3 keys.
     pub fn render_inline(&self, source: &str, vars: &TemplateVars) -> Result<String> {
+        let ctx = vars.to_value();
         self.env
-            .render_named_str(INLINE, source, vars.to_value())
-            .map_err(|e| template_error(INLINE, e))
+            .render_named_str(INLINE, source, &ctx)
+            .map_err(|e| {
+                let undefined = self.undefined_names(&e, INLINE, source, &ctx);
+                template_error(INLINE, e, undefined)
+            })
     }
+
+    /// The variables an undefined-value error is about, e.g. `["params.limit"]`.
+    ///
+    /// minijinja's strict mode says only "undefined value". So, on that error only,
+    /// the template that failed (`source`, or the included template the error names)
+    /// is asked for its free variables, including attribute paths; those that are
+    /// undefined in `ctx` are the suspects, each cut to its first undefined link
+    /// (`params.missing`, not `params.missing.x`). The suspects inside the failing
+    /// expression win, then those on the error's line, then all of them — a
+    /// variable guarded by `is defined` elsewhere must not be blamed.
+    fn undefined_names(
+        &self,
+        e: &minijinja::Error,
+        name: &str,
+        source: &str,
+        ctx: &Value,
+    ) -> Vec<String> {
+        let e = innermost(e);
+        if e.kind() != minijinja::ErrorKind::UndefinedError {
+            return Vec::new();
+        }
+        let failing = match e.name() {
+            Some(other) if other != name => self.env.get_template(other).ok(),
+            _ => self.env.template_from_named_str(name, source).ok(),
+        };
+        let Some(failing) = failing else {
+            return Vec::new();
+        };
+        let source = failing.source();
+        let mut suspects: Vec<String> = failing
+            .undeclared_variables(true)
+            .iter()
+            .filter_map(|path| self.first_undefined_link(path, ctx))
+            .collect();
+        suspects.sort();
+        suspects.dedup();
+        let mentioned_in = |text: &str| -> Vec<String> {
+            suspects
+                .iter()
+                .filter(|s| mentions(text, s))
+                .cloned()
+                .collect()
+        };
+        let in_expression = e
+            .range()
+            .and_then(|r| source.get(r))
+            .map(&mentioned_in)
+            .unwrap_or_default();
+        if !in_expression.is_empty() {
+            return in_expression;
+        }
+        let on_line = e
+            .line()
+            .and_then(|n| source.lines().nth(n.saturating_sub(1)))
+            .map(&mentioned_in)
+            .unwrap_or_default();
+        if !on_line.is_empty() {
+            return on_line;
+        }
+        suspects
+    }
+
+    /// The shortest prefix of the dotted `path` that is undefined in `ctx` (with the
+    /// engine's globals, such as `macros`), or `None` when the whole path is defined.
+    fn first_undefined_link(&self, path: &str, ctx: &Value) -> Option<String> {
+        let mut end = 0;
+        for part in path.split('.') {
+            end += if end == 0 { part.len() } else { part.len() + 1 };
+            let prefix = &path[..end];
+            let undefined = match self.env.compile_expression(prefix) {
+                Ok(expr) => expr.eval(ctx).map_or(true, |v| v.is_undefined()),
+                Err(_) => return None, // not a plain path: no claim about it
+            };
+            if undefined {
+                return Some(prefix.to_string());
+            }
+        }
+        None
+    }
+}
+
+/// Whether `text` mentions the dotted `path` as a whole name: `ds` is not mentioned
+/// by `dss`, nor `params.a` by `params.ab`.
+fn mentions(text: &str, path: &str) -> bool {
+    let is_name = |c: char| c.is_alphanumeric() || c == '_';
+    text.match_indices(path).any(|(at, _)| {
+        let before = text[..at].chars().next_back();
+        let after = text[at + path.len()..].chars().next();
+        !before.is_some_and(|c| is_name(c) || c == '.') && !after.is_some_and(is_name)
+    })
 }
 
 /// Whether a field value names a template file rather than being a template itself.
@@ -150,16 +247,32 @@ fn load_template(
     Ok(None)
 }
 
-fn template_error(name: &str, e: minijinja::Error) -> Error {
-    let template = e.name().unwrap_or(name).to_string();
+/// The gust error of a minijinja error; `undefined` names the variables of an
+/// undefined-value error (see `TemplateEngine::undefined_names`).
+fn template_error(name: &str, outer: minijinja::Error, undefined: Vec<String>) -> Error {
+    let template = outer.name().unwrap_or(name).to_string();
+    // Inside an `{% include %}`, what went wrong and where is the included file's error.
+    let e = innermost(&outer);
+    let failing = e.name().unwrap_or(name);
+    let what = match undefined.as_slice() {
+        [] => e.kind().to_string(),
+        [one] => format!("undefined variable '{one}'{}", hint(one)),
+        many => format!("undefined variable, one of '{}'", many.join("', '")),
+    };
     let mut msg = match e.line() {
-        Some(line) => format!("template {template} line {line}: {}", e.kind()),
-        None => format!("template {template}: {}", e.kind()),
+        Some(line) => format!("template {failing} line {line}: {what}"),
+        None => format!("template {failing}: {what}"),
     };
     if let Some(detail) = e.detail() {
         msg.push_str(" (");
         msg.push_str(detail);
         msg.push(')');
+    }
+    if !std::ptr::eq(e, &outer) {
+        msg.push_str(&match outer.line() {
+            Some(line) => format!(", included from {template} line {line}"),
+            None => format!(", included from {template}"),
+        });
     }
     if e.kind() == minijinja::ErrorKind::TemplateNotFound {
         msg.push_str("; check the DAG's template search path");
@@ -172,6 +285,33 @@ fn template_error(name: &str, e: minijinja::Error) -> Error {
     Error::new(kind, "template.render", msg)
         .with("template", template)
         .with_retryable(false)
+}
+
+/// The innermost minijinja error of `e`'s source chain: minijinja reports an error
+/// inside an `{% include %}` as "could not render include", with the real one as
+/// its source.
+fn innermost(e: &minijinja::Error) -> &minijinja::Error {
+    let mut e = e;
+    while let Some(inner) =
+        std::error::Error::source(e).and_then(|s| s.downcast_ref::<minijinja::Error>())
+    {
+        e = inner;
+    }
+    e
+}
+
+/// What to do about an undefined `var.` or `conn.` lookup: set the variable it reads.
+fn hint(path: &str) -> String {
+    let mut parts = path.split('.');
+    match (parts.next(), parts.next(), parts.next()) {
+        (Some("var"), Some("value" | "json"), Some(key)) => {
+            format!(" (set AIRFLOW_VAR_{})", key.to_uppercase())
+        }
+        (Some("conn"), Some(conn_id), _) => {
+            format!(" (set AIRFLOW_CONN_{})", conn_id.to_uppercase())
+        }
+        _ => String::new(),
+    }
 }
 
 /// The values a template sees. Built by [`Context`](crate::Context) for each task try.
@@ -537,8 +677,53 @@ mod tests {
         assert_eq!(e.kind(), ErrorKind::Template);
         let text = e.to_string();
         assert!(text.contains("<inline> line 2"), "{text}");
-        assert!(text.contains("undefined"), "{text}");
+        assert!(
+            text.contains("undefined variable 'params.missing'"),
+            "{text}"
+        );
         assert!(!e.is_retryable());
+    }
+
+    #[test]
+    fn undefined_names_the_variable_also_in_an_included_file() {
+        let e = render("{% if params.x is defined %}{{ params.x }}{% endif %}\n{{ a }} {{ b }}")
+            .unwrap_err();
+        // The failing expression wins over other undefined names on the line, and a
+        // guarded name is not blamed.
+        assert!(
+            e.to_string().contains("line 2: undefined variable 'a' "),
+            "{e}"
+        );
+
+        let dir = std::env::temp_dir().join(format!("gust-tpl-undef-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(
+            dir.join("outer.sql"),
+            "SELECT 1;\n{% include 'inner.sql' %}",
+        )
+        .unwrap();
+        std::fs::write(
+            dir.join("inner.sql"),
+            "-- x\n-- y\nSELECT {{ var.value.gust_tpl_undef }};",
+        )
+        .unwrap();
+        let engine = TemplateEngine::new([dir.clone()]);
+        let e = engine.render_field("outer.sql", &vars()).unwrap_err();
+        let text = e.to_string();
+        assert!(
+            text.contains("template inner.sql line 3: undefined variable 'var.value.gust_tpl_undef' (set AIRFLOW_VAR_GUST_TPL_UNDEF), included from outer.sql line 2"),
+            "{text}"
+        );
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn mentions_matches_whole_names_only() {
+        assert!(mentions("{{ ds }}", "ds"));
+        assert!(!mentions("{{ dss }}", "ds"));
+        assert!(!mentions("{{ x.ds }}", "ds"));
+        assert!(mentions("a + params.n)", "params.n"));
+        assert!(!mentions("params.nn", "params.n"));
     }
 
     #[test]

@@ -382,3 +382,145 @@ async fn render_preview_without_running() {
         ErrorKind::NotFound
     );
 }
+
+/// A `tracing` writer into a shared buffer, to read what a run logged.
+#[derive(Clone, Default)]
+struct LogBuf(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for LogBuf {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl LogBuf {
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+    }
+}
+
+// Issue #11: a panic is a task failure like any other — its message and location in
+// the error, the report and the log, the retry policy of a non-retryable error, and
+// `on_failure` called once. (Before the fix: tries 1 in 0 ns, "the task panicked"
+// with neither message nor location, `on_failure` never called, nothing logged by
+// the task itself.)
+#[tokio::test(start_paused = true)]
+async fn a_panic_is_a_failure_with_message_location_callbacks_and_log() {
+    let log = LogBuf::default();
+    let writer = log.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(move || writer.clone())
+        .with_ansi(false)
+        .finish();
+    // The test runtime is single-threaded, so the spawned tasks log through this
+    // thread's default subscriber. But while a single dispatcher is registered,
+    // tracing-core caches a log call site's interest from the default of whichever
+    // thread hits it first — another test's, which has none, so the site would be
+    // muted here too. A second, no-op dispatcher, registered first and kept alive,
+    // makes it ask every registered dispatcher instead.
+    let no_op = tracing::Dispatch::new(tracing::subscriber::NoSubscriber::default());
+    drop(tracing::dispatcher::set_default(&no_op));
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let calls = Arc::new(AtomicU32::new(0));
+    let retried = Arc::new(AtomicU32::new(0));
+    let failures = Arc::new(Mutex::new(Vec::<(u32, ErrorKind, bool, String)>::new()));
+    let downstream_ran = Arc::new(AtomicU32::new(0));
+
+    let (c, r, f) = (calls.clone(), retried.clone(), failures.clone());
+    let options = TaskOptions::default()
+        .retries(2)
+        .retry_delay(Duration::from_secs(10))
+        .on_retry(move |_, _| {
+            r.fetch_add(1, Ordering::SeqCst);
+        })
+        .on_failure(move |ctx, err| {
+            f.lock().unwrap().push((
+                ctx.try_number(),
+                err.kind(),
+                err.is_retryable(),
+                err.to_string(),
+            ));
+        });
+    let mut dag = Dag::builder("panics_for_good");
+    let boom = dag.add(
+        Task::from_fn("boom", move |_ctx| {
+            c.fetch_add(1, Ordering::SeqCst);
+            async { panic!("x: bad row 42") }
+        })
+        .with_options(options),
+    );
+    let d = downstream_ran.clone();
+    let after = dag.add(Task::from_fn("after", move |_| {
+        d.fetch_add(1, Ordering::SeqCst);
+        async { Ok(Value::Null) }
+    }));
+    let _ = &boom >> &after;
+    let report = dag.build().unwrap().test(seoul(2025, 1, 8)).await;
+
+    let t = report.task("boom").unwrap();
+    assert_eq!(t.state, TaskState::Failed);
+    assert_eq!(t.tries, 1, "a panic is not retried");
+    let error = t.error.as_deref().unwrap();
+    assert!(error.contains("panicked"), "{error}");
+    assert!(error.contains("x: bad row 42"), "{error}");
+    assert!(error.contains("tests/runtime.rs:"), "{error}");
+    assert!(error.contains("task_id=boom"), "{error}");
+    assert_eq!(calls.load(Ordering::SeqCst), 1);
+    assert_eq!(retried.load(Ordering::SeqCst), 0);
+
+    let failures = failures.lock().unwrap();
+    assert_eq!(failures.len(), 1, "on_failure is called exactly once");
+    let (try_number, kind, retryable, text) = &failures[0];
+    assert_eq!(*try_number, 1);
+    assert_eq!(*kind, ErrorKind::TaskFailed);
+    assert!(!retryable);
+    assert_eq!(text, error, "the callback sees the error of the report");
+
+    let after = report.task("after").unwrap();
+    assert_eq!((after.state, after.tries), (TaskState::UpstreamFailed, 0));
+    assert_eq!(downstream_ran.load(Ordering::SeqCst), 0);
+    assert!(!report.is_success());
+    let err = report.into_result().unwrap_err();
+    assert!(err.to_string().contains("x: bad row 42"), "{err}");
+
+    let log = log.text();
+    assert!(
+        log.lines().any(|l| l.contains("ERROR")
+            && l.contains("task failed")
+            && l.contains("x: bad row 42")),
+        "{log}"
+    );
+}
+
+// A panic inside a callback is logged and changes nothing: the task keeps the state
+// its operator gave it and the run goes on.
+#[tokio::test(start_paused = true)]
+async fn a_panicking_callback_does_not_change_the_outcome() {
+    let mut dag = Dag::builder("callback_panics");
+    let ok = dag.add(
+        Task::from_fn("ok", |_| async { Ok(json!(1)) })
+            .with_options(TaskOptions::default().on_success(|_, _| panic!("on_success bug"))),
+    );
+    let next = dag.add(Task::from_fn("next", |ctx| async move {
+        Ok(ctx.xcom_pull("ok").unwrap_or_default())
+    }));
+    let _ = &ok >> &next;
+    dag.add(
+        Task::from_fn("bad", |_| async { Err(Error::fail_now("real cause")) })
+            .with_options(TaskOptions::default().on_failure(|_, _| panic!("on_failure bug"))),
+    );
+    let report = dag.build().unwrap().test(seoul(2025, 1, 8)).await;
+    assert_eq!(report.task("ok").unwrap().state, TaskState::Success);
+    assert_eq!(report.xcom("next"), Some(&json!(1)));
+    let bad = report.task("bad").unwrap();
+    assert_eq!(bad.state, TaskState::Failed);
+    assert!(
+        bad.error.as_deref().unwrap().contains("real cause"),
+        "{bad:?}"
+    );
+}

@@ -79,3 +79,44 @@ fn render_inline_never_loads_a_file() {
     assert_eq!(ctx.render_inline("features.sql").unwrap(), "features.sql");
     assert!(ctx.render("features.sql").unwrap().contains("DELETE FROM"));
 }
+
+// Issue #11: an undefined variable is named in the error, not just "undefined value".
+#[test]
+fn an_undefined_variable_is_named_inline() {
+    let ctx = Context::builder("d", "t")
+        .params(serde_json::json!({"table": "iris"}))
+        .build();
+    let err = ctx
+        .render("SELECT *\nFROM {{ params.table }}\nWHERE ds = '{{ dss }}'")
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Template);
+    let text = err.to_string();
+    assert!(text.contains("undefined variable 'dss'"), "{text}");
+    assert!(text.contains("line 3"), "{text}");
+
+    let err = ctx
+        .render("SELECT * FROM {{ params.table }}_{{ params.missing }}")
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Template);
+    let text = err.to_string();
+    assert!(text.contains("'params.missing'"), "{text}");
+    assert!(text.contains("line 1"), "{text}");
+}
+
+#[test]
+fn an_undefined_variable_is_named_in_a_sql_file() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("q.sql"),
+        "SELECT *\nFROM t\nWHERE base_dt = '{{ ds }}'\n  AND n < {{ params.limit }};\n",
+    )
+    .unwrap();
+    let ctx = Context::builder("d", "t")
+        .template_search_path(dir.path())
+        .build();
+    let err = ctx.render("q.sql").unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Template);
+    let text = err.to_string();
+    assert!(text.contains("template q.sql line 4"), "{text}");
+    assert!(text.contains("undefined variable 'params.limit'"), "{text}");
+}
