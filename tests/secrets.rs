@@ -521,5 +521,4 @@ mod sql {
     }
 }
 
-#[allow(dead_code)]
 mod common;

@@ -73,7 +73,10 @@ pub use self::registry::validate_alias;
 pub use self::rest::RestStore;
 pub use self::store::{MlflowStore, Page};
 pub use self::tracking::{ActiveRun, BatchLimits};
-pub use self::types::*;
+pub use self::types::{
+    Experiment, Metric, ModelAlias, ModelVersion, ModelVersionStatus, Param, RegisteredModel, Run,
+    RunData, RunInfo, RunStatus, RunTag,
+};
 use crate::connection::Connection;
 use crate::error::{Error, ErrorKind, Result};
 
