@@ -9,7 +9,6 @@
 //! It uses the connection `AIRFLOW_CONN_SQLITE_DEFAULT` when set (for example
 //! `sqlite://%2Ftmp%2Fgust.db`), and an in-memory database otherwise.
 
-use chrono::{NaiveDate, TimeZone};
 use gust::hooks::sql::{Parameters, SqlHook};
 use gust::hooks::sqlite::{DEFAULT_CONN_ID, SqliteHook};
 use gust::prelude::*;
@@ -27,24 +26,8 @@ async fn main() -> Result<()> {
     let ds = std::env::args()
         .nth(1)
         .unwrap_or_else(|| "2025-01-08".into());
-    let date = NaiveDate::parse_from_str(&ds, "%Y-%m-%d").map_err(|e| {
-        Error::new(
-            ErrorKind::InvalidInput,
-            "quickstart",
-            format!("{ds:?} is not a YYYY-MM-DD date: {e}"),
-        )
-    })?;
     let tz = chrono_tz::Asia::Seoul;
-    let logical_date = tz
-        .from_local_datetime(&date.and_hms_opt(0, 0, 0).unwrap_or_default())
-        .single()
-        .ok_or_else(|| {
-            Error::new(
-                ErrorKind::InvalidInput,
-                "quickstart",
-                "ambiguous local date",
-            )
-        })?;
+    let run = RunConfig::from_ds(&ds, tz)?;
 
     let hook = match std::env::var_os("AIRFLOW_CONN_SQLITE_DEFAULT") {
         Some(_) => SqliteHook::from_conn_id(DEFAULT_CONN_ID).await?,
@@ -93,7 +76,7 @@ async fn main() -> Result<()> {
     }));
     let _ = &create >> &summarize >> &report;
 
-    let run = dag.build()?.test(logical_date).await;
+    let run = dag.build()?.run(run).await;
     println!("{run}");
     println!(
         "daily_summary for {ds}: {}",

@@ -387,6 +387,46 @@ impl RunConfig {
             params: None,
         }
     }
+
+    /// A run for the date a person types, as `airflow dags test DAG 2025-01-08`
+    /// reads it: `YYYY-MM-DD` is midnight of that day in `tz` (the first instant of
+    /// the day where a DST change skips midnight), an RFC 3339 timestamp
+    /// (`2025-01-08T09:00:00+09:00`) is that instant.
+    ///
+    /// ```
+    /// let run = gust::RunConfig::from_ds("2025-01-08", chrono_tz::Asia::Seoul)?;
+    /// assert_eq!(run.logical_date.to_rfc3339(), "2025-01-08T00:00:00+09:00");
+    /// # Ok::<(), gust::Error>(())
+    /// ```
+    pub fn from_ds(ds: &str, tz: Tz) -> Result<Self> {
+        Ok(RunConfig::new(parse_logical_date(ds, tz)?))
+    }
+}
+
+/// See [`RunConfig::from_ds`].
+fn parse_logical_date(ds: &str, tz: Tz) -> Result<DateTime<Tz>> {
+    use chrono::{NaiveDate, TimeZone};
+    let text = ds.trim();
+    if let Ok(at) = DateTime::parse_from_rfc3339(text) {
+        return Ok(at.with_timezone(&tz));
+    }
+    let invalid = |why: &str| {
+        Error::new(
+            ErrorKind::InvalidInput,
+            "dag.logical_date",
+            format!("{ds:?} {why} (expected YYYY-MM-DD or an RFC 3339 timestamp)"),
+        )
+    };
+    let date = NaiveDate::parse_from_str(text, "%Y-%m-%d")
+        .map_err(|e| invalid(&format!("is not a date: {e}")))?;
+    // A day always has a first instant; walk forward past a DST gap at midnight.
+    (0..=24 * 60)
+        .step_by(15)
+        .find_map(|minutes| {
+            let local = date.and_hms_opt(0, 0, 0)? + chrono::Duration::minutes(minutes);
+            tz.from_local_datetime(&local).earliest()
+        })
+        .ok_or_else(|| invalid(&format!("has no local midnight in {tz}")))
 }
 
 impl Dag {
@@ -710,5 +750,22 @@ mod tests {
         let _ = &y >> &x;
         let dag = b.build().unwrap();
         assert_eq!(dag.task_ids(), vec!["z", "y", "x"]);
+    }
+
+    #[test]
+    fn run_config_from_a_typed_date() {
+        let seoul = chrono_tz::Asia::Seoul;
+        let r = RunConfig::from_ds("2025-01-08", seoul).unwrap();
+        assert_eq!(r.logical_date.to_rfc3339(), "2025-01-08T00:00:00+09:00");
+        let r = RunConfig::from_ds("2025-01-08T00:00:00Z", seoul).unwrap();
+        assert_eq!(r.logical_date.to_rfc3339(), "2025-01-08T09:00:00+09:00");
+        // Midnight does not exist in Santiago on the day DST starts.
+        let r = RunConfig::from_ds("2024-09-08", chrono_tz::America::Santiago).unwrap();
+        assert_eq!(r.logical_date.to_rfc3339(), "2024-09-08T01:00:00-03:00");
+        for bad in ["2025-13-01", "08/01/2025", ""] {
+            let e = RunConfig::from_ds(bad, seoul).unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::InvalidInput, "{bad}");
+            assert!(e.to_string().contains("YYYY-MM-DD"), "{e}");
+        }
     }
 }

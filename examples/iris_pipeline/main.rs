@@ -23,7 +23,6 @@
 #[allow(dead_code)]
 mod pipeline;
 
-use chrono::{NaiveDate, TimeZone};
 use gust::prelude::*;
 
 #[tokio::main]
@@ -39,17 +38,7 @@ async fn main() -> Result<()> {
     let ds = std::env::args()
         .nth(1)
         .unwrap_or_else(|| chrono::Utc::now().format("%Y-%m-%d").to_string());
-    let date = NaiveDate::parse_from_str(&ds, "%Y-%m-%d").map_err(|e| {
-        Error::new(
-            ErrorKind::InvalidInput,
-            "iris_pipeline",
-            format!("{ds:?} is not a YYYY-MM-DD date: {e}"),
-        )
-    })?;
-    let logical_date = chrono_tz::Asia::Seoul
-        .from_local_datetime(&date.and_hms_opt(0, 0, 0).unwrap_or_default())
-        .single()
-        .ok_or_else(|| Error::new(ErrorKind::InvalidInput, "iris_pipeline", "ambiguous date"))?;
+    let run = RunConfig::from_ds(&ds, chrono_tz::Asia::Seoul)?;
 
     let workdir = pipeline::workdir();
     std::fs::create_dir_all(&workdir).map_err(|e| {
@@ -63,7 +52,7 @@ async fn main() -> Result<()> {
         p.db.conn_id(),
         p.mlflow.tracking_uri()
     );
-    let run = p.dag()?.test(logical_date).await;
+    let run = p.dag()?.run(run).await;
     println!("{run}");
     if let Some(result) = run.xcom("train_and_register") {
         println!("{}", serde_json::to_string_pretty(result)?);
