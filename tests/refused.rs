@@ -75,9 +75,11 @@ mod postgres {
     /// `user:pw@host/db` into the schema.
     #[tokio::test]
     async fn postgres_uri_with_one_slash_fails_fast_as_config() {
-        let conn =
-            Connection::from_uri("pg_one_slash", "postgres:/gust:Secret-pw-1@127.0.0.1/gust_test")
-                .unwrap();
+        let conn = Connection::from_uri(
+            "pg_one_slash",
+            "postgres:/gust:Secret-pw-1@127.0.0.1/gust_test",
+        )
+        .unwrap();
         let start = Instant::now();
         let err = tokio::time::timeout(
             Duration::from_secs(60),

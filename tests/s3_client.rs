@@ -421,8 +421,11 @@ async fn ranged_download_round_trip_on_a_scripted_server() {
 /// hook whose every request fails retryably, but be a Config error at once.
 #[tokio::test]
 async fn endpoint_without_a_scheme_is_a_config_error() {
-    let uri = Connection::from_uri("no_scheme", "aws://AKID:s3cr3t-value@/?endpoint_url=localhost%3A9000")
-        .unwrap();
+    let uri = Connection::from_uri(
+        "no_scheme",
+        "aws://AKID:s3cr3t-value@/?endpoint_url=localhost%3A9000",
+    )
+    .unwrap();
     let nested = conn(serde_json::json!({
         "service_config": {"s3": {"endpoint_url": "localhost:9000"}},
     }));

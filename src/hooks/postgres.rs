@@ -138,8 +138,7 @@ impl PostgresHook {
         // empty host and the schema `user:pw@host/db`: connecting to the default
         // localhost:5432 would fail with a misleading cause. The schema is not
         // quoted: it holds the password.
-        if conn.host().is_none_or(str::is_empty) && conn.schema().is_some_and(|s| s.contains('@'))
-        {
+        if conn.host().is_none_or(str::is_empty) && conn.schema().is_some_and(|s| s.contains('@')) {
             return Err(Error::new(
                 ErrorKind::Config,
                 "postgres.connect",
@@ -301,7 +300,12 @@ impl PostgresHook {
         );
         let mut copy = match self.pool.copy_in_raw(&stmt).await {
             Ok(c) => c,
-            Err(e) => return Err(self.acquire_error("bulk_load", e).await.with("table", table)),
+            Err(e) => {
+                return Err(self
+                    .acquire_error("bulk_load", e)
+                    .await
+                    .with("table", table));
+            }
         };
         let mut chunk = std::mem::take(&mut reader.raw);
         let mut buf = vec![0u8; 64 * 1024];

@@ -202,8 +202,7 @@ impl S3Hook {
             ("endpoint_url", conn.extra_str("endpoint_url")),
         ] {
             if let Some(url) = url {
-                check_endpoint(name, url)
-                    .map_err(|e| config_err(&e).redact(&conn.secrets()))?;
+                check_endpoint(name, url).map_err(|e| config_err(&e).redact(&conn.secrets()))?;
             }
         }
         let endpoint = s3_endpoint

@@ -89,7 +89,10 @@ where
         }
         SdkError::TimeoutError(_) => (
             ErrorKind::Timeout,
-            format!("no answer from the endpoint{at} in time: {}", innermost(&err)),
+            format!(
+                "no answer from the endpoint{at} in time: {}",
+                innermost(&err)
+            ),
         ),
         SdkError::DispatchFailure(d) => {
             let kind = if d.is_timeout() {
@@ -106,7 +109,10 @@ where
         }
         SdkError::ResponseError(_) => (
             ErrorKind::Remote,
-            format!("unreadable response from the endpoint{at}: {}", innermost(&err)),
+            format!(
+                "unreadable response from the endpoint{at}: {}",
+                innermost(&err)
+            ),
         ),
         SdkError::ConstructionFailure(_) => (
             ErrorKind::InvalidInput,
@@ -165,8 +171,14 @@ mod tests {
 
     #[test]
     fn host_port_of_endpoints() {
-        assert_eq!(host_port("http://127.0.0.1:9000").as_deref(), Some("127.0.0.1:9000"));
-        assert_eq!(host_port("https://minio.local").as_deref(), Some("minio.local:443"));
+        assert_eq!(
+            host_port("http://127.0.0.1:9000").as_deref(),
+            Some("127.0.0.1:9000")
+        );
+        assert_eq!(
+            host_port("https://minio.local").as_deref(),
+            Some("minio.local:443")
+        );
         assert_eq!(host_port("http://h/").as_deref(), Some("h:80"));
         assert_eq!(host_port("not a url"), None);
     }
