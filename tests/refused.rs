@@ -71,6 +71,19 @@ mod postgres {
         assert!(!format!("{err} {err:?}").contains("Secret-pw-1"));
     }
 
+    /// The direct connection's bound comes from the extra `connect_timeout`.
+    #[tokio::test]
+    async fn postgres_bad_connect_timeout_is_a_config_error() {
+        let conn = Connection::from_uri(
+            "pg_timeout",
+            "postgres://gust:Secret-pw-1@127.0.0.1:1/gust_test?connect_timeout=soon",
+        )
+        .unwrap();
+        let err = PostgresHook::from_connection(&conn).await.unwrap_err();
+        assert_eq!(err.kind(), gust::ErrorKind::Config, "{err}");
+        assert!(err.to_string().contains("connect_timeout"), "{err}");
+    }
+
     /// `postgres:/user:pw@host/db` (one slash) leaves the host empty and puts
     /// `user:pw@host/db` into the schema.
     #[tokio::test]

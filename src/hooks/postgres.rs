@@ -15,7 +15,7 @@
 //! # Connecting
 //!
 //! The hook opens one connection directly before it builds its pool, bounded by
-//! the extra `connect_timeout` (seconds, default 10, as libpq's). sqlx's pool
+//! the extra `connect_timeout` (seconds, as libpq's; default 10). sqlx's pool
 //! treats a refused connection as a server still starting and retries it until
 //! its acquire timeout (30 s), then reports only "pool timed out": an unreachable
 //! server would take 30 s to report and hide why. The direct connection fails at
@@ -176,8 +176,8 @@ impl PostgresHook {
             Some(v) => v
                 .as_f64()
                 .or_else(|| v.as_str().and_then(|s| s.trim().parse().ok()))
-                .filter(|s| s.is_finite() && *s > 0.0)
-                .map(Duration::from_secs_f64)
+                .and_then(|s| Duration::try_from_secs_f64(s).ok())
+                .filter(|d| !d.is_zero())
                 .ok_or_else(|| {
                     Error::new(
                         ErrorKind::Config,
