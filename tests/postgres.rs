@@ -87,3 +87,48 @@ async fn postgres_wrong_password_and_unknown_host_are_typed_and_redacted() {
     assert_eq!(err.kind(), ErrorKind::Unavailable, "{err}");
     assert!(!format!("{err} {err:?}").contains(conn.password().unwrap()));
 }
+
+/// A bad value on line 999 of a `bulk_load`: the message keeps PostgreSQL's
+/// `CONTEXT` (`COPY t, line 999, column id`), not only "invalid input syntax".
+#[tokio::test]
+async fn postgres_bulk_load_error_names_line_and_column() {
+    let conn = require_conn!("postgres_default");
+    let h = hook(&conn).await;
+    let table = common::unique("gust_bad_copy").replace('-', "_");
+    h.run(
+        format!("CREATE TABLE {table} (id integer, name text)").into(),
+        Default::default(),
+    )
+    .await
+    .unwrap();
+    // Line 1 is the header, lines 2..=998 are good, line 999 is not.
+    let mut csv = String::from("id,name\n");
+    for i in 2..=998 {
+        csv.push_str(&format!("{i},n{i}\n"));
+    }
+    csv.push_str("abc,bad\n");
+    let mut input = futures::io::Cursor::new(csv.into_bytes());
+    let err = h.bulk_load(&table, &mut input).await.unwrap_err();
+    let _ = h
+        .run(format!("DROP TABLE {table}").into(), Default::default())
+        .await;
+    assert_eq!(err.kind(), ErrorKind::InvalidInput, "{err}");
+    let text = err.to_string();
+    assert!(text.contains("invalid input syntax"), "{text}");
+    assert!(text.contains("line 999"), "no line in: {text}");
+    assert!(text.contains("column id"), "no column in: {text}");
+    assert_eq!(err.context("table"), Some(table.as_str()));
+}
+
+/// An unknown database is `NotFound` (SQLSTATE 3D000), not `InvalidInput`.
+#[tokio::test]
+async fn postgres_unknown_database_is_not_found() {
+    let conn = require_conn!("postgres_default");
+    let err = PostgresHook::connect(&conn, Some("gust_no_such_database"))
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::NotFound, "{err}");
+    assert!(!err.is_retryable());
+    assert!(err.to_string().contains("gust_no_such_database"), "{err}");
+    assert!(!format!("{err} {err:?}").contains(conn.password().unwrap()));
+}

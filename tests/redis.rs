@@ -495,6 +495,24 @@ async fn single_node_mode_on_a_cluster_node_says_to_set_cluster_true() {
     assert!(!all_text(e).contains(conn.password().unwrap()));
 }
 
+/// The reverse mistake: `cluster=true` on a plain node is a configuration error
+/// that says to drop the extra, not invalid input.
+#[tokio::test]
+async fn cluster_mode_on_a_plain_node_is_a_config_error() {
+    let conn = crate::require_conn!("redis_default");
+    let clustered = conn
+        .clone()
+        .with_extra("cluster", Value::String("true".into()));
+    let e = RedisHook::from_connection(&clustered)
+        .await
+        .expect_err("a plain node has no cluster slots");
+    assert_eq!(e.kind(), ErrorKind::Config, "{e}");
+    assert!(!e.is_retryable());
+    assert_eq!(e.operation(), "redis.connect");
+    assert!(e.to_string().contains("cluster"), "{e}");
+    assert!(!all_text(&e).contains(conn.password().unwrap()));
+}
+
 /// The MOVED path: the hook learns the slot map, then the key's slot is migrated to
 /// another master behind its back (as a resharding does). The old owner now answers
 /// MOVED, and the hook must follow it for reads, writes and batches.

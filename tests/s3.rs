@@ -391,6 +391,9 @@ async fn broken_stream_aborts(conn: Connection) {
         .await
         .unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Io, "{e}");
+    // The failed call is the upload; the source's failure is its message.
+    assert_eq!(e.operation(), "s3.put_stream", "{e}");
+    assert!(e.message().contains("connection to the source lost"), "{e}");
     assert_eq!(e.context("key"), Some("big/broken.bin"));
     let upload_id = e
         .context("upload_id")

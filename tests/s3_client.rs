@@ -416,3 +416,61 @@ async fn ranged_download_round_trip_on_a_scripted_server() {
     assert!(std::fs::read(&path).unwrap() == data);
     assert_eq!(heads.lock().unwrap().len(), 1, "one GET");
 }
+
+/// `localhost:9000` parses as a URL of scheme `localhost`: it must not build a
+/// hook whose every request fails retryably, but be a Config error at once.
+#[tokio::test]
+async fn endpoint_without_a_scheme_is_a_config_error() {
+    let uri = Connection::from_uri(
+        "no_scheme",
+        "aws://AKID:s3cr3t-value@/?endpoint_url=localhost%3A9000",
+    )
+    .unwrap();
+    let nested = conn(serde_json::json!({
+        "service_config": {"s3": {"endpoint_url": "localhost:9000"}},
+    }));
+    for c in [uri, nested] {
+        let e = S3Hook::from_connection(&c)
+            .await
+            .expect_err("an endpoint without http:// must not build");
+        assert_eq!(e.kind(), ErrorKind::Config, "{e}");
+        assert!(!e.is_retryable());
+        assert_eq!(e.operation(), "s3.connect");
+        assert!(e.to_string().contains("http://localhost:9000"), "{e}");
+        assert!(!format!("{e} {e:?}").contains("s3cr3t-value"));
+    }
+}
+
+/// Messages carry the service's code and message, or the innermost cause and
+/// the endpoint: never the SDK's `Debug` of its wrappers.
+#[tokio::test]
+async fn sdk_errors_show_codes_and_causes_not_debug_dumps() {
+    let (endpoint, _) = scripted_server(vec![403]);
+    let s3 = S3Hook::from_connection(&conn(serde_json::json!({
+        "endpoint_url": endpoint, "region_name": "us-east-1",
+    })))
+    .await
+    .unwrap();
+    let e = s3.test_connection().await.unwrap_err();
+    let text = e.to_string();
+    assert!(text.contains("AccessDenied: denied"), "{text}");
+    assert!(!text.contains('{'), "a Debug dump in: {text}");
+
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let s3 = S3Hook::from_connection(&conn(serde_json::json!({
+        "endpoint_url": format!("http://127.0.0.1:{port}"),
+        "region_name": "us-east-1",
+        "config_kwargs": {"retries": {"max_attempts": 1}},
+    })))
+    .await
+    .unwrap();
+    let e = s3.read_key("k", Some("bucket")).await.unwrap_err();
+    let text = e.to_string();
+    assert!(text.contains("Connection refused"), "{text}");
+    assert!(text.contains(&format!("127.0.0.1:{port}")), "{text}");
+    assert!(!text.contains('{'), "a Debug dump in: {text}");
+    assert!(!text.contains("ConnectorError"), "{text}");
+}

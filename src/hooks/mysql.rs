@@ -41,6 +41,8 @@ pub struct MySqlHook {
     pool: Pool,
     secrets: Vec<String>,
     local_infile: bool,
+    /// `host:port`, for connection errors.
+    target: String,
 }
 
 impl std::fmt::Debug for MySqlHook {
@@ -66,9 +68,40 @@ fn my_error(op: &str, conn_id: &str, e: mysql_async::Error) -> Error {
         mysql_async::Error::Url(_) => ErrorKind::Config,
         _ => ErrorKind::Remote,
     };
-    Error::new(kind, format!("mysql.{op}"), e.to_string())
+    // mysql_async's I/O error repeats its prefix at every level ("Input/output
+    // error: Input/output error: Connection refused (os error 111)"): the
+    // innermost error alone is the cause.
+    let message = match &e {
+        mysql_async::Error::Io(_) => innermost(&e),
+        _ => e.to_string(),
+    };
+    Error::new(kind, format!("mysql.{op}"), message)
         .with("conn_id", conn_id)
         .with_source(e)
+}
+
+/// The Display of the last error in `e`'s source chain.
+fn innermost(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut last = e;
+    while let Some(next) = last.source() {
+        last = next;
+    }
+    last.to_string()
+}
+
+/// A failure to get a connection: [`my_error`], its message prefixed with the
+/// server's address, which the driver's text lacks ("Connection refused").
+fn connect_error(conn_id: &str, target: &str, e: mysql_async::Error) -> Error {
+    let base = my_error("connect", conn_id, e);
+    let retryable = base.is_retryable();
+    Error::new(
+        base.kind(),
+        "mysql.connect",
+        format!("cannot connect to {target}: {}", base.message()),
+    )
+    .with("conn_id", conn_id)
+    .with_retryable(retryable)
+    .with_source(base)
 }
 
 impl MySqlHook {
@@ -92,9 +125,11 @@ impl MySqlHook {
             Some(Value::String(s)) => matches!(s.to_ascii_lowercase().as_str(), "true" | "1"),
             _ => false,
         };
+        let host = conn.host().filter(|h| !h.is_empty()).unwrap_or("localhost");
+        let port = conn.port().unwrap_or(3306);
         let opts: Opts = OptsBuilder::default()
-            .ip_or_hostname(conn.host().filter(|h| !h.is_empty()).unwrap_or("localhost"))
-            .tcp_port(conn.port().unwrap_or(3306))
+            .ip_or_hostname(host)
+            .tcp_port(port)
             .user(conn.login().filter(|l| !l.is_empty()))
             .pass(conn.password())
             .db_name(database.or(conn.schema()).filter(|d| !d.is_empty()))
@@ -107,6 +142,7 @@ impl MySqlHook {
             pool,
             secrets,
             local_infile,
+            target: format!("{host}:{port}"),
         };
         // The pool connects lazily: connect once now so a wrong password or an
         // unknown host fails here, not in the first task.
@@ -116,11 +152,11 @@ impl MySqlHook {
                 Error::new(
                     ErrorKind::Timeout,
                     "mysql.connect",
-                    "no connection within 30 s",
+                    format!("no connection to {} within 30 s", hook.target),
                 )
                 .with("conn_id", &hook.conn_id)
             })?
-            .map_err(|e| hook.error("connect", e))?;
+            .map_err(|e| connect_error(&hook.conn_id, &hook.target, e).redact(&hook.secrets))?;
         drop(c);
         tracing::debug!(conn_id = %hook.conn_id, "mysql connected");
         Ok(hook)
@@ -134,7 +170,7 @@ impl MySqlHook {
         self.pool
             .get_conn()
             .await
-            .map_err(|e| self.error("connect", e))
+            .map_err(|e| connect_error(&self.conn_id, &self.target, e).redact(&self.secrets))
     }
 
     async fn run_inner(&self, sql: Sql, options: RunOptions) -> Result<Value> {

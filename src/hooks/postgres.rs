@@ -11,18 +11,34 @@
 //! chunk by chunk. `insert_rows` sends each batch as one JSON parameter expanded by
 //! `json_populate_recordset`, so PostgreSQL converts every value to its column's
 //! type (a string into a `DATE`, a number into a `NUMERIC`) exactly.
+//!
+//! # Connecting
+//!
+//! The hook opens one connection directly before it builds its pool, bounded by
+//! the extra `connect_timeout` (seconds, as libpq's; default 10). sqlx's pool
+//! treats a refused connection as a server still starting and retries it until
+//! its acquire timeout (30 s), then reports only "pool timed out": an unreachable
+//! server would take 30 s to report and hide why. The direct connection fails at
+//! once with the cause (refused, unknown host, TLS, password, unknown database)
+//! and `host:port`. When a later operation's pool times out, one direct
+//! connection tells a busy pool (all connections in use: a retryable
+//! [`ErrorKind::Timeout`]) from a server that cannot be reached (the cause, as at
+//! construction).
 
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use futures::future::BoxFuture;
 use futures::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use futures::stream::{BoxStream, StreamExt};
 use serde_json::{Map, Value};
 use sqlx::postgres::{
-    PgConnectOptions, PgPool, PgPoolCopyExt, PgPoolOptions, PgQueryResult, PgRow, PgSslMode,
+    PgConnectOptions, PgConnection, PgPool, PgPoolCopyExt, PgPoolOptions, PgQueryResult, PgRow,
+    PgSslMode,
 };
-use sqlx::{Column, Postgres, Row as _, TypeInfo, ValueRef};
+use sqlx::{Column, Connection as _, Postgres, Row as _, TypeInfo, ValueRef};
 
 use super::sql::{
     CsvReader, Dialect, InsertOptions, Parameters, Row, RunOptions, Sql, SqlHook, bytes_value,
@@ -35,12 +51,64 @@ use crate::error::{Error, ErrorKind, Result};
 /// Conn id used when none is given, as in Airflow.
 pub const DEFAULT_CONN_ID: &str = "postgres_default";
 
+/// How long the pool waits for a free connection before a `Timeout` error.
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(30);
+/// Connections in the pool.
+const MAX_CONNECTIONS: u32 = 4;
+/// The direct connection's bound when the extra `connect_timeout` is unset.
+const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// A pool of connections to one PostgreSQL database.
 #[derive(Clone)]
 pub struct PostgresHook {
     conn_id: String,
     pool: PgPool,
     secrets: Vec<String>,
+    direct: Arc<Direct>,
+}
+
+/// What one connection outside the pool needs: see [`Direct::connect`].
+struct Direct {
+    opts: PgConnectOptions,
+    /// `host:port`, for messages.
+    target: String,
+    timeout: Duration,
+}
+
+impl Direct {
+    /// Opens one connection, bypassing the pool, bounded by the connect timeout.
+    ///
+    /// The pool cannot say why it failed to connect: sqlx retries a refused
+    /// connection until the acquire timeout and then reports `PoolTimedOut`. A
+    /// direct connection returns the driver's first error, with its cause.
+    /// The error is not redacted yet; its operation is `postgres.{op}`.
+    async fn connect(&self, op: &str, conn_id: &str) -> Result<PgConnection> {
+        let op_name = format!("postgres.{op}");
+        match tokio::time::timeout(self.timeout, PgConnection::connect_with(&self.opts)).await {
+            Ok(Ok(c)) => Ok(c),
+            Ok(Err(e)) => {
+                let base = sqlx_error("postgres", op, conn_id, e);
+                // The driver's text lacks the address ("error communicating with
+                // database: Connection refused"); a reader needs to know which one.
+                let message = format!("cannot connect to {}: {}", self.target, base.message());
+                let retryable = base.is_retryable();
+                Err(Error::new(base.kind(), op_name, message)
+                    .with("conn_id", conn_id)
+                    .with_retryable(retryable)
+                    .with_source(base))
+            }
+            Err(_) => Err(Error::new(
+                ErrorKind::Timeout,
+                op_name,
+                format!(
+                    "no answer from {} within {} s (the connection extra connect_timeout sets the limit)",
+                    self.target,
+                    self.timeout.as_secs_f64()
+                ),
+            )
+            .with("conn_id", conn_id)),
+        }
+    }
 }
 
 impl std::fmt::Debug for PostgresHook {
@@ -66,6 +134,19 @@ impl PostgresHook {
     pub async fn connect(conn: &Connection, database: Option<&str>) -> Result<Self> {
         let secrets = conn.secrets();
         let conn_id = conn.conn_id().to_string();
+        // `postgres:/user:pw@host/db` (one slash) parses, as in Airflow, into an
+        // empty host and the schema `user:pw@host/db`: connecting to the default
+        // localhost:5432 would fail with a misleading cause. The schema is not
+        // quoted: it holds the password.
+        if conn.host().is_none_or(str::is_empty) && conn.schema().is_some_and(|s| s.contains('@')) {
+            return Err(Error::new(
+                ErrorKind::Config,
+                "postgres.connect",
+                "the connection has no host and its schema looks like `user:password@host/db`: \
+                 the URI probably has one slash after the scheme (write postgres://user:password@host/db)",
+            )
+            .with("conn_id", &conn_id));
+        }
         let mut opts = PgConnectOptions::new()
             .host(conn.host().filter(|h| !h.is_empty()).unwrap_or("localhost"))
             .port(conn.port().unwrap_or(5432))
@@ -90,17 +171,48 @@ impl PostgresHook {
             })?;
             opts = opts.ssl_mode(mode);
         }
-        let pool = PgPoolOptions::new()
-            .max_connections(4)
-            .acquire_timeout(Duration::from_secs(30))
-            .connect_with(opts)
+        let timeout = match conn.extra_dejson().get("connect_timeout") {
+            None => DEFAULT_CONNECT_TIMEOUT,
+            Some(v) => v
+                .as_f64()
+                .or_else(|| v.as_str().and_then(|s| s.trim().parse().ok()))
+                .and_then(|s| Duration::try_from_secs_f64(s).ok())
+                .filter(|d| !d.is_zero())
+                .ok_or_else(|| {
+                    Error::new(
+                        ErrorKind::Config,
+                        "postgres.connect",
+                        "extra connect_timeout must be a positive number of seconds",
+                    )
+                    .with("conn_id", &conn_id)
+                })?,
+        };
+        let direct = Direct {
+            target: format!("{}:{}", opts.get_host(), opts.get_port()),
+            opts: opts.clone(),
+            timeout,
+        };
+        // One direct connection now, so that an unreachable server or a wrong
+        // password fails here, at once and with its cause (see the module docs),
+        // rather than as a pool timeout 30 s later.
+        let probe = direct
+            .connect("connect", &conn_id)
             .await
-            .map_err(|e| sqlx_error("postgres", "connect", &conn_id, e).redact(&secrets))?;
+            .map_err(|e| e.redact(&secrets))?;
+        // Closing it politely is best effort: the server already accepted us.
+        let _ = probe.close().await;
+        // Lazy: the pool's first connection is made by the first statement, so
+        // construction costs one connection, as before.
+        let pool = PgPoolOptions::new()
+            .max_connections(MAX_CONNECTIONS)
+            .acquire_timeout(ACQUIRE_TIMEOUT)
+            .connect_lazy_with(opts);
         tracing::debug!(conn_id, "postgres connected");
         Ok(PostgresHook {
             conn_id,
             pool,
             secrets,
+            direct: Arc::new(direct),
         })
     }
 
@@ -145,11 +257,10 @@ impl PostgresHook {
     ) -> Result<u64> {
         let query = sql.trim().trim_end_matches(';');
         let copy = format!("COPY ({query}) TO STDOUT WITH (FORMAT csv, HEADER true)");
-        let mut stream = self
-            .pool
-            .copy_out_raw(&copy)
-            .await
-            .map_err(|e| self.error("bulk_dump", e))?;
+        let mut stream = match self.pool.copy_out_raw(&copy).await {
+            Ok(s) => s,
+            Err(e) => return Err(self.acquire_error("bulk_dump", e).await),
+        };
         let mut written = 0u64;
         while let Some(chunk) = stream.next().await {
             let chunk = chunk.map_err(|e| self.error("bulk_dump", e))?;
@@ -187,11 +298,15 @@ impl PostgresHook {
             "COPY {} ({cols}) FROM STDIN WITH (FORMAT csv, HEADER true)",
             quote_table(Dialect::Postgres, table)?
         );
-        let mut copy = self
-            .pool
-            .copy_in_raw(&stmt)
-            .await
-            .map_err(|e| self.error("bulk_load", e).with("table", table))?;
+        let mut copy = match self.pool.copy_in_raw(&stmt).await {
+            Ok(c) => c,
+            Err(e) => {
+                return Err(self
+                    .acquire_error("bulk_load", e)
+                    .await
+                    .with("table", table));
+            }
+        };
         let mut chunk = std::mem::take(&mut reader.raw);
         let mut buf = vec![0u8; 64 * 1024];
         loop {
@@ -362,6 +477,32 @@ impl SqlxHook for PostgresHook {
 
     fn lift(&self, e: Error) -> Error {
         e.with("conn_id", &self.conn_id).redact(&self.secrets)
+    }
+
+    fn acquire_error<'a>(&'a self, op: &'a str, e: sqlx::Error) -> BoxFuture<'a, Error> {
+        Box::pin(async move {
+            if !matches!(e, sqlx::Error::PoolTimedOut) {
+                return self.error(op, e);
+            }
+            // Busy, or unreachable? One direct connection tells.
+            match self.direct.connect(op, &self.conn_id).await {
+                Err(cause) => cause.redact(&self.secrets),
+                Ok(c) => {
+                    let _ = c.close().await;
+                    Error::new(
+                        ErrorKind::Timeout,
+                        format!("postgres.{op}"),
+                        format!(
+                            "no pooled connection became free within {} s: all {MAX_CONNECTIONS} \
+                             are in use (the server itself accepts connections)",
+                            ACQUIRE_TIMEOUT.as_secs()
+                        ),
+                    )
+                    .with("conn_id", &self.conn_id)
+                    .with_source(e)
+                }
+            }
+        })
     }
 
     fn bind_all<'q>(q: Query<'q, Postgres>, args: &[Value]) -> Query<'q, Postgres> {

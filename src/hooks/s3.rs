@@ -146,6 +146,30 @@ fn extra_path<'a>(conn: &'a Connection, path: &[&str]) -> Option<&'a str> {
     v.as_str().filter(|s| !s.is_empty())
 }
 
+/// Why the extra `name` = `url` cannot be an endpoint, if it cannot. `localhost:9000`
+/// parses as a URL of scheme `localhost`, which the SDK accepts and then fails on
+/// at the first request (a retryable error, retried for nothing), so the scheme
+/// and the host are checked here.
+fn check_endpoint(name: &str, url: &str) -> std::result::Result<(), String> {
+    let with_http = format!("http://{url}");
+    let has_host = |u: &url::Url| u.host_str().is_some_and(|h| !h.is_empty());
+    let fixable = !url.contains("://")
+        && url::Url::parse(&with_http).is_ok_and(|u| has_host(&u) && u.path() == "/");
+    match url::Url::parse(url) {
+        Ok(u) if matches!(u.scheme(), "http" | "https") && has_host(&u) => Ok(()),
+        // `host:port` parses with `host` as the scheme; a bare `host` not at all.
+        _ if fixable => Err(format!(
+            "extra {name} `{url}` has no scheme: write {with_http} (or https://)"
+        )),
+        Ok(u) if !matches!(u.scheme(), "http" | "https") => Err(format!(
+            "extra {name} `{url}` must start with http:// or https://"
+        )),
+        _ => Err(format!(
+            "extra {name} `{url}` is not an endpoint URL (expected e.g. http://localhost:9000)"
+        )),
+    }
+}
+
 impl S3Hook {
     /// The hook of connection `AIRFLOW_CONN_<CONN_ID>`.
     pub async fn from_conn_id(conn_id: &str) -> Result<Self> {
@@ -172,14 +196,18 @@ impl S3Hook {
             .filter(|s| !s.is_empty())
             .or(conn.extra_str("aws_secret_access_key"));
         let token = conn.extra_str("aws_session_token");
-        let endpoint = extra_path(conn, &["service_config", "s3", "endpoint_url"])
+        let s3_endpoint = extra_path(conn, &["service_config", "s3", "endpoint_url"]);
+        for (name, url) in [
+            ("service_config.s3.endpoint_url", s3_endpoint),
+            ("endpoint_url", conn.extra_str("endpoint_url")),
+        ] {
+            if let Some(url) = url {
+                check_endpoint(name, url).map_err(|e| config_err(&e).redact(&conn.secrets()))?;
+            }
+        }
+        let endpoint = s3_endpoint
             .or(conn.extra_str("endpoint_url"))
             .map(str::to_string);
-        if let Some(e) = &endpoint {
-            url::Url::parse(e).map_err(|_| {
-                config_err("extra endpoint_url is not a URL (expected e.g. http://localhost:9000)")
-            })?;
-        }
 
         let mut loader = aws_config::defaults(BehaviorVersion::latest());
         match (key_id, secret) {
@@ -372,6 +400,31 @@ impl S3Hook {
     where
         E: aws_sdk_s3::error::ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
     {
-        self.context(errors::from_sdk(operation, e), bucket, key)
+        let endpoint = self.endpoint.as_deref().and_then(errors::host_port);
+        self.context(
+            errors::from_sdk(operation, e, endpoint.as_deref()),
+            bucket,
+            key,
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::check_endpoint;
+
+    #[test]
+    fn endpoints_need_an_http_scheme_and_a_host() {
+        assert!(check_endpoint("endpoint_url", "http://localhost:9000").is_ok());
+        assert!(check_endpoint("endpoint_url", "https://s3.example.com/").is_ok());
+        let e = check_endpoint("endpoint_url", "localhost:9000").unwrap_err();
+        assert!(e.contains("write http://localhost:9000"), "{e}");
+        let e = check_endpoint("endpoint_url", "minio").unwrap_err();
+        assert!(e.contains("write http://minio"), "{e}");
+        let e = check_endpoint("endpoint_url", "ftp://h:21").unwrap_err();
+        assert!(e.contains("http:// or https://"), "{e}");
+        let e = check_endpoint("endpoint_url", "not a url").unwrap_err();
+        assert!(e.contains("not an endpoint URL"), "{e}");
+        assert!(check_endpoint("endpoint_url", "http://").is_err());
     }
 }

@@ -53,6 +53,15 @@ pub(crate) trait SqlxHook: SqlHook + Clone + 'static {
     /// Rows a statement changed, as the driver reports them.
     fn rows_affected(done: &<Self::Db as Database>::QueryResult) -> u64;
 
+    /// The error of operation `op` whose pool failed to hand out a connection.
+    /// A pool that timed out is either busy or cannot connect at all (sqlx
+    /// retries a refused connection until the timeout and drops the cause); a
+    /// hook that can connect directly overrides this to say which. Other errors,
+    /// and hooks that cannot tell, get [`error`](Self::error).
+    fn acquire_error<'a>(&'a self, op: &'a str, e: sqlx::Error) -> BoxFuture<'a, Error> {
+        Box::pin(std::future::ready(self.error(op, e)))
+    }
+
     /// A statement failure of operation `op` as the hook's error.
     fn exec_error(&self, e: ExecError, op: &str) -> Error {
         match e {
@@ -110,18 +119,16 @@ where
     let handler = &options.handler;
     let fail = |e| hook.exec_error(e, "run");
     let results = if options.autocommit {
-        let mut conn = hook
-            .pool()
-            .acquire()
-            .await
-            .map_err(|e| hook.error("connect", e))?;
+        let mut conn = match hook.pool().acquire().await {
+            Ok(c) => c,
+            Err(e) => return Err(hook.acquire_error("connect", e).await),
+        };
         run_statements(&mut *conn, &bound, handler, exec::<H>, fail).await?
     } else {
-        let mut tx = hook
-            .pool()
-            .begin()
-            .await
-            .map_err(|e| hook.error("begin", e))?;
+        let mut tx = match hook.pool().begin().await {
+            Ok(tx) => tx,
+            Err(e) => return Err(hook.acquire_error("begin", e).await),
+        };
         // On error `tx` is dropped, which rolls back statements 1..k.
         let results = run_statements(&mut *tx, &bound, handler, exec::<H>, fail).await?;
         tx.commit().await.map_err(|e| hook.error("commit", e))?;
@@ -149,11 +156,10 @@ where
 {
     let mut written = 0u64;
     for group in rows.chunks(per_commit) {
-        let mut tx = hook
-            .pool()
-            .begin()
-            .await
-            .map_err(|e| hook.error("begin", e))?;
+        let mut tx = match hook.pool().begin().await {
+            Ok(tx) => tx,
+            Err(e) => return Err(hook.acquire_error("begin", e).await),
+        };
         for batch in group.chunks(per_stmt) {
             let (sql, args) = statement(batch)?;
             let done = H::bind_all(sqlx::query(&sql), &args)
@@ -194,10 +200,12 @@ where
             };
             let mut rows = H::bind_all(sqlx::query(&b.sql), &b.args).fetch(this.pool());
             while let Some(r) = rows.next().await {
-                let r = r
-                    .map_err(ExecError::Db)
-                    .and_then(|r| H::row_to_json(&r))
-                    .map_err(|e| this.exec_error(e, "get_records"));
+                let r = match r {
+                    Ok(r) => H::row_to_json(&r).map_err(|e| this.exec_error(e, "get_records")),
+                    // Only the first item can be the pool's; acquire_error
+                    // passes statement errors through as `error` would.
+                    Err(e) => Err(this.acquire_error("get_records", e).await),
+                };
                 let failed = r.is_err();
                 if tx.send(r).await.is_err() || failed {
                     return;
@@ -216,7 +224,8 @@ pub(crate) fn sqlx_error(system: &str, op: &str, conn_id: &str, e: sqlx::Error) 
             // PostgreSQL SQLSTATEs: auth, connection, undefined table, unique violation.
             Some("28P01" | "28000") => ErrorKind::Auth,
             Some(c) if c.starts_with("08") => ErrorKind::Unavailable,
-            Some("42P01") => ErrorKind::NotFound,
+            // Undefined table; invalid catalog name (an unknown database).
+            Some("42P01" | "3D000") => ErrorKind::NotFound,
             Some("23505") => ErrorKind::AlreadyExists,
             Some("40001" | "40P01" | "57P01") => ErrorKind::Unavailable,
             _ => ErrorKind::InvalidInput,
@@ -229,9 +238,33 @@ pub(crate) fn sqlx_error(system: &str, op: &str, conn_id: &str, e: sqlx::Error) 
         sqlx::Error::ColumnDecode { .. } | sqlx::Error::Decode(_) => ErrorKind::Unsupported,
         _ => ErrorKind::Remote,
     };
-    Error::new(kind, format!("{system}.{op}"), e.to_string())
+    let mut message = e.to_string();
+    if let Some(place) = pg_where(&e) {
+        message = format!("{message} (at {place})");
+    }
+    Error::new(kind, format!("{system}.{op}"), message)
         .with("conn_id", conn_id)
         .with_source(e)
+}
+
+/// PostgreSQL's `CONTEXT` of an error: where it happened, e.g. `COPY t, line 999,
+/// column id: "abc"` for a bad value in `bulk_load`. sqlx's Display drops it, yet
+/// it is what tells a user which line of a million-line file to fix.
+#[cfg(feature = "postgres")]
+fn pg_where(e: &sqlx::Error) -> Option<String> {
+    let sqlx::Error::Database(db) = e else {
+        return None;
+    };
+    db.try_downcast_ref::<sqlx::postgres::PgDatabaseError>()?
+        .r#where()
+        .map(str::trim)
+        .filter(|w| !w.is_empty())
+        .map(str::to_string)
+}
+
+#[cfg(not(feature = "postgres"))]
+fn pg_where(_: &sqlx::Error) -> Option<String> {
+    None
 }
 
 /// Turns a producer that pushes rows into a bounded channel into a stream. The

@@ -35,6 +35,15 @@ pub(crate) fn classify(e: &RedisError, cluster: bool) -> (ErrorKind, bool, Optio
             ),
         );
     }
+    // `cluster=true` on a plain node: discovery's `CLUSTER SLOTS` is refused.
+    // Not the caller's data but the connection's extras are wrong.
+    if cluster && text.contains("cluster support disabled") {
+        return (
+            ErrorKind::Config,
+            false,
+            Some("the server is not a cluster node: remove the connection's extra cluster=true"),
+        );
+    }
     if code == "WRONGTYPE" {
         return (
             ErrorKind::InvalidInput,
@@ -87,10 +96,47 @@ pub(crate) fn map_err(
     cluster: bool,
     secrets: &[String],
 ) -> Error {
+    build(e, operation, conn_id, key, cluster, secrets, None)
+}
+
+/// A failure to connect to `nodes` (`host:port`, comma-separated): [`map_err`]
+/// with the nodes in the message, which the driver's text ("Connection refused
+/// (os error 111)") lacks.
+pub(crate) fn connect_err(
+    e: RedisError,
+    conn_id: &str,
+    nodes: &str,
+    cluster: bool,
+    secrets: &[String],
+) -> Error {
+    build(
+        e,
+        "redis.connect",
+        conn_id,
+        None,
+        cluster,
+        secrets,
+        Some(nodes),
+    )
+}
+
+fn build(
+    e: RedisError,
+    operation: &'static str,
+    conn_id: &str,
+    key: Option<&str>,
+    cluster: bool,
+    secrets: &[String],
+    nodes: Option<&str>,
+) -> Error {
     let (kind, retryable, hint) = classify(&e, cluster);
     let message = match hint {
         Some(hint) => format!("{e} ({hint})"),
         None => e.to_string(),
+    };
+    let message = match nodes {
+        Some(nodes) => format!("cannot connect to {nodes}: {message}"),
+        None => message,
     };
     let mut err = Error::new(kind, operation, message).with("conn_id", conn_id);
     if let Some(key) = key {

@@ -117,15 +117,14 @@ impl RedisHook {
     async fn open(config: RedisConfig, mut secrets: Vec<String>) -> Result<Self> {
         secrets.extend(config.password.iter().cloned());
         let secrets: Arc<[String]> = secrets.into();
+        let nodes = config
+            .nodes
+            .iter()
+            .map(|(host, port)| format!("{host}:{port}"))
+            .collect::<Vec<_>>()
+            .join(", ");
         let fail = |e: redis::RedisError| {
-            error::map_err(
-                e,
-                "redis.connect",
-                &config.conn_id,
-                None,
-                config.cluster,
-                &secrets,
-            )
+            error::connect_err(e, &config.conn_id, &nodes, config.cluster, &secrets)
         };
         if config.tls.is_some() {
             ensure_crypto_provider();

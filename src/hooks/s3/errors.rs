@@ -1,7 +1,7 @@
 //! Classifying aws-sdk-s3 errors into gust's [`ErrorKind`]s.
 
 use aws_sdk_s3::config::http::HttpResponse;
-use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 
 use crate::error::{Error, ErrorKind};
 
@@ -59,10 +59,20 @@ fn hint(kind: ErrorKind, code: Option<&str>) -> &'static str {
 }
 
 /// A gust error from an SDK error. The caller adds conn id, bucket and key.
-pub(super) fn from_sdk<E>(operation: &'static str, err: SdkError<E, HttpResponse>) -> Error
+///
+/// `endpoint` is the `host:port` requests go to, when the connection names one.
+/// The message is for people: a service error's code and message, else the
+/// innermost cause's Display (`Connection refused (os error 111)`) — never the
+/// SDK's `Debug` of its wrappers. The SDK error stays chained as the source.
+pub(super) fn from_sdk<E>(
+    operation: &'static str,
+    err: SdkError<E, HttpResponse>,
+    endpoint: Option<&str>,
+) -> Error
 where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
 {
+    let at = endpoint.map(|e| format!(" {e}")).unwrap_or_default();
     let (kind, message) = match &err {
         SdkError::ServiceError(ctx) => {
             let status = ctx.raw().status().as_u16();
@@ -79,7 +89,10 @@ where
         }
         SdkError::TimeoutError(_) => (
             ErrorKind::Timeout,
-            format!("request timed out: {}", DisplayErrorContext(&err)),
+            format!(
+                "no answer from the endpoint{at} in time: {}",
+                innermost(&err)
+            ),
         ),
         SdkError::DispatchFailure(d) => {
             let kind = if d.is_timeout() {
@@ -91,20 +104,45 @@ where
             };
             (
                 kind,
-                format!("cannot reach the endpoint: {}", DisplayErrorContext(&err)),
+                format!("cannot reach the endpoint{at}: {}", innermost(&err)),
             )
         }
         SdkError::ResponseError(_) => (
             ErrorKind::Remote,
-            format!("unreadable response: {}", DisplayErrorContext(&err)),
+            format!(
+                "unreadable response from the endpoint{at}: {}",
+                innermost(&err)
+            ),
         ),
         SdkError::ConstructionFailure(_) => (
             ErrorKind::InvalidInput,
-            format!("invalid request: {}", DisplayErrorContext(&err)),
+            format!("invalid request: {}", innermost(&err)),
         ),
-        _ => (ErrorKind::Remote, DisplayErrorContext(&err).to_string()),
+        _ => (ErrorKind::Remote, innermost(&err)),
     };
     Error::new(kind, operation, message).with_source(err)
+}
+
+/// The Display of the last error in `e`'s source chain: the cause itself
+/// (`Connection refused (os error 111)`, a DNS or TLS failure), without the
+/// wrappers' words ("dispatch failure: io error: client error (Connect): …").
+fn innermost(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut last = e;
+    while let Some(next) = last.source() {
+        last = next;
+    }
+    last.to_string()
+}
+
+/// `host:port` of an endpoint URL, the port being the scheme's default when
+/// unset, for messages. `None` when `url` has no host.
+pub(super) fn host_port(url: &str) -> Option<String> {
+    let u = url::Url::parse(url).ok()?;
+    let host = u.host_str()?;
+    Some(match u.port_or_known_default() {
+        Some(p) => format!("{host}:{p}"),
+        None => host.to_string(),
+    })
 }
 
 #[cfg(test)]
@@ -129,5 +167,26 @@ mod tests {
         assert_eq!(classify(Some("Weird"), 400), ErrorKind::Remote);
         assert!(!Error::new(classify(Some("AccessDenied"), 403), "x", "y").is_retryable());
         assert!(Error::new(classify(None, 500), "x", "y").is_retryable());
+    }
+
+    #[test]
+    fn host_port_of_endpoints() {
+        assert_eq!(
+            host_port("http://127.0.0.1:9000").as_deref(),
+            Some("127.0.0.1:9000")
+        );
+        assert_eq!(
+            host_port("https://minio.local").as_deref(),
+            Some("minio.local:443")
+        );
+        assert_eq!(host_port("http://h/").as_deref(), Some("h:80"));
+        assert_eq!(host_port("not a url"), None);
+    }
+
+    #[test]
+    fn innermost_is_the_last_source() {
+        let io = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "Connection refused");
+        let outer = Error::new(ErrorKind::Unavailable, "x", "wrapper").with_source(io);
+        assert_eq!(innermost(&outer), "Connection refused");
     }
 }

@@ -79,8 +79,10 @@ impl Drop for AbortGuard {
 }
 
 /// Reads up to `size` bytes from `stream` (after `carry`, the rest of the last
-/// chunk). Returns the part and whether the stream ended.
+/// chunk). Returns the part and whether the stream ended. A failure of the
+/// stream itself becomes an error of `op`: see [`source_err`].
 async fn next_part(
+    op: &'static str,
     stream: &mut BytesStream,
     carry: &mut Option<Bytes>,
     size: usize,
@@ -90,7 +92,7 @@ async fn next_part(
         let chunk = match carry.take() {
             Some(c) => c,
             None => match stream.next().await {
-                Some(c) => c?,
+                Some(c) => c.map_err(|e| source_err(op, e))?,
                 None => return Ok((buf.freeze(), true)),
             },
         };
@@ -108,6 +110,21 @@ async fn next_part(
             return Ok((buf.freeze(), false));
         }
     }
+}
+
+/// The upload `op` failed because its source stream did: the caller asked for
+/// `op` (`s3.put_stream`), so that is the operation, while the source's kind,
+/// retryability and message are kept and the source error chained (its Display
+/// names the source's own operation and context).
+fn source_err(op: &'static str, e: Error) -> Error {
+    let retryable = e.is_retryable();
+    Error::new(
+        e.kind(),
+        op,
+        format!("the data to upload failed: {}", e.message()),
+    )
+    .with_retryable(retryable)
+    .with_source(e)
 }
 
 impl S3Hook {
@@ -201,7 +218,7 @@ impl S3Hook {
     ) -> Result<PutResult> {
         let ctx = |e: Error| self.context(e, Some(bucket), Some(key));
         let mut carry = None;
-        let (first, eof) = next_part(&mut stream, &mut carry, self.part_size)
+        let (first, eof) = next_part(op, &mut stream, &mut carry, self.part_size)
             .await
             .map_err(ctx)?;
         if eof {
@@ -270,7 +287,7 @@ impl S3Hook {
             }
             // A finished stream must not be polled again.
             if !eof {
-                let (next, ended) = next_part(&mut stream, &mut carry, self.part_size)
+                let (next, ended) = next_part(op, &mut stream, &mut carry, self.part_size)
                     .await
                     .map_err(|e| self.context(e, Some(bucket), Some(key)))?;
                 eof = ended;

@@ -1,0 +1,186 @@
+//! Every networked hook against a port nothing listens on: it must fail within
+//! seconds, name `host:port` and say the connection was refused, instead of
+//! retrying until a pool timeout that hides the cause. Needs no server; each
+//! hook's tests are compiled with its feature.
+#![allow(dead_code)]
+
+use std::time::{Duration, Instant};
+
+use gust::Error;
+
+/// How long a refused connection may take to be reported, retries included.
+const FAST: Duration = Duration::from_secs(5);
+
+/// A port on 127.0.0.1 that nothing listens on: bound by the OS, then released.
+fn refused_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap().port()
+}
+
+/// Runs `connect`, asserting it fails within [`FAST`] and that the error's
+/// Display names `127.0.0.1:<port>` and the refusal.
+async fn assert_refused<T: std::fmt::Debug>(
+    port: u16,
+    connect: impl std::future::Future<Output = gust::Result<T>>,
+) -> Error {
+    let start = Instant::now();
+    // Bounded, so a regression fails the test instead of hanging it.
+    let res = tokio::time::timeout(Duration::from_secs(60), connect).await;
+    let elapsed = start.elapsed();
+    let err = res
+        .unwrap_or_else(|_| panic!("still connecting after {elapsed:?}"))
+        .expect_err("a refused port must be an error");
+    let text = err.to_string();
+    eprintln!("after {elapsed:?}: {text}");
+    assert!(
+        elapsed < FAST,
+        "took {elapsed:?} (limit {FAST:?}) to report: {text}"
+    );
+    assert!(
+        text.contains(&format!("127.0.0.1:{port}")),
+        "no host:port in: {text}"
+    );
+    assert!(
+        text.to_lowercase().contains("refused"),
+        "no cause in: {text}"
+    );
+    assert!(
+        !text.contains("ConnectorError") && !text.contains("Os {"),
+        "a Debug dump in: {text}"
+    );
+    err
+}
+
+#[cfg(feature = "postgres")]
+mod postgres {
+    use super::*;
+    use gust::Connection;
+    use gust::hooks::postgres::PostgresHook;
+
+    #[tokio::test]
+    async fn postgres_refused_port_fails_fast_with_the_cause() {
+        let port = refused_port();
+        let conn = Connection::from_uri(
+            "pg_refused",
+            &format!("postgres://gust:Secret-pw-1@127.0.0.1:{port}/gust_test"),
+        )
+        .unwrap();
+        let err = assert_refused(port, PostgresHook::from_connection(&conn)).await;
+        assert_eq!(err.kind(), gust::ErrorKind::Unavailable, "{err}");
+        assert_eq!(err.context("conn_id"), Some("pg_refused"));
+        assert!(!format!("{err} {err:?}").contains("Secret-pw-1"));
+    }
+
+    /// The direct connection's bound comes from the extra `connect_timeout`.
+    #[tokio::test]
+    async fn postgres_bad_connect_timeout_is_a_config_error() {
+        let conn = Connection::from_uri(
+            "pg_timeout",
+            "postgres://gust:Secret-pw-1@127.0.0.1:1/gust_test?connect_timeout=soon",
+        )
+        .unwrap();
+        let err = PostgresHook::from_connection(&conn).await.unwrap_err();
+        assert_eq!(err.kind(), gust::ErrorKind::Config, "{err}");
+        assert!(err.to_string().contains("connect_timeout"), "{err}");
+    }
+
+    /// `postgres:/user:pw@host/db` (one slash) leaves the host empty and puts
+    /// `user:pw@host/db` into the schema.
+    #[tokio::test]
+    async fn postgres_uri_with_one_slash_fails_fast_as_config() {
+        let conn = Connection::from_uri(
+            "pg_one_slash",
+            "postgres:/gust:Secret-pw-1@127.0.0.1/gust_test",
+        )
+        .unwrap();
+        let start = Instant::now();
+        let err = tokio::time::timeout(
+            Duration::from_secs(60),
+            PostgresHook::from_connection(&conn),
+        )
+        .await
+        .expect("still connecting after 60 s")
+        .unwrap_err();
+        assert!(start.elapsed() < FAST, "took {:?}: {err}", start.elapsed());
+        assert_eq!(err.kind(), gust::ErrorKind::Config, "{err}");
+        assert!(!err.is_retryable());
+        assert!(err.to_string().contains("//"), "no hint in: {err}");
+        assert!(!format!("{err} {err:?}").contains("Secret-pw-1"), "{err:?}");
+    }
+}
+
+#[cfg(feature = "mysql")]
+mod mysql {
+    use super::*;
+    use gust::Connection;
+    use gust::hooks::mysql::MySqlHook;
+
+    #[tokio::test]
+    async fn mysql_refused_port_fails_fast_with_the_cause() {
+        let port = refused_port();
+        let conn = Connection::from_uri(
+            "my_refused",
+            &format!("mysql://gust:Secret-pw-1@127.0.0.1:{port}/gust_test"),
+        )
+        .unwrap();
+        let err = assert_refused(port, MySqlHook::from_connection(&conn)).await;
+        assert_eq!(err.kind(), gust::ErrorKind::Unavailable, "{err}");
+        assert_eq!(err.context("conn_id"), Some("my_refused"));
+    }
+}
+
+#[cfg(feature = "redis")]
+mod redis {
+    use super::*;
+    use gust::Connection;
+    use gust::hooks::redis::RedisHook;
+
+    #[tokio::test]
+    async fn redis_refused_port_fails_fast_with_the_cause() {
+        let port = refused_port();
+        let conn = Connection::from_uri(
+            "redis_refused",
+            &format!("redis://:Secret-pw-1@127.0.0.1:{port}/0"),
+        )
+        .unwrap();
+        let err = assert_refused(port, RedisHook::from_connection(&conn)).await;
+        assert_eq!(err.kind(), gust::ErrorKind::Unavailable, "{err}");
+        assert_eq!(err.context("conn_id"), Some("redis_refused"));
+    }
+
+    #[tokio::test]
+    async fn redis_cluster_refused_port_fails_fast_with_the_cause() {
+        let port = refused_port();
+        let conn = Connection::from_uri(
+            "redis_cluster_refused",
+            &format!("redis://:Secret-pw-1@127.0.0.1:{port}/?cluster=true"),
+        )
+        .unwrap();
+        let err = assert_refused(port, RedisHook::from_connection(&conn)).await;
+        assert_eq!(err.kind(), gust::ErrorKind::Unavailable, "{err}");
+    }
+}
+
+#[cfg(feature = "s3")]
+mod s3 {
+    use super::*;
+    use gust::Connection;
+    use gust::hooks::s3::S3Hook;
+
+    #[tokio::test]
+    async fn s3_refused_endpoint_fails_fast_with_the_cause() {
+        let port = refused_port();
+        let conn = Connection::from_uri(
+            "aws_refused",
+            &format!(
+                "aws://key-id:Secret-pw-1@/?region_name=us-east-1&endpoint_url=http%3A%2F%2F127.0.0.1%3A{port}"
+            ),
+        )
+        .unwrap();
+        let s3 = S3Hook::from_connection(&conn).await.unwrap();
+        let err = assert_refused(port, s3.test_connection()).await;
+        assert_eq!(err.kind(), gust::ErrorKind::Unavailable, "{err}");
+        assert!(err.is_retryable());
+        assert!(!format!("{err} {err:?}").contains("Secret-pw-1"));
+    }
+}
