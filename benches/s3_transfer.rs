@@ -156,7 +156,7 @@ async fn main() -> gust::Result<()> {
     let hook = S3Hook::from_conn_id(&conn_id).await?;
     let conn = gust::Connection::from_env(&conn_id)?;
     let bucket = format!("gust-bench-{}", std::process::id());
-    hook.create_bucket(Some(&bucket), None).await?;
+    hook.create_bucket(&bucket).await?;
     let exe = std::env::current_exe().expect("own path");
     let python = std::env::var("GUST_SERVICES_PYTHON").unwrap_or_else(|_| "python3".into());
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/benches/s3_transfer_boto3.py");

@@ -36,6 +36,8 @@ pub use self::redact::is_sensitive_key;
 use serde_json::{Map, Value};
 
 use self::pyjson::PyJson;
+// For the hooks that print URLs.
+#[cfg_attr(not(any(feature = "mlflow", feature = "s3")), allow(unused_imports))]
 pub(crate) use self::redact::strip_userinfo;
 use self::redact::{mask_json, password_candidates, schema_password};
 use self::uri::{quote, quote_plus, unquote, urlencode, urlsplit};

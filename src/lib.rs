@@ -34,7 +34,8 @@
 //! | `postgres` | `hooks::postgres::PostgresHook` (sqlx, COPY streaming) |
 //! | `mysql` | `hooks::mysql::MySqlHook` (mysql_async), tested on MariaDB |
 //! | `redis` | `hooks::redis::RedisHook`, single node and Redis Cluster |
-//! | `s3` | `hooks::s3::S3Hook` (aws-sdk-s3), `hooks::object_store` (memory and local stores), S3 operators |
+//! | `object-store` | `hooks::object_store`: the `ObjectStore` trait, `MemoryStore`, `LocalStore`, and the S3 operators (`operators::s3`) on any store, without the AWS SDK |
+//! | `s3` | `hooks::s3::S3Hook` (aws-sdk-s3) for AWS and S3-compatible servers; includes `object-store` |
 //! | `mlflow` | `hooks::mlflow::MlflowHook`: tracking, artifacts and model registry |
 //! | `ml` | smartcore models as an MLflow model flavor (with `mlflow`) |
 //! | `full` | all of the above |

@@ -36,9 +36,7 @@ async fn env() -> Option<Env> {
         .expect("s3 hook")
         .with_part_size(MIN_PART_SIZE);
     let bucket = common::unique("gust-mlflow-s3");
-    s3.create_bucket(Some(&bucket), None)
-        .await
-        .expect("create bucket");
+    s3.create_bucket(&bucket).await.expect("create bucket");
     Some(Env {
         mlflow,
         aws,

@@ -38,11 +38,7 @@ macro_rules! on_both_servers {
 async fn hook_with_bucket(conn: &Connection, prefix: &str) -> (S3Hook, String) {
     let hook = S3Hook::from_connection(conn).await.expect("hook");
     let bucket = common::unique(prefix);
-    assert!(
-        hook.create_bucket(Some(&bucket), None)
-            .await
-            .expect("create bucket")
-    );
+    assert!(hook.create_bucket(&bucket).await.expect("create bucket"));
     (hook, bucket)
 }
 
@@ -60,7 +56,7 @@ async fn parity(conn: Connection) {
         .await
         .expect("test_connection without STS");
     assert!(
-        !s3.create_bucket(b, None).await.unwrap(),
+        !s3.create_bucket(&bucket).await.unwrap(),
         "create_bucket is idempotent"
     );
     assert!(s3.check_for_bucket(b).await.unwrap());
@@ -135,7 +131,9 @@ async fn parity(conn: Connection) {
     // create_bucket with a region constraint (any region but us-east-1 sends one).
     let regional = common::unique("gust-eu");
     assert!(
-        s3.create_bucket(Some(&regional), Some("eu-west-1"))
+        s3.clone()
+            .with_bucket_region("eu-west-1")
+            .create_bucket(&regional)
             .await
             .expect("regional bucket")
     );
@@ -535,6 +533,61 @@ on_both_servers!(bad_input_catalogue, bad_input);
 
 /// s3s-fs checks signatures (moto does not): a wrong secret is a typed Auth error
 /// that never quotes the secret.
+/// Encryption and the bucket region are settings of the hook, so code written
+/// against `ObjectStore` (operators, transfers) gets them on every write path.
+#[tokio::test]
+async fn hook_settings_reach_every_write() {
+    use aws_sdk_s3::types::ServerSideEncryption;
+    let conn = require_conn!("aws_default");
+    let (plain, bucket) = hook_with_bucket(&conn, "gust-sse").await;
+    let hook = plain.clone().with_server_side_encryption(true);
+    let store: Arc<dyn ObjectStore> = Arc::new(hook.clone());
+    store
+        .put(&bucket, "put", Bytes::from_static(b"x"), &PutOptions::new())
+        .await
+        .unwrap();
+    let stream = futures::stream::iter(chunks(2, 10)).boxed();
+    store
+        .put_stream(&bucket, "stream", stream, &PutOptions::new())
+        .await
+        .unwrap();
+    plain
+        .put(&bucket, "plain", Bytes::from_static(b"x"), &PutOptions::new())
+        .await
+        .unwrap();
+    store.copy(&bucket, "plain", &bucket, "copied").await.unwrap();
+    for (key, expected) in [
+        ("put", Some(ServerSideEncryption::Aes256)),
+        ("stream", Some(ServerSideEncryption::Aes256)),
+        ("copied", Some(ServerSideEncryption::Aes256)),
+        ("plain", None),
+    ] {
+        let head = hook
+            .client()
+            .head_object()
+            .bucket(&bucket)
+            .key(key)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(head.server_side_encryption().cloned(), expected, "{key}");
+    }
+    let regional = common::unique("gust-region");
+    let store: Arc<dyn ObjectStore> = Arc::new(plain.with_bucket_region("eu-west-1"));
+    assert!(store.create_bucket(&regional).await.unwrap());
+    let location = hook
+        .client()
+        .get_bucket_location()
+        .bucket(&regional)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        location.location_constraint().map(|c| c.as_str()),
+        Some("eu-west-1")
+    );
+}
+
 #[tokio::test]
 async fn wrong_secret_is_auth_error() {
     let conn = require_conn!("s3s_fs");

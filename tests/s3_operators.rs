@@ -236,6 +236,55 @@ async fn operators_on_server(conn_id: &str) {
             .await
             .unwrap()
     );
+    if conn_id == "aws_default" {
+        // The operator's S3-only options are settings of the hook it builds from
+        // the connection, and they reach S3 (moto reports them back).
+        let head = hook
+            .client()
+            .head_object()
+            .bucket(&bucket)
+            .key("2025-01-08/a.csv")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            head.server_side_encryption(),
+            Some(&aws_sdk_s3::types::ServerSideEncryption::Aes256)
+        );
+        let regional = common::unique("gust-ops-eu");
+        S3CreateBucket::new(&regional)
+            .aws_conn_id(conn_id)
+            .region_name("eu-west-1")
+            .execute(&ctx)
+            .await
+            .unwrap();
+        let location = hook
+            .client()
+            .get_bucket_location()
+            .bucket(&regional)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            location.location_constraint().map(|c| c.as_str()),
+            Some("eu-west-1")
+        );
+        // Without the option, the object is not encrypted.
+        S3CreateObject::new(format!("s3://{bucket}/plain.csv"), "a")
+            .aws_conn_id(conn_id)
+            .execute(&ctx)
+            .await
+            .unwrap();
+        let head = hook
+            .client()
+            .head_object()
+            .bucket(&bucket)
+            .key("plain.csv")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(head.server_side_encryption(), None);
+    }
     // And the full round trip through the hook as a store.
     let bucket2 = common::unique("gust-ops2");
     operators_round_trip(Arc::new(hook), &bucket2, &bucket2).await;

@@ -1,4 +1,5 @@
-//! [`ObjectStore`]: the small async trait every object store implements (feature `s3`).
+//! [`ObjectStore`]: the small async trait every object store implements (feature
+//! `object-store`, which the `s3` feature includes; it compiles no AWS crate).
 //!
 //! Three implementations share it: [`S3Hook`](crate::hooks::s3::S3Hook) for AWS
 //! and S3-compatible servers, [`MemoryStore`] for unit tests, and [`LocalStore`]
@@ -25,6 +26,7 @@
 //! (where segments are directories) works on S3 and back. List *prefixes* may end
 //! with `/` (`data/`) but may not start with one.
 
+mod ext;
 mod local;
 mod memory;
 
@@ -38,6 +40,7 @@ use futures::stream::{BoxStream, StreamExt, TryStreamExt};
 
 use crate::error::{Error, ErrorKind, Result};
 
+pub use ext::{ListKeys, ObjectStoreExt, parse_s3_url};
 pub use local::LocalStore;
 pub use memory::MemoryStore;
 

@@ -75,8 +75,9 @@ use serde_json::Value;
 use crate::connection::Connection;
 use crate::error::{Error, ErrorKind, Result};
 
-pub use params::{ListKeys, LoadOptions, PresignMethod};
-pub(crate) use params::{file_stream, wildcard_match};
+pub use crate::hooks::object_store::ListKeys;
+pub(crate) use params::file_stream;
+pub use params::{LoadOptions, PresignMethod};
 
 /// Conn id used when none is given, as in Airflow.
 pub const DEFAULT_CONN_ID: &str = "aws_default";
@@ -117,6 +118,10 @@ pub struct S3Hook {
     copy_part_size: u64,
     conditional_put: ConditionalPut,
     download: download::DownloadConfig,
+    /// Server-side encryption (`AES256`) of every object this hook writes.
+    sse: bool,
+    /// The region `create_bucket` creates buckets in (default: the hook's region).
+    bucket_region: Option<String>,
 }
 
 impl fmt::Debug for S3Hook {
@@ -132,6 +137,8 @@ impl fmt::Debug for S3Hook {
             .field("copy_threshold", &self.copy_threshold)
             .field("conditional_put", &self.conditional_put)
             .field("download", &self.download)
+            .field("server_side_encryption", &self.sse)
+            .field("bucket_region", &self.bucket_region)
             .finish_non_exhaustive()
     }
 }
@@ -156,6 +163,12 @@ fn check_endpoint(name: &str, url: &str) -> std::result::Result<(), String> {
     let fixable = !url.contains("://")
         && url::Url::parse(&with_http).is_ok_and(|u| has_host(&u) && u.path() == "/");
     match url::Url::parse(url) {
+        // S3 requests are signed with the access key: credentials in the endpoint
+        // mean nothing to it, and the SDK would log and sign them as part of the host.
+        Ok(u) if !u.username().is_empty() || u.password().is_some() => Err(format!(
+            "extra {name} must not carry credentials (user:password@); put the access key \
+             id in the login and the secret key in the password"
+        )),
         Ok(u) if matches!(u.scheme(), "http" | "https") && has_host(&u) => Ok(()),
         // `host:port` parses with `host` as the scheme; a bare `host` not at all.
         _ if fixable => Err(format!(
@@ -281,7 +294,32 @@ impl S3Hook {
             copy_part_size: 512 * 1024 * 1024,
             conditional_put,
             download: download::DownloadConfig::default(),
+            sse: false,
+            bucket_region: None,
         })
+    }
+
+    /// Encrypts every object this hook writes (`put`, `put_stream`, `copy`, the
+    /// `load_*` methods) with S3-managed keys (`AES256`), Airflow's `encrypt`. A
+    /// setting of the hook rather than of each call, so code written against
+    /// [`ObjectStore`](crate::hooks::object_store::ObjectStore) gets it too.
+    pub fn with_server_side_encryption(mut self, on: bool) -> Self {
+        self.sse = on;
+        self
+    }
+
+    /// The region [`create_bucket`](crate::hooks::object_store::ObjectStore::create_bucket)
+    /// creates buckets in (default: the connection's `region_name`), Airflow's
+    /// `create_bucket(region_name=…)`.
+    pub fn with_bucket_region(mut self, region: impl Into<String>) -> Self {
+        self.bucket_region = Some(region.into());
+        self
+    }
+
+    /// Whether writes are encrypted (see
+    /// [`with_server_side_encryption`](Self::with_server_side_encryption)).
+    pub(crate) fn encrypts(&self) -> bool {
+        self.sse
     }
 
     /// Part size of multipart uploads (default 8 MiB; at least [`MIN_PART_SIZE`]).

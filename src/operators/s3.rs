@@ -1,11 +1,20 @@
-//! S3 operators with Airflow's names (feature `s3`): [`S3List`], [`S3CopyObject`],
-//! [`S3CreateBucket`], [`S3DeleteObjects`], [`S3CreateObject`].
+//! S3 operators with Airflow's names (feature `object-store`): [`S3List`],
+//! [`S3CopyObject`], [`S3CreateBucket`], [`S3DeleteObjects`], [`S3CreateObject`].
 //!
-//! Each takes its store from `aws_conn_id` (an [`S3Hook`] built when the task
-//! runs, default `aws_default`) or from [`with_store`](S3List::with_store): any
-//! [`ObjectStore`], such as a [`MemoryStore`](crate::hooks::object_store::MemoryStore)
-//! in unit tests or a [`LocalStore`](crate::hooks::object_store::LocalStore) in
-//! development. Templated fields are rendered as inline templates only: like
+//! Each takes its store from `aws_conn_id` (an `S3Hook` built when the task runs,
+//! default `aws_default`; needs the `s3` feature) or from
+//! [`with_store`](S3List::with_store): any [`ObjectStore`], such as a
+//! [`MemoryStore`](crate::hooks::object_store::MemoryStore) in unit tests or a
+//! [`LocalStore`](crate::hooks::object_store::LocalStore) in development. Either
+//! way `execute` calls only the [`ObjectStore`] trait, so a unit test on
+//! `MemoryStore` runs the same code as production on S3. S3-only options
+//! ([`S3CreateObject::encrypt`], [`S3CreateBucket::region_name`]) are settings of
+//! the hook built from the connection; a store given with `with_store` keeps its
+//! own settings (configure an `S3Hook` with `with_server_side_encryption` /
+//! `with_bucket_region` before passing it).
+//!
+//! Defaults are Airflow's: [`S3CreateObject`] does not replace an existing key
+//! unless `replace(true)` (a conditional write, never HEAD-then-PUT). Templated fields are rendered as inline templates only: like
 //! Airflow's S3 operators they have no `template_ext`, so a key such as
 //! `queries/daily.sql` stays a key instead of naming a template file.
 //!
@@ -35,9 +44,13 @@ use serde_json::{Value, json};
 
 use crate::context::Context;
 use crate::error::{Error, ErrorKind, Result};
-use crate::hooks::object_store::{ListEntry, ListOptions, ObjectStore, PutOptions};
-use crate::hooks::s3::{DEFAULT_CONN_ID, LoadOptions, S3Hook};
+use crate::hooks::object_store::{
+    ListEntry, ListKeys, ListOptions, ObjectStore, ObjectStoreExt, PutOptions, parse_s3_url,
+};
 use crate::task::Operator;
+
+/// The conn id the operators use unless `aws_conn_id` says otherwise, as in Airflow.
+const DEFAULT_CONN_ID: &str = "aws_default";
 
 /// Renders `field` as an inline template, never as a template file name
 /// (S3 fields have no `template_ext` in Airflow: `q/daily.sql` is a key).
@@ -61,31 +74,44 @@ impl std::fmt::Debug for Source {
     }
 }
 
-/// The store resolved for one execution: the hook when it came from a connection,
-/// so S3-only options (region, encryption) can be used.
-enum Resolved {
-    Hook(S3Hook),
-    Store(Arc<dyn ObjectStore>),
-}
-
-impl Resolved {
-    fn store(&self) -> &dyn ObjectStore {
-        match self {
-            Resolved::Hook(h) => h,
-            Resolved::Store(s) => s.as_ref(),
-        }
-    }
+/// S3-only settings an operator asks of the hook it builds from a connection.
+#[derive(Debug, Clone, Default)]
+#[cfg_attr(not(feature = "s3"), allow(dead_code))]
+struct S3Settings {
+    encrypt: bool,
+    region: Option<String>,
 }
 
 impl Source {
-    async fn resolve(&self, ctx: &Context) -> Result<Resolved> {
+    /// The store for one execution. The only place that knows S3: everything after
+    /// it calls the [`ObjectStore`] trait.
+    async fn resolve(&self, ctx: &Context, settings: S3Settings) -> Result<Arc<dyn ObjectStore>> {
         match self {
-            Source::Conn(id) => Ok(Resolved::Hook(
-                S3Hook::from_connection(&ctx.connection(id)?).await?,
-            )),
-            Source::Store(s) => Ok(Resolved::Store(s.clone())),
+            Source::Conn(id) => connect(&ctx.connection(id)?, settings).await,
+            Source::Store(s) => Ok(s.clone()),
         }
     }
+}
+
+#[cfg(feature = "s3")]
+async fn connect(conn: &crate::Connection, settings: S3Settings) -> Result<Arc<dyn ObjectStore>> {
+    let mut hook = crate::hooks::s3::S3Hook::from_connection(conn)
+        .await?
+        .with_server_side_encryption(settings.encrypt);
+    if let Some(region) = settings.region {
+        hook = hook.with_bucket_region(region);
+    }
+    Ok(Arc::new(hook))
+}
+
+#[cfg(not(feature = "s3"))]
+async fn connect(conn: &crate::Connection, _: S3Settings) -> Result<Arc<dyn ObjectStore>> {
+    Err(Error::new(
+        ErrorKind::Config,
+        "s3.connect",
+        "building a store from aws_conn_id needs gust's `s3` feature; or give one with with_store",
+    )
+    .with("conn_id", conn.conn_id()))
 }
 
 impl Default for Source {
@@ -104,7 +130,7 @@ fn bucket_key(op: &'static str, bucket: Option<&str>, key: &str) -> Result<(Stri
             "a bucket was given, so the key must be relative, not a URL",
         )
         .with("key", key)),
-        None => S3Hook::parse_s3_url(key),
+        None => parse_s3_url(key),
     }
 }
 
@@ -170,30 +196,12 @@ impl S3List {
 impl Operator for S3List {
     async fn execute(&self, ctx: &Context) -> Result<Value> {
         let bucket = render(ctx, &self.bucket)?;
-        let q = crate::hooks::s3::ListKeys::new()
+        let q = ListKeys::new()
             .prefix(render(ctx, &self.prefix)?)
             .delimiter(render(ctx, &self.delimiter)?)
             .apply_wildcard(self.apply_wildcard);
-        let resolved = self.source.resolve(ctx).await?;
-        let pattern = q.apply_wildcard.then(|| q.prefix.clone());
-        let opts: ListOptions = q.list_options();
-        let keys: Vec<String> = resolved
-            .store()
-            .list(&bucket, opts)
-            .try_filter_map(|e| {
-                futures::future::ready(Ok(match e {
-                    ListEntry::Object(m)
-                        if pattern
-                            .as_deref()
-                            .is_none_or(|p| crate::hooks::s3::wildcard_match(p, &m.key)) =>
-                    {
-                        Some(m.key)
-                    }
-                    _ => None,
-                }))
-            })
-            .try_collect()
-            .await?;
+        let store = self.source.resolve(ctx, S3Settings::default()).await?;
+        let keys: Vec<String> = store.list_keys_stream(&bucket, &q).try_collect().await?;
         tracing::info!(bucket, keys = keys.len(), "s3 keys listed");
         Ok(json!(keys))
     }
@@ -247,8 +255,8 @@ impl Operator for S3CopyObject {
         let db = render_opt(ctx, &self.dest_bucket_name)?;
         let (sb, sk) = bucket_key(op, sb.as_deref(), &render(ctx, &self.source_bucket_key)?)?;
         let (db, dk) = bucket_key(op, db.as_deref(), &render(ctx, &self.dest_bucket_key)?)?;
-        let resolved = self.source.resolve(ctx).await?;
-        resolved.store().copy(&sb, &sk, &db, &dk).await?;
+        let store = self.source.resolve(ctx, S3Settings::default()).await?;
+        store.copy(&sb, &sk, &db, &dk).await?;
         Ok(json!({"source": format!("s3://{sb}/{sk}"), "dest": format!("s3://{db}/{dk}")}))
     }
 }
@@ -272,7 +280,9 @@ impl S3CreateBucket {
             source: Source::default(),
         }
     }
-    /// The region (default: the connection's); ignored by non-S3 stores.
+    /// The region to create the bucket in (default: the connection's). A setting of
+    /// the `S3Hook` built from `aws_conn_id`; a store given with `with_store` uses
+    /// its own (`S3Hook::with_bucket_region`).
     pub fn region_name(mut self, region: impl Into<String>) -> Self {
         self.region_name = Some(region.into());
         self
@@ -283,13 +293,16 @@ impl S3CreateBucket {
 impl Operator for S3CreateBucket {
     async fn execute(&self, ctx: &Context) -> Result<Value> {
         let bucket = render(ctx, &self.bucket_name)?;
-        let created = match self.source.resolve(ctx).await? {
-            Resolved::Hook(h) => {
-                h.create_bucket(Some(&bucket), self.region_name.as_deref())
-                    .await?
-            }
-            Resolved::Store(s) => s.create_bucket(&bucket).await?,
+        let settings = S3Settings {
+            region: self.region_name.clone(),
+            ..S3Settings::default()
         };
+        let created = self
+            .source
+            .resolve(ctx, settings)
+            .await?
+            .create_bucket(&bucket)
+            .await?;
         Ok(json!({"bucket": bucket, "created": created}))
     }
 }
@@ -335,8 +348,7 @@ impl Operator for S3DeleteObjects {
     async fn execute(&self, ctx: &Context) -> Result<Value> {
         let op = "s3.delete_objects";
         let bucket = render(ctx, &self.bucket)?;
-        let resolved = self.source.resolve(ctx).await?;
-        let store = resolved.store();
+        let store = self.source.resolve(ctx, S3Settings::default()).await?;
         let keys: Vec<String> = match &self.prefix {
             Some(p) => {
                 let p = render(ctx, p)?;
@@ -419,7 +431,9 @@ impl S3CreateObject {
         self.replace = on;
         self
     }
-    /// Server-side encryption (S3 only).
+    /// Server-side encryption with S3-managed keys (Airflow's `encrypt`). A setting
+    /// of the `S3Hook` built from `aws_conn_id`; a store given with `with_store`
+    /// uses its own (`S3Hook::with_server_side_encryption`).
     pub fn encrypt(mut self, on: bool) -> Self {
         self.encrypt = on;
         self
@@ -436,23 +450,21 @@ impl Operator for S3CreateObject {
             &render(ctx, &self.s3_key)?,
         )?;
         let data = Bytes::from(render(ctx, &self.data)?);
-        let put = match self.source.resolve(ctx).await? {
-            Resolved::Hook(h) => {
-                let opts = LoadOptions::new()
-                    .replace(self.replace)
-                    .encrypt(self.encrypt);
-                h.load_bytes(data, &key, Some(&bucket), &opts).await?
-            }
-            Resolved::Store(s) => {
-                s.put(
-                    &bucket,
-                    &key,
-                    data,
-                    &PutOptions::new().replace(self.replace),
-                )
-                .await?
-            }
+        let settings = S3Settings {
+            encrypt: self.encrypt,
+            ..S3Settings::default()
         };
+        let put = self
+            .source
+            .resolve(ctx, settings)
+            .await?
+            .put(
+                &bucket,
+                &key,
+                data,
+                &PutOptions::new().replace(self.replace),
+            )
+            .await?;
         Ok(json!({"bucket": bucket, "key": key, "size": put.size}))
     }
 }

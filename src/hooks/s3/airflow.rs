@@ -9,51 +9,20 @@ use std::time::Duration;
 
 use aws_sdk_s3::presigning::PresigningConfig;
 use bytes::Bytes;
-use futures::stream::{BoxStream, StreamExt, TryStreamExt};
+use futures::stream::{StreamExt, TryStreamExt};
 
 use super::S3Hook;
-use super::params::{
-    ListKeys, LoadOptions, PresignMethod, bad_url, file_stream, gzip_stream, wildcard_match,
-};
+use super::params::{LoadOptions, PresignMethod, file_stream, gzip_stream};
 use crate::error::{Error, ErrorKind, Result};
 use crate::hooks::object_store::{
-    BytesStream, DeleteReport, ListEntry, ListOptions, ObjectMeta, ObjectStore, PutResult,
+    BytesStream, DeleteReport, ListEntry, ListKeys, ListOptions, ObjectMeta, ObjectStore,
+    ObjectStoreExt, PutResult,
 };
 
 impl S3Hook {
-    /// Airflow's `parse_s3_url`: `(bucket, key)` of `s3://`, `s3a://`, `s3n://`
-    /// URLs and of path-style (`https://s3.region.amazonaws.com/bucket/key`) and
-    /// virtual-hosted (`https://bucket.s3.region.amazonaws.com/key`) HTTPS URLs.
-    /// The key may be empty (a bucket URL).
+    /// Airflow's `parse_s3_url`; see [`parse_s3_url`](crate::hooks::object_store::parse_s3_url).
     pub fn parse_s3_url(url: &str) -> Result<(String, String)> {
-        let (scheme, rest) = url
-            .split_once("://")
-            .ok_or_else(|| bad_url(url, "not an S3 URL"))?;
-        let (host, path) = rest.split_once('/').unwrap_or((rest, ""));
-        let (bucket, key) = match scheme.to_ascii_lowercase().as_str() {
-            "s3" | "s3a" | "s3n" => (host, path),
-            "http" | "https" => {
-                let labels: Vec<&str> = host.split('.').collect();
-                if labels
-                    .first()
-                    .is_some_and(|l| *l == "s3" || l.starts_with("s3-"))
-                {
-                    path.split_once('/').unwrap_or((path, ""))
-                } else if labels.len() > 2 && labels[1] == "s3" {
-                    (labels[0], path)
-                } else {
-                    return Err(bad_url(
-                        url,
-                        "not a path-style or virtual-hosted S3 URL (https://bucket.s3.region.amazonaws.com/key)",
-                    ));
-                }
-            }
-            _ => return Err(bad_url(url, "the scheme is not s3, s3a, s3n or https")),
-        };
-        if bucket.is_empty() {
-            return Err(bad_url(url, "the URL names no bucket"));
-        }
-        Ok((bucket.to_string(), key.to_string()))
+        crate::hooks::object_store::parse_s3_url(url)
     }
 
     /// Airflow's `get_s3_bucket_key`: `(bucket, key)` from an explicit bucket, an
@@ -152,37 +121,12 @@ impl S3Hook {
         first.transpose().map(|e| e.is_some())
     }
 
-    /// Keys as a stream, fetched page by page: Airflow's `list_keys` without
-    /// holding the listing in memory.
-    pub fn list_keys_stream<'a>(
-        &'a self,
-        bucket: &'a str,
-        q: &ListKeys,
-    ) -> BoxStream<'a, Result<String>> {
-        let pattern = q.apply_wildcard.then(|| q.prefix.clone());
-        let keys = self
-            .list(bucket, q.list_options())
-            .try_filter_map(move |e| {
-                let keep = match e {
-                    ListEntry::Object(m)
-                        if pattern.as_deref().is_none_or(|p| wildcard_match(p, &m.key)) =>
-                    {
-                        Some(m.key)
-                    }
-                    _ => None,
-                };
-                futures::future::ready(Ok(keep))
-            });
-        match q.max_items {
-            Some(n) => keys.take(n).boxed(),
-            None => keys.boxed(),
-        }
-    }
-
     /// Airflow's `list_keys`.
     pub async fn list_keys(&self, bucket: Option<&str>, q: &ListKeys) -> Result<Vec<String>> {
         let b = self.bucket_or_default(bucket)?;
-        self.list_keys_stream(&b, q).try_collect().await
+        ObjectStoreExt::list_keys_stream(self, &b, q)
+            .try_collect()
+            .await
     }
 
     /// Airflow's `list_prefixes`: the common prefixes under `q.prefix` split by `q.delimiter`.
@@ -216,10 +160,11 @@ impl S3Hook {
         if opts.gzip {
             let one = futures::stream::once(async move { Ok(data) }).boxed();
             return self
-                .put_stream_inner(op, &b, &k, gzip_stream(one), &opts.upload())
+                .put_stream_inner(op, &b, &k, gzip_stream(one), &opts.upload(self.encrypts()))
                 .await;
         }
-        self.put_bytes(op, &b, &k, data, &opts.upload()).await
+        self.put_bytes(op, &b, &k, data, &opts.upload(self.encrypts()))
+            .await
     }
 
     /// Airflow's `load_string` (UTF-8).
@@ -248,7 +193,7 @@ impl S3Hook {
         crate::hooks::object_store::validate(op, &b, Some(&k))
             .map_err(|e| self.context(e, None, None))?;
         let data = if opts.gzip { gzip_stream(data) } else { data };
-        self.put_stream_inner(op, &b, &k, data, &opts.upload())
+        self.put_stream_inner(op, &b, &k, data, &opts.upload(self.encrypts()))
             .await
     }
 
@@ -364,13 +309,6 @@ impl S3Hook {
             ));
         }
         Ok(report)
-    }
-
-    /// Airflow's `create_bucket`: idempotent (`Ok(false)` when it exists), with a
-    /// location constraint for any region but `us-east-1`.
-    pub async fn create_bucket(&self, bucket: Option<&str>, region: Option<&str>) -> Result<bool> {
-        self.create_bucket_in(&self.bucket_or_default(bucket)?, region)
-            .await
     }
 
     /// Airflow's `generate_presigned_url` for `get_object` / `put_object`.

@@ -369,6 +369,7 @@ impl S3Hook {
             .create_multipart_upload()
             .bucket(dst_bucket)
             .key(dst_key)
+            .set_server_side_encryption(self.encrypts().then_some(ServerSideEncryption::Aes256))
             .send()
             .await
             .map_err(|e| self.sdk_err(op, Some(dst_bucket), Some(dst_key), e))?;

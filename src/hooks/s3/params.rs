@@ -5,8 +5,7 @@ use futures::stream::StreamExt;
 use tokio::io::AsyncReadExt;
 
 use super::multipart::Upload;
-use crate::error::{Error, ErrorKind};
-use crate::hooks::object_store::{BytesStream, ListOptions};
+use crate::hooks::object_store::BytesStream;
 
 /// Options of `load_*`. Defaults follow Airflow: **`replace = false`**.
 #[derive(Debug, Clone, Default)]
@@ -14,7 +13,9 @@ use crate::hooks::object_store::{BytesStream, ListOptions};
 pub struct LoadOptions {
     /// Overwrite an existing key (Airflow's `replace`, default `false`).
     pub replace: bool,
-    /// Server-side encryption with S3-managed keys (`AES256`), Airflow's `encrypt`.
+    /// Server-side encryption with S3-managed keys (`AES256`), Airflow's `encrypt`,
+    /// for this write; a hook built `with_server_side_encryption(true)` encrypts
+    /// every write anyway.
     pub encrypt: bool,
     /// Gzip the data before upload (Airflow's `gzip` / `compression="gzip"`).
     pub gzip: bool,
@@ -47,83 +48,14 @@ impl LoadOptions {
         self.content_type = Some(ct.into());
         self
     }
-    pub(super) fn upload(&self) -> Upload {
+    /// The write these options ask for, encrypted also when the hook always
+    /// encrypts (`S3Hook::with_server_side_encryption`).
+    pub(super) fn upload(&self, hook_encrypts: bool) -> Upload {
         Upload {
             replace: self.replace,
             content_type: self.content_type.clone(),
-            encrypt: self.encrypt,
+            encrypt: self.encrypt || hook_encrypts,
         }
-    }
-}
-
-/// Parameters of `list_keys` / `list_prefixes` (Airflow's names).
-#[derive(Debug, Clone, Default)]
-#[non_exhaustive]
-pub struct ListKeys {
-    /// Key prefix; with `apply_wildcard`, a pattern where `*` and `?` match any text / one character.
-    pub prefix: String,
-    /// Delimiter (Airflow's `delimiter`).
-    pub delimiter: String,
-    /// Start after this key (Airflow's `start_after_key`).
-    pub start_after_key: String,
-    /// Keys per request.
-    pub page_size: Option<u32>,
-    /// Stop after this many results.
-    pub max_items: Option<usize>,
-    /// Treat `*` and `?` in `prefix` as wildcards over the whole key.
-    pub apply_wildcard: bool,
-}
-
-impl ListKeys {
-    /// Every key of the bucket.
-    pub fn new() -> Self {
-        Self::default()
-    }
-    /// Sets the prefix.
-    pub fn prefix(mut self, p: impl Into<String>) -> Self {
-        self.prefix = p.into();
-        self
-    }
-    /// Sets the delimiter.
-    pub fn delimiter(mut self, d: impl Into<String>) -> Self {
-        self.delimiter = d.into();
-        self
-    }
-    /// Sets the key to start after.
-    pub fn start_after_key(mut self, k: impl Into<String>) -> Self {
-        self.start_after_key = k.into();
-        self
-    }
-    /// Sets the page size.
-    pub fn page_size(mut self, n: u32) -> Self {
-        self.page_size = Some(n);
-        self
-    }
-    /// Sets the maximum number of results.
-    pub fn max_items(mut self, n: usize) -> Self {
-        self.max_items = Some(n);
-        self
-    }
-    /// Turns wildcard matching on.
-    pub fn apply_wildcard(mut self, on: bool) -> Self {
-        self.apply_wildcard = on;
-        self
-    }
-
-    pub(crate) fn list_options(&self) -> ListOptions {
-        let prefix = if self.apply_wildcard {
-            // List the literal part before the first wildcard, then match.
-            let end = self.prefix.find(['*', '?']).unwrap_or(self.prefix.len());
-            &self.prefix[..end]
-        } else {
-            &self.prefix
-        };
-        let mut o = ListOptions::new()
-            .prefix(prefix)
-            .delimiter(self.delimiter.clone())
-            .start_after(self.start_after_key.clone());
-        o.page_size = self.page_size;
-        o
     }
 }
 
@@ -134,38 +66,6 @@ pub enum PresignMethod {
     GetObject,
     /// `put_object`: upload.
     PutObject,
-}
-
-/// `fnmatch` for `*` and `?` (Airflow matches wildcard keys with `fnmatch`).
-pub(crate) fn wildcard_match(pattern: &str, text: &str) -> bool {
-    let (p, t): (Vec<char>, Vec<char>) = (pattern.chars().collect(), text.chars().collect());
-    let (mut pi, mut ti, mut star, mut mark) = (0, 0, None, 0);
-    while ti < t.len() {
-        if pi < p.len() && (p[pi] == '?' || p[pi] == t[ti]) {
-            pi += 1;
-            ti += 1;
-        } else if pi < p.len() && p[pi] == '*' {
-            star = Some(pi);
-            mark = ti;
-            pi += 1;
-        } else if let Some(s) = star {
-            pi = s + 1;
-            mark += 1;
-            ti = mark;
-        } else {
-            return false;
-        }
-    }
-    p[pi..].iter().all(|c| *c == '*')
-}
-
-pub(super) fn bad_url(url: &str, why: &str) -> Error {
-    Error::new(
-        ErrorKind::InvalidInput,
-        "s3.parse_s3_url",
-        format!("{why}, e.g. s3://bucket/key"),
-    )
-    .with("url", url)
 }
 
 /// gzip-compresses a stream chunk by chunk, with bounded memory.
@@ -205,23 +105,4 @@ pub(crate) fn file_stream(file: tokio::fs::File) -> BytesStream {
         Ok(Some((Bytes::from(buf), file)))
     })
     .boxed()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn wildcards() {
-        assert!(wildcard_match("data/*.csv", "data/a.csv"));
-        assert!(wildcard_match("data/*.csv", "data/x/a.csv")); // fnmatch's * crosses '/'
-        assert!(wildcard_match("d?t*", "data"));
-        assert!(!wildcard_match("data/*.csv", "data/a.json"));
-        assert!(!wildcard_match("a", "ab"));
-        let o = ListKeys::new()
-            .prefix("raw/2025-*/x.csv")
-            .apply_wildcard(true)
-            .list_options();
-        assert_eq!(o.prefix.as_deref(), Some("raw/2025-"));
-    }
 }

@@ -80,6 +80,13 @@ impl S3Hook {
         }
     }
 
+    /// What a put with `opts` writes: the hook's encryption setting applies.
+    fn upload(&self, opts: &PutOptions) -> Upload {
+        let mut up = Upload::from(opts);
+        up.encrypt = self.encrypts();
+        up
+    }
+
     /// `HeadBucket`: whether the bucket exists and is reachable with our credentials.
     pub(super) async fn bucket_exists(&self, bucket: &str) -> Result<bool> {
         match self.client.head_bucket().bucket(bucket).send().await {
@@ -152,7 +159,8 @@ fn entry_key(e: &ListEntry) -> &str {
 #[async_trait]
 impl ObjectStore for S3Hook {
     async fn create_bucket(&self, bucket: &str) -> Result<bool> {
-        self.create_bucket_in(bucket, None).await
+        self.create_bucket_in(bucket, self.bucket_region.as_deref())
+            .await
     }
 
     async fn put(
@@ -164,7 +172,7 @@ impl ObjectStore for S3Hook {
     ) -> Result<PutResult> {
         let op = "s3.put_object";
         validate(op, bucket, Some(key)).map_err(|e| self.context(e, None, None))?;
-        self.put_bytes(op, bucket, key, data, &Upload::from(opts))
+        self.put_bytes(op, bucket, key, data, &self.upload(opts))
             .await
     }
 
@@ -177,7 +185,7 @@ impl ObjectStore for S3Hook {
     ) -> Result<PutResult> {
         let op = "s3.put_stream";
         validate(op, bucket, Some(key)).map_err(|e| self.context(e, None, None))?;
-        self.put_stream_inner(op, bucket, key, data, &Upload::from(opts))
+        self.put_stream_inner(op, bucket, key, data, &self.upload(opts))
             .await
     }
 
@@ -279,6 +287,10 @@ impl ObjectStore for S3Hook {
             .copy_source(copy_source(src_bucket, src_key))
             .bucket(dst_bucket)
             .key(dst_key)
+            .set_server_side_encryption(
+                self.encrypts()
+                    .then_some(aws_sdk_s3::types::ServerSideEncryption::Aes256),
+            )
             .send()
             .await
             .map_err(|e| {
