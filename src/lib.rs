@@ -57,6 +57,7 @@ pub mod dag;
 pub mod error;
 pub mod hooks;
 pub mod operators;
+pub mod retry;
 pub mod task;
 pub mod template;
 
