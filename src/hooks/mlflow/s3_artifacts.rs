@@ -316,7 +316,13 @@ mod imp {
             e: Error,
         ) -> Error {
             let mut out = Error::new(e.kind(), op, e.message().to_string())
-                .with_retryable(e.is_retryable())
+                .with_retryable(e.is_retryable() || e.is_exhausted());
+            // The S3 hook's own retries gave up: keep the mark, so the task
+            // does not multiply them (see `gust::retry`).
+            if e.is_exhausted() {
+                out = out.exhausted();
+            }
+            let mut out = out
                 .with("run_id", run_id)
                 .with("artifact", rel)
                 .with("bucket", bucket);
