@@ -177,6 +177,16 @@ impl Error {
         self
     }
 
+    /// Takes `from`'s retryability and [exhausted](Self::exhausted) mark, for
+    /// code that builds a new error around another one (usually with `from` as
+    /// its [source](Self::with_source)): a rebuilt error must not become
+    /// retryable again after a layer gave up on it, nor lose an override.
+    pub fn with_retry_state_of(mut self, from: &Error) -> Self {
+        self.retryable = from.retryable;
+        self.exhausted = from.exhausted;
+        self
+    }
+
     /// The coarse kind of failure.
     pub fn kind(&self) -> ErrorKind {
         self.kind
@@ -456,6 +466,16 @@ mod tests {
         let e = Error::fail_now("bad").exhausted();
         assert!(!e.is_exhausted());
         assert!(Error::retryable("flaky").exhausted().is_exhausted());
+    }
+
+    #[test]
+    fn a_rebuilt_error_keeps_the_retry_state() {
+        let inner = Error::new(ErrorKind::Unavailable, "s3.get", "503").exhausted();
+        let outer = Error::new(inner.kind(), "mlflow.download", "503").with_retry_state_of(&inner);
+        assert!(outer.is_exhausted() && !outer.is_retryable());
+        let inner = Error::new(ErrorKind::Unavailable, "s3.get", "503").with_retryable(false);
+        let outer = Error::new(inner.kind(), "x", "503").with_retry_state_of(&inner);
+        assert!(!outer.is_retryable() && !outer.is_exhausted());
     }
 
     #[test]

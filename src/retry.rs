@@ -60,12 +60,22 @@ use std::time::Duration;
 ///
 /// Arithmetic saturates: a large retry number gives the cap (or the longest
 /// [`Duration`]), never a panic.
+///
+/// The fields are public so a layer whose client computes its own delays (a
+/// driver's reconnect settings) can be configured from the same `Backoff`; build
+/// one with [`exponential`](Self::exponential) or [`constant`](Self::constant).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Backoff {
-    base: Duration,
-    factor: u32,
-    max_delay: Option<Duration>,
-    jitter: bool,
+    /// The delay before the first retry.
+    pub base: Duration,
+    /// What the delay is multiplied by after each retry: 2 exponential, 1
+    /// constant (0 counts as 1).
+    pub factor: u32,
+    /// The cap of every delay, jitter included.
+    pub max_delay: Option<Duration>,
+    /// Whether a random part of up to one delay more is added.
+    pub jitter: bool,
 }
 
 impl Backoff {
@@ -109,15 +119,11 @@ impl Backoff {
         self
     }
 
-    /// The delay before the first retry.
-    pub fn base(&self) -> Duration {
-        self.base
-    }
-
     /// The delay before retry `retry` (1 for the first retry; 0 is taken as 1).
     pub fn delay(&self, retry: u32) -> Duration {
         let n = retry.max(1);
-        let mut delay = self.base.saturating_mul(self.factor.saturating_pow(n - 1));
+        let growth = self.factor.max(1).saturating_pow(n - 1);
+        let mut delay = self.base.saturating_mul(growth);
         if self.jitter && !delay.is_zero() {
             let extra: f64 = rand::random_range(0.0..1.0);
             // `try_from`: `mul_f64` would panic on a delay near `Duration::MAX`.

@@ -315,14 +315,10 @@ mod imp {
             key: Option<&str>,
             e: Error,
         ) -> Error {
+            // The retry state too: once the S3 hook's retries gave up
+            // (exhausted), the task must not multiply them (see `gust::retry`).
             let mut out = Error::new(e.kind(), op, e.message().to_string())
-                .with_retryable(e.is_retryable() || e.is_exhausted());
-            // The S3 hook's own retries gave up: keep the mark, so the task
-            // does not multiply them (see `gust::retry`).
-            if e.is_exhausted() {
-                out = out.exhausted();
-            }
-            let mut out = out
+                .with_retry_state_of(&e)
                 .with("run_id", run_id)
                 .with("artifact", rel)
                 .with("bucket", bucket);
