@@ -24,6 +24,9 @@
 //! 3. when it gives up on a retryable error after retrying, return it
 //!    `.exhausted()` with the number of attempts in its context (`attempts=4`).
 //!
+//! Code that builds a new error around another keeps its state with
+//! [`Error::with_retry_state_of`].
+//!
 //! ```
 //! use std::time::Duration;
 //! use gust::retry::Backoff;
@@ -46,6 +49,7 @@
 //! [`TaskOptions::retry_exhausted`]: crate::TaskOptions::retry_exhausted
 //! [`Error::exhausted`]: crate::Error::exhausted
 //! [`Error::is_retryable`]: crate::Error::is_retryable
+//! [`Error::with_retry_state_of`]: crate::Error::with_retry_state_of
 
 use std::time::Duration;
 
