@@ -43,6 +43,10 @@
 //!     .max_delay(Duration::from_secs(5));
 //! assert_eq!(capped.delay(3), Duration::from_secs(4));
 //! assert_eq!(capped.delay(10), Duration::from_secs(5));
+//!
+//! // A layer's policy can be a constant.
+//! const PART_RESUMES: Backoff = Backoff::exponential(Duration::from_millis(200)).jitter(false);
+//! assert_eq!(PART_RESUMES.delay(3), Duration::from_millis(800));
 //! ```
 //!
 //! [`TaskOptions`]: crate::TaskOptions
@@ -84,7 +88,7 @@ pub struct Backoff {
 
 impl Backoff {
     /// Doubling delays from `base` (`base`, `2·base`, `4·base`, …), with jitter.
-    pub fn exponential(base: Duration) -> Self {
+    pub const fn exponential(base: Duration) -> Self {
         Backoff {
             base,
             factor: 2,
@@ -94,7 +98,7 @@ impl Backoff {
     }
 
     /// The same delay `d` before every retry, without jitter.
-    pub fn constant(d: Duration) -> Self {
+    pub const fn constant(d: Duration) -> Self {
         Backoff {
             base: d,
             factor: 1,
@@ -106,19 +110,19 @@ impl Backoff {
     /// Multiplies the delay by `factor` after each retry (2 for
     /// [`exponential`](Self::exponential), 1 for [`constant`](Self::constant)).
     /// A factor of 0 is taken as 1.
-    pub fn factor(mut self, factor: u32) -> Self {
-        self.factor = factor.max(1);
+    pub const fn factor(mut self, factor: u32) -> Self {
+        self.factor = if factor == 0 { 1 } else { factor };
         self
     }
 
     /// Caps every delay, jitter included.
-    pub fn max_delay(mut self, max: Duration) -> Self {
+    pub const fn max_delay(mut self, max: Duration) -> Self {
         self.max_delay = Some(max);
         self
     }
 
     /// Adds a random part, up to as much again as the delay (see the type's docs).
-    pub fn jitter(mut self, on: bool) -> Self {
+    pub const fn jitter(mut self, on: bool) -> Self {
         self.jitter = on;
         self
     }
