@@ -6,7 +6,8 @@
 //! * the *operation* that failed (`"connection.from_uri"`, `"sqlite.run"`, …),
 //! * the *target* as key/value context (`conn_id`, `bucket`, `key`, `table`, …),
 //! * the underlying source error, chained through [`std::error::Error::source`],
-//! * whether retrying may help ([`Error::is_retryable`]).
+//! * whether retrying may help ([`Error::is_retryable`]), and whether a layer
+//!   below already retried it and gave up ([`Error::is_exhausted`]).
 //!
 //! Messages are one line and never contain secrets: code that holds a
 //! [`Connection`](crate::Connection) passes its secrets to [`Error::redact`], which
@@ -91,6 +92,8 @@ pub struct Error {
     message: String,
     context: Vec<(&'static str, String)>,
     retryable: Option<bool>,
+    /// Set by [`Error::exhausted`]: a layer retried this error and gave up.
+    exhausted: bool,
     source: Option<BoxError>,
 }
 
@@ -107,6 +110,7 @@ impl Error {
             message: one_line(message.into()),
             context: Vec::new(),
             retryable: None,
+            exhausted: false,
             source: None,
         }
     }
@@ -134,8 +138,52 @@ impl Error {
     }
 
     /// Overrides whether retrying may help (by default only timeouts and unavailability are).
+    ///
+    /// An explicit choice replaces what was known before, so it also clears the
+    /// [exhausted](Self::exhausted) mark.
     pub fn with_retryable(mut self, retryable: bool) -> Self {
         self.retryable = Some(retryable);
+        self.exhausted = false;
+        self
+    }
+
+    /// Marks a retryable error as *exhausted*: the layer returning it retried it
+    /// and gave up (OpenDAL's `set_persistent`). From then on
+    /// [`is_retryable`](Self::is_retryable) is `false`, so the layers above do
+    /// not multiply the attempts: the task loop retries an exhausted error only
+    /// with [`TaskOptions::retry_exhausted`](crate::TaskOptions::retry_exhausted).
+    /// See [`gust::retry`](crate::retry) for who owns patience.
+    ///
+    /// A layer that retries calls this when it runs out of attempts, and adds
+    /// how many it made: `e.exhausted().with("attempts", 4)`. An error that was
+    /// not retryable is returned unchanged: there was nothing to give up on.
+    ///
+    /// ```
+    /// use gust::{Error, ErrorKind};
+    ///
+    /// let e = Error::new(ErrorKind::Unavailable, "mlflow.runs/get", "HTTP 503")
+    ///     .exhausted()
+    ///     .with("attempts", 4);
+    /// assert!(e.is_exhausted() && !e.is_retryable());
+    /// assert_eq!(
+    ///     e.to_string(),
+    ///     "mlflow.runs/get failed (unavailable, retries exhausted): HTTP 503 [attempts=4]"
+    /// );
+    /// ```
+    pub fn exhausted(mut self) -> Self {
+        if self.is_retryable() {
+            self.exhausted = true;
+        }
+        self
+    }
+
+    /// Takes `from`'s retryability and [exhausted](Self::exhausted) mark, for
+    /// code that builds a new error around another one (usually with `from` as
+    /// its [source](Self::with_source)): a rebuilt error must not become
+    /// retryable again after a layer gave up on it, nor lose an override.
+    pub fn with_retry_state_of(mut self, from: &Error) -> Self {
+        self.retryable = from.retryable;
+        self.exhausted = from.exhausted;
         self
     }
 
@@ -162,10 +210,23 @@ impl Error {
             .map(|(_, v)| v.as_str())
     }
 
-    /// Whether retrying the operation may succeed.
+    /// Whether retrying the operation may succeed *and* no layer has retried it
+    /// already: `false` for an [exhausted](Self::exhausted) error, so a loop that
+    /// retries on `is_retryable()` never compounds with the layer below it.
     pub fn is_retryable(&self) -> bool {
-        self.retryable
-            .unwrap_or_else(|| self.kind.retryable_by_default())
+        !self.exhausted
+            && self
+                .retryable
+                .unwrap_or_else(|| self.kind.retryable_by_default())
+    }
+
+    /// Whether a layer below retried this (transient) error and gave up; see
+    /// [`exhausted`](Self::exhausted). Such an error is not
+    /// [retryable](Self::is_retryable), but retrying it later may still succeed,
+    /// which is what [`TaskOptions::retry_exhausted`](crate::TaskOptions::retry_exhausted)
+    /// opts in to.
+    pub fn is_exhausted(&self) -> bool {
+        self.exhausted
     }
 
     /// Removes every occurrence of each secret from the message, the context and the
@@ -270,12 +331,18 @@ impl std::error::Error for RedactedSource {
 }
 
 impl fmt::Display for Error {
-    /// `operation failed (kind): message [key=value, …]` on one line. The source is
-    /// not repeated here; walk [`source`](std::error::Error::source) for it.
+    /// `operation failed (kind): message [key=value, …]` on one line, with
+    /// `(kind, retries exhausted)` for an [exhausted](Error::exhausted) error. The
+    /// source is not repeated here; walk [`source`](std::error::Error::source) for it.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let exhausted = if self.exhausted {
+            ", retries exhausted"
+        } else {
+            ""
+        };
         write!(
             f,
-            "{} failed ({}): {}",
+            "{} failed ({}{exhausted}): {}",
             self.operation, self.kind, self.message
         )?;
         if !self.context.is_empty() {
@@ -299,7 +366,8 @@ impl fmt::Debug for Error {
             .field("operation", &self.operation)
             .field("message", &self.message)
             .field("context", &self.context)
-            .field("retryable", &self.is_retryable());
+            .field("retryable", &self.is_retryable())
+            .field("exhausted", &self.exhausted);
         if let Some(s) = &self.source {
             d.field("source", &s.to_string());
         }
@@ -370,6 +438,44 @@ mod tests {
         );
         assert!(Error::retryable("flaky").is_retryable());
         assert!(!Error::fail_now("bad data").is_retryable());
+    }
+
+    #[test]
+    fn exhausted_is_not_retryable_and_survives_redact_and_context() {
+        let e = Error::new(ErrorKind::Unavailable, "x", "token s3cr3t-token refused")
+            .exhausted()
+            .with("attempts", 4)
+            .redact(&["s3cr3t-token"]);
+        assert!(e.is_exhausted());
+        assert!(!e.is_retryable());
+        assert_eq!(
+            e.to_string(),
+            "x failed (unavailable, retries exhausted): token *** refused [attempts=4]"
+        );
+        assert!(format!("{e:?}").contains("exhausted: true"));
+        // An explicit decision replaces the mark.
+        let again = e.with_retryable(true);
+        assert!(again.is_retryable() && !again.is_exhausted());
+    }
+
+    #[test]
+    fn only_retryable_errors_become_exhausted() {
+        let e = Error::new(ErrorKind::NotFound, "x", "y").exhausted();
+        assert!(!e.is_exhausted());
+        assert_eq!(e.to_string(), "x failed (not found): y");
+        let e = Error::fail_now("bad").exhausted();
+        assert!(!e.is_exhausted());
+        assert!(Error::retryable("flaky").exhausted().is_exhausted());
+    }
+
+    #[test]
+    fn a_rebuilt_error_keeps_the_retry_state() {
+        let inner = Error::new(ErrorKind::Unavailable, "s3.get", "503").exhausted();
+        let outer = Error::new(inner.kind(), "mlflow.download", "503").with_retry_state_of(&inner);
+        assert!(outer.is_exhausted() && !outer.is_retryable());
+        let inner = Error::new(ErrorKind::Unavailable, "s3.get", "503").with_retryable(false);
+        let outer = Error::new(inner.kind(), "x", "503").with_retry_state_of(&inner);
+        assert!(!outer.is_retryable() && !outer.is_exhausted());
     }
 
     #[test]

@@ -46,7 +46,8 @@
 //! ## Where things are
 //!
 //! Airflow's split is the module layout: [`connection`], [`hooks`], [`operators`]
-//! (transfers will get a module of their own); the runtime is [`Context`], [`Task`], [`Dag`]; every fallible call
+//! (transfers will get a module of their own); the runtime is [`Context`], [`Task`], [`Dag`], with
+//! [`retry`] for the one backoff and who owns patience between hooks and tasks; every fallible call
 //! returns [`gust::Result`](Result) with one [`Error`] type. gust never prints: it
 //! reports progress through [`tracing`] spans (`dag_run`, `task_try`) and events.
 #![cfg_attr(docsrs, feature(doc_cfg))]
@@ -58,6 +59,7 @@ pub mod dag;
 pub mod error;
 pub mod hooks;
 pub mod operators;
+pub mod retry;
 pub mod task;
 pub mod template;
 

@@ -11,6 +11,12 @@
 //! timeout is tried again. Task code chooses with [`Error::retryable`] and
 //! [`Error::fail_now`].
 //!
+//! An error that a hook already retried and gave up on ([`Error::is_exhausted`],
+//! e.g. an MLflow call that failed 4 times) is not retried by the task either, so
+//! the attempts of the two layers do not multiply; [`TaskOptions::retry_exhausted`]
+//! opts in. Delays come from the same [`Backoff`] the hooks use; see
+//! [`gust::retry`](crate::retry) for who owns patience at each layer.
+//!
 //! **A panic is a failed try** like any other: the operator's panic is caught, and
 //! the try fails with an [`ErrorKind::TaskFailed`] error whose message carries the
 //! panic message and its location (`the task panicked at src/etl.rs:12:9: …`), which
@@ -50,6 +56,7 @@ use tracing::Instrument;
 
 use crate::context::{Context, RETURN_VALUE};
 use crate::error::{Error, ErrorKind, Result};
+use crate::retry::Backoff;
 
 /// One unit of work. Implement it for your own operators; use [`Task::from_fn`] for closures.
 #[async_trait]
@@ -102,6 +109,7 @@ pub struct TaskOptions {
     pub(crate) retry_exponential_backoff: bool,
     pub(crate) max_retry_delay: Option<Duration>,
     pub(crate) jitter: bool,
+    pub(crate) retry_exhausted: bool,
     pub(crate) execution_timeout: Option<Duration>,
     pub(crate) on_success: Option<SuccessCallback>,
     pub(crate) on_failure: Option<ErrorCallback>,
@@ -116,6 +124,7 @@ impl Default for TaskOptions {
             retry_exponential_backoff: false,
             max_retry_delay: None,
             jitter: true,
+            retry_exhausted: false,
             execution_timeout: None,
             on_success: None,
             on_failure: None,
@@ -132,6 +141,7 @@ impl fmt::Debug for TaskOptions {
             .field("retry_exponential_backoff", &self.retry_exponential_backoff)
             .field("max_retry_delay", &self.max_retry_delay)
             .field("jitter", &self.jitter)
+            .field("retry_exhausted", &self.retry_exhausted)
             .field("execution_timeout", &self.execution_timeout)
             .field("on_success", &self.on_success.is_some())
             .field("on_failure", &self.on_failure.is_some())
@@ -173,6 +183,17 @@ impl TaskOptions {
         self
     }
 
+    /// Whether to retry an error that a hook already retried and gave up on
+    /// ([`Error::is_exhausted`]). Off by default: the hook's attempts times the
+    /// task's tries would hammer a server that is already failing (with the
+    /// MLflow client's 4 attempts and `retries(2)`, 12 requests instead of 4).
+    /// Turn it on when the outage may outlast the hook's patience and the task's
+    /// [`retry_delay`](Self::retry_delay) is long enough to wait it out.
+    pub fn retry_exhausted(mut self, on: bool) -> Self {
+        self.retry_exhausted = on;
+        self
+    }
+
     /// Cancels a try that runs longer, calls the operator's `on_kill`, and fails the
     /// try with a retryable [`ErrorKind::Timeout`].
     pub fn execution_timeout(mut self, d: Duration) -> Self {
@@ -199,25 +220,39 @@ impl TaskOptions {
         self
     }
 
+    /// The task's delays as a [`Backoff`]: `retry_delay` doubling with
+    /// `retry_exponential_backoff` (jittered unless `jitter(false)`), else
+    /// constant (Airflow jitters only the exponential form), capped by
+    /// `max_retry_delay`.
+    pub fn backoff(&self) -> Backoff {
+        let backoff = if self.retry_exponential_backoff {
+            Backoff::exponential(self.retry_delay).jitter(self.jitter)
+        } else {
+            Backoff::constant(self.retry_delay)
+        };
+        match self.max_retry_delay {
+            Some(max) => backoff.max_delay(max),
+            None => backoff,
+        }
+    }
+
     /// The delay before try `next_try` (2 for the first retry).
     pub fn delay_before_try(&self, next_try: u32) -> Duration {
-        let retry_index = next_try.saturating_sub(1).max(1); // 1 for the first retry
-        let mut delay = if self.retry_exponential_backoff {
-            let factor = 2u32.saturating_pow(retry_index - 1);
-            let base = self.retry_delay.saturating_mul(factor);
-            if self.jitter && !base.is_zero() {
-                let extra = rand::random_range(0.0..1.0);
-                base + base.mul_f64(extra)
-            } else {
-                base
-            }
+        self.backoff().delay(next_try.saturating_sub(1))
+    }
+
+    /// Why the task loop will not retry `err`, or `None` if it will (tries left
+    /// permitting): for the `task failed` log line.
+    fn no_retry_reason(&self, err: &Error) -> Option<&'static str> {
+        if err.is_retryable() {
+            None
+        } else if err.is_exhausted() {
+            (!self.retry_exhausted).then_some(
+                "a hook already retried this error and gave up (TaskOptions::retry_exhausted)",
+            )
         } else {
-            self.retry_delay
-        };
-        if let Some(max) = self.max_retry_delay {
-            delay = delay.min(max);
+            Some("the error is not retryable")
         }
-        delay
     }
 }
 
@@ -303,7 +338,9 @@ impl Task {
                         result: Ok(value),
                     };
                 }
-                Err(err) if err.is_retryable() && try_number < max_tries => {
+                Err(err)
+                    if self.options.no_retry_reason(&err).is_none() && try_number < max_tries =>
+                {
                     let delay = self.options.delay_before_try(try_number + 1);
                     tracing::warn!(error = %err, retry_in = ?delay, "try failed; will retry");
                     if let Some(cb) = &self.options.on_retry {
@@ -314,7 +351,17 @@ impl Task {
                     try_number += 1;
                 }
                 Err(err) => {
-                    tracing::error!(error = %err, retryable = err.is_retryable(), "task failed");
+                    let why = self
+                        .options
+                        .no_retry_reason(&err)
+                        .unwrap_or("no retries left");
+                    tracing::error!(
+                        error = %err,
+                        retryable = err.is_retryable(),
+                        exhausted = err.is_exhausted(),
+                        why_not_retried = why,
+                        "task failed"
+                    );
                     if let Some(cb) = &self.options.on_failure {
                         guard_callback("on_failure", || cb(&ctx, &err));
                     }

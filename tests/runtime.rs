@@ -524,3 +524,94 @@ async fn a_panicking_callback_does_not_change_the_outcome() {
         "{bad:?}"
     );
 }
+
+// Issue #10: an error a hook already retried and gave up on ("exhausted") is not
+// retried again by the task, so the hook's attempts and the task's tries do not
+// multiply; `retry_exhausted(true)` opts back in.
+#[tokio::test(start_paused = true)]
+async fn an_exhausted_error_is_not_retried_unless_the_task_opts_in() {
+    let log = LogBuf::default();
+    let writer = log.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(move || writer.clone())
+        .with_ansi(false)
+        .finish();
+    // See a_panic_is_a_failure_with_message_location_callbacks_and_log for why.
+    let no_op = tracing::Dispatch::new(tracing::subscriber::NoSubscriber::default());
+    drop(tracing::dispatcher::set_default(&no_op));
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    async fn run(options: TaskOptions) -> (u32, Arc<Mutex<Vec<(bool, bool)>>>, gust::RunReport) {
+        let calls = Arc::new(AtomicU32::new(0));
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let (c, s) = (calls.clone(), seen.clone());
+        let mut dag = Dag::builder("exhausted");
+        dag.add(
+            Task::from_fn("call", move |_ctx| {
+                c.fetch_add(1, Ordering::SeqCst);
+                async {
+                    // What a hook returns after its own retries ran out.
+                    Err(Error::new(ErrorKind::Unavailable, "hook.call", "HTTP 503")
+                        .exhausted()
+                        .with("attempts", 4))
+                }
+            })
+            .with_options(
+                options
+                    .retries(3)
+                    .retry_delay(Duration::from_secs(1))
+                    .on_failure(move |_, e| {
+                        s.lock().unwrap().push((e.is_exhausted(), e.is_retryable()))
+                    }),
+            ),
+        );
+        let report = dag.build().unwrap().test(seoul(2025, 1, 8)).await;
+        (calls.load(Ordering::SeqCst), seen, report)
+    }
+
+    let (calls, seen, report) = run(TaskOptions::default()).await;
+    assert_eq!(calls, 1, "the hook's 4 attempts are the whole budget");
+    assert_eq!(*seen.lock().unwrap(), [(true, false)]);
+    let t = report.task("call").unwrap();
+    assert_eq!((t.state, t.tries), (TaskState::Failed, 1));
+    assert!(
+        t.error
+            .as_deref()
+            .unwrap()
+            .contains("(unavailable, retries exhausted)"),
+        "{t:?}"
+    );
+    let logged = log.text();
+    assert!(
+        logged.lines().any(|l| l.contains("task failed")
+            && l.contains("exhausted=true")
+            && l.contains("retry_exhausted")),
+        "{logged}"
+    );
+
+    let (calls, seen, report) = run(TaskOptions::default().retry_exhausted(true)).await;
+    assert_eq!(calls, 4);
+    assert_eq!(*seen.lock().unwrap(), [(true, false)]);
+    assert_eq!(report.task("call").unwrap().tries, 4);
+    assert!(log.text().contains("no retries left"));
+}
+
+#[test]
+fn the_task_backoff_is_the_one_backoff() {
+    use gust::retry::Backoff;
+    let opts = TaskOptions::default()
+        .retry_delay(Duration::from_secs(10))
+        .retry_exponential_backoff(true)
+        .max_retry_delay(Duration::from_secs(30));
+    assert_eq!(
+        opts.backoff(),
+        Backoff::exponential(Duration::from_secs(10)).max_delay(Duration::from_secs(30))
+    );
+    // Airflow jitters only the exponential form.
+    assert_eq!(
+        TaskOptions::default()
+            .retry_delay(Duration::from_secs(7))
+            .backoff(),
+        Backoff::constant(Duration::from_secs(7))
+    );
+}

@@ -42,7 +42,9 @@
 //! Over REST, MLflow's `error_code` maps to [`ErrorKind`]: `RESOURCE_DOES_NOT_EXIST`
 //! → not found, `RESOURCE_ALREADY_EXISTS` (sent with HTTP 400) → already exists,
 //! `INVALID_PARAMETER_VALUE` → invalid input, 401/403 → auth; 429, 502, 503 and 504
-//! and connection failures are retryable and retried here with backoff. Error
+//! and connection failures are retryable and retried here with backoff; an error
+//! still failing after the last retry is [exhausted](crate::Error::exhausted), so
+//! a task does not multiply the attempts (see [`crate::retry`]). Error
 //! messages keep MLflow's first line only (the rest is the server's SQL) and never
 //! contain the token or password. The file store raises the same kinds.
 
@@ -257,11 +259,24 @@ impl MlflowHook {
     }
 
     /// How many times a retryable failure (429, 5xx gateway errors, connection
-    /// errors) is retried with exponential backoff (default 3). Applies to a
+    /// errors) is retried with exponential backoff (default 3); after the last
+    /// one the error is [exhausted](crate::Error::exhausted) and a task does not
+    /// retry it again (see [`RestStore::with_max_retries`]). Applies to a
     /// [`RestStore`] built by this hook; other stores are unchanged.
     pub fn with_max_retries(mut self, n: u32) -> Self {
         if let Builtin::Rest(rest) = &self.builtin {
             let rest = rest.clone().with_max_retries(n);
+            self.set_builtin(Builtin::Rest(rest));
+        }
+        self
+    }
+
+    /// The delays between those retries (default 200 ms, 400 ms, 800 ms,
+    /// jittered; see [`RestStore::with_backoff`]). Applies to a [`RestStore`]
+    /// built by this hook; other stores are unchanged.
+    pub fn with_backoff(mut self, backoff: crate::retry::Backoff) -> Self {
+        if let Builtin::Rest(rest) = &self.builtin {
+            let rest = rest.clone().with_backoff(backoff);
             self.set_builtin(Builtin::Rest(rest));
         }
         self

@@ -5,6 +5,7 @@ use std::time::{Duration, Instant};
 use super::types::{ModelVersion, ModelVersionStatus, RegisteredModel};
 use super::{MlflowHook, WithOrigin};
 use crate::error::{Error, ErrorKind, Result};
+use crate::retry::Backoff;
 
 /// Checks an alias the way MLflow does, so a bad one fails before any request:
 /// letters, digits, `_` and `-`, at most 255 characters, not `latest`, and not of
@@ -85,7 +86,12 @@ impl MlflowHook {
         timeout: Duration,
     ) -> Result<ModelVersion> {
         let deadline = Instant::now() + timeout;
-        let mut delay = Duration::from_millis(100);
+        // Polling, not retrying (errors are the store's to retry): 100 ms doubling
+        // to 5 s between looks, exact so the deadline check stays predictable.
+        let backoff = Backoff::exponential(Duration::from_millis(100))
+            .jitter(false)
+            .max_delay(Duration::from_secs(5));
+        let mut poll = 0;
         loop {
             let v = self.get_model_version(name, version).await?;
             match v.status {
@@ -110,8 +116,8 @@ impl MlflowHook {
                     .with("version", version));
                 }
                 ModelVersionStatus::PendingRegistration => {
-                    tokio::time::sleep(delay).await;
-                    delay = (delay * 2).min(Duration::from_secs(5));
+                    poll += 1;
+                    tokio::time::sleep(backoff.delay(poll)).await;
                 }
             }
         }

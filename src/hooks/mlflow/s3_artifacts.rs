@@ -315,8 +315,10 @@ mod imp {
             key: Option<&str>,
             e: Error,
         ) -> Error {
+            // The retry state too: once the S3 hook's retries gave up
+            // (exhausted), the task must not multiply them (see `gust::retry`).
             let mut out = Error::new(e.kind(), op, e.message().to_string())
-                .with_retryable(e.is_retryable())
+                .with_retry_state_of(&e)
                 .with("run_id", run_id)
                 .with("artifact", rel)
                 .with("bucket", bucket);

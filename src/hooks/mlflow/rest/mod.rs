@@ -1,7 +1,8 @@
 //! [`RestStore`]: an MLflow tracking server over its REST API.
 //!
 //! One request path: auth, retries of retryable failures (429, 502–504, connection
-//! errors) with backoff, the mapping of MLflow's `error_code` to [`ErrorKind`], and
+//! errors) with a [`Backoff`] (an error still failing after the last attempt is
+//! returned [exhausted](Error::exhausted), so the task does not retry it again), the mapping of MLflow's `error_code` to [`ErrorKind`], and
 //! redaction of the token or password from every error. Artifacts go through the
 //! server's artifact proxy (`mlflow-artifacts:/…`), or, for a run whose root is
 //! `s3://…` (and with the `s3` feature), directly to S3; streamed both ways. The
@@ -24,6 +25,17 @@ use super::s3_artifacts::{S3Artifacts, S3Root};
 use super::store::MlflowStore;
 use crate::connection::{Connection, strip_userinfo};
 use crate::error::{Error, ErrorKind, Result};
+use crate::retry::Backoff;
+
+/// Retries of a retryable failure by default: 4 attempts in all.
+const MAX_RETRIES: u32 = 3;
+
+/// The client's default backoff: 200 ms, 400 ms, 800 ms, each plus up to as much
+/// again of jitter (at most 2.8 s in all), so a blip passes within one call
+/// while a task's own `retry_delay` waits out longer outages.
+fn default_backoff() -> Backoff {
+    Backoff::exponential(Duration::from_millis(200))
+}
 
 #[derive(Clone)]
 pub(crate) enum Auth {
@@ -67,6 +79,7 @@ pub struct RestStore {
     http: reqwest::Client,
     auth: Auth,
     max_retries: u32,
+    backoff: Backoff,
     artifact_roots: Arc<Mutex<HashMap<String, ArtifactRoot>>>,
     #[cfg(feature = "s3")]
     pub(super) s3: S3Artifacts,
@@ -85,7 +98,8 @@ impl std::fmt::Debug for RestStore {
                     Auth::Basic(..) => "basic ***",
                 },
             )
-            .field("max_retries", &self.max_retries);
+            .field("max_retries", &self.max_retries)
+            .field("backoff", &self.backoff);
         #[cfg(feature = "s3")]
         d.field("artifact_s3", &self.s3);
         d.finish()
@@ -140,7 +154,8 @@ impl RestStore {
             base_url: strip_userinfo(base_url).trim_end_matches('/').to_string(),
             http,
             auth,
-            max_retries: 3,
+            max_retries: MAX_RETRIES,
+            backoff: default_backoff(),
             artifact_roots: Arc::default(),
             #[cfg(feature = "s3")]
             s3: S3Artifacts::default(),
@@ -214,9 +229,19 @@ impl RestStore {
     }
 
     /// How many times a retryable failure (429, 5xx gateway errors, connection
-    /// errors) is retried with exponential backoff (default 3).
+    /// errors) is retried with exponential backoff (default 3). After the last
+    /// one the error is [exhausted](Error::exhausted), so a task does not retry
+    /// it unless [`TaskOptions::retry_exhausted`](crate::TaskOptions::retry_exhausted).
+    /// With 0, the client never retries and leaves the patience to the task.
     pub fn with_max_retries(mut self, n: u32) -> Self {
         self.max_retries = n;
+        self
+    }
+
+    /// The delays between retries (default
+    /// `Backoff::exponential(200 ms)`: 200 ms, 400 ms, 800 ms, jittered).
+    pub fn with_backoff(mut self, backoff: Backoff) -> Self {
+        self.backoff = backoff;
         self
     }
 
@@ -262,6 +287,9 @@ impl RestStore {
     }
 
     /// One API call with retries. GET sends `body` as query parameters.
+    ///
+    /// Patience is owned here for a retryable failure: at most `1 + max_retries`
+    /// requests, then the error is returned exhausted with `attempts=n`.
     pub(crate) async fn call<T: DeserializeOwned, B: Serialize + ?Sized>(
         &self,
         method: Method,
@@ -269,14 +297,19 @@ impl RestStore {
         body: &B,
     ) -> Result<T> {
         let op = format!("mlflow.{endpoint}");
-        let mut attempt = 0;
+        let mut retry = 0;
         loop {
             match self.call_once(&op, method.clone(), endpoint, body).await {
-                Err(e) if e.is_retryable() && attempt < self.max_retries => {
-                    let delay = Duration::from_millis(200 * 2u64.pow(attempt));
-                    tracing::warn!(operation = %op, error = %e, retry_in = ?delay, "mlflow call failed; retrying");
+                Err(e) if e.is_retryable() && retry < self.max_retries => {
+                    retry += 1;
+                    let delay = self.backoff.delay(retry);
+                    tracing::warn!(operation = %op, error = %e, retry, retry_in = ?delay, "mlflow call failed; retrying");
                     tokio::time::sleep(delay).await;
-                    attempt += 1;
+                }
+                // Only a layer that retried gave up: with `max_retries(0)` the
+                // error stays retryable and the task owns the patience.
+                Err(e) if e.is_retryable() && retry > 0 => {
+                    return Err(e.exhausted().with("attempts", retry + 1));
                 }
                 other => return other,
             }
