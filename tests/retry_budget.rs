@@ -16,9 +16,21 @@ use gust::prelude::*;
 use gust::retry::Backoff;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-/// A server answering every request `503 Service Unavailable`; returns its port
-/// and the number of requests it has answered.
+/// A server answering every request `503 Service Unavailable` with MLflow's JSON
+/// error; returns its port and the number of requests it has answered.
 async fn storm_server() -> (u16, Arc<AtomicUsize>) {
+    storm_server_with(
+        "application/json",
+        r#"{"error_code":"TEMPORARILY_UNAVAILABLE","message":"overloaded"}"#,
+    )
+    .await
+}
+
+/// A server answering every request `503 Service Unavailable` with `body`.
+async fn storm_server_with(
+    content_type: &'static str,
+    body: &'static str,
+) -> (u16, Arc<AtomicUsize>) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
     let count = Arc::new(AtomicUsize::new(0));
@@ -38,9 +50,8 @@ async fn storm_server() -> (u16, Arc<AtomicUsize>) {
                     }
                 }
                 seen.fetch_add(1, Ordering::SeqCst);
-                let body = r#"{"error_code":"TEMPORARILY_UNAVAILABLE","message":"overloaded"}"#;
                 let resp = format!(
-                    "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\n\
+                    "HTTP/1.1 503 Service Unavailable\r\ncontent-type: {content_type}\r\n\
                      content-length: {}\r\nconnection: close\r\n\r\n{body}",
                     body.len()
                 );
@@ -122,4 +133,64 @@ async fn an_mlflow_client_without_retries_leaves_patience_to_the_task() {
     assert_eq!(t.tries, 3, "{t:?}");
     assert_eq!(requests.load(Ordering::SeqCst), 3);
     assert!(!t.error.as_deref().unwrap().contains("exhausted"), "{t:?}");
+}
+
+/// S3: the SDK's attempts per request are the budget (3 here), whatever the
+/// task's retries.
+#[cfg(feature = "s3")]
+mod s3 {
+    use super::*;
+    use gust::hooks::s3::{ListKeys, S3Hook};
+
+    const S3_ATTEMPTS: usize = 3;
+
+    async fn run_s3_task(port: u16, options: TaskOptions) -> (u32, String) {
+        let mut dag = Dag::builder("s3_storm");
+        dag.add(
+            Task::from_fn("list", move |_ctx| async move {
+                let conn = gust::Connection::from_uri(
+                    "aws_storm",
+                    &format!(
+                        "aws://key:secret-key@/?region_name=us-east-1&endpoint_url=http%3A%2F%2F127.0.0.1%3A{port}"
+                    ),
+                )?;
+                let hook = S3Hook::from_connection(&conn)
+                    .await?
+                    .with_retries(S3_ATTEMPTS as u32, Backoff::exponential(Duration::from_millis(1)));
+                hook.list_keys(Some("bucket"), &ListKeys::new()).await?;
+                Ok(Value::Null)
+            })
+            .with_options(options.retries(2).retry_delay(Duration::from_millis(1))),
+        );
+        let day = chrono_tz::UTC
+            .with_ymd_and_hms(2025, 1, 8, 0, 0, 0)
+            .unwrap();
+        let report = dag.build().unwrap().test(day).await;
+        let t = report.task("list").unwrap();
+        (t.tries, t.error.clone().unwrap_or_default())
+    }
+
+    const SLOW_DOWN: &str = "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>ServiceUnavailable</Code><Message>overloaded</Message></Error>";
+
+    #[tokio::test]
+    async fn s3_storm_costs_the_sdks_attempts_not_attempts_times_tries() {
+        let (port, requests) = storm_server_with("application/xml", SLOW_DOWN).await;
+        let (tries, error) = run_s3_task(port, TaskOptions::default()).await;
+        assert_eq!(requests.load(Ordering::SeqCst), S3_ATTEMPTS, "{error}");
+        assert_eq!(tries, 1, "{error}");
+        assert!(
+            error.contains("(unavailable, retries exhausted)"),
+            "{error}"
+        );
+        assert!(error.contains("max_attempts=3"), "{error}");
+        assert!(error.contains("ServiceUnavailable"), "{error}");
+    }
+
+    #[tokio::test]
+    async fn s3_storm_with_retry_exhausted_is_attempts_times_tries() {
+        let (port, requests) = storm_server_with("application/xml", SLOW_DOWN).await;
+        let (tries, error) = run_s3_task(port, TaskOptions::default().retry_exhausted(true)).await;
+        assert_eq!(tries, 3, "{error}");
+        assert_eq!(requests.load(Ordering::SeqCst), S3_ATTEMPTS * 3);
+    }
 }

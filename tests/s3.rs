@@ -552,10 +552,18 @@ async fn hook_settings_reach_every_write() {
         .await
         .unwrap();
     plain
-        .put(&bucket, "plain", Bytes::from_static(b"x"), &PutOptions::new())
+        .put(
+            &bucket,
+            "plain",
+            Bytes::from_static(b"x"),
+            &PutOptions::new(),
+        )
         .await
         .unwrap();
-    store.copy(&bucket, "plain", &bucket, "copied").await.unwrap();
+    store
+        .copy(&bucket, "plain", &bucket, "copied")
+        .await
+        .unwrap();
     for (key, expected) in [
         ("put", Some(ServerSideEncryption::Aes256)),
         ("stream", Some(ServerSideEncryption::Aes256)),

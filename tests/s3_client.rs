@@ -155,7 +155,11 @@ async fn transient_failures_are_retried_client_errors_are_not() {
     .unwrap();
     let e = s3.test_connection().await.unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Unavailable, "{e}");
-    assert!(e.is_retryable(), "still retryable by the task's own policy");
+    // The SDK retried and gave up: exhausted, so a task's retries do not
+    // multiply its attempts (TaskOptions::retry_exhausted opts back in).
+    assert!(e.is_exhausted(), "{e}");
+    assert!(!e.is_retryable(), "{e}");
+    assert_eq!(e.context("max_attempts"), Some("3"));
     assert_eq!(
         count.load(Ordering::SeqCst),
         3,

@@ -65,6 +65,7 @@ mod params;
 mod store;
 
 use std::fmt;
+use std::time::Duration;
 
 use aws_sdk_s3::config::{
     BehaviorVersion, Credentials, Region, RequestChecksumCalculation, ResponseChecksumValidation,
@@ -74,6 +75,7 @@ use serde_json::Value;
 
 use crate::connection::Connection;
 use crate::error::{Error, ErrorKind, Result};
+use crate::retry::Backoff;
 
 pub use crate::hooks::object_store::ListKeys;
 pub(crate) use params::file_stream;
@@ -122,6 +124,9 @@ pub struct S3Hook {
     sse: bool,
     /// The region `create_bucket` creates buckets in (default: the hook's region).
     bucket_region: Option<String>,
+    /// Attempts the SDK makes per request (its standard retry policy): an error it
+    /// retried is returned exhausted, so a task's retries do not multiply them.
+    max_attempts: u32,
 }
 
 impl fmt::Debug for S3Hook {
@@ -296,6 +301,7 @@ impl S3Hook {
             download: download::DownloadConfig::default(),
             sse: false,
             bucket_region: None,
+            max_attempts,
         })
     }
 
@@ -313,6 +319,29 @@ impl S3Hook {
     /// `create_bucket(region_name=…)`.
     pub fn with_bucket_region(mut self, region: impl Into<String>) -> Self {
         self.bucket_region = Some(region.into());
+        self
+    }
+
+    /// The SDK's retries: `max_attempts` per request (default 3, or the
+    /// connection's `config_kwargs.retries.max_attempts`), waiting as `backoff`
+    /// says between them (the SDK's standard policy, whose delays are full-jitter
+    /// exponential: up to `base · 2ⁿ⁻¹`, at most `max_delay` or 20 s). A request
+    /// that fails transiently after its last attempt is returned
+    /// [exhausted](crate::Error::exhausted), so a task's retries do not multiply
+    /// the attempts (see [`crate::retry`]).
+    pub fn with_retries(mut self, max_attempts: u32, backoff: Backoff) -> Self {
+        self.max_attempts = max_attempts.clamp(1, 20);
+        let retry = RetryConfig::standard()
+            .with_max_attempts(self.max_attempts)
+            .with_initial_backoff(backoff.base)
+            .with_max_backoff(backoff.max_delay.unwrap_or(Duration::from_secs(20)));
+        let config = self
+            .client
+            .config()
+            .to_builder()
+            .retry_config(retry)
+            .build();
+        self.client = aws_sdk_s3::Client::from_conf(config);
         self
     }
 
@@ -439,11 +468,20 @@ impl S3Hook {
         E: aws_sdk_s3::error::ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
     {
         let endpoint = self.endpoint.as_deref().and_then(errors::host_port);
-        self.context(
-            errors::from_sdk(operation, e, endpoint.as_deref()),
-            bucket,
-            key,
-        )
+        // What the SDK's standard policy retries: service errors (5xx,
+        // throttling) and failures to reach the endpoint. Gave up on those, it
+        // says so, so a task's retries do not multiply its attempts.
+        let sdk_retried = self.max_attempts > 1
+            && matches!(
+                e,
+                aws_sdk_s3::error::SdkError::ServiceError(_)
+                    | aws_sdk_s3::error::SdkError::DispatchFailure(_)
+            );
+        let mut err = errors::from_sdk(operation, e, endpoint.as_deref());
+        if sdk_retried && err.is_retryable() {
+            err = err.exhausted().with("max_attempts", self.max_attempts);
+        }
+        self.context(err, bucket, key)
     }
 }
 

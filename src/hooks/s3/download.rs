@@ -151,6 +151,9 @@ impl Target {
 /// How many times a part that breaks off is asked for again, from where it
 /// stopped, before the download fails.
 const PART_RESUMES: u32 = 3;
+/// The pause before resumption `n`: 200, 400, 800 ms.
+const RESUME_BACKOFF: crate::retry::Backoff =
+    crate::retry::Backoff::exponential(std::time::Duration::from_millis(200)).jitter(false);
 
 /// Where a part starts in its object, to ask for the rest of it again when its
 /// body breaks off (a reset connection, a truncated response) — pinned to the
@@ -200,6 +203,11 @@ impl Part {
                 Err(e) if e.kind() == ErrorKind::Unavailable && self.can_resume() => {
                     self.reopen(t, e).await?;
                 }
+                // Resumed as often as allowed: say so, so a task does not start
+                // the whole download again for every try (see crate::retry).
+                Err(e) if e.kind() == ErrorKind::Unavailable && self.resumed_all() => {
+                    return Err(e.exhausted().with("attempts", PART_RESUMES + 1));
+                }
                 r => return r,
             }
         }
@@ -207,6 +215,10 @@ impl Part {
 
     fn can_resume(&self) -> bool {
         self.len.is_some() && self.resume.as_ref().is_some_and(|r| r.left > 0)
+    }
+
+    fn resumed_all(&self) -> bool {
+        self.len.is_some() && self.resume.as_ref().is_some_and(|r| r.left == 0)
     }
 
     /// Asks for the rest of the part again, after a pause that grows with each
@@ -228,7 +240,7 @@ impl Part {
             error = %broke,
             "a download part broke off; asking for the rest again"
         );
-        tokio::time::sleep(std::time::Duration::from_millis(100 << attempt)).await;
+        tokio::time::sleep(RESUME_BACKOFF.delay(attempt)).await;
         let rest = t.get_part(&range).await?;
         self.body = rest.body;
         Ok(())
