@@ -184,3 +184,20 @@ mod s3 {
         assert!(!format!("{err} {err:?}").contains("Secret-pw-1"));
     }
 }
+
+#[cfg(feature = "mlflow")]
+mod mlflow {
+    use super::*;
+    use gust::hooks::mlflow::MlflowHook;
+
+    /// The client's own retries (3, jittered from 200 ms) stay within the limit,
+    /// and the error names the cause, not only reqwest's "error sending request".
+    #[tokio::test]
+    async fn mlflow_refused_port_fails_fast_with_the_cause() {
+        let port = refused_port();
+        let hook = MlflowHook::from_uri(&format!("http://127.0.0.1:{port}")).unwrap();
+        let e = assert_refused(port, hook.get_experiment_by_name("Default")).await;
+        assert_eq!(e.kind(), gust::ErrorKind::Unavailable, "{e}");
+        assert!(e.is_exhausted(), "the client retried and gave up: {e}");
+    }
+}
