@@ -263,10 +263,21 @@ impl MlflowHook {
     /// one the error is [exhausted](crate::Error::exhausted) and a task does not
     /// retry it again (see [`RestStore::with_max_retries`]). Applies to a
     /// [`RestStore`] built by this hook; other stores are unchanged.
+    /// A local file store has nothing to retry; on a store given with
+    /// [`with_store`](Self::with_store) this logs a warning, since that store
+    /// owns its own retry policy.
     pub fn with_max_retries(mut self, n: u32) -> Self {
-        if let Builtin::Rest(rest) = &self.builtin {
-            let rest = rest.clone().with_max_retries(n);
-            self.set_builtin(Builtin::Rest(rest));
+        match &self.builtin {
+            Builtin::Rest(rest) => {
+                let rest = rest.clone().with_max_retries(n);
+                self.set_builtin(Builtin::Rest(rest));
+            }
+            Builtin::File(_) => {}
+            Builtin::Other => tracing::warn!(
+                max_retries = n,
+                "MlflowHook::with_max_retries has no effect on a store given with with_store; \
+                 configure retries on that store"
+            ),
         }
         self
     }
@@ -274,10 +285,20 @@ impl MlflowHook {
     /// The delays between those retries (default 200 ms, 400 ms, 800 ms,
     /// jittered; see [`RestStore::with_backoff`]). Applies to a [`RestStore`]
     /// built by this hook; other stores are unchanged.
+    /// Like [`with_max_retries`](Self::with_max_retries), it warns on a store
+    /// given with `with_store`.
     pub fn with_backoff(mut self, backoff: crate::retry::Backoff) -> Self {
-        if let Builtin::Rest(rest) = &self.builtin {
-            let rest = rest.clone().with_backoff(backoff);
-            self.set_builtin(Builtin::Rest(rest));
+        match &self.builtin {
+            Builtin::Rest(rest) => {
+                let rest = rest.clone().with_backoff(backoff);
+                self.set_builtin(Builtin::Rest(rest));
+            }
+            Builtin::File(_) => {}
+            Builtin::Other => tracing::warn!(
+                ?backoff,
+                "MlflowHook::with_backoff has no effect on a store given with with_store; \
+                 configure retries on that store"
+            ),
         }
         self
     }
