@@ -129,6 +129,25 @@ impl<'a, const N: usize> Shr<[&'a TaskRef; N]> for &TaskRef {
 }
 
 /// Collects tasks and dependencies; [`build`](DagBuilder::build) validates them.
+///
+/// Two kinds of methods, on purpose: the DAG's options (`schedule`, `timezone`,
+/// `params`, `template_search_path`, `max_active_tasks`) take and return the
+/// builder by value, so they chain from [`Dag::builder`]; [`add`](Self::add) and
+/// [`chain`](Self::chain) take `&mut self` because `add` returns a [`TaskRef`]
+/// for `>>`. Task handles do not borrow the builder, so options may also come
+/// after the tasks:
+///
+/// ```
+/// use gust::prelude::*;
+///
+/// let mut dag = Dag::builder("late_options");
+/// let a = dag.add(Task::from_fn("a", |_| async { Ok(Value::Null) }));
+/// let b = dag.add(Task::from_fn("b", |_| async { Ok(Value::Null) }));
+/// let _ = &a >> &b;
+/// let dag = dag.timezone(chrono_tz::Asia::Seoul).max_active_tasks(1);
+/// assert_eq!(dag.build()?.task_ids(), ["a", "b"]);
+/// # Ok::<(), gust::Error>(())
+/// ```
 pub struct DagBuilder {
     dag_id: String,
     tasks: Vec<Task>,
