@@ -37,7 +37,7 @@ use serde_json::{Map, Value};
 
 use self::pyjson::PyJson;
 // For the hooks that print URLs.
-#[cfg_attr(not(any(feature = "mlflow", feature = "s3")), allow(unused_imports))]
+#[cfg_attr(not(feature = "mlflow"), allow(unused_imports))]
 pub(crate) use self::redact::strip_userinfo;
 use self::redact::{mask_json, password_candidates, schema_password};
 use self::uri::{quote, quote_plus, unquote, urlencode, urlsplit};

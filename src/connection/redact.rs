@@ -93,7 +93,7 @@ pub(crate) fn url_userinfo_secrets(text: &str) -> Vec<String> {
 
 /// `text` with the userinfo (`user:password@`) of every URL in it removed: how a URL is
 /// printed.
-#[cfg_attr(not(any(feature = "mlflow", feature = "s3")), allow(dead_code))]
+#[cfg_attr(not(feature = "mlflow"), allow(dead_code))]
 pub(crate) fn strip_userinfo(text: &str) -> String {
     let mut out = text.to_string();
     for (start, end) in userinfo_spans(text).into_iter().rev() {

@@ -78,6 +78,8 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::retry::Backoff;
 
 pub use crate::hooks::object_store::ListKeys;
+// For MLflow's direct S3 artifact uploads.
+#[cfg(feature = "mlflow")]
 pub(crate) use params::file_stream;
 pub use params::{LoadOptions, PresignMethod};
 
