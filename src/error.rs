@@ -226,8 +226,7 @@ impl Error {
             feature = "mysql",
             feature = "sqlite",
             feature = "redis",
-            feature = "s3",
-            feature = "mlflow"
+            feature = "s3"
         )),
         allow(dead_code)
     )]

@@ -64,7 +64,7 @@ pub(crate) trait SqlxHook: SqlHook + Clone + 'static {
 }
 
 /// A driver error of operation `op`: classified, then through the hook's scope.
-pub(crate) fn db_error<H: SqlxHook + ?Sized>(hook: &H, op: &str, e: sqlx::Error) -> Error {
+pub(crate) fn db_error<H: SqlxHook>(hook: &H, op: &str, e: sqlx::Error) -> Error {
     hook.scope().wrap(op, error::into_error(e))
 }
 

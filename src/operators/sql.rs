@@ -1,4 +1,4 @@
-//! [`SqlExecuteQuery`]: Airflow's `SQLExecuteQueryOperator` on any [`SqlHook`](crate::hooks::sql::SqlHook).
+//! [`SqlExecuteQuery`]: Airflow's `SQLExecuteQueryOperator` on any [`SqlHook`].
 //!
 //! ```no_run
 //! use gust::operators::sql::SqlExecuteQuery;
