@@ -187,6 +187,54 @@ impl Error {
         self
     }
 
+    /// Replaces the operation, keeping the previous one as the context entry
+    /// `called=<old operation>` (OpenDAL's `with_operation`): a layer that wraps
+    /// an error of the layer below names its own operation without rebuilding
+    /// the error, so kind, message, context, source, retryability and the
+    /// [exhausted](Self::exhausted) mark all stay as they were. An empty previous
+    /// operation (an error not yet attributed) is not kept, nor one equal to `op`.
+    ///
+    /// ```
+    /// use gust::{Error, ErrorKind};
+    ///
+    /// let e = Error::new(ErrorKind::NotFound, "s3.get_object", "NoSuchKey")
+    ///     .with("key", "a/b")
+    ///     .with_operation("mlflow.download_artifacts");
+    /// assert_eq!(e.operation(), "mlflow.download_artifacts");
+    /// assert_eq!(e.context("called"), Some("s3.get_object"));
+    /// assert_eq!(
+    ///     e.to_string(),
+    ///     "mlflow.download_artifacts failed (not found): NoSuchKey [key=a/b, called=s3.get_object]"
+    /// );
+    /// ```
+    pub fn with_operation(mut self, operation: impl Into<Cow<'static, str>>) -> Self {
+        let operation = operation.into();
+        if self.operation != operation {
+            let old = std::mem::replace(&mut self.operation, operation);
+            if !old.is_empty() {
+                self.context.push(("called", old.into_owned()));
+            }
+        }
+        self
+    }
+
+    /// Rewrites the message (say, to prefix where the failure happened), keeping
+    /// everything else; the result is made one line like any message.
+    #[cfg_attr(
+        not(any(
+            feature = "postgres",
+            feature = "mysql",
+            feature = "sqlite",
+            feature = "redis",
+            feature = "s3"
+        )),
+        allow(dead_code)
+    )]
+    pub(crate) fn map_message(mut self, f: impl FnOnce(&str) -> String) -> Self {
+        self.message = one_line(f(&self.message));
+        self
+    }
+
     /// The coarse kind of failure.
     pub fn kind(&self) -> ErrorKind {
         self.kind
@@ -208,6 +256,12 @@ impl Error {
             .iter()
             .find(|(k, _)| *k == key)
             .map(|(_, v)| v.as_str())
+    }
+
+    /// Every context entry, in the order they were added (a key may appear more
+    /// than once; [`context`](Self::context) returns the first).
+    pub fn context_entries(&self) -> impl Iterator<Item = (&'static str, &str)> + '_ {
+        self.context.iter().map(|(k, v)| (*k, v.as_str()))
     }
 
     /// Whether retrying the operation may succeed *and* no layer has retried it
@@ -509,6 +563,52 @@ mod tests {
             "postgres.connect failed (authentication): error returned from database: password \
              authentication failed (postgres://u:***@h) [conn_id=badinput_a10]"
         );
+    }
+
+    #[test]
+    fn with_operation_keeps_everything_and_records_the_old_operation() {
+        let inner = std::io::Error::other("refused");
+        let e = Error::new(ErrorKind::Unavailable, "s3.get", "HTTP 503")
+            .with("bucket", "b")
+            .with_source(inner)
+            .exhausted()
+            .with("max_attempts", 3)
+            .with_operation("mlflow.download_artifacts");
+        assert_eq!(e.operation(), "mlflow.download_artifacts");
+        assert_eq!(e.kind(), ErrorKind::Unavailable);
+        assert_eq!(e.message(), "HTTP 503");
+        assert!(e.is_exhausted() && !e.is_retryable());
+        assert_eq!(
+            e.context_entries().collect::<Vec<_>>(),
+            [("bucket", "b"), ("max_attempts", "3"), ("called", "s3.get")]
+        );
+        assert_eq!(
+            std::error::Error::source(&e).map(ToString::to_string),
+            Some("refused".to_string())
+        );
+        // The same operation again, or an unattributed one, adds nothing.
+        let e = e.with_operation("mlflow.download_artifacts");
+        assert_eq!(e.context_entries().count(), 3);
+        let e = Error::new(ErrorKind::Io, "", "x").with_operation("pg.run");
+        assert_eq!(e.operation(), "pg.run");
+        assert_eq!(e.context_entries().count(), 0);
+        // An override survives too.
+        let e = Error::new(ErrorKind::Unavailable, "a", "b")
+            .with_retryable(false)
+            .with_operation("c");
+        assert!(!e.is_retryable() && !e.is_exhausted());
+    }
+
+    #[test]
+    fn map_message_rewrites_only_the_message() {
+        let e = Error::new(ErrorKind::Timeout, "pg.run", "slow")
+            .with("conn_id", "pg")
+            .map_message(|m| format!("statement 2 of 3 failed: {m}\nmore"));
+        assert_eq!(
+            e.to_string(),
+            "pg.run failed (timeout): statement 2 of 3 failed: slow more [conn_id=pg]"
+        );
+        assert!(e.is_retryable());
     }
 
     #[test]

@@ -64,7 +64,10 @@ async fn unreachable_server_and_wrong_token_are_typed_errors() {
         .with_max_retries(1);
     let e = dead.get_experiment("0").await.unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Unavailable);
-    assert!(e.is_retryable());
+    // The client retried once and gave up: exhausted, so the task does not
+    // multiply its attempts (see gust::retry).
+    assert!(e.is_exhausted() && !e.is_retryable(), "{e}");
+    assert_eq!(e.context("attempts"), Some("2"));
     assert!(e.to_string().contains("cannot reach"), "{e}");
 
     // A token is never echoed, even by a server without auth (the server with auth,

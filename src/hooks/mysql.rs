@@ -30,6 +30,9 @@ use super::sql::{
 };
 use crate::connection::Connection;
 use crate::error::{Error, ErrorKind, Result};
+use crate::hooks::HookScope;
+
+mod error;
 
 /// Conn id used when none is given, as in Airflow.
 pub const DEFAULT_CONN_ID: &str = "mysql_default";
@@ -37,9 +40,8 @@ pub const DEFAULT_CONN_ID: &str = "mysql_default";
 /// A pool of connections to one MySQL or MariaDB database.
 #[derive(Clone)]
 pub struct MySqlHook {
-    conn_id: String,
+    scope: HookScope,
     pool: Pool,
-    secrets: Vec<String>,
     local_infile: bool,
     /// `host:port`, for connection errors.
     target: String,
@@ -48,60 +50,10 @@ pub struct MySqlHook {
 impl std::fmt::Debug for MySqlHook {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("MySqlHook")
-            .field("conn_id", &self.conn_id)
+            .field("conn_id", &self.conn_id())
             .field("local_infile", &self.local_infile)
             .finish_non_exhaustive()
     }
-}
-
-fn my_error(op: &str, conn_id: &str, e: mysql_async::Error) -> Error {
-    let kind = match &e {
-        mysql_async::Error::Server(s) => match s.code {
-            1044 | 1045 | 1142 | 1227 => ErrorKind::Auth,
-            1049 | 1146 => ErrorKind::NotFound,
-            1062 => ErrorKind::AlreadyExists,
-            1205 | 1213 => ErrorKind::Unavailable,
-            _ => ErrorKind::InvalidInput,
-        },
-        mysql_async::Error::Io(_) => ErrorKind::Unavailable,
-        mysql_async::Error::Driver(_) => ErrorKind::InvalidInput,
-        mysql_async::Error::Url(_) => ErrorKind::Config,
-        _ => ErrorKind::Remote,
-    };
-    // mysql_async's I/O error repeats its prefix at every level ("Input/output
-    // error: Input/output error: Connection refused (os error 111)"): the
-    // innermost error alone is the cause.
-    let message = match &e {
-        mysql_async::Error::Io(_) => innermost(&e),
-        _ => e.to_string(),
-    };
-    Error::new(kind, format!("mysql.{op}"), message)
-        .with("conn_id", conn_id)
-        .with_source(e)
-}
-
-/// The Display of the last error in `e`'s source chain.
-fn innermost(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut last = e;
-    while let Some(next) = last.source() {
-        last = next;
-    }
-    last.to_string()
-}
-
-/// A failure to get a connection: [`my_error`], its message prefixed with the
-/// server's address, which the driver's text lacks ("Connection refused").
-fn connect_error(conn_id: &str, target: &str, e: mysql_async::Error) -> Error {
-    let base = my_error("connect", conn_id, e);
-    let retryable = base.is_retryable();
-    Error::new(
-        base.kind(),
-        "mysql.connect",
-        format!("cannot connect to {target}: {}", base.message()),
-    )
-    .with("conn_id", conn_id)
-    .with_retryable(retryable)
-    .with_source(base)
 }
 
 impl MySqlHook {
@@ -118,8 +70,7 @@ impl MySqlHook {
     /// Connects with `conn`, to `database` when given (else the connection's
     /// schema), and checks the credentials at once.
     pub async fn connect(conn: &Connection, database: Option<&str>) -> Result<Self> {
-        let secrets = conn.secrets();
-        let conn_id = conn.conn_id().to_string();
+        let scope = HookScope::new("mysql", conn);
         let local_infile = match conn.extra_dejson().get("local_infile") {
             Some(Value::Bool(b)) => *b,
             Some(Value::String(s)) => matches!(s.to_ascii_lowercase().as_str(), "true" | "1"),
@@ -138,9 +89,8 @@ impl MySqlHook {
             .into();
         let pool = Pool::new(opts);
         let hook = MySqlHook {
-            conn_id,
+            scope,
             pool,
-            secrets,
             local_infile,
             target: format!("{host}:{port}"),
         };
@@ -149,33 +99,43 @@ impl MySqlHook {
         let c = tokio::time::timeout(Duration::from_secs(30), hook.pool.get_conn())
             .await
             .map_err(|_| {
-                Error::new(
+                hook.scope.error(
                     ErrorKind::Timeout,
-                    "mysql.connect",
+                    "connect",
                     format!("no connection to {} within 30 s", hook.target),
                 )
-                .with("conn_id", &hook.conn_id)
             })?
-            .map_err(|e| connect_error(&hook.conn_id, &hook.target, e).redact(&hook.secrets))?;
+            .map_err(|e| hook.connect_error(e))?;
         drop(c);
-        tracing::debug!(conn_id = %hook.conn_id, "mysql connected");
+        tracing::debug!(conn_id = %hook.conn_id(), "mysql connected");
         Ok(hook)
     }
 
+    /// A driver error of operation `op`: classified, then through the scope.
     fn error(&self, op: &str, e: mysql_async::Error) -> Error {
-        my_error(op, &self.conn_id, e).redact(&self.secrets)
+        self.scope.wrap(op, error::into_error(e))
+    }
+
+    /// A failure to get a connection, its message prefixed with the server's
+    /// address, which the driver's text lacks ("Connection refused").
+    fn connect_error(&self, e: mysql_async::Error) -> Error {
+        let target = &self.target;
+        self.scope.wrap(
+            "connect",
+            error::into_error(e).map_message(|m| format!("cannot connect to {target}: {m}")),
+        )
     }
 
     async fn conn(&self) -> Result<mysql_async::Conn> {
         self.pool
             .get_conn()
             .await
-            .map_err(|e| connect_error(&self.conn_id, &self.target, e).redact(&self.secrets))
+            .map_err(|e| self.connect_error(e))
     }
 
     async fn run_inner(&self, sql: Sql, options: RunOptions) -> Result<Value> {
         let bound = bound_statements(Dialect::MySql, &sql, &options, |e| {
-            e.with("conn_id", &self.conn_id)
+            self.scope.wrap("run", e)
         })?;
         let mut conn = self.conn().await?;
         let handler = &options.handler;
@@ -206,7 +166,7 @@ impl MySqlHook {
             tx.commit().await.map_err(|e| self.error("commit", e))?;
             results
         };
-        tracing::info!(conn_id = %self.conn_id, statements = bound.len(), "mysql run done");
+        tracing::info!(conn_id = %self.conn_id(), statements = bound.len(), "mysql run done");
         Ok(shape_results(&sql, &options, results))
     }
 
@@ -217,7 +177,7 @@ impl MySqlHook {
         rows: Vec<Vec<Value>>,
         options: InsertOptions,
     ) -> Result<u64> {
-        check_widths(table, columns, &rows)?;
+        check_widths(table, columns, &rows).map_err(|e| self.scope.wrap("insert_rows", e))?;
         let per_stmt = (65_535 / columns.len().max(1)).clamp(1, 1000);
         let per_commit = rows_per_commit(&options, rows.len());
         let mut conn = self.conn().await?;
@@ -228,7 +188,8 @@ impl MySqlHook {
                 .await
                 .map_err(|e| self.error("begin", e))?;
             for batch in group.chunks(per_stmt) {
-                let sql = insert_statement(Dialect::MySql, table, columns, batch.len(), &options)?;
+                let sql = insert_statement(Dialect::MySql, table, columns, batch.len(), &options)
+                    .map_err(|e| self.scope.wrap("insert_rows", e))?;
                 let args: Vec<My> = batch.iter().flatten().map(to_mysql).collect();
                 tx.exec_drop(sql, args)
                     .await
@@ -239,7 +200,7 @@ impl MySqlHook {
                 .await
                 .map_err(|e| self.error("commit", e).with("table", table))?;
         }
-        tracing::info!(conn_id = %self.conn_id, table, rows = written, "mysql rows inserted");
+        tracing::info!(conn_id = %self.conn_id(), table, rows = written, "mysql rows inserted");
         Ok(written)
     }
 
@@ -248,11 +209,11 @@ impl MySqlHook {
         table: &str,
         input: &mut (dyn AsyncRead + Send + Unpin),
     ) -> Result<u64> {
-        let ctx = |e: Error| e.with("conn_id", &self.conn_id).with("table", table);
+        let ctx = |e: Error| self.scope.wrap("bulk_load", e).with("table", table);
         if !self.local_infile {
             return Err(ctx(Error::new(
                 ErrorKind::Config,
-                "mysql.bulk_load",
+                "",
                 "LOAD DATA LOCAL INFILE is off: set the connection extra local_infile=true to enable it",
             )));
         }
@@ -260,12 +221,12 @@ impl MySqlHook {
         let columns = read_header(&mut reader, "mysql.bulk_load")
             .await
             .map_err(ctx)?;
-        let cols = quote_columns(Dialect::MySql, &columns)?;
+        let cols = quote_columns(Dialect::MySql, &columns).map_err(ctx)?;
         // MySQL's default format (tab-separated, backslash escapes, \N for NULL)
         // is what `encode_field` writes: no FIELDS/LINES clause to get wrong.
         let stmt = format!(
             "LOAD DATA LOCAL INFILE 'gust-stream' INTO TABLE {} CHARACTER SET utf8mb4 ({cols})",
-            quote_table(Dialect::MySql, table)?
+            quote_table(Dialect::MySql, table).map_err(ctx)?
         );
         let (mut tx_chunks, rx) =
             futures::channel::mpsc::channel::<std::io::Result<bytes::Bytes>>(8);
@@ -292,7 +253,7 @@ impl MySqlHook {
                 if record.len() != width {
                     return Err(Error::new(
                         ErrorKind::InvalidInput,
-                        "mysql.bulk_load",
+                        "",
                         format!(
                             "record {line} has {} fields but the header has {width}; nothing was loaded",
                             record.len()
@@ -335,14 +296,14 @@ impl MySqlHook {
             // Dropping `tx` rolls the load back.
             return Err(ctx(Error::new(
                 ErrorKind::InvalidInput,
-                "mysql.bulk_load",
+                "",
                 format!("the server reported warning {code}: {message}; nothing was loaded"),
             )));
         }
         tx.commit()
             .await
             .map_err(|e| self.error("commit", e).with("table", table))?;
-        tracing::info!(conn_id = %self.conn_id, table, rows, "mysql bulk load done");
+        tracing::info!(conn_id = %self.conn_id(), table, rows, "mysql bulk load done");
         Ok(rows)
     }
 }
@@ -514,7 +475,7 @@ fn cell(v: &My, ty: ColumnType, charset: u16) -> Value {
 #[async_trait]
 impl SqlHook for MySqlHook {
     fn conn_id(&self) -> &str {
-        &self.conn_id
+        self.scope.conn_id().unwrap_or_default()
     }
 
     fn dialect(&self) -> Dialect {
@@ -535,7 +496,7 @@ impl SqlHook for MySqlHook {
         let (tx, rx) = tokio::sync::mpsc::channel::<Result<Row>>(256);
         tokio::spawn(async move {
             let produce = async {
-                let b = bound.map_err(|e| e.with("conn_id", &this.conn_id))?;
+                let b = bound.map_err(|e| this.scope.wrap("get_records", e))?;
                 let mut conn = this.conn().await?;
                 let err = |e| this.error("get_records", e);
                 let params: Vec<My> = b.args.iter().map(to_mysql).collect();
@@ -583,6 +544,7 @@ impl SqlHook for MySqlHook {
             "mysql.bulk_dump",
         )
         .await
+        .map_err(|e| self.scope.wrap("bulk_dump", e))
     }
 
     async fn bulk_load(

@@ -44,9 +44,10 @@ use super::sql::{
     CsvReader, Dialect, InsertOptions, Parameters, Row, RunOptions, Sql, SqlHook, bytes_value,
     float_value, quote_columns, quote_table, read_header, rows_per_commit, upsert_clause,
 };
-use super::sqlx_common::{self, ExecError, Query, SqlxHook, send_boxed, sqlx_error};
+use super::sqlx_common::{self, ExecError, Query, SqlxHook, db_error, send_boxed};
 use crate::connection::Connection;
 use crate::error::{Error, ErrorKind, Result};
+use crate::hooks::HookScope;
 
 /// Conn id used when none is given, as in Airflow.
 pub const DEFAULT_CONN_ID: &str = "postgres_default";
@@ -61,9 +62,8 @@ const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// A pool of connections to one PostgreSQL database.
 #[derive(Clone)]
 pub struct PostgresHook {
-    conn_id: String,
+    scope: HookScope,
     pool: PgPool,
-    secrets: Vec<String>,
     direct: Arc<Direct>,
 }
 
@@ -80,33 +80,27 @@ impl Direct {
     ///
     /// The pool cannot say why it failed to connect: sqlx retries a refused
     /// connection until the acquire timeout and then reports `PoolTimedOut`. A
-    /// direct connection returns the driver's first error, with its cause.
-    /// The error is not redacted yet; its operation is `postgres.{op}`.
-    async fn connect(&self, op: &str, conn_id: &str) -> Result<PgConnection> {
-        let op_name = format!("postgres.{op}");
+    /// direct connection returns the driver's first error, with its cause, as
+    /// an error of `scope`'s operation `op`.
+    async fn connect(&self, scope: &HookScope, op: &str) -> Result<PgConnection> {
         match tokio::time::timeout(self.timeout, PgConnection::connect_with(&self.opts)).await {
             Ok(Ok(c)) => Ok(c),
-            Ok(Err(e)) => {
-                let base = sqlx_error("postgres", op, conn_id, e);
-                // The driver's text lacks the address ("error communicating with
-                // database: Connection refused"); a reader needs to know which one.
-                let message = format!("cannot connect to {}: {}", self.target, base.message());
-                let retryable = base.is_retryable();
-                Err(Error::new(base.kind(), op_name, message)
-                    .with("conn_id", conn_id)
-                    .with_retryable(retryable)
-                    .with_source(base))
-            }
-            Err(_) => Err(Error::new(
+            // The driver's text lacks the address ("error communicating with
+            // database: Connection refused"); a reader needs to know which one.
+            Ok(Err(e)) => Err(scope.wrap(
+                op,
+                sqlx_common::error::into_error(e)
+                    .map_message(|m| format!("cannot connect to {}: {m}", self.target)),
+            )),
+            Err(_) => Err(scope.error(
                 ErrorKind::Timeout,
-                op_name,
+                op,
                 format!(
                     "no answer from {} within {} s (the connection extra connect_timeout sets the limit)",
                     self.target,
                     self.timeout.as_secs_f64()
                 ),
-            )
-            .with("conn_id", conn_id)),
+            )),
         }
     }
 }
@@ -114,7 +108,7 @@ impl Direct {
 impl std::fmt::Debug for PostgresHook {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("PostgresHook")
-            .field("conn_id", &self.conn_id)
+            .field("conn_id", &self.conn_id())
             .finish_non_exhaustive()
     }
 }
@@ -132,20 +126,18 @@ impl PostgresHook {
 
     /// Connects with `conn`, to `database` when given (else the connection's schema).
     pub async fn connect(conn: &Connection, database: Option<&str>) -> Result<Self> {
-        let secrets = conn.secrets();
-        let conn_id = conn.conn_id().to_string();
+        let scope = HookScope::new("postgres", conn);
         // `postgres:/user:pw@host/db` (one slash) parses, as in Airflow, into an
         // empty host and the schema `user:pw@host/db`: connecting to the default
         // localhost:5432 would fail with a misleading cause. The schema is not
         // quoted: it holds the password.
         if conn.host().is_none_or(str::is_empty) && conn.schema().is_some_and(|s| s.contains('@')) {
-            return Err(Error::new(
+            return Err(scope.error(
                 ErrorKind::Config,
-                "postgres.connect",
+                "connect",
                 "the connection has no host and its schema looks like `user:password@host/db`: \
                  the URI probably has one slash after the scheme (write postgres://user:password@host/db)",
-            )
-            .with("conn_id", &conn_id));
+            ));
         }
         let mut opts = PgConnectOptions::new()
             .host(conn.host().filter(|h| !h.is_empty()).unwrap_or("localhost"))
@@ -162,12 +154,11 @@ impl PostgresHook {
         }
         if let Some(mode) = conn.extra_str("sslmode") {
             let mode = PgSslMode::from_str(mode).map_err(|e| {
-                Error::new(
+                scope.error(
                     ErrorKind::Config,
-                    "postgres.connect",
+                    "connect",
                     format!("bad sslmode extra: {e}"),
                 )
-                .with("conn_id", &conn_id)
             })?;
             opts = opts.ssl_mode(mode);
         }
@@ -179,12 +170,11 @@ impl PostgresHook {
                 .and_then(|s| Duration::try_from_secs_f64(s).ok())
                 .filter(|d| !d.is_zero())
                 .ok_or_else(|| {
-                    Error::new(
+                    scope.error(
                         ErrorKind::Config,
-                        "postgres.connect",
+                        "connect",
                         "extra connect_timeout must be a positive number of seconds",
                     )
-                    .with("conn_id", &conn_id)
                 })?,
         };
         let direct = Direct {
@@ -195,10 +185,7 @@ impl PostgresHook {
         // One direct connection now, so that an unreachable server or a wrong
         // password fails here, at once and with its cause (see the module docs),
         // rather than as a pool timeout 30 s later.
-        let probe = direct
-            .connect("connect", &conn_id)
-            .await
-            .map_err(|e| e.redact(&secrets))?;
+        let probe = direct.connect(&scope, "connect").await?;
         // Closing it politely is best effort: the server already accepted us.
         let _ = probe.close().await;
         // Lazy: the pool's first connection is made by the first statement, so
@@ -207,11 +194,10 @@ impl PostgresHook {
             .max_connections(MAX_CONNECTIONS)
             .acquire_timeout(ACQUIRE_TIMEOUT)
             .connect_lazy_with(opts);
-        tracing::debug!(conn_id, "postgres connected");
+        tracing::debug!(conn_id = conn.conn_id(), "postgres connected");
         Ok(PostgresHook {
-            conn_id,
+            scope,
             pool,
-            secrets,
             direct: Arc::new(direct),
         })
     }
@@ -228,14 +214,17 @@ impl PostgresHook {
         rows: Vec<Vec<Value>>,
         options: InsertOptions,
     ) -> Result<u64> {
-        super::sql::check_widths(table, columns, &rows)?;
-        let qt = quote_table(Dialect::Postgres, table)?;
-        let cols = quote_columns(Dialect::Postgres, columns)?;
+        let input = |e| self.scope.wrap("insert_rows", e);
+        super::sql::check_widths(table, columns, &rows).map_err(input)?;
+        let qt = quote_table(Dialect::Postgres, table).map_err(input)?;
+        let cols = quote_columns(Dialect::Postgres, columns).map_err(input)?;
         let mut sql = format!(
             "INSERT INTO {qt} ({cols}) SELECT {cols} FROM json_populate_recordset(NULL::{qt}, $1::json)"
         );
         if options.replace {
-            sql.push_str(&upsert_clause(Dialect::Postgres, table, columns, &options)?);
+            sql.push_str(
+                &upsert_clause(Dialect::Postgres, table, columns, &options).map_err(input)?,
+            );
         }
         let per_commit = rows_per_commit(&options, rows.len());
         // One JSON array parameter per statement (bound as `json`, as bind_all
@@ -263,21 +252,20 @@ impl PostgresHook {
         };
         let mut written = 0u64;
         while let Some(chunk) = stream.next().await {
-            let chunk = chunk.map_err(|e| self.error("bulk_dump", e))?;
+            let chunk = chunk.map_err(|e| db_error(self, "bulk_dump", e))?;
             out.write_all(&chunk).await.map_err(|e| {
-                self.lift(
-                    Error::new(
-                        ErrorKind::Io,
-                        "postgres.bulk_dump",
-                        format!("writing the CSV output: {e}"),
-                    )
-                    .with_source(e),
+                self.scope.wrap(
+                    "bulk_dump",
+                    Error::new(ErrorKind::Io, "", format!("writing the CSV output: {e}"))
+                        .with_source(e),
                 )
             })?;
             written += chunk.len() as u64;
         }
-        out.flush().await.map_err(|e| self.lift(Error::from(e)))?;
-        tracing::info!(conn_id = %self.conn_id, bytes = written, "postgres bulk dump done");
+        out.flush()
+            .await
+            .map_err(|e| self.scope.wrap("bulk_dump", Error::from(e)))?;
+        tracing::info!(conn_id = %self.conn_id(), bytes = written, "postgres bulk dump done");
         Ok(written)
     }
 
@@ -286,17 +274,17 @@ impl PostgresHook {
         table: &str,
         input: &mut (dyn AsyncRead + Send + Unpin),
     ) -> Result<u64> {
-        let with_ctx = |e: Error| self.lift(e).with("table", table);
+        let with_ctx = |e: Error| self.scope.wrap("bulk_load", e).with("table", table);
         let mut reader = CsvReader::new(input);
         // Parse only the header (for the column list); the rest goes to COPY raw.
         reader.keep_raw = true;
         let columns = read_header(&mut reader, "postgres.bulk_load")
             .await
             .map_err(with_ctx)?;
-        let cols = quote_columns(Dialect::Postgres, &columns)?;
+        let cols = quote_columns(Dialect::Postgres, &columns).map_err(with_ctx)?;
         let stmt = format!(
             "COPY {} ({cols}) FROM STDIN WITH (FORMAT csv, HEADER true)",
-            quote_table(Dialect::Postgres, table)?
+            quote_table(Dialect::Postgres, table).map_err(with_ctx)?
         );
         let mut copy = match self.pool.copy_in_raw(&stmt).await {
             Ok(c) => c,
@@ -313,7 +301,7 @@ impl PostgresHook {
             if !chunk.is_empty()
                 && let Err(e) = copy.send(chunk.as_slice()).await
             {
-                return Err(self.error("bulk_load", e).with("table", table));
+                return Err(db_error(self, "bulk_load", e).with("table", table));
             }
             let n = match reader.read_raw(&mut buf).await {
                 Ok(n) => n,
@@ -332,8 +320,8 @@ impl PostgresHook {
         let rows = copy
             .finish()
             .await
-            .map_err(|e| self.error("bulk_load", e).with("table", table))?;
-        tracing::info!(conn_id = %self.conn_id, table, rows, "postgres bulk load done");
+            .map_err(|e| db_error(self, "bulk_load", e).with("table", table))?;
+        tracing::info!(conn_id = %self.conn_id(), table, rows, "postgres bulk load done");
         Ok(rows)
     }
 }
@@ -465,41 +453,38 @@ fn row_to_json(row: &PgRow) -> Result<Row> {
 
 impl SqlxHook for PostgresHook {
     type Db = Postgres;
-    const SYSTEM: &'static str = "postgres";
 
     fn pool(&self) -> &PgPool {
         &self.pool
     }
 
-    fn error(&self, op: &str, e: sqlx::Error) -> Error {
-        sqlx_error("postgres", op, &self.conn_id, e).redact(&self.secrets)
-    }
-
-    fn lift(&self, e: Error) -> Error {
-        e.with("conn_id", &self.conn_id).redact(&self.secrets)
+    fn scope(&self) -> &HookScope {
+        &self.scope
     }
 
     fn acquire_error<'a>(&'a self, op: &'a str, e: sqlx::Error) -> BoxFuture<'a, Error> {
         Box::pin(async move {
             if !matches!(e, sqlx::Error::PoolTimedOut) {
-                return self.error(op, e);
+                return db_error(self, op, e);
             }
             // Busy, or unreachable? One direct connection tells.
-            match self.direct.connect(op, &self.conn_id).await {
-                Err(cause) => cause.redact(&self.secrets),
+            match self.direct.connect(&self.scope, op).await {
+                Err(cause) => cause,
                 Ok(c) => {
                     let _ = c.close().await;
-                    Error::new(
-                        ErrorKind::Timeout,
-                        format!("postgres.{op}"),
-                        format!(
-                            "no pooled connection became free within {} s: all {MAX_CONNECTIONS} \
-                             are in use (the server itself accepts connections)",
-                            ACQUIRE_TIMEOUT.as_secs()
-                        ),
+                    self.scope.wrap(
+                        op,
+                        Error::new(
+                            ErrorKind::Timeout,
+                            "",
+                            format!(
+                                "no pooled connection became free within {} s: all {MAX_CONNECTIONS} \
+                                 are in use (the server itself accepts connections)",
+                                ACQUIRE_TIMEOUT.as_secs()
+                            ),
+                        )
+                        .with_source(e),
                     )
-                    .with("conn_id", &self.conn_id)
-                    .with_source(e)
                 }
             }
         })
@@ -521,7 +506,7 @@ impl SqlxHook for PostgresHook {
 #[async_trait]
 impl SqlHook for PostgresHook {
     fn conn_id(&self) -> &str {
-        &self.conn_id
+        self.scope.conn_id().unwrap_or_default()
     }
 
     fn dialect(&self) -> Dialect {

@@ -59,7 +59,7 @@
 
 mod airflow;
 mod download;
-mod errors;
+mod error;
 mod multipart;
 mod params;
 mod store;
@@ -75,6 +75,7 @@ use serde_json::Value;
 
 use crate::connection::Connection;
 use crate::error::{Error, ErrorKind, Result};
+use crate::hooks::HookScope;
 use crate::retry::Backoff;
 
 pub use crate::hooks::object_store::ListKeys;
@@ -110,12 +111,12 @@ pub enum ConditionalPut {
 /// clone. Implements [`ObjectStore`](crate::hooks::object_store::ObjectStore).
 #[derive(Clone)]
 pub struct S3Hook {
-    conn_id: String,
+    /// Every error goes through it (conn id, the connection's secrets).
+    scope: HookScope,
     client: aws_sdk_s3::Client,
     region: String,
     endpoint: Option<String>,
     default_bucket: Option<String>,
-    secrets: Vec<String>,
     part_size: usize,
     max_in_flight: usize,
     copy_threshold: u64,
@@ -135,7 +136,7 @@ impl fmt::Debug for S3Hook {
     // Hand-written so neither the client's credentials nor the secrets list print.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("S3Hook")
-            .field("conn_id", &self.conn_id)
+            .field("conn_id", &self.conn_id())
             .field("region", &self.region)
             .field("endpoint", &self.endpoint)
             .field("default_bucket", &self.default_bucket)
@@ -198,9 +199,8 @@ impl S3Hook {
 
     /// The hook of `conn`; see the [module docs](self) for the fields read.
     pub async fn from_connection(conn: &Connection) -> Result<Self> {
-        let op = "s3.connect";
-        let config_err =
-            |msg: &str| Error::new(ErrorKind::Config, op, msg).with("conn_id", conn.conn_id());
+        let scope = HookScope::new("s3", conn);
+        let config_err = |msg: &str| scope.error(ErrorKind::Config, "connect", msg);
         if !matches!(conn.conn_type(), "aws" | "s3" | "") {
             return Err(config_err(&format!(
                 "conn type `{}` is not `aws`",
@@ -222,7 +222,7 @@ impl S3Hook {
             ("endpoint_url", conn.extra_str("endpoint_url")),
         ] {
             if let Some(url) = url {
-                check_endpoint(name, url).map_err(|e| config_err(&e).redact(&conn.secrets()))?;
+                check_endpoint(name, url).map_err(|e| config_err(&e))?;
             }
         }
         let endpoint = s3_endpoint
@@ -288,13 +288,12 @@ impl S3Hook {
         };
         tracing::debug!(conn_id = conn.conn_id(), %region, endpoint = ?endpoint, "s3 hook built");
         Ok(S3Hook {
-            conn_id: conn.conn_id().to_string(),
+            scope,
             client: aws_sdk_s3::Client::from_conf(builder.build()),
             region,
             endpoint,
             default_bucket: extra_path(conn, &["service_config", "s3", "bucket_name"])
                 .map(str::to_string),
-            secrets: conn.secrets(),
             part_size: 8 * 1024 * 1024,
             max_in_flight: 4,
             copy_threshold: MAX_SINGLE_COPY,
@@ -422,7 +421,7 @@ impl S3Hook {
 
     /// The connection id this hook was built from.
     pub fn conn_id(&self) -> &str {
-        &self.conn_id
+        self.scope.conn_id().unwrap_or_default()
     }
 
     /// The region requests are signed for.
@@ -442,24 +441,37 @@ impl S3Hook {
             .list_buckets()
             .send()
             .await
-            .map_err(|e| self.sdk_err("s3.test_connection", None, None, e))?;
+            .map_err(|e| self.sdk_error("s3.test_connection", None, None, e))?;
         Ok(())
     }
 
-    /// Adds conn id, bucket and key to `e` and scrubs the connection's secrets.
-    pub(crate) fn context(&self, e: Error, bucket: Option<&str>, key: Option<&str>) -> Error {
-        let mut e = e.with("conn_id", &self.conn_id);
-        if let Some(b) = bucket.filter(|_| e.context("bucket").is_none()) {
-            e = e.with("bucket", b);
-        }
-        if let Some(k) = key.filter(|_| e.context("key").is_none()) {
-            e = e.with("key", k);
-        }
-        e.redact(&self.secrets)
+    /// `e` as an error of operation `op` on `bucket`/`key` (each unless `e`
+    /// names its own), through the hook's scope: conn id, redaction.
+    pub(crate) fn wrap(
+        &self,
+        op: &str,
+        e: Error,
+        bucket: Option<&str>,
+        key: Option<&str>,
+    ) -> Error {
+        self.scope.wrap(op, error::at(e, bucket, key))
     }
 
-    /// A typed error from an SDK error, with context.
-    pub(crate) fn sdk_err<E>(
+    /// An error the hook raises itself, of operation `op` on `bucket`/`key`.
+    pub(crate) fn fail(
+        &self,
+        kind: ErrorKind,
+        op: &str,
+        message: impl Into<String>,
+        bucket: Option<&str>,
+        key: Option<&str>,
+    ) -> Error {
+        self.wrap(op, Error::new(kind, "", message), bucket, key)
+    }
+
+    /// An SDK error of operation `op`: classified (s3/error.rs), marked
+    /// exhausted when the SDK retried it, then [`wrap`](Self::wrap)ped.
+    pub(crate) fn sdk_error<E>(
         &self,
         operation: &'static str,
         bucket: Option<&str>,
@@ -469,7 +481,7 @@ impl S3Hook {
     where
         E: aws_sdk_s3::error::ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
     {
-        let endpoint = self.endpoint.as_deref().and_then(errors::host_port);
+        let endpoint = self.endpoint.as_deref().and_then(error::host_port);
         // What the SDK's standard policy retries: service errors (5xx,
         // throttling) and failures to reach the endpoint. Gave up on those, it
         // says so, so a task's retries do not multiply its attempts.
@@ -479,11 +491,11 @@ impl S3Hook {
                 aws_sdk_s3::error::SdkError::ServiceError(_)
                     | aws_sdk_s3::error::SdkError::DispatchFailure(_)
             );
-        let mut err = errors::from_sdk(operation, e, endpoint.as_deref());
+        let mut err = error::into_error(e, endpoint.as_deref());
         if sdk_retried && err.is_retryable() {
             err = err.exhausted().with("max_attempts", self.max_attempts);
         }
-        self.context(err, bucket, key)
+        self.wrap(operation, err, bucket, key)
     }
 }
 

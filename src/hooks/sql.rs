@@ -411,7 +411,9 @@ pub fn upsert_clause(
     })
 }
 
-/// Adds "statement k of n" to a failure inside `run`, keeping its kind and source.
+/// Adds "statement k of n" to a failure inside `run`: the message is prefixed
+/// and the statement named in the context; kind, operation, context (conn id,
+/// table), source and retry state are the error's own.
 pub(crate) fn in_statement(e: Error, index: usize, total: usize, sql: &str) -> Error {
     let first_line: String = sql
         .lines()
@@ -420,16 +422,9 @@ pub(crate) fn in_statement(e: Error, index: usize, total: usize, sql: &str) -> E
         .chars()
         .take(80)
         .collect();
-    let msg = format!("statement {index} of {total} failed: {}", e.message());
-    let mut out = Error::new(e.kind(), e.operation().to_string(), msg)
+    e.map_message(|m| format!("statement {index} of {total} failed: {m}"))
         .with("statement", index)
-        .with("sql", first_line.trim());
-    for key in ["conn_id", "table"] {
-        if let Some(v) = e.context(key) {
-            out = out.with(key, v);
-        }
-    }
-    out.with_retryable(e.is_retryable()).with_source(e)
+        .with("sql", first_line.trim())
 }
 
 /// A SQL database: Airflow's `DbApiHook` in Rust. See the [module docs](self) for
@@ -660,6 +655,25 @@ pub(crate) async fn rows_to_csv(
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn in_statement_keeps_the_error_and_names_the_statement() {
+        let e = Error::new(ErrorKind::Unavailable, "postgres.run", "server closed")
+            .with("conn_id", "pg")
+            .with_source(std::io::Error::other("eof"))
+            .exhausted();
+        let e = in_statement(e, 2, 3, "-- load\nINSERT INTO t VALUES (1)\n");
+        assert_eq!(
+            e.to_string(),
+            "postgres.run failed (unavailable, retries exhausted): statement 2 of 3 failed: \
+             server closed [conn_id=pg, statement=2, sql=INSERT INTO t VALUES (1)]"
+        );
+        assert!(e.is_exhausted());
+        assert_eq!(
+            std::error::Error::source(&e).map(ToString::to_string),
+            Some("eof".to_string())
+        );
+    }
 
     #[test]
     fn quoting_doubles_quotes_and_rejects_empty() {

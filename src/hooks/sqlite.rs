@@ -23,9 +23,10 @@ use super::sql::{
     CsvReader, Dialect, InsertOptions, Parameters, Row, RunOptions, Sql, SqlHook, bytes_value,
     check_widths, float_value, insert_statement, read_header, rows_per_commit, rows_to_csv,
 };
-use super::sqlx_common::{self, ExecError, Query, SqlxHook, send_boxed, sqlx_error};
+use super::sqlx_common::{self, ExecError, Query, SqlxHook, db_error, send_boxed};
 use crate::connection::Connection;
 use crate::error::{Error, ErrorKind, Result};
+use crate::hooks::HookScope;
 
 /// Conn id used when none is given, as in Airflow.
 pub const DEFAULT_CONN_ID: &str = "sqlite_default";
@@ -33,8 +34,8 @@ pub const DEFAULT_CONN_ID: &str = "sqlite_default";
 /// A pool of connections to one SQLite database.
 #[derive(Debug, Clone)]
 pub struct SqliteHook {
-    conn_id: String,
-    path: String,
+    /// Names the conn id and the file in every error.
+    scope: HookScope,
     pool: SqlitePool,
 }
 
@@ -46,29 +47,36 @@ impl SqliteHook {
 
     /// Opens the database named by `conn` (its `host`, else its `schema`).
     pub async fn from_connection(conn: &Connection) -> Result<Self> {
+        let scope = HookScope::new("sqlite", conn);
         let path = conn
             .host()
             .filter(|h| !h.is_empty())
             .or(conn.schema().filter(|s| !s.is_empty()))
             .ok_or_else(|| {
-                Error::new(
+                scope.error(
                     ErrorKind::Config,
-                    "sqlite.connect",
+                    "connect",
                     "the connection names no database file: set its host to a path or :memory:",
                 )
-                .with("conn_id", conn.conn_id())
             })?;
-        Self::open(conn.conn_id(), path).await
+        Self::open_in(scope, path).await
     }
 
     /// Opens (creating if missing) the database file at `path`, or `:memory:`.
     pub async fn open(conn_id: &str, path: &str) -> Result<Self> {
+        Self::open_in(HookScope::named("sqlite", conn_id, Vec::new()), path).await
+    }
+
+    async fn open_in(scope: HookScope, path: &str) -> Result<Self> {
+        let scope = scope.with_context("path", path);
+        // Not classified: whatever stops a file from opening, retrying will not help.
         let err = |e: sqlx::Error| {
-            Error::new(ErrorKind::Unavailable, "sqlite.connect", e.to_string())
-                .with("conn_id", conn_id)
-                .with("path", path)
-                .with_source(e)
-                .with_retryable(false)
+            scope.wrap(
+                "connect",
+                Error::new(ErrorKind::Unavailable, "", e.to_string())
+                    .with_source(e)
+                    .with_retryable(false),
+            )
         };
         let memory = path == ":memory:";
         let options = if memory {
@@ -87,17 +95,13 @@ impl SqliteHook {
             .connect_with(options)
             .await
             .map_err(err)?;
-        tracing::debug!(conn_id, path, "sqlite opened");
-        Ok(SqliteHook {
-            conn_id: conn_id.to_string(),
-            path: path.to_string(),
-            pool,
-        })
+        tracing::debug!(conn_id = scope.conn_id(), path, "sqlite opened");
+        Ok(SqliteHook { scope, pool })
     }
 
     /// The connection id this hook was built from.
     pub fn conn_id(&self) -> &str {
-        &self.conn_id
+        self.scope.conn_id().unwrap_or_default()
     }
 
     /// Runs a script of one or more statements in one transaction: all of them
@@ -111,12 +115,12 @@ impl SqliteHook {
             .pool
             .begin()
             .await
-            .map_err(|e| self.error("begin", e))?;
+            .map_err(|e| db_error(self, "begin", e))?;
         let done = sqlx::Executor::execute(&mut *tx, sqlx::raw_sql(sql))
             .await
-            .map_err(|e| self.error("run", e))?;
-        tx.commit().await.map_err(|e| self.error("commit", e))?;
-        tracing::info!(conn_id = %self.conn_id, rows_affected = done.rows_affected(), "sqlite script ran");
+            .map_err(|e| db_error(self, "run", e))?;
+        tx.commit().await.map_err(|e| db_error(self, "commit", e))?;
+        tracing::info!(conn_id = %self.conn_id(), rows_affected = done.rows_affected(), "sqlite script ran");
         Ok(done.rows_affected())
     }
 
@@ -127,7 +131,7 @@ impl SqliteHook {
         rows: Vec<Vec<Value>>,
         options: InsertOptions,
     ) -> Result<u64> {
-        check_widths(table, columns, &rows)?;
+        check_widths(table, columns, &rows).map_err(|e| self.scope.wrap("insert_rows", e))?;
         // SQLite allows 32766 host parameters per statement.
         let per_stmt = (32766 / columns.len().max(1)).clamp(1, 500);
         let per_commit = rows_per_commit(&options, rows.len());
@@ -143,7 +147,7 @@ impl SqliteHook {
         table: &str,
         input: &mut (dyn AsyncRead + Send + Unpin),
     ) -> Result<u64> {
-        let with_ctx = |e: Error| e.with("conn_id", &self.conn_id).with("table", table);
+        let with_ctx = |e: Error| self.scope.wrap("bulk_load", e).with("table", table);
         let mut reader = CsvReader::new(input);
         let columns = read_header(&mut reader, "sqlite.bulk_load")
             .await
@@ -153,7 +157,7 @@ impl SqliteHook {
             .pool
             .begin()
             .await
-            .map_err(|e| self.error("begin", e))?;
+            .map_err(|e| db_error(self, "begin", e))?;
         let mut loaded = 0u64;
         let mut batch: Vec<Value> = Vec::new();
         let mut line = 1u64;
@@ -164,7 +168,7 @@ impl SqliteHook {
                 if r.len() != columns.len() {
                     return Err(with_ctx(Error::new(
                         ErrorKind::InvalidInput,
-                        "sqlite.bulk_load",
+                        "",
                         format!(
                             "record {line} has {} fields but the header has {}; nothing was loaded",
                             r.len(),
@@ -185,11 +189,12 @@ impl SqliteHook {
                     &columns,
                     n,
                     &InsertOptions::default(),
-                )?;
+                )
+                .map_err(with_ctx)?;
                 let done = bind_all(sqlx::query(&sql), &batch)
                     .execute(&mut *tx)
                     .await
-                    .map_err(|e| self.error("bulk_load", e).with("table", table))?;
+                    .map_err(|e| db_error(self, "bulk_load", e).with("table", table))?;
                 loaded += done.rows_affected();
                 batch.clear();
             }
@@ -199,8 +204,8 @@ impl SqliteHook {
         }
         tx.commit()
             .await
-            .map_err(|e| self.error("commit", e).with("table", table))?;
-        tracing::info!(conn_id = %self.conn_id, table, rows = loaded, "sqlite bulk load done");
+            .map_err(|e| db_error(self, "commit", e).with("table", table))?;
+        tracing::info!(conn_id = %self.conn_id(), table, rows = loaded, "sqlite bulk load done");
         Ok(loaded)
     }
 }
@@ -251,18 +256,13 @@ fn row_to_json(row: &SqliteRow) -> std::result::Result<Row, sqlx::Error> {
 
 impl SqlxHook for SqliteHook {
     type Db = Sqlite;
-    const SYSTEM: &'static str = "sqlite";
 
     fn pool(&self) -> &SqlitePool {
         &self.pool
     }
 
-    fn error(&self, op: &str, e: sqlx::Error) -> Error {
-        sqlx_error("sqlite", op, &self.conn_id, e).with("path", &self.path)
-    }
-
-    fn lift(&self, e: Error) -> Error {
-        e.with("conn_id", &self.conn_id)
+    fn scope(&self) -> &HookScope {
+        &self.scope
     }
 
     fn bind_all<'q>(q: Query<'q, Sqlite>, args: &[Value]) -> Query<'q, Sqlite> {
@@ -282,7 +282,7 @@ impl SqlxHook for SqliteHook {
 #[async_trait]
 impl SqlHook for SqliteHook {
     fn conn_id(&self) -> &str {
-        &self.conn_id
+        SqliteHook::conn_id(self)
     }
 
     fn dialect(&self) -> Dialect {
@@ -318,6 +318,7 @@ impl SqlHook for SqliteHook {
             "sqlite.bulk_dump",
         )
         .await
+        .map_err(|e| self.scope.wrap("bulk_dump", e))
     }
 
     async fn bulk_load(

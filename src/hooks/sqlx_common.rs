@@ -1,7 +1,10 @@
-//! What the two sqlx-based hooks (PostgreSQL, SQLite) share: error mapping,
-//! row streaming through a bounded channel, and `run` itself, generic over the
-//! sqlx database. Each hook keeps only what differs ([`SqlxHook`]): how it binds
-//! a JSON value, how it maps a row to JSON, how it words its errors.
+//! What the two sqlx-based hooks (PostgreSQL, SQLite) share: error
+//! classification (`error.rs`), row streaming through a bounded channel, and
+//! `run` itself, generic over the sqlx database. Each hook keeps only what
+//! differs ([`SqlxHook`]): how it binds a JSON value, how it maps a row to JSON,
+//! and its [`HookScope`], through which every error it returns goes.
+
+pub(crate) mod error;
 
 use futures::StreamExt;
 use futures::future::BoxFuture;
@@ -13,7 +16,8 @@ use super::sql::{
     Bound, Handler, Parameters, Row, RunOptions, Sql, SqlHook, StatementResult, bind,
     bound_statements, run_statements, shape_results,
 };
-use crate::error::{Error, ErrorKind, Result};
+use crate::error::{Error, Result};
+use crate::hooks::HookScope;
 
 /// A sqlx query of database `DB`, as the hooks bind it.
 pub(crate) type Query<'q, DB> = sqlx::query::Query<'q, DB, <DB as Database>::Arguments<'q>>;
@@ -33,19 +37,15 @@ impl From<sqlx::Error> for ExecError {
 }
 
 /// What a sqlx-based hook adds to the shared code: its database and pool, its
-/// type mapping both ways, and its error wording (context, redaction).
+/// type mapping both ways, and its error scope (system, conn id, secrets).
 pub(crate) trait SqlxHook: SqlHook + Clone + 'static {
     /// The sqlx database.
     type Db: Database;
-    /// Names the hook in log lines ("postgres run done").
-    const SYSTEM: &'static str;
 
     /// The pool statements run on.
     fn pool(&self) -> &sqlx::Pool<Self::Db>;
-    /// A driver error of operation `op`, with the hook's context.
-    fn error(&self, op: &str, e: sqlx::Error) -> Error;
-    /// A gust error (binding, decoding) with the hook's context.
-    fn lift(&self, e: Error) -> Error;
+    /// The scope every error of the hook goes through.
+    fn scope(&self) -> &HookScope;
     /// Binds JSON values as the database's parameters.
     fn bind_all<'q>(q: Query<'q, Self::Db>, args: &[Value]) -> Query<'q, Self::Db>;
     /// One row as a JSON object.
@@ -57,17 +57,22 @@ pub(crate) trait SqlxHook: SqlHook + Clone + 'static {
     /// A pool that timed out is either busy or cannot connect at all (sqlx
     /// retries a refused connection until the timeout and drops the cause); a
     /// hook that can connect directly overrides this to say which. Other errors,
-    /// and hooks that cannot tell, get [`error`](Self::error).
+    /// and hooks that cannot tell, get [`db_error`].
     fn acquire_error<'a>(&'a self, op: &'a str, e: sqlx::Error) -> BoxFuture<'a, Error> {
-        Box::pin(std::future::ready(self.error(op, e)))
+        Box::pin(std::future::ready(db_error(self, op, e)))
     }
+}
 
-    /// A statement failure of operation `op` as the hook's error.
-    fn exec_error(&self, e: ExecError, op: &str) -> Error {
-        match e {
-            ExecError::Db(e) => self.error(op, e),
-            ExecError::Decode(e) => self.lift(e),
-        }
+/// A driver error of operation `op`: classified, then through the hook's scope.
+pub(crate) fn db_error<H: SqlxHook>(hook: &H, op: &str, e: sqlx::Error) -> Error {
+    hook.scope().wrap(op, error::into_error(e))
+}
+
+/// A statement failure of operation `op` as the hook's error.
+fn exec_error<H: SqlxHook>(hook: &H, e: ExecError, op: &str) -> Error {
+    match e {
+        ExecError::Db(e) => db_error(hook, op, e),
+        ExecError::Decode(e) => hook.scope().wrap(op, e),
     }
 }
 
@@ -115,9 +120,11 @@ where
     for<'c> &'c mut <H::Db as Database>::Connection: Executor<'c, Database = H::Db>,
     for<'q> <H::Db as Database>::Arguments<'q>: IntoArguments<'q, H::Db>,
 {
-    let bound = bound_statements(hook.dialect(), &sql, &options, |e| hook.lift(e))?;
+    let bound = bound_statements(hook.dialect(), &sql, &options, |e| {
+        hook.scope().wrap("run", e)
+    })?;
     let handler = &options.handler;
-    let fail = |e| hook.exec_error(e, "run");
+    let fail = |e| exec_error(hook, e, "run");
     let results = if options.autocommit {
         let mut conn = match hook.pool().acquire().await {
             Ok(c) => c,
@@ -131,10 +138,10 @@ where
         };
         // On error `tx` is dropped, which rolls back statements 1..k.
         let results = run_statements(&mut *tx, &bound, handler, exec::<H>, fail).await?;
-        tx.commit().await.map_err(|e| hook.error("commit", e))?;
+        tx.commit().await.map_err(|e| db_error(hook, "commit", e))?;
         results
     };
-    tracing::info!(conn_id = %hook.conn_id(), statements = bound.len(), "{} run done", H::SYSTEM);
+    tracing::info!(conn_id = %hook.conn_id(), statements = bound.len(), "{} run done", hook.scope().system());
     Ok(shape_results(&sql, &options, results))
 }
 
@@ -161,18 +168,18 @@ where
             Err(e) => return Err(hook.acquire_error("begin", e).await),
         };
         for batch in group.chunks(per_stmt) {
-            let (sql, args) = statement(batch)?;
+            let (sql, args) = statement(batch).map_err(|e| hook.scope().wrap("insert_rows", e))?;
             let done = H::bind_all(sqlx::query(&sql), &args)
                 .execute(&mut *tx)
                 .await
-                .map_err(|e| hook.error("insert_rows", e).with("table", table))?;
+                .map_err(|e| db_error(hook, "insert_rows", e).with("table", table))?;
             written += H::rows_affected(&done);
         }
         tx.commit()
             .await
-            .map_err(|e| hook.error("commit", e).with("table", table))?;
+            .map_err(|e| db_error(hook, "commit", e).with("table", table))?;
     }
-    tracing::info!(conn_id = %hook.conn_id(), table, rows = written, "{} rows inserted", H::SYSTEM);
+    tracing::info!(conn_id = %hook.conn_id(), table, rows = written, "{} rows inserted", hook.scope().system());
     Ok(written)
 }
 
@@ -194,16 +201,16 @@ where
             let b = match bound {
                 Ok(b) => b,
                 Err(e) => {
-                    let _ = tx.send(Err(this.lift(e))).await;
+                    let _ = tx.send(Err(this.scope().wrap("get_records", e))).await;
                     return;
                 }
             };
             let mut rows = H::bind_all(sqlx::query(&b.sql), &b.args).fetch(this.pool());
             while let Some(r) = rows.next().await {
                 let r = match r {
-                    Ok(r) => H::row_to_json(&r).map_err(|e| this.exec_error(e, "get_records")),
+                    Ok(r) => H::row_to_json(&r).map_err(|e| exec_error(&this, e, "get_records")),
                     // Only the first item can be the pool's; acquire_error
-                    // passes statement errors through as `error` would.
+                    // passes statement errors through as `db_error` would.
                     Err(e) => Err(this.acquire_error("get_records", e).await),
                 };
                 let failed = r.is_err();
@@ -213,58 +220,6 @@ where
             }
         })
     })
-}
-
-/// Maps a sqlx error to a gust error of the right kind, naming the operation and the
-/// conn id. The caller redacts it with the connection's secrets.
-pub(crate) fn sqlx_error(system: &str, op: &str, conn_id: &str, e: sqlx::Error) -> Error {
-    let kind = match &e {
-        sqlx::Error::RowNotFound => ErrorKind::NotFound,
-        sqlx::Error::Database(db) => match db.code().as_deref() {
-            // PostgreSQL SQLSTATEs: auth, connection, undefined table, unique violation.
-            Some("28P01" | "28000") => ErrorKind::Auth,
-            Some(c) if c.starts_with("08") => ErrorKind::Unavailable,
-            // Undefined table; invalid catalog name (an unknown database).
-            Some("42P01" | "3D000") => ErrorKind::NotFound,
-            Some("23505") => ErrorKind::AlreadyExists,
-            Some("40001" | "40P01" | "57P01") => ErrorKind::Unavailable,
-            _ => ErrorKind::InvalidInput,
-        },
-        sqlx::Error::PoolTimedOut => ErrorKind::Timeout,
-        sqlx::Error::Io(_) | sqlx::Error::PoolClosed | sqlx::Error::Tls(_) => {
-            ErrorKind::Unavailable
-        }
-        sqlx::Error::Configuration(_) => ErrorKind::Config,
-        sqlx::Error::ColumnDecode { .. } | sqlx::Error::Decode(_) => ErrorKind::Unsupported,
-        _ => ErrorKind::Remote,
-    };
-    let mut message = e.to_string();
-    if let Some(place) = pg_where(&e) {
-        message = format!("{message} (at {place})");
-    }
-    Error::new(kind, format!("{system}.{op}"), message)
-        .with("conn_id", conn_id)
-        .with_source(e)
-}
-
-/// PostgreSQL's `CONTEXT` of an error: where it happened, e.g. `COPY t, line 999,
-/// column id: "abc"` for a bad value in `bulk_load`. sqlx's Display drops it, yet
-/// it is what tells a user which line of a million-line file to fix.
-#[cfg(feature = "postgres")]
-fn pg_where(e: &sqlx::Error) -> Option<String> {
-    let sqlx::Error::Database(db) = e else {
-        return None;
-    };
-    db.try_downcast_ref::<sqlx::postgres::PgDatabaseError>()?
-        .r#where()
-        .map(str::trim)
-        .filter(|w| !w.is_empty())
-        .map(str::to_string)
-}
-
-#[cfg(not(feature = "postgres"))]
-fn pg_where(_: &sqlx::Error) -> Option<String> {
-    None
 }
 
 /// Turns a producer that pushes rows into a bounded channel into a stream. The

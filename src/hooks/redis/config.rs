@@ -7,7 +7,8 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::connection::Connection;
-use crate::error::{Error, ErrorKind, Result};
+use crate::error::{ErrorKind, Result};
+use crate::hooks::HookScope;
 
 /// Port used when the connection names none, as redis-py and Airflow do.
 pub const DEFAULT_PORT: u16 = 6379;
@@ -74,9 +75,8 @@ impl RedisConfig {
     ///   names), default 5 and 30.
     pub fn from_connection(conn: &Connection) -> Result<Self> {
         let conn_id = conn.conn_id().to_string();
-        let bad = |msg: String| {
-            Error::new(ErrorKind::Config, "redis.config", msg).with("conn_id", &conn_id)
-        };
+        let scope = HookScope::new("redis", conn);
+        let bad = |msg: String| scope.error(ErrorKind::Config, "config", msg);
         let extra = conn.extra_dejson();
 
         let cluster = match extra.get("cluster") {

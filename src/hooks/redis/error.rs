@@ -1,11 +1,20 @@
-//! Turning a [`redis::RedisError`] into a typed, redacted [`gust::Error`](Error).
+//! Classifying [`redis::RedisError`]s into gust's [`ErrorKind`]s.
+//!
+//! Pure: the hook's [`HookScope`](crate::hooks::HookScope) names the operation,
+//! adds the conn id and redacts.
 
 use redis::{ErrorKind as RK, RedisError, ServerErrorKind as SK};
 
 use crate::error::{Error, ErrorKind};
+use crate::hooks::scope::{Classified, driver_error};
 
 /// The gust kind of a redis error, whether retrying may help, and a hint for the message.
-pub(crate) fn classify(e: &RedisError, cluster: bool) -> (ErrorKind, bool, Option<&'static str>) {
+pub(crate) fn classify(e: &RedisError, cluster: bool) -> Classified {
+    let (kind, retryable, hint) = classify_inner(e, cluster);
+    (kind, Some(retryable), hint)
+}
+
+fn classify_inner(e: &RedisError, cluster: bool) -> (ErrorKind, bool, Option<&'static str>) {
     let code = e.code().unwrap_or_default();
     // The cluster client folds the failures of its initial connections into one
     // `Io` error whose only trace of the cause is its text; an auth failure there
@@ -86,61 +95,83 @@ pub(crate) fn classify(e: &RedisError, cluster: bool) -> (ErrorKind, bool, Optio
     }
 }
 
-/// A typed error for `operation` on `conn_id` (and `key`, when there is one), with the
-/// redis error chained and every secret of the connection scrubbed.
-pub(crate) fn map_err(
-    e: RedisError,
-    operation: &'static str,
-    conn_id: &str,
-    key: Option<&str>,
-    cluster: bool,
-    secrets: &[String],
-) -> Error {
-    build(e, operation, conn_id, key, cluster, secrets, None)
+/// `e` as a gust error not yet named (the scope names it): classified, the
+/// hint after the driver's message, `e` chained.
+pub(crate) fn into_error(e: RedisError, cluster: bool) -> Error {
+    let message = e.to_string();
+    driver_error(classify(&e, cluster), message, e)
 }
 
-/// A failure to connect to `nodes` (`host:port`, comma-separated): [`map_err`]
-/// with the nodes in the message, which the driver's text ("Connection refused
-/// (os error 111)") lacks.
-pub(crate) fn connect_err(
-    e: RedisError,
-    conn_id: &str,
-    nodes: &str,
-    cluster: bool,
-    secrets: &[String],
-) -> Error {
-    build(
-        e,
-        "redis.connect",
-        conn_id,
-        None,
-        cluster,
-        secrets,
-        Some(nodes),
-    )
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-fn build(
-    e: RedisError,
-    operation: &'static str,
-    conn_id: &str,
-    key: Option<&str>,
-    cluster: bool,
-    secrets: &[String],
-    nodes: Option<&str>,
-) -> Error {
-    let (kind, retryable, hint) = classify(&e, cluster);
-    let message = match hint {
-        Some(hint) => format!("{e} ({hint})"),
-        None => e.to_string(),
-    };
-    let message = match nodes {
-        Some(nodes) => format!("cannot connect to {nodes}: {message}"),
-        None => message,
-    };
-    let mut err = Error::new(kind, operation, message).with("conn_id", conn_id);
-    if let Some(key) = key {
-        err = err.with("key", key);
+    fn kind_of(e: RedisError, cluster: bool) -> (ErrorKind, Option<bool>) {
+        let (kind, retryable, _) = classify(&e, cluster);
+        (kind, retryable)
     }
-    err.with_source(e).with_retryable(retryable).redact(secrets)
+
+    #[test]
+    fn client_errors_map_to_kinds() {
+        assert_eq!(
+            kind_of((RK::AuthenticationFailed, "WRONGPASS").into(), false),
+            (ErrorKind::Auth, Some(false))
+        );
+        assert_eq!(
+            kind_of((RK::InvalidClientConfig, "bad url").into(), false),
+            (ErrorKind::Config, Some(false))
+        );
+        let refused = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "refused");
+        assert_eq!(
+            kind_of(refused.into(), false),
+            (ErrorKind::Unavailable, Some(true))
+        );
+        let slow = std::io::Error::new(std::io::ErrorKind::TimedOut, "timed out");
+        assert_eq!(
+            kind_of(slow.into(), false),
+            (ErrorKind::Timeout, Some(true))
+        );
+        assert_eq!(
+            kind_of((RK::UnexpectedReturnType, "not a string").into(), false),
+            (ErrorKind::InvalidInput, Some(false))
+        );
+    }
+
+    #[test]
+    fn text_only_causes_are_recognised() {
+        // The cluster client folds an auth failure into an I/O error's text.
+        let folded: RedisError = (
+            RK::Io,
+            "Failed to connect",
+            "AuthenticationFailed".to_string(),
+        )
+            .into();
+        assert_eq!(kind_of(folded, true), (ErrorKind::Auth, Some(false)));
+        let tls: RedisError = (
+            RK::Io,
+            "tls",
+            "invalid peer certificate: UnknownIssuer".to_string(),
+        )
+            .into();
+        assert_eq!(kind_of(tls, false).0, ErrorKind::Auth);
+        let plain: RedisError = (
+            RK::Io,
+            "discovery",
+            "ERR This instance has cluster support disabled".to_string(),
+        )
+            .into();
+        assert_eq!(kind_of(plain, true), (ErrorKind::Config, Some(false)));
+    }
+
+    #[test]
+    fn into_error_adds_the_hint() {
+        let e = into_error((RK::AuthenticationFailed, "WRONGPASS").into(), false);
+        assert!(
+            e.message()
+                .ends_with("(check the connection's login and password)"),
+            "{e}"
+        );
+        assert_eq!(e.operation(), "");
+        assert!(!e.is_retryable());
+    }
 }

@@ -62,6 +62,7 @@ pub use slot::{SLOTS, key_slot};
 
 use crate::connection::Connection;
 use crate::error::{Error, ErrorKind, Result};
+use crate::hooks::HookScope;
 
 /// Conn id used when none is given, as in Airflow.
 pub const DEFAULT_CONN_ID: &str = "redis_default";
@@ -84,7 +85,9 @@ enum Conn {
 #[derive(Clone)]
 pub struct RedisHook {
     config: Arc<RedisConfig>,
-    secrets: Arc<[String]>,
+    /// Every error goes through it (conn id, the connection's and the
+    /// configuration's passwords).
+    scope: HookScope,
     conn: Conn,
 }
 
@@ -114,22 +117,27 @@ impl RedisHook {
         Self::open(config, secrets).await
     }
 
-    async fn open(config: RedisConfig, mut secrets: Vec<String>) -> Result<Self> {
-        secrets.extend(config.password.iter().cloned());
-        let secrets: Arc<[String]> = secrets.into();
+    async fn open(config: RedisConfig, secrets: Vec<String>) -> Result<Self> {
+        let scope = HookScope::named("redis", &config.conn_id, secrets)
+            .with_secrets(config.password.iter().cloned());
         let nodes = config
             .nodes
             .iter()
             .map(|(host, port)| format!("{host}:{port}"))
             .collect::<Vec<_>>()
             .join(", ");
+        // The driver's text ("Connection refused (os error 111)") lacks the nodes.
         let fail = |e: redis::RedisError| {
-            error::connect_err(e, &config.conn_id, &nodes, config.cluster, &secrets)
+            scope.wrap(
+                "connect",
+                error::into_error(e, config.cluster)
+                    .map_message(|m| format!("cannot connect to {nodes}: {m}")),
+            )
         };
         if config.tls.is_some() {
             ensure_crypto_provider();
         }
-        let certs = tls_certificates(&config)?;
+        let certs = tls_certificates(&config).map_err(|e| scope.wrap("connect", e))?;
         let infos = config
             .nodes
             .iter()
@@ -154,8 +162,7 @@ impl RedisHook {
             Conn::Cluster(client.get_async_connection().await.map_err(fail)?)
         } else {
             let info = infos.into_iter().next().ok_or_else(|| {
-                Error::new(ErrorKind::Config, "redis.connect", "no node to connect to")
-                    .with("conn_id", &config.conn_id)
+                scope.error(ErrorKind::Config, "connect", "no node to connect to")
             })?;
             let client = single_client(&config, info, certs).map_err(fail)?;
             // Few reconnect attempts: the task's retry policy is the place for patience.
@@ -172,7 +179,7 @@ impl RedisHook {
         tracing::debug!(conn_id = %config.conn_id, cluster = config.cluster, nodes = ?config.nodes, "redis connected");
         Ok(RedisHook {
             config: Arc::new(config),
-            secrets,
+            scope,
             conn,
         })
     }
@@ -199,7 +206,7 @@ impl RedisHook {
             .query("redis.test_connection", None, &redis::cmd("PING"))
             .await?;
         if pong != "PONG" {
-            return Err(self.fail(
+            return Err(self.scope.error(
                 ErrorKind::Remote,
                 "redis.test_connection",
                 format!("PING answered {pong:?}"),
@@ -210,7 +217,7 @@ impl RedisHook {
             cmd.arg("INFO");
             let info: String = self.query("redis.test_connection", None, &cmd).await?;
             if !info.lines().any(|l| l.trim() == "cluster_state:ok") {
-                return Err(self.fail(
+                return Err(self.scope.error(
                     ErrorKind::Unavailable,
                     "redis.test_connection",
                     "the cluster does not report cluster_state:ok",
@@ -233,7 +240,8 @@ impl RedisHook {
             .await?
             .map(|v| {
                 String::from_utf8(v).map_err(|e| {
-                    self.fail(ErrorKind::InvalidInput, "redis.get_string", e.to_string())
+                    self.scope
+                        .error(ErrorKind::InvalidInput, "redis.get_string", e.to_string())
                         .with("key", key)
                 })
             })
@@ -388,7 +396,8 @@ impl RedisHook {
         let ms: i64 = self.query("redis.ttl", Some(key), &cmd).await?;
         match ms {
             -2 => Err(self
-                .fail(ErrorKind::NotFound, "redis.ttl", "no such key")
+                .scope
+                .error(ErrorKind::NotFound, "redis.ttl", "no such key")
                 .with("key", key)),
             ms if ms < 0 => Ok(None),
             ms => Ok(Some(Duration::from_millis(ms.unsigned_abs()))),
@@ -455,7 +464,7 @@ impl RedisHook {
     {
         f(self.conn.clone())
             .await
-            .map_err(|e| self.map_err(e, op, key))
+            .map_err(|e| self.driver_error(e, op, key))
     }
 
     /// Splits the indices of `keys` into groups that one command may carry: chunks
@@ -497,25 +506,25 @@ impl RedisHook {
             .await
     }
 
-    fn map_err(&self, e: redis::RedisError, op: &'static str, key: Option<&str>) -> Error {
-        error::map_err(e, op, self.conn_id(), key, self.is_cluster(), &self.secrets)
-    }
-
-    fn fail(&self, kind: ErrorKind, op: &'static str, msg: impl Into<String>) -> Error {
-        Error::new(kind, op, msg)
-            .with("conn_id", self.conn_id())
-            .redact(&self.secrets)
+    /// A driver error of operation `op` on `key`: classified, then through the scope.
+    fn driver_error(&self, e: redis::RedisError, op: &'static str, key: Option<&str>) -> Error {
+        let mut e = error::into_error(e, self.is_cluster());
+        if let Some(key) = key {
+            e = e.with("key", key);
+        }
+        self.scope.wrap(op, e)
     }
 
     fn parse_json<T: DeserializeOwned>(&self, op: &'static str, key: &str, v: &[u8]) -> Result<T> {
         serde_json::from_slice(v).map_err(|e| {
-            self.fail(
-                ErrorKind::InvalidInput,
-                op,
-                format!("the value is not the expected JSON: {e}"),
-            )
-            .with("key", key)
-            .with_source(e)
+            self.scope
+                .error(
+                    ErrorKind::InvalidInput,
+                    op,
+                    format!("the value is not the expected JSON: {e}"),
+                )
+                .with("key", key)
+                .with_source(e)
         })
     }
 
@@ -526,7 +535,8 @@ impl RedisHook {
         v: &T,
     ) -> Result<Vec<u8>> {
         serde_json::to_vec(v).map_err(|e| {
-            self.fail(ErrorKind::InvalidInput, op, e.to_string())
+            self.scope
+                .error(ErrorKind::InvalidInput, op, e.to_string())
                 .with("key", key)
                 .with_source(e)
         })
@@ -579,10 +589,9 @@ fn tls_certificates(config: &RedisConfig) -> Result<Option<redis::TlsCertificate
     let pem = std::fs::read(path).map_err(|e| {
         Error::new(
             ErrorKind::Config,
-            "redis.connect",
+            "",
             format!("cannot read the CA file of extra `ssl_ca_certs`: {e}"),
         )
-        .with("conn_id", &config.conn_id)
         .with("path", path.display().to_string())
     })?;
     Ok(Some(redis::TlsCertificates {

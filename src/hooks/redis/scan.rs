@@ -46,7 +46,7 @@ impl RedisHook {
         let text: String = self.query("redis.masters", None, &cmd).await?;
         let masters = parse_masters(&text);
         if masters.is_empty() {
-            return Err(self.fail(
+            return Err(self.scope.error(
                 ErrorKind::Unavailable,
                 "redis.masters",
                 "CLUSTER NODES lists no master serving slots",
@@ -62,7 +62,7 @@ impl RedisHook {
         pattern: String,
         count: usize,
     ) -> BoxStream<'static, Result<String>> {
-        let conn_id = self.conn_id().to_string();
+        let scope = self.scope.clone();
         let pages = stream::try_unfold(Some(0u64), move |cursor| {
             let (hook, node, pattern) = (self.clone(), node.clone(), pattern.clone());
             async move {
@@ -85,9 +85,9 @@ impl RedisHook {
                             .clone()
                             .route_command(cmd, routing)
                             .await
-                            .map_err(|e| hook.map_err(e, "redis.scan", None))?;
+                            .map_err(|e| hook.driver_error(e, "redis.scan", None))?;
                         redis::from_redis_value(value)
-                            .map_err(|e| hook.map_err(e.into(), "redis.scan", None))?
+                            .map_err(|e| hook.driver_error(e.into(), "redis.scan", None))?
                     }
                     _ => hook.query("redis.scan", None, &cmd).await?,
                 };
@@ -100,12 +100,11 @@ impl RedisHook {
             .map(move |k: Result<Vec<u8>>| {
                 k.and_then(|k| {
                     String::from_utf8(k).map_err(|e| {
-                        Error::new(
+                        scope.error(
                             ErrorKind::InvalidInput,
                             "redis.scan",
                             format!("a key is not UTF-8: {e}"),
                         )
-                        .with("conn_id", &conn_id)
                     })
                 })
             })

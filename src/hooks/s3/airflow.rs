@@ -29,13 +29,13 @@ impl S3Hook {
     /// `s3://` URL key, or the connection's default bucket.
     pub fn get_s3_bucket_key(&self, bucket: Option<&str>, key: &str) -> Result<(String, String)> {
         match bucket {
-            Some(_) if key.contains("://") => Err(Error::new(
+            Some(_) if key.contains("://") => Err(self.fail(
                 ErrorKind::InvalidInput,
                 "s3.get_s3_bucket_key",
                 "a bucket was given, so the key must be relative, not a URL",
-            )
-            .with("conn_id", &self.conn_id)
-            .with("key", key)),
+                None,
+                Some(key),
+            )),
             Some(b) => Ok((b.to_string(), key.to_string())),
             None if key.contains("://") => Self::parse_s3_url(key),
             None => Ok((self.bucket_or_default(None)?, key.to_string())),
@@ -47,12 +47,13 @@ impl S3Hook {
             .or(self.default_bucket.as_deref())
             .map(str::to_string)
             .ok_or_else(|| {
-                Error::new(
+                self.fail(
                     ErrorKind::InvalidInput,
                     "s3.bucket",
                     "no bucket: pass one, use an s3:// URL, or set the extra service_config.s3.bucket_name",
+                    None,
+                    None,
                 )
-                .with("conn_id", &self.conn_id)
             })
     }
 
@@ -88,7 +89,8 @@ impl S3Hook {
         let (b, k) = self.get_s3_bucket_key(bucket, key)?;
         let data = self.get(&b, &k).await?;
         String::from_utf8(data.to_vec()).map_err(|_| {
-            self.context(
+            self.wrap(
+                "s3.read_key",
                 Error::new(
                     ErrorKind::InvalidInput,
                     "s3.read_key",
@@ -155,7 +157,7 @@ impl S3Hook {
         let (b, k) = self.get_s3_bucket_key(bucket, key)?;
         let op = "s3.load_bytes";
         crate::hooks::object_store::validate(op, &b, Some(&k))
-            .map_err(|e| self.context(e, None, None))?;
+            .map_err(|e| self.wrap(op, e, None, None))?;
         let data: Bytes = data.into();
         if opts.gzip {
             let one = futures::stream::once(async move { Ok(data) }).boxed();
@@ -191,7 +193,7 @@ impl S3Hook {
         let (b, k) = self.get_s3_bucket_key(bucket, key)?;
         let op = "s3.load_stream";
         crate::hooks::object_store::validate(op, &b, Some(&k))
-            .map_err(|e| self.context(e, None, None))?;
+            .map_err(|e| self.wrap(op, e, None, None))?;
         let data = if opts.gzip { gzip_stream(data) } else { data };
         self.put_stream_inner(op, &b, &k, data, &opts.upload(self.encrypts()))
             .await
@@ -207,7 +209,8 @@ impl S3Hook {
     ) -> Result<PutResult> {
         let path = path.as_ref();
         let file = tokio::fs::File::open(path).await.map_err(|e| {
-            self.context(
+            self.wrap(
+                "s3.load_file",
                 Error::from(e).with("path", path.display()),
                 bucket,
                 Some(key),
@@ -241,10 +244,10 @@ impl S3Hook {
         let dest = local_dir.as_ref().join(&name);
         match self.download_to(op, &b, &k, &dest).await {
             Ok(n) => {
-                tracing::info!(conn_id = %self.conn_id, bucket = %b, key = %k, path = %dest.display(), bytes = n, "s3 object downloaded");
+                tracing::info!(conn_id = %self.conn_id(), bucket = %b, key = %k, path = %dest.display(), bytes = n, "s3 object downloaded");
                 Ok(dest)
             }
-            Err(e) => Err(self.context(e.with("path", dest.display()), Some(&b), Some(&k))),
+            Err(e) => Err(self.wrap(op, e.with("path", dest.display()), Some(&b), Some(&k))),
         }
     }
 
@@ -302,7 +305,8 @@ impl S3Hook {
                 first.code,
                 first.message
             );
-            return Err(self.context(
+            return Err(self.wrap(
+                "s3.delete_objects",
                 Error::new(ErrorKind::Remote, "s3.delete_objects", msg),
                 Some(&b),
                 Some(&first.key),
@@ -322,9 +326,10 @@ impl S3Hook {
         let op = "s3.generate_presigned_url";
         let (b, k) = self.get_s3_bucket_key(bucket, key)?;
         crate::hooks::object_store::validate(op, &b, Some(&k))
-            .map_err(|e| self.context(e, None, None))?;
+            .map_err(|e| self.wrap(op, e, None, None))?;
         let cfg = PresigningConfig::expires_in(expires_in).map_err(|e| {
-            self.context(
+            self.wrap(
+                op,
                 Error::new(ErrorKind::InvalidInput, op, e.to_string()),
                 Some(&b),
                 Some(&k),
@@ -338,7 +343,7 @@ impl S3Hook {
                 .key(&k)
                 .presigned(cfg)
                 .await
-                .map_err(|e| self.sdk_err(op, Some(&b), Some(&k), e)),
+                .map_err(|e| self.sdk_error(op, Some(&b), Some(&k), e)),
             PresignMethod::PutObject => self
                 .client
                 .put_object()
@@ -346,7 +351,7 @@ impl S3Hook {
                 .key(&k)
                 .presigned(cfg)
                 .await
-                .map_err(|e| self.sdk_err(op, Some(&b), Some(&k), e)),
+                .map_err(|e| self.sdk_error(op, Some(&b), Some(&k), e)),
         }?;
         Ok(req.uri().to_string())
     }

@@ -82,7 +82,8 @@ struct Target {
 
 impl Target {
     fn err(&self, e: Error) -> Error {
-        self.hook.context(e, Some(&self.bucket), Some(&self.key))
+        self.hook
+            .wrap(self.op, e, Some(&self.bucket), Some(&self.key))
     }
 
     fn remote(&self, kind: ErrorKind, msg: impl Into<String>) -> Error {
@@ -120,7 +121,7 @@ impl Target {
             .map_err(|e| {
                 let e = self
                     .hook
-                    .sdk_err(self.op, Some(&self.bucket), Some(&self.key), e);
+                    .sdk_error(self.op, Some(&self.bucket), Some(&self.key), e);
                 // 412 on If-Match (gust's errors read a failed precondition as
                 // "exists", which is right for If-None-Match only).
                 match (e.kind(), e_tag) {
@@ -231,7 +232,7 @@ impl Part {
         let attempt = PART_RESUMES - r.left;
         let range = r.start + self.got..r.start + len;
         tracing::warn!(
-            conn_id = %t.hook.conn_id,
+            conn_id = %t.hook.conn_id(),
             bucket = %t.bucket,
             key = %t.key,
             from = range.start,
@@ -330,7 +331,7 @@ impl S3Hook {
             .key(key)
             .send()
             .await
-            .map_err(|e| self.sdk_err(op, Some(bucket), Some(key), e))?;
+            .map_err(|e| self.sdk_error(op, Some(bucket), Some(key), e))?;
         let threshold = self.download.threshold;
         let total = out.content_length().map(|n| n.max(0) as u64);
         let t = Arc::new(Target {
@@ -376,7 +377,7 @@ impl S3Hook {
                 ranges,
             } => (first, first_len, ranges),
         };
-        tracing::debug!(conn_id = %self.conn_id, bucket, key, total = t.total, "ranged download");
+        tracing::debug!(conn_id = %self.conn_id(), bucket, key, total = t.total, "ranged download");
         let mut state = StreamState::new(t, ranges, &self.download);
         let permit = state
             .connections
@@ -413,7 +414,7 @@ impl S3Hook {
             Opened::Ranged { first, ranges, .. } => (first, ranges),
         };
         let total = t.total;
-        tracing::debug!(conn_id = %self.conn_id, bucket, key, total, "ranged download to a file");
+        tracing::debug!(conn_id = %self.conn_id(), bucket, key, total, "ranged download to a file");
         let mut tasks: JoinSet<Result<u64>> = JoinSet::new();
         let res: Result<()> = async {
             {

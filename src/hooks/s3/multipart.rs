@@ -139,7 +139,7 @@ impl S3Hook {
         if !up.replace && self.conditional_put == ConditionalPut::HeadThenPut {
             use crate::hooks::object_store::ObjectStore;
             if self.exists(bucket, key).await? {
-                return Err(self.context(exists_err(op), Some(bucket), Some(key)));
+                return Err(self.wrap(op, exists_err(op), Some(bucket), Some(key)));
             }
         }
         Ok(())
@@ -173,7 +173,7 @@ impl S3Hook {
             .send()
             .await
             .map_err(|e| self.write_err(op, bucket, key, e))?;
-        tracing::debug!(conn_id = %self.conn_id, bucket, key, size, "s3 object put");
+        tracing::debug!(conn_id = %self.conn_id(), bucket, key, size, "s3 object put");
         Ok(PutResult {
             size,
             e_tag: out.e_tag,
@@ -190,17 +190,12 @@ impl S3Hook {
     where
         E: aws_sdk_s3::error::ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
     {
-        let e = self.sdk_err(op, Some(bucket), Some(key), e);
+        let e = self.sdk_error(op, Some(bucket), Some(key), e);
         match e.kind() {
-            ErrorKind::AlreadyExists => self.context(exists_err(op), Some(bucket), Some(key)),
-            ErrorKind::Unsupported => Error::new(
-                ErrorKind::Unsupported,
-                op,
-                format!("{} (if the server lacks If-None-Match, set the connection extra conditional_put=head)", e.message()),
-            )
-            .with("conn_id", &self.conn_id)
-            .with("bucket", bucket)
-            .with("key", key),
+            ErrorKind::AlreadyExists => self.wrap(op, exists_err(op), Some(bucket), Some(key)),
+            ErrorKind::Unsupported => e.map_message(|m| {
+                format!("{m} (if the server lacks If-None-Match, set the connection extra conditional_put=head)")
+            }),
             _ => e,
         }
     }
@@ -216,7 +211,7 @@ impl S3Hook {
         mut stream: BytesStream,
         up: &Upload,
     ) -> Result<PutResult> {
-        let ctx = |e: Error| self.context(e, Some(bucket), Some(key));
+        let ctx = |e: Error| self.wrap(op, e, Some(bucket), Some(key));
         let mut carry = None;
         let (first, eof) = next_part(op, &mut stream, &mut carry, self.part_size)
             .await
@@ -234,7 +229,7 @@ impl S3Hook {
             .set_server_side_encryption(up.encrypt.then_some(ServerSideEncryption::Aes256))
             .send()
             .await
-            .map_err(|e| self.sdk_err(op, Some(bucket), Some(key), e))?;
+            .map_err(|e| self.sdk_error(op, Some(bucket), Some(key), e))?;
         let upload_id = created.upload_id.unwrap_or_default();
         let guard = AbortGuard {
             client: self.client.clone(),
@@ -243,7 +238,7 @@ impl S3Hook {
             upload_id: upload_id.clone(),
             armed: true,
         };
-        tracing::debug!(conn_id = %self.conn_id, bucket, key, %upload_id, "multipart upload started");
+        tracing::debug!(conn_id = %self.conn_id(), bucket, key, %upload_id, "multipart upload started");
         match self
             .upload_parts(op, bucket, key, &upload_id, first, stream, carry, up)
             .await
@@ -289,7 +284,7 @@ impl S3Hook {
             if !eof {
                 let (next, ended) = next_part(op, &mut stream, &mut carry, self.part_size)
                     .await
-                    .map_err(|e| self.context(e, Some(bucket), Some(key)))?;
+                    .map_err(|e| self.wrap(op, e, Some(bucket), Some(key)))?;
                 eof = ended;
                 pending = Some(next).filter(|p| !p.is_empty());
             }
@@ -313,7 +308,7 @@ impl S3Hook {
             .send()
             .await
             .map_err(|e| self.write_err(op, bucket, key, e))?;
-        tracing::info!(conn_id = %self.conn_id, bucket, key, size, parts = number, "multipart upload completed");
+        tracing::info!(conn_id = %self.conn_id(), bucket, key, size, parts = number, "multipart upload completed");
         Ok(PutResult {
             size,
             e_tag: out.e_tag,
@@ -345,7 +340,7 @@ impl S3Hook {
                 .body(ByteStream::from(part))
                 .send()
                 .await
-                .map_err(|e| hook.sdk_err(op, Some(&b), Some(&k), e))?;
+                .map_err(|e| hook.sdk_error(op, Some(&b), Some(&k), e))?;
             tracing::debug!(bucket = %b, key = %k, part = number, "part uploaded");
             Ok(CompletedPart::builder()
                 .part_number(number)
@@ -372,7 +367,7 @@ impl S3Hook {
             .set_server_side_encryption(self.encrypts().then_some(ServerSideEncryption::Aes256))
             .send()
             .await
-            .map_err(|e| self.sdk_err(op, Some(dst_bucket), Some(dst_key), e))?;
+            .map_err(|e| self.sdk_error(op, Some(dst_bucket), Some(dst_key), e))?;
         let upload_id = created.upload_id.unwrap_or_default();
         let guard = AbortGuard {
             client: self.client.clone(),
@@ -404,7 +399,7 @@ impl S3Hook {
                         .copy_source_range(format!("bytes={start}-{end}"))
                         .send()
                         .await
-                        .map_err(|e| hook.sdk_err(op, Some(&b), Some(&k), e))?;
+                        .map_err(|e| hook.sdk_error(op, Some(&b), Some(&k), e))?;
                     let e_tag = out.copy_part_result.and_then(|r| r.e_tag);
                     Ok(CompletedPart::builder().part_number(part).set_e_tag(e_tag).build())
                 });
@@ -425,8 +420,8 @@ impl S3Hook {
                 .multipart_upload(CompletedMultipartUpload::builder().set_parts(Some(std::mem::take(&mut parts))).build())
                 .send()
                 .await
-                .map_err(|e| self.sdk_err(op, Some(dst_bucket), Some(dst_key), e))?;
-            tracing::info!(conn_id = %self.conn_id, src_bucket, src_key, dst_bucket, dst_key, size, parts = n, "multipart copy completed");
+                .map_err(|e| self.sdk_error(op, Some(dst_bucket), Some(dst_key), e))?;
+            tracing::info!(conn_id = %self.conn_id(), src_bucket, src_key, dst_bucket, dst_key, size, parts = n, "multipart copy completed");
             Ok(())
         }
         .await;

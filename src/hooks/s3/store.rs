@@ -45,7 +45,7 @@ impl S3Hook {
         region: Option<&str>,
     ) -> Result<bool> {
         let op = "s3.create_bucket";
-        validate(op, bucket, None).map_err(|e| self.context(e, None, None))?;
+        validate(op, bucket, None).map_err(|e| self.wrap(op, e, None, None))?;
         // HEAD first: some servers (moto in us-east-1) answer a re-create with 200,
         // others with BucketAlreadyExists even for the owner.
         if self.bucket_exists(bucket).await? {
@@ -67,11 +67,11 @@ impl S3Hook {
             .await
         {
             Ok(_) => {
-                tracing::info!(conn_id = %self.conn_id, bucket, region, "s3 bucket created");
+                tracing::info!(conn_id = %self.conn_id(), bucket, region, "s3 bucket created");
                 Ok(true)
             }
             Err(e) => {
-                let e = self.sdk_err(op, Some(bucket), None, e);
+                let e = self.sdk_error(op, Some(bucket), None, e);
                 if e.kind() == ErrorKind::AlreadyExists && self.bucket_exists(bucket).await? {
                     return Ok(false); // created concurrently by someone with our credentials
                 }
@@ -92,7 +92,7 @@ impl S3Hook {
         match self.client.head_bucket().bucket(bucket).send().await {
             Ok(_) => Ok(true),
             Err(e) => {
-                let e = self.sdk_err("s3.head_bucket", Some(bucket), None, e);
+                let e = self.sdk_error("s3.head_bucket", Some(bucket), None, e);
                 if e.kind() == ErrorKind::NotFound {
                     Ok(false)
                 } else {
@@ -119,7 +119,7 @@ impl S3Hook {
             .set_continuation_token(token)
             .send()
             .await
-            .map_err(|e| self.sdk_err("s3.list_objects", Some(bucket), None, e))?;
+            .map_err(|e| self.sdk_error("s3.list_objects", Some(bucket), None, e))?;
         let mut entries: Vec<ListEntry> = out
             .contents()
             .iter()
@@ -171,7 +171,7 @@ impl ObjectStore for S3Hook {
         opts: &PutOptions,
     ) -> Result<PutResult> {
         let op = "s3.put_object";
-        validate(op, bucket, Some(key)).map_err(|e| self.context(e, None, None))?;
+        validate(op, bucket, Some(key)).map_err(|e| self.wrap(op, e, None, None))?;
         self.put_bytes(op, bucket, key, data, &self.upload(opts))
             .await
     }
@@ -184,23 +184,24 @@ impl ObjectStore for S3Hook {
         opts: &PutOptions,
     ) -> Result<PutResult> {
         let op = "s3.put_stream";
-        validate(op, bucket, Some(key)).map_err(|e| self.context(e, None, None))?;
+        validate(op, bucket, Some(key)).map_err(|e| self.wrap(op, e, None, None))?;
         self.put_stream_inner(op, bucket, key, data, &self.upload(opts))
             .await
     }
 
     async fn get_stream(&self, bucket: &str, key: &str) -> Result<BytesStream> {
         let op = "s3.get_object";
-        validate(op, bucket, Some(key)).map_err(|e| self.context(e, None, None))?;
+        validate(op, bucket, Some(key)).map_err(|e| self.wrap(op, e, None, None))?;
         self.download_stream(op, bucket, key).await
     }
 
     async fn get_range(&self, bucket: &str, key: &str, range: Range<u64>) -> Result<Bytes> {
         let op = "s3.get_range";
-        validate(op, bucket, Some(key)).map_err(|e| self.context(e, None, None))?;
+        validate(op, bucket, Some(key)).map_err(|e| self.wrap(op, e, None, None))?;
         if range.start >= range.end {
             let msg = format!("the range {}..{} is empty", range.start, range.end);
-            return Err(self.context(
+            return Err(self.wrap(
+                op,
                 Error::new(ErrorKind::InvalidInput, op, msg),
                 Some(bucket),
                 Some(key),
@@ -214,9 +215,10 @@ impl ObjectStore for S3Hook {
             .range(format!("bytes={}-{}", range.start, range.end - 1))
             .send()
             .await
-            .map_err(|e| self.sdk_err(op, Some(bucket), Some(key), e))?;
+            .map_err(|e| self.sdk_error(op, Some(bucket), Some(key), e))?;
         let data = out.body.collect().await.map_err(|e| {
-            self.context(
+            self.wrap(
+                op,
                 Error::new(ErrorKind::Unavailable, op, "the download broke off").with_source(e),
                 Some(bucket),
                 Some(key),
@@ -227,7 +229,7 @@ impl ObjectStore for S3Hook {
 
     async fn head(&self, bucket: &str, key: &str) -> Result<ObjectMeta> {
         let op = "s3.head_object";
-        validate(op, bucket, Some(key)).map_err(|e| self.context(e, None, None))?;
+        validate(op, bucket, Some(key)).map_err(|e| self.wrap(op, e, None, None))?;
         let out = self
             .client
             .head_object()
@@ -235,7 +237,7 @@ impl ObjectStore for S3Hook {
             .key(key)
             .send()
             .await
-            .map_err(|e| self.sdk_err(op, Some(bucket), Some(key), e))?;
+            .map_err(|e| self.sdk_error(op, Some(bucket), Some(key), e))?;
         Ok(ObjectMeta {
             key: key.to_string(),
             size: out.content_length().unwrap_or(0).max(0) as u64,
@@ -247,7 +249,7 @@ impl ObjectStore for S3Hook {
 
     fn list<'a>(&'a self, bucket: &'a str, opts: ListOptions) -> BoxStream<'a, Result<ListEntry>> {
         if let Err(e) = validate_list("s3.list_objects", bucket, &opts) {
-            let e = self.context(e, None, None);
+            let e = self.wrap("s3.list_objects", e, None, None);
             return futures::stream::once(async move { Err(e) }).boxed();
         }
         // State: Some(token) = a page to fetch (None token = the first page).
@@ -274,8 +276,8 @@ impl ObjectStore for S3Hook {
         dst_key: &str,
     ) -> Result<()> {
         let op = "s3.copy_object";
-        validate(op, src_bucket, Some(src_key)).map_err(|e| self.context(e, None, None))?;
-        validate(op, dst_bucket, Some(dst_key)).map_err(|e| self.context(e, None, None))?;
+        validate(op, src_bucket, Some(src_key)).map_err(|e| self.wrap(op, e, None, None))?;
+        validate(op, dst_bucket, Some(dst_key)).map_err(|e| self.wrap(op, e, None, None))?;
         let size = self.head(src_bucket, src_key).await?.size;
         if size > self.copy_threshold {
             return self
@@ -294,18 +296,18 @@ impl ObjectStore for S3Hook {
             .send()
             .await
             .map_err(|e| {
-                self.sdk_err(op, Some(dst_bucket), Some(dst_key), e)
+                self.sdk_error(op, Some(dst_bucket), Some(dst_key), e)
                     .with("source", format!("{src_bucket}/{src_key}"))
             })?;
-        tracing::debug!(conn_id = %self.conn_id, src_bucket, src_key, dst_bucket, dst_key, "s3 object copied");
+        tracing::debug!(conn_id = %self.conn_id(), src_bucket, src_key, dst_bucket, dst_key, "s3 object copied");
         Ok(())
     }
 
     async fn delete(&self, bucket: &str, keys: &[String]) -> Result<DeleteReport> {
         let op = "s3.delete_objects";
-        validate(op, bucket, None).map_err(|e| self.context(e, None, None))?;
+        validate(op, bucket, None).map_err(|e| self.wrap(op, e, None, None))?;
         for k in keys {
-            validate(op, bucket, Some(k)).map_err(|e| self.context(e, None, None))?;
+            validate(op, bucket, Some(k)).map_err(|e| self.wrap(op, e, None, None))?;
         }
         let mut report = DeleteReport::default();
         for chunk in keys.chunks(DELETE_BATCH) {
@@ -314,7 +316,8 @@ impl ObjectStore for S3Hook {
                 .map(|k| ObjectIdentifier::builder().key(k).build())
                 .collect::<std::result::Result<Vec<_>, _>>()
                 .map_err(|e| {
-                    self.context(
+                    self.wrap(
+                        op,
                         Error::new(ErrorKind::InvalidInput, op, e.to_string()),
                         Some(bucket),
                         None,
@@ -325,7 +328,8 @@ impl ObjectStore for S3Hook {
                 .quiet(false)
                 .build()
                 .map_err(|e| {
-                    self.context(
+                    self.wrap(
+                        op,
                         Error::new(ErrorKind::InvalidInput, op, e.to_string()),
                         Some(bucket),
                         None,
@@ -338,7 +342,7 @@ impl ObjectStore for S3Hook {
                 .delete(delete)
                 .send()
                 .await
-                .map_err(|e| self.sdk_err(op, Some(bucket), None, e))?;
+                .map_err(|e| self.sdk_error(op, Some(bucket), None, e))?;
             report.deleted.extend(
                 out.deleted()
                     .iter()
@@ -352,7 +356,7 @@ impl ObjectStore for S3Hook {
                     message: e.message().unwrap_or_default().to_string(),
                 }));
         }
-        tracing::info!(conn_id = %self.conn_id, bucket, deleted = report.deleted.len(), failed = report.errors.len(), "s3 objects deleted");
+        tracing::info!(conn_id = %self.conn_id(), bucket, deleted = report.deleted.len(), failed = report.errors.len(), "s3 objects deleted");
         Ok(report)
     }
 }

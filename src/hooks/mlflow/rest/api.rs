@@ -359,9 +359,10 @@ impl MlflowStore for RestStore {
             }
         };
         let target = join(&root, artifact_path)?;
-        let file = tokio::fs::File::open(local_path)
-            .await
-            .map_err(|e| Error::from(e).with("path", local_path.display()))?;
+        let file = tokio::fs::File::open(local_path).await.map_err(|e| {
+            self.scope
+                .wrap(op, Error::from(e).with("path", local_path.display()))
+        })?;
         let len = file.metadata().await.map(|m| m.len()).unwrap_or(0);
         let body = reqwest::Body::wrap_stream(tokio_util::io::ReaderStream::new(file));
         let resp = self
@@ -432,15 +433,17 @@ impl MlflowStore for RestStore {
             return Err(self
                 .api_error(op, status, &text)
                 .with("run_id", run_id)
-                .with("artifact", path)
-                .redact(&self.secrets()));
+                .with("artifact", path));
         }
         let body = resp
             .bytes_stream()
             .map(|c| c.map_err(std::io::Error::other));
-        write_stream(local, body)
-            .await
-            .map_err(|e| Error::from(e).with("run_id", run_id).with("artifact", path))?;
+        write_stream(local, body).await.map_err(|e| {
+            self.scope.wrap(
+                op,
+                Error::from(e).with("run_id", run_id).with("artifact", path),
+            )
+        })?;
         Ok(())
     }
 }

@@ -9,6 +9,7 @@
 //! [`MlflowStore`] endpoints are in `api.rs`.
 
 mod api;
+mod error;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -17,7 +18,6 @@ use std::time::Duration;
 use reqwest::{Method, StatusCode};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use serde_json::Value;
 
 use super::s3_artifacts::is_s3;
 #[cfg(feature = "s3")]
@@ -25,6 +25,7 @@ use super::s3_artifacts::{S3Artifacts, S3Root};
 use super::store::MlflowStore;
 use crate::connection::{Connection, strip_userinfo};
 use crate::error::{Error, ErrorKind, Result};
+use crate::hooks::HookScope;
 use crate::retry::Backoff;
 
 /// Retries of a retryable failure by default: 4 attempts in all.
@@ -72,9 +73,10 @@ pub(crate) enum ArtifactRoot {
 /// a run's artifacts are [`ErrorKind::Unsupported`].
 #[derive(Clone)]
 pub struct RestStore {
-    /// The connection (or `MLFLOW_TRACKING_URI`) this store was built from; `None`
-    /// when built from a bare URL, which errors then name instead.
-    conn_id: Option<String>,
+    /// Every error goes through it: the connection (or `MLFLOW_TRACKING_URI`)
+    /// this store was built from, else the bare URL (`tracking_uri`), and the
+    /// credentials. Rebuilt by [`rescoped`](Self::rescoped) when either changes.
+    scope: HookScope,
     base_url: String,
     http: reqwest::Client,
     auth: Auth,
@@ -88,7 +90,7 @@ pub struct RestStore {
 impl std::fmt::Debug for RestStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let mut d = f.debug_struct("RestStore");
-        d.field("conn_id", &self.conn_id)
+        d.field("conn_id", &self.conn_id())
             .field("base_url", &self.base_url)
             .field(
                 "auth",
@@ -148,10 +150,11 @@ impl RestStore {
             .map_err(|e| {
                 Error::new(ErrorKind::Config, "mlflow.connect", e.to_string()).with_source(e)
             })?;
+        let base_url = strip_userinfo(base_url).trim_end_matches('/').to_string();
         Ok(RestStore {
-            conn_id: None,
+            scope: HookScope::unnamed("mlflow", None, Vec::new()),
             // As given (a default port kept), without the credentials.
-            base_url: strip_userinfo(base_url).trim_end_matches('/').to_string(),
+            base_url,
             http,
             auth,
             max_retries: MAX_RETRIES,
@@ -159,7 +162,28 @@ impl RestStore {
             artifact_roots: Arc::default(),
             #[cfg(feature = "s3")]
             s3: S3Artifacts::default(),
-        })
+        }
+        .rescoped(None))
+    }
+
+    /// The store with its scope rebuilt for `conn_id` and its current credentials.
+    fn rescoped(mut self, conn_id: Option<&str>) -> Self {
+        let secrets = match &self.auth {
+            Auth::None => vec![],
+            Auth::Bearer(t) => vec![t.clone()],
+            // A user without a password is a token (`https://TOKEN@host`).
+            Auth::Basic(u, p) if p.is_empty() => vec![u.clone()],
+            Auth::Basic(_, p) => vec![p.clone()],
+        };
+        self.scope = match conn_id {
+            Some(id) => HookScope::named("mlflow", id, secrets),
+            None => HookScope::unnamed(
+                "mlflow",
+                Some(("tracking_uri", self.base_url.clone())),
+                secrets,
+            ),
+        };
+        self
     }
 
     /// From `MLFLOW_TRACKING_URI` (an `http(s)://` URL) plus `MLFLOW_TRACKING_TOKEN`,
@@ -173,7 +197,6 @@ impl RestStore {
             )
         })?;
         let mut store = RestStore::new(&uri)?;
-        store.conn_id = Some("MLFLOW_TRACKING_URI".to_string());
         if let Ok(token) = std::env::var("MLFLOW_TRACKING_TOKEN") {
             store.auth = Auth::Bearer(token);
         } else if let (Ok(u), Ok(p)) = (
@@ -182,7 +205,7 @@ impl RestStore {
         ) {
             store.auth = Auth::Basic(u, p);
         }
-        Ok(store)
+        Ok(store.rescoped(Some("MLFLOW_TRACKING_URI")))
     }
 
     /// From a connection: scheme from the type (`https` for `https`, else `http`, or
@@ -215,7 +238,6 @@ impl RestStore {
             base.push_str(prefix.trim_matches('/'));
         }
         let mut store = RestStore::new(&base).map_err(|e| e.with("conn_id", conn.conn_id()))?;
-        store.conn_id = Some(conn.conn_id().to_string());
         store.auth = match (
             conn.login().filter(|l| !l.is_empty()),
             conn.password().filter(|p| !p.is_empty()),
@@ -225,7 +247,7 @@ impl RestStore {
             // Credentials in a host given with its protocol (`http://u:p@h`).
             _ => store.auth,
         };
-        Ok(store)
+        Ok(store.rescoped(Some(conn.conn_id())))
     }
 
     /// How many times a retryable failure (429, 5xx gateway errors, connection
@@ -263,27 +285,7 @@ impl RestStore {
     /// The conn id (or `MLFLOW_TRACKING_URI`) this store was built from; `None` for a
     /// store built from a URL.
     pub fn conn_id(&self) -> Option<&str> {
-        self.conn_id.as_deref()
-    }
-
-    pub(super) fn secrets(&self) -> Vec<String> {
-        match &self.auth {
-            Auth::None => vec![],
-            Auth::Bearer(t) => vec![t.clone()],
-            // A user without a password is a token (`https://TOKEN@host`).
-            Auth::Basic(u, p) if p.is_empty() => vec![u.clone()],
-            Auth::Basic(_, p) => vec![p.clone()],
-        }
-    }
-
-    /// Names where an error comes from (the conn id, else the credential-free base
-    /// URL) and scrubs the credentials: every error of this store goes through here.
-    pub(super) fn scope(&self, e: Error) -> Error {
-        let e = match &self.conn_id {
-            Some(id) => e.with("conn_id", id),
-            None => e.with("tracking_uri", &self.base_url),
-        };
-        e.redact(&self.secrets())
+        self.scope.conn_id()
     }
 
     /// One API call with retries. GET sends `body` as query parameters.
@@ -338,11 +340,11 @@ impl RestStore {
         let text = self.check(op, resp).await?;
         let text = if text.trim().is_empty() { "{}" } else { &text };
         serde_json::from_str(text).map_err(|e| {
-            self.scope(Error::new(
+            self.scope.error(
                 ErrorKind::Remote,
-                op.to_string(),
+                op,
                 format!("unexpected response from the MLflow server: {e}"),
-            ))
+            )
         })
     }
 
@@ -354,32 +356,17 @@ impl RestStore {
         }
     }
 
+    /// A request of `op` that got no answer, through the scope.
     pub(super) fn transport_error(&self, op: &str, e: reqwest::Error) -> Error {
-        let kind = if e.is_timeout() {
-            ErrorKind::Timeout
-        } else {
-            ErrorKind::Unavailable
-        };
-        // reqwest's message names the full request URL, credentials stripped.
-        self.scope(Error::new(
-            kind,
-            op.to_string(),
-            format!(
-                "cannot reach the MLflow server: {}",
-                strip_userinfo(&error_text(&e))
-            ),
-        ))
+        self.scope.wrap(op, error::transport_error(&e))
     }
 
     /// The body of a successful response, or the typed error of a failed one.
     pub(super) async fn check(&self, op: &str, resp: reqwest::Response) -> Result<String> {
         let status = resp.status();
         let text = resp.text().await.map_err(|e| {
-            self.scope(Error::new(
-                ErrorKind::Unavailable,
-                op.to_string(),
-                error_text(&e),
-            ))
+            self.scope
+                .error(ErrorKind::Unavailable, op, error::error_text(&e))
         })?;
         if status.is_success() {
             Ok(text)
@@ -388,43 +375,9 @@ impl RestStore {
         }
     }
 
+    /// A failed response of `op`, classified (rest/error.rs), through the scope.
     pub(super) fn api_error(&self, op: &str, status: StatusCode, body: &str) -> Error {
-        let parsed: Option<Value> = serde_json::from_str(body).ok();
-        let code = parsed
-            .as_ref()
-            .and_then(|v| v["error_code"].as_str())
-            .unwrap_or("")
-            .to_string();
-        let message = parsed
-            .as_ref()
-            .and_then(|v| v["message"].as_str())
-            .map(str::to_string)
-            .unwrap_or_else(|| body.chars().take(200).collect());
-        // MLflow appends the failing SQL and driver details after the first line.
-        let message = message.lines().next().unwrap_or("").trim().to_string();
-        let kind = match (code.as_str(), status.as_u16()) {
-            ("RESOURCE_DOES_NOT_EXIST" | "NOT_FOUND", _) | (_, 404) => ErrorKind::NotFound,
-            // MLflow reports an unknown alias as INVALID_PARAMETER_VALUE "… not found".
-            ("INVALID_PARAMETER_VALUE", _) if message.ends_with("not found.") => {
-                ErrorKind::NotFound
-            }
-            ("RESOURCE_ALREADY_EXISTS", _) => ErrorKind::AlreadyExists,
-            ("INVALID_PARAMETER_VALUE" | "BAD_REQUEST" | "INVALID_STATE", _) => {
-                ErrorKind::InvalidInput
-            }
-            ("UNAUTHENTICATED" | "PERMISSION_DENIED", _) | (_, 401 | 403) => ErrorKind::Auth,
-            ("REQUEST_LIMIT_EXCEEDED" | "TEMPORARILY_UNAVAILABLE", _)
-            | (_, 429 | 502 | 503 | 504) => ErrorKind::Unavailable,
-            (_, 400..=499) => ErrorKind::InvalidInput,
-            _ => ErrorKind::Remote,
-        };
-        let text = if code.is_empty() {
-            format!("HTTP {}: {message}", status.as_u16())
-        } else {
-            format!("{code}: {message}")
-        };
-        self.scope(Error::new(kind, op.to_string(), text))
-            .with("status", status.as_u16())
+        self.scope.wrap(op, error::api_error(status, body))
     }
 
     /// Where run `run_id`'s artifacts live, asked once per run. A root gust
@@ -498,22 +451,6 @@ fn encode_path(path: &str) -> String {
         })
         .collect::<Vec<_>>()
         .join("/")
-}
-
-/// A reqwest error with its causes, `a: b: c`: reqwest's own message ("error sending
-/// request for url (…)") leaves out why (a refused connection, a DNS failure, TLS).
-fn error_text(e: &reqwest::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = std::error::Error::source(e);
-    while let Some(s) = source {
-        let part = s.to_string();
-        if !text.ends_with(&part) {
-            text.push_str(": ");
-            text.push_str(&part);
-        }
-        source = s.source();
-    }
-    text
 }
 
 #[cfg(test)]

@@ -1,12 +1,22 @@
 //! Classifying aws-sdk-s3 errors into gust's [`ErrorKind`]s.
+//!
+//! Pure: the hook's [`HookScope`](crate::hooks::HookScope) names the operation,
+//! adds the conn id and redacts (see `S3Hook::wrap`).
 
 use aws_sdk_s3::config::http::HttpResponse;
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 
 use crate::error::{Error, ErrorKind};
+use crate::hooks::scope::{Classified, driver_error};
 
-/// The kind of an S3 error code / HTTP status, and whether it is transient.
-fn classify(code: Option<&str>, status: u16) -> ErrorKind {
+/// The kind of an S3 error code / HTTP status and a hint for the message. No
+/// retry override: `Unavailable` (5xx, throttling) retries, the rest do not.
+fn classify(code: Option<&str>, status: u16) -> Classified {
+    let kind = kind(code, status);
+    (kind, None, hint(kind, code))
+}
+
+fn kind(code: Option<&str>, status: u16) -> ErrorKind {
     match code {
         Some("NoSuchBucket" | "NoSuchKey" | "NotFound" | "NoSuchUpload") => ErrorKind::NotFound,
         Some(
@@ -47,28 +57,35 @@ fn classify(code: Option<&str>, status: u16) -> ErrorKind {
 }
 
 /// One-line hint to go with a kind, so the message says what to do next.
-fn hint(kind: ErrorKind, code: Option<&str>) -> &'static str {
+fn hint(kind: ErrorKind, code: Option<&str>) -> Option<&'static str> {
     match (kind, code) {
-        (_, Some("SignatureDoesNotMatch")) => " (check the connection's secret key)",
-        (_, Some("InvalidAccessKeyId")) => " (check the connection's access key id)",
+        (_, Some("SignatureDoesNotMatch")) => Some("check the connection's secret key"),
+        (_, Some("InvalidAccessKeyId")) => Some("check the connection's access key id"),
         (ErrorKind::InvalidInput, Some("InvalidRange")) | (ErrorKind::InvalidInput, None) => {
-            " (the range starts at or past the end of the object)"
+            Some("the range starts at or past the end of the object")
         }
-        _ => "",
+        _ => None,
     }
 }
 
-/// A gust error from an SDK error. The caller adds conn id, bucket and key.
+/// `bucket` and `key` in `e`'s context, each unless `e` names its own.
+pub(super) fn at(mut e: Error, bucket: Option<&str>, key: Option<&str>) -> Error {
+    if let Some(b) = bucket.filter(|_| e.context("bucket").is_none()) {
+        e = e.with("bucket", b);
+    }
+    if let Some(k) = key.filter(|_| e.context("key").is_none()) {
+        e = e.with("key", k);
+    }
+    e
+}
+
+/// A gust error not yet named (the hook's scope names it) from an SDK error.
 ///
 /// `endpoint` is the `host:port` requests go to, when the connection names one.
 /// The message is for people: a service error's code and message, else the
 /// innermost cause's Display (`Connection refused (os error 111)`) — never the
 /// SDK's `Debug` of its wrappers. The SDK error stays chained as the source.
-pub(super) fn from_sdk<E>(
-    operation: &'static str,
-    err: SdkError<E, HttpResponse>,
-    endpoint: Option<&str>,
-) -> Error
+pub(super) fn into_error<E>(err: SdkError<E, HttpResponse>, endpoint: Option<&str>) -> Error
 where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
 {
@@ -77,7 +94,6 @@ where
         SdkError::ServiceError(ctx) => {
             let status = ctx.raw().status().as_u16();
             let code = ctx.err().code();
-            let kind = classify(code, status);
             let what = match (code, ctx.err().message()) {
                 (Some(c), Some(m)) if !m.is_empty() && m != "Unknown" => format!("{c}: {m}"),
                 (Some(c), _) => c.to_string(),
@@ -85,7 +101,7 @@ where
                 (None, _) if status == 404 => "no such bucket or key (HTTP 404)".to_string(),
                 (None, _) => format!("HTTP {status}"),
             };
-            (kind, format!("{what}{}", hint(kind, code)))
+            return driver_error(classify(code, status), what, err);
         }
         SdkError::TimeoutError(_) => (
             ErrorKind::Timeout,
@@ -120,7 +136,7 @@ where
         ),
         _ => (ErrorKind::Remote, innermost(&err)),
     };
-    Error::new(kind, operation, message).with_source(err)
+    driver_error((kind, None, None), message, err)
 }
 
 /// The Display of the last error in `e`'s source chain: the cause itself
@@ -151,6 +167,7 @@ mod tests {
 
     #[test]
     fn codes_and_statuses_map_to_kinds() {
+        let classify = |code, status| classify(code, status).0;
         assert_eq!(classify(Some("NoSuchKey"), 404), ErrorKind::NotFound);
         assert_eq!(classify(None, 404), ErrorKind::NotFound);
         assert_eq!(
@@ -167,6 +184,35 @@ mod tests {
         assert_eq!(classify(Some("Weird"), 400), ErrorKind::Remote);
         assert!(!Error::new(classify(Some("AccessDenied"), 403), "x", "y").is_retryable());
         assert!(Error::new(classify(None, 500), "x", "y").is_retryable());
+    }
+
+    #[test]
+    fn hints_say_what_to_check() {
+        assert_eq!(
+            classify(Some("SignatureDoesNotMatch"), 403).2,
+            Some("check the connection's secret key")
+        );
+        assert_eq!(
+            classify(Some("InvalidAccessKeyId"), 403).2,
+            Some("check the connection's access key id")
+        );
+        assert_eq!(
+            classify(None, 416).2,
+            Some("the range starts at or past the end of the object")
+        );
+        assert_eq!(classify(Some("NoSuchKey"), 404).2, None);
+        assert_eq!(classify(Some("SlowDown"), 503).1, None);
+    }
+
+    #[test]
+    fn target_context_is_added_only_when_absent() {
+        let e = at(
+            Error::new(ErrorKind::NotFound, "", "x").with("key", "src"),
+            Some("b"),
+            Some("dst"),
+        );
+        assert_eq!(e.context("bucket"), Some("b"));
+        assert_eq!(e.context("key"), Some("src"));
     }
 
     #[test]
