@@ -9,21 +9,30 @@ use serde_yaml_ng::Value as Yaml;
 
 use super::{Inner, META, STAGING_PREFIX, STAGING_SUFFIX};
 use crate::error::{Error, ErrorKind, Result};
+use crate::hooks::scope::HookScope;
 
 pub(crate) fn op_name(op: &str) -> String {
     format!("mlflow.file.{op}")
 }
 
+/// The file store's error scope: operations `mlflow.file.*`; no conn id and no
+/// secrets (a local directory has none), but the same one path as every hook.
+fn scope() -> &'static HookScope {
+    static SCOPE: std::sync::OnceLock<HookScope> = std::sync::OnceLock::new();
+    SCOPE.get_or_init(|| HookScope::unnamed("mlflow.file", None, Vec::new()))
+}
+
 /// An error of `kind` from file-store operation `op`.
 pub(crate) fn err(kind: ErrorKind, op: &str, message: impl Into<String>) -> Error {
-    Error::new(kind, op_name(op), message)
+    scope().error(kind, op, message)
 }
 
 /// A local I/O failure while doing `what` on `path`.
 pub(crate) fn io_err(op: &str, what: &str, path: &Path, e: std::io::Error) -> Error {
-    Error::new(ErrorKind::Io, op_name(op), format!("cannot {what}: {e}"))
+    let e = Error::new(ErrorKind::Io, "", format!("cannot {what}: {e}"))
         .with("path", path.display())
-        .with_source(e)
+        .with_source(e);
+    scope().wrap(op, e)
 }
 
 /// 32 random hex digits (a UUID4's hex, as MLflow's run ids).
