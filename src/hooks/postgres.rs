@@ -40,9 +40,10 @@ use sqlx::postgres::{
 };
 use sqlx::{Column, Connection as _, Postgres, Row as _, TypeInfo, ValueRef};
 
+use super::sql::implement::{CsvReader, upsert_clause};
 use super::sql::{
-    CsvReader, Dialect, InsertOptions, Parameters, Row, RunOptions, Sql, SqlHook, bytes_value,
-    float_value, quote_columns, quote_table, read_header, rows_per_commit, upsert_clause,
+    Dialect, InsertOptions, Parameters, Row, RunOptions, Sql, SqlHook, bytes_value, float_value,
+    quote_columns, quote_table, read_header, rows_per_commit,
 };
 use super::sqlx_common::{self, ExecError, Query, SqlxHook, db_error, send_boxed};
 use crate::connection::Connection;

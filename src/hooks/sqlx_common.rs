@@ -12,10 +12,8 @@ use futures::stream::BoxStream;
 use serde_json::Value;
 use sqlx::{Database, Executor, IntoArguments};
 
-use super::sql::{
-    Bound, Handler, Parameters, Row, RunOptions, Sql, SqlHook, StatementResult, bind,
-    bound_statements, run_statements, shape_results,
-};
+use super::sql::implement::{Bound, bind, bound_statements, run_statements, shape_results};
+use super::sql::{Handler, Parameters, Row, RunOptions, Sql, SqlHook, StatementResult};
 use crate::error::{Error, Result};
 use crate::hooks::HookScope;
 
