@@ -15,12 +15,12 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use futures::FutureExt;
-use futures::io::{AsyncRead, AsyncWrite};
 use futures::stream::{BoxStream, StreamExt};
 use mysql_async::consts::ColumnType;
 use mysql_async::prelude::{Protocol, Queryable};
 use mysql_async::{Opts, OptsBuilder, Pool, QueryResult, TxOpts, Value as My};
 use serde_json::{Map, Value};
+use tokio::io::{AsyncRead, AsyncWrite};
 
 use super::sql::implement::{
     Bound, CsvReader, bind, bound_statements, insert_statement, rows_to_csv, run_statements,

@@ -31,7 +31,6 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use futures::future::BoxFuture;
-use futures::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use futures::stream::{BoxStream, StreamExt};
 use serde_json::{Map, Value};
 use sqlx::postgres::{
@@ -39,6 +38,7 @@ use sqlx::postgres::{
     PgSslMode,
 };
 use sqlx::{Column, Connection as _, Postgres, Row as _, TypeInfo, ValueRef};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 
 use super::sql::implement::{CsvReader, upsert_clause};
 use super::sql::{

@@ -81,13 +81,13 @@
 //! hook, as `tests/sqlite.rs` does.
 //!
 //! ```no_run
-//! use futures::io::{AsyncRead, AsyncWrite};
 //! use futures::stream::BoxStream;
 //! use gust::hooks::sql::implement::{CsvReader, bound_statements, rows_to_csv, shape_results};
 //! use gust::hooks::sql::{Dialect, InsertOptions, Parameters, Row, RunOptions, Sql, SqlHook};
 //! use gust::prelude::async_trait;
 //! use gust::{Connection, Error, ErrorKind, Result};
 //! use serde_json::Value;
+//! use tokio::io::{AsyncRead, AsyncWrite};
 //!
 //! struct DuckDbHook {
 //!     conn_id: String,
@@ -166,9 +166,9 @@ use std::fmt;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use futures::io::{AsyncRead, AsyncWrite};
 use futures::stream::{BoxStream, StreamExt, TryStreamExt};
 use serde_json::{Map, Value};
+use tokio::io::{AsyncRead, AsyncWrite};
 
 use crate::error::{Error, ErrorKind, Result};
 
@@ -489,11 +489,19 @@ pub trait SqlHook: Send + Sync {
     ) -> Result<u64>;
 
     /// Streams the result of a query to `out` as CSV with a header row (NULL an
-    /// empty unquoted field); returns the number of bytes written.
+    /// empty unquoted field); returns the number of bytes written. Memory stays
+    /// flat whatever the result's size.
+    ///
+    /// `out` is any tokio writer (`tokio::fs::File`, a `tokio::io::BufWriter`,
+    /// a `Vec<u8>`…). It is flushed at the end, not shut down: closing it is
+    /// the caller's.
     async fn bulk_dump(&self, sql: &str, out: &mut (dyn AsyncWrite + Send + Unpin)) -> Result<u64>;
 
     /// Loads CSV with a header row naming the columns from `input` into `table`, in
     /// one transaction: on any error nothing is loaded. Returns the rows loaded.
+    ///
+    /// `input` is any tokio reader (`tokio::fs::File`, a `&[u8]`, a
+    /// `std::io::Cursor`…), read in chunks as the load goes.
     async fn bulk_load(
         &self,
         table: &str,

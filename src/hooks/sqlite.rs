@@ -11,13 +11,13 @@
 use std::str::FromStr;
 
 use async_trait::async_trait;
-use futures::io::{AsyncRead, AsyncWrite};
 use futures::stream::BoxStream;
 use serde_json::{Map, Value};
 use sqlx::sqlite::{
     Sqlite, SqliteConnectOptions, SqlitePool, SqlitePoolOptions, SqliteQueryResult, SqliteRow,
 };
 use sqlx::{Column, Row as _, TypeInfo, ValueRef};
+use tokio::io::{AsyncRead, AsyncWrite};
 
 use super::sql::implement::{CsvReader, insert_statement, rows_to_csv};
 use super::sql::{

@@ -6,9 +6,9 @@
 //! dump from one loads into another. The `csv` crate cannot tell `,,` from `,"",`,
 //! hence this small parser.
 
-use futures::io::{AsyncRead, AsyncReadExt, AsyncWrite};
 use futures::stream::{BoxStream, StreamExt};
 use serde_json::Value;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
 
 use super::Row;
 use crate::error::{Error, ErrorKind, Result};
@@ -255,7 +255,7 @@ pub async fn rows_to_csv(
     out: &mut (dyn AsyncWrite + Send + Unpin),
     op: &'static str,
 ) -> Result<u64> {
-    use futures::io::AsyncWriteExt;
+    use tokio::io::AsyncWriteExt;
     let io = |e: std::io::Error| {
         Error::new(ErrorKind::Io, op, format!("writing the CSV output: {e}")).with_source(e)
     };
