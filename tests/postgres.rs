@@ -107,7 +107,7 @@ async fn postgres_bulk_load_error_names_line_and_column() {
         csv.push_str(&format!("{i},n{i}\n"));
     }
     csv.push_str("abc,bad\n");
-    let mut input = futures::io::Cursor::new(csv.into_bytes());
+    let mut input = std::io::Cursor::new(csv.into_bytes());
     let err = h.bulk_load(&table, &mut input).await.unwrap_err();
     let _ = h
         .run(format!("DROP TABLE {table}").into(), Default::default())

@@ -15,18 +15,21 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use futures::FutureExt;
-use futures::io::{AsyncRead, AsyncWrite};
 use futures::stream::{BoxStream, StreamExt};
 use mysql_async::consts::ColumnType;
 use mysql_async::prelude::{Protocol, Queryable};
 use mysql_async::{Opts, OptsBuilder, Pool, QueryResult, TxOpts, Value as My};
 use serde_json::{Map, Value};
+use tokio::io::{AsyncRead, AsyncWrite};
 
+use super::sql::implement::{
+    Bound, CsvReader, bind, bound_statements, insert_statement, rows_to_csv, run_statements,
+    shape_results,
+};
 use super::sql::{
-    Bound, CsvReader, Dialect, Handler, InsertOptions, Parameters, Row, RunOptions, Sql, SqlHook,
-    StatementResult, bind, bound_statements, bytes_value, check_widths, float_value,
-    insert_statement, quote_columns, quote_table, read_header, rows_per_commit, rows_to_csv,
-    run_statements, shape_results,
+    Dialect, Handler, InsertOptions, Parameters, Row, RunOptions, Sql, SqlHook, StatementResult,
+    bytes_value, check_widths, float_value, quote_columns, quote_table, read_header,
+    rows_per_commit,
 };
 use crate::connection::Connection;
 use crate::error::{Error, ErrorKind, Result};

@@ -31,7 +31,6 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use futures::future::BoxFuture;
-use futures::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use futures::stream::{BoxStream, StreamExt};
 use serde_json::{Map, Value};
 use sqlx::postgres::{
@@ -39,10 +38,12 @@ use sqlx::postgres::{
     PgSslMode,
 };
 use sqlx::{Column, Connection as _, Postgres, Row as _, TypeInfo, ValueRef};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 
+use super::sql::implement::{CsvReader, upsert_clause};
 use super::sql::{
-    CsvReader, Dialect, InsertOptions, Parameters, Row, RunOptions, Sql, SqlHook, bytes_value,
-    float_value, quote_columns, quote_table, read_header, rows_per_commit, upsert_clause,
+    Dialect, InsertOptions, Parameters, Row, RunOptions, Sql, SqlHook, bytes_value, float_value,
+    quote_columns, quote_table, read_header, rows_per_commit,
 };
 use super::sqlx_common::{self, ExecError, Query, SqlxHook, db_error, send_boxed};
 use crate::connection::Connection;

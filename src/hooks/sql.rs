@@ -42,8 +42,123 @@
 //! 1..k-1 are rolled back and the error names statement *k*. With `autocommit =
 //! true` each statement commits on its own. (MySQL commits DDL implicitly whatever
 //! the setting: a `CREATE TABLE` cannot be rolled back there.)
+//!
+//! # Implementing `SqlHook`
+//!
+//! A hook for another database (DuckDB, ClickHouse…) is a struct that holds the
+//! driver's client, the conn id and the connection's secrets, and implements
+//! the trait with `#[async_trait]` ([`gust::prelude::async_trait`](crate::prelude::async_trait)).
+//! The building blocks are in [`implement`]; quoting is [`quote_identifier`] and
+//! [`quote_table`].
+//!
+//! | method | what to write |
+//! |---|---|
+//! | `conn_id` | the conn id it was built from |
+//! | `dialect` | the closest [`Dialect`]: it decides quoting, statement splitting and placeholders (`$1` for `Postgres`, `?` and `"ident"` for `Sqlite`, `?` and `` `ident` `` for `MySql`) |
+//! | `run` | [`bound_statements`](implement::bound_statements) (split, bind), then [`run_statements`](implement::run_statements) on one connection, or one transaction unless `autocommit` (it stops at the first failure and names "statement k of n"), then [`shape_results`](implement::shape_results) |
+//! | `stream_rows` | [`bind`](implement::bind) the statement, then the driver's rows as [`Row`]s mapped as in the table above, behind a bounded channel so memory stays flat |
+//! | `insert_rows` | [`insert_statement`](implement::insert_statement) per batch (with [`upsert_clause`](implement::upsert_clause) inside it for `replace`), `commit_every` rows per transaction |
+//! | `bulk_dump` | the database's own CSV export, else [`rows_to_csv`](implement::rows_to_csv) over `stream_rows` |
+//! | `bulk_load` | [`CsvReader`] records (the first is the header) into the database's bulk path, in one transaction |
+//!
+//! `quote_identifier`, `get_records`, `get_first` and `test_connection` are
+//! provided (from `dialect` and `stream_rows`); override them only to do better.
+//!
+//! **Errors.** Every error a hook returns names its operation (`duckdb.run`),
+//! carries the conn id and contains no secret. Classify each driver error in
+//! one function into an [`ErrorKind`], which decides retries (`Unavailable` and
+//! `Timeout` are retried), keeping the driver's error as the source; then send
+//! it, and the building blocks' own errors (`sql.bind`, `sql.insert_rows`),
+//! through one method that names the operation with [`Error::with_operation`]
+//! (an earlier operation stays as `called=…`), adds `conn_id` and redacts with
+//! [`Connection::secrets`](crate::Connection::secrets), as `error` below.
+//!
+//! **Conformance.** `tests/common/sql.rs` in gust's repository is the suite all
+//! three hooks pass: `rows_round_trip`, `run_is_atomic`,
+//! `run_splits_binds_and_shapes`, `bad_input` and `bulk_round_trip`, each taking
+//! a `&dyn SqlHook`. Until it ships in the crate, copy it (with `unique` from
+//! `tests/common/mod.rs`) into your tests and call each function with your
+//! hook, as `tests/sqlite.rs` does.
+//!
+//! ```no_run
+//! use futures::stream::BoxStream;
+//! use gust::hooks::sql::implement::{CsvReader, bound_statements, rows_to_csv, shape_results};
+//! use gust::hooks::sql::{Dialect, InsertOptions, Parameters, Row, RunOptions, Sql, SqlHook};
+//! use gust::prelude::async_trait;
+//! use gust::{Connection, Error, ErrorKind, Result};
+//! use serde_json::Value;
+//! use tokio::io::{AsyncRead, AsyncWrite};
+//!
+//! struct DuckDbHook {
+//!     conn_id: String,
+//!     secrets: Vec<String>,
+//!     // the driver's client
+//! }
+//!
+//! impl DuckDbHook {
+//!     fn from_connection(conn: &Connection) -> Self {
+//!         DuckDbHook { conn_id: conn.conn_id().to_string(), secrets: conn.secrets() }
+//!     }
+//!
+//!     /// Every error leaves through here: named, with the conn id, redacted.
+//!     fn error(&self, op: &str, e: Error) -> Error {
+//!         e.with_operation(format!("duckdb.{op}"))
+//!             .with("conn_id", &self.conn_id)
+//!             .redact(&self.secrets)
+//!     }
+//! }
+//!
+//! #[async_trait]
+//! impl SqlHook for DuckDbHook {
+//!     fn conn_id(&self) -> &str {
+//!         &self.conn_id
+//!     }
+//!
+//!     fn dialect(&self) -> Dialect {
+//!         Dialect::Postgres
+//!     }
+//!
+//!     async fn run(&self, sql: Sql, options: RunOptions) -> Result<Value> {
+//!         let bound = bound_statements(self.dialect(), &sql, &options, |e| self.error("run", e))?;
+//!         // Begin a transaction unless `options.autocommit`, then
+//!         // `run_statements(&mut tx, &bound, &options.handler, exec, |e| self.error("run", classify(e)))`.
+//!         let results: Vec<Value> = todo!("run {} statements", bound.len());
+//!         Ok(shape_results(&sql, &options, results))
+//!     }
+//!
+//!     fn stream_rows<'a>(&'a self, sql: &'a str, parameters: Parameters) -> BoxStream<'a, Result<Row>> {
+//!         todo!("bind(self.dialect(), sql, &parameters, 1), then the driver's rows")
+//!     }
+//!
+//!     async fn insert_rows(
+//!         &self,
+//!         table: &str,
+//!         columns: &[String],
+//!         rows: Vec<Vec<Value>>,
+//!         options: InsertOptions,
+//!     ) -> Result<u64> {
+//!         todo!("insert_statement(self.dialect(), table, columns, batch.len(), &options) per batch")
+//!     }
+//!
+//!     async fn bulk_dump(&self, sql: &str, out: &mut (dyn AsyncWrite + Send + Unpin)) -> Result<u64> {
+//!         rows_to_csv(self.stream_rows(sql, Parameters::None), out, "duckdb.bulk_dump")
+//!             .await
+//!             .map_err(|e| self.error("bulk_dump", e))
+//!     }
+//!
+//!     async fn bulk_load(&self, table: &str, input: &mut (dyn AsyncRead + Send + Unpin)) -> Result<u64> {
+//!         let mut csv = CsvReader::new(input);
+//!         let Some(header) = csv.next().await.map_err(|e| self.error("bulk_load", e))? else {
+//!             let e = Error::new(ErrorKind::InvalidInput, "", "the CSV input has no header row");
+//!             return Err(self.error("bulk_load", e).with("table", table));
+//!         };
+//!         todo!("{} columns: records into {table}, in one transaction", header.len())
+//!     }
+//! }
+//! ```
 
 mod csv;
+pub mod implement;
 mod run;
 mod split;
 
@@ -51,16 +166,15 @@ use std::fmt;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use futures::io::{AsyncRead, AsyncWrite};
 use futures::stream::{BoxStream, StreamExt, TryStreamExt};
 use serde_json::{Map, Value};
+use tokio::io::{AsyncRead, AsyncWrite};
 
 use crate::error::{Error, ErrorKind, Result};
 
-#[allow(unused_imports)]
-pub(crate) use self::csv::{Reader as CsvReader, Record, cell_text, write_record};
-pub(crate) use self::run::{bound_statements, rows_per_commit, run_statements};
-pub use self::split::{Bound, bind, split_statements};
+pub(crate) use self::csv::Record;
+use self::implement::{CsvReader, split_statements};
+pub(crate) use self::run::rows_per_commit;
 
 /// A row: column name → value (see the [module docs](self) for the type mapping).
 pub type Row = Map<String, Value>;
@@ -272,7 +386,7 @@ pub struct RunOptions {
     pub autocommit: bool,
     /// What to keep of each statement (default [`Handler::None`]).
     pub handler: Handler,
-    /// Return only the last statement's result (default true; see [`shape_results`]).
+    /// Return only the last statement's result (default true; see [`implement::shape_results`]).
     pub return_last: bool,
 }
 
@@ -285,19 +399,6 @@ impl Default for RunOptions {
             handler: Handler::None,
             return_last: true,
         }
-    }
-}
-
-/// Airflow's return shape of `run`: `null` without a handler; the last statement's
-/// result when `return_last` is set and the SQL was one string; otherwise an array
-/// with one result per statement.
-pub fn shape_results(sql: &Sql, options: &RunOptions, mut results: Vec<Value>) -> Value {
-    if matches!(options.handler, Handler::None) {
-        Value::Null
-    } else if options.return_last && matches!(sql, Sql::One(_)) {
-        results.pop().unwrap_or(Value::Null)
-    } else {
-        Value::Array(results)
     }
 }
 
@@ -322,93 +423,6 @@ impl Default for InsertOptions {
             replace_index: Vec::new(),
         }
     }
-}
-
-/// Builds `INSERT INTO t (a, b) VALUES (?, ?), (?, ?) …` for `n` rows with every name
-/// quoted, as the dialect writes an insert or an upsert.
-pub fn insert_statement(
-    dialect: Dialect,
-    table: &str,
-    columns: &[String],
-    n: usize,
-    options: &InsertOptions,
-) -> Result<String> {
-    let op = "sql.insert_rows";
-    if columns.is_empty() {
-        return Err(
-            Error::new(ErrorKind::InvalidInput, op, "no columns given").with("table", table)
-        );
-    }
-    let cols = quote_columns(dialect, columns)?;
-    let verb = if options.replace && dialect == Dialect::MySql {
-        "REPLACE"
-    } else {
-        "INSERT"
-    };
-    let mut sql = format!(
-        "{verb} INTO {} ({}) VALUES ",
-        quote_table(dialect, table)?,
-        cols
-    );
-    let mut k = 0;
-    for r in 0..n {
-        if r > 0 {
-            sql.push_str(", ");
-        }
-        sql.push('(');
-        for c in 0..columns.len() {
-            if c > 0 {
-                sql.push_str(", ");
-            }
-            k += 1;
-            if dialect == Dialect::Postgres {
-                sql.push_str(&format!("${k}"));
-            } else {
-                sql.push('?');
-            }
-        }
-        sql.push(')');
-    }
-    if options.replace && dialect != Dialect::MySql {
-        sql.push_str(&upsert_clause(dialect, table, columns, options)?);
-    }
-    Ok(sql)
-}
-
-/// ` ON CONFLICT (key) DO UPDATE SET c = EXCLUDED.c, …` for PostgreSQL and SQLite.
-pub fn upsert_clause(
-    dialect: Dialect,
-    table: &str,
-    columns: &[String],
-    options: &InsertOptions,
-) -> Result<String> {
-    if options.replace_index.is_empty() {
-        return Err(Error::new(
-            ErrorKind::InvalidInput,
-            "sql.insert_rows",
-            "replace needs replace_index: the unique key columns to upsert on",
-        )
-        .with("table", table));
-    }
-    let key = options
-        .replace_index
-        .iter()
-        .map(|c| quote_identifier(dialect, c))
-        .collect::<Result<Vec<_>>>()?;
-    let updates: Vec<String> = columns
-        .iter()
-        .filter(|c| !options.replace_index.contains(c))
-        .map(|c| quote_identifier(dialect, c).map(|q| format!("{q} = EXCLUDED.{q}")))
-        .collect::<Result<_>>()?;
-    Ok(if updates.is_empty() {
-        format!(" ON CONFLICT ({}) DO NOTHING", key.join(", "))
-    } else {
-        format!(
-            " ON CONFLICT ({}) DO UPDATE SET {}",
-            key.join(", "),
-            updates.join(", ")
-        )
-    })
 }
 
 /// Adds "statement k of n" to a failure inside `run`: the message is prefixed
@@ -443,7 +457,7 @@ pub trait SqlHook: Send + Sync {
     }
 
     /// Runs one or more statements (see [`RunOptions`]); returns what the handler
-    /// kept, shaped as [`shape_results`] says.
+    /// kept, shaped as [`implement::shape_results`] says.
     async fn run(&self, sql: Sql, options: RunOptions) -> Result<Value>;
 
     /// Streams the rows of one query without holding them all in memory.
@@ -475,11 +489,19 @@ pub trait SqlHook: Send + Sync {
     ) -> Result<u64>;
 
     /// Streams the result of a query to `out` as CSV with a header row (NULL an
-    /// empty unquoted field); returns the number of bytes written.
+    /// empty unquoted field); returns the number of bytes written. Memory stays
+    /// flat whatever the result's size.
+    ///
+    /// `out` is any tokio writer (`tokio::fs::File`, a `tokio::io::BufWriter`,
+    /// a `Vec<u8>`…). It is flushed at the end, not shut down: closing it is
+    /// the caller's.
     async fn bulk_dump(&self, sql: &str, out: &mut (dyn AsyncWrite + Send + Unpin)) -> Result<u64>;
 
     /// Loads CSV with a header row naming the columns from `input` into `table`, in
     /// one transaction: on any error nothing is loaded. Returns the rows loaded.
+    ///
+    /// `input` is any tokio reader (`tokio::fs::File`, a `&[u8]`, a
+    /// `std::io::Cursor`…), read in chunks as the load goes.
     async fn bulk_load(
         &self,
         table: &str,
@@ -618,41 +640,9 @@ pub(crate) fn bytes_value(b: &[u8]) -> Value {
     Value::Array(b.iter().map(|&x| Value::from(x)).collect())
 }
 
-/// Writes a stream of rows as CSV to `out`: header from the first row's columns.
-#[cfg_attr(not(any(feature = "mysql", feature = "sqlite")), allow(dead_code))]
-pub(crate) async fn rows_to_csv(
-    mut rows: BoxStream<'_, Result<Row>>,
-    out: &mut (dyn AsyncWrite + Send + Unpin),
-    op: &'static str,
-) -> Result<u64> {
-    use futures::io::AsyncWriteExt;
-    let io = |e: std::io::Error| {
-        Error::new(ErrorKind::Io, op, format!("writing the CSV output: {e}")).with_source(e)
-    };
-    let mut buf = Vec::with_capacity(64 * 1024);
-    let mut written = 0u64;
-    let mut header = false;
-    while let Some(row) = rows.next().await {
-        let row = row?;
-        if !header {
-            write_record(&mut buf, row.keys().map(|k| Some(k.as_str())));
-            header = true;
-        }
-        let cells: Vec<Option<String>> = row.values().map(cell_text).collect();
-        write_record(&mut buf, cells.iter().map(|c| c.as_deref()));
-        if buf.len() >= 60 * 1024 {
-            out.write_all(&buf).await.map_err(io)?;
-            written += buf.len() as u64;
-            buf.clear();
-        }
-    }
-    out.write_all(&buf).await.map_err(io)?;
-    out.flush().await.map_err(io)?;
-    Ok(written + buf.len() as u64)
-}
-
 #[cfg(test)]
 mod tests {
+    use super::implement::{insert_statement, shape_results};
     use super::*;
     use serde_json::json;
 

@@ -11,17 +11,18 @@
 use std::str::FromStr;
 
 use async_trait::async_trait;
-use futures::io::{AsyncRead, AsyncWrite};
 use futures::stream::BoxStream;
 use serde_json::{Map, Value};
 use sqlx::sqlite::{
     Sqlite, SqliteConnectOptions, SqlitePool, SqlitePoolOptions, SqliteQueryResult, SqliteRow,
 };
 use sqlx::{Column, Row as _, TypeInfo, ValueRef};
+use tokio::io::{AsyncRead, AsyncWrite};
 
+use super::sql::implement::{CsvReader, insert_statement, rows_to_csv};
 use super::sql::{
-    CsvReader, Dialect, InsertOptions, Parameters, Row, RunOptions, Sql, SqlHook, bytes_value,
-    check_widths, float_value, insert_statement, read_header, rows_per_commit, rows_to_csv,
+    Dialect, InsertOptions, Parameters, Row, RunOptions, Sql, SqlHook, bytes_value, check_widths,
+    float_value, read_header, rows_per_commit,
 };
 use super::sqlx_common::{self, ExecError, Query, SqlxHook, db_error, send_boxed};
 use crate::connection::Connection;

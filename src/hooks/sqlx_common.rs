@@ -12,10 +12,8 @@ use futures::stream::BoxStream;
 use serde_json::Value;
 use sqlx::{Database, Executor, IntoArguments};
 
-use super::sql::{
-    Bound, Handler, Parameters, Row, RunOptions, Sql, SqlHook, StatementResult, bind,
-    bound_statements, run_statements, shape_results,
-};
+use super::sql::implement::{Bound, bind, bound_statements, run_statements, shape_results};
+use super::sql::{Handler, Parameters, Row, RunOptions, Sql, SqlHook, StatementResult};
 use crate::error::{Error, Result};
 use crate::hooks::HookScope;
 
@@ -36,11 +34,73 @@ impl From<sqlx::Error> for ExecError {
     }
 }
 
+/// A sqlx database the shared code can run statements on.
+///
+/// sqlx states what makes a database usable through two higher-ranked bounds
+/// (a `&mut` connection is an [`Executor`] for every lifetime; the arguments
+/// convert for every lifetime). They are written once, on the blanket impl
+/// below, for every database that meets them (PostgreSQL, SQLite); the generic
+/// code asks only `H::Db: SqlxDb` and runs statements through these methods,
+/// as sqlx's own `AnyDriver` captures them once in function pointers.
+///
+/// A supertrait bound or a `where` clause on [`SqlxHook`] cannot carry them:
+/// Rust implies only bounds whose subject is `Self` (supertraits and bounds
+/// on associated types), and these are on `&'c mut DB::Connection` and
+/// `DB::Arguments<'q>`, so every generic function would have to repeat them
+/// (rust-lang/rust#20671). Methods of a trait with a blanket impl need no
+/// such repetition.
+pub(crate) trait SqlxDb: Database {
+    /// Runs `q` on `conn` (a connection or a transaction's); its summary.
+    fn execute<'e, 'q: 'e>(
+        conn: &'e mut Self::Connection,
+        q: Query<'q, Self>,
+    ) -> BoxFuture<'e, std::result::Result<Self::QueryResult, sqlx::Error>>;
+
+    /// Runs `q` on `conn`; all its rows.
+    fn fetch_all<'e, 'q: 'e>(
+        conn: &'e mut Self::Connection,
+        q: Query<'q, Self>,
+    ) -> BoxFuture<'e, std::result::Result<Vec<Self::Row>, sqlx::Error>>;
+
+    /// Runs `q` on a connection of `pool`; its rows as the server sends them.
+    fn fetch<'e, 'q: 'e>(
+        pool: &'e sqlx::Pool<Self>,
+        q: Query<'q, Self>,
+    ) -> BoxStream<'e, std::result::Result<Self::Row, sqlx::Error>>;
+}
+
+impl<DB: Database> SqlxDb for DB
+where
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    for<'q> DB::Arguments<'q>: IntoArguments<'q, DB>,
+{
+    fn execute<'e, 'q: 'e>(
+        conn: &'e mut DB::Connection,
+        q: Query<'q, DB>,
+    ) -> BoxFuture<'e, std::result::Result<DB::QueryResult, sqlx::Error>> {
+        conn.execute(q)
+    }
+
+    fn fetch_all<'e, 'q: 'e>(
+        conn: &'e mut DB::Connection,
+        q: Query<'q, DB>,
+    ) -> BoxFuture<'e, std::result::Result<Vec<DB::Row>, sqlx::Error>> {
+        conn.fetch_all(q)
+    }
+
+    fn fetch<'e, 'q: 'e>(
+        pool: &'e sqlx::Pool<DB>,
+        q: Query<'q, DB>,
+    ) -> BoxStream<'e, std::result::Result<DB::Row, sqlx::Error>> {
+        pool.fetch(q)
+    }
+}
+
 /// What a sqlx-based hook adds to the shared code: its database and pool, its
 /// type mapping both ways, and its error scope (system, conn id, secrets).
 pub(crate) trait SqlxHook: SqlHook + Clone + 'static {
     /// The sqlx database.
-    type Db: Database;
+    type Db: SqlxDb;
 
     /// The pool statements run on.
     fn pool(&self) -> &sqlx::Pool<Self::Db>;
@@ -84,15 +144,11 @@ fn exec<'a, H: SqlxHook>(
     b: &'a Bound,
     handler: &'a Handler,
     index: usize,
-) -> BoxFuture<'a, std::result::Result<StatementResult, ExecError>>
-where
-    for<'c> &'c mut <H::Db as Database>::Connection: Executor<'c, Database = H::Db>,
-    for<'q> <H::Db as Database>::Arguments<'q>: IntoArguments<'q, H::Db>,
-{
+) -> BoxFuture<'a, std::result::Result<StatementResult, ExecError>> {
     Box::pin(async move {
         let q = H::bind_all(sqlx::query(&b.sql), &b.args);
         if handler.wants_rows() {
-            let rows = q.fetch_all(&mut *conn).await?;
+            let rows = <H::Db as SqlxDb>::fetch_all(conn, q).await?;
             let rows = rows
                 .iter()
                 .map(H::row_to_json)
@@ -103,7 +159,7 @@ where
                 rows_affected: 0,
             })
         } else {
-            let done = q.execute(&mut *conn).await?;
+            let done = <H::Db as SqlxDb>::execute(conn, q).await?;
             Ok(StatementResult {
                 index,
                 rows: Vec::new(),
@@ -115,11 +171,7 @@ where
 
 /// [`SqlHook::run`] of a sqlx-based hook: all statements on one pooled
 /// connection with `autocommit`, else in one transaction.
-pub(crate) async fn run<H: SqlxHook>(hook: &H, sql: Sql, options: RunOptions) -> Result<Value>
-where
-    for<'c> &'c mut <H::Db as Database>::Connection: Executor<'c, Database = H::Db>,
-    for<'q> <H::Db as Database>::Arguments<'q>: IntoArguments<'q, H::Db>,
-{
+pub(crate) async fn run<H: SqlxHook>(hook: &H, sql: Sql, options: RunOptions) -> Result<Value> {
     let bound = bound_statements(hook.dialect(), &sql, &options, |e| {
         hook.scope().wrap("run", e)
     })?;
@@ -156,11 +208,7 @@ pub(crate) async fn insert_in_groups<H: SqlxHook>(
     per_commit: usize,
     per_stmt: usize,
     statement: impl Fn(&[Vec<Value>]) -> Result<(String, Vec<Value>)>,
-) -> Result<u64>
-where
-    for<'c> &'c mut <H::Db as Database>::Connection: Executor<'c, Database = H::Db>,
-    for<'q> <H::Db as Database>::Arguments<'q>: IntoArguments<'q, H::Db>,
-{
+) -> Result<u64> {
     let mut written = 0u64;
     for group in rows.chunks(per_commit) {
         let mut tx = match hook.pool().begin().await {
@@ -169,8 +217,8 @@ where
         };
         for batch in group.chunks(per_stmt) {
             let (sql, args) = statement(batch).map_err(|e| hook.scope().wrap("insert_rows", e))?;
-            let done = H::bind_all(sqlx::query(&sql), &args)
-                .execute(&mut *tx)
+            let q = H::bind_all(sqlx::query(&sql), &args);
+            let done = <H::Db as SqlxDb>::execute(&mut *tx, q)
                 .await
                 .map_err(|e| db_error(hook, "insert_rows", e).with("table", table))?;
             written += H::rows_affected(&done);
@@ -189,11 +237,7 @@ pub(crate) fn stream_rows<'a, H: SqlxHook>(
     hook: &H,
     sql: &str,
     parameters: Parameters,
-) -> BoxStream<'a, Result<Row>>
-where
-    for<'c> &'c mut <H::Db as Database>::Connection: Executor<'c, Database = H::Db>,
-    for<'q> <H::Db as Database>::Arguments<'q>: IntoArguments<'q, H::Db>,
-{
+) -> BoxStream<'a, Result<Row>> {
     let bound = bind(hook.dialect(), sql, &parameters, 1);
     let this = hook.clone();
     channel_stream(move |tx| {
@@ -205,7 +249,8 @@ where
                     return;
                 }
             };
-            let mut rows = H::bind_all(sqlx::query(&b.sql), &b.args).fetch(this.pool());
+            let q = H::bind_all(sqlx::query(&b.sql), &b.args);
+            let mut rows = <H::Db as SqlxDb>::fetch(this.pool(), q);
             while let Some(r) = rows.next().await {
                 let r = match r {
                     Ok(r) => H::row_to_json(&r).map_err(|e| exec_error(&this, e, "get_records")),

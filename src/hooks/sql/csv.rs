@@ -5,12 +5,12 @@
 //! `COPY … (FORMAT csv)` convention, which the other databases follow here so a
 //! dump from one loads into another. The `csv` crate cannot tell `,,` from `,"",`,
 //! hence this small parser.
-// With only PostgreSQL (whose COPY writes CSV itself) the writer goes unused.
-#![cfg_attr(not(any(feature = "mysql", feature = "sqlite")), allow(dead_code))]
 
-use futures::io::{AsyncRead, AsyncReadExt};
+use futures::stream::{BoxStream, StreamExt};
 use serde_json::Value;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
 
+use super::Row;
 use crate::error::{Error, ErrorKind, Result};
 
 /// A parsed CSV record: `None` is NULL.
@@ -169,7 +169,9 @@ impl Parser {
     }
 }
 
-/// Reads records from an async byte source in batches.
+/// Reads CSV records (`None` a NULL field) from an async byte source, in
+/// chunks of 64 KiB: memory stays flat whatever the input's size. The first
+/// record of a `bulk_load` input is its header row.
 pub struct Reader<'a> {
     input: &'a mut (dyn AsyncRead + Send + Unpin),
     parser: Parser,
@@ -177,9 +179,9 @@ pub struct Reader<'a> {
     buf: Vec<u8>,
     done: bool,
     /// Bytes read so far, for callers that forward the raw input (PostgreSQL's COPY).
-    pub raw: Vec<u8>,
-    /// Whether to keep the raw bytes in [`raw`](Self::raw).
-    pub keep_raw: bool,
+    pub(crate) raw: Vec<u8>,
+    /// Whether to keep the raw bytes in `raw`.
+    pub(crate) keep_raw: bool,
 }
 
 impl<'a> Reader<'a> {
@@ -196,7 +198,9 @@ impl<'a> Reader<'a> {
         }
     }
 
-    /// The next record, or `None` at the end of the input.
+    /// The next record, or `None` at the end of the input. Malformed CSV is an
+    /// [`ErrorKind::InvalidInput`] error naming the line; a failed read an
+    /// [`ErrorKind::Io`] error.
     pub async fn next(&mut self) -> Result<Option<Record>> {
         loop {
             if let Some(r) = self.pending.pop_front() {
@@ -229,7 +233,7 @@ impl<'a> Reader<'a> {
 
     /// Reads the raw input on without parsing it (after the header was parsed).
     #[cfg_attr(not(feature = "postgres"), allow(dead_code))]
-    pub async fn read_raw(&mut self, buf: &mut [u8]) -> Result<usize> {
+    pub(crate) async fn read_raw(&mut self, buf: &mut [u8]) -> Result<usize> {
         self.input.read(buf).await.map_err(|e| {
             Error::new(
                 ErrorKind::Io,
@@ -239,6 +243,42 @@ impl<'a> Reader<'a> {
             .with_source(e)
         })
     }
+}
+
+/// Writes a stream of rows to `out` as the CSV of `bulk_dump`: a header row of
+/// the first row's columns, NULL an empty unquoted field, the empty string `""`,
+/// written in 64 KiB chunks and flushed at the end. Returns the bytes written.
+/// A row error ends the dump with that error; a failed write is an
+/// [`ErrorKind::Io`] error of operation `op`.
+pub async fn rows_to_csv(
+    mut rows: BoxStream<'_, Result<Row>>,
+    out: &mut (dyn AsyncWrite + Send + Unpin),
+    op: &'static str,
+) -> Result<u64> {
+    use tokio::io::AsyncWriteExt;
+    let io = |e: std::io::Error| {
+        Error::new(ErrorKind::Io, op, format!("writing the CSV output: {e}")).with_source(e)
+    };
+    let mut buf = Vec::with_capacity(64 * 1024);
+    let mut written = 0u64;
+    let mut header = false;
+    while let Some(row) = rows.next().await {
+        let row = row?;
+        if !header {
+            write_record(&mut buf, row.keys().map(|k| Some(k.as_str())));
+            header = true;
+        }
+        let cells: Vec<Option<String>> = row.values().map(cell_text).collect();
+        write_record(&mut buf, cells.iter().map(|c| c.as_deref()));
+        if buf.len() >= 60 * 1024 {
+            out.write_all(&buf).await.map_err(io)?;
+            written += buf.len() as u64;
+            buf.clear();
+        }
+    }
+    out.write_all(&buf).await.map_err(io)?;
+    out.flush().await.map_err(io)?;
+    Ok(written + buf.len() as u64)
 }
 
 #[cfg(test)]

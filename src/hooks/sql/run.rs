@@ -5,13 +5,15 @@
 use futures::future::BoxFuture;
 use serde_json::Value;
 
-use super::{Bound, Dialect, Handler, InsertOptions, RunOptions, Sql, StatementResult, bind};
+use super::split::{Bound, bind};
+use super::{Dialect, Handler, InsertOptions, RunOptions, Sql, StatementResult};
 use crate::error::{Error, Result};
 
-/// The statements of a `run`, split and bound. A split error is returned as it is
-/// (it names no connection); a binding error goes through `lift`, which adds the
-/// hook's context (conn id, redaction).
-pub(crate) fn bound_statements(
+/// The statements of a `run`, split (when `options.split_statements` is set)
+/// and bound to `options.parameters`. A split error is returned as it is (it
+/// names no connection); a binding error goes through `lift`, which adds the
+/// hook's context (operation, conn id, redaction).
+pub fn bound_statements(
     dialect: Dialect,
     sql: &Sql,
     options: &RunOptions,
@@ -37,7 +39,7 @@ pub(crate) fn bound_statements(
 /// driver's futures awaited through a generic async closure trip rustc's
 /// "implementation of `Send` is not general enough" (rust-lang/rust#102211), and
 /// [`SqlHook`](super::SqlHook) futures must be `Send`.
-pub(crate) async fn run_statements<C: ?Sized, E>(
+pub async fn run_statements<C: ?Sized, E>(
     conn: &mut C,
     bound: &[Bound],
     handler: &Handler,
