@@ -191,7 +191,7 @@ async fn against_s3_postgres_and_the_mlflow_server() {
     let mut p = Pipeline {
         objects: Arc::new(objects),
         bucket,
-        db: Arc::from(gust::hooks::sql::connect(&pg, None).await.unwrap()),
+        db: Arc::from(gust::hooks::sql::from_connection(&pg, None).await.unwrap()),
         mlflow: MlflowHook::from_connection(&ml).unwrap(),
         experiment: common::unique("testjun"),
         model_name: common::unique("IrisModel"),

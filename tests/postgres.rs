@@ -124,7 +124,7 @@ async fn postgres_bulk_load_error_names_line_and_column() {
 #[tokio::test]
 async fn postgres_unknown_database_is_not_found() {
     let conn = require_conn!("postgres_default");
-    let err = PostgresHook::connect(&conn, Some("gust_no_such_database"))
+    let err = PostgresHook::from_connection(&conn.clone().with_schema("gust_no_such_database"))
         .await
         .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::NotFound, "{err}");

@@ -74,7 +74,7 @@ impl Pipeline {
                 Arc::new(LocalStore::new(workdir.join("objects"))?)
             };
         let db: Arc<dyn SqlHook> = if std::env::var_os("AIRFLOW_CONN_POSTGRES_DEFAULT").is_some() {
-            Arc::from(sql::connect(&Connection::from_env("postgres_default")?, None).await?)
+            Arc::from(sql::from_connection(&Connection::from_env("postgres_default")?, None).await?)
         } else {
             let path = workdir.join("iris.db");
             Arc::new(SqliteHook::open("sqlite_default", &path.to_string_lossy()).await?)

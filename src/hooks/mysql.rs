@@ -2,7 +2,8 @@
 //!
 //! Built from a connection such as
 //! `AIRFLOW_CONN_FEATURE_STORE='mysql://root:root@127.0.0.1:3306/mlops'`: `schema`
-//! is the database (overridden by [`MySqlHook::connect`]'s `database`).
+//! is the database (another one: `MySqlHook::from_connection(&conn.clone().with_schema(db))`,
+//! Airflow's `database=`).
 //!
 //! Reads stream row by row ([`SqlHook::stream_rows`], `bulk_dump`). `bulk_load`
 //! feeds `LOAD DATA LOCAL INFILE` from the CSV stream without a temporary file; as
@@ -62,17 +63,13 @@ impl std::fmt::Debug for MySqlHook {
 impl MySqlHook {
     /// Connects with the connection `AIRFLOW_CONN_<CONN_ID>`.
     pub async fn from_conn_id(conn_id: &str) -> Result<Self> {
-        Self::connect(&Connection::from_env(conn_id)?, None).await
+        Self::from_connection(&Connection::from_env(conn_id)?).await
     }
 
-    /// Connects with `conn`, to its `schema` database.
+    /// Connects with `conn`, to its `schema` database (another one:
+    /// `conn.clone().with_schema(db)`, Airflow's `database=`), and checks the
+    /// credentials at once.
     pub async fn from_connection(conn: &Connection) -> Result<Self> {
-        Self::connect(conn, None).await
-    }
-
-    /// Connects with `conn`, to `database` when given (else the connection's
-    /// schema), and checks the credentials at once.
-    pub async fn connect(conn: &Connection, database: Option<&str>) -> Result<Self> {
         let scope = HookScope::new("mysql", conn);
         let local_infile = match conn.extra_dejson().get("local_infile") {
             Some(Value::Bool(b)) => *b,
@@ -86,7 +83,7 @@ impl MySqlHook {
             .tcp_port(port)
             .user(conn.login().filter(|l| !l.is_empty()))
             .pass(conn.password())
-            .db_name(database.or(conn.schema()).filter(|d| !d.is_empty()))
+            .db_name(conn.schema().filter(|d| !d.is_empty()))
             .prefer_socket(false)
             .wait_timeout(Some(28_800))
             .into();

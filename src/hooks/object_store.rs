@@ -10,7 +10,7 @@
 //!
 //! # The key rule
 //!
-//! Seed 000 records that an S3 key starting with `/` broke a pipeline: S3 accepts
+//! A key starting with `/` is a classic pipeline breaker: S3 accepts
 //! `/iris1.csv` as a *different* key from `iris1.csv`, so the read fails far from
 //! the typo. gust therefore accepts only **canonical keys**: one or more non-empty
 //! segments joined by single `/`. Every store rejects, with a typed

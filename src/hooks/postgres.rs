@@ -2,8 +2,9 @@
 //!
 //! Built from a connection such as
 //! `AIRFLOW_CONN_POSTGRES_DEFAULT='postgres://user:pass@host:5432/db?sslmode=require'`:
-//! `schema` is the database (overridden by [`PostgresHook::connect`]'s `database`, as
-//! Airflow's `database` argument), the `sslmode` extra is passed to the driver.
+//! `schema` is the database — Airflow's `database=` argument is
+//! `PostgresHook::from_connection(&conn.clone().with_schema("analytics"))` — and the
+//! `sslmode` extra is passed to the driver.
 //!
 //! Large results stream: [`SqlHook::stream_rows`] reads rows as the server sends
 //! them (a bounded channel pauses the query when the consumer is slow), and
@@ -117,16 +118,12 @@ impl std::fmt::Debug for PostgresHook {
 impl PostgresHook {
     /// Connects with the connection `AIRFLOW_CONN_<CONN_ID>`.
     pub async fn from_conn_id(conn_id: &str) -> Result<Self> {
-        Self::connect(&Connection::from_env(conn_id)?, None).await
+        Self::from_connection(&Connection::from_env(conn_id)?).await
     }
 
-    /// Connects with `conn`, to its `schema` database.
+    /// Connects with `conn`, to its `schema` database (another one:
+    /// `conn.clone().with_schema(db)`, Airflow's `database=`).
     pub async fn from_connection(conn: &Connection) -> Result<Self> {
-        Self::connect(conn, None).await
-    }
-
-    /// Connects with `conn`, to `database` when given (else the connection's schema).
-    pub async fn connect(conn: &Connection, database: Option<&str>) -> Result<Self> {
         let scope = HookScope::new("postgres", conn);
         // `postgres:/user:pw@host/db` (one slash) parses, as in Airflow, into an
         // empty host and the schema `user:pw@host/db`: connecting to the default
@@ -150,7 +147,7 @@ impl PostgresHook {
         if let Some(pw) = conn.password() {
             opts = opts.password(pw);
         }
-        if let Some(db) = database.or(conn.schema()).filter(|d| !d.is_empty()) {
+        if let Some(db) = conn.schema().filter(|d| !d.is_empty()) {
             opts = opts.database(db);
         }
         if let Some(mode) = conn.extra_str("sslmode") {

@@ -16,7 +16,7 @@
 //!
 //! With no credentials in the connection, the default AWS chain applies
 //! (`AWS_ACCESS_KEY_ID`/`AWS_SECRET_ACCESS_KEY`, `AWS_PROFILE`, SSO, instance
-//! roles), as in seed 002. A custom endpoint switches to path-style addressing
+//! roles). A custom endpoint switches to path-style addressing
 //! and computes request checksums only when an operation requires one: since
 //! aws-sdk-s3 1.69 the default checksums break many S3-compatible stores.
 //!

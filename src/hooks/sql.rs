@@ -582,18 +582,30 @@ fn header_columns(header: Record, op: &'static str) -> Result<Vec<String>> {
 
 /// Opens the SQL hook that `conn`'s type names — `postgres`, `mysql` (or
 /// `mariadb`), `sqlite` — connected to `database` when given (Airflow's
-/// `database` override; ignored by SQLite). A type whose feature is off is an
+/// `database` override, the connection's `schema` otherwise; ignored by SQLite,
+/// whose connection names a file). A type whose feature is off is an
 /// [`ErrorKind::Unsupported`] error naming the feature.
-pub async fn connect(conn: &crate::Connection, database: Option<&str>) -> Result<Box<dyn SqlHook>> {
-    let _ = database;
+pub async fn from_connection(
+    conn: &crate::Connection,
+    database: Option<&str>,
+) -> Result<Box<dyn SqlHook>> {
+    // Only the server databases read `schema` as the database.
+    #[cfg_attr(
+        not(any(feature = "postgres", feature = "mysql")),
+        allow(unused_variables)
+    )]
+    let with_database = || match database {
+        Some(db) => conn.clone().with_schema(db),
+        None => conn.clone(),
+    };
     match conn.conn_type() {
         #[cfg(feature = "postgres")]
         "postgres" => Ok(Box::new(
-            super::postgres::PostgresHook::connect(conn, database).await?,
+            super::postgres::PostgresHook::from_connection(&with_database()).await?,
         )),
         #[cfg(feature = "mysql")]
         "mysql" | "mariadb" => Ok(Box::new(
-            super::mysql::MySqlHook::connect(conn, database).await?,
+            super::mysql::MySqlHook::from_connection(&with_database()).await?,
         )),
         #[cfg(feature = "sqlite")]
         "sqlite" => Ok(Box::new(

@@ -4,7 +4,7 @@
 //! use gust::operators::sql::SqlExecuteQuery;
 //! use gust::prelude::*;
 //!
-//! // Seed 001's extraction task: a templated .sql file, split into its statements,
+//! // A templated .sql file, split into its statements,
 //! // run in one transaction (the DELETE and the INSERT commit together).
 //! let extract = Task::new(
 //!     "data_extract",
@@ -36,7 +36,7 @@ use serde_json::Value;
 
 use crate::context::Context;
 use crate::error::Result;
-use crate::hooks::sql::{Handler, Parameters, RunOptions, Sql, SqlHook, connect};
+use crate::hooks::sql::{Handler, Parameters, RunOptions, Sql, SqlHook, from_connection};
 use crate::task::Operator;
 
 /// Runs SQL on the database of a connection (Airflow's `SQLExecuteQueryOperator`).
@@ -166,7 +166,7 @@ impl Operator for SqlExecuteQuery {
             Some(hook) => hook.clone(),
             None => {
                 let conn = ctx.connection(&self.conn_id)?;
-                Arc::from(connect(&conn, self.database.as_deref()).await?)
+                Arc::from(from_connection(&conn, self.database.as_deref()).await?)
             }
         };
         tracing::info!(conn_id = %self.conn_id, task_id = ctx.task_id(), "running SQL");

@@ -56,7 +56,7 @@ impl MlflowHook {
     }
 
     /// Registers the model at `source` (e.g. `runs:/<run_id>/model`) as the next
-    /// version of `name` (seed 004's `register_model`). The version may still be
+    /// version of `name` (the Python client's `register_model`). The version may still be
     /// `PENDING_REGISTRATION`; see [`wait_model_version_ready`](Self::wait_model_version_ready).
     pub async fn create_model_version(
         &self,

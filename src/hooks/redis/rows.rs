@@ -1,4 +1,4 @@
-//! Seed 000's layout: rows stored as JSON under `{prefix}:0`, `{prefix}:1`, …
+//! Rows as JSON under numbered keys: `{prefix}:0`, `{prefix}:1`, …
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -10,8 +10,8 @@ use crate::error::Result;
 const ROW_CHUNK: usize = 200;
 
 impl RedisHook {
-    /// Stores each row as JSON under `{prefix}:{index}` (index from 0), the layout of
-    /// seed 000 (`row:0`, `row:1`, …); returns the number of rows written.
+    /// Stores each row as JSON under `{prefix}:{index}` (index from 0: `row:0`,
+    /// `row:1`, …); returns the number of rows written.
     ///
     /// Then deletes `{prefix}:{n}`, so that a reader stopping at the first missing
     /// index ([`get_rows_json`](Self::get_rows_json)) never runs on into the rows of
@@ -41,8 +41,8 @@ impl RedisHook {
         Ok(n)
     }
 
-    /// Reads `{prefix}:0`, `{prefix}:1`, … as JSON until one is missing (seed 000's
-    /// training task), 200 keys per round trip.
+    /// Reads `{prefix}:0`, `{prefix}:1`, … as JSON until one is missing, 200 keys
+    /// per round trip.
     pub async fn get_rows_json<T: DeserializeOwned>(&self, prefix: &str) -> Result<Vec<T>> {
         let mut rows = Vec::new();
         loop {

@@ -11,6 +11,8 @@ use super::{Inner, META, STAGING_PREFIX, STAGING_SUFFIX};
 use crate::error::{Error, ErrorKind, Result};
 use crate::hooks::scope::HookScope;
 
+/// The full name of file-store operation `op` (what [`scope`] names errors with).
+#[cfg(not(feature = "s3"))]
 pub(crate) fn op_name(op: &str) -> String {
     format!("mlflow.file.{op}")
 }
