@@ -63,6 +63,7 @@ pub use slot::{SLOTS, key_slot};
 use crate::connection::Connection;
 use crate::error::{Error, ErrorKind, Result};
 use crate::hooks::HookScope;
+use crate::retry::Backoff;
 
 /// Conn id used when none is given, as in Airflow.
 pub const DEFAULT_CONN_ID: &str = "redis_default";
@@ -97,6 +98,17 @@ impl fmt::Debug for RedisHook {
             .field("config", &self.config)
             .finish_non_exhaustive()
     }
+}
+
+/// How long the redis crate waits between its own retries (a cluster's
+/// redirects and reconnects, a single node's reconnects). The crate computes the
+/// delays itself, with its own jitter; the numbers are kept here, in gust's one
+/// [`Backoff`] shape (see [`crate::retry`]): 100 ms doubling, at most 2 s.
+const RECONNECT: Backoff = Backoff::exponential(std::time::Duration::from_millis(100))
+    .max_delay(std::time::Duration::from_secs(2));
+
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
 impl RedisHook {
@@ -148,7 +160,10 @@ impl RedisHook {
             let mut builder = ClusterClient::builder(infos)
                 .connection_timeout(config.connect_timeout)
                 .response_timeout(config.response_timeout)
-                .retries(3);
+                .retries(3)
+                .min_retry_wait(millis(RECONNECT.base))
+                .max_retry_wait(millis(RECONNECT.max_delay.unwrap_or(RECONNECT.base)))
+                .retry_wait_formula(millis(RECONNECT.base), u64::from(RECONNECT.factor));
             if let Some(user) = &config.username {
                 builder = builder.username(user);
             }
@@ -169,7 +184,10 @@ impl RedisHook {
             let manager = ConnectionManagerConfig::new()
                 .set_connection_timeout(Some(config.connect_timeout))
                 .set_response_timeout(Some(config.response_timeout))
-                .set_number_of_retries(1);
+                .set_number_of_retries(1)
+                .set_min_delay(RECONNECT.base)
+                .set_exponent_base(RECONNECT.factor as f32)
+                .set_max_delay(RECONNECT.max_delay.unwrap_or(RECONNECT.base));
             Conn::Single(
                 ConnectionManager::new_with_config(client, manager)
                     .await
