@@ -62,11 +62,23 @@ async fn storm_server_with(
     (port, count)
 }
 
+/// Runs `task` alone in a DAG for one day; returns its tries and its error.
+async fn run_alone(task: Task) -> (u32, String) {
+    let id = task.task_id().to_string();
+    let mut dag = Dag::builder("storm");
+    dag.add(task);
+    let day = chrono_tz::UTC
+        .with_ymd_and_hms(2025, 1, 8, 0, 0, 0)
+        .unwrap();
+    let report = dag.build().unwrap().test(day).await;
+    let t = report.task(&id).unwrap();
+    (t.tries, t.error.clone().unwrap_or_default())
+}
+
 /// Runs one task calling MLflow on `port` under `options` (with 2 task retries);
 /// returns the task's tries and its error.
 async fn run_mlflow_task(port: u16, options: TaskOptions) -> (u32, String) {
-    let mut dag = Dag::builder("mlflow_storm");
-    dag.add(
+    run_alone(
         Task::from_fn("get_experiment", move |_ctx| async move {
             let hook = MlflowHook::from_uri(&format!("http://127.0.0.1:{port}"))?
                 .with_backoff(Backoff::exponential(Duration::from_millis(1)));
@@ -74,13 +86,8 @@ async fn run_mlflow_task(port: u16, options: TaskOptions) -> (u32, String) {
             Ok(Value::Null)
         })
         .with_options(options.retries(2).retry_delay(Duration::from_millis(1))),
-    );
-    let day = chrono_tz::UTC
-        .with_ymd_and_hms(2025, 1, 8, 0, 0, 0)
-        .unwrap();
-    let report = dag.build().unwrap().test(day).await;
-    let t = report.task("get_experiment").unwrap();
-    (t.tries, t.error.clone().unwrap_or_default())
+    )
+    .await
 }
 
 /// The documented MLflow budget: the client's 1 + 3 attempts per task run, not
@@ -111,8 +118,7 @@ async fn mlflow_storm_with_retry_exhausted_is_attempts_times_tries() {
 #[tokio::test]
 async fn an_mlflow_client_without_retries_leaves_patience_to_the_task() {
     let (port, requests) = storm_server().await;
-    let mut dag = Dag::builder("mlflow_storm_no_client_retries");
-    dag.add(
+    let (tries, error) = run_alone(
         Task::from_fn("get_experiment", move |_ctx| async move {
             let hook =
                 MlflowHook::from_uri(&format!("http://127.0.0.1:{port}"))?.with_max_retries(0);
@@ -124,15 +130,11 @@ async fn an_mlflow_client_without_retries_leaves_patience_to_the_task() {
                 .retries(2)
                 .retry_delay(Duration::from_millis(1)),
         ),
-    );
-    let day = chrono_tz::UTC
-        .with_ymd_and_hms(2025, 1, 8, 0, 0, 0)
-        .unwrap();
-    let report = dag.build().unwrap().test(day).await;
-    let t = report.task("get_experiment").unwrap();
-    assert_eq!(t.tries, 3, "{t:?}");
+    )
+    .await;
+    assert_eq!(tries, 3, "{error}");
     assert_eq!(requests.load(Ordering::SeqCst), 3);
-    assert!(!t.error.as_deref().unwrap().contains("exhausted"), "{t:?}");
+    assert!(!error.contains("exhausted"), "{error}");
 }
 
 /// S3: the SDK's attempts per request are the budget (3 here), whatever the
@@ -145,8 +147,7 @@ mod s3 {
     const S3_ATTEMPTS: usize = 3;
 
     async fn run_s3_task(port: u16, options: TaskOptions) -> (u32, String) {
-        let mut dag = Dag::builder("s3_storm");
-        dag.add(
+        run_alone(
             Task::from_fn("list", move |_ctx| async move {
                 let conn = gust::Connection::from_uri(
                     "aws_storm",
@@ -154,20 +155,16 @@ mod s3 {
                         "aws://key:secret-key@/?region_name=us-east-1&endpoint_url=http%3A%2F%2F127.0.0.1%3A{port}"
                     ),
                 )?;
-                let hook = S3Hook::from_connection(&conn)
-                    .await?
-                    .with_retries(S3_ATTEMPTS as u32, Backoff::exponential(Duration::from_millis(1)));
+                let hook = S3Hook::from_connection(&conn).await?.with_retries(
+                    S3_ATTEMPTS as u32,
+                    Backoff::exponential(Duration::from_millis(1)),
+                );
                 hook.list_keys(Some("bucket"), &ListKeys::new()).await?;
                 Ok(Value::Null)
             })
             .with_options(options.retries(2).retry_delay(Duration::from_millis(1))),
-        );
-        let day = chrono_tz::UTC
-            .with_ymd_and_hms(2025, 1, 8, 0, 0, 0)
-            .unwrap();
-        let report = dag.build().unwrap().test(day).await;
-        let t = report.task("list").unwrap();
-        (t.tries, t.error.clone().unwrap_or_default())
+        )
+        .await
     }
 
     const SLOW_DOWN: &str = "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>ServiceUnavailable</Code><Message>overloaded</Message></Error>";

@@ -403,6 +403,27 @@ impl LogBuf {
     }
 }
 
+/// Captures this thread's log lines (the test runtime is single-threaded, so the
+/// spawned tasks log through it) until the guard drops.
+fn capture_logs() -> (LogBuf, tracing::subscriber::DefaultGuard) {
+    let log = LogBuf::default();
+    let writer = log.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(move || writer.clone())
+        .with_ansi(false)
+        .finish();
+    // While a single dispatcher is registered, tracing-core caches a log call
+    // site's interest from the default of whichever thread hits it first —
+    // another test's, which has none, so the site would be muted here too. A
+    // second, no-op dispatcher, registered first and alive for the whole process,
+    // makes it ask every registered dispatcher instead.
+    static NO_OP: std::sync::OnceLock<tracing::Dispatch> = std::sync::OnceLock::new();
+    let no_op =
+        NO_OP.get_or_init(|| tracing::Dispatch::new(tracing::subscriber::NoSubscriber::default()));
+    drop(tracing::dispatcher::set_default(no_op));
+    (log, tracing::subscriber::set_default(subscriber))
+}
+
 // Issue #11: a panic is a task failure like any other — its message and location in
 // the error, the report and the log, the retry policy of a non-retryable error, and
 // `on_failure` called once. (Before the fix: tries 1 in 0 ns, "the task panicked"
@@ -410,21 +431,7 @@ impl LogBuf {
 // the task itself.)
 #[tokio::test(start_paused = true)]
 async fn a_panic_is_a_failure_with_message_location_callbacks_and_log() {
-    let log = LogBuf::default();
-    let writer = log.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_writer(move || writer.clone())
-        .with_ansi(false)
-        .finish();
-    // The test runtime is single-threaded, so the spawned tasks log through this
-    // thread's default subscriber. But while a single dispatcher is registered,
-    // tracing-core caches a log call site's interest from the default of whichever
-    // thread hits it first — another test's, which has none, so the site would be
-    // muted here too. A second, no-op dispatcher, registered first and kept alive,
-    // makes it ask every registered dispatcher instead.
-    let no_op = tracing::Dispatch::new(tracing::subscriber::NoSubscriber::default());
-    drop(tracing::dispatcher::set_default(&no_op));
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let (log, _guard) = capture_logs();
 
     let calls = Arc::new(AtomicU32::new(0));
     let retried = Arc::new(AtomicU32::new(0));
@@ -530,16 +537,7 @@ async fn a_panicking_callback_does_not_change_the_outcome() {
 // multiply; `retry_exhausted(true)` opts back in.
 #[tokio::test(start_paused = true)]
 async fn an_exhausted_error_is_not_retried_unless_the_task_opts_in() {
-    let log = LogBuf::default();
-    let writer = log.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_writer(move || writer.clone())
-        .with_ansi(false)
-        .finish();
-    // See a_panic_is_a_failure_with_message_location_callbacks_and_log for why.
-    let no_op = tracing::Dispatch::new(tracing::subscriber::NoSubscriber::default());
-    drop(tracing::dispatcher::set_default(&no_op));
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let (log, _guard) = capture_logs();
 
     async fn run(options: TaskOptions) -> (u32, Arc<Mutex<Vec<(bool, bool)>>>, gust::RunReport) {
         let calls = Arc::new(AtomicU32::new(0));
