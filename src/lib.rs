@@ -45,8 +45,8 @@
 //!
 //! ## Where things are
 //!
-//! Airflow's split is the module layout: [`connection`], [`hooks`], [`operators`]
-//! (transfers will get a module of their own); the runtime is [`Context`], [`Task`], [`Dag`], with
+//! Airflow's split is the module layout: [`connection`], [`hooks`], [`operators`],
+//! `transfers` (with `object-store` and a SQL feature); the runtime is [`Context`], [`Task`], [`Dag`], with
 //! [`retry`] for the one backoff and who owns patience between hooks and tasks; every fallible call
 //! returns [`gust::Result`](Result) with one [`Error`] type. gust never prints: it
 //! reports progress through [`tracing`] spans (`dag_run`, `task_try`) and events.
@@ -57,11 +57,24 @@ pub mod connection;
 pub mod context;
 pub mod dag;
 pub mod error;
+pub mod formats;
 pub mod hooks;
 pub mod operators;
 pub mod retry;
 pub mod task;
 pub mod template;
+#[cfg(all(
+    feature = "object-store",
+    any(feature = "postgres", feature = "mysql", feature = "sqlite")
+))]
+#[cfg_attr(
+    docsrs,
+    doc(cfg(all(
+        feature = "object-store",
+        any(feature = "postgres", feature = "mysql", feature = "sqlite")
+    )))
+)]
+pub mod transfers;
 
 // The README's example is compiled (and run) as a doctest, so it cannot rot.
 #[cfg(doctest)]

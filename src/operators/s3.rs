@@ -60,7 +60,7 @@ fn render(ctx: &Context, field: &str) -> Result<String> {
 
 /// Where an operator's store comes from.
 #[derive(Clone)]
-enum Source {
+pub(crate) enum Source {
     Conn(String),
     Store(Arc<dyn ObjectStore>),
 }
@@ -77,7 +77,7 @@ impl std::fmt::Debug for Source {
 /// S3-only settings an operator asks of the hook it builds from a connection.
 #[derive(Debug, Clone, Default)]
 #[cfg_attr(not(feature = "s3"), allow(dead_code))]
-struct S3Settings {
+pub(crate) struct S3Settings {
     encrypt: bool,
     region: Option<String>,
 }
@@ -85,7 +85,11 @@ struct S3Settings {
 impl Source {
     /// The store for one execution. The only place that knows S3: everything after
     /// it calls the [`ObjectStore`] trait.
-    async fn resolve(&self, ctx: &Context, settings: S3Settings) -> Result<Arc<dyn ObjectStore>> {
+    pub(crate) async fn resolve(
+        &self,
+        ctx: &Context,
+        settings: S3Settings,
+    ) -> Result<Arc<dyn ObjectStore>> {
         match self {
             Source::Conn(id) => connect(&ctx.connection(id)?, settings).await,
             Source::Store(s) => Ok(s.clone()),
@@ -121,7 +125,11 @@ impl Default for Source {
 }
 
 /// `(bucket, key)` from an optional bucket and a key that may be an `s3://` URL.
-fn bucket_key(op: &'static str, bucket: Option<&str>, key: &str) -> Result<(String, String)> {
+pub(crate) fn bucket_key(
+    op: &'static str,
+    bucket: Option<&str>,
+    key: &str,
+) -> Result<(String, String)> {
     match bucket.filter(|b| !b.is_empty()) {
         Some(b) if !key.contains("://") => Ok((b.to_string(), key.to_string())),
         Some(_) => Err(Error::new(

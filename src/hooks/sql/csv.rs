@@ -1,173 +1,16 @@
-//! The CSV of `bulk_dump` / `bulk_load`: RFC 4180 with a header row, written and
-//! read incrementally so memory stays flat whatever the size.
-//!
-//! NULL is an empty *unquoted* field and the empty string is `""`: PostgreSQL's
-//! `COPY … (FORMAT csv)` convention, which the other databases follow here so a
-//! dump from one loads into another. The `csv` crate cannot tell `,,` from `,"",`,
-//! hence this small parser.
+//! The CSV of `bulk_dump` / `bulk_load`: [`crate::formats::csv`]'s default
+//! dialect (RFC 4180, `,`, a header row, NULL an empty *unquoted* field and the
+//! empty string `""`: PostgreSQL's `COPY … (FORMAT csv)` convention, which the
+//! other databases follow so a dump from one loads into another), read from and
+//! written to tokio I/O in chunks so memory stays flat whatever the size.
 
 use futures::stream::{BoxStream, StreamExt};
-use serde_json::Value;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
 
 use super::Row;
 use crate::error::{Error, ErrorKind, Result};
-
-/// A parsed CSV record: `None` is NULL.
-pub type Record = Vec<Option<String>>;
-
-/// Appends one field to `out`, quoted when needed (and always when empty, so an
-/// empty string is not read back as NULL).
-pub fn write_field(out: &mut Vec<u8>, field: Option<&str>) {
-    let Some(f) = field else { return };
-    if f.is_empty() || f.contains([',', '"', '\n', '\r']) {
-        out.push(b'"');
-        for b in f.bytes() {
-            if b == b'"' {
-                out.push(b'"');
-            }
-            out.push(b);
-        }
-        out.push(b'"');
-    } else {
-        out.extend_from_slice(f.as_bytes());
-    }
-}
-
-/// Appends one record and its line end.
-pub fn write_record<'a>(out: &mut Vec<u8>, fields: impl IntoIterator<Item = Option<&'a str>>) {
-    for (i, f) in fields.into_iter().enumerate() {
-        if i > 0 {
-            out.push(b',');
-        }
-        write_field(out, f);
-    }
-    out.push(b'\n');
-}
-
-/// The CSV text of a JSON cell: strings as they are, numbers and booleans printed,
-/// arrays and objects as JSON text, NULL as `None`.
-pub fn cell_text(v: &Value) -> Option<String> {
-    match v {
-        Value::Null => None,
-        Value::String(s) => Some(s.clone()),
-        Value::Bool(b) => Some(b.to_string()),
-        Value::Number(n) => Some(n.to_string()),
-        other => Some(other.to_string()),
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq)]
-enum State {
-    FieldStart,
-    Unquoted,
-    Quoted,
-    QuoteInQuoted,
-}
-
-/// A push parser: feed it chunks, take complete records out.
-#[derive(Debug)]
-pub struct Parser {
-    state: State,
-    field: Vec<u8>,
-    quoted: bool,
-    record: Record,
-    line: u64,
-}
-
-impl Default for Parser {
-    fn default() -> Self {
-        Parser {
-            state: State::FieldStart,
-            field: Vec::new(),
-            quoted: false,
-            record: Vec::new(),
-            line: 1,
-        }
-    }
-}
-
-fn bad(line: u64, msg: &str) -> Error {
-    Error::new(
-        ErrorKind::InvalidInput,
-        "sql.bulk_load",
-        format!("malformed CSV at line {line}: {msg}"),
-    )
-}
-
-impl Parser {
-    fn end_field(&mut self) -> Result<()> {
-        let bytes = std::mem::take(&mut self.field);
-        let value = if bytes.is_empty() && !self.quoted {
-            None
-        } else {
-            Some(String::from_utf8(bytes).map_err(|_| bad(self.line, "not UTF-8"))?)
-        };
-        self.record.push(value);
-        self.quoted = false;
-        self.state = State::FieldStart;
-        Ok(())
-    }
-
-    fn end_record(&mut self, out: &mut Vec<Record>) -> Result<()> {
-        self.end_field()?;
-        let record = std::mem::take(&mut self.record);
-        // A blank line is no record (e.g. a trailing newline).
-        if !(record.len() == 1 && record[0].is_none()) {
-            out.push(record);
-        }
-        self.line += 1;
-        Ok(())
-    }
-
-    /// Parses `chunk`, appending each completed record to `out`.
-    pub fn feed(&mut self, chunk: &[u8], out: &mut Vec<Record>) -> Result<()> {
-        for &b in chunk {
-            match (self.state, b) {
-                (State::Quoted, b'"') => self.state = State::QuoteInQuoted,
-                (State::Quoted, b) => {
-                    if b == b'\n' {
-                        self.line += 1;
-                    }
-                    self.field.push(b)
-                }
-                (State::QuoteInQuoted, b'"') => {
-                    self.field.push(b'"');
-                    self.state = State::Quoted;
-                }
-                (State::FieldStart, b'"') => {
-                    self.quoted = true;
-                    self.state = State::Quoted;
-                }
-                (_, b',') => self.end_field()?,
-                (_, b'\n') => self.end_record(out)?,
-                // \r of a \r\n line end.
-                (_, b'\r') => {}
-                (State::QuoteInQuoted, _) => {
-                    return Err(bad(
-                        self.line,
-                        "a quote inside a quoted field must be doubled",
-                    ));
-                }
-                (_, b'"') => return Err(bad(self.line, "a quote inside an unquoted field")),
-                (_, b) => {
-                    self.field.push(b);
-                    self.state = State::Unquoted;
-                }
-            }
-        }
-        Ok(())
-    }
-
-    /// Ends the input: the last record may lack its newline.
-    pub fn finish(&mut self, out: &mut Vec<Record>) -> Result<()> {
-        match self.state {
-            State::Quoted => Err(bad(self.line, "unterminated quoted field")),
-            State::FieldStart if self.record.is_empty() => Ok(()),
-            _ => self.end_record(out),
-        }
-    }
-}
+pub use crate::formats::csv::Record;
+use crate::formats::csv::{CsvFormat, Parser, cell_text, write_record};
 
 /// Reads CSV records (`None` a NULL field) from an async byte source, in
 /// chunks of 64 KiB: memory stays flat whatever the input's size. The first
@@ -189,7 +32,7 @@ impl<'a> Reader<'a> {
     pub fn new(input: &'a mut (dyn AsyncRead + Send + Unpin)) -> Self {
         Reader {
             input,
-            parser: Parser::default(),
+            parser: Parser::new(&CsvFormat::default(), "sql.bulk_load"),
             pending: Default::default(),
             buf: vec![0; 64 * 1024],
             done: false,
@@ -265,11 +108,11 @@ pub async fn rows_to_csv(
     while let Some(row) = rows.next().await {
         let row = row?;
         if !header {
-            write_record(&mut buf, row.keys().map(|k| Some(k.as_str())));
+            write_record(&mut buf, row.keys().map(|k| Some(k.as_str())), b',');
             header = true;
         }
         let cells: Vec<Option<String>> = row.values().map(cell_text).collect();
-        write_record(&mut buf, cells.iter().map(|c| c.as_deref()));
+        write_record(&mut buf, cells.iter().map(|c| c.as_deref()), b',');
         if buf.len() >= 60 * 1024 {
             out.write_all(&buf).await.map_err(io)?;
             written += buf.len() as u64;
@@ -279,50 +122,4 @@ pub async fn rows_to_csv(
     out.write_all(&buf).await.map_err(io)?;
     out.flush().await.map_err(io)?;
     Ok(written + buf.len() as u64)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn parse(text: &str, chunk: usize) -> Result<Vec<Record>> {
-        let mut p = Parser::default();
-        let mut out = Vec::new();
-        for c in text.as_bytes().chunks(chunk) {
-            p.feed(c, &mut out)?;
-        }
-        p.finish(&mut out)?;
-        Ok(out)
-    }
-
-    #[test]
-    fn round_trip_keeps_null_empty_quotes_and_newlines() {
-        let rows: Vec<Record> = vec![
-            vec![Some("a".into()), None, Some(String::new())],
-            vec![Some("x,\"y\"\nz".into()), Some("한글".into()), None],
-        ];
-        let mut text = Vec::new();
-        for r in &rows {
-            write_record(&mut text, r.iter().map(|f| f.as_deref()));
-        }
-        let text = String::from_utf8(text).unwrap();
-        assert_eq!(text, "a,,\"\"\n\"x,\"\"y\"\"\nz\",한글,\n");
-        for chunk in [1, 2, 3, 1000] {
-            assert_eq!(parse(&text, chunk).unwrap(), rows, "chunk {chunk}");
-        }
-    }
-
-    #[test]
-    fn crlf_and_missing_final_newline() {
-        let out = parse("a,b\r\n1,2", 4).unwrap();
-        assert_eq!(out.len(), 2);
-        assert_eq!(out[1], vec![Some("1".into()), Some("2".into())]);
-    }
-
-    #[test]
-    fn malformed_input_names_the_line() {
-        let e = parse("a\n\"open", 3).unwrap_err();
-        assert!(e.message().contains("line 2"), "{e}");
-        assert!(parse("a\"b\n", 10).is_err());
-    }
 }

@@ -1,0 +1,469 @@
+//! [`S3ToSql`]: a CSV object into a SQL table, all or nothing (Airflow's
+//! `S3ToSqlOperator`, with pandas' `if_exists` for seeds that replace a table).
+//!
+//! The object streams from the store through a CSV [`Parser`] of its dialect
+//! (delimiter, header, NULL marker; gzip when the key ends in `.gz`) into the
+//! hook's [`bulk_load`](SqlHook::bulk_load) — PostgreSQL's `COPY FROM STDIN`,
+//! MySQL's `LOAD DATA LOCAL INFILE`, SQLite's batched inserts — so memory stays
+//! flat whatever the object's size. It loads into a staging table first
+//! (`CREATE TABLE … AS SELECT * FROM target WHERE 1 = 0`) and only then changes
+//! the target, in one transaction: a malformed row, a value that does not fit its
+//! column or a broken download leaves the target table as it was.
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread")] async fn main() -> gust::Result<()> {
+//! use std::sync::Arc;
+//! use gust::formats::csv::CsvFormat;
+//! use gust::hooks::object_store::{MemoryStore, ObjectStore, PutOptions};
+//! use gust::hooks::sql::{Parameters, RunOptions, Sql, SqlHook};
+//! use gust::hooks::sqlite::SqliteHook;
+//! use gust::transfers::s3_to_sql::{IfExists, S3ToSql};
+//! use gust::{Context, Operator};
+//!
+//! let store = Arc::new(MemoryStore::new());
+//! store.create_bucket("raw").await?;
+//! let ctx = Context::builder("iris", "load").build();
+//! let csv = "sepal_length;species\n5,1;setosa\n4,9;NA\n";
+//! let key = format!("{}/iris.csv", ctx.ds());
+//! store.put("raw", &key, csv.as_bytes().to_vec().into(), &PutOptions::new()).await?;
+//! let db = Arc::new(SqliteHook::open("lite", ":memory:").await?);
+//! db.run(Sql::from("CREATE TABLE iris (sepal_length TEXT, species TEXT)"), RunOptions::default()).await?;
+//!
+//! let out = S3ToSql::new("s3://raw/{{ ds }}/iris.csv", "iris")
+//!     .format(CsvFormat::new().delimiter(b';').null("NA"))
+//!     .if_exists(IfExists::Replace)
+//!     .with_store(store)
+//!     .with_hook(db.clone())
+//!     .execute(&ctx)
+//!     .await?;
+//! assert_eq!(out["rows"], 2);
+//! let rows = db.get_records("SELECT species FROM iris", Parameters::None).await?;
+//! assert_eq!(rows[1]["species"], serde_json::Value::Null);
+//! # Ok(()) }
+//! ```
+//!
+//! Templated fields: `s3_key`, `s3_bucket`, `table`.
+//!
+//! # Errors
+//!
+//! A missing object is [`NotFound`](ErrorKind::NotFound) naming the bucket and
+//! key; a record with the wrong number of fields (often the wrong delimiter) is
+//! [`InvalidInput`](ErrorKind::InvalidInput) naming the object and the line
+//! (records are counted from the header as line 1, exact unless a quoted field
+//! spans lines); a value the database refuses keeps the database's own words (PostgreSQL names
+//! the line and column); a missing target table is the database's error. Errors
+//! name the object (`object=s3://bucket/key`) and the target (`target_table`).
+
+use std::io::Write as _;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use futures::StreamExt;
+use serde_json::{Value, json};
+use tokio::io::AsyncWriteExt;
+
+use crate::context::Context;
+use crate::error::{Error, ErrorKind, Result};
+use crate::formats::csv::{CsvFormat, Parser, Record, write_record};
+use crate::hooks::object_store::{BytesStream, ObjectStore};
+use crate::hooks::sql::{Dialect, RunOptions, Sql, SqlHook, quote_identifier, quote_table};
+use crate::operators::s3::{S3Settings, Source, bucket_key};
+use crate::task::Operator;
+
+const OP: &str = "s3_to_sql.load";
+
+/// What to do with the rows already in the table (pandas' `if_exists`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum IfExists {
+    /// Add the object's rows to the table (the default, as Airflow's
+    /// `S3ToSqlOperator`).
+    #[default]
+    Append,
+    /// Replace the table's rows by the object's, in one transaction (pandas'
+    /// `if_exists="replace"`, without dropping the table: its types, keys and
+    /// grants stay).
+    Replace,
+}
+
+impl IfExists {
+    fn as_str(self) -> &'static str {
+        match self {
+            IfExists::Append => "append",
+            IfExists::Replace => "replace",
+        }
+    }
+}
+
+/// Loads a CSV object into a table; see the [module docs](self). XCom:
+/// `{"bucket", "key", "table", "rows", "if_exists"}`.
+#[derive(Clone)]
+pub struct S3ToSql {
+    s3_key: String,
+    s3_bucket: Option<String>,
+    table: String,
+    sql_conn_id: String,
+    hook: Option<Arc<dyn SqlHook>>,
+    store: Source,
+    format: CsvFormat,
+    column_list: Option<Vec<String>>,
+    if_exists: IfExists,
+}
+
+impl std::fmt::Debug for S3ToSql {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("S3ToSql")
+            .field("s3_key", &self.s3_key)
+            .field("s3_bucket", &self.s3_bucket)
+            .field("table", &self.table)
+            .field("sql_conn_id", &self.sql_conn_id)
+            .field("hook", &self.hook.as_ref().map(|_| "given"))
+            .field("store", &self.store)
+            .field("format", &self.format)
+            .field("column_list", &self.column_list)
+            .field("if_exists", &self.if_exists)
+            .finish()
+    }
+}
+
+impl S3ToSql {
+    /// Loads `s3_key` (an `s3://bucket/key` URL unless [`s3_bucket`](Self::s3_bucket)
+    /// is set) into `table`, from `aws_default` into `sql_default`, as CSV with a
+    /// header row, appending.
+    pub fn new(s3_key: impl Into<String>, table: impl Into<String>) -> Self {
+        S3ToSql {
+            s3_key: s3_key.into(),
+            s3_bucket: None,
+            table: table.into(),
+            sql_conn_id: "sql_default".to_string(),
+            hook: None,
+            store: Source::default(),
+            format: CsvFormat::default(),
+            column_list: None,
+            if_exists: IfExists::default(),
+        }
+    }
+
+    /// The bucket, when the key is relative.
+    pub fn s3_bucket(mut self, bucket: impl Into<String>) -> Self {
+        self.s3_bucket = Some(bucket.into());
+        self
+    }
+
+    /// The connection of the database (Airflow's `sql_conn_id`; its type picks
+    /// the hook).
+    pub fn sql_conn_id(mut self, conn_id: impl Into<String>) -> Self {
+        self.sql_conn_id = conn_id.into();
+        self
+    }
+
+    /// The connection of the object store (Airflow's `aws_conn_id`, default
+    /// `aws_default`).
+    pub fn aws_conn_id(mut self, conn_id: impl Into<String>) -> Self {
+        self.store = Source::Conn(conn_id.into());
+        self
+    }
+
+    /// Reads from `store` instead of a connection (a `MemoryStore` in tests).
+    pub fn with_store(mut self, store: Arc<dyn ObjectStore>) -> Self {
+        self.store = Source::Store(store);
+        self
+    }
+
+    /// Writes through `hook` instead of connecting with `sql_conn_id`.
+    pub fn with_hook(mut self, hook: Arc<dyn SqlHook>) -> Self {
+        self.sql_conn_id = hook.conn_id().to_string();
+        self.hook = Some(hook);
+        self
+    }
+
+    /// The CSV dialect of the object (default: `,`, a header row, NULL as an
+    /// empty unquoted field).
+    pub fn format(mut self, format: CsvFormat) -> Self {
+        self.format = format;
+        self
+    }
+
+    /// The table's columns the object's fields go to, in order (Airflow's
+    /// `column_list`). Without it the header row names them; with it a header
+    /// row, if the format has one, is skipped.
+    pub fn column_list(mut self, columns: impl IntoIterator<Item = impl Into<String>>) -> Self {
+        self.column_list = Some(columns.into_iter().map(Into::into).collect());
+        self
+    }
+
+    /// Append (default) or replace the table's rows.
+    pub fn if_exists(mut self, if_exists: IfExists) -> Self {
+        self.if_exists = if_exists;
+        self
+    }
+}
+
+#[async_trait]
+impl Operator for S3ToSql {
+    async fn execute(&self, ctx: &Context) -> Result<Value> {
+        let bucket = self
+            .s3_bucket
+            .as_deref()
+            .map(|b| ctx.render_inline(b))
+            .transpose()?;
+        let key = ctx.render_inline(&self.s3_key)?;
+        let (bucket, key) = bucket_key(OP, bucket.as_deref(), &key)?;
+        let table = ctx.render_inline(&self.table)?;
+        let object = format!("s3://{bucket}/{key}");
+        let name = |e: Error| e.with("object", &object).with("target_table", &table);
+
+        let hook: Arc<dyn SqlHook> = match &self.hook {
+            Some(h) => h.clone(),
+            None => {
+                let conn = ctx.connection(&self.sql_conn_id)?;
+                Arc::from(crate::hooks::sql::from_connection(&conn, None).await?)
+            }
+        };
+        let store = self.store.resolve(ctx, S3Settings::default()).await?;
+        let body = store.get_stream(&bucket, &key).await?;
+
+        let dialect = hook.dialect();
+        let target = quote_table(dialect, &table).map_err(name)?;
+        let staging_name = staging_table(&table);
+        let staging = quote_table(dialect, &staging_name).map_err(name)?;
+        hook.run(
+            Sql::from(format!(
+                "CREATE TABLE {staging} AS SELECT * FROM {target} WHERE 1 = 0"
+            )),
+            RunOptions::default(),
+        )
+        .await
+        .map_err(name)?;
+
+        let loaded = self
+            .load_and_apply(
+                &*hook,
+                body,
+                dialect,
+                &target,
+                (&staging_name, &staging),
+                key.ends_with(".gz"),
+            )
+            .await
+            .map_err(|e| name(e.with_operation(OP)));
+        // The staging table goes in every case; failing to drop it is only logged,
+        // the load's own outcome is what the task reports.
+        if let Err(e) = hook
+            .run(
+                Sql::from(format!("DROP TABLE {staging}")),
+                RunOptions::default(),
+            )
+            .await
+        {
+            tracing::warn!(table = %staging_name, error = %e, "could not drop the staging table");
+        }
+        let rows = loaded?;
+        tracing::info!(%object, %table, rows, if_exists = self.if_exists.as_str(), "object loaded");
+        Ok(json!({
+            "bucket": bucket,
+            "key": key,
+            "table": table,
+            "rows": rows,
+            "if_exists": self.if_exists.as_str(),
+        }))
+    }
+}
+
+impl S3ToSql {
+    /// Streams the object into the staging table, then changes the target in
+    /// one transaction. Returns the rows loaded.
+    async fn load_and_apply(
+        &self,
+        hook: &dyn SqlHook,
+        body: BytesStream,
+        dialect: Dialect,
+        target: &str,
+        (staging_name, staging): (&str, &str),
+        gzip: bool,
+    ) -> Result<u64> {
+        let (reader, writer) = tokio::io::duplex(256 * 1024);
+        let convert = convert(body, &self.format, self.column_list.clone(), gzip, writer);
+        // The load owns the reader, so a load that fails early closes the pipe
+        // and the conversion stops instead of waiting for a reader.
+        let load = async move {
+            let mut reader = reader;
+            hook.bulk_load(staging_name, &mut reader).await
+        };
+        let (converted, loaded) = futures::join!(convert, load);
+        let (columns, rows) = match (converted, loaded) {
+            (Ok(c), Ok(_)) => c,
+            // A malformed row is the cause; the load only saw its input end.
+            (Err(c), _) if c.kind() != ErrorKind::Io => return Err(c),
+            // The pipe broke because the load failed: the load's error says why.
+            (_, Err(l)) => return Err(l),
+            (Err(c), Ok(_)) => return Err(c),
+        };
+        let cols = columns
+            .iter()
+            .map(|c| quote_identifier(dialect, c))
+            .collect::<Result<Vec<_>>>()?
+            .join(", ");
+        let mut statements = Vec::new();
+        if self.if_exists == IfExists::Replace {
+            statements.push(format!("DELETE FROM {target}"));
+        }
+        statements.push(format!(
+            "INSERT INTO {target} ({cols}) SELECT {cols} FROM {staging}"
+        ));
+        hook.run(Sql::Many(statements), RunOptions::default())
+            .await?;
+        Ok(rows)
+    }
+}
+
+/// A staging table's name beside `table` (same schema), unique per load.
+fn staging_table(table: &str) -> String {
+    let (schema, name) = match table.rsplit_once('.') {
+        Some((s, n)) => (Some(s), n),
+        None => (None, table),
+    };
+    // PostgreSQL cuts identifiers at 63 bytes; keep the name well under.
+    let base: String = name.chars().take(32).collect();
+    let suffix: u32 = rand::random();
+    let staging = format!("{base}__gust_staging_{suffix:08x}");
+    match schema {
+        Some(s) => format!("{s}.{staging}"),
+        None => staging,
+    }
+}
+
+/// Re-writes the object's CSV in `bulk_load`'s dialect (`,`, a header naming the
+/// columns, NULL as an empty unquoted field) into `out`, checking that every
+/// record has as many fields as there are columns. Returns the columns and the
+/// records written.
+async fn convert(
+    mut body: BytesStream,
+    format: &CsvFormat,
+    column_list: Option<Vec<String>>,
+    gzip: bool,
+    mut out: tokio::io::DuplexStream,
+) -> Result<(Vec<String>, u64)> {
+    let io = |e: std::io::Error| {
+        Error::new(ErrorKind::Io, OP, format!("feeding the load: {e}")).with_source(e)
+    };
+    let mut parser = Parser::new(format, OP);
+    let mut gunzip = gzip.then(|| flate2::write::GzDecoder::new(Vec::new()));
+    let mut columns = column_list;
+    let mut skip_header = format.header;
+    let mut rows = 0u64;
+    let mut line = 1u64;
+    let mut buf = Vec::with_capacity(64 * 1024);
+    let mut records: Vec<Record> = Vec::new();
+    let mut header_written = false;
+    loop {
+        let chunk = body.next().await.transpose()?;
+        match (&chunk, gunzip.as_mut()) {
+            (Some(c), Some(gz)) => {
+                gz.write_all(c).map_err(|e| gzip_err(&e))?;
+                let plain = std::mem::take(gz.get_mut());
+                parser.feed(&plain, &mut records)?;
+            }
+            (Some(c), None) => parser.feed(c, &mut records)?,
+            (None, Some(gz)) => {
+                gz.try_finish().map_err(|e| gzip_err(&e))?;
+                let plain = std::mem::take(gz.get_mut());
+                parser.feed(&plain, &mut records)?;
+                parser.finish(&mut records)?;
+            }
+            (None, None) => parser.finish(&mut records)?,
+        }
+        for record in records.drain(..) {
+            if skip_header {
+                skip_header = false;
+                line += 1;
+                if columns.is_none() {
+                    let names = record
+                        .into_iter()
+                        .enumerate()
+                        .map(|(i, c)| {
+                            c.filter(|c| !c.is_empty()).ok_or_else(|| {
+                                Error::new(
+                                    ErrorKind::InvalidInput,
+                                    OP,
+                                    format!("header column {} is empty", i + 1),
+                                )
+                            })
+                        })
+                        .collect::<Result<Vec<_>>>()?;
+                    columns = Some(names);
+                }
+                continue;
+            }
+            let Some(cols) = &columns else {
+                return Err(Error::new(
+                    ErrorKind::InvalidInput,
+                    OP,
+                    "the format has no header row: give the columns with column_list",
+                ));
+            };
+            if !header_written {
+                write_record(&mut buf, cols.iter().map(|c| Some(c.as_str())), b',');
+                header_written = true;
+            }
+            if record.len() != cols.len() {
+                return Err(Error::new(
+                    ErrorKind::InvalidInput,
+                    OP,
+                    format!(
+                        "line {line} has {} fields where {} columns were expected (is the \
+                         delimiter {:?}?)",
+                        record.len(),
+                        cols.len(),
+                        char::from(format.delimiter)
+                    ),
+                )
+                .with("line", line));
+            }
+            write_record(&mut buf, record.iter().map(|f| f.as_deref()), b',');
+            rows += 1;
+            line += 1;
+            if buf.len() >= 64 * 1024 {
+                out.write_all(&buf).await.map_err(io)?;
+                buf.clear();
+            }
+        }
+        if chunk.is_none() {
+            break;
+        }
+    }
+    let Some(columns) = columns else {
+        return Err(Error::new(
+            ErrorKind::InvalidInput,
+            OP,
+            "the object is empty: no header row",
+        ));
+    };
+    if !header_written {
+        write_record(&mut buf, columns.iter().map(|c| Some(c.as_str())), b',');
+    }
+    out.write_all(&buf).await.map_err(io)?;
+    out.shutdown().await.map_err(io)?;
+    Ok((columns, rows))
+}
+
+fn gzip_err(e: &std::io::Error) -> Error {
+    Error::new(
+        ErrorKind::InvalidInput,
+        OP,
+        format!("the object is not valid gzip: {e}"),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn staging_tables_sit_beside_their_target() {
+        let s = staging_table("analytics.iris_data");
+        assert!(s.starts_with("analytics.iris_data__gust_staging_"), "{s}");
+        let long = staging_table(&"x".repeat(100));
+        assert!(long.len() < 63, "{long}");
+    }
+}

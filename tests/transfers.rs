@@ -1,0 +1,286 @@
+//! Transfers end to end: `S3ToSql` on SQLite with an in-memory store (no server),
+//! and on PostgreSQL with moto (the real servers).
+
+mod common;
+
+use std::io::Write;
+use std::sync::Arc;
+
+use gust::formats::csv::CsvFormat;
+use gust::hooks::object_store::{MemoryStore, ObjectStore, PutOptions};
+use gust::hooks::sql::{Parameters, RunOptions, Sql, SqlHook};
+use gust::hooks::sqlite::SqliteHook;
+use gust::transfers::s3_to_sql::{IfExists, S3ToSql};
+use gust::{Context, ErrorKind, Operator};
+use serde_json::{Value, json};
+
+fn ctx() -> Context {
+    Context::builder("transfers", "load").build()
+}
+
+async fn put(store: &dyn ObjectStore, bucket: &str, key: &str, body: impl Into<Vec<u8>>) {
+    store
+        .put(bucket, key, body.into().into(), &PutOptions::new())
+        .await
+        .unwrap();
+}
+
+async fn rows(db: &dyn SqlHook, sql: &str) -> Vec<Value> {
+    db.get_records(sql, Parameters::None)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(Value::Object)
+        .collect()
+}
+
+/// Tables whose name says they are a transfer's staging table.
+async fn staging_left(db: &dyn SqlHook, sql: &str) -> usize {
+    rows(db, sql).await.len()
+}
+
+const SQLITE_STAGING: &str =
+    "SELECT name FROM sqlite_master WHERE type = 'table' AND name LIKE '%gust_staging%'";
+
+async fn sqlite_with_table() -> (Arc<MemoryStore>, Arc<SqliteHook>) {
+    let store = Arc::new(MemoryStore::new());
+    store.create_bucket("raw").await.unwrap();
+    let db = Arc::new(SqliteHook::open("lite", ":memory:").await.unwrap());
+    db.run(
+        Sql::from("CREATE TABLE people (id INTEGER, name TEXT, note TEXT)"),
+        RunOptions::default(),
+    )
+    .await
+    .unwrap();
+    (store, db)
+}
+
+#[tokio::test]
+async fn s3_to_sqlite_keeps_null_empty_and_korean_and_replaces_or_appends() {
+    let (store, db) = sqlite_with_table().await;
+    // `;`-separated, NULL written as NA, an empty string quoted, a `;` inside quotes.
+    put(
+        &*store,
+        "raw",
+        "people.csv",
+        "id;name;note\n1;김민수;NA\n2;\"a;b\";\"\"\n3;park;\"NA\"\n",
+    )
+    .await;
+    let op = S3ToSql::new("s3://raw/people.csv", "people")
+        .format(CsvFormat::new().delimiter(b';').null("NA"))
+        .if_exists(IfExists::Replace)
+        .with_store(store.clone())
+        .with_hook(db.clone());
+    let out = op.execute(&ctx()).await.unwrap();
+    assert_eq!(out["rows"], 3);
+    assert_eq!(out["table"], "people");
+    let expected = vec![
+        json!({"id": 1, "name": "김민수", "note": null}),
+        json!({"id": 2, "name": "a;b", "note": ""}),
+        json!({"id": 3, "name": "park", "note": "NA"}),
+    ];
+    let read = "SELECT id, name, note FROM people ORDER BY id";
+    assert_eq!(rows(&*db, read).await, expected);
+    // Replace again: the same table, not twice the rows.
+    op.execute(&ctx()).await.unwrap();
+    assert_eq!(rows(&*db, read).await, expected);
+    // Append: the rows once more.
+    op.clone()
+        .if_exists(IfExists::Append)
+        .execute(&ctx())
+        .await
+        .unwrap();
+    assert_eq!(rows(&*db, read).await.len(), 6);
+    assert_eq!(staging_left(&*db, SQLITE_STAGING).await, 0);
+}
+
+#[tokio::test]
+async fn s3_to_sqlite_reads_gzip_and_a_column_list() {
+    let (store, db) = sqlite_with_table().await;
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    gz.write_all(b"7,seven\n8,eight\n").unwrap();
+    put(&*store, "raw", "no_header.csv.gz", gz.finish().unwrap()).await;
+    let out = S3ToSql::new("no_header.csv.gz", "people")
+        .s3_bucket("raw")
+        .format(CsvFormat::new().header(false))
+        .column_list(["id", "name"])
+        .with_store(store)
+        .with_hook(db.clone())
+        .execute(&ctx())
+        .await
+        .unwrap();
+    assert_eq!(out["rows"], 2);
+    assert_eq!(
+        rows(&*db, "SELECT id, name, note FROM people ORDER BY id").await,
+        vec![
+            json!({"id": 7, "name": "seven", "note": null}),
+            json!({"id": 8, "name": "eight", "note": null}),
+        ]
+    );
+}
+
+#[tokio::test]
+async fn bad_input_fails_with_a_typed_error_and_leaves_the_table_unchanged() {
+    let (store, db) = sqlite_with_table().await;
+    db.run(
+        Sql::from("INSERT INTO people VALUES (0, 'kept', NULL)"),
+        RunOptions::default(),
+    )
+    .await
+    .unwrap();
+    let before = rows(&*db, "SELECT * FROM people").await;
+    let load = |key: &str| {
+        S3ToSql::new(format!("s3://raw/{key}"), "people")
+            .if_exists(IfExists::Replace)
+            .with_store(store.clone())
+            .with_hook(db.clone())
+    };
+
+    // The wrong delimiter: one field where three columns were expected, near the end.
+    let mut body = String::from("id,name,note\n");
+    for i in 1..=500 {
+        body.push_str(&format!("{i},n{i},x\n"));
+    }
+    body.push_str("501;oops;x\n");
+    put(&*store, "raw", "bad.csv", body).await;
+    let e = load("bad.csv").execute(&ctx()).await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::InvalidInput, "{e}");
+    let text = e.to_string();
+    assert!(text.contains("line 502"), "{text}");
+    assert!(text.contains("object=s3://raw/bad.csv"), "{text}");
+    assert!(text.contains("target_table=people"), "{text}");
+
+    // A missing object.
+    let e = load("missing.csv").execute(&ctx()).await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::NotFound, "{e}");
+    assert_eq!(e.context("key"), Some("missing.csv"));
+
+    // An empty object.
+    put(&*store, "raw", "empty.csv", "").await;
+    let e = load("empty.csv").execute(&ctx()).await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::InvalidInput, "{e}");
+    assert!(e.to_string().contains("empty"), "{e}");
+
+    // An unknown column in the header.
+    put(&*store, "raw", "unknown.csv", "id,nope\n1,x\n").await;
+    let e = load("unknown.csv").execute(&ctx()).await.unwrap_err();
+    assert!(e.to_string().contains("nope"), "{e}");
+
+    // A target table that does not exist.
+    put(&*store, "raw", "ok.csv", "id,name,note\n1,a,b\n").await;
+    let e = S3ToSql::new("s3://raw/ok.csv", "no_such_table")
+        .with_store(store.clone())
+        .with_hook(db.clone())
+        .execute(&ctx())
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("no_such_table"), "{e}");
+    assert_eq!(e.context("target_table"), Some("no_such_table"));
+
+    // Not gzip although the key says so.
+    put(&*store, "raw", "fake.csv.gz", "id,name,note\n1,a,b\n").await;
+    let e = load("fake.csv.gz").execute(&ctx()).await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::InvalidInput, "{e}");
+    assert!(e.to_string().contains("gzip"), "{e}");
+
+    assert_eq!(rows(&*db, "SELECT * FROM people").await, before);
+    assert_eq!(staging_left(&*db, SQLITE_STAGING).await, 0);
+}
+
+/// PostgreSQL through moto: 1,000 rows with NULLs, empty strings, Korean text,
+/// `numeric` and `timestamptz`, replaced atomically; then a bad value on the
+/// 999th row leaves the table as it was, and the error names the line and column.
+#[cfg(all(feature = "postgres", feature = "s3"))]
+#[tokio::test]
+async fn s3_to_postgres_is_all_or_nothing() {
+    use gust::hooks::postgres::PostgresHook;
+    use gust::hooks::s3::S3Hook;
+    let pg_conn = require_conn!("postgres_default");
+    let aws_conn = require_conn!("aws_default");
+    let db = Arc::new(PostgresHook::from_connection(&pg_conn).await.unwrap());
+    let store = Arc::new(S3Hook::from_connection(&aws_conn).await.unwrap());
+    let bucket = common::unique("gust-transfer");
+    store.create_bucket(&bucket).await.unwrap();
+    let table = format!("credit_{}", std::process::id());
+    db.run(
+        Sql::Many(vec![
+            format!("DROP TABLE IF EXISTS {table}"),
+            format!(
+                "CREATE TABLE {table} (id BIGINT PRIMARY KEY, name TEXT, amount NUMERIC(12,2), \
+                 seen TIMESTAMPTZ, ok BOOLEAN)"
+            ),
+        ]),
+        RunOptions::default(),
+    )
+    .await
+    .unwrap();
+
+    let mut body = String::from("id;name;amount;seen;ok\n");
+    for i in 1..=1000 {
+        let name = match i % 3 {
+            0 => String::new(),
+            1 => format!("\"고객 {i}; !@9#%8\""),
+            _ => "\\N".to_string(),
+        };
+        let name = if name.is_empty() {
+            "\"\"".to_string()
+        } else {
+            name
+        };
+        body.push_str(&format!(
+            "{i};{name};{}.{:02};2025-01-08 0{}:00:00+09;{}\n",
+            i * 7,
+            i % 100,
+            i % 10,
+            i % 2 == 0
+        ));
+    }
+    put(&*store, &bucket, "credit.csv", body.clone()).await;
+    let load = |key: &str| {
+        S3ToSql::new(format!("s3://{bucket}/{key}"), table.clone())
+            .format(CsvFormat::new().delimiter(b';').null("\\N"))
+            .if_exists(IfExists::Replace)
+            .with_store(store.clone())
+            .with_hook(db.clone())
+    };
+    let out = load("credit.csv").execute(&ctx()).await.unwrap();
+    assert_eq!(out["rows"], 1000);
+    let summary = format!(
+        "SELECT count(*) AS n, count(name) AS names, sum(CASE WHEN name = '' THEN 1 ELSE 0 END) AS empty, \
+         sum(amount)::text AS total, min(seen) AS first, sum(CASE WHEN ok THEN 1 ELSE 0 END) AS oks \
+         FROM {table}"
+    );
+    let loaded = rows(&*db, &summary).await;
+    assert_eq!(loaded[0]["n"], 1000);
+    assert_eq!(loaded[0]["names"], 667, "{loaded:?}");
+    assert_eq!(loaded[0]["empty"], 333, "{loaded:?}");
+    let korean = rows(&*db, &format!("SELECT name FROM {table} WHERE id = 1")).await;
+    assert_eq!(korean[0]["name"], "고객 1; !@9#%8");
+
+    // A value that does not fit its column on the 999th data row (line 1000).
+    let bad = body.replacen("999;", "999x;", 1);
+    put(&*store, &bucket, "bad.csv", bad).await;
+    let e = load("bad.csv").execute(&ctx()).await.unwrap_err();
+    let text = e.to_string();
+    assert!(text.contains("line 1000"), "{text}");
+    assert!(text.contains("column id"), "{text}");
+    assert!(
+        text.contains(&format!("object=s3://{bucket}/bad.csv")),
+        "{text}"
+    );
+    assert_eq!(rows(&*db, &summary).await, loaded, "the table is unchanged");
+    let staging = rows(
+        &*db,
+        &format!(
+            "SELECT table_name FROM information_schema.tables WHERE table_name LIKE '{table}__gust_staging%'"
+        ),
+    )
+    .await;
+    assert!(staging.is_empty(), "{staging:?}");
+    db.run(
+        Sql::from(format!("DROP TABLE {table}")),
+        RunOptions::default(),
+    )
+    .await
+    .unwrap();
+}
