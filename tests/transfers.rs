@@ -187,6 +187,29 @@ async fn bad_input_fails_with_a_typed_error_and_leaves_the_table_unchanged() {
     assert_eq!(staging_left(&*db, SQLITE_STAGING).await, 0);
 }
 
+/// 1,000 `;`-separated rows shaped like credit data: a third of the names NULL
+/// (`\N`), a third empty strings, a third Korean text with `;` and symbols;
+/// `numeric` amounts, timestamps with offset `tz` ("" for none), booleans as 0/1.
+#[cfg(feature = "s3")]
+fn credit_csv(tz: &str) -> String {
+    let mut body = String::from("id;name;amount;seen;ok\n");
+    for i in 1..=1000 {
+        let name = match i % 3 {
+            0 => "\"\"".to_string(),
+            1 => format!("\"고객 {i}; !@9#%8\""),
+            _ => "\\N".to_string(),
+        };
+        body.push_str(&format!(
+            "{i};{name};{}.{:02};2025-01-08 0{}:00:00{tz};{}\n",
+            i * 7,
+            i % 100,
+            i % 10,
+            u8::from(i % 2 == 0)
+        ));
+    }
+    body
+}
+
 /// PostgreSQL through moto: 1,000 rows with NULLs, empty strings, Korean text,
 /// `numeric` and `timestamptz`, replaced atomically; then a bad value on the
 /// 999th row leaves the table as it was, and the error names the line and column.
@@ -215,26 +238,7 @@ async fn s3_to_postgres_is_all_or_nothing() {
     .await
     .unwrap();
 
-    let mut body = String::from("id;name;amount;seen;ok\n");
-    for i in 1..=1000 {
-        let name = match i % 3 {
-            0 => String::new(),
-            1 => format!("\"고객 {i}; !@9#%8\""),
-            _ => "\\N".to_string(),
-        };
-        let name = if name.is_empty() {
-            "\"\"".to_string()
-        } else {
-            name
-        };
-        body.push_str(&format!(
-            "{i};{name};{}.{:02};2025-01-08 0{}:00:00+09;{}\n",
-            i * 7,
-            i % 100,
-            i % 10,
-            i % 2 == 0
-        ));
-    }
+    let body = credit_csv("+09");
     put(&*store, &bucket, "credit.csv", body.clone()).await;
     let load = |key: &str| {
         S3ToSql::new(format!("s3://{bucket}/{key}"), table.clone())
@@ -277,6 +281,76 @@ async fn s3_to_postgres_is_all_or_nothing() {
     )
     .await;
     assert!(staging.is_empty(), "{staging:?}");
+    db.run(
+        Sql::from(format!("DROP TABLE {table}")),
+        RunOptions::default(),
+    )
+    .await
+    .unwrap();
+}
+
+/// MariaDB through moto, with `LOAD DATA LOCAL INFILE`: the same file, the same
+/// all-or-nothing replace.
+#[cfg(all(feature = "mysql", feature = "s3"))]
+#[tokio::test]
+async fn s3_to_mariadb_is_all_or_nothing() {
+    use gust::hooks::mysql::MySqlHook;
+    use gust::hooks::s3::S3Hook;
+    let my_conn = require_conn!("mysql_default");
+    let aws_conn = require_conn!("aws_default");
+    // LOAD DATA LOCAL INFILE is opt-in.
+    let my_conn = my_conn.with_extra("local_infile", json!(true));
+    let db = Arc::new(MySqlHook::from_connection(&my_conn).await.unwrap());
+    let store = Arc::new(S3Hook::from_connection(&aws_conn).await.unwrap());
+    let bucket = common::unique("gust-transfer-my");
+    store.create_bucket(&bucket).await.unwrap();
+    let table = format!("credit_{}", std::process::id());
+    db.run(
+        Sql::Many(vec![
+            format!("DROP TABLE IF EXISTS {table}"),
+            format!(
+                "CREATE TABLE {table} (id BIGINT PRIMARY KEY, name TEXT, amount DECIMAL(12,2), \
+                 seen DATETIME, ok BOOLEAN) CHARACTER SET utf8mb4"
+            ),
+        ]),
+        RunOptions::default(),
+    )
+    .await
+    .unwrap();
+    let body = credit_csv("");
+    put(&*store, &bucket, "credit.csv", body.clone()).await;
+    let load = |key: &str| {
+        S3ToSql::new(format!("s3://{bucket}/{key}"), table.clone())
+            .format(CsvFormat::new().delimiter(b';').null("\\N"))
+            .if_exists(IfExists::Replace)
+            .with_store(store.clone())
+            .with_hook(db.clone())
+    };
+    assert_eq!(
+        load("credit.csv").execute(&ctx()).await.unwrap()["rows"],
+        1000
+    );
+    let summary = format!(
+        "SELECT count(*) AS n, count(name) AS names, \
+         sum(CASE WHEN name = '' THEN 1 ELSE 0 END) AS empty, sum(amount) AS total \
+         FROM {table}"
+    );
+    let loaded = rows(&*db, &summary).await;
+    assert_eq!(loaded[0]["n"], 1000, "{loaded:?}");
+    assert_eq!(loaded[0]["names"], 667, "{loaded:?}");
+    let korean = rows(&*db, &format!("SELECT name FROM {table} WHERE id = 1")).await;
+    assert_eq!(korean[0]["name"], "고객 1; !@9#%8");
+
+    // A duplicate key on the last row: the load fails, the table is unchanged.
+    let bad = format!("{body}1;dup;1.00;2025-01-08 00:00:00;1\n");
+    put(&*store, &bucket, "bad.csv", bad).await;
+    let e = load("bad.csv").execute(&ctx()).await.unwrap_err();
+    assert!(
+        e.to_string()
+            .contains(&format!("object=s3://{bucket}/bad.csv")),
+        "{e}"
+    );
+    assert_eq!(rows(&*db, &summary).await, loaded, "the table is unchanged");
     db.run(
         Sql::from(format!("DROP TABLE {table}")),
         RunOptions::default(),
