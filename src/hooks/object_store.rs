@@ -414,6 +414,41 @@ pub(crate) fn weak_etag(data: &[u8]) -> String {
     format!("\"{:016x}\"", h.finish())
 }
 
+/// gzip-compresses a stream chunk by chunk, with bounded memory (S3's `load_*`
+/// with `gzip`, the transfers' `.gz` objects).
+#[cfg_attr(
+    not(any(
+        feature = "s3",
+        feature = "postgres",
+        feature = "mysql",
+        feature = "sqlite"
+    )),
+    allow(dead_code)
+)]
+pub(crate) fn gzip_stream(input: BytesStream) -> BytesStream {
+    use flate2::{Compression, write::GzEncoder};
+    use std::io::Write;
+    let enc = GzEncoder::new(Vec::new(), Compression::default());
+    futures::stream::try_unfold((input, Some(enc)), |(mut input, enc)| async move {
+        let Some(mut enc) = enc else {
+            return Ok(None);
+        };
+        loop {
+            match input.next().await {
+                Some(chunk) => {
+                    enc.write_all(&chunk?)?;
+                    if !enc.get_ref().is_empty() {
+                        let out = std::mem::take(enc.get_mut());
+                        return Ok(Some((Bytes::from(out), (input, Some(enc)))));
+                    }
+                }
+                None => return Ok(Some((Bytes::from(enc.finish()?), (input, None)))),
+            }
+        }
+    })
+    .boxed()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -4,5 +4,7 @@
 //! | transfer | from → to |
 //! |---|---|
 //! | [`s3_to_sql::S3ToSql`] | a CSV object → a table (append or replace) |
+//! | [`sql_to_s3::SqlToS3`] | a query's result → a CSV object (gzip optional) |
 
 pub mod s3_to_sql;
+pub mod sql_to_s3;

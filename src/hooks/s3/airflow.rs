@@ -12,8 +12,9 @@ use bytes::Bytes;
 use futures::stream::{StreamExt, TryStreamExt};
 
 use super::S3Hook;
-use super::params::{LoadOptions, PresignMethod, file_stream, gzip_stream};
+use super::params::{LoadOptions, PresignMethod, file_stream};
 use crate::error::{Error, ErrorKind, Result};
+use crate::hooks::object_store::gzip_stream;
 use crate::hooks::object_store::{
     BytesStream, DeleteReport, ListEntry, ListKeys, ListOptions, ObjectMeta, ObjectStore,
     ObjectStoreExt, PutResult,

@@ -68,31 +68,6 @@ pub enum PresignMethod {
     PutObject,
 }
 
-/// gzip-compresses a stream chunk by chunk, with bounded memory.
-pub(super) fn gzip_stream(input: BytesStream) -> BytesStream {
-    use flate2::{Compression, write::GzEncoder};
-    use std::io::Write;
-    let enc = GzEncoder::new(Vec::new(), Compression::default());
-    futures::stream::try_unfold((input, Some(enc)), |(mut input, enc)| async move {
-        let Some(mut enc) = enc else {
-            return Ok(None);
-        };
-        loop {
-            match input.next().await {
-                Some(chunk) => {
-                    enc.write_all(&chunk?)?;
-                    if !enc.get_ref().is_empty() {
-                        let out = std::mem::take(enc.get_mut());
-                        return Ok(Some((Bytes::from(out), (input, Some(enc)))));
-                    }
-                }
-                None => return Ok(Some((Bytes::from(enc.finish()?), (input, None)))),
-            }
-        }
-    })
-    .boxed()
-}
-
 /// A file as a stream of 1 MiB chunks.
 pub(crate) fn file_stream(file: tokio::fs::File) -> BytesStream {
     futures::stream::try_unfold(file, |mut file| async move {
