@@ -10,7 +10,8 @@ use gust::formats::csv::CsvFormat;
 use gust::hooks::object_store::{MemoryStore, ObjectStore, PutOptions};
 use gust::hooks::sql::{Parameters, RunOptions, Sql, SqlHook};
 use gust::hooks::sqlite::SqliteHook;
-use gust::transfers::s3_to_sql::{IfExists, S3ToSql};
+use gust::transfers::IfExists;
+use gust::transfers::s3_to_sql::S3ToSql;
 use gust::{Context, ErrorKind, Operator};
 use serde_json::{Value, json};
 
@@ -534,6 +535,170 @@ async fn postgres_round_trip_through_s3_and_a_failing_query_leaves_nothing() {
 
     db.run(
         Sql::from(format!("DROP TABLE {table}, {table}_back")),
+        RunOptions::default(),
+    )
+    .await
+    .unwrap();
+}
+
+/// SQLite → SQLite: replace, a preoperator in the same transaction, an empty
+/// result, and a failing query that leaves the target as it was.
+#[tokio::test]
+async fn sql_to_sql_between_sqlite_databases() {
+    use gust::transfers::sql_to_sql::SqlToSql;
+    let (_, src) = sqlite_with_table().await;
+    let (_, dst) = sqlite_with_table().await;
+    src.run(
+        Sql::from("INSERT INTO people VALUES (1, '김민수', NULL), (2, '', 'x')"),
+        RunOptions::default(),
+    )
+    .await
+    .unwrap();
+    dst.run(
+        Sql::Many(vec![
+            "INSERT INTO people VALUES (9, 'old', NULL)".into(),
+            "CREATE TABLE audit (n INTEGER)".into(),
+        ]),
+        RunOptions::default(),
+    )
+    .await
+    .unwrap();
+    let copy = |sql: &str| {
+        SqlToSql::new(sql, "people")
+            .with_source_hook(src.clone())
+            .with_destination_hook(dst.clone())
+            .preoperator(["INSERT INTO audit VALUES (1)"])
+            .if_exists(IfExists::Replace)
+    };
+    let out = copy("SELECT id, name, note FROM people")
+        .execute(&ctx())
+        .await
+        .unwrap();
+    assert_eq!(out["rows"], 2);
+    let read = "SELECT id, name, note FROM people ORDER BY id";
+    let copied = rows(&*dst, read).await;
+    assert_eq!(copied, rows(&*src, read).await);
+    assert_eq!(rows(&*dst, "SELECT n FROM audit").await.len(), 1);
+
+    // A failing query: the target and the preoperator's table are unchanged.
+    let e = copy("SELECT id, name, nope FROM people")
+        .execute(&ctx())
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("nope"), "{e}");
+    assert_eq!(rows(&*dst, read).await, copied);
+    assert_eq!(rows(&*dst, "SELECT n FROM audit").await.len(), 1);
+
+    // An empty result replaces with nothing.
+    let out = copy("SELECT id, name, note FROM people WHERE id < 0")
+        .execute(&ctx())
+        .await
+        .unwrap();
+    assert_eq!(out["rows"], 0);
+    assert!(rows(&*dst, read).await.is_empty());
+    assert_eq!(staging_left(&*dst, SQLITE_STAGING).await, 0);
+}
+
+/// PostgreSQL → MariaDB: the same rows (NULL and empty string apart, Korean
+/// text, `numeric` digits); a value MariaDB refuses leaves its table unchanged.
+#[cfg(all(feature = "postgres", feature = "mysql"))]
+#[tokio::test]
+async fn sql_to_sql_postgres_to_mariadb() {
+    use gust::hooks::mysql::MySqlHook;
+    use gust::hooks::postgres::PostgresHook;
+    use gust::transfers::sql_to_sql::SqlToSql;
+    let pg_conn = require_conn!("postgres_default");
+    let my_conn = require_conn!("mysql_default").with_extra("local_infile", json!(true));
+    let pg = Arc::new(PostgresHook::from_connection(&pg_conn).await.unwrap());
+    let my = Arc::new(MySqlHook::from_connection(&my_conn).await.unwrap());
+    let table = format!("generic_{}", std::process::id());
+    pg.run(
+        Sql::Many(vec![
+            format!("DROP TABLE IF EXISTS {table}"),
+            format!("CREATE TABLE {table} (id BIGINT, name TEXT, amount NUMERIC(12,2))"),
+            format!(
+                "INSERT INTO {table} SELECT i, CASE i % 3 WHEN 0 THEN NULL WHEN 1 THEN '' \
+                 ELSE '고객 ' || i || '; !@9#%8' END, i * 7.01 FROM generate_series(1, 1000) i"
+            ),
+        ]),
+        RunOptions::default(),
+    )
+    .await
+    .unwrap();
+    my.run(
+        Sql::Many(vec![
+            format!("DROP TABLE IF EXISTS {table}"),
+            format!(
+                "CREATE TABLE {table} (id BIGINT, name TEXT, amount DECIMAL(12,2)) CHARACTER SET utf8mb4"
+            ),
+        ]),
+        RunOptions::default(),
+    )
+    .await
+    .unwrap();
+    let copy = |sql: String| {
+        SqlToSql::new(sql, table.clone())
+            .with_source_hook(pg.clone())
+            .with_destination_hook(my.clone())
+            .if_exists(IfExists::Replace)
+    };
+    let out = copy(format!("SELECT * FROM {table} ORDER BY id"))
+        .execute(&ctx())
+        .await
+        .unwrap();
+    assert_eq!(out["rows"], 1000);
+    let summary = |t: &str| {
+        format!(
+            "SELECT count(*) AS n, count(name) AS names, \
+             sum(CASE WHEN name = '' THEN 1 ELSE 0 END) AS empty, \
+             CAST(sum(amount) AS CHAR(20)) AS total FROM {t}"
+        )
+    };
+    // The drivers type aggregates differently (a count, a DECIMAL sum): compare
+    // them as text.
+    let text = |rows: Vec<Value>| -> Vec<String> {
+        let r = &rows[0];
+        ["n", "names", "empty", "total"]
+            .iter()
+            .map(|k| r[*k].to_string().trim_matches('"').to_string())
+            .collect()
+    };
+    let on_pg = text(rows(&*pg, &summary(&table).replace("CHAR(20)", "TEXT")).await);
+    let on_my_rows = rows(&*my, &summary(&table)).await;
+    let on_my = text(on_my_rows.clone());
+    assert_eq!(on_pg, on_my);
+    assert_eq!(on_my[1], "667");
+    let korean = rows(&*my, &format!("SELECT name FROM {table} WHERE id = 2")).await;
+    assert_eq!(korean[0]["name"], "고객 2; !@9#%8");
+
+    // An amount too large for DECIMAL(12,2) in the last row: MariaDB refuses it,
+    // and its table keeps the first copy.
+    let e = copy(format!(
+        "SELECT * FROM {table} UNION ALL SELECT 1001, 'big', 12345678901234.5 ORDER BY id"
+    ))
+    .execute(&ctx())
+    .await
+    .unwrap_err();
+    assert!(
+        e.to_string().contains("amount") || e.to_string().contains("warning"),
+        "{e}"
+    );
+    // The cause, not the broken pipe it left on the source's side.
+    assert_ne!(e.kind(), ErrorKind::Io, "{e}");
+    assert_eq!(
+        rows(&*my, &summary(&table)).await,
+        on_my_rows,
+        "the table is unchanged"
+    );
+
+    pg.run(
+        Sql::from(format!("DROP TABLE {table}")),
+        RunOptions::default(),
+    )
+    .await
+    .unwrap();
+    my.run(
+        Sql::from(format!("DROP TABLE {table}")),
         RunOptions::default(),
     )
     .await

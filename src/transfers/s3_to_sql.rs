@@ -62,38 +62,17 @@ use futures::StreamExt;
 use serde_json::{Value, json};
 use tokio::io::AsyncWriteExt;
 
+pub use super::staging::IfExists;
+use super::staging::load_via_staging;
 use crate::context::Context;
 use crate::error::{Error, ErrorKind, Result};
 use crate::formats::csv::{CsvFormat, Parser, Record, write_record};
 use crate::hooks::object_store::{BytesStream, ObjectStore};
-use crate::hooks::sql::{Dialect, RunOptions, Sql, SqlHook, quote_identifier, quote_table};
+use crate::hooks::sql::SqlHook;
 use crate::operators::s3::{S3Settings, Source, bucket_key};
 use crate::task::Operator;
 
 const OP: &str = "s3_to_sql.load";
-
-/// What to do with the rows already in the table (pandas' `if_exists`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-#[non_exhaustive]
-pub enum IfExists {
-    /// Add the object's rows to the table (the default, as Airflow's
-    /// `S3ToSqlOperator`).
-    #[default]
-    Append,
-    /// Replace the table's rows by the object's, in one transaction (pandas'
-    /// `if_exists="replace"`, without dropping the table: its types, keys and
-    /// grants stay).
-    Replace,
-}
-
-impl IfExists {
-    fn as_str(self) -> &'static str {
-        match self {
-            IfExists::Append => "append",
-            IfExists::Replace => "replace",
-        }
-    }
-}
 
 /// Loads a CSV object into a table; see the [module docs](self). XCom:
 /// `{"bucket", "key", "table", "rows", "if_exists"}`.
@@ -223,42 +202,30 @@ impl Operator for S3ToSql {
         let store = self.store.resolve(ctx, S3Settings::default()).await?;
         let body = store.get_stream(&bucket, &key).await?;
 
-        let dialect = hook.dialect();
-        let target = quote_table(dialect, &table).map_err(name)?;
-        let staging_name = staging_table(&table);
-        let staging = quote_table(dialect, &staging_name).map_err(name)?;
-        hook.run(
-            Sql::from(format!(
-                "CREATE TABLE {staging} AS SELECT * FROM {target} WHERE 1 = 0"
-            )),
-            RunOptions::default(),
-        )
+        let gzip = key.ends_with(".gz");
+        let rows = load_via_staging(&*hook, &table, self.if_exists, &[], |staging| {
+            let hook = hook.clone();
+            let (reader, writer) = tokio::io::duplex(256 * 1024);
+            let convert = convert(body, &self.format, self.column_list.clone(), gzip, writer);
+            // The load owns the reader, so a load that fails early closes the
+            // pipe and the conversion stops instead of waiting for a reader.
+            let load = async move {
+                let mut reader = reader;
+                hook.bulk_load(&staging, &mut reader).await
+            };
+            async move {
+                match futures::join!(convert, load) {
+                    (Ok(c), Ok(_)) => Ok(c),
+                    // A malformed row is the cause; the load only saw its input end.
+                    (Err(c), _) if c.kind() != ErrorKind::Io => Err(c),
+                    // The pipe broke because the load failed: the load says why.
+                    (_, Err(l)) => Err(l),
+                    (Err(c), Ok(_)) => Err(c),
+                }
+            }
+        })
         .await
-        .map_err(name)?;
-
-        let loaded = self
-            .load_and_apply(
-                &*hook,
-                body,
-                dialect,
-                &target,
-                (&staging_name, &staging),
-                key.ends_with(".gz"),
-            )
-            .await
-            .map_err(|e| name(e.with_operation(OP)));
-        // The staging table goes in every case; failing to drop it is only logged,
-        // the load's own outcome is what the task reports.
-        if let Err(e) = hook
-            .run(
-                Sql::from(format!("DROP TABLE {staging}")),
-                RunOptions::default(),
-            )
-            .await
-        {
-            tracing::warn!(table = %staging_name, error = %e, "could not drop the staging table");
-        }
-        let rows = loaded?;
+        .map_err(|e| name(e.with_operation(OP)))?;
         tracing::info!(%object, %table, rows, if_exists = self.if_exists.as_str(), "object loaded");
         Ok(json!({
             "bucket": bucket,
@@ -267,69 +234,6 @@ impl Operator for S3ToSql {
             "rows": rows,
             "if_exists": self.if_exists.as_str(),
         }))
-    }
-}
-
-impl S3ToSql {
-    /// Streams the object into the staging table, then changes the target in
-    /// one transaction. Returns the rows loaded.
-    async fn load_and_apply(
-        &self,
-        hook: &dyn SqlHook,
-        body: BytesStream,
-        dialect: Dialect,
-        target: &str,
-        (staging_name, staging): (&str, &str),
-        gzip: bool,
-    ) -> Result<u64> {
-        let (reader, writer) = tokio::io::duplex(256 * 1024);
-        let convert = convert(body, &self.format, self.column_list.clone(), gzip, writer);
-        // The load owns the reader, so a load that fails early closes the pipe
-        // and the conversion stops instead of waiting for a reader.
-        let load = async move {
-            let mut reader = reader;
-            hook.bulk_load(staging_name, &mut reader).await
-        };
-        let (converted, loaded) = futures::join!(convert, load);
-        let (columns, rows) = match (converted, loaded) {
-            (Ok(c), Ok(_)) => c,
-            // A malformed row is the cause; the load only saw its input end.
-            (Err(c), _) if c.kind() != ErrorKind::Io => return Err(c),
-            // The pipe broke because the load failed: the load's error says why.
-            (_, Err(l)) => return Err(l),
-            (Err(c), Ok(_)) => return Err(c),
-        };
-        let cols = columns
-            .iter()
-            .map(|c| quote_identifier(dialect, c))
-            .collect::<Result<Vec<_>>>()?
-            .join(", ");
-        let mut statements = Vec::new();
-        if self.if_exists == IfExists::Replace {
-            statements.push(format!("DELETE FROM {target}"));
-        }
-        statements.push(format!(
-            "INSERT INTO {target} ({cols}) SELECT {cols} FROM {staging}"
-        ));
-        hook.run(Sql::Many(statements), RunOptions::default())
-            .await?;
-        Ok(rows)
-    }
-}
-
-/// A staging table's name beside `table` (same schema), unique per load.
-fn staging_table(table: &str) -> String {
-    let (schema, name) = match table.rsplit_once('.') {
-        Some((s, n)) => (Some(s), n),
-        None => (None, table),
-    };
-    // PostgreSQL cuts identifiers at 63 bytes; keep the name well under.
-    let base: String = name.chars().take(32).collect();
-    let suffix: u32 = rand::random();
-    let staging = format!("{base}__gust_staging_{suffix:08x}");
-    match schema {
-        Some(s) => format!("{s}.{staging}"),
-        None => staging,
     }
 }
 
@@ -453,17 +357,4 @@ fn gzip_err(e: &std::io::Error) -> Error {
         OP,
         format!("the object is not valid gzip: {e}"),
     )
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn staging_tables_sit_beside_their_target() {
-        let s = staging_table("analytics.iris_data");
-        assert!(s.starts_with("analytics.iris_data__gust_staging_"), "{s}");
-        let long = staging_table(&"x".repeat(100));
-        assert!(long.len() < 63, "{long}");
-    }
 }
