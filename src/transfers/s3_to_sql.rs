@@ -67,7 +67,7 @@ use super::staging::load_via_staging;
 use crate::context::Context;
 use crate::error::{Error, ErrorKind, Result};
 use crate::formats::csv::{CsvFormat, Parser, Record, write_record};
-use crate::hooks::object_store::{BytesStream, ObjectStore};
+use crate::hooks::object_store::BytesStream;
 use crate::hooks::sql::SqlHook;
 use crate::operators::s3::{S3Settings, Source, bucket_key};
 use crate::task::Operator;
@@ -105,6 +105,8 @@ impl std::fmt::Debug for S3ToSql {
     }
 }
 
+super::store_and_sql_builders!(S3ToSql);
+
 impl S3ToSql {
     /// Loads `s3_key` (an `s3://bucket/key` URL unless [`s3_bucket`](Self::s3_bucket)
     /// is set) into `table`, from `aws_default` into `sql_default`, as CSV with a
@@ -121,39 +123,6 @@ impl S3ToSql {
             column_list: None,
             if_exists: IfExists::default(),
         }
-    }
-
-    /// The bucket, when the key is relative.
-    pub fn s3_bucket(mut self, bucket: impl Into<String>) -> Self {
-        self.s3_bucket = Some(bucket.into());
-        self
-    }
-
-    /// The connection of the database (Airflow's `sql_conn_id`; its type picks
-    /// the hook).
-    pub fn sql_conn_id(mut self, conn_id: impl Into<String>) -> Self {
-        self.sql_conn_id = conn_id.into();
-        self
-    }
-
-    /// The connection of the object store (Airflow's `aws_conn_id`, default
-    /// `aws_default`).
-    pub fn aws_conn_id(mut self, conn_id: impl Into<String>) -> Self {
-        self.store = Source::Conn(conn_id.into());
-        self
-    }
-
-    /// Reads from `store` instead of a connection (a `MemoryStore` in tests).
-    pub fn with_store(mut self, store: Arc<dyn ObjectStore>) -> Self {
-        self.store = Source::Store(store);
-        self
-    }
-
-    /// Writes through `hook` instead of connecting with `sql_conn_id`.
-    pub fn with_hook(mut self, hook: Arc<dyn SqlHook>) -> Self {
-        self.sql_conn_id = hook.conn_id().to_string();
-        self.hook = Some(hook);
-        self
     }
 
     /// The CSV dialect of the object (default: `,`, a header row, NULL as an
@@ -192,13 +161,7 @@ impl Operator for S3ToSql {
         let object = format!("s3://{bucket}/{key}");
         let name = |e: Error| e.with("object", &object).with("target_table", &table);
 
-        let hook: Arc<dyn SqlHook> = match &self.hook {
-            Some(h) => h.clone(),
-            None => {
-                let conn = ctx.connection(&self.sql_conn_id)?;
-                Arc::from(crate::hooks::sql::from_connection(&conn, None).await?)
-            }
-        };
+        let hook = super::sql_hook(ctx, &self.hook, &self.sql_conn_id).await?;
         let store = self.store.resolve(ctx, S3Settings::default()).await?;
         let body = store.get_stream(&bucket, &key).await?;
 

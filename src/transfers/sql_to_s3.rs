@@ -4,7 +4,8 @@
 //! The rows stream from the database — PostgreSQL's `COPY (query) TO STDOUT`,
 //! the other databases' row streams — through the hook's
 //! [`bulk_dump`](SqlHook::bulk_dump) straight into a multipart upload
-//! ([`ObjectStore::put_stream`]): memory stays flat whatever the row count, and
+//! ([`ObjectStore::put_stream`](crate::hooks::object_store::ObjectStore::put_stream)):
+//! memory stays flat whatever the row count, and
 //! the object appears only when the whole result is written. If the query fails
 //! midway, the upload is aborted: no object, no pending parts.
 //!
@@ -57,7 +58,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::context::Context;
 use crate::error::{Error, ErrorKind, Result};
-use crate::hooks::object_store::{BytesStream, ObjectStore, PutOptions, gzip_stream};
+use crate::hooks::object_store::{BytesStream, PutOptions, gzip_stream};
 use crate::hooks::sql::SqlHook;
 use crate::operators::s3::{S3Settings, Source, bucket_key};
 use crate::task::Operator;
@@ -94,6 +95,8 @@ impl std::fmt::Debug for SqlToS3 {
     }
 }
 
+super::store_and_sql_builders!(SqlToS3);
+
 impl SqlToS3 {
     /// Writes the result of `query` to `s3_key` (an `s3://bucket/key` URL unless
     /// [`s3_bucket`](Self::s3_bucket) is set), from `sql_default` to
@@ -109,39 +112,6 @@ impl SqlToS3 {
             replace: false,
             gzip: false,
         }
-    }
-
-    /// The bucket, when the key is relative.
-    pub fn s3_bucket(mut self, bucket: impl Into<String>) -> Self {
-        self.s3_bucket = Some(bucket.into());
-        self
-    }
-
-    /// The connection of the database (Airflow's `sql_conn_id`; its type picks
-    /// the hook).
-    pub fn sql_conn_id(mut self, conn_id: impl Into<String>) -> Self {
-        self.sql_conn_id = conn_id.into();
-        self
-    }
-
-    /// The connection of the object store (Airflow's `aws_conn_id`, default
-    /// `aws_default`).
-    pub fn aws_conn_id(mut self, conn_id: impl Into<String>) -> Self {
-        self.store = Source::Conn(conn_id.into());
-        self
-    }
-
-    /// Writes to `store` instead of a connection (a `MemoryStore` in tests).
-    pub fn with_store(mut self, store: Arc<dyn ObjectStore>) -> Self {
-        self.store = Source::Store(store);
-        self
-    }
-
-    /// Reads through `hook` instead of connecting with `sql_conn_id`.
-    pub fn with_hook(mut self, hook: Arc<dyn SqlHook>) -> Self {
-        self.sql_conn_id = hook.conn_id().to_string();
-        self.hook = Some(hook);
-        self
     }
 
     /// Overwrites an existing object (default `false`, as Airflow).
@@ -170,13 +140,7 @@ impl Operator for SqlToS3 {
         let (bucket, key) = bucket_key(OP, bucket.as_deref(), &key)?;
         let object = format!("s3://{bucket}/{key}");
 
-        let hook: Arc<dyn SqlHook> = match &self.hook {
-            Some(h) => h.clone(),
-            None => {
-                let conn = ctx.connection(&self.sql_conn_id)?;
-                Arc::from(crate::hooks::sql::from_connection(&conn, None).await?)
-            }
-        };
+        let hook = super::sql_hook(ctx, &self.hook, &self.sql_conn_id).await?;
         let store = self.store.resolve(ctx, S3Settings::default()).await?;
         let gzip = self.gzip || key.ends_with(".gz");
 

@@ -143,22 +143,6 @@ impl SqlToSql {
     }
 }
 
-async fn hook(
-    ctx: &Context,
-    given: &Option<Arc<dyn SqlHook>>,
-    conn_id: &str,
-) -> Result<Arc<dyn SqlHook>> {
-    match given {
-        Some(h) => Ok(h.clone()),
-        None => {
-            let conn = ctx.connection(conn_id)?;
-            Ok(Arc::from(
-                crate::hooks::sql::from_connection(&conn, None).await?,
-            ))
-        }
-    }
-}
-
 #[async_trait]
 impl Operator for SqlToSql {
     async fn execute(&self, ctx: &Context) -> Result<Value> {
@@ -169,8 +153,9 @@ impl Operator for SqlToSql {
             .iter()
             .map(|s| ctx.render(s))
             .collect::<Result<Vec<_>>>()?;
-        let source = hook(ctx, &self.source_hook, &self.source_conn_id).await?;
-        let destination = hook(ctx, &self.destination_hook, &self.destination_conn_id).await?;
+        let source = super::sql_hook(ctx, &self.source_hook, &self.source_conn_id).await?;
+        let destination =
+            super::sql_hook(ctx, &self.destination_hook, &self.destination_conn_id).await?;
 
         let rows = load_via_staging(&*destination, &table, self.if_exists, &before, |staging| {
             let destination = destination.clone();
