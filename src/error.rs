@@ -291,7 +291,8 @@ impl Error {
     ///
     /// As Airflow's `min_length_masked_secret`, a secret shorter than
     /// [`MIN_MASKED_SECRET_LEN`] is masked only where it stands as a URL's password
-    /// (`://user:a@host`): masking every `a` would mangle the server's own text and,
+    /// (`://user:a@host`, or percent-encoded `%3Aa%40`) or as a lone token user
+    /// (`https://a@host`): masking every `a` would mangle the server's own text and,
     /// by the pattern of the stars, reveal the secret. The `conn_id` context is an
     /// identifier, never a secret, and is left as it is.
     pub fn redact<S: AsRef<str>>(mut self, secrets: &[S]) -> Self {
@@ -316,12 +317,13 @@ impl Error {
     }
 }
 
-/// Secrets shorter than this (in characters) are masked only in a URL's password
-/// position, as Airflow's `min_length_masked_secret` (default 5). See [`Error::redact`].
+/// Secrets shorter than this (in characters) are masked only in a URL's password (or
+/// lone token user) position, as Airflow's `min_length_masked_secret` (default 5). See
+/// [`Error::redact`].
 pub const MIN_MASKED_SECRET_LEN: usize = 5;
 
-/// Replaces each secret in `text` by `***` (a short one only as `:secret@`, see
-/// [`MIN_MASKED_SECRET_LEN`]).
+/// Replaces each secret in `text` by `***` (a short one only as `:secret@` or a lone
+/// token `//secret@`, raw or percent-encoded, see [`MIN_MASKED_SECRET_LEN`]).
 pub(crate) fn mask(text: &str, secrets: &[&str]) -> String {
     let mut out = text.to_string();
     // Longest first, so a secret that contains another is masked whole.
@@ -334,7 +336,14 @@ pub(crate) fn mask(text: &str, secrets: &[&str]) -> String {
         if s.chars().count() >= MIN_MASKED_SECRET_LEN {
             out = out.replace(s, "***");
         } else {
-            out = out.replace(&format!(":{s}@"), ":***@");
+            // The password position and a lone token user (`https://TOKEN@host`), raw or
+            // percent-encoded (as `Connection`'s `Display` prints a URL left in `schema`
+            // or `host`).
+            out = out
+                .replace(&format!(":{s}@"), ":***@")
+                .replace(&format!("%3A{s}%40"), "%3A***%40")
+                .replace(&format!("//{s}@"), "//***@")
+                .replace(&format!("//{s}%40"), "//***%40");
         }
     }
     out
@@ -563,6 +572,29 @@ mod tests {
             "postgres.connect failed (authentication): error returned from database: password \
              authentication failed (postgres://u:***@h) [conn_id=badinput_a10]"
         );
+    }
+
+    #[test]
+    fn short_secrets_are_masked_percent_encoded() {
+        // `Connection`'s `Display` percent-encodes a password left in `schema`.
+        assert_eq!(
+            mask("postgres://h/u%3Apw%40db?x=1 (pw)", &["pw"]),
+            "postgres://h/u%3A***%40db?x=1 (pw)"
+        );
+    }
+
+    #[test]
+    fn short_token_users_are_masked() {
+        assert_eq!(
+            mask("GET https://tok@h/p failed (tok)", &["tok"]),
+            "GET https://***@h/p failed (tok)"
+        );
+        assert_eq!(
+            mask("http://https://tok%40h", &["tok"]),
+            "http://https://***%40h"
+        );
+        let e = Error::new(ErrorKind::Auth, "http.get", "401 from https://abc@h").redact(&["abc"]);
+        assert_eq!(e.message(), "401 from https://***@h");
     }
 
     #[test]

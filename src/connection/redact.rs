@@ -344,6 +344,23 @@ mod tests {
     }
 
     #[test]
+    fn short_url_borne_secrets_stay_out_of_display() {
+        let c = Connection::new("c", "postgres")
+            .unwrap()
+            .with_host("h")
+            .with_schema("user:pw@host/db");
+        let shown = c.to_string();
+        assert!(shown.contains("%3A***%40"), "{shown}");
+        assert!(!shown.contains("pw"), "{shown}");
+        let c = Connection::new("c", "http")
+            .unwrap()
+            .with_host("https://tok@h");
+        let shown = c.to_string();
+        assert!(shown.contains("//***%40h"), "{shown}");
+        assert!(!shown.contains("tok"), "{shown}");
+    }
+
+    #[test]
     fn password_candidates_cover_malformed_authorities() {
         assert_eq!(password_candidates("pg://u:p%40x@h:zz"), ["p@x", "p%40x"]);
         assert!(password_candidates("pg://h").is_empty());
