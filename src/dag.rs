@@ -596,14 +596,18 @@ impl Dag {
                 // `Task::run`, where they go through the retry policy and callbacks;
                 // this is only the safety net for anything else in the spawned future.
                 Err(join_error) => {
-                    let message = if join_error.is_panic() {
+                    let e = if join_error.is_panic() {
                         let payload = join_error.into_panic();
-                        format!("the task {}", crate::task::panics::describe(&*payload))
+                        dag.tasks[i].panic_error(&*payload)
                     } else {
-                        "the task was cancelled".to_string()
-                    };
-                    let e = Error::new(ErrorKind::TaskFailed, "task.execute", message)
-                        .with("task_id", &task_id);
+                        Error::new(
+                            ErrorKind::TaskFailed,
+                            "task.execute",
+                            "the task was cancelled",
+                        )
+                        .with("task_id", &task_id)
+                    }
+                    .redact(&shared.secrets());
                     tracing::error!(task_id = %task_id, error = %e, "task failed");
                     TaskReport {
                         task_id,

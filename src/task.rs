@@ -415,7 +415,7 @@ impl Task {
 
 impl Task {
     /// The error of a try whose operator panicked: not retryable (see the module docs).
-    fn panic_error(&self, payload: &(dyn std::any::Any + Send)) -> Error {
+    pub(crate) fn panic_error(&self, payload: &(dyn std::any::Any + Send)) -> Error {
         Error::new(
             ErrorKind::TaskFailed,
             "task.execute",
