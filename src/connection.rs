@@ -30,6 +30,7 @@ mod pyjson;
 mod redact;
 mod uri;
 
+pub(crate) use self::env::conn_env_name;
 pub use self::env::{Variable, load_dotenv, load_dotenv_from};
 pub use self::redact::is_sensitive_key;
 

@@ -305,10 +305,10 @@ fn hint(path: &str) -> String {
     let mut parts = path.split('.');
     match (parts.next(), parts.next(), parts.next()) {
         (Some("var"), Some("value" | "json"), Some(key)) => {
-            format!(" (set AIRFLOW_VAR_{})", key.to_uppercase())
+            format!(" (set {})", crate::Variable::env_name(key))
         }
         (Some("conn"), Some(conn_id), _) => {
-            format!(" (set AIRFLOW_CONN_{})", conn_id.to_uppercase())
+            format!(" (set {})", crate::connection::conn_env_name(conn_id))
         }
         _ => String::new(),
     }
@@ -610,6 +610,14 @@ mod tests {
     use chrono::TimeZone;
 
     use super::*;
+
+    #[test]
+    fn hints_name_the_environment_variable() {
+        assert_eq!(hint("var.value.my_key"), " (set AIRFLOW_VAR_MY_KEY)");
+        assert_eq!(hint("var.json.cfg"), " (set AIRFLOW_VAR_CFG)");
+        assert_eq!(hint("conn.pg_main.host"), " (set AIRFLOW_CONN_PG_MAIN)");
+        assert_eq!(hint("params.x"), "");
+    }
 
     fn vars() -> TemplateVars {
         let ld = chrono_tz::Asia::Seoul

@@ -7,6 +7,11 @@ use serde_json::Value;
 use super::{Connection, OP_ENV, validate_conn_id};
 use crate::{Error, ErrorKind, Result};
 
+/// The environment variable that holds connection `conn_id`: `AIRFLOW_CONN_<CONN_ID>`.
+pub(crate) fn conn_env_name(conn_id: &str) -> String {
+    format!("AIRFLOW_CONN_{}", conn_id.to_uppercase())
+}
+
 impl Connection {
     /// Reads `AIRFLOW_CONN_<CONN_ID upper-cased>`: JSON if the (trimmed) value starts with
     /// `{`, else a URI, as Airflow's environment-variables secrets backend.
@@ -14,7 +19,7 @@ impl Connection {
     /// An unset or empty variable is an [`ErrorKind::Config`] error naming the variable.
     pub fn from_env(conn_id: &str) -> Result<Self> {
         validate_conn_id(conn_id, OP_ENV)?;
-        let var = format!("AIRFLOW_CONN_{}", conn_id.to_uppercase());
+        let var = conn_env_name(conn_id);
         let value = std::env::var(&var).unwrap_or_default();
         let value =
             value.trim_matches(|c: char| c.is_whitespace() || ('\x1c'..='\x1f').contains(&c));
@@ -49,7 +54,8 @@ impl Connection {
 pub struct Variable;
 
 impl Variable {
-    fn env_name(key: &str) -> String {
+    /// The environment variable that holds variable `key`: `AIRFLOW_VAR_<KEY>`.
+    pub(crate) fn env_name(key: &str) -> String {
         format!("AIRFLOW_VAR_{}", key.to_uppercase())
     }
 
