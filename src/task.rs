@@ -480,7 +480,7 @@ pub(crate) mod panics {
     }
 
     /// The text of a panic payload, as the standard hook prints it.
-    pub(crate) fn message(payload: &(dyn Any + Send)) -> String {
+    fn message(payload: &(dyn Any + Send)) -> String {
         if let Some(s) = payload.downcast_ref::<&'static str>() {
             (*s).to_string()
         } else if let Some(s) = payload.downcast_ref::<String>() {

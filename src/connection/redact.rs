@@ -70,7 +70,7 @@ fn userinfo_spans(text: &str) -> Vec<(usize, usize)> {
         if let Some(i) = text[start..end].rfind('@') {
             spans.push((start, start + i));
         }
-        from = end.max(start);
+        from = end;
     }
     spans
 }
@@ -78,7 +78,7 @@ fn userinfo_spans(text: &str) -> Vec<(usize, usize)> {
 /// The secrets the URLs in `text` carry in their userinfo: each password, raw and
 /// percent-decoded, or the user when there is no password (a token, as in
 /// `https://TOKEN@host`).
-pub(crate) fn url_userinfo_secrets(text: &str) -> Vec<String> {
+fn url_userinfo_secrets(text: &str) -> Vec<String> {
     let mut out = Vec::new();
     for (start, end) in userinfo_spans(text) {
         let info = &text[start..end];
@@ -226,7 +226,7 @@ impl Connection {
     }
 
     /// Masks what [`url_borne_secrets`](Self::url_borne_secrets) finds in `text`.
-    pub(super) fn mask_url_borne(&self, text: &str) -> String {
+    fn mask_url_borne(&self, text: &str) -> String {
         let secrets = self.url_borne_secrets();
         let mut all: Vec<String> = secrets.iter().map(|s| quote(s)).collect();
         all.extend(secrets);
