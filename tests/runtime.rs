@@ -11,6 +11,9 @@ use gust::prelude::*;
 use gust::{TaskState, task::FnOperator};
 use tokio::time::Instant;
 
+mod common;
+use common::logs::capture_logs;
+
 fn seoul(y: i32, m: u32, d: u32) -> chrono::DateTime<chrono_tz::Tz> {
     chrono_tz::Asia::Seoul
         .with_ymd_and_hms(y, m, d, 0, 0, 0)
@@ -381,47 +384,6 @@ async fn render_preview_without_running() {
         dag.context_for("nope", &config).unwrap_err().kind(),
         ErrorKind::NotFound
     );
-}
-
-/// A `tracing` writer into a shared buffer, to read what a run logged.
-#[derive(Clone, Default)]
-struct LogBuf(Arc<Mutex<Vec<u8>>>);
-
-impl std::io::Write for LogBuf {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl LogBuf {
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
-    }
-}
-
-/// Captures this thread's log lines (the test runtime is single-threaded, so the
-/// spawned tasks log through it) until the guard drops.
-fn capture_logs() -> (LogBuf, tracing::subscriber::DefaultGuard) {
-    let log = LogBuf::default();
-    let writer = log.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_writer(move || writer.clone())
-        .with_ansi(false)
-        .finish();
-    // While a single dispatcher is registered, tracing-core caches a log call
-    // site's interest from the default of whichever thread hits it first —
-    // another test's, which has none, so the site would be muted here too. A
-    // second, no-op dispatcher, registered first and alive for the whole process,
-    // makes it ask every registered dispatcher instead.
-    static NO_OP: std::sync::OnceLock<tracing::Dispatch> = std::sync::OnceLock::new();
-    let no_op =
-        NO_OP.get_or_init(|| tracing::Dispatch::new(tracing::subscriber::NoSubscriber::default()));
-    drop(tracing::dispatcher::set_default(no_op));
-    (log, tracing::subscriber::set_default(subscriber))
 }
 
 // Issue #11: a panic is a task failure like any other — its message and location in

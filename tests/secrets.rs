@@ -5,35 +5,15 @@
 //! userinfo (an MLflow tracking URI, an S3 `endpoint_url`, a malformed SQL or Redis
 //! URI).
 
-use std::io::Write;
 use std::sync::{Arc, Mutex};
 
 use chrono::TimeZone;
+use common::logs::LogBuf;
 use gust::prelude::*;
 
 const PASSWORD: &str = "p@ss/w:rd #x%y+z";
 const PASSWORD_ENCODED: &str = "p%40ss%2Fw%3Ard%20%23x%25y%2Bz";
 const TOKEN: &str = "tok-SECRET-123";
-
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Captured {
-    type Writer = Captured;
-    fn make_writer(&'a self) -> Self::Writer {
-        self.clone()
-    }
-}
 
 fn error_chain(e: &Error) -> String {
     let mut text = format!("{e} | {e:?}");
@@ -46,10 +26,10 @@ fn error_chain(e: &Error) -> String {
 }
 
 /// The one subscriber of this test binary, capturing every level of every test.
-fn logs() -> Captured {
-    static LOGS: std::sync::OnceLock<Captured> = std::sync::OnceLock::new();
+fn logs() -> LogBuf {
+    static LOGS: std::sync::OnceLock<LogBuf> = std::sync::OnceLock::new();
     LOGS.get_or_init(|| {
-        let logs = Captured::default();
+        let logs = LogBuf::default();
         tracing_subscriber::fmt()
             .with_max_level(tracing::Level::TRACE)
             .with_writer(logs.clone())
@@ -58,12 +38,6 @@ fn logs() -> Captured {
         logs
     })
     .clone()
-}
-
-impl Captured {
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
-    }
 }
 
 /// Fails when any of `secrets` is in `text`.

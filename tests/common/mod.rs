@@ -11,6 +11,8 @@ pub mod sql;
 #[cfg(feature = "mlflow")]
 pub mod mlflow_scenarios;
 
+pub mod logs;
+
 use gust::Connection;
 
 /// Whether this is a CI run, where every server must be there.
