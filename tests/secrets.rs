@@ -54,19 +54,57 @@ fn refused_port() -> u16 {
     l.local_addr().unwrap().port()
 }
 
-#[tokio::test]
-async fn no_secret_in_logs_reports_or_errors() {
-    let logs = logs();
+/// Set in a child process started by [`run_child`].
+const CHILD: &str = "GUST_TEST_SECRETS_CHILD";
 
-    // SAFETY: this test binary has a single test; nothing reads the env concurrently.
-    unsafe {
-        std::env::set_var(
+/// Whether this process is a child started by [`run_child`]; the `#[ignore]`d child
+/// tests do nothing otherwise (their environment is missing).
+fn in_child() -> bool {
+    let child = std::env::var_os(CHILD).is_some();
+    if !child {
+        eprintln!("SKIPPED: run in a child process by the test of the same name without `_child`");
+    }
+    child
+}
+
+/// Runs the `#[ignore]`d test `name` of this binary in a child process with `vars` set,
+/// and fails unless it passed. `std::env::set_var` here would race with the other
+/// tests of this binary, which run in parallel and read the environment.
+fn run_child(name: &str, vars: &[(&str, String)]) {
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", name, "--ignored", "--nocapture"])
+        .env(CHILD, "1")
+        .envs(vars.iter().map(|(k, v)| (k, v)))
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && stdout.contains("1 passed"),
+        "{name}: {stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn no_secret_in_logs_reports_or_errors() {
+    run_child(
+        "no_secret_in_logs_reports_or_errors_child",
+        &[(
             "AIRFLOW_CONN_GUST_SECRET_PG",
             format!(
                 "postgres://etl:{PASSWORD_ENCODED}@127.0.0.1:1/warehouse?api_token={TOKEN}&sslmode=disable"
             ),
-        );
+        )],
+    );
+}
+
+#[tokio::test]
+#[ignore = "run by no_secret_in_logs_reports_or_errors in a child process"]
+async fn no_secret_in_logs_reports_or_errors_child() {
+    if !in_child() {
+        return;
     }
+    let logs = logs();
 
     let mut dag = Dag::builder("secrets").timezone(chrono_tz::Asia::Seoul);
     // A task that logs the connection and fails the way a driver does: echoing the DSN.
@@ -302,17 +340,25 @@ mod mlflow {
         assert_absent(&format!("{} {hook:?} {logged}", error_chain(&e)), &[SECRET]);
     }
 
-    #[tokio::test]
-    async fn mlflow_tracking_uri_from_env_hides_credentials() {
-        let logs = logs();
+    #[test]
+    fn mlflow_tracking_uri_from_env_hides_credentials() {
         let port = refused_port();
-        // SAFETY: no other test of this binary reads MLFLOW_TRACKING_URI.
-        unsafe {
-            std::env::set_var(
+        run_child(
+            "mlflow::mlflow_tracking_uri_from_env_hides_credentials_child",
+            &[(
                 "MLFLOW_TRACKING_URI",
                 format!("http://user:{SECRET}@127.0.0.1:{port}"),
-            );
+            )],
+        );
+    }
+
+    #[tokio::test]
+    #[ignore = "run by mlflow_tracking_uri_from_env_hides_credentials in a child process"]
+    async fn mlflow_tracking_uri_from_env_hides_credentials_child() {
+        if !in_child() {
+            return;
         }
+        let logs = logs();
         let hook = MlflowHook::from_env().unwrap().with_max_retries(1);
         let e = hook.get_experiment_by_name("Default").await.unwrap_err();
         assert_eq!(e.context("conn_id"), Some("MLFLOW_TRACKING_URI"));
