@@ -236,8 +236,14 @@ fn a_password_left_in_schema_by_a_single_slash_is_masked() {
     let shown = format!("{conn} {conn:?}");
     assert_absent(&shown, &["slash-pw-1234"]);
     assert!(shown.contains("***"), "{shown}");
+    // This test's own warning: other tests log "looks malformed" for their conn ids.
     let warned = logs().text();
-    assert!(warned.contains("looks malformed"), "{warned}");
+    assert!(
+        warned
+            .lines()
+            .any(|l| l.contains("looks malformed") && l.contains(r#"conn_id="slash""#)),
+        "{warned}"
+    );
 }
 
 #[test]
@@ -459,15 +465,15 @@ mod sql {
         let hook = SqliteHook::from_connection(&conn).await.unwrap();
         let e = gust::hooks::sql::SqlHook::get_records(
             &hook,
-            "SELECT * FROM tok_lite_12345",
+            r#"SELECT * FROM "tok-lite-12345""#,
             Default::default(),
         )
         .await
         .unwrap_err();
-        assert_absent(
-            &format!("{hook:?} {}", error_chain(&e)),
-            &["tok-lite-12345"],
-        );
+        let shown = format!("{hook:?} {}", error_chain(&e));
+        // The driver echoes the table name, so the redaction is what hides it.
+        assert!(shown.contains("no such table: ***"), "{shown}");
+        assert_absent(&shown, &["tok-lite-12345"]);
     }
 
     /// Connecting with a wrong password (`good` + a suffix) and with the password
