@@ -7,6 +7,8 @@ use std::io::{Read, Write};
 use gust::hooks::s3::S3Hook;
 use gust::{Connection, ErrorKind};
 
+mod common;
+
 fn conn(extra: serde_json::Value) -> Connection {
     let mut c = Connection::new("test_aws", "aws")
         .unwrap()
@@ -460,10 +462,7 @@ async fn sdk_errors_show_codes_and_causes_not_debug_dumps() {
     assert!(text.contains("AccessDenied: denied"), "{text}");
     assert!(!text.contains('{'), "a Debug dump in: {text}");
 
-    let port = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().port()
-    };
+    let port = common::refused_port();
     let s3 = S3Hook::from_connection(&conn(serde_json::json!({
         "endpoint_url": format!("http://127.0.0.1:{port}"),
         "region_name": "us-east-1",

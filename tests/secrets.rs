@@ -47,13 +47,6 @@ fn assert_absent(text: &str, secrets: &[&str]) {
     }
 }
 
-/// A local port nothing listens on.
-#[allow(dead_code)]
-fn refused_port() -> u16 {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    l.local_addr().unwrap().port()
-}
-
 /// Set in a child process started by [`run_child`].
 const CHILD: &str = "GUST_TEST_SECRETS_CHILD";
 
@@ -325,7 +318,7 @@ mod mlflow {
     #[tokio::test]
     async fn retry_warnings_and_refused_errors_hide_uri_credentials() {
         let logs = logs();
-        let port = refused_port();
+        let port = crate::common::refused_port();
         let hook = MlflowHook::from_uri(&format!("http://user:{SECRET}@127.0.0.1:{port}")).unwrap();
         let started = Instant::now();
         let e = hook.get_experiment_by_name("Default").await.unwrap_err();
@@ -348,7 +341,7 @@ mod mlflow {
 
     #[test]
     fn mlflow_tracking_uri_from_env_hides_credentials() {
-        let port = refused_port();
+        let port = crate::common::refused_port();
         run_child(
             "mlflow::mlflow_tracking_uri_from_env_hides_credentials_child",
             &[(
@@ -383,7 +376,7 @@ mod s3 {
     #[tokio::test]
     async fn endpoint_credentials_and_keys_never_print() {
         let logs = logs();
-        let port = refused_port();
+        let port = crate::common::refused_port();
         // Credentials in an endpoint's userinfo mean nothing to S3 (requests are
         // signed with the access key), and the SDK would log and sign them as part
         // of the host: refused at construction, without printing them.
@@ -429,7 +422,7 @@ mod redis {
     #[tokio::test]
     async fn redis_password_never_prints() {
         let logs = logs();
-        let port = refused_port();
+        let port = crate::common::refused_port();
         for uri in [
             format!("redis://:redis-pw-12345@127.0.0.1:{port}/0"),
             // One slash: Airflow's parser leaves the password in `schema`.

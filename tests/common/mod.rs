@@ -65,6 +65,12 @@ macro_rules! require_conn {
     };
 }
 
+/// A port on 127.0.0.1 that nothing listens on: bound by the OS, then released.
+pub fn refused_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap().port()
+}
+
 /// A name unique to this test process, for buckets, tables, keys and experiments.
 pub fn unique(prefix: &str) -> String {
     let nanos = std::time::SystemTime::now()
