@@ -58,6 +58,18 @@ pub(crate) fn driver_error(
     }
 }
 
+/// The Display of the last error in `e`'s source chain: the cause itself
+/// (`Connection refused (os error 111)`, a DNS or TLS failure), without the
+/// wrappers' words ("dispatch failure: io error: client error (Connect): …",
+/// mysql_async's repeated "Input/output error: ").
+pub(crate) fn innermost(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut last = e;
+    while let Some(next) = last.source() {
+        last = next;
+    }
+    last.to_string()
+}
+
 /// The system, conn id and secrets of one hook: see the [module docs](self).
 ///
 /// Cheap to clone. `Debug` shows neither the secrets nor their number.
@@ -290,6 +302,15 @@ mod tests {
             e.to_string(),
             "sqlite.run failed (timeout): slow [conn_id=lite, path=/tmp/a.db]"
         );
+    }
+
+    #[test]
+    fn innermost_is_the_last_source() {
+        let io = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "Connection refused");
+        let outer = Error::new(ErrorKind::Unavailable, "x", "wrapper").with_source(io);
+        assert_eq!(innermost(&outer), "Connection refused");
+        let alone = std::io::Error::other("alone");
+        assert_eq!(innermost(&alone), "alone");
     }
 
     #[test]
