@@ -34,7 +34,7 @@ use super::sql::{
 };
 use crate::connection::Connection;
 use crate::error::{Error, ErrorKind, Result};
-use crate::hooks::HookScope;
+use crate::hooks::scope::HookScope;
 
 mod error;
 

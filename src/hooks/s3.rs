@@ -75,7 +75,7 @@ use serde_json::Value;
 
 use crate::connection::Connection;
 use crate::error::{Error, ErrorKind, Result};
-use crate::hooks::HookScope;
+use crate::hooks::scope::HookScope;
 use crate::retry::Backoff;
 
 pub use crate::hooks::object_store::ListKeys;

@@ -8,7 +8,7 @@ use serde_json::Value;
 
 use crate::connection::Connection;
 use crate::error::{ErrorKind, Result};
-use crate::hooks::HookScope;
+use crate::hooks::scope::HookScope;
 
 /// Port used when the connection names none, as redis-py and Airflow do.
 pub const DEFAULT_PORT: u16 = 6379;

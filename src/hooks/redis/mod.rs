@@ -62,7 +62,7 @@ pub use slot::{SLOTS, key_slot};
 
 use crate::connection::Connection;
 use crate::error::{Error, ErrorKind, Result};
-use crate::hooks::HookScope;
+use crate::hooks::scope::HookScope;
 use crate::retry::Backoff;
 
 /// Conn id used when none is given, as in Airflow.

@@ -1,6 +1,6 @@
 //! Classifying aws-sdk-s3 errors into gust's [`ErrorKind`]s.
 //!
-//! Pure: the hook's [`HookScope`](crate::hooks::HookScope) names the operation,
+//! Pure: the hook's [`HookScope`](crate::hooks::scope::HookScope) names the operation,
 //! adds the conn id and redacts (see `S3Hook::wrap`).
 
 use aws_sdk_s3::config::http::HttpResponse;

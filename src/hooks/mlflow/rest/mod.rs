@@ -25,7 +25,7 @@ use super::s3_artifacts::{S3Artifacts, S3Root};
 use super::store::MlflowStore;
 use crate::connection::{Connection, strip_userinfo};
 use crate::error::{Error, ErrorKind, Result};
-use crate::hooks::HookScope;
+use crate::hooks::scope::HookScope;
 use crate::retry::Backoff;
 
 /// Retries of a retryable failure by default: 4 attempts in all.
