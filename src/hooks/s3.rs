@@ -346,10 +346,12 @@ impl S3Hook {
         self
     }
 
-    /// Whether writes are encrypted (see
-    /// [`with_server_side_encryption`](Self::with_server_side_encryption)).
-    pub(crate) fn encrypts(&self) -> bool {
-        self.sse
+    /// The server-side encryption of a write: `AES256` when the hook encrypts
+    /// every write (see
+    /// [`with_server_side_encryption`](Self::with_server_side_encryption)) or
+    /// the call asks for it (`per_call`, [`LoadOptions::encrypt`]), else none.
+    pub(crate) fn sse(&self, per_call: bool) -> Option<aws_sdk_s3::types::ServerSideEncryption> {
+        (self.sse || per_call).then_some(aws_sdk_s3::types::ServerSideEncryption::Aes256)
     }
 
     /// Part size of multipart uploads (default 8 MiB; at least [`MIN_PART_SIZE`]).

@@ -12,6 +12,7 @@ use bytes::Bytes;
 use futures::stream::{StreamExt, TryStreamExt};
 
 use super::S3Hook;
+use super::multipart::Upload;
 use super::params::{LoadOptions, PresignMethod, file_stream};
 use crate::error::{Error, ErrorKind, Result};
 use crate::hooks::object_store::gzip_stream;
@@ -163,11 +164,10 @@ impl S3Hook {
         if opts.gzip {
             let one = futures::stream::once(async move { Ok(data) }).boxed();
             return self
-                .put_stream_inner(op, &b, &k, gzip_stream(one), &opts.upload(self.encrypts()))
+                .put_stream_inner(op, &b, &k, gzip_stream(one), &Upload::from(opts))
                 .await;
         }
-        self.put_bytes(op, &b, &k, data, &opts.upload(self.encrypts()))
-            .await
+        self.put_bytes(op, &b, &k, data, &Upload::from(opts)).await
     }
 
     /// Airflow's `load_string` (UTF-8).
@@ -196,7 +196,7 @@ impl S3Hook {
         crate::hooks::object_store::validate(op, &b, Some(&k))
             .map_err(|e| self.wrap(op, e, None, None))?;
         let data = if opts.gzip { gzip_stream(data) } else { data };
-        self.put_stream_inner(op, &b, &k, data, &opts.upload(self.encrypts()))
+        self.put_stream_inner(op, &b, &k, data, &Upload::from(opts))
             .await
     }
 

@@ -1,7 +1,7 @@
 //! Single and multipart uploads and copies, with abort on every failure path.
 
 use aws_sdk_s3::primitives::ByteStream;
-use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart, ServerSideEncryption};
+use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
 use bytes::{Bytes, BytesMut};
 use futures::StreamExt;
 use tokio::task::JoinSet;
@@ -15,6 +15,8 @@ use crate::hooks::object_store::{BytesStream, PutOptions, PutResult};
 pub(super) struct Upload {
     pub replace: bool,
     pub content_type: Option<String>,
+    /// Encryption asked for by this call; the hook's setting adds to it
+    /// ([`S3Hook::sse`]).
     pub encrypt: bool,
 }
 
@@ -168,7 +170,7 @@ impl S3Hook {
             .key(key)
             .body(ByteStream::from(data))
             .set_content_type(up.content_type.clone())
-            .set_server_side_encryption(up.encrypt.then_some(ServerSideEncryption::Aes256))
+            .set_server_side_encryption(self.sse(up.encrypt))
             .set_if_none_match(self.if_none_match(up))
             .send()
             .await
@@ -226,7 +228,7 @@ impl S3Hook {
             .bucket(bucket)
             .key(key)
             .set_content_type(up.content_type.clone())
-            .set_server_side_encryption(up.encrypt.then_some(ServerSideEncryption::Aes256))
+            .set_server_side_encryption(self.sse(up.encrypt))
             .send()
             .await
             .map_err(|e| self.sdk_error(op, Some(bucket), Some(key), e))?;
@@ -364,7 +366,7 @@ impl S3Hook {
             .create_multipart_upload()
             .bucket(dst_bucket)
             .key(dst_key)
-            .set_server_side_encryption(self.encrypts().then_some(ServerSideEncryption::Aes256))
+            .set_server_side_encryption(self.sse(false))
             .send()
             .await
             .map_err(|e| self.sdk_error(op, Some(dst_bucket), Some(dst_key), e))?;
