@@ -117,15 +117,15 @@ async fn next_part(
 /// The upload `op` failed because its source stream did: the caller asked for
 /// `op` (`s3.put_stream`), so that is the operation, while the source's kind,
 /// retryability and message are kept and the source error chained (its Display
-/// names the source's own operation and context).
+/// names the source's own operation and context); an exhausted source stays
+/// exhausted.
 fn source_err(op: &'static str, e: Error) -> Error {
-    let retryable = e.is_retryable();
     Error::new(
         e.kind(),
         op,
         format!("the data to upload failed: {}", e.message()),
     )
-    .with_retryable(retryable)
+    .with_retry_state_of(&e)
     .with_source(e)
 }
 
@@ -462,5 +462,22 @@ async fn join_one(
             format!("part upload task failed: {e}"),
         )),
         None => Err(Error::new(ErrorKind::Io, op, "no part upload in flight")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn source_err_keeps_the_source_retry_state() {
+        let src = Error::new(ErrorKind::Unavailable, "sql.bulk_dump", "gone").exhausted();
+        let e = source_err("s3.put_stream", src);
+        assert_eq!(e.operation(), "s3.put_stream");
+        assert_eq!(e.kind(), ErrorKind::Unavailable);
+        assert_eq!(e.message(), "the data to upload failed: gone");
+        assert!(e.is_exhausted());
+        let src = Error::new(ErrorKind::Unavailable, "x", "refused").with_retryable(false);
+        assert!(!source_err("s3.put_stream", src).is_retryable());
     }
 }
