@@ -91,13 +91,10 @@ impl S3Hook {
         let (b, k) = self.get_s3_bucket_key(bucket, key)?;
         let data = self.get(&b, &k).await?;
         String::from_utf8(data.to_vec()).map_err(|_| {
-            self.wrap(
+            self.fail(
+                ErrorKind::InvalidInput,
                 "s3.read_key",
-                Error::new(
-                    ErrorKind::InvalidInput,
-                    "s3.read_key",
-                    "the object is not UTF-8 text; use get()",
-                ),
+                "the object is not UTF-8 text; use get()",
                 Some(&b),
                 Some(&k),
             )
@@ -306,9 +303,10 @@ impl S3Hook {
                 first.code,
                 first.message
             );
-            return Err(self.wrap(
+            return Err(self.fail(
+                ErrorKind::Remote,
                 "s3.delete_objects",
-                Error::new(ErrorKind::Remote, "s3.delete_objects", msg),
+                msg,
                 Some(&b),
                 Some(&first.key),
             ));
@@ -329,9 +327,10 @@ impl S3Hook {
         crate::hooks::object_store::validate(op, &b, Some(&k))
             .map_err(|e| self.wrap(op, e, None, None))?;
         let cfg = PresigningConfig::expires_in(expires_in).map_err(|e| {
-            self.wrap(
+            self.fail(
+                ErrorKind::InvalidInput,
                 op,
-                Error::new(ErrorKind::InvalidInput, op, e.to_string()),
+                e.to_string(),
                 Some(&b),
                 Some(&k),
             )

@@ -193,12 +193,7 @@ impl ObjectStore for S3Hook {
         validate(op, bucket, Some(key)).map_err(|e| self.wrap(op, e, None, None))?;
         if range.start >= range.end {
             let msg = format!("the range {}..{} is empty", range.start, range.end);
-            return Err(self.wrap(
-                op,
-                Error::new(ErrorKind::InvalidInput, op, msg),
-                Some(bucket),
-                Some(key),
-            ));
+            return Err(self.fail(ErrorKind::InvalidInput, op, msg, Some(bucket), Some(key)));
         }
         let out = self
             .client
@@ -306,9 +301,10 @@ impl ObjectStore for S3Hook {
                 .map(|k| ObjectIdentifier::builder().key(k).build())
                 .collect::<std::result::Result<Vec<_>, _>>()
                 .map_err(|e| {
-                    self.wrap(
+                    self.fail(
+                        ErrorKind::InvalidInput,
                         op,
-                        Error::new(ErrorKind::InvalidInput, op, e.to_string()),
+                        e.to_string(),
                         Some(bucket),
                         None,
                     )
@@ -318,9 +314,10 @@ impl ObjectStore for S3Hook {
                 .quiet(false)
                 .build()
                 .map_err(|e| {
-                    self.wrap(
+                    self.fail(
+                        ErrorKind::InvalidInput,
                         op,
-                        Error::new(ErrorKind::InvalidInput, op, e.to_string()),
+                        e.to_string(),
                         Some(bucket),
                         None,
                     )
