@@ -75,8 +75,9 @@ impl RedisConfig {
     ///   names), default 5 and 30.
     pub fn from_connection(conn: &Connection) -> Result<Self> {
         let conn_id = conn.conn_id().to_string();
-        let scope = HookScope::new("redis", conn);
-        let bad = |msg: String| scope.error(ErrorKind::Config, "config", msg);
+        // The scope (and the connection's secrets) only when an error is made.
+        let bad =
+            |msg: String| HookScope::new("redis", conn).error(ErrorKind::Config, "config", msg);
         let extra = conn.extra_dejson();
 
         let cluster = match extra.get("cluster") {
