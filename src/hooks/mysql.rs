@@ -96,7 +96,7 @@ impl MySqlHook {
         };
         // The pool connects lazily: connect once now so a wrong password or an
         // unknown host fails here, not in the first task.
-        let c = tokio::time::timeout(Duration::from_secs(30), hook.pool.get_conn())
+        let c = tokio::time::timeout(Duration::from_secs(30), hook.conn())
             .await
             .map_err(|_| {
                 hook.scope.error(
@@ -104,8 +104,7 @@ impl MySqlHook {
                     "connect",
                     format!("no connection to {} within 30 s", hook.target),
                 )
-            })?
-            .map_err(|e| hook.connect_error(e))?;
+            })??;
         drop(c);
         tracing::debug!(conn_id = %hook.conn_id(), "mysql connected");
         Ok(hook)
