@@ -217,9 +217,7 @@ impl MySqlHook {
             )));
         }
         let mut reader = CsvReader::new(input);
-        let columns = read_header(&mut reader, "mysql.bulk_load")
-            .await
-            .map_err(ctx)?;
+        let columns = read_header(&mut reader).await.map_err(ctx)?;
         let cols = quote_columns(Dialect::MySql, &columns).map_err(ctx)?;
         // MySQL's default format (tab-separated, backslash escapes, \N for NULL)
         // is what `encode_field` writes: no FIELDS/LINES clause to get wrong.

@@ -274,9 +274,7 @@ impl PostgresHook {
         let mut reader = CsvReader::new(input);
         // Parse only the header (for the column list); the rest goes to COPY raw.
         reader.keep_raw = true;
-        let columns = read_header(&mut reader, "postgres.bulk_load")
-            .await
-            .map_err(with_ctx)?;
+        let columns = read_header(&mut reader).await.map_err(with_ctx)?;
         let cols = quote_columns(Dialect::Postgres, &columns).map_err(with_ctx)?;
         let stmt = format!(
             "COPY {} ({cols}) FROM STDIN WITH (FORMAT csv, HEADER true)",

@@ -26,7 +26,6 @@
     allow(dead_code)
 )]
 
-use std::borrow::Cow;
 use std::fmt;
 use std::sync::Arc;
 
@@ -157,11 +156,11 @@ impl HookScope {
     /// The full name of operation `op`: `system.op`, or `op` itself when it is
     /// already qualified (has a `.`: an operation a caller names, such as the
     /// MLflow hook's `mlflow.download_artifacts` done by the S3 hook).
-    pub(crate) fn operation(&self, op: &str) -> Cow<'static, str> {
+    pub(crate) fn operation(&self, op: &str) -> String {
         if op.contains('.') {
-            Cow::Owned(op.to_string())
+            op.to_string()
         } else {
-            Cow::Owned(format!("{}.{op}", self.system))
+            format!("{}.{op}", self.system)
         }
     }
 
