@@ -11,6 +11,9 @@ pub mod sql;
 #[cfg(feature = "mlflow")]
 pub mod mlflow_scenarios;
 
+#[cfg(feature = "s3")]
+pub mod s3;
+
 use gust::Connection;
 
 /// Whether this is a CI run, where every server must be there.
