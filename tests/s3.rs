@@ -531,71 +531,81 @@ async fn bad_input(conn: Connection) {
 }
 on_both_servers!(bad_input_catalogue, bad_input);
 
-/// s3s-fs checks signatures (moto does not): a wrong secret is a typed Auth error
-/// that never quotes the secret.
 /// Encryption and the bucket region are settings of the hook, so code written
-/// against `ObjectStore` (operators, transfers) gets them on every write path.
+/// against `ObjectStore` (operators, transfers) gets them on every write path:
+/// `PutObject`, a multipart upload, a multipart and a single-request copy.
 #[tokio::test]
 async fn hook_settings_reach_every_write() {
     use aws_sdk_s3::types::ServerSideEncryption;
+    use common::s3::{location_of, sse_of};
+    use gust::hooks::s3::MIN_PART_SIZE;
     let conn = require_conn!("aws_default");
     let (plain, bucket) = hook_with_bucket(&conn, "gust-sse").await;
-    let hook = plain.clone().with_server_side_encryption(true);
+    // Small parts and every copy multipart, so a few MiB take those paths.
+    let hook = plain
+        .clone()
+        .with_server_side_encryption(true)
+        .with_part_size(MIN_PART_SIZE)
+        .with_copy_multipart(0, MIN_PART_SIZE as u64);
     let store: Arc<dyn ObjectStore> = Arc::new(hook.clone());
     store
         .put(&bucket, "put", Bytes::from_static(b"x"), &PutOptions::new())
         .await
         .unwrap();
-    let stream = futures::stream::iter(chunks(2, 10)).boxed();
-    store
+    // 12 MiB in 5 MiB parts: CreateMultipartUpload, three parts.
+    let stream = futures::stream::iter(chunks(12, MIB)).boxed();
+    let put = store
         .put_stream(&bucket, "stream", stream, &PutOptions::new())
         .await
         .unwrap();
+    assert_eq!(put.size, 12 * MIB as u64);
     plain
         .put(
             &bucket,
             "plain",
-            Bytes::from_static(b"x"),
+            Bytes::from(vec![7u8; MIN_PART_SIZE + 1]),
             &PutOptions::new(),
         )
         .await
         .unwrap();
+    // Two UploadPartCopy parts.
     store
         .copy(&bucket, "plain", &bucket, "copied")
+        .await
+        .unwrap();
+    // And a single CopyObject, with the default copy threshold.
+    plain
+        .clone()
+        .with_server_side_encryption(true)
+        .copy(&bucket, "plain", &bucket, "copied-single")
         .await
         .unwrap();
     for (key, expected) in [
         ("put", Some(ServerSideEncryption::Aes256)),
         ("stream", Some(ServerSideEncryption::Aes256)),
         ("copied", Some(ServerSideEncryption::Aes256)),
+        ("copied-single", Some(ServerSideEncryption::Aes256)),
         ("plain", None),
     ] {
-        let head = hook
-            .client()
-            .head_object()
-            .bucket(&bucket)
-            .key(key)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(head.server_side_encryption().cloned(), expected, "{key}");
+        assert_eq!(sse_of(&hook, &bucket, key).await, expected, "{key}");
+    }
+    // The multipart paths ran: their objects' ETags count the parts.
+    for (key, parts) in [("stream", "-3"), ("copied", "-2")] {
+        let head = hook.head(&bucket, key).await.unwrap();
+        let e_tag = head.e_tag.unwrap_or_default();
+        assert!(e_tag.trim_matches('"').ends_with(parts), "{key}: {e_tag}");
     }
     let regional = common::unique("gust-region");
     let store: Arc<dyn ObjectStore> = Arc::new(plain.with_bucket_region("eu-west-1"));
     assert!(store.create_bucket(&regional).await.unwrap());
-    let location = hook
-        .client()
-        .get_bucket_location()
-        .bucket(&regional)
-        .send()
-        .await
-        .unwrap();
     assert_eq!(
-        location.location_constraint().map(|c| c.as_str()),
+        location_of(&hook, &regional).await.as_deref(),
         Some("eu-west-1")
     );
 }
 
+/// s3s-fs checks signatures (moto does not): a wrong secret is a typed Auth error
+/// that never quotes the secret.
 #[tokio::test]
 async fn wrong_secret_is_auth_error() {
     let conn = require_conn!("s3s_fs");

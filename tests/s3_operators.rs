@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use chrono::TimeZone;
+use common::s3::{location_of, sse_of};
 use gust::hooks::object_store::{MemoryStore, ObjectStore, PutOptions};
 use gust::operators::s3::{S3CopyObject, S3CreateBucket, S3CreateObject, S3DeleteObjects, S3List};
 use gust::{Context, ErrorKind, Operator};
@@ -239,17 +240,9 @@ async fn operators_on_server(conn_id: &str) {
     if conn_id == "aws_default" {
         // The operator's S3-only options are settings of the hook it builds from
         // the connection, and they reach S3 (moto reports them back).
-        let head = hook
-            .client()
-            .head_object()
-            .bucket(&bucket)
-            .key("2025-01-08/a.csv")
-            .send()
-            .await
-            .unwrap();
         assert_eq!(
-            head.server_side_encryption(),
-            Some(&aws_sdk_s3::types::ServerSideEncryption::Aes256)
+            sse_of(&hook, &bucket, "2025-01-08/a.csv").await,
+            Some(aws_sdk_s3::types::ServerSideEncryption::Aes256)
         );
         let regional = common::unique("gust-ops-eu");
         S3CreateBucket::new(&regional)
@@ -258,15 +251,8 @@ async fn operators_on_server(conn_id: &str) {
             .execute(&ctx)
             .await
             .unwrap();
-        let location = hook
-            .client()
-            .get_bucket_location()
-            .bucket(&regional)
-            .send()
-            .await
-            .unwrap();
         assert_eq!(
-            location.location_constraint().map(|c| c.as_str()),
+            location_of(&hook, &regional).await.as_deref(),
             Some("eu-west-1")
         );
         // Without the option, the object is not encrypted.
@@ -275,15 +261,7 @@ async fn operators_on_server(conn_id: &str) {
             .execute(&ctx)
             .await
             .unwrap();
-        let head = hook
-            .client()
-            .head_object()
-            .bucket(&bucket)
-            .key("plain.csv")
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(head.server_side_encryption(), None);
+        assert_eq!(sse_of(&hook, &bucket, "plain.csv").await, None);
     }
     // And the full round trip through the hook as a store.
     let bucket2 = common::unique("gust-ops2");

@@ -3,24 +3,8 @@
 //! A hook owns its client and knows nothing about scheduling; operators use hooks.
 //! The SQL hooks share the `sql::SqlHook` trait (Airflow's `DbApiHook`).
 
-#[cfg(any(
-    feature = "postgres",
-    feature = "mysql",
-    feature = "sqlite",
-    feature = "redis",
-    feature = "s3",
-    feature = "mlflow"
-))]
+// Every hook's error scope; depends only on the core.
 mod scope;
-#[cfg(any(
-    feature = "postgres",
-    feature = "mysql",
-    feature = "sqlite",
-    feature = "redis",
-    feature = "s3",
-    feature = "mlflow"
-))]
-pub(crate) use scope::HookScope;
 
 #[cfg(any(feature = "postgres", feature = "mysql", feature = "sqlite"))]
 #[cfg_attr(

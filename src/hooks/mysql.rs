@@ -34,7 +34,7 @@ use super::sql::{
 };
 use crate::connection::Connection;
 use crate::error::{Error, ErrorKind, Result};
-use crate::hooks::HookScope;
+use crate::hooks::scope::HookScope;
 
 mod error;
 
@@ -96,7 +96,7 @@ impl MySqlHook {
         };
         // The pool connects lazily: connect once now so a wrong password or an
         // unknown host fails here, not in the first task.
-        let c = tokio::time::timeout(Duration::from_secs(30), hook.pool.get_conn())
+        let c = tokio::time::timeout(Duration::from_secs(30), hook.conn())
             .await
             .map_err(|_| {
                 hook.scope.error(
@@ -104,8 +104,7 @@ impl MySqlHook {
                     "connect",
                     format!("no connection to {} within 30 s", hook.target),
                 )
-            })?
-            .map_err(|e| hook.connect_error(e))?;
+            })??;
         drop(c);
         tracing::debug!(conn_id = %hook.conn_id(), "mysql connected");
         Ok(hook)
@@ -218,9 +217,7 @@ impl MySqlHook {
             )));
         }
         let mut reader = CsvReader::new(input);
-        let columns = read_header(&mut reader, "mysql.bulk_load")
-            .await
-            .map_err(ctx)?;
+        let columns = read_header(&mut reader).await.map_err(ctx)?;
         let cols = quote_columns(Dialect::MySql, &columns).map_err(ctx)?;
         // MySQL's default format (tab-separated, backslash escapes, \N for NULL)
         // is what `encode_field` writes: no FIELDS/LINES clause to get wrong.

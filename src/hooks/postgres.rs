@@ -27,7 +27,6 @@
 //! construction).
 
 use std::str::FromStr;
-use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -49,7 +48,7 @@ use super::sql::{
 use super::sqlx_common::{self, ExecError, Query, SqlxHook, db_error, send_boxed};
 use crate::connection::Connection;
 use crate::error::{Error, ErrorKind, Result};
-use crate::hooks::HookScope;
+use crate::hooks::scope::HookScope;
 
 /// Conn id used when none is given, as in Airflow.
 pub const DEFAULT_CONN_ID: &str = "postgres_default";
@@ -66,14 +65,13 @@ const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 pub struct PostgresHook {
     scope: HookScope,
     pool: PgPool,
-    direct: Arc<Direct>,
+    direct: Direct,
 }
 
-/// What one connection outside the pool needs: see [`Direct::connect`].
+/// What one connection outside the pool needs besides the pool's options: see
+/// [`Direct::connect`].
+#[derive(Clone, Copy)]
 struct Direct {
-    opts: PgConnectOptions,
-    /// `host:port`, for messages.
-    target: String,
     timeout: Duration,
 }
 
@@ -82,24 +80,27 @@ impl Direct {
     ///
     /// The pool cannot say why it failed to connect: sqlx retries a refused
     /// connection until the acquire timeout and then reports `PoolTimedOut`. A
-    /// direct connection returns the driver's first error, with its cause, as
-    /// an error of `scope`'s operation `op`.
-    async fn connect(&self, scope: &HookScope, op: &str) -> Result<PgConnection> {
-        match tokio::time::timeout(self.timeout, PgConnection::connect_with(&self.opts)).await {
+    /// direct connection, with `pool`'s options, returns the driver's first
+    /// error, with its cause, as an error of `scope`'s operation `op`.
+    async fn connect(&self, pool: &PgPool, scope: &HookScope, op: &str) -> Result<PgConnection> {
+        let opts = pool.connect_options();
+        // `host:port`, for messages.
+        let target = || format!("{}:{}", opts.get_host(), opts.get_port());
+        match tokio::time::timeout(self.timeout, PgConnection::connect_with(&opts)).await {
             Ok(Ok(c)) => Ok(c),
             // The driver's text lacks the address ("error communicating with
             // database: Connection refused"); a reader needs to know which one.
             Ok(Err(e)) => Err(scope.wrap(
                 op,
                 sqlx_common::error::into_error(e)
-                    .map_message(|m| format!("cannot connect to {}: {m}", self.target)),
+                    .map_message(|m| format!("cannot connect to {}: {m}", target())),
             )),
             Err(_) => Err(scope.error(
                 ErrorKind::Timeout,
                 op,
                 format!(
                     "no answer from {} within {} s (the connection extra connect_timeout sets the limit)",
-                    self.target,
+                    target(),
                     self.timeout.as_secs_f64()
                 ),
             )),
@@ -175,28 +176,25 @@ impl PostgresHook {
                     )
                 })?,
         };
-        let direct = Direct {
-            target: format!("{}:{}", opts.get_host(), opts.get_port()),
-            opts: opts.clone(),
-            timeout,
-        };
-        // One direct connection now, so that an unreachable server or a wrong
-        // password fails here, at once and with its cause (see the module docs),
-        // rather than as a pool timeout 30 s later.
-        let probe = direct.connect(&scope, "connect").await?;
-        // Closing it politely is best effort: the server already accepted us.
-        let _ = probe.close().await;
-        // Lazy: the pool's first connection is made by the first statement, so
-        // construction costs one connection, as before.
+        // Lazy: the pool's first connection is made by the first statement.
         let pool = PgPoolOptions::new()
             .max_connections(MAX_CONNECTIONS)
             .acquire_timeout(ACQUIRE_TIMEOUT)
             .connect_lazy_with(opts);
+        let direct = Direct { timeout };
+        // One direct connection now, so that an unreachable server or a wrong
+        // password fails here, at once and with its cause (see the module docs),
+        // rather than as a pool timeout 30 s later: sqlx's pool retries a refused
+        // connection until its deadline. The price of failing fast is one extra
+        // handshake per hook built, besides the pool's own connections.
+        let probe = direct.connect(&pool, &scope, "connect").await?;
+        // Closing it politely is best effort: the server already accepted us.
+        let _ = probe.close().await;
         tracing::debug!(conn_id = conn.conn_id(), "postgres connected");
         Ok(PostgresHook {
             scope,
             pool,
-            direct: Arc::new(direct),
+            direct,
         })
     }
 
@@ -276,9 +274,7 @@ impl PostgresHook {
         let mut reader = CsvReader::new(input);
         // Parse only the header (for the column list); the rest goes to COPY raw.
         reader.keep_raw = true;
-        let columns = read_header(&mut reader, "postgres.bulk_load")
-            .await
-            .map_err(with_ctx)?;
+        let columns = read_header(&mut reader).await.map_err(with_ctx)?;
         let cols = quote_columns(Dialect::Postgres, &columns).map_err(with_ctx)?;
         let stmt = format!(
             "COPY {} ({cols}) FROM STDIN WITH (FORMAT csv, HEADER true)",
@@ -466,7 +462,7 @@ impl SqlxHook for PostgresHook {
                 return db_error(self, op, e);
             }
             // Busy, or unreachable? One direct connection tells.
-            match self.direct.connect(&self.scope, op).await {
+            match self.direct.connect(&self.pool, &self.scope, op).await {
                 Err(cause) => cause,
                 Ok(c) => {
                     let _ = c.close().await;

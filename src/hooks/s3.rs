@@ -75,7 +75,7 @@ use serde_json::Value;
 
 use crate::connection::Connection;
 use crate::error::{Error, ErrorKind, Result};
-use crate::hooks::HookScope;
+use crate::hooks::scope::HookScope;
 use crate::retry::Backoff;
 
 pub use crate::hooks::object_store::ListKeys;
@@ -127,9 +127,6 @@ pub struct S3Hook {
     sse: bool,
     /// The region `create_bucket` creates buckets in (default: the hook's region).
     bucket_region: Option<String>,
-    /// Attempts the SDK makes per request (its standard retry policy): an error it
-    /// retried is returned exhausted, so a task's retries do not multiply them.
-    max_attempts: u32,
 }
 
 impl fmt::Debug for S3Hook {
@@ -148,6 +145,19 @@ impl fmt::Debug for S3Hook {
             .field("server_side_encryption", &self.sse)
             .field("bucket_region", &self.bucket_region)
             .finish_non_exhaustive()
+    }
+}
+
+/// The SDK's standard retry policy with `max_attempts` per request (clamped to
+/// 1..=20), waiting as `backoff` says between them (`None`: the SDK's default
+/// delays).
+fn retry_config(max_attempts: u32, backoff: Option<&Backoff>) -> RetryConfig {
+    let retry = RetryConfig::standard().with_max_attempts(max_attempts.clamp(1, 20));
+    match backoff {
+        Some(b) => retry
+            .with_initial_backoff(b.base)
+            .with_max_backoff(b.max_delay.unwrap_or(Duration::from_secs(20))),
+        None => retry,
     }
 }
 
@@ -267,7 +277,7 @@ impl S3Hook {
             .clamp(1, 20) as u32;
         let mut builder = aws_sdk_s3::config::Builder::from(&sdk)
             .region(Region::new(region.clone()))
-            .retry_config(RetryConfig::standard().with_max_attempts(max_attempts));
+            .retry_config(retry_config(max_attempts, None));
         if let Some(e) = &endpoint {
             let virtual_hosted =
                 extra_path(conn, &["service_config", "s3", "addressing_style"]) == Some("virtual");
@@ -302,7 +312,6 @@ impl S3Hook {
             download: download::DownloadConfig::default(),
             sse: false,
             bucket_region: None,
-            max_attempts,
         })
     }
 
@@ -331,25 +340,33 @@ impl S3Hook {
     /// [exhausted](crate::Error::exhausted), so a task's retries do not multiply
     /// the attempts (see [`crate::retry`]).
     pub fn with_retries(mut self, max_attempts: u32, backoff: Backoff) -> Self {
-        self.max_attempts = max_attempts.clamp(1, 20);
-        let retry = RetryConfig::standard()
-            .with_max_attempts(self.max_attempts)
-            .with_initial_backoff(backoff.base)
-            .with_max_backoff(backoff.max_delay.unwrap_or(Duration::from_secs(20)));
         let config = self
             .client
             .config()
             .to_builder()
-            .retry_config(retry)
+            .retry_config(retry_config(max_attempts, Some(&backoff)))
             .build();
         self.client = aws_sdk_s3::Client::from_conf(config);
         self
     }
 
-    /// Whether writes are encrypted (see
-    /// [`with_server_side_encryption`](Self::with_server_side_encryption)).
-    pub(crate) fn encrypts(&self) -> bool {
-        self.sse
+    /// Attempts the SDK makes per request, as its client is configured (the
+    /// connection's `max_attempts` or [`with_retries`](Self::with_retries)): an
+    /// error it retried is returned exhausted, so a task's retries do not
+    /// multiply them.
+    fn max_attempts(&self) -> u32 {
+        self.client
+            .config()
+            .retry_config()
+            .map_or(1, RetryConfig::max_attempts)
+    }
+
+    /// The server-side encryption of a write: `AES256` when the hook encrypts
+    /// every write (see
+    /// [`with_server_side_encryption`](Self::with_server_side_encryption)) or
+    /// the call asks for it (`per_call`, [`LoadOptions::encrypt`]), else none.
+    pub(crate) fn sse(&self, per_call: bool) -> Option<aws_sdk_s3::types::ServerSideEncryption> {
+        (self.sse || per_call).then_some(aws_sdk_s3::types::ServerSideEncryption::Aes256)
     }
 
     /// Part size of multipart uploads (default 8 MiB; at least [`MIN_PART_SIZE`]).
@@ -485,7 +502,8 @@ impl S3Hook {
         // What the SDK's standard policy retries: service errors (5xx,
         // throttling) and failures to reach the endpoint. Gave up on those, it
         // says so, so a task's retries do not multiply its attempts.
-        let sdk_retried = self.max_attempts > 1
+        let max_attempts = self.max_attempts();
+        let sdk_retried = max_attempts > 1
             && matches!(
                 e,
                 aws_sdk_s3::error::SdkError::ServiceError(_)
@@ -493,7 +511,7 @@ impl S3Hook {
             );
         let mut err = error::into_error(e, endpoint.as_deref());
         if sdk_retried && err.is_retryable() {
-            err = err.exhausted().with("max_attempts", self.max_attempts);
+            err = err.exhausted().with("max_attempts", max_attempts);
         }
         self.wrap(operation, err, bucket, key)
     }

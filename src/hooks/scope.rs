@@ -26,7 +26,6 @@
     allow(dead_code)
 )]
 
-use std::borrow::Cow;
 use std::fmt;
 use std::sync::Arc;
 
@@ -56,6 +55,18 @@ pub(crate) fn driver_error(
         Some(r) => e.with_retryable(r),
         None => e,
     }
+}
+
+/// The Display of the last error in `e`'s source chain: the cause itself
+/// (`Connection refused (os error 111)`, a DNS or TLS failure), without the
+/// wrappers' words ("dispatch failure: io error: client error (Connect): …",
+/// mysql_async's repeated "Input/output error: ").
+pub(crate) fn innermost(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut last = e;
+    while let Some(next) = last.source() {
+        last = next;
+    }
+    last.to_string()
 }
 
 /// The system, conn id and secrets of one hook: see the [module docs](self).
@@ -145,11 +156,11 @@ impl HookScope {
     /// The full name of operation `op`: `system.op`, or `op` itself when it is
     /// already qualified (has a `.`: an operation a caller names, such as the
     /// MLflow hook's `mlflow.download_artifacts` done by the S3 hook).
-    pub(crate) fn operation(&self, op: &str) -> Cow<'static, str> {
+    pub(crate) fn operation(&self, op: &str) -> String {
         if op.contains('.') {
-            Cow::Owned(op.to_string())
+            op.to_string()
         } else {
-            Cow::Owned(format!("{}.{op}", self.system))
+            format!("{}.{op}", self.system)
         }
     }
 
@@ -290,6 +301,15 @@ mod tests {
             e.to_string(),
             "sqlite.run failed (timeout): slow [conn_id=lite, path=/tmp/a.db]"
         );
+    }
+
+    #[test]
+    fn innermost_is_the_last_source() {
+        let io = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "Connection refused");
+        let outer = Error::new(ErrorKind::Unavailable, "x", "wrapper").with_source(io);
+        assert_eq!(innermost(&outer), "Connection refused");
+        let alone = std::io::Error::other("alone");
+        assert_eq!(innermost(&alone), "alone");
     }
 
     #[test]

@@ -171,8 +171,8 @@ use serde_json::{Map, Value};
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use crate::error::{Error, ErrorKind, Result};
+use crate::formats::csv::Record;
 
-pub(crate) use self::csv::Record;
 use self::implement::{CsvReader, split_statements};
 pub(crate) use self::run::rows_per_commit;
 
@@ -539,19 +539,17 @@ pub(crate) fn check_widths(table: &str, columns: &[String], rows: &[Vec<Value>])
 }
 
 /// Reads the header row of a CSV load: its column names. An empty input, or an
-/// empty name, is an error of `op` (the hook adds its context).
-pub(crate) async fn read_header(
-    reader: &mut CsvReader<'_>,
-    op: &'static str,
-) -> Result<Vec<String>> {
+/// empty name, is an error not yet named (the hook's scope names it
+/// `<system>.bulk_load` and adds its context).
+pub(crate) async fn read_header(reader: &mut CsvReader<'_>) -> Result<Vec<String>> {
     let header = reader.next().await?.ok_or_else(|| {
         Error::new(
             ErrorKind::InvalidInput,
-            op,
+            "",
             "the CSV input is empty: it needs a header row",
         )
     })?;
-    header_columns(header, op)
+    header_columns(header)
 }
 
 /// `columns` quoted for `dialect` and joined with `, `, as a column list.
@@ -564,7 +562,7 @@ pub(crate) fn quote_columns(dialect: Dialect, columns: &[String]) -> Result<Stri
 }
 
 /// The column names of a CSV header row: none may be NULL (empty).
-fn header_columns(header: Record, op: &'static str) -> Result<Vec<String>> {
+fn header_columns(header: Record) -> Result<Vec<String>> {
     header
         .into_iter()
         .enumerate()
@@ -572,7 +570,7 @@ fn header_columns(header: Record, op: &'static str) -> Result<Vec<String>> {
             c.ok_or_else(|| {
                 Error::new(
                     ErrorKind::InvalidInput,
-                    op,
+                    "",
                     format!("header column {} is empty", i + 1),
                 )
             })

@@ -27,7 +27,7 @@ use super::sql::{
 use super::sqlx_common::{self, ExecError, Query, SqlxHook, db_error, send_boxed};
 use crate::connection::Connection;
 use crate::error::{Error, ErrorKind, Result};
-use crate::hooks::HookScope;
+use crate::hooks::scope::HookScope;
 
 /// Conn id used when none is given, as in Airflow.
 pub const DEFAULT_CONN_ID: &str = "sqlite_default";
@@ -150,9 +150,7 @@ impl SqliteHook {
     ) -> Result<u64> {
         let with_ctx = |e: Error| self.scope.wrap("bulk_load", e).with("table", table);
         let mut reader = CsvReader::new(input);
-        let columns = read_header(&mut reader, "sqlite.bulk_load")
-            .await
-            .map_err(with_ctx)?;
+        let columns = read_header(&mut reader).await.map_err(with_ctx)?;
         let per_stmt = (32766 / columns.len()).clamp(1, 500);
         let mut tx = self
             .pool

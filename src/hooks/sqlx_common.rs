@@ -15,7 +15,7 @@ use sqlx::{Database, Executor, IntoArguments};
 use super::sql::implement::{Bound, bind, bound_statements, run_statements, shape_results};
 use super::sql::{Handler, Parameters, Row, RunOptions, Sql, SqlHook, StatementResult};
 use crate::error::{Error, Result};
-use crate::hooks::HookScope;
+use crate::hooks::scope::HookScope;
 
 /// A sqlx query of database `DB`, as the hooks bind it.
 pub(crate) type Query<'q, DB> = sqlx::query::Query<'q, DB, <DB as Database>::Arguments<'q>>;

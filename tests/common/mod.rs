@@ -13,6 +13,9 @@ pub mod mlflow_scenarios;
 
 pub mod logs;
 
+#[cfg(feature = "s3")]
+pub mod s3;
+
 use gust::Connection;
 
 /// Whether this is a CI run, where every server must be there.

@@ -384,11 +384,16 @@ pub async fn bulk_round_trip(h: &dyn SqlHook) {
     assert_eq!(back[0]["note"], Value::Null);
 
     // A malformed record after good ones: nothing is loaded.
-    let mut bad = b"id,name\n10,ok\n11,ok\n12,\"open\n".to_vec();
-    bad.extend_from_slice(b"");
+    let bad = b"id,name\n10,ok\n11,ok\n12,\"open\n".to_vec();
     // Any tokio reader: here a byte slice.
     let err = h.bulk_load(&dst, &mut bad.as_slice()).await.unwrap_err();
     assert_eq!(err.context("table"), Some(dst.as_str()), "{err}");
+    // No header row: the hook's own bulk_load error, not a helper's.
+    let err = h.bulk_load(&dst, &mut &b""[..]).await.unwrap_err();
+    assert_eq!(err.kind(), gust::ErrorKind::InvalidInput, "{err}");
+    assert!(err.operation().ends_with(".bulk_load"), "{err}");
+    assert_eq!(err.context("called"), None, "{err}");
+    assert!(err.message().contains("header row"), "{err}");
     let wrong_width = b"id,name\n20,ok\n21\n".to_vec();
     assert!(
         h.bulk_load(&dst, &mut Cursor::new(wrong_width))

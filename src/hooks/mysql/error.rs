@@ -1,10 +1,10 @@
 //! Classifying mysql_async errors into gust's [`ErrorKind`]s.
 //!
-//! Pure: the hook's [`HookScope`](crate::hooks::HookScope) names the operation,
+//! Pure: the hook's [`HookScope`](crate::hooks::scope::HookScope) names the operation,
 //! adds the conn id and redacts.
 
 use crate::error::{Error, ErrorKind};
-use crate::hooks::scope::{Classified, driver_error};
+use crate::hooks::scope::{Classified, driver_error, innermost};
 
 /// The gust kind of a mysql_async error. No retry override or hint: a kind's
 /// default retryability fits (lock wait timeouts and deadlocks are
@@ -46,15 +46,6 @@ pub(crate) fn into_error(e: mysql_async::Error) -> Error {
         _ => e.to_string(),
     };
     driver_error(classify(&e), message, e)
-}
-
-/// The Display of the last error in `e`'s source chain.
-fn innermost(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut last = e;
-    while let Some(next) = last.source() {
-        last = next;
-    }
-    last.to_string()
 }
 
 #[cfg(test)]

@@ -8,7 +8,7 @@ use serde_json::Value;
 
 use crate::connection::Connection;
 use crate::error::{ErrorKind, Result};
-use crate::hooks::HookScope;
+use crate::hooks::scope::HookScope;
 
 /// Port used when the connection names none, as redis-py and Airflow do.
 pub const DEFAULT_PORT: u16 = 6379;
@@ -75,8 +75,9 @@ impl RedisConfig {
     ///   names), default 5 and 30.
     pub fn from_connection(conn: &Connection) -> Result<Self> {
         let conn_id = conn.conn_id().to_string();
-        let scope = HookScope::new("redis", conn);
-        let bad = |msg: String| scope.error(ErrorKind::Config, "config", msg);
+        // The scope (and the connection's secrets) only when an error is made.
+        let bad =
+            |msg: String| HookScope::new("redis", conn).error(ErrorKind::Config, "config", msg);
         let extra = conn.extra_dejson();
 
         let cluster = match extra.get("cluster") {

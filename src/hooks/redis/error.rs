@@ -1,6 +1,6 @@
 //! Classifying [`redis::RedisError`]s into gust's [`ErrorKind`]s.
 //!
-//! Pure: the hook's [`HookScope`](crate::hooks::HookScope) names the operation,
+//! Pure: the hook's [`HookScope`](crate::hooks::scope::HookScope) names the operation,
 //! adds the conn id and redacts.
 
 use redis::{ErrorKind as RK, RedisError, ServerErrorKind as SK};

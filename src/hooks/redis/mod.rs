@@ -62,7 +62,7 @@ pub use slot::{SLOTS, key_slot};
 
 use crate::connection::Connection;
 use crate::error::{Error, ErrorKind, Result};
-use crate::hooks::HookScope;
+use crate::hooks::scope::HookScope;
 use crate::retry::Backoff;
 
 /// Conn id used when none is given, as in Airflow.
@@ -125,10 +125,11 @@ impl RedisHook {
 
     /// Connects with an explicit configuration.
     pub async fn connect(config: RedisConfig) -> Result<Self> {
-        let secrets = config.password.iter().cloned().collect();
-        Self::open(config, secrets).await
+        Self::open(config, Vec::new()).await
     }
 
+    /// Connects with `config`, scrubbing `secrets` (the connection's) and the
+    /// configuration's password from every error.
     async fn open(config: RedisConfig, secrets: Vec<String>) -> Result<Self> {
         let scope = HookScope::named("redis", &config.conn_id, secrets)
             .with_secrets(config.password.iter().cloned());
@@ -535,14 +536,13 @@ impl RedisHook {
 
     fn parse_json<T: DeserializeOwned>(&self, op: &'static str, key: &str, v: &[u8]) -> Result<T> {
         serde_json::from_slice(v).map_err(|e| {
+            let msg = format!("the value is not the expected JSON: {e}");
             self.scope
-                .error(
-                    ErrorKind::InvalidInput,
+                .wrap(
                     op,
-                    format!("the value is not the expected JSON: {e}"),
+                    Error::new(ErrorKind::InvalidInput, "", msg).with_source(e),
                 )
                 .with("key", key)
-                .with_source(e)
         })
     }
 
@@ -554,9 +554,11 @@ impl RedisHook {
     ) -> Result<Vec<u8>> {
         serde_json::to_vec(v).map_err(|e| {
             self.scope
-                .error(ErrorKind::InvalidInput, op, e.to_string())
+                .wrap(
+                    op,
+                    Error::new(ErrorKind::InvalidInput, "", e.to_string()).with_source(e),
+                )
                 .with("key", key)
-                .with_source(e)
         })
     }
 }

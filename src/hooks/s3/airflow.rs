@@ -12,6 +12,7 @@ use bytes::Bytes;
 use futures::stream::{StreamExt, TryStreamExt};
 
 use super::S3Hook;
+use super::multipart::Upload;
 use super::params::{LoadOptions, PresignMethod, file_stream};
 use crate::error::{Error, ErrorKind, Result};
 use crate::hooks::object_store::gzip_stream;
@@ -90,13 +91,10 @@ impl S3Hook {
         let (b, k) = self.get_s3_bucket_key(bucket, key)?;
         let data = self.get(&b, &k).await?;
         String::from_utf8(data.to_vec()).map_err(|_| {
-            self.wrap(
+            self.fail(
+                ErrorKind::InvalidInput,
                 "s3.read_key",
-                Error::new(
-                    ErrorKind::InvalidInput,
-                    "s3.read_key",
-                    "the object is not UTF-8 text; use get()",
-                ),
+                "the object is not UTF-8 text; use get()",
                 Some(&b),
                 Some(&k),
             )
@@ -163,11 +161,10 @@ impl S3Hook {
         if opts.gzip {
             let one = futures::stream::once(async move { Ok(data) }).boxed();
             return self
-                .put_stream_inner(op, &b, &k, gzip_stream(one), &opts.upload(self.encrypts()))
+                .put_stream_inner(op, &b, &k, gzip_stream(one), &Upload::from(opts))
                 .await;
         }
-        self.put_bytes(op, &b, &k, data, &opts.upload(self.encrypts()))
-            .await
+        self.put_bytes(op, &b, &k, data, &Upload::from(opts)).await
     }
 
     /// Airflow's `load_string` (UTF-8).
@@ -196,7 +193,7 @@ impl S3Hook {
         crate::hooks::object_store::validate(op, &b, Some(&k))
             .map_err(|e| self.wrap(op, e, None, None))?;
         let data = if opts.gzip { gzip_stream(data) } else { data };
-        self.put_stream_inner(op, &b, &k, data, &opts.upload(self.encrypts()))
+        self.put_stream_inner(op, &b, &k, data, &Upload::from(opts))
             .await
     }
 
@@ -306,9 +303,10 @@ impl S3Hook {
                 first.code,
                 first.message
             );
-            return Err(self.wrap(
+            return Err(self.fail(
+                ErrorKind::Remote,
                 "s3.delete_objects",
-                Error::new(ErrorKind::Remote, "s3.delete_objects", msg),
+                msg,
                 Some(&b),
                 Some(&first.key),
             ));
@@ -329,9 +327,10 @@ impl S3Hook {
         crate::hooks::object_store::validate(op, &b, Some(&k))
             .map_err(|e| self.wrap(op, e, None, None))?;
         let cfg = PresigningConfig::expires_in(expires_in).map_err(|e| {
-            self.wrap(
+            self.fail(
+                ErrorKind::InvalidInput,
                 op,
-                Error::new(ErrorKind::InvalidInput, op, e.to_string()),
+                e.to_string(),
                 Some(&b),
                 Some(&k),
             )

@@ -1,13 +1,13 @@
 //! Classifying aws-sdk-s3 errors into gust's [`ErrorKind`]s.
 //!
-//! Pure: the hook's [`HookScope`](crate::hooks::HookScope) names the operation,
+//! Pure: the hook's [`HookScope`](crate::hooks::scope::HookScope) names the operation,
 //! adds the conn id and redacts (see `S3Hook::wrap`).
 
 use aws_sdk_s3::config::http::HttpResponse;
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 
 use crate::error::{Error, ErrorKind};
-use crate::hooks::scope::{Classified, driver_error};
+use crate::hooks::scope::{Classified, driver_error, innermost};
 
 /// The kind of an S3 error code / HTTP status and a hint for the message. No
 /// retry override: `Unavailable` (5xx, throttling) retries, the rest do not.
@@ -139,17 +139,6 @@ where
     driver_error((kind, None, None), message, err)
 }
 
-/// The Display of the last error in `e`'s source chain: the cause itself
-/// (`Connection refused (os error 111)`, a DNS or TLS failure), without the
-/// wrappers' words ("dispatch failure: io error: client error (Connect): …").
-fn innermost(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut last = e;
-    while let Some(next) = last.source() {
-        last = next;
-    }
-    last.to_string()
-}
-
 /// `host:port` of an endpoint URL, the port being the scheme's default when
 /// unset, for messages. `None` when `url` has no host.
 pub(super) fn host_port(url: &str) -> Option<String> {
@@ -227,12 +216,5 @@ mod tests {
         );
         assert_eq!(host_port("http://h/").as_deref(), Some("h:80"));
         assert_eq!(host_port("not a url"), None);
-    }
-
-    #[test]
-    fn innermost_is_the_last_source() {
-        let io = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "Connection refused");
-        let outer = Error::new(ErrorKind::Unavailable, "x", "wrapper").with_source(io);
-        assert_eq!(innermost(&outer), "Connection refused");
     }
 }

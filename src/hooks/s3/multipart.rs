@@ -1,7 +1,7 @@
 //! Single and multipart uploads and copies, with abort on every failure path.
 
 use aws_sdk_s3::primitives::ByteStream;
-use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart, ServerSideEncryption};
+use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
 use bytes::{Bytes, BytesMut};
 use futures::StreamExt;
 use tokio::task::JoinSet;
@@ -15,6 +15,8 @@ use crate::hooks::object_store::{BytesStream, PutOptions, PutResult};
 pub(super) struct Upload {
     pub replace: bool,
     pub content_type: Option<String>,
+    /// Encryption asked for by this call; the hook's setting adds to it
+    /// ([`S3Hook::sse`]).
     pub encrypt: bool,
 }
 
@@ -115,15 +117,15 @@ async fn next_part(
 /// The upload `op` failed because its source stream did: the caller asked for
 /// `op` (`s3.put_stream`), so that is the operation, while the source's kind,
 /// retryability and message are kept and the source error chained (its Display
-/// names the source's own operation and context).
+/// names the source's own operation and context); an exhausted source stays
+/// exhausted.
 fn source_err(op: &'static str, e: Error) -> Error {
-    let retryable = e.is_retryable();
     Error::new(
         e.kind(),
         op,
         format!("the data to upload failed: {}", e.message()),
     )
-    .with_retryable(retryable)
+    .with_retry_state_of(&e)
     .with_source(e)
 }
 
@@ -168,7 +170,7 @@ impl S3Hook {
             .key(key)
             .body(ByteStream::from(data))
             .set_content_type(up.content_type.clone())
-            .set_server_side_encryption(up.encrypt.then_some(ServerSideEncryption::Aes256))
+            .set_server_side_encryption(self.sse(up.encrypt))
             .set_if_none_match(self.if_none_match(up))
             .send()
             .await
@@ -226,7 +228,7 @@ impl S3Hook {
             .bucket(bucket)
             .key(key)
             .set_content_type(up.content_type.clone())
-            .set_server_side_encryption(up.encrypt.then_some(ServerSideEncryption::Aes256))
+            .set_server_side_encryption(self.sse(up.encrypt))
             .send()
             .await
             .map_err(|e| self.sdk_error(op, Some(bucket), Some(key), e))?;
@@ -364,7 +366,7 @@ impl S3Hook {
             .create_multipart_upload()
             .bucket(dst_bucket)
             .key(dst_key)
-            .set_server_side_encryption(self.encrypts().then_some(ServerSideEncryption::Aes256))
+            .set_server_side_encryption(self.sse(false))
             .send()
             .await
             .map_err(|e| self.sdk_error(op, Some(dst_bucket), Some(dst_key), e))?;
@@ -460,5 +462,22 @@ async fn join_one(
             format!("part upload task failed: {e}"),
         )),
         None => Err(Error::new(ErrorKind::Io, op, "no part upload in flight")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn source_err_keeps_the_source_retry_state() {
+        let src = Error::new(ErrorKind::Unavailable, "sql.bulk_dump", "gone").exhausted();
+        let e = source_err("s3.put_stream", src);
+        assert_eq!(e.operation(), "s3.put_stream");
+        assert_eq!(e.kind(), ErrorKind::Unavailable);
+        assert_eq!(e.message(), "the data to upload failed: gone");
+        assert!(e.is_exhausted());
+        let src = Error::new(ErrorKind::Unavailable, "x", "refused").with_retryable(false);
+        assert!(!source_err("s3.put_stream", src).is_retryable());
     }
 }

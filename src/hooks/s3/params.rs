@@ -48,13 +48,16 @@ impl LoadOptions {
         self.content_type = Some(ct.into());
         self
     }
-    /// The write these options ask for, encrypted also when the hook always
-    /// encrypts (`S3Hook::with_server_side_encryption`).
-    pub(super) fn upload(&self, hook_encrypts: bool) -> Upload {
+}
+
+/// The write `load_*` options ask for; the hook's encryption setting is added
+/// where the request is built ([`S3Hook::sse`](super::S3Hook::sse)).
+impl From<&LoadOptions> for Upload {
+    fn from(o: &LoadOptions) -> Self {
         Upload {
-            replace: self.replace,
-            content_type: self.content_type.clone(),
-            encrypt: self.encrypt || hook_encrypts,
+            replace: o.replace,
+            content_type: o.content_type.clone(),
+            encrypt: o.encrypt,
         }
     }
 }

@@ -80,13 +80,6 @@ impl S3Hook {
         }
     }
 
-    /// What a put with `opts` writes: the hook's encryption setting applies.
-    fn upload(&self, opts: &PutOptions) -> Upload {
-        let mut up = Upload::from(opts);
-        up.encrypt = self.encrypts();
-        up
-    }
-
     /// `HeadBucket`: whether the bucket exists and is reachable with our credentials.
     pub(super) async fn bucket_exists(&self, bucket: &str) -> Result<bool> {
         match self.client.head_bucket().bucket(bucket).send().await {
@@ -172,7 +165,7 @@ impl ObjectStore for S3Hook {
     ) -> Result<PutResult> {
         let op = "s3.put_object";
         validate(op, bucket, Some(key)).map_err(|e| self.wrap(op, e, None, None))?;
-        self.put_bytes(op, bucket, key, data, &self.upload(opts))
+        self.put_bytes(op, bucket, key, data, &Upload::from(opts))
             .await
     }
 
@@ -185,7 +178,7 @@ impl ObjectStore for S3Hook {
     ) -> Result<PutResult> {
         let op = "s3.put_stream";
         validate(op, bucket, Some(key)).map_err(|e| self.wrap(op, e, None, None))?;
-        self.put_stream_inner(op, bucket, key, data, &self.upload(opts))
+        self.put_stream_inner(op, bucket, key, data, &Upload::from(opts))
             .await
     }
 
@@ -200,12 +193,7 @@ impl ObjectStore for S3Hook {
         validate(op, bucket, Some(key)).map_err(|e| self.wrap(op, e, None, None))?;
         if range.start >= range.end {
             let msg = format!("the range {}..{} is empty", range.start, range.end);
-            return Err(self.wrap(
-                op,
-                Error::new(ErrorKind::InvalidInput, op, msg),
-                Some(bucket),
-                Some(key),
-            ));
+            return Err(self.fail(ErrorKind::InvalidInput, op, msg, Some(bucket), Some(key)));
         }
         let out = self
             .client
@@ -289,10 +277,7 @@ impl ObjectStore for S3Hook {
             .copy_source(copy_source(src_bucket, src_key))
             .bucket(dst_bucket)
             .key(dst_key)
-            .set_server_side_encryption(
-                self.encrypts()
-                    .then_some(aws_sdk_s3::types::ServerSideEncryption::Aes256),
-            )
+            .set_server_side_encryption(self.sse(false))
             .send()
             .await
             .map_err(|e| {
@@ -316,9 +301,10 @@ impl ObjectStore for S3Hook {
                 .map(|k| ObjectIdentifier::builder().key(k).build())
                 .collect::<std::result::Result<Vec<_>, _>>()
                 .map_err(|e| {
-                    self.wrap(
+                    self.fail(
+                        ErrorKind::InvalidInput,
                         op,
-                        Error::new(ErrorKind::InvalidInput, op, e.to_string()),
+                        e.to_string(),
                         Some(bucket),
                         None,
                     )
@@ -328,9 +314,10 @@ impl ObjectStore for S3Hook {
                 .quiet(false)
                 .build()
                 .map_err(|e| {
-                    self.wrap(
+                    self.fail(
+                        ErrorKind::InvalidInput,
                         op,
-                        Error::new(ErrorKind::InvalidInput, op, e.to_string()),
+                        e.to_string(),
                         Some(bucket),
                         None,
                     )

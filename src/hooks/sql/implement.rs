@@ -21,9 +21,10 @@ use super::{
 use crate::error::{Error, ErrorKind, Result};
 use serde_json::Value;
 
-pub use super::csv::{Reader as CsvReader, Record, rows_to_csv};
+pub use super::csv::{Reader as CsvReader, rows_to_csv};
 pub use super::run::{bound_statements, run_statements};
 pub use super::split::{Bound, bind, split_statements};
+pub use crate::formats::csv::Record;
 
 /// Airflow's return shape of `run`: `null` without a handler; the last statement's
 /// result when `return_last` is set and the SQL was one string; otherwise an array

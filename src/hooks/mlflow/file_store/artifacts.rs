@@ -62,11 +62,11 @@ impl Inner {
                 .map(Location::S3)
                 .map_err(|e| e.with("run_id", run_id));
             #[cfg(not(feature = "s3"))]
-            return Err(
-                crate::hooks::mlflow::s3_artifacts::needs_s3_feature(super::fs::op_name(op))
-                    .with("run_id", run_id)
-                    .with("artifact_uri", &uri),
-            );
+            return Err(crate::hooks::mlflow::s3_artifacts::needs_s3_feature(
+                super::fs::scope().operation(op),
+            )
+            .with("run_id", run_id)
+            .with("artifact_uri", &uri));
         }
         uri_path(&uri).map(Location::Local).ok_or_else(|| {
             err(

@@ -11,15 +11,9 @@ use super::{Inner, META, STAGING_PREFIX, STAGING_SUFFIX};
 use crate::error::{Error, ErrorKind, Result};
 use crate::hooks::scope::HookScope;
 
-/// The full name of file-store operation `op` (what [`scope`] names errors with).
-#[cfg(not(feature = "s3"))]
-pub(crate) fn op_name(op: &str) -> String {
-    format!("mlflow.file.{op}")
-}
-
 /// The file store's error scope: operations `mlflow.file.*`; no conn id and no
 /// secrets (a local directory has none), but the same one path as every hook.
-fn scope() -> &'static HookScope {
+pub(crate) fn scope() -> &'static HookScope {
     static SCOPE: std::sync::OnceLock<HookScope> = std::sync::OnceLock::new();
     SCOPE.get_or_init(|| HookScope::unnamed("mlflow.file", None, Vec::new()))
 }

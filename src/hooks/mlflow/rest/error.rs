@@ -1,6 +1,6 @@
 //! Classifying MLflow REST failures into gust's [`ErrorKind`]s.
 //!
-//! Pure: the store's [`HookScope`](crate::hooks::HookScope) names the
+//! Pure: the store's [`HookScope`](crate::hooks::scope::HookScope) names the
 //! operation, adds the conn id (or the tracking URI) and redacts.
 
 use reqwest::StatusCode;

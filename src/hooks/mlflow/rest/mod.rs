@@ -25,7 +25,7 @@ use super::s3_artifacts::{S3Artifacts, S3Root};
 use super::store::MlflowStore;
 use crate::connection::{Connection, strip_userinfo};
 use crate::error::{Error, ErrorKind, Result};
-use crate::hooks::HookScope;
+use crate::hooks::scope::HookScope;
 use crate::retry::Backoff;
 
 /// Retries of a retryable failure by default: 4 attempts in all.
@@ -166,15 +166,20 @@ impl RestStore {
         .rescoped(None))
     }
 
-    /// The store with its scope rebuilt for `conn_id` and its current credentials.
-    fn rescoped(mut self, conn_id: Option<&str>) -> Self {
-        let secrets = match &self.auth {
+    /// The secrets of the store's current credentials.
+    fn auth_secrets(&self) -> Vec<String> {
+        match &self.auth {
             Auth::None => vec![],
             Auth::Bearer(t) => vec![t.clone()],
             // A user without a password is a token (`https://TOKEN@host`).
             Auth::Basic(u, p) if p.is_empty() => vec![u.clone()],
             Auth::Basic(_, p) => vec![p.clone()],
-        };
+        }
+    }
+
+    /// The store with its scope rebuilt for `conn_id` and its current credentials.
+    fn rescoped(mut self, conn_id: Option<&str>) -> Self {
+        let secrets = self.auth_secrets();
         self.scope = match conn_id {
             Some(id) => HookScope::named("mlflow", id, secrets),
             None => HookScope::unnamed(
@@ -247,7 +252,10 @@ impl RestStore {
             // Credentials in a host given with its protocol (`http://u:p@h`).
             _ => store.auth,
         };
-        Ok(store.rescoped(Some(conn.conn_id())))
+        // The connection's secrets (their encoded forms, credentials in a URL
+        // it holds) and the credentials taken from it.
+        store.scope = HookScope::new("mlflow", conn).with_secrets(store.auth_secrets());
+        Ok(store)
     }
 
     /// How many times a retryable failure (429, 5xx gateway errors, connection
@@ -474,6 +482,14 @@ mod tests {
         assert!(matches!(h.auth, Auth::Bearer(ref t) if t == "tok-123"));
         assert!(!format!("{h:?}").contains("tok-123"));
         assert!(RestStore::new("file:./mlruns").is_err());
+        // The connection's secrets in every form, not only the credentials.
+        let c = Connection::from_uri("m", "http://u:p%40ss%2Fw0rd@h:5000").unwrap();
+        let h = RestStore::from_connection(&c).unwrap();
+        let e = h
+            .scope
+            .error(ErrorKind::Auth, "x", "p@ss/w0rd p%40ss%2Fw0rd");
+        assert_eq!(e.message(), "*** ***");
+        assert_eq!(e.context("conn_id"), Some("m"));
     }
 
     #[test]
