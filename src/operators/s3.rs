@@ -142,23 +142,30 @@ pub(crate) fn bucket_key(
     }
 }
 
+/// The store builders of an operator with a `source: Source` field:
+/// `aws_conn_id` and `with_store` (the S3 operators' and the
+/// object-store transfers').
 macro_rules! store_builders {
     ($t:ty) => {
         impl $t {
             /// Uses connection `conn_id` (Airflow's `aws_conn_id`) instead of `aws_default`.
             pub fn aws_conn_id(mut self, conn_id: impl Into<String>) -> Self {
-                self.source = Source::Conn(conn_id.into());
+                self.source = $crate::operators::s3::Source::Conn(conn_id.into());
                 self
             }
 
             /// Uses `store` instead of a connection (a fake in tests, a local store…).
-            pub fn with_store(mut self, store: Arc<dyn ObjectStore>) -> Self {
-                self.source = Source::Store(store);
+            pub fn with_store(
+                mut self,
+                store: ::std::sync::Arc<dyn $crate::hooks::object_store::ObjectStore>,
+            ) -> Self {
+                self.source = $crate::operators::s3::Source::Store(store);
                 self
             }
         }
     };
 }
+pub(crate) use store_builders;
 
 /// Airflow's `S3ListOperator`: the keys under a prefix, streamed page by page.
 /// XCom: the array of keys. Templated: `bucket`, `prefix`, `delimiter`.

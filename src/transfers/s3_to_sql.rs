@@ -70,6 +70,7 @@ use crate::formats::csv::{CsvFormat, Parser, Record, write_record};
 use crate::hooks::object_store::BytesStream;
 use crate::hooks::sql::SqlHook;
 use crate::operators::s3::{S3Settings, Source, bucket_key};
+use crate::operators::sql::resolve_hook;
 use crate::task::Operator;
 
 const OP: &str = "s3_to_sql.load";
@@ -83,7 +84,7 @@ pub struct S3ToSql {
     table: String,
     sql_conn_id: String,
     hook: Option<Arc<dyn SqlHook>>,
-    store: Source,
+    source: Source,
     format: CsvFormat,
     column_list: Option<Vec<String>>,
     if_exists: IfExists,
@@ -97,7 +98,7 @@ impl std::fmt::Debug for S3ToSql {
             .field("table", &self.table)
             .field("sql_conn_id", &self.sql_conn_id)
             .field("hook", &self.hook.as_ref().map(|_| "given"))
-            .field("store", &self.store)
+            .field("store", &self.source)
             .field("format", &self.format)
             .field("column_list", &self.column_list)
             .field("if_exists", &self.if_exists)
@@ -118,7 +119,7 @@ impl S3ToSql {
             table: table.into(),
             sql_conn_id: "sql_default".to_string(),
             hook: None,
-            store: Source::default(),
+            source: Source::default(),
             format: CsvFormat::default(),
             column_list: None,
             if_exists: IfExists::default(),
@@ -161,8 +162,8 @@ impl Operator for S3ToSql {
         let object = format!("s3://{bucket}/{key}");
         let name = |e: Error| e.with("object", &object).with("target_table", &table);
 
-        let hook = super::sql_hook(ctx, &self.hook, &self.sql_conn_id).await?;
-        let store = self.store.resolve(ctx, S3Settings::default()).await?;
+        let hook = resolve_hook(ctx, self.hook.as_ref(), &self.sql_conn_id, None).await?;
+        let store = self.source.resolve(ctx, S3Settings::default()).await?;
         let body = store.get_stream(&bucket, &key).await?;
 
         let gzip = key.ends_with(".gz");

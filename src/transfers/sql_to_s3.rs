@@ -61,6 +61,7 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::hooks::object_store::{BytesStream, PutOptions, gzip_stream};
 use crate::hooks::sql::SqlHook;
 use crate::operators::s3::{S3Settings, Source, bucket_key};
+use crate::operators::sql::resolve_hook;
 use crate::task::Operator;
 
 const OP: &str = "sql_to_s3.dump";
@@ -75,7 +76,7 @@ pub struct SqlToS3 {
     s3_bucket: Option<String>,
     sql_conn_id: String,
     hook: Option<Arc<dyn SqlHook>>,
-    store: Source,
+    source: Source,
     replace: bool,
     gzip: bool,
 }
@@ -88,7 +89,7 @@ impl std::fmt::Debug for SqlToS3 {
             .field("s3_bucket", &self.s3_bucket)
             .field("sql_conn_id", &self.sql_conn_id)
             .field("hook", &self.hook.as_ref().map(|_| "given"))
-            .field("store", &self.store)
+            .field("store", &self.source)
             .field("replace", &self.replace)
             .field("gzip", &self.gzip)
             .finish()
@@ -108,7 +109,7 @@ impl SqlToS3 {
             s3_bucket: None,
             sql_conn_id: "sql_default".to_string(),
             hook: None,
-            store: Source::default(),
+            source: Source::default(),
             replace: false,
             gzip: false,
         }
@@ -140,8 +141,8 @@ impl Operator for SqlToS3 {
         let (bucket, key) = bucket_key(OP, bucket.as_deref(), &key)?;
         let object = format!("s3://{bucket}/{key}");
 
-        let hook = super::sql_hook(ctx, &self.hook, &self.sql_conn_id).await?;
-        let store = self.store.resolve(ctx, S3Settings::default()).await?;
+        let hook = resolve_hook(ctx, self.hook.as_ref(), &self.sql_conn_id, None).await?;
+        let store = self.source.resolve(ctx, S3Settings::default()).await?;
         let gzip = self.gzip || key.ends_with(".gz");
 
         let (reader, mut writer) = tokio::io::duplex(256 * 1024);

@@ -56,6 +56,7 @@ use crate::context::Context;
 use crate::error::{Error, ErrorKind, Result};
 use crate::formats::csv::{CsvFormat, Parser, Record};
 use crate::hooks::sql::SqlHook;
+use crate::operators::sql::resolve_hook;
 use crate::task::Operator;
 
 const OP: &str = "sql_to_sql.transfer";
@@ -153,9 +154,15 @@ impl Operator for SqlToSql {
             .iter()
             .map(|s| ctx.render(s))
             .collect::<Result<Vec<_>>>()?;
-        let source = super::sql_hook(ctx, &self.source_hook, &self.source_conn_id).await?;
-        let destination =
-            super::sql_hook(ctx, &self.destination_hook, &self.destination_conn_id).await?;
+        let source =
+            resolve_hook(ctx, self.source_hook.as_ref(), &self.source_conn_id, None).await?;
+        let destination = resolve_hook(
+            ctx,
+            self.destination_hook.as_ref(),
+            &self.destination_conn_id,
+            None,
+        )
+        .await?;
 
         let rows = load_via_staging(&*destination, &table, self.if_exists, &before, |staging| {
             let destination = destination.clone();
