@@ -4,7 +4,7 @@
 use std::future::Future;
 
 use crate::error::{Error, Result};
-use crate::hooks::sql::{RunOptions, Sql, SqlHook, quote_identifier, quote_table};
+use crate::hooks::sql::{RunOptions, Sql, SqlHook, quote_columns, quote_table};
 
 /// What to do with the rows already in the table (pandas' `if_exists`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -60,26 +60,21 @@ where
     .await?;
     let result = async {
         let (columns, rows) = load(staging_name.clone()).await?;
-        if columns.is_empty() && before.is_empty() && if_exists == IfExists::Append {
-            return Ok(rows);
-        }
-        let cols = columns
-            .iter()
-            .map(|c| quote_identifier(dialect, c))
-            .collect::<Result<Vec<_>>>()?
-            .join(", ");
         let mut statements: Vec<String> = before.to_vec();
         if if_exists == IfExists::Replace {
             statements.push(format!("DELETE FROM {target}"));
         }
         // No columns: an empty result from a source that names none without a row.
         if !columns.is_empty() {
+            let cols = quote_columns(dialect, &columns)?;
             statements.push(format!(
                 "INSERT INTO {target} ({cols}) SELECT {cols} FROM {staging}"
             ));
         }
-        hook.run(Sql::Many(statements), RunOptions::default())
-            .await?;
+        if !statements.is_empty() {
+            hook.run(Sql::Many(statements), RunOptions::default())
+                .await?;
+        }
         Ok::<_, Error>(rows)
     }
     .await;
