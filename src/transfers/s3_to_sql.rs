@@ -68,7 +68,7 @@ use crate::context::Context;
 use crate::error::{Error, ErrorKind, Result};
 use crate::formats::csv::{CsvFormat, Parser, Record, write_record};
 use crate::hooks::object_store::BytesStream;
-use crate::hooks::sql::SqlHook;
+use crate::hooks::sql::{SqlHook, header_columns};
 use crate::operators::s3::{S3Settings, Source, bucket_key};
 use crate::operators::sql::resolve_hook;
 use crate::task::Operator;
@@ -223,43 +223,33 @@ async fn convert(
     let mut line = 1u64;
     let mut buf = Vec::with_capacity(64 * 1024);
     let mut records: Vec<Record> = Vec::new();
-    let mut header_written = false;
     loop {
         let chunk = body.next().await.transpose()?;
-        match (&chunk, gunzip.as_mut()) {
-            (Some(c), Some(gz)) => {
-                gz.write_all(c).map_err(|e| gzip_err(&e))?;
-                let plain = std::mem::take(gz.get_mut());
-                parser.feed(&plain, &mut records)?;
+        if let Some(gz) = gunzip.as_mut() {
+            match &chunk {
+                Some(c) => gz.write_all(c),
+                None => gz.try_finish(),
             }
-            (Some(c), None) => parser.feed(c, &mut records)?,
-            (None, Some(gz)) => {
-                gz.try_finish().map_err(|e| gzip_err(&e))?;
-                let plain = std::mem::take(gz.get_mut());
-                parser.feed(&plain, &mut records)?;
-                parser.finish(&mut records)?;
-            }
-            (None, None) => parser.finish(&mut records)?,
+            .map_err(|e| gzip_err(&e))?;
+            parser.feed(gz.get_ref(), &mut records)?;
+            gz.get_mut().clear();
+        } else if let Some(c) = &chunk {
+            parser.feed(c, &mut records)?;
+        }
+        if chunk.is_none() {
+            parser.finish(&mut records)?;
         }
         for record in records.drain(..) {
             if skip_header {
                 skip_header = false;
                 line += 1;
                 if columns.is_none() {
+                    // An empty name, quoted or not, names no column.
                     let names = record
                         .into_iter()
-                        .enumerate()
-                        .map(|(i, c)| {
-                            c.filter(|c| !c.is_empty()).ok_or_else(|| {
-                                Error::new(
-                                    ErrorKind::InvalidInput,
-                                    OP,
-                                    format!("header column {} is empty", i + 1),
-                                )
-                            })
-                        })
-                        .collect::<Result<Vec<_>>>()?;
-                    columns = Some(names);
+                        .map(|c| c.filter(|c| !c.is_empty()))
+                        .collect();
+                    columns = Some(header_columns(names, OP)?);
                 }
                 continue;
             }
@@ -270,9 +260,8 @@ async fn convert(
                     "the format has no header row: give the columns with column_list",
                 ));
             };
-            if !header_written {
+            if rows == 0 {
                 write_record(&mut buf, cols.iter().map(|c| Some(c.as_str())), b',');
-                header_written = true;
             }
             if record.len() != cols.len() {
                 return Err(Error::new(
@@ -307,7 +296,7 @@ async fn convert(
             "the object is empty: no header row",
         ));
     };
-    if !header_written {
+    if rows == 0 {
         write_record(&mut buf, columns.iter().map(|c| Some(c.as_str())), b',');
     }
     out.write_all(&buf).await.map_err(io)?;
