@@ -17,7 +17,7 @@
 //! use gust::hooks::object_store::{MemoryStore, ObjectStore, PutOptions};
 //! use gust::hooks::sql::{Parameters, RunOptions, Sql, SqlHook};
 //! use gust::hooks::sqlite::SqliteHook;
-//! use gust::transfers::s3_to_sql::{IfExists, S3ToSql};
+//! use gust::transfers::{IfExists, s3_to_sql::S3ToSql};
 //! use gust::{Context, Operator};
 //!
 //! let store = Arc::new(MemoryStore::new());
@@ -62,7 +62,7 @@ use futures::StreamExt;
 use serde_json::{Value, json};
 use tokio::io::AsyncWriteExt;
 
-pub use super::staging::IfExists;
+use super::staging::IfExists;
 use super::staging::load_via_staging;
 use crate::context::Context;
 use crate::error::{Error, ErrorKind, Result};

@@ -50,7 +50,7 @@ use async_trait::async_trait;
 use serde_json::{Value, json};
 use tokio::io::{AsyncWriteExt, DuplexStream};
 
-pub use super::staging::IfExists;
+use super::staging::IfExists;
 use super::staging::load_via_staging;
 use crate::context::Context;
 use crate::error::{Error, ErrorKind, Result};
