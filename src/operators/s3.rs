@@ -44,9 +44,7 @@ use serde_json::{Value, json};
 
 use crate::context::Context;
 use crate::error::{Error, ErrorKind, Result};
-use crate::hooks::object_store::{
-    ListEntry, ListKeys, ListOptions, ObjectStore, ObjectStoreExt, PutOptions, parse_s3_url,
-};
+use crate::hooks::object_store::{ListKeys, ObjectStore, ObjectStoreExt, PutOptions, parse_s3_url};
 use crate::task::Operator;
 
 /// The conn id the operators use unless `aws_conn_id` says otherwise, as in Airflow.
@@ -377,13 +375,7 @@ impl Operator for S3DeleteObjects {
                     .with("bucket", &bucket));
                 }
                 store
-                    .list(&bucket, ListOptions::new().prefix(p))
-                    .try_filter_map(|e| {
-                        futures::future::ready(Ok(match e {
-                            ListEntry::Object(m) => Some(m.key),
-                            ListEntry::Prefix(_) => None,
-                        }))
-                    })
+                    .list_keys_stream(&bucket, &ListKeys::new().prefix(p))
                     .try_collect()
                     .await?
             }
