@@ -163,6 +163,11 @@ macro_rules! store_builders {
         }
     };
 }
+// Used by the transfers too, which need a SQL database as well.
+#[cfg_attr(
+    not(any(feature = "postgres", feature = "mysql", feature = "sqlite")),
+    allow(unused_imports)
+)]
 pub(crate) use store_builders;
 
 /// Airflow's `S3ListOperator`: the keys under a prefix, streamed page by page.
