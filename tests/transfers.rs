@@ -1,5 +1,7 @@
-//! Transfers end to end: `S3ToSql` on SQLite with an in-memory store (no server),
-//! and on PostgreSQL with moto (the real servers).
+//! Transfers end to end. Without a server: `S3ToSql` and `SqlToS3` on SQLite
+//! with an in-memory store, `SqlToSql` between SQLite databases. On the real
+//! servers (moto, PostgreSQL, MariaDB): `S3ToSql` into PostgreSQL and MariaDB,
+//! `SqlToS3` from PostgreSQL, `SqlToSql` from PostgreSQL into MariaDB.
 
 mod common;
 
@@ -211,6 +213,23 @@ fn credit_csv(tz: &str) -> String {
     body
 }
 
+/// The load of `key` (a [`credit_csv`] file) into `table`: `;`, NULL as `\N`,
+/// replacing.
+#[cfg(all(feature = "s3", any(feature = "postgres", feature = "mysql")))]
+fn credit_load(
+    store: Arc<dyn ObjectStore>,
+    db: Arc<dyn SqlHook>,
+    bucket: &str,
+    key: &str,
+    table: &str,
+) -> S3ToSql {
+    S3ToSql::new(format!("s3://{bucket}/{key}"), table)
+        .format(CsvFormat::new().delimiter(b';').null("\\N"))
+        .if_exists(IfExists::Replace)
+        .with_store(store)
+        .with_hook(db)
+}
+
 /// PostgreSQL through moto: 1,000 rows with NULLs, empty strings, Korean text,
 /// `numeric` and `timestamptz`, replaced atomically; then a bad value on the
 /// 999th row leaves the table as it was, and the error names the line and column.
@@ -241,13 +260,7 @@ async fn s3_to_postgres_is_all_or_nothing() {
 
     let body = credit_csv("+09");
     put(&*store, &bucket, "credit.csv", body.clone()).await;
-    let load = |key: &str| {
-        S3ToSql::new(format!("s3://{bucket}/{key}"), table.clone())
-            .format(CsvFormat::new().delimiter(b';').null("\\N"))
-            .if_exists(IfExists::Replace)
-            .with_store(store.clone())
-            .with_hook(db.clone())
-    };
+    let load = |key: &str| credit_load(store.clone(), db.clone(), &bucket, key, &table);
     let out = load("credit.csv").execute(&ctx()).await.unwrap();
     assert_eq!(out["rows"], 1000);
     let summary = format!(
@@ -274,14 +287,10 @@ async fn s3_to_postgres_is_all_or_nothing() {
         "{text}"
     );
     assert_eq!(rows(&*db, &summary).await, loaded, "the table is unchanged");
-    let staging = rows(
-        &*db,
-        &format!(
-            "SELECT table_name FROM information_schema.tables WHERE table_name LIKE '{table}__gust_staging%'"
-        ),
-    )
-    .await;
-    assert!(staging.is_empty(), "{staging:?}");
+    let staging = format!(
+        "SELECT table_name FROM information_schema.tables WHERE table_name LIKE '{table}__gust_staging%'"
+    );
+    assert_eq!(staging_left(&*db, &staging).await, 0);
     db.run(
         Sql::from(format!("DROP TABLE {table}")),
         RunOptions::default(),
@@ -320,13 +329,7 @@ async fn s3_to_mariadb_is_all_or_nothing() {
     .unwrap();
     let body = credit_csv("");
     put(&*store, &bucket, "credit.csv", body.clone()).await;
-    let load = |key: &str| {
-        S3ToSql::new(format!("s3://{bucket}/{key}"), table.clone())
-            .format(CsvFormat::new().delimiter(b';').null("\\N"))
-            .if_exists(IfExists::Replace)
-            .with_store(store.clone())
-            .with_hook(db.clone())
-    };
+    let load = |key: &str| credit_load(store.clone(), db.clone(), &bucket, key, &table);
     assert_eq!(
         load("credit.csv").execute(&ctx()).await.unwrap()["rows"],
         1000
@@ -542,7 +545,8 @@ async fn postgres_round_trip_through_s3_and_a_failing_query_leaves_nothing() {
 }
 
 /// SQLite → SQLite: replace, a preoperator in the same transaction, an empty
-/// result, and a failing query that leaves the target as it was.
+/// result, a failing query and a failing apply that leave the target (and the
+/// preoperator's table) as they were.
 #[tokio::test]
 async fn sql_to_sql_between_sqlite_databases() {
     use gust::transfers::sql_to_sql::SqlToSql;
@@ -588,6 +592,33 @@ async fn sql_to_sql_between_sqlite_databases() {
     assert!(e.to_string().contains("nope"), "{e}");
     assert_eq!(rows(&*dst, read).await, copied);
     assert_eq!(rows(&*dst, "SELECT n FROM audit").await.len(), 1);
+
+    // The apply itself fails: the staging table (made by CREATE TABLE AS, which
+    // copies no constraint) takes the rows, the INSERT into the target breaks
+    // its CHECK. The preoperator ran in that transaction, so it is undone too.
+    dst.run(
+        Sql::Many(vec![
+            "CREATE TABLE strict (id INTEGER CHECK (id < 2), name TEXT, note TEXT)".into(),
+            "INSERT INTO strict VALUES (0, 'old', NULL)".into(),
+        ]),
+        RunOptions::default(),
+    )
+    .await
+    .unwrap();
+    let strict_read = "SELECT id, name, note FROM strict ORDER BY id";
+    let strict_before = rows(&*dst, strict_read).await;
+    let audit_before = rows(&*dst, "SELECT n FROM audit").await;
+    let e = SqlToSql::new("SELECT id, name, note FROM people", "strict")
+        .with_source_hook(src.clone())
+        .with_destination_hook(dst.clone())
+        .preoperator(["INSERT INTO audit VALUES (2)"])
+        .execute(&ctx())
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("CHECK"), "{e}");
+    assert_eq!(rows(&*dst, strict_read).await, strict_before);
+    assert_eq!(rows(&*dst, "SELECT n FROM audit").await, audit_before);
+    assert_eq!(staging_left(&*dst, SQLITE_STAGING).await, 0);
 
     // An empty result replaces with nothing.
     let out = copy("SELECT id, name, note FROM people WHERE id < 0")

@@ -449,9 +449,53 @@ pub(crate) fn gzip_stream(input: BytesStream) -> BytesStream {
     .boxed()
 }
 
+/// `reader`'s bytes as a stream of chunks of at most 64 KiB, read into one
+/// reused buffer: each chunk is split off it (no zeroed buffer per read), and a
+/// small read keeps at most that 64 KiB block alive, shared with the next reads.
+/// A failed read ends the stream with its error.
+#[cfg_attr(
+    not(any(
+        feature = "s3",
+        feature = "postgres",
+        feature = "mysql",
+        feature = "sqlite"
+    )),
+    allow(dead_code)
+)]
+pub(crate) fn reader_stream(reader: impl tokio::io::AsyncRead + Send + 'static) -> BytesStream {
+    use tokio::io::AsyncReadExt;
+    const CHUNK: usize = 64 * 1024;
+    let state = (Box::pin(reader), bytes::BytesMut::new());
+    futures::stream::try_unfold(state, |(mut reader, mut buf)| async move {
+        buf.reserve(CHUNK);
+        if reader.read_buf(&mut buf).await? == 0 {
+            return Ok(None);
+        }
+        Ok(Some((buf.split().freeze(), (reader, buf))))
+    })
+    .boxed()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn reader_stream_yields_the_whole_input_in_bounded_chunks() {
+        let data: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
+        let chunks: Vec<Bytes> = reader_stream(std::io::Cursor::new(data.clone()))
+            .try_collect()
+            .await
+            .unwrap();
+        assert!(chunks.len() >= 4, "{} chunks", chunks.len());
+        assert!(chunks.iter().all(|c| !c.is_empty() && c.len() <= 64 * 1024));
+        assert_eq!(chunks.concat(), data);
+        let empty: Vec<Bytes> = reader_stream(tokio::io::empty())
+            .try_collect()
+            .await
+            .unwrap();
+        assert!(empty.is_empty());
+    }
 
     #[test]
     fn key_rule() {

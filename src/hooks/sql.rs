@@ -562,7 +562,7 @@ pub(crate) fn quote_columns(dialect: Dialect, columns: &[String]) -> Result<Stri
 }
 
 /// The column names of a CSV header row: none may be NULL (empty).
-fn header_columns(header: Record) -> Result<Vec<String>> {
+pub(crate) fn header_columns(header: Record) -> Result<Vec<String>> {
     header
         .into_iter()
         .enumerate()

@@ -44,9 +44,7 @@ use serde_json::{Value, json};
 
 use crate::context::Context;
 use crate::error::{Error, ErrorKind, Result};
-use crate::hooks::object_store::{
-    ListEntry, ListKeys, ListOptions, ObjectStore, ObjectStoreExt, PutOptions, parse_s3_url,
-};
+use crate::hooks::object_store::{ListKeys, ObjectStore, ObjectStoreExt, PutOptions, parse_s3_url};
 use crate::task::Operator;
 
 /// The conn id the operators use unless `aws_conn_id` says otherwise, as in Airflow.
@@ -142,23 +140,35 @@ pub(crate) fn bucket_key(
     }
 }
 
+/// The store builders of an operator with a `source: Source` field:
+/// `aws_conn_id` and `with_store` (the S3 operators' and the
+/// object-store transfers').
 macro_rules! store_builders {
     ($t:ty) => {
         impl $t {
             /// Uses connection `conn_id` (Airflow's `aws_conn_id`) instead of `aws_default`.
             pub fn aws_conn_id(mut self, conn_id: impl Into<String>) -> Self {
-                self.source = Source::Conn(conn_id.into());
+                self.source = $crate::operators::s3::Source::Conn(conn_id.into());
                 self
             }
 
             /// Uses `store` instead of a connection (a fake in tests, a local store…).
-            pub fn with_store(mut self, store: Arc<dyn ObjectStore>) -> Self {
-                self.source = Source::Store(store);
+            pub fn with_store(
+                mut self,
+                store: ::std::sync::Arc<dyn $crate::hooks::object_store::ObjectStore>,
+            ) -> Self {
+                self.source = $crate::operators::s3::Source::Store(store);
                 self
             }
         }
     };
 }
+// Used by the transfers too, which need a SQL database as well.
+#[cfg_attr(
+    not(any(feature = "postgres", feature = "mysql", feature = "sqlite")),
+    allow(unused_imports)
+)]
+pub(crate) use store_builders;
 
 /// Airflow's `S3ListOperator`: the keys under a prefix, streamed page by page.
 /// XCom: the array of keys. Templated: `bucket`, `prefix`, `delimiter`.
@@ -370,13 +380,7 @@ impl Operator for S3DeleteObjects {
                     .with("bucket", &bucket));
                 }
                 store
-                    .list(&bucket, ListOptions::new().prefix(p))
-                    .try_filter_map(|e| {
-                        futures::future::ready(Ok(match e {
-                            ListEntry::Object(m) => Some(m.key),
-                            ListEntry::Prefix(_) => None,
-                        }))
-                    })
+                    .list_keys_stream(&bucket, &ListKeys::new().prefix(p))
                     .try_collect()
                     .await?
             }

@@ -137,6 +137,24 @@ impl fmt::Debug for SqlExecuteQuery {
     }
 }
 
+/// The SQL hook of an operator: the one given with `with_hook`, else one built
+/// from the connection `conn_id` (its type picks the hook), connected to
+/// `database` when given (see [`from_connection`]).
+pub(crate) async fn resolve_hook(
+    ctx: &Context,
+    given: Option<&Arc<dyn SqlHook>>,
+    conn_id: &str,
+    database: Option<&str>,
+) -> Result<Arc<dyn SqlHook>> {
+    match given {
+        Some(hook) => Ok(hook.clone()),
+        None => {
+            let conn = ctx.connection(conn_id)?;
+            Ok(Arc::from(from_connection(&conn, database).await?))
+        }
+    }
+}
+
 fn render_value(ctx: &Context, v: &Value) -> Result<Value> {
     Ok(match v {
         Value::String(s) => Value::String(ctx.render(s)?),
@@ -162,13 +180,13 @@ impl Operator for SqlExecuteQuery {
             Sql::Many(v) => Sql::Many(v.iter().map(|s| ctx.render(s)).collect::<Result<_>>()?),
         };
         let parameters = Parameters::from(render_value(ctx, &self.parameters)?);
-        let hook = match &self.hook {
-            Some(hook) => hook.clone(),
-            None => {
-                let conn = ctx.connection(&self.conn_id)?;
-                Arc::from(from_connection(&conn, self.database.as_deref()).await?)
-            }
-        };
+        let hook = resolve_hook(
+            ctx,
+            self.hook.as_ref(),
+            &self.conn_id,
+            self.database.as_deref(),
+        )
+        .await?;
         tracing::info!(conn_id = %self.conn_id, task_id = ctx.task_id(), "running SQL");
         hook.run(
             sql,

@@ -9,32 +9,9 @@
 
 pub use staging::IfExists;
 
-use std::sync::Arc;
-
-use crate::context::Context;
-use crate::error::Result;
-use crate::hooks::sql::SqlHook;
-
-/// The SQL hook of a transfer: the one given with `with_hook`, else one built
-/// from the connection `conn_id` (its type picks the hook).
-pub(crate) async fn sql_hook(
-    ctx: &Context,
-    given: &Option<Arc<dyn SqlHook>>,
-    conn_id: &str,
-) -> Result<Arc<dyn SqlHook>> {
-    match given {
-        Some(h) => Ok(h.clone()),
-        None => {
-            let conn = ctx.connection(conn_id)?;
-            Ok(Arc::from(
-                crate::hooks::sql::from_connection(&conn, None).await?,
-            ))
-        }
-    }
-}
-
 /// The builders an object-store ↔ SQL transfer shares: `s3_bucket`,
-/// `sql_conn_id`, `aws_conn_id`, `with_store`, `with_hook`.
+/// `sql_conn_id`, `with_hook`, and the S3 operators' `aws_conn_id` and
+/// `with_store`.
 macro_rules! store_and_sql_builders {
     ($t:ty) => {
         impl $t {
@@ -51,32 +28,17 @@ macro_rules! store_and_sql_builders {
                 self
             }
 
-            /// The connection of the object store (Airflow's `aws_conn_id`,
-            /// default `aws_default`).
-            pub fn aws_conn_id(mut self, conn_id: impl Into<String>) -> Self {
-                self.store = crate::operators::s3::Source::Conn(conn_id.into());
-                self
-            }
-
-            /// Uses `store` instead of a connection (a `MemoryStore` in tests).
-            pub fn with_store(
-                mut self,
-                store: std::sync::Arc<dyn crate::hooks::object_store::ObjectStore>,
-            ) -> Self {
-                self.store = crate::operators::s3::Source::Store(store);
-                self
-            }
-
             /// Uses `hook` instead of connecting with `sql_conn_id`.
             pub fn with_hook(
                 mut self,
-                hook: std::sync::Arc<dyn crate::hooks::sql::SqlHook>,
+                hook: ::std::sync::Arc<dyn $crate::hooks::sql::SqlHook>,
             ) -> Self {
                 self.sql_conn_id = hook.conn_id().to_string();
                 self.hook = Some(hook);
                 self
             }
         }
+        $crate::operators::s3::store_builders!($t);
     };
 }
 pub(crate) use store_and_sql_builders;

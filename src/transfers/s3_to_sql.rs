@@ -17,7 +17,7 @@
 //! use gust::hooks::object_store::{MemoryStore, ObjectStore, PutOptions};
 //! use gust::hooks::sql::{Parameters, RunOptions, Sql, SqlHook};
 //! use gust::hooks::sqlite::SqliteHook;
-//! use gust::transfers::s3_to_sql::{IfExists, S3ToSql};
+//! use gust::transfers::{IfExists, s3_to_sql::S3ToSql};
 //! use gust::{Context, Operator};
 //!
 //! let store = Arc::new(MemoryStore::new());
@@ -62,14 +62,15 @@ use futures::StreamExt;
 use serde_json::{Value, json};
 use tokio::io::AsyncWriteExt;
 
-pub use super::staging::IfExists;
+use super::staging::IfExists;
 use super::staging::load_via_staging;
 use crate::context::Context;
 use crate::error::{Error, ErrorKind, Result};
 use crate::formats::csv::{CsvFormat, Parser, Record, write_record};
 use crate::hooks::object_store::BytesStream;
-use crate::hooks::sql::SqlHook;
+use crate::hooks::sql::{SqlHook, header_columns};
 use crate::operators::s3::{S3Settings, Source, bucket_key};
+use crate::operators::sql::resolve_hook;
 use crate::task::Operator;
 
 const OP: &str = "s3_to_sql.load";
@@ -83,7 +84,7 @@ pub struct S3ToSql {
     table: String,
     sql_conn_id: String,
     hook: Option<Arc<dyn SqlHook>>,
-    store: Source,
+    source: Source,
     format: CsvFormat,
     column_list: Option<Vec<String>>,
     if_exists: IfExists,
@@ -97,7 +98,7 @@ impl std::fmt::Debug for S3ToSql {
             .field("table", &self.table)
             .field("sql_conn_id", &self.sql_conn_id)
             .field("hook", &self.hook.as_ref().map(|_| "given"))
-            .field("store", &self.store)
+            .field("store", &self.source)
             .field("format", &self.format)
             .field("column_list", &self.column_list)
             .field("if_exists", &self.if_exists)
@@ -118,7 +119,7 @@ impl S3ToSql {
             table: table.into(),
             sql_conn_id: "sql_default".to_string(),
             hook: None,
-            store: Source::default(),
+            source: Source::default(),
             format: CsvFormat::default(),
             column_list: None,
             if_exists: IfExists::default(),
@@ -161,8 +162,8 @@ impl Operator for S3ToSql {
         let object = format!("s3://{bucket}/{key}");
         let name = |e: Error| e.with("object", &object).with("target_table", &table);
 
-        let hook = super::sql_hook(ctx, &self.hook, &self.sql_conn_id).await?;
-        let store = self.store.resolve(ctx, S3Settings::default()).await?;
+        let hook = resolve_hook(ctx, self.hook.as_ref(), &self.sql_conn_id, None).await?;
+        let store = self.source.resolve(ctx, S3Settings::default()).await?;
         let body = store.get_stream(&bucket, &key).await?;
 
         let gzip = key.ends_with(".gz");
@@ -222,43 +223,33 @@ async fn convert(
     let mut line = 1u64;
     let mut buf = Vec::with_capacity(64 * 1024);
     let mut records: Vec<Record> = Vec::new();
-    let mut header_written = false;
     loop {
         let chunk = body.next().await.transpose()?;
-        match (&chunk, gunzip.as_mut()) {
-            (Some(c), Some(gz)) => {
-                gz.write_all(c).map_err(|e| gzip_err(&e))?;
-                let plain = std::mem::take(gz.get_mut());
-                parser.feed(&plain, &mut records)?;
+        if let Some(gz) = gunzip.as_mut() {
+            match &chunk {
+                Some(c) => gz.write_all(c),
+                None => gz.try_finish(),
             }
-            (Some(c), None) => parser.feed(c, &mut records)?,
-            (None, Some(gz)) => {
-                gz.try_finish().map_err(|e| gzip_err(&e))?;
-                let plain = std::mem::take(gz.get_mut());
-                parser.feed(&plain, &mut records)?;
-                parser.finish(&mut records)?;
-            }
-            (None, None) => parser.finish(&mut records)?,
+            .map_err(|e| gzip_err(&e))?;
+            parser.feed(gz.get_ref(), &mut records)?;
+            gz.get_mut().clear();
+        } else if let Some(c) = &chunk {
+            parser.feed(c, &mut records)?;
+        }
+        if chunk.is_none() {
+            parser.finish(&mut records)?;
         }
         for record in records.drain(..) {
             if skip_header {
                 skip_header = false;
                 line += 1;
                 if columns.is_none() {
+                    // An empty name, quoted or not, names no column.
                     let names = record
                         .into_iter()
-                        .enumerate()
-                        .map(|(i, c)| {
-                            c.filter(|c| !c.is_empty()).ok_or_else(|| {
-                                Error::new(
-                                    ErrorKind::InvalidInput,
-                                    OP,
-                                    format!("header column {} is empty", i + 1),
-                                )
-                            })
-                        })
-                        .collect::<Result<Vec<_>>>()?;
-                    columns = Some(names);
+                        .map(|c| c.filter(|c| !c.is_empty()))
+                        .collect();
+                    columns = Some(header_columns(names)?);
                 }
                 continue;
             }
@@ -269,9 +260,8 @@ async fn convert(
                     "the format has no header row: give the columns with column_list",
                 ));
             };
-            if !header_written {
+            if rows == 0 {
                 write_record(&mut buf, cols.iter().map(|c| Some(c.as_str())), b',');
-                header_written = true;
             }
             if record.len() != cols.len() {
                 return Err(Error::new(
@@ -306,7 +296,7 @@ async fn convert(
             "the object is empty: no header row",
         ));
     };
-    if !header_written {
+    if rows == 0 {
         write_record(&mut buf, columns.iter().map(|c| Some(c.as_str())), b',');
     }
     out.write_all(&buf).await.map_err(io)?;

@@ -51,16 +51,16 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use bytes::Bytes;
 use futures::StreamExt;
 use serde_json::{Value, json};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 
 use crate::context::Context;
 use crate::error::{Error, ErrorKind, Result};
-use crate::hooks::object_store::{BytesStream, PutOptions, gzip_stream};
+use crate::hooks::object_store::{BytesStream, PutOptions, gzip_stream, reader_stream};
 use crate::hooks::sql::SqlHook;
 use crate::operators::s3::{S3Settings, Source, bucket_key};
+use crate::operators::sql::resolve_hook;
 use crate::task::Operator;
 
 const OP: &str = "sql_to_s3.dump";
@@ -75,7 +75,7 @@ pub struct SqlToS3 {
     s3_bucket: Option<String>,
     sql_conn_id: String,
     hook: Option<Arc<dyn SqlHook>>,
-    store: Source,
+    source: Source,
     replace: bool,
     gzip: bool,
 }
@@ -88,7 +88,7 @@ impl std::fmt::Debug for SqlToS3 {
             .field("s3_bucket", &self.s3_bucket)
             .field("sql_conn_id", &self.sql_conn_id)
             .field("hook", &self.hook.as_ref().map(|_| "given"))
-            .field("store", &self.store)
+            .field("store", &self.source)
             .field("replace", &self.replace)
             .field("gzip", &self.gzip)
             .finish()
@@ -108,7 +108,7 @@ impl SqlToS3 {
             s3_bucket: None,
             sql_conn_id: "sql_default".to_string(),
             hook: None,
-            store: Source::default(),
+            source: Source::default(),
             replace: false,
             gzip: false,
         }
@@ -140,18 +140,18 @@ impl Operator for SqlToS3 {
         let (bucket, key) = bucket_key(OP, bucket.as_deref(), &key)?;
         let object = format!("s3://{bucket}/{key}");
 
-        let hook = super::sql_hook(ctx, &self.hook, &self.sql_conn_id).await?;
-        let store = self.store.resolve(ctx, S3Settings::default()).await?;
+        let hook = resolve_hook(ctx, self.hook.as_ref(), &self.sql_conn_id, None).await?;
+        let store = self.source.resolve(ctx, S3Settings::default()).await?;
         let gzip = self.gzip || key.ends_with(".gz");
 
         let (reader, mut writer) = tokio::io::duplex(256 * 1024);
-        let (done_tx, done_rx) = tokio::sync::oneshot::channel::<Result<u64>>();
+        let (done_tx, done_rx) = tokio::sync::oneshot::channel::<Result<()>>();
         let (rows_tx, rows_rx) = tokio::sync::oneshot::channel::<u64>();
         let dump = async move {
             let result = hook.bulk_dump(&query, &mut writer).await;
             // The result goes before the end of the pipe, so the upload, at the
             // end of its input, learns whether the input was whole.
-            let _ = done_tx.send(result.map_err(|e| e.with_operation(OP)));
+            let _ = done_tx.send(result.map(drop).map_err(|e| e.with_operation(OP)));
             let _ = writer.shutdown().await;
         };
         let mut body = read_through(reader, done_rx, rows_tx);
@@ -180,39 +180,34 @@ impl Operator for SqlToS3 {
 /// counting the records on the way (`rows` gets the count, header excluded).
 fn read_through(
     reader: tokio::io::DuplexStream,
-    done: tokio::sync::oneshot::Receiver<Result<u64>>,
+    done: tokio::sync::oneshot::Receiver<Result<()>>,
     rows: tokio::sync::oneshot::Sender<u64>,
 ) -> BytesStream {
+    // The unfold ends after `Ok(None)` or an error, so `done` and `rows` are
+    // used once each without being `Option`s.
     struct State {
-        reader: tokio::io::DuplexStream,
-        done: Option<tokio::sync::oneshot::Receiver<Result<u64>>>,
-        rows: Option<tokio::sync::oneshot::Sender<u64>>,
+        body: BytesStream,
+        done: tokio::sync::oneshot::Receiver<Result<()>>,
+        rows: tokio::sync::oneshot::Sender<u64>,
         lines: LineCounter,
     }
     let state = State {
-        reader,
-        done: Some(done),
-        rows: Some(rows),
+        body: reader_stream(reader),
+        done,
+        rows,
         lines: LineCounter::default(),
     };
     futures::stream::try_unfold(state, |mut s| async move {
-        let mut buf = vec![0u8; 1 << 20];
-        let n = s.reader.read(&mut buf).await.map_err(|e| {
-            Error::new(ErrorKind::Io, OP, format!("reading the dump: {e}")).with_source(e)
-        })?;
-        if n > 0 {
-            buf.truncate(n);
-            s.lines.feed(&buf);
-            return Ok(Some((Bytes::from(buf), s)));
+        if let Some(chunk) = s.body.next().await {
+            let chunk = chunk.map_err(|e| {
+                Error::new(ErrorKind::Io, OP, format!("reading the dump: {e}")).with_source(e)
+            })?;
+            s.lines.feed(&chunk);
+            return Ok(Some((chunk, s)));
         }
-        let Some(done) = s.done.take() else {
-            return Ok(None);
-        };
-        match done.await {
-            Ok(Ok(_)) => {
-                if let Some(tx) = s.rows.take() {
-                    let _ = tx.send(s.lines.records().saturating_sub(1));
-                }
+        match s.done.await {
+            Ok(Ok(())) => {
+                let _ = s.rows.send(s.lines.records().saturating_sub(1));
                 Ok(None)
             }
             Ok(Err(e)) => Err(e),
@@ -231,35 +226,30 @@ fn read_through(
 struct LineCounter {
     in_quotes: bool,
     lines: u64,
-    /// Whether the last byte seen ended a record (or nothing was seen).
-    at_start: bool,
-    seen: bool,
+    /// Whether a record has begun since the last line end (the last one may
+    /// have none).
+    open: bool,
 }
 
 impl LineCounter {
     fn feed(&mut self, chunk: &[u8]) {
         for &b in chunk {
-            self.seen = true;
             match b {
                 b'"' => self.in_quotes = !self.in_quotes,
                 b'\n' if !self.in_quotes => {
                     self.lines += 1;
-                    self.at_start = true;
+                    self.open = false;
                     continue;
                 }
                 _ => {}
             }
-            self.at_start = false;
+            self.open = true;
         }
     }
 
     /// Records seen, the last one counted even without its line end.
     fn records(&self) -> u64 {
-        if self.seen && !self.at_start {
-            self.lines + 1
-        } else {
-            self.lines
-        }
+        self.lines + u64::from(self.open)
     }
 }
 

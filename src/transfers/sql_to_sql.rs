@@ -48,14 +48,15 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use serde_json::{Value, json};
-use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
+use tokio::io::{AsyncWriteExt, DuplexStream};
 
-pub use super::staging::IfExists;
+use super::staging::IfExists;
 use super::staging::load_via_staging;
 use crate::context::Context;
 use crate::error::{Error, ErrorKind, Result};
-use crate::formats::csv::{CsvFormat, Parser, Record};
 use crate::hooks::sql::SqlHook;
+use crate::hooks::sql::implement::CsvReader;
+use crate::operators::sql::resolve_hook;
 use crate::task::Operator;
 
 const OP: &str = "sql_to_sql.transfer";
@@ -153,9 +154,15 @@ impl Operator for SqlToSql {
             .iter()
             .map(|s| ctx.render(s))
             .collect::<Result<Vec<_>>>()?;
-        let source = super::sql_hook(ctx, &self.source_hook, &self.source_conn_id).await?;
-        let destination =
-            super::sql_hook(ctx, &self.destination_hook, &self.destination_conn_id).await?;
+        let source =
+            resolve_hook(ctx, self.source_hook.as_ref(), &self.source_conn_id, None).await?;
+        let destination = resolve_hook(
+            ctx,
+            self.destination_hook.as_ref(),
+            &self.destination_conn_id,
+            None,
+        )
+        .await?;
 
         let rows = load_via_staging(&*destination, &table, self.if_exists, &before, |staging| {
             let destination = destination.clone();
@@ -200,30 +207,25 @@ impl Operator for SqlToSql {
 }
 
 /// Forwards the dump to the load unchanged, reading the header row's column
-/// names on the way (the insert names them). Returns them, or none for an empty
-/// dump.
+/// names on the way (the insert names them): only the header is parsed, the rest
+/// passes as raw bytes. Returns them, or none for an empty dump.
 async fn relay(mut input: DuplexStream, mut output: DuplexStream) -> Result<Vec<String>> {
     let io = |e: std::io::Error| {
         Error::new(ErrorKind::Io, OP, format!("relaying the rows: {e}")).with_source(e)
     };
-    let mut parser = Parser::new(&CsvFormat::default(), OP);
-    let mut header: Option<Record> = None;
-    let mut records = Vec::new();
+    let mut reader = CsvReader::new(&mut input);
+    reader.keep_raw = true;
+    let header = reader.next().await?;
+    let mut chunk = std::mem::take(&mut reader.raw);
     let mut buf = vec![0u8; 64 * 1024];
     loop {
-        let n = input.read(&mut buf).await.map_err(io)?;
+        output.write_all(&chunk).await.map_err(io)?;
+        let n = reader.read_raw(&mut buf).await?;
         if n == 0 {
-            if header.is_none() {
-                parser.finish(&mut records)?;
-                header = records.drain(..).next();
-            }
             break;
         }
-        if header.is_none() {
-            parser.feed(&buf[..n], &mut records)?;
-            header = records.drain(..).next();
-        }
-        output.write_all(&buf[..n]).await.map_err(io)?;
+        chunk.clear();
+        chunk.extend_from_slice(&buf[..n]);
     }
     output.shutdown().await.map_err(io)?;
     Ok(header

@@ -4,7 +4,7 @@
 use std::future::Future;
 
 use crate::error::{Error, Result};
-use crate::hooks::sql::{RunOptions, Sql, SqlHook, quote_identifier, quote_table};
+use crate::hooks::sql::{RunOptions, Sql, SqlHook, quote_columns, quote_table};
 
 /// What to do with the rows already in the table (pandas' `if_exists`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -60,26 +60,21 @@ where
     .await?;
     let result = async {
         let (columns, rows) = load(staging_name.clone()).await?;
-        if columns.is_empty() && before.is_empty() && if_exists == IfExists::Append {
-            return Ok(rows);
-        }
-        let cols = columns
-            .iter()
-            .map(|c| quote_identifier(dialect, c))
-            .collect::<Result<Vec<_>>>()?
-            .join(", ");
         let mut statements: Vec<String> = before.to_vec();
         if if_exists == IfExists::Replace {
             statements.push(format!("DELETE FROM {target}"));
         }
         // No columns: an empty result from a source that names none without a row.
         if !columns.is_empty() {
+            let cols = quote_columns(dialect, &columns)?;
             statements.push(format!(
                 "INSERT INTO {target} ({cols}) SELECT {cols} FROM {staging}"
             ));
         }
-        hook.run(Sql::Many(statements), RunOptions::default())
-            .await?;
+        if !statements.is_empty() {
+            hook.run(Sql::Many(statements), RunOptions::default())
+                .await?;
+        }
         Ok::<_, Error>(rows)
     }
     .await;
@@ -103,8 +98,13 @@ fn staging_table(table: &str) -> String {
         Some((s, n)) => (Some(s), n),
         None => (None, table),
     };
-    // PostgreSQL cuts identifiers at 63 bytes; keep the name well under.
-    let base: String = name.chars().take(32).collect();
+    // PostgreSQL cuts identifiers at 63 bytes: the base keeps at most 32 bytes
+    // (cut on a character boundary), the suffix adds 23.
+    let mut end = name.len().min(32);
+    while !name.is_char_boundary(end) {
+        end -= 1;
+    }
+    let base = &name[..end];
     let suffix: u32 = rand::random();
     let staging = format!("{base}__gust_staging_{suffix:08x}");
     match schema {
@@ -123,5 +123,21 @@ mod tests {
         assert!(s.starts_with("analytics.iris_data__gust_staging_"), "{s}");
         let long = staging_table(&"x".repeat(100));
         assert!(long.len() < 63, "{long}");
+    }
+
+    #[test]
+    fn staging_names_stay_under_63_bytes_with_non_ascii_tables() {
+        // 40 two-byte characters: 80 bytes, cut at 32 bytes (16 characters).
+        let table = "é".repeat(40);
+        let s = staging_table(&format!("analytics.{table}"));
+        let name = s.strip_prefix("analytics.").unwrap();
+        assert!(name.len() <= 63, "{name} is {} bytes", name.len());
+        assert!(name.starts_with(&"é".repeat(16)), "{name}");
+        assert!(!name.starts_with(&"é".repeat(17)), "{name}");
+        // A cut that would split a character falls before it.
+        let odd = format!("a{}", "é".repeat(40));
+        let s = staging_table(&odd);
+        assert!(s.len() <= 63, "{s}");
+        assert!(s.starts_with(&format!("a{}__gust", "é".repeat(15))), "{s}");
     }
 }

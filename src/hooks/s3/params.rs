@@ -1,9 +1,5 @@
 //! Parameter types of the Airflow-parity methods, and their stream helpers.
 
-use bytes::Bytes;
-use futures::stream::StreamExt;
-use tokio::io::AsyncReadExt;
-
 use super::multipart::Upload;
 use crate::hooks::object_store::BytesStream;
 
@@ -71,16 +67,7 @@ pub enum PresignMethod {
     PutObject,
 }
 
-/// A file as a stream of 1 MiB chunks.
+/// A file as a stream of chunks ([`reader_stream`](crate::hooks::object_store::reader_stream)).
 pub(crate) fn file_stream(file: tokio::fs::File) -> BytesStream {
-    futures::stream::try_unfold(file, |mut file| async move {
-        let mut buf = vec![0u8; 1 << 20];
-        let n = file.read(&mut buf).await?;
-        if n == 0 {
-            return Ok(None);
-        }
-        buf.truncate(n);
-        Ok(Some((Bytes::from(buf), file)))
-    })
-    .boxed()
+    crate::hooks::object_store::reader_stream(file)
 }

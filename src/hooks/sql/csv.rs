@@ -74,8 +74,12 @@ impl<'a> Reader<'a> {
         }
     }
 
-    /// Reads the raw input on without parsing it (after the header was parsed).
-    #[cfg_attr(not(feature = "postgres"), allow(dead_code))]
+    /// Reads the raw input on without parsing it (after the header was parsed):
+    /// PostgreSQL's COPY and the SQL-to-SQL transfer's relay.
+    #[cfg_attr(
+        not(any(feature = "postgres", feature = "object-store")),
+        allow(dead_code)
+    )]
     pub(crate) async fn read_raw(&mut self, buf: &mut [u8]) -> Result<usize> {
         self.input.read(buf).await.map_err(|e| {
             Error::new(
