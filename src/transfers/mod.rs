@@ -4,7 +4,7 @@
 //! | transfer | from → to |
 //! |---|---|
 //! | [`s3_to_sql::S3ToSql`] | a CSV object → a table (append or replace) |
-//! | [`sql_to_s3::SqlToS3`] | a query's result → a CSV object (gzip optional) |
+//! | [`sql_to_s3::SqlToS3`] | a query's result → CSV or JSON Lines objects (gzip, split by rows optional) |
 //! | [`sql_to_sql::SqlToSql`] | a query's rows → a table of another database (Airflow's `GenericTransfer`) |
 
 pub use staging::IfExists;
@@ -43,6 +43,7 @@ macro_rules! store_and_sql_builders {
 }
 pub(crate) use store_and_sql_builders;
 
+mod records;
 mod staging;
 
 pub mod s3_to_sql;
