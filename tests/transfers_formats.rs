@@ -752,3 +752,75 @@ async fn bad_input_catalogue() {
         "delimiter",
     );
 }
+
+/// `SqlToSql` PostgreSQL → MariaDB keeps booleans (`t`/`f` become 1/0) and
+/// `timestamptz` values (stored as UTC), next to NULLs, empty strings, Korean
+/// text and NUMERIC digits; `merge` works across the two as well.
+#[cfg(all(feature = "postgres", feature = "mysql"))]
+#[tokio::test]
+async fn sql_to_sql_postgres_to_mariadb_keeps_booleans_and_timestamps() {
+    use gust::hooks::mysql::MySqlHook;
+    use gust::hooks::postgres::PostgresHook;
+    use gust::transfers::sql_to_sql::SqlToSql;
+    let pg_conn = require_conn!("postgres_default");
+    let my_conn = require_conn!("mysql_default").with_extra("local_infile", json!(true));
+    let pg = Arc::new(PostgresHook::from_connection(&pg_conn).await.unwrap());
+    let my = Arc::new(MySqlHook::from_connection(&my_conn).await.unwrap());
+    let t = format!("typed_{}", std::process::id());
+    run(
+        &*pg,
+        &[
+            format!("DROP TABLE IF EXISTS {t}"),
+            format!("CREATE TABLE {t} {PG_TABLE}"),
+            PG_ROWS.replace("{t}", &t),
+        ],
+    )
+    .await;
+    run(
+        &*my,
+        &[
+            format!("DROP TABLE IF EXISTS {t}"),
+            format!(
+                "CREATE TABLE {t} (id BIGINT PRIMARY KEY, name TEXT, amount DECIMAL(12,2), \
+                 seen DATETIME(6), ok BOOLEAN, score DOUBLE) CHARACTER SET utf8mb4"
+            ),
+            format!("INSERT INTO {t} (id, name) VALUES (1, 'stale'), (9, 'kept')"),
+        ],
+    )
+    .await;
+    let out = SqlToSql::new(format!("SELECT * FROM {t}"), t.clone())
+        .with_source_hook(pg.clone())
+        .with_destination_hook(my.clone())
+        .if_exists(IfExists::merge(["id"]))
+        .execute(&ctx())
+        .await
+        .unwrap();
+    assert_eq!(out["rows"], 5);
+    let on_pg = rows(
+        &*pg,
+        &format!(
+            "SELECT id, name, amount::text AS amount, \
+             to_char(seen AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.US') AS seen, \
+             CASE WHEN ok THEN 1 WHEN NOT ok THEN 0 END AS ok, score FROM {t} ORDER BY id"
+        ),
+    )
+    .await;
+    let on_my = rows(
+        &*my,
+        &format!(
+            "SELECT id, name, CAST(amount AS CHAR) AS amount, \
+             DATE_FORMAT(seen, '%Y-%m-%d %H:%i:%s.%f') AS seen, ok, score FROM {t} \
+             WHERE id <> 9 ORDER BY id"
+        ),
+    )
+    .await;
+    assert_eq!(on_my, on_pg);
+    assert_eq!(on_my[0]["seen"], "2025-01-08 00:00:00.000000");
+    assert_eq!(on_my[0]["ok"], 1);
+    assert_eq!(
+        rows(&*my, &format!("SELECT name FROM {t} WHERE id = 9")).await,
+        [json!({"name": "kept"})]
+    );
+    run(&*pg, &[format!("DROP TABLE {t}")]).await;
+    run(&*my, &[format!("DROP TABLE {t}")]).await;
+}
