@@ -824,3 +824,76 @@ async fn sql_to_sql_postgres_to_mariadb_keeps_booleans_and_timestamps() {
     run(&*pg, &[format!("DROP TABLE {t}")]).await;
     run(&*my, &[format!("DROP TABLE {t}")]).await;
 }
+
+/// A bad value near the end of a 1,000,000-row object (streamed to the S3
+/// server in parts): the load into PostgreSQL fails naming the line, and the
+/// target table's content is exactly what it was.
+#[cfg(all(feature = "postgres", feature = "s3"))]
+#[tokio::test]
+async fn a_bad_row_near_the_end_of_a_million_leaves_the_table_unchanged() {
+    use bytes::Bytes;
+    use futures::StreamExt;
+    use gust::hooks::postgres::PostgresHook;
+    use gust::hooks::s3::S3Hook;
+    let pg_conn = require_conn!("postgres_default");
+    let s3_conn = require_conn!("s3s_fs");
+    let db = Arc::new(PostgresHook::from_connection(&pg_conn).await.unwrap());
+    let store = Arc::new(S3Hook::from_connection(&s3_conn).await.unwrap());
+    let bucket = common::unique("gust-million");
+    store.create_bucket(&bucket).await.unwrap();
+    let t = format!("million_{}", std::process::id());
+    run(
+        &*db,
+        &[
+            format!("DROP TABLE IF EXISTS {t}"),
+            format!("CREATE TABLE {t} (id BIGINT, name TEXT, amount NUMERIC(12,2))"),
+            format!(
+                "INSERT INTO {t} SELECT i, 'before ' || i, i / 4.0 FROM generate_series(1, 1000) i"
+            ),
+        ],
+    )
+    .await;
+    const ROWS: u64 = 1_000_000;
+    const BAD: u64 = 999_990;
+    // Generated in 10,000-row chunks: the object is streamed, not held.
+    let chunks = futures::stream::iter(0..ROWS / 10_000).map(|c| {
+        let mut s = String::new();
+        if c == 0 {
+            s.push_str("id;name;amount\n");
+        }
+        for i in c * 10_000 + 1..=(c + 1) * 10_000 {
+            if i == BAD {
+                s.push_str(&format!("{i};고객 {i};twelve\n"));
+            } else {
+                s.push_str(&format!("{i};고객 {i};{}.{:02}\n", i % 100_000, i % 100));
+            }
+        }
+        Ok(Bytes::from(s))
+    });
+    store
+        .put_stream(&bucket, "big.csv", chunks.boxed(), &PutOptions::new())
+        .await
+        .unwrap();
+    let fingerprint = format!(
+        "SELECT count(*) AS n, md5(string_agg(id || ':' || name || ':' || amount, ',' ORDER BY id)) AS h FROM {t}"
+    );
+    let before = rows(&*db, &fingerprint).await;
+    let e = S3ToSql::new(format!("s3://{bucket}/big.csv"), t.clone())
+        .file_format(CsvFormat::new().delimiter(b';'))
+        .if_exists(IfExists::Replace)
+        .with_hook(db.clone())
+        .with_store(store.clone())
+        .execute(&ctx())
+        .await
+        .unwrap_err();
+    // PostgreSQL's CONTEXT: the COPY line is the object's line (header = 1).
+    assert!(e.to_string().contains(&format!("line {}", BAD + 1)), "{e}");
+    assert!(e.to_string().contains("twelve"), "{e}");
+    assert!(e.to_string().contains("big.csv"), "{e}");
+    assert_eq!(
+        rows(&*db, &fingerprint).await,
+        before,
+        "the table is unchanged"
+    );
+    run(&*db, &[format!("DROP TABLE {t}")]).await;
+}
