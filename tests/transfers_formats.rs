@@ -897,3 +897,78 @@ async fn a_bad_row_near_the_end_of_a_million_leaves_the_table_unchanged() {
     );
     run(&*db, &[format!("DROP TABLE {t}")]).await;
 }
+
+/// PostgreSQL's direct path (`COPY` into the target in one transaction):
+/// `create_table` creates the table (dropped again when the load fails), and
+/// a table that foreign keys reference is replaced too (by `DELETE`, which
+/// `TRUNCATE` would refuse) unless a referencing row would be orphaned: then
+/// the constraint's error, and the table unchanged.
+#[cfg(feature = "postgres")]
+#[tokio::test]
+async fn postgres_direct_load_creates_tables_and_replaces_referenced_ones() {
+    use gust::hooks::postgres::PostgresHook;
+    let pg_conn = require_conn!("postgres_default");
+    let db = Arc::new(PostgresHook::from_connection(&pg_conn).await.unwrap());
+    let store = Arc::new(MemoryStore::new());
+    store.create_bucket("b").await.unwrap();
+    let t = format!("direct_{}", std::process::id());
+    run(
+        &*db,
+        &[format!("DROP TABLE IF EXISTS {t}_child, {t}, {t}_new")],
+    )
+    .await;
+    put(&*store, "b", "k.csv", "id;label\n1;a\n2;b\n").await;
+    put(&*store, "b", "bad.csv", "id;label\n1;a\nx;b\n").await;
+    let load = |key: &str, table: String| {
+        S3ToSql::new(format!("s3://b/{key}"), table)
+            .file_format(CsvFormat::new().delimiter(b';'))
+            .if_exists(IfExists::Replace)
+            .create_table([("id", "INTEGER PRIMARY KEY"), ("label", "TEXT")])
+            .with_hook(db.clone())
+            .with_store(store.clone())
+    };
+    let e = load("bad.csv", format!("{t}_new"))
+        .execute(&ctx())
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("line 3"), "{e}");
+    let exists = format!("SELECT to_regclass('{t}_new')::text AS t");
+    assert_eq!(rows(&*db, &exists).await, [json!({"t": null})]);
+    let out = load("k.csv", format!("{t}_new"))
+        .execute(&ctx())
+        .await
+        .unwrap();
+    assert_eq!(out["rows"], 2);
+
+    run(
+        &*db,
+        &[
+            format!("CREATE TABLE {t} (id INTEGER PRIMARY KEY, label TEXT)"),
+            format!("INSERT INTO {t} VALUES (1, 'old'), (2, 'old')"),
+            format!("CREATE TABLE {t}_child (parent INTEGER REFERENCES {t} (id))"),
+        ],
+    )
+    .await;
+    let out = load("k.csv", t.clone()).execute(&ctx()).await.unwrap();
+    assert_eq!(out["rows"], 2);
+    let table = format!("SELECT id, label FROM {t} ORDER BY id");
+    let loaded = [
+        json!({"id": 1, "label": "a"}),
+        json!({"id": 2, "label": "b"}),
+    ];
+    assert_eq!(rows(&*db, &table).await, loaded);
+    run(&*db, &[format!("INSERT INTO {t}_child VALUES (1)")]).await;
+    put(
+        &*store,
+        "b",
+        "k2.csv",
+        "id;label
+1;c
+",
+    )
+    .await;
+    let e = load("k2.csv", t.clone()).execute(&ctx()).await.unwrap_err();
+    assert!(e.to_string().contains("foreign key"), "{e}");
+    assert_eq!(rows(&*db, &table).await, loaded);
+    run(&*db, &[format!("DROP TABLE {t}_child, {t}, {t}_new")]).await;
+}

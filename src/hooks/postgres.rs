@@ -270,6 +270,81 @@ impl PostgresHook {
         Ok(written)
     }
 
+    /// `bulk_load_direct`: one transaction of `TRUNCATE` (or `DELETE` when
+    /// foreign keys reference the table, which `TRUNCATE` refuses) and `COPY`
+    /// in the input's dialect.
+    async fn load_direct(
+        &self,
+        table: &str,
+        columns: &[String],
+        format: &CsvFormat,
+        replace: bool,
+        input: &mut (dyn AsyncRead + Send + Unpin),
+    ) -> Result<u64> {
+        use tokio::io::AsyncReadExt;
+        let with_ctx = |e: Error| self.scope.wrap("bulk_load", e).with("table", table);
+        let db = |e: sqlx::Error| db_error(self, "bulk_load", e).with("table", table);
+        format.validate("bulk_load").map_err(with_ctx)?;
+        let target = quote_table(Dialect::Postgres, table).map_err(with_ctx)?;
+        let cols = quote_columns(Dialect::Postgres, columns).map_err(with_ctx)?;
+        let mut tx = match self.pool.begin().await {
+            Ok(tx) => tx,
+            Err(e) => {
+                return Err(self
+                    .acquire_error("bulk_load", e)
+                    .await
+                    .with("table", table));
+            }
+        };
+        if replace {
+            // TRUNCATE writes nothing per row, but fails on a table that foreign
+            // keys reference: DELETE there. Both roll back with the COPY.
+            let referenced: Option<(i32,)> = sqlx::query_as(
+                "SELECT 1 FROM pg_constraint WHERE contype = 'f' AND confrelid = $1::regclass LIMIT 1",
+            )
+            .bind(table)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(db)?;
+            let empty = if referenced.is_some() {
+                "DELETE FROM"
+            } else {
+                "TRUNCATE"
+            };
+            sqlx::query(&format!("{empty} {target}"))
+                .execute(&mut *tx)
+                .await
+                .map_err(db)?;
+        }
+        let stmt = format!(
+            "COPY {target} ({cols}) FROM STDIN WITH ({})",
+            copy_options(format)
+        );
+        let mut copy = tx.copy_in_raw(&stmt).await.map_err(db)?;
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            let n = match input.read(&mut buf).await {
+                Ok(n) => n,
+                Err(e) => {
+                    // COPY is one statement: aborting it loads nothing.
+                    let _ = copy.abort("input failed").await;
+                    return Err(with_ctx(
+                        Error::new(ErrorKind::Io, "", format!("reading the CSV input: {e}"))
+                            .with_source(e),
+                    ));
+                }
+            };
+            if n == 0 {
+                break;
+            }
+            copy.send(&buf[..n]).await.map_err(db)?;
+        }
+        let rows = copy.finish().await.map_err(db)?;
+        tx.commit().await.map_err(db)?;
+        tracing::info!(conn_id = %self.conn_id(), table, rows, replace, "postgres direct load done");
+        Ok(rows)
+    }
+
     async fn load_inner(
         &self,
         table: &str,
@@ -573,5 +648,16 @@ impl SqlHook for PostgresHook {
         input: &mut (dyn AsyncRead + Send + Unpin),
     ) -> Result<u64> {
         send_boxed(self.load_inner(table, input)).await
+    }
+
+    async fn bulk_load_direct(
+        &self,
+        table: &str,
+        columns: &[String],
+        format: &CsvFormat,
+        replace: bool,
+        input: &mut (dyn AsyncRead + Send + Unpin),
+    ) -> Option<Result<u64>> {
+        Some(send_boxed(self.load_direct(table, columns, format, replace, input)).await)
     }
 }

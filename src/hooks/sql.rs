@@ -538,6 +538,26 @@ pub trait SqlHook: Send + Sync {
         input: &mut (dyn AsyncRead + Send + Unpin),
     ) -> Result<u64>;
 
+    /// Loads CSV in `format`'s dialect from `input` straight into `columns` of
+    /// `table`, emptying the table first when `replace`, all in one transaction
+    /// — where the database's bulk load is transactional and reads the dialect
+    /// itself (PostgreSQL's `COPY`): each row is written once and the input is
+    /// not re-encoded. With `format.header` the input's first record is the
+    /// header and is skipped (the database's line numbers are then the
+    /// input's). `None` when the hook has no such path (the default): the
+    /// caller loads through a staging table instead.
+    async fn bulk_load_direct(
+        &self,
+        table: &str,
+        columns: &[String],
+        format: &CsvFormat,
+        replace: bool,
+        input: &mut (dyn AsyncRead + Send + Unpin),
+    ) -> Option<Result<u64>> {
+        let _ = (table, columns, format, replace, input);
+        None
+    }
+
     /// Checks that the database answers with the connection's credentials.
     async fn test_connection(&self) -> Result<()> {
         self.get_first("SELECT 1", Parameters::None)

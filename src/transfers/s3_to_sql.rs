@@ -12,6 +12,16 @@
 //! value that does not fit its column or a broken download leaves the target
 //! table as it was.
 //!
+//! On PostgreSQL, one CSV object appended or replacing skips the staging table:
+//! its bytes go unchanged into `COPY target FROM STDIN` with the object's own
+//! dialect (`DELIMITER`, `NULL`, `HEADER`), after `TRUNCATE` for a replace (or
+//! `DELETE` when foreign keys reference the table), in one transaction — all or
+//! nothing still, each row written once, nothing re-encoded; only the header is
+//! parsed, for the columns. `TRUNCATE` holds an exclusive lock on the table until
+//! the load commits: readers wait rather than see it empty. PostgreSQL then
+//! checks the records itself (a blank line in a multi-column file is its
+//! "missing data" error, where the other paths skip it).
+//!
 //! The key names one object, or several: a key ending in `/` loads every object
 //! under that prefix, a key with `*` or `?` every object matching it (`fnmatch`,
 //! as Airflow: `*` crosses `/`), in key order, into the same load.
@@ -81,13 +91,13 @@ use futures::{StreamExt, TryStreamExt};
 use serde_json::{Value, json};
 use tokio::io::AsyncWriteExt;
 
-use super::staging::{IfExists, Target, load_into};
+use super::staging::{IfExists, Target, ensure_table, load_into};
 use crate::context::Context;
 use crate::error::{Error, ErrorKind, Result};
 use crate::formats::csv::{CsvFormat, Parser, Record, cell_text, is_blank, write_record};
 use crate::formats::{FileFormat, jsonl};
 use crate::hooks::object_store::{BytesStream, ListKeys, ObjectStore, ObjectStoreExt};
-use crate::hooks::sql::{SqlHook, header_columns};
+use crate::hooks::sql::{Dialect, RunOptions, Sql, SqlHook, header_columns, quote_table};
 use crate::operators::s3::{S3Settings, Source, bucket_key};
 use crate::operators::sql::resolve_hook;
 use crate::task::Operator;
@@ -232,6 +242,21 @@ impl Operator for S3ToSql {
         let store = self.source.resolve(ctx, S3Settings::default()).await?;
         let keys = object_keys(&*store, &bucket, &key).await.map_err(name)?;
 
+        if let Some(rows) = self
+            .load_direct(&hook, &store, &bucket, &keys, &table)
+            .await
+            .map_err(name)?
+        {
+            tracing::info!(object = %location, %table, rows, if_exists = self.if_exists.as_str(), "object loaded");
+            return Ok(json!({
+                "bucket": bucket,
+                "key": key,
+                "objects": [{"key": keys[0], "rows": rows}],
+                "table": table,
+                "rows": rows,
+                "if_exists": self.if_exists.as_str(),
+            }));
+        }
         let target = Target {
             create: self.create_table.as_deref(),
         };
@@ -283,6 +308,123 @@ async fn object_keys(store: &dyn ObjectStore, bucket: &str, key: &str) -> Result
 }
 
 impl S3ToSql {
+    /// The format of the object at `key`.
+    fn format_of(&self, key: &str) -> FileFormat {
+        self.file_format
+            .clone()
+            .or_else(|| FileFormat::from_key(key))
+            .unwrap_or_default()
+    }
+
+    /// One CSV object appended or replacing on a database whose bulk load is
+    /// transactional and reads the dialect itself (PostgreSQL): the object's
+    /// bytes go unchanged into the target in one transaction, with no staging
+    /// table and no re-encoding; only the header is parsed, for the columns.
+    /// `None` when this path does not apply.
+    async fn load_direct(
+        &self,
+        hook: &Arc<dyn SqlHook>,
+        store: &Arc<dyn ObjectStore>,
+        bucket: &str,
+        keys: &[String],
+        table: &str,
+    ) -> Result<Option<u64>> {
+        let [key] = keys else { return Ok(None) };
+        let replace = match self.if_exists {
+            IfExists::Append => false,
+            IfExists::Replace => true,
+            _ => return Ok(None),
+        };
+        let FileFormat::Csv(csv) = self.format_of(key) else {
+            return Ok(None);
+        };
+        if hook.dialect() != Dialect::Postgres {
+            return Ok(None);
+        }
+        let object = format!("s3://{bucket}/{key}");
+        let target = quote_table(hook.dialect(), table)?;
+        let created = ensure_table(&**hook, table, &target, self.create_table.as_deref()).await?;
+        let result = async {
+            let mut body = store.get_stream(bucket, key).await?;
+            if key.ends_with(".gz") {
+                body = gunzip_stream(body);
+            }
+            let (head, columns) = self.peek_columns(&mut body, &csv).await?;
+            let input = futures::stream::iter([Ok(head)])
+                .chain(body)
+                .map(|c| c.map_err(std::io::Error::other));
+            let mut reader = tokio_util::io::StreamReader::new(input);
+            hook.bulk_load_direct(table, &columns, &csv, replace, &mut reader)
+                .await
+                .transpose()
+        }
+        .await
+        .map_err(|e| e.with("object", &object));
+        if created && !matches!(result, Ok(Some(_))) {
+            let drop = Sql::from(format!("DROP TABLE {target}"));
+            if let Err(e) = hook.run(drop, RunOptions::default()).await {
+                tracing::warn!(%table, error = %e, "could not drop the table the failed load created");
+            }
+        }
+        result
+    }
+
+    /// Reads the object until its header record is parsed (or its first chunk
+    /// without a header); returns the bytes read and the columns.
+    async fn peek_columns(
+        &self,
+        body: &mut BytesStream,
+        csv: &CsvFormat,
+    ) -> Result<(bytes::Bytes, Vec<String>)> {
+        let mut parser = Parser::new(csv, OP);
+        let mut head = Vec::new();
+        let mut records = Vec::new();
+        loop {
+            match body.next().await.transpose()? {
+                Some(c) => {
+                    if csv.header {
+                        parser.feed(&c, &mut records)?;
+                    }
+                    head.extend_from_slice(&c);
+                }
+                None => {
+                    if csv.header {
+                        parser.finish(&mut records)?;
+                    }
+                    break;
+                }
+            }
+            if !csv.header || !records.is_empty() {
+                break;
+            }
+        }
+        if head.is_empty() {
+            return Err(Error::new(
+                ErrorKind::InvalidInput,
+                OP,
+                "the object is empty",
+            ));
+        }
+        let columns = match (&self.column_list, records.into_iter().next()) {
+            (Some(list), _) => list.clone(),
+            (None, Some(header)) if csv.header => {
+                let names = header
+                    .into_iter()
+                    .map(|c| c.filter(|c| !c.is_empty()))
+                    .collect();
+                map_columns(header_columns(names)?, &self.column_mapping)?
+            }
+            _ => {
+                return Err(Error::new(
+                    ErrorKind::InvalidInput,
+                    OP,
+                    "the format has no header row: give the columns with column_list",
+                ));
+            }
+        };
+        Ok((head.into(), columns))
+    }
+
     /// Loads each object into the staging table with its own `bulk_load`, so a
     /// database error is the object's; returns the columns and each object's
     /// rows.
@@ -298,11 +440,7 @@ impl S3ToSql {
         let mut loaded = Vec::with_capacity(keys.len());
         for key in keys {
             let object = format!("s3://{bucket}/{key}");
-            let format = self
-                .file_format
-                .clone()
-                .or_else(|| FileFormat::from_key(&key))
-                .unwrap_or_default();
+            let format = self.format_of(&key);
             let spec = Spec {
                 format,
                 column_list: self.column_list.clone(),
@@ -579,6 +717,46 @@ fn map_columns(names: Vec<String>, mapping: &[(String, String)]) -> Result<Vec<S
                 .map_or(n, |(_, to)| to.clone())
         })
         .collect())
+}
+
+/// Decompresses a gzip stream chunk by chunk (an empty object stays empty).
+fn gunzip_stream(body: BytesStream) -> BytesStream {
+    struct State {
+        body: BytesStream,
+        gz: flate2::write::GzDecoder<Vec<u8>>,
+        seen: bool,
+        done: bool,
+    }
+    let state = State {
+        body,
+        gz: flate2::write::GzDecoder::new(Vec::new()),
+        seen: false,
+        done: false,
+    };
+    futures::stream::try_unfold(state, |mut s| async move {
+        loop {
+            if s.done {
+                return Ok(None);
+            }
+            match s.body.next().await.transpose()? {
+                Some(c) => {
+                    s.seen |= !c.is_empty();
+                    s.gz.write_all(&c).map_err(|e| gzip_err(&e))?;
+                }
+                None => {
+                    if s.seen {
+                        s.gz.try_finish().map_err(|e| gzip_err(&e))?;
+                    }
+                    s.done = true;
+                }
+            }
+            let out = std::mem::take(s.gz.get_mut());
+            if !out.is_empty() {
+                return Ok(Some((bytes::Bytes::from(out), s)));
+            }
+        }
+    })
+    .boxed()
 }
 
 fn gzip_err(e: &std::io::Error) -> Error {

@@ -101,7 +101,7 @@ where
 }
 
 /// Makes sure `table` exists; returns whether it was created here.
-async fn ensure_table(
+pub(crate) async fn ensure_table(
     hook: &dyn SqlHook,
     table: &str,
     target: &str,

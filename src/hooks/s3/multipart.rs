@@ -99,6 +99,13 @@ async fn next_part(
             },
         };
         let room = size - buf.len();
+        if !(buf.is_empty() && chunk.len() == room) && buf.capacity() == 0 {
+            // One allocation of the whole part, not doublings from 64 KiB: the
+            // freed halves stayed in glibc's per-thread heaps and the peak RSS
+            // of a long upload grew with its length (benches/transfers, 10M
+            // rows). Pages of a large allocation cost memory once written.
+            buf.reserve(size);
+        }
         if chunk.len() > room {
             buf.extend_from_slice(&chunk[..room]);
             *carry = Some(chunk.slice(room..));
