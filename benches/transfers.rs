@@ -7,6 +7,13 @@
 //! | `sql_to_s3_csv` | `SqlToS3` (PostgreSQL → CSV object) | `psql \copy (query) TO STDOUT` piped into boto3 `upload_fileobj` | pandas `read_sql` + `to_csv` to a temporary file + boto3 `upload_file` (Airflow's `SqlToS3Operator`) |
 //! | `s3_to_sql_csv` | `S3ToSql`, `;`-separated, `IfExists::Replace` | a streaming boto3 `get_object` piped into `psql -1 -c 'TRUNCATE' -c '\copy … FROM pstdin'` | seed 000: `get_object` + pandas `read_csv(sep=';')` + `to_sql(if_exists='replace')` |
 //!
+//! A third operation, `replace_server_side`, explains `s3_to_sql_csv`: psql
+//! loads the same CSV from a local file (no S3, no client-side parsing) straight
+//! into the target (`TRUNCATE` + `COPY` in one transaction) and through
+//! `S3ToSql`'s staging statements (`CREATE TABLE … AS … WHERE 1 = 0`, `COPY`
+//! into it, `DELETE` + `INSERT … SELECT` in one transaction), and through
+//! variants of them (an `UNLOGGED` staging table, `TRUNCATE` for `DELETE`).
+//!
 //! Pending, with their rows to add when the operators exist: `sql_to_s3_parquet`
 //! (against pandas + pyarrow `to_parquet`) and `s3_to_redis` (against a redis-py
 //! `SET` per row and `redis-benchmark -P 64`). Naming them in `GUST_BENCH_OPS`
@@ -34,10 +41,12 @@
 //! their row count: `gust_bench_credit_1m` (and `gust_bench_credit_10m`), the
 //! load targets `gust_bench_load_gust` and `gust_bench_load_psql` (copies of the
 //! source with its primary key, holding "yesterday's" rows, which each load
-//! replaces) and pandas' own `gust_bench_load_pandas`.
+//! replaces), pandas' own `gust_bench_load_pandas`, and
+//! `gust_bench_load_probe` for `replace_server_side`.
 //!
 //! Environment: `GUST_BENCH_CONN` (the S3 connection, default `s3s_fs`, the Rust
-//! S3 server), `GUST_BENCH_OPS` (default `sql_to_s3_csv,s3_to_sql_csv`),
+//! S3 server), `GUST_BENCH_OPS` (default
+//! `sql_to_s3_csv,s3_to_sql_csv,replace_server_side`),
 //! `GUST_BENCH_ROUNDS` (default 3; gust and the standard tools in every round,
 //! in alternating order; the pandas way, ten times slower or worse, only in the
 //! first round), `GUST_BENCH_PANDAS=0` (leave the pandas way out),
@@ -75,10 +84,8 @@ const LAUNCH: &str = "GUST_BENCH_TRANSFERS_LAUNCH";
 const RSS_MARK: &str = "gust-bench-peak-rss-kib-cpu-secs:";
 const ROWS: u64 = 1_000_000;
 const ROWS_10M: u64 = 10_000_000;
-/// The delimiter of `SqlToS3`'s CSV. The issue asks for `;`, but `SqlToS3`
-/// writes `,` only until its delimiter option lands; the pipeline and pandas
-/// write the same delimiter, so the three outputs compare.
-const DUMP_DELIMITER: char = ',';
+/// The delimiter of the CSV every side of `sql_to_s3_csv` writes (seed 000's).
+const DUMP_DELIMITER: char = ';';
 /// The targets of the issue: gust's throughput against the standard tools', and
 /// `SqlToS3`'s peak RSS.
 const MIN_VS_TOOLS: f64 = 1.0;
@@ -166,6 +173,7 @@ fn load_table(who: Who) -> &'static str {
         Who::Gust => "gust_bench_load_gust",
         Who::Tools => "gust_bench_load_psql",
         Who::Python => "gust_bench_load_pandas",
+        Who::Probe => "gust_bench_load_probe",
     }
 }
 
@@ -188,7 +196,7 @@ fn main() {
         }
     }
     let ops: Vec<String> = std::env::var("GUST_BENCH_OPS")
-        .unwrap_or_else(|_| "sql_to_s3_csv,s3_to_sql_csv".into())
+        .unwrap_or_else(|_| "sql_to_s3_csv,s3_to_sql_csv,replace_server_side".into())
         .split(',')
         .map(|s| s.trim().to_string())
         .filter(|s| !s.is_empty())
@@ -214,6 +222,8 @@ fn main() {
         bucket,
         rt,
         load_bytes: Default::default(),
+        csv_path: std::env::temp_dir()
+            .join(format!("gust-bench-credit-{}.csv", std::process::id())),
     };
     let mut results: Vec<Measure> = Vec::new();
 
@@ -231,13 +241,13 @@ fn main() {
         bench.setup(op);
         Measure::header();
         for round in 0..rounds {
-            let mut order: Vec<&Side> = sides
-                .iter()
-                .filter(|s| s.who != Who::Python || (round == 0 && with_pandas))
-                .collect();
-            // Alternate who goes first between gust and the tools; pandas last.
-            if round % 2 == 1 {
-                order.swap(0, 1);
+            // Rotate who goes first from round to round (gust and the tools
+            // alternate); the pandas way last, in the first round only.
+            let mut order: Vec<&Side> = sides.iter().filter(|s| s.who != Who::Python).collect();
+            let n = order.len();
+            order.rotate_left(round % n.max(1));
+            if round == 0 && with_pandas {
+                order.extend(sides.iter().filter(|s| s.who == Who::Python));
             }
             for side in order {
                 let m = bench.measure(op, side, round + 1, ROWS);
@@ -276,10 +286,14 @@ fn runtime() -> tokio::runtime::Runtime {
 fn describe(op: &str) -> &'static str {
     match op {
         "sql_to_s3_csv" => {
-            "a 1M-row PostgreSQL query to a CSV object (header, `,`), through the S3 server"
+            "a 1M-row PostgreSQL query to a `;`-separated CSV object with a header, through the S3 server"
         }
         "s3_to_sql_csv" => {
             "a `;`-separated CSV object into a PostgreSQL table, replacing its rows, all or nothing"
+        }
+        "replace_server_side" => {
+            "why S3ToSql's replace costs what it does: the server's part alone, psql loading the same CSV from a local file, \
+             straight into the target and through S3ToSql's staging statements"
         }
         _ => "",
     }
@@ -363,6 +377,7 @@ fn child(what: &str) {
             match what {
                 "sql_to_s3" => {
                     SqlToS3::new(var("GUST_BENCH_SQL"), url)
+                        .file_format(CsvFormat::new().delimiter(DUMP_DELIMITER as u8))
                         .sql_conn_id(PG)
                         .aws_conn_id(conn)
                         .replace(true)
@@ -371,7 +386,7 @@ fn child(what: &str) {
                 }
                 "s3_to_sql" => {
                     S3ToSql::new(url, var("GUST_BENCH_TABLE"))
-                        .format(CsvFormat::new().delimiter(b';'))
+                        .file_format(CsvFormat::new().delimiter(b';'))
                         .if_exists(IfExists::Replace)
                         .sql_conn_id(PG)
                         .aws_conn_id(conn)
@@ -412,10 +427,6 @@ fn vm_hwm_kib() -> Option<u64> {
 /// process reported at least the parent's peak RSS, which grows as the parent
 /// checks the objects (the first run of this bench showed 88 MiB for `psql`).
 /// A child of this small launcher carries only the launcher's few MiB.
-#[expect(
-    clippy::zombie_processes,
-    reason = "the child is reaped by wait4, not Child::wait"
-)]
 fn launch() -> ! {
     let args: Vec<std::ffi::OsString> = std::env::args_os().skip(1).collect();
     let child = Command::new(&args[0])
@@ -551,11 +562,12 @@ impl Env {
         cmd
     }
 
-    fn psql(&self, commands: &[String]) -> Command {
+    /// psql running `commands` in order, in one transaction if `single` (BEGIN
+    /// before the first, COMMIT after the last), else each on its own.
+    fn psql(&self, commands: &[String], single: bool) -> Command {
         let mut cmd = Command::new("psql");
         cmd.args(["-X", "-q", "-v", "ON_ERROR_STOP=1"]);
-        if commands.len() > 1 {
-            // BEGIN before the first -c, COMMIT after the last.
+        if single {
             cmd.arg("--single-transaction");
         }
         for c in commands {
@@ -580,7 +592,12 @@ enum Who {
     Tools,
     /// The seeds' Python way.
     Python,
+    /// A variant measured to explain a result (the server side of a load).
+    Probe,
 }
+
+/// The processes of a measurement, named, in pipeline order.
+type Procs = Vec<(&'static str, Command)>;
 
 /// One implementation of an operation: its processes (a pipeline, stdout into
 /// the next one's stdin), built afresh for every measurement.
@@ -590,7 +607,7 @@ struct Side<'a> {
     /// Why the side cannot run here (a missing tool), printed instead of a row.
     missing: Option<String>,
     /// The processes of one measurement writing or reading object `key`.
-    make: Box<dyn Fn(&str) -> Vec<(&'static str, Command)> + 'a>,
+    make: Box<dyn Fn(&str) -> Procs + 'a>,
 }
 
 struct Bench {
@@ -599,6 +616,8 @@ struct Bench {
     rt: tokio::runtime::Runtime,
     /// The size of the loads' object, once written.
     load_bytes: std::cell::Cell<u64>,
+    /// The loads' CSV as a local file (for `replace_server_side`).
+    csv_path: std::path::PathBuf,
 }
 
 /// One measurement.
@@ -660,7 +679,7 @@ impl Bench {
                             DUMP_DELIMITER
                         );
                         vec![
-                            ("psql", env.psql(&[copy])),
+                            ("psql", env.psql(&[copy], false)),
                             ("python", env.python(&["upload_stdin", &b, key])),
                         ]
                     }),
@@ -704,12 +723,15 @@ impl Bench {
                             ("python", env.python(&["download_stdout", &b, key])),
                             (
                                 "psql",
-                                env.psql(&[
-                                    format!("TRUNCATE {t}"),
-                                    format!(
-                                        "\\copy {t} FROM pstdin WITH (FORMAT csv, HEADER true, DELIMITER ';')"
-                                    ),
-                                ]),
+                                env.psql(
+                                    &[
+                                        format!("TRUNCATE {t}"),
+                                        format!(
+                                            "\\copy {t} FROM pstdin WITH (FORMAT csv, HEADER true, DELIMITER ';')"
+                                        ),
+                                    ],
+                                    true,
+                                ),
                             ),
                         ]
                     }),
@@ -727,6 +749,64 @@ impl Bench {
                     }),
                 };
                 vec![gust, tools, pandas]
+            }
+            "replace_server_side" => {
+                let path = self.csv_path.display().to_string();
+                let t = load_table(Who::Probe);
+                let copy = move |table: &str| {
+                    format!(
+                        "\\copy {table} FROM '{path}' WITH (FORMAT csv, HEADER true, DELIMITER ';')"
+                    )
+                };
+                let direct = {
+                    let copy = copy.clone();
+                    Side {
+                        who: Who::Probe,
+                        label: "TRUNCATE + COPY into the target, one transaction".into(),
+                        missing: psql_missing.clone(),
+                        make: Box::new(move |_| {
+                            vec![("psql", env.psql(&[format!("TRUNCATE {t}"), copy(t)], true))]
+                        }),
+                    }
+                };
+                // S3ToSql's statements (transfers/staging.rs) and variants: COPY
+                // into a staging table, then one transaction that empties the
+                // target and copies the staging table in.
+                let staged = |label: &str, unlogged: bool, truncate: bool| {
+                    let copy = copy.clone();
+                    Side {
+                        who: Who::Probe,
+                        label: label.into(),
+                        missing: psql_missing.clone(),
+                        make: Box::new(move |_| {
+                            let st = "gust_bench_load_probe_staging";
+                            let kind = if unlogged { "UNLOGGED TABLE" } else { "TABLE" };
+                            let empty = if truncate { "TRUNCATE" } else { "DELETE FROM" };
+                            let stmts = [
+                                format!("DROP TABLE IF EXISTS {st}"),
+                                format!("CREATE {kind} {st} AS SELECT * FROM {t} WHERE 1 = 0"),
+                                copy(st),
+                                "BEGIN".into(),
+                                format!("{empty} {t}"),
+                                format!("INSERT INTO {t} SELECT * FROM {st}"),
+                                "COMMIT".into(),
+                                format!("DROP TABLE {st}"),
+                            ];
+                            vec![("psql", env.psql(&stmts, false))]
+                        }),
+                    }
+                };
+                vec![
+                    direct,
+                    staged(
+                        "staging + DELETE + INSERT … SELECT (S3ToSql today)",
+                        false,
+                        false,
+                    ),
+                    staged("UNLOGGED staging + DELETE + INSERT … SELECT", true, false),
+                    staged("staging + TRUNCATE + INSERT … SELECT", false, true),
+                    staged("UNLOGGED staging + TRUNCATE + INSERT … SELECT", true, true),
+                ]
             }
             _ => Vec::new(),
         }
@@ -752,48 +832,65 @@ impl Bench {
             .unwrap();
     }
 
-    /// What an operation needs before its rounds: the loads' `;` object and
-    /// target tables.
+    /// What an operation needs before its rounds: the loads' `;` CSV (a local
+    /// file, and an object for `s3_to_sql_csv`) and target tables.
     fn setup(&self, op: &str) {
-        if op != "s3_to_sql_csv" {
+        let probe = op == "replace_server_side";
+        if op != "s3_to_sql_csv" && !probe {
             return;
         }
         let src = source_table(ROWS);
-        // The object, written by psql (PostgreSQL's CSV with `;`) and uploaded.
-        let path =
-            std::env::temp_dir().join(format!("gust-bench-credit-{}.csv", std::process::id()));
-        let mut psql = self.env.psql(&[format!(
-            "\\copy ({} ORDER BY row_id) TO '{}' WITH (FORMAT csv, HEADER true, DELIMITER ';')",
-            select_sql(&src),
-            path.display()
-        )]);
-        let out = psql.output().expect("psql (it writes the loads' object)");
-        assert!(
-            out.status.success(),
-            "psql: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let (bytes, lines) = count_lines_file(&path);
-        assert_eq!(lines, ROWS + 1, "the object holds a header and every row");
-        self.rt
-            .block_on(self.env.s3.load_file(
-                &path,
-                LOAD_KEY,
-                Some(&self.bucket),
-                &LoadOptions::new().replace(true),
-            ))
-            .unwrap();
-        std::fs::remove_file(&path).unwrap();
-        self.load_bytes.set(bytes);
-        println!(
-            "object s3://{}/{LOAD_KEY}: {:.1} MB, {} records and a header, `;`",
-            self.bucket,
-            bytes as f64 / 1e6,
-            ROWS
-        );
+        let path = &self.csv_path;
+        if !path.exists() {
+            // PostgreSQL's CSV with `;`, written by psql.
+            let mut psql = self.env.psql(
+                &[format!(
+                    "\\copy ({} ORDER BY row_id) TO '{}' WITH (FORMAT csv, HEADER true, DELIMITER ';')",
+                    select_sql(&src),
+                    path.display()
+                )],
+                false,
+            );
+            let out = psql.output().expect("psql (it writes the loads' CSV)");
+            assert!(
+                out.status.success(),
+                "psql: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            let (bytes, lines) = count_lines_file(path);
+            assert_eq!(lines, ROWS + 1, "the CSV holds a header and every row");
+            self.load_bytes.set(bytes);
+        }
+        if !probe {
+            self.rt
+                .block_on(self.env.s3.load_file(
+                    path,
+                    LOAD_KEY,
+                    Some(&self.bucket),
+                    &LoadOptions::new().replace(true),
+                ))
+                .unwrap();
+            println!(
+                "object s3://{}/{LOAD_KEY}: {:.1} MB, {} records and a header, `;`",
+                self.bucket,
+                self.load_bytes.get() as f64 / 1e6,
+                ROWS
+            );
+        } else {
+            println!(
+                "psql loads {} ({:.1} MB) from the local disk: no S3, no client-side parsing",
+                path.display(),
+                self.load_bytes.get() as f64 / 1e6
+            );
+        }
         // The targets hold "yesterday's" rows, which every load replaces.
         let hook = self.hook();
-        for who in [Who::Gust, Who::Tools] {
+        let whos: &[Who] = if probe {
+            &[Who::Probe]
+        } else {
+            &[Who::Gust, Who::Tools]
+        };
+        for &who in whos {
             let t = load_table(who);
             self.sql(format!(
                 "CREATE TABLE IF NOT EXISTS {t} (LIKE {src} INCLUDING ALL)"
@@ -829,7 +926,7 @@ impl Bench {
             "sql_to_s3_csv" => format!("dump/{}-{round}-{rows}.csv", side_key(side.who)),
             _ => LOAD_KEY.to_string(),
         };
-        if op == "s3_to_sql_csv" && side.who != Who::Python {
+        if (op == "s3_to_sql_csv" || op == "replace_server_side") && side.who != Who::Python {
             // Yesterday's deleted rows are vacuumed (as autovacuum would have
             // done by the next day), outside the clock.
             self.sql(format!("VACUUM ANALYZE {}", load_table(side.who)));
@@ -902,7 +999,7 @@ impl Bench {
                     .block_on(self.env.s3.delete(&self.bucket, &[key]))
                     .unwrap();
             }
-            "s3_to_sql_csv" => {
+            "s3_to_sql_csv" | "replace_server_side" => {
                 self.check_load(side);
                 m.bytes = self.load_bytes.get();
             }
@@ -959,6 +1056,7 @@ impl Bench {
     }
 
     fn cleanup(&self) {
+        let _ = std::fs::remove_file(&self.csv_path);
         let keys: Vec<String> = self
             .rt
             .block_on(async {
@@ -1052,6 +1150,37 @@ fn report(results: &[Measure], ops: &[String]) {
             }
         }
     }
+    // The probes: each variant's median time against the first one's.
+    for op in ops {
+        let probes: Vec<&Measure> = results
+            .iter()
+            .filter(|m| &m.op == op && m.who == Who::Probe && m.failed.is_none())
+            .collect();
+        let mut labels: Vec<&str> = probes.iter().map(|m| m.label.as_str()).collect();
+        labels.dedup();
+        let med = |label: &str| {
+            let v: Vec<f64> = probes
+                .iter()
+                .filter(|m| m.label == label)
+                .map(|m| m.wall.as_secs_f64())
+                .collect();
+            median(&v)
+        };
+        let Some(base) = labels.first().and_then(|l| med(l)) else {
+            continue;
+        };
+        println!("{op}: median time of each variant (vs the first)");
+        let mut seen = Vec::new();
+        for label in labels {
+            if seen.contains(&label) {
+                continue;
+            }
+            seen.push(label);
+            if let Some(t) = med(label) {
+                println!("  {label}: {t:.2} s ({:.2}x)", t / base);
+            }
+        }
+    }
     for (op, target) in PENDING {
         println!("{op}: pending ({target})");
     }
@@ -1081,6 +1210,7 @@ fn side_key(who: Who) -> &'static str {
         Who::Gust => "gust",
         Who::Tools => "tools",
         Who::Python => "pandas",
+        Who::Probe => "probe",
     }
 }
 
@@ -1196,11 +1326,7 @@ struct Proc {
 /// stdin; the first reads nothing), each through a [`launch`]er that reports its
 /// peak RSS, and collects every stdout not piped on and every stderr. The wall
 /// time runs from the first spawn to the last exit.
-#[expect(
-    clippy::zombie_processes,
-    reason = "the children are reaped by wait4, not Child::wait"
-)]
-fn run_pipeline(commands: Vec<(&'static str, Command)>) -> Ran {
+fn run_pipeline(commands: Procs) -> Ran {
     let n = commands.len();
     let t0 = Instant::now();
     let mut children = Vec::with_capacity(n);
