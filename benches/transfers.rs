@@ -27,8 +27,9 @@
 //!
 //! Every measurement is its own set of processes — this binary re-executed, or
 //! `psql` and `benches/transfers_python.py` with `$GUST_SERVICES_PYTHON` — each
-//! reaped with `wait4`, so its peak RSS (`ru_maxrss`) is its own; a pipeline's
-//! time runs from starting its first process to the exit of its last. Every
+//! started by a small [`launch`]er that reaps it with `wait4`, so its peak RSS
+//! (`ru_maxrss`) and CPU time are its own; a pipeline's time runs from starting
+//! its first process to the exit of its last. Every
 //! measurement starts after a `sync` (so none pays for the previous one's
 //! writeback in s3s-fs's files) and, for the loads, after a `VACUUM` of its
 //! target table; both are outside the clock. Every output is checked: an object
