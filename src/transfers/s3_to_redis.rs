@@ -401,8 +401,9 @@ impl KeyPlan {
     fn render(ctx: &Context, template: &str) -> Result<KeyPlan> {
         let (marked, slots) = mark(template);
         let rendered = ctx.render_inline(&marked).map_err(|e| {
-            let msg = e.message();
-            if msg.contains("'index'") || msg.contains("'row") {
+            // A row variable left in the template is used in an expression.
+            let code = jinja_code(&marked);
+            if mentions_word(&code, "index") || mentions_word(&code, "row") {
                 e.map_message(|m| {
                     format!(
                         "{m}; in a key template the row variables can only be whole \
@@ -475,6 +476,37 @@ fn mark(template: &str) -> (String, Vec<Part>) {
     }
     out.push_str(rest);
     (out, slots)
+}
+
+/// The text inside the `{{ … }}` and `{% … %}` blocks of `template`.
+fn jinja_code(template: &str) -> String {
+    let mut code = String::new();
+    let mut rest = template;
+    while let Some(open) = rest.find('{') {
+        let close = match rest[open..].get(..2) {
+            Some("{{") => "}}",
+            Some("{%") => "%}",
+            _ => {
+                rest = &rest[open + 1..];
+                continue;
+            }
+        };
+        let body = &rest[open + 2..];
+        let end = body.find(close).unwrap_or(body.len());
+        code.push_str(&body[..end]);
+        code.push(' ');
+        rest = &body[end..];
+    }
+    code
+}
+
+/// Whether `text` holds `word` as a whole name (not `rows` or `my_index`).
+fn mentions_word(text: &str, word: &str) -> bool {
+    let is_name = |c: char| c.is_alphanumeric() || c == '_';
+    text.match_indices(word).any(|(at, _)| {
+        !text[..at].chars().next_back().is_some_and(is_name)
+            && !text[at + word.len()..].chars().next().is_some_and(is_name)
+    })
 }
 
 /// The row variable a whole `{{ … }}` expression is, if it is one.
@@ -1022,7 +1054,18 @@ mod tests {
         assert_eq!(e.kind(), ErrorKind::Template);
         assert!(e.message().contains("whole substitutions"), "{e}");
         let e = plan("row:{{ row.id | upper }}").unwrap_err();
-        assert!(e.message().contains("'row"), "{e}");
+        assert!(e.message().contains("whole substitutions"), "{e}");
+        assert!(mentions_word("a {{ index+1 }}", "index"));
+        assert!(!mentions_word("rows:{{ my_index }}", "index"));
+        assert!(!mentions_word("rows:{{ ds }}", "row"));
+        let code = jinja_code("row:{{ a }}-{% if b %}x{% endif %}{");
+        assert!(!code.contains("row") && !code.contains('x'), "{code:?}");
+        assert!(
+            code.contains(" a ") && code.contains(" if b ") && code.contains("endif"),
+            "{code:?}"
+        );
+        let e = plan("row:{{ index }}{{ ds | nope }}").unwrap_err();
+        assert!(!e.message().contains("whole substitutions"), "{e}");
     }
 
     #[test]
