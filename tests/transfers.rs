@@ -70,7 +70,7 @@ async fn s3_to_sqlite_keeps_null_empty_and_korean_and_replaces_or_appends() {
     )
     .await;
     let op = S3ToSql::new("s3://raw/people.csv", "people")
-        .format(CsvFormat::new().delimiter(b';').null("NA"))
+        .file_format(CsvFormat::new().delimiter(b';').null("NA"))
         .if_exists(IfExists::Replace)
         .with_store(store.clone())
         .with_hook(db.clone());
@@ -105,7 +105,7 @@ async fn s3_to_sqlite_reads_gzip_and_a_column_list() {
     put(&*store, "raw", "no_header.csv.gz", gz.finish().unwrap()).await;
     let out = S3ToSql::new("no_header.csv.gz", "people")
         .s3_bucket("raw")
-        .format(CsvFormat::new().header(false))
+        .file_format(CsvFormat::new().header(false))
         .column_list(["id", "name"])
         .with_store(store)
         .with_hook(db.clone())
@@ -224,7 +224,7 @@ fn credit_load(
     table: &str,
 ) -> S3ToSql {
     S3ToSql::new(format!("s3://{bucket}/{key}"), table)
-        .format(CsvFormat::new().delimiter(b';').null("\\N"))
+        .file_format(CsvFormat::new().delimiter(b';').null("\\N"))
         .if_exists(IfExists::Replace)
         .with_store(store)
         .with_hook(db)
@@ -452,7 +452,7 @@ async fn postgres_round_trip_through_s3_and_a_failing_query_leaves_nothing() {
     let body = credit_csv("+09");
     put(&*store, &bucket, "in.csv", body).await;
     S3ToSql::new(format!("s3://{bucket}/in.csv"), table.clone())
-        .format(CsvFormat::new().delimiter(b';').null("\\N"))
+        .file_format(CsvFormat::new().delimiter(b';').null("\\N"))
         .with_store(store.clone())
         .with_hook(db.clone())
         .execute(&ctx())

@@ -6,7 +6,9 @@
 //! NULL and the empty string stay apart. By default NULL is an empty *unquoted*
 //! field and the empty string is `""` (PostgreSQL's `COPY … (FORMAT csv)`
 //! convention, the one `SqlHook::bulk_dump` / `bulk_load` speak); with
-//! [`CsvFormat::null`] an unquoted marker such as `NA` or `\N` is NULL instead.
+//! [`CsvFormat::null`] an unquoted marker such as `NA` or `\N` is NULL instead
+//! and an empty field is the empty string. A blank line is a record of one empty
+//! field (a NULL in a one-column table, as PostgreSQL reads it).
 //! The `csv` crate cannot tell `,,` from `,"",`, hence this small parser.
 
 use serde_json::Value;
@@ -22,8 +24,9 @@ pub struct CsvFormat {
     pub delimiter: u8,
     /// Whether the first record names the columns (default `true`).
     pub header: bool,
-    /// An unquoted field equal to this is NULL (default: none, NULL is an empty
-    /// unquoted field).
+    /// An unquoted field equal to this is NULL, and an empty unquoted field is
+    /// then the empty string, as with PostgreSQL's `COPY … (NULL 'NA')`
+    /// (default: none — NULL is an empty unquoted field, the empty string `""`).
     pub null: Option<String>,
 }
 
@@ -60,16 +63,64 @@ impl CsvFormat {
         self.null = Some(marker.into());
         self
     }
+
+    /// Checks that the dialect can be read back: the delimiter is one ASCII
+    /// character other than a quote or a line end, and the NULL marker holds
+    /// none of those. An [`ErrorKind::InvalidInput`] error of operation `op`
+    /// otherwise.
+    pub fn validate(&self, op: &'static str) -> Result<()> {
+        let d = self.delimiter;
+        if !d.is_ascii() || matches!(d, b'"' | b'\n' | b'\r') {
+            return Err(Error::new(
+                ErrorKind::InvalidInput,
+                op,
+                format!(
+                    "the CSV delimiter must be one ASCII character other than a quote or a line end, not {:?}",
+                    char::from(d)
+                ),
+            ));
+        }
+        if let Some(m) = &self.null
+            && m.bytes()
+                .any(|b| matches!(b, b'"' | b'\n' | b'\r') || b == d)
+        {
+            return Err(Error::new(
+                ErrorKind::InvalidInput,
+                op,
+                format!(
+                    "the CSV NULL marker {m:?} must not hold a quote, a line end or the delimiter"
+                ),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Whether `record` is what a blank line parses to (one empty or NULL field).
+pub fn is_blank(record: &Record) -> bool {
+    record.len() == 1 && record[0].as_deref().is_none_or(str::is_empty)
 }
 
 /// A parsed CSV record: `None` is NULL.
 pub type Record = Vec<Option<String>>;
 
-/// Appends one field to `out`, quoted when needed (and always when empty, so an
-/// empty string is not read back as NULL); `None` (NULL) is nothing.
-pub fn write_field(out: &mut Vec<u8>, field: Option<&str>, delimiter: u8) {
-    let Some(f) = field else { return };
-    if f.is_empty()
+/// Appends one field to `out` in `format`'s dialect, quoted when needed; `None`
+/// (NULL) is the NULL marker, or nothing by default. A value that would read
+/// back as NULL — the empty string without a marker, or the marker itself — is
+/// quoted, as PostgreSQL's `COPY` does.
+pub fn write_field(out: &mut Vec<u8>, field: Option<&str>, format: &CsvFormat) {
+    let Some(f) = field else {
+        if let Some(marker) = &format.null {
+            out.extend_from_slice(marker.as_bytes());
+        }
+        return;
+    };
+    let delimiter = format.delimiter;
+    let reads_as_null = match &format.null {
+        None => f.is_empty(),
+        Some(marker) => f == marker,
+    };
+    if reads_as_null
         || f.bytes()
             .any(|b| matches!(b, b'"' | b'\n' | b'\r') || b == delimiter)
     {
@@ -86,17 +137,17 @@ pub fn write_field(out: &mut Vec<u8>, field: Option<&str>, delimiter: u8) {
     }
 }
 
-/// Appends one record, fields separated by `delimiter`, and its line end.
+/// Appends one record in `format`'s dialect and its line end.
 pub fn write_record<'a>(
     out: &mut Vec<u8>,
     fields: impl IntoIterator<Item = Option<&'a str>>,
-    delimiter: u8,
+    format: &CsvFormat,
 ) {
     for (i, f) in fields.into_iter().enumerate() {
         if i > 0 {
-            out.push(delimiter);
+            out.push(format.delimiter);
         }
-        write_field(out, f, delimiter);
+        write_field(out, f, format);
     }
     out.push(b'\n');
 }
@@ -164,7 +215,7 @@ impl Parser {
     }
     fn end_field(&mut self) -> Result<()> {
         let bytes = std::mem::take(&mut self.field);
-        let value = if bytes.is_empty() && !self.quoted {
+        let value = if bytes.is_empty() && !self.quoted && self.null.is_none() {
             None
         } else {
             let text = String::from_utf8(bytes).map_err(|_| self.bad("not UTF-8"))?;
@@ -183,11 +234,9 @@ impl Parser {
 
     fn end_record(&mut self, out: &mut Vec<Record>) -> Result<()> {
         self.end_field()?;
-        let record = std::mem::take(&mut self.record);
-        // A blank line is no record (e.g. a trailing newline).
-        if !(record.len() == 1 && record[0].is_none()) {
-            out.push(record);
-        }
+        // A blank line is a record of one empty field, as PostgreSQL reads it: a
+        // NULL in a one-column table. Callers expecting more columns may skip it.
+        out.push(std::mem::take(&mut self.record));
         self.line += 1;
         Ok(())
     }
@@ -260,7 +309,7 @@ mod tests {
         ];
         let mut text = Vec::new();
         for r in &rows {
-            write_record(&mut text, r.iter().map(|f| f.as_deref()), b',');
+            write_record(&mut text, r.iter().map(|f| f.as_deref()), &CsvFormat::new());
         }
         let text = String::from_utf8(text).unwrap();
         assert_eq!(text, "a,,\"\"\n\"x,\"\"y\"\"\nz\",한글,\n");
@@ -292,7 +341,43 @@ mod tests {
         p.finish(&mut out).unwrap();
         assert_eq!(out[1], vec![Some("1,5".into()), None, Some("NA".into())]);
         let mut text = Vec::new();
-        write_record(&mut text, [Some("1;5"), None, Some("")], b';');
-        assert_eq!(text, b"\"1;5\";;\"\"\n");
+        write_record(
+            &mut text,
+            [Some("1;5"), None, Some(""), Some("NA")],
+            &format,
+        );
+        assert_eq!(text, b"\"1;5\";NA;;\"NA\"\n");
+        // With a marker, an empty unquoted field is the empty string.
+        let mut out = Vec::new();
+        p.feed(&text, &mut out).unwrap();
+        assert_eq!(
+            out[0],
+            vec![
+                Some("1;5".into()),
+                None,
+                Some(String::new()),
+                Some("NA".into())
+            ]
+        );
+    }
+
+    #[test]
+    fn a_blank_line_is_a_one_column_null() {
+        // A one-column dump of (1), (NULL), (3): the NULL is a blank line.
+        let out = parse("n\n1\n\n3\n", 2).unwrap();
+        assert_eq!(out.len(), 4);
+        assert_eq!(out[2], vec![None]);
+        assert!(is_blank(&out[2]));
+        assert!(!is_blank(&out[1]));
+    }
+
+    #[test]
+    fn dialects_that_cannot_be_read_back_are_refused() {
+        assert!(CsvFormat::new().delimiter(b';').validate("t").is_ok());
+        assert!(CsvFormat::new().delimiter(b'"').validate("t").is_err());
+        assert!(CsvFormat::new().delimiter(b'\n').validate("t").is_err());
+        assert!(CsvFormat::new().delimiter(0xE9).validate("t").is_err());
+        let e = CsvFormat::new().null("a,b").validate("t").unwrap_err();
+        assert!(e.message().contains("NULL marker"), "{e}");
     }
 }

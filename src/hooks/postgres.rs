@@ -48,6 +48,7 @@ use super::sql::{
 use super::sqlx_common::{self, ExecError, Query, SqlxHook, db_error, send_boxed};
 use crate::connection::Connection;
 use crate::error::{Error, ErrorKind, Result};
+use crate::formats::csv::CsvFormat;
 use crate::hooks::scope::HookScope;
 
 /// Conn id used when none is given, as in Airflow.
@@ -238,10 +239,14 @@ impl PostgresHook {
     async fn dump_inner(
         &self,
         sql: &str,
+        format: &CsvFormat,
         out: &mut (dyn AsyncWrite + Send + Unpin),
     ) -> Result<u64> {
+        format
+            .validate("bulk_dump")
+            .map_err(|e| self.scope.wrap("bulk_dump", e))?;
         let query = sql.trim().trim_end_matches(';');
-        let copy = format!("COPY ({query}) TO STDOUT WITH (FORMAT csv, HEADER true)");
+        let copy = format!("COPY ({query}) TO STDOUT WITH ({})", copy_options(format));
         let mut stream = match self.pool.copy_out_raw(&copy).await {
             Ok(s) => s,
             Err(e) => return Err(self.acquire_error("bulk_dump", e).await),
@@ -357,6 +362,26 @@ impl sqlx::Encode<'_, Postgres> for UntypedNull {
     ) -> std::result::Result<sqlx::encode::IsNull, sqlx::error::BoxDynError> {
         Ok(sqlx::encode::IsNull::Yes)
     }
+}
+
+/// The options of `COPY … TO STDOUT WITH (…)` that write `format`'s dialect
+/// (validated: the delimiter and marker hold no quote).
+fn copy_options(format: &CsvFormat) -> String {
+    let mut options = format!("FORMAT csv, HEADER {}", format.header);
+    if format.delimiter != b',' {
+        let d = char::from(format.delimiter);
+        // A single quote is doubled inside the SQL string literal.
+        let d = if d == '\'' {
+            "''".to_string()
+        } else {
+            d.to_string()
+        };
+        options.push_str(&format!(", DELIMITER '{d}'"));
+    }
+    if let Some(marker) = &format.null {
+        options.push_str(&format!(", NULL '{}'", marker.replace('\'', "''")));
+    }
+    options
 }
 
 fn row_to_json(row: &PgRow) -> Result<Row> {
@@ -530,7 +555,16 @@ impl SqlHook for PostgresHook {
     }
 
     async fn bulk_dump(&self, sql: &str, out: &mut (dyn AsyncWrite + Send + Unpin)) -> Result<u64> {
-        send_boxed(self.dump_inner(sql, out)).await
+        send_boxed(self.dump_inner(sql, &CsvFormat::default(), out)).await
+    }
+
+    async fn bulk_dump_as(
+        &self,
+        sql: &str,
+        format: &CsvFormat,
+        out: &mut (dyn AsyncWrite + Send + Unpin),
+    ) -> Result<u64> {
+        send_boxed(self.dump_inner(sql, format, out)).await
     }
 
     async fn bulk_load(

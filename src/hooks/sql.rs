@@ -7,7 +7,8 @@
 //!
 //! # Rows as JSON
 //!
-//! A row is a JSON object keyed by column name ([`Row`]). Types map the same way on
+//! A row is a JSON object keyed by column name ([`Row`]), in the query's column order
+//! (`serde_json`'s `preserve_order`). Types map the same way on
 //! every database, so results survive XCom and `serde_json` without surprises:
 //!
 //! | SQL | JSON |
@@ -171,7 +172,7 @@ use serde_json::{Map, Value};
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use crate::error::{Error, ErrorKind, Result};
-use crate::formats::csv::Record;
+use crate::formats::csv::{CsvFormat, Record};
 
 use self::implement::{CsvReader, split_statements};
 pub(crate) use self::run::rows_per_commit;
@@ -496,6 +497,35 @@ pub trait SqlHook: Send + Sync {
     /// a `Vec<u8>`…). It is flushed at the end, not shut down: closing it is
     /// the caller's.
     async fn bulk_dump(&self, sql: &str, out: &mut (dyn AsyncWrite + Send + Unpin)) -> Result<u64>;
+
+    /// [`bulk_dump`](Self::bulk_dump) in another CSV dialect: a delimiter such
+    /// as `;`, no header row, a NULL marker such as `NA`. PostgreSQL has its
+    /// `COPY` write it; the default streams the rows through
+    /// [`implement::rows_to_csv_as`] (and calls `bulk_dump` for the default dialect).
+    /// A dialect that cannot be read back is an [`ErrorKind::InvalidInput`]
+    /// error (see [`CsvFormat::validate`]).
+    async fn bulk_dump_as(
+        &self,
+        sql: &str,
+        format: &CsvFormat,
+        out: &mut (dyn AsyncWrite + Send + Unpin),
+    ) -> Result<u64> {
+        format.validate("sql.bulk_dump")?;
+        if *format == CsvFormat::default() {
+            return self.bulk_dump(sql, out).await;
+        }
+        csv::rows_to_csv_as(
+            self.stream_rows(sql, Parameters::None),
+            format,
+            out,
+            "sql.bulk_dump",
+        )
+        .await
+        .map_err(|e| match e.context("conn_id") {
+            Some(_) => e,
+            None => e.with("conn_id", self.conn_id()),
+        })
+    }
 
     /// Loads CSV with a header row naming the columns from `input` into `table`, in
     /// one transaction: on any error nothing is loaded. Returns the rows loaded.

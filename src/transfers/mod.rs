@@ -5,7 +5,7 @@
 //! | transfer | from → to |
 //! |---|---|
 //! | [`s3_to_sql::S3ToSql`] | a CSV object → a table (append or replace) |
-//! | [`sql_to_s3::SqlToS3`] | a query's result → a CSV object (gzip optional) |
+//! | [`sql_to_s3::SqlToS3`] | a query's result → CSV or JSON Lines objects (gzip, split by rows optional) |
 //! | [`sql_to_sql::SqlToSql`] | a query's rows → a table of another database (Airflow's `GenericTransfer`) |
 //! | [`s3_to_redis::S3ToRedis`] | a CSV object's rows → Redis keys (JSON strings or hashes), single node or Cluster |
 //!
@@ -51,6 +51,8 @@ macro_rules! store_and_sql_builders {
 #[cfg(any(feature = "postgres", feature = "mysql", feature = "sqlite"))]
 pub(crate) use store_and_sql_builders;
 
+#[cfg(any(feature = "postgres", feature = "mysql", feature = "sqlite"))]
+mod records;
 #[cfg(any(feature = "postgres", feature = "mysql", feature = "sqlite"))]
 mod staging;
 

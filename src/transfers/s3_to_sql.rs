@@ -1,14 +1,20 @@
-//! [`S3ToSql`]: a CSV object into a SQL table, all or nothing (Airflow's
-//! `S3ToSqlOperator`, with pandas' `if_exists` for seeds that replace a table).
+//! [`S3ToSql`]: CSV or JSON Lines objects into a SQL table, all or nothing
+//! (Airflow's `S3ToSqlOperator`, with pandas' `if_exists` for seeds that replace
+//! a table, and a merge on key columns).
 //!
-//! The object streams from the store through a CSV [`Parser`] of its dialect
-//! (delimiter, header, NULL marker; gzip when the key ends in `.gz`) into the
-//! hook's [`bulk_load`](SqlHook::bulk_load) — PostgreSQL's `COPY FROM STDIN`,
-//! MySQL's `LOAD DATA LOCAL INFILE`, SQLite's batched inserts — so memory stays
-//! flat whatever the object's size. It loads into a staging table first
-//! (`CREATE TABLE … AS SELECT * FROM target WHERE 1 = 0`) and only then changes
-//! the target, in one transaction: a malformed row, a value that does not fit its
-//! column or a broken download leaves the target table as it was.
+//! Each object streams from the store through a parser of its format (a CSV
+//! dialect — delimiter, header, NULL marker — or JSON Lines; gzip when the key
+//! ends in `.gz`) into the hook's [`bulk_load`](SqlHook::bulk_load) —
+//! PostgreSQL's `COPY FROM STDIN`, MySQL's `LOAD DATA LOCAL INFILE`, SQLite's
+//! batched inserts — so memory stays flat whatever the object's size. It loads
+//! into a staging table first (`CREATE TABLE … AS SELECT * FROM target WHERE 1 =
+//! 0`) and only then changes the target, in one transaction: a malformed row, a
+//! value that does not fit its column or a broken download leaves the target
+//! table as it was.
+//!
+//! The key names one object, or several: a key ending in `/` loads every object
+//! under that prefix, a key with `*` or `?` every object matching it (`fnmatch`,
+//! as Airflow: `*` crosses `/`), in key order, into the same load.
 //!
 //! ```
 //! # #[tokio::main(flavor = "current_thread")] async fn main() -> gust::Result<()> {
@@ -30,7 +36,7 @@
 //! db.run(Sql::from("CREATE TABLE iris (sepal_length TEXT, species TEXT)"), RunOptions::default()).await?;
 //!
 //! let out = S3ToSql::new("s3://raw/{{ ds }}/iris.csv", "iris")
-//!     .format(CsvFormat::new().delimiter(b';').null("NA"))
+//!     .file_format(CsvFormat::new().delimiter(b';').null("NA"))
 //!     .if_exists(IfExists::Replace)
 //!     .with_store(store)
 //!     .with_hook(db.clone())
@@ -44,30 +50,43 @@
 //!
 //! Templated fields: `s3_key`, `s3_bucket`, `table`.
 //!
+//! # Columns
+//!
+//! A CSV header row or the first JSON object's keys name the columns, unless
+//! [`column_list`](S3ToSql::column_list) gives them (a CSV header is then
+//! skipped; JSON objects are read by those keys, others ignored);
+//! [`column_mapping`](S3ToSql::column_mapping) renames the object's names to the
+//! table's. A JSON value that is not a string is loaded as its JSON text
+//! (`12.5`, `true`, `{"a":1}`); `null` and a missing key are NULL. Every object
+//! of one load must have the same columns.
+//!
 //! # Errors
 //!
-//! A missing object is [`NotFound`](ErrorKind::NotFound) naming the bucket and
-//! key; a record with the wrong number of fields (often the wrong delimiter) is
-//! [`InvalidInput`](ErrorKind::InvalidInput) naming the object and the line
-//! (records are counted from the header as line 1, exact unless a quoted field
-//! spans lines); a value the database refuses keeps the database's own words (PostgreSQL names
-//! the line and column); a missing target table is the database's error. Errors
+//! A missing object, or a prefix or pattern that matches none, is
+//! [`NotFound`](ErrorKind::NotFound) naming the bucket and key; an empty object is
+//! [`InvalidInput`](ErrorKind::InvalidInput); a record with the wrong number of
+//! fields (often the wrong delimiter) is `InvalidInput` naming the object and the
+//! line (records are counted from the header as line 1, exact unless a quoted
+//! field spans lines); a mapping that names a column the object lacks is
+//! `InvalidInput`; a value the database refuses keeps the database's own words
+//! (PostgreSQL names the line and column); a missing target table is `NotFound`
+//! unless [`create_table`](S3ToSql::create_table) says how to create it. Errors
 //! name the object (`object=s3://bucket/key`) and the target (`target_table`).
 
 use std::io::Write as _;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use futures::StreamExt;
+use futures::{StreamExt, TryStreamExt};
 use serde_json::{Value, json};
 use tokio::io::AsyncWriteExt;
 
-use super::staging::IfExists;
-use super::staging::load_via_staging;
+use super::staging::{IfExists, Target, load_into};
 use crate::context::Context;
 use crate::error::{Error, ErrorKind, Result};
-use crate::formats::csv::{CsvFormat, Parser, Record, write_record};
-use crate::hooks::object_store::BytesStream;
+use crate::formats::csv::{CsvFormat, Parser, Record, cell_text, is_blank, write_record};
+use crate::formats::{FileFormat, jsonl};
+use crate::hooks::object_store::{BytesStream, ListKeys, ObjectStore, ObjectStoreExt};
 use crate::hooks::sql::{SqlHook, header_columns};
 use crate::operators::s3::{S3Settings, Source, bucket_key};
 use crate::operators::sql::resolve_hook;
@@ -75,8 +94,9 @@ use crate::task::Operator;
 
 const OP: &str = "s3_to_sql.load";
 
-/// Loads a CSV object into a table; see the [module docs](self). XCom:
-/// `{"bucket", "key", "table", "rows", "if_exists"}`.
+/// Loads CSV or JSON Lines objects into a table; see the [module docs](self).
+/// XCom: `{"bucket", "key", "objects": [{"key", "rows"}], "table", "rows",
+/// "if_exists"}` (`rows` the total).
 #[derive(Clone)]
 pub struct S3ToSql {
     s3_key: String,
@@ -85,9 +105,11 @@ pub struct S3ToSql {
     sql_conn_id: String,
     hook: Option<Arc<dyn SqlHook>>,
     source: Source,
-    format: CsvFormat,
+    file_format: Option<FileFormat>,
     column_list: Option<Vec<String>>,
+    column_mapping: Vec<(String, String)>,
     if_exists: IfExists,
+    create_table: Option<Vec<(String, String)>>,
 }
 
 impl std::fmt::Debug for S3ToSql {
@@ -99,9 +121,11 @@ impl std::fmt::Debug for S3ToSql {
             .field("sql_conn_id", &self.sql_conn_id)
             .field("hook", &self.hook.as_ref().map(|_| "given"))
             .field("store", &self.source)
-            .field("format", &self.format)
+            .field("file_format", &self.file_format)
             .field("column_list", &self.column_list)
+            .field("column_mapping", &self.column_mapping)
             .field("if_exists", &self.if_exists)
+            .field("create_table", &self.create_table)
             .finish()
     }
 }
@@ -110,8 +134,8 @@ super::store_and_sql_builders!(S3ToSql);
 
 impl S3ToSql {
     /// Loads `s3_key` (an `s3://bucket/key` URL unless [`s3_bucket`](Self::s3_bucket)
-    /// is set) into `table`, from `aws_default` into `sql_default`, as CSV with a
-    /// header row, appending.
+    /// is set; a prefix ending in `/` or a pattern with `*`/`?` for several
+    /// objects) into `table`, from `aws_default` into `sql_default`, appending.
     pub fn new(s3_key: impl Into<String>, table: impl Into<String>) -> Self {
         S3ToSql {
             s3_key: s3_key.into(),
@@ -120,30 +144,63 @@ impl S3ToSql {
             sql_conn_id: "sql_default".to_string(),
             hook: None,
             source: Source::default(),
-            format: CsvFormat::default(),
+            file_format: None,
             column_list: None,
+            column_mapping: Vec::new(),
             if_exists: IfExists::default(),
+            create_table: None,
         }
     }
 
-    /// The CSV dialect of the object (default: `,`, a header row, NULL as an
-    /// empty unquoted field).
-    pub fn format(mut self, format: CsvFormat) -> Self {
-        self.format = format;
+    /// The objects' format: a CSV dialect or JSON Lines. Default: from each
+    /// key's suffix (`.jsonl`, `.ndjson`, `.json` → JSON Lines), else CSV with
+    /// `,`, a header row and NULL as an empty unquoted field.
+    pub fn file_format(mut self, format: impl Into<FileFormat>) -> Self {
+        self.file_format = Some(format.into());
         self
     }
 
     /// The table's columns the object's fields go to, in order (Airflow's
-    /// `column_list`). Without it the header row names them; with it a header
-    /// row, if the format has one, is skipped.
+    /// `column_list`). Without it the header row (or the first JSON object)
+    /// names them; with it a CSV header row, if the format has one, is skipped.
     pub fn column_list(mut self, columns: impl IntoIterator<Item = impl Into<String>>) -> Self {
         self.column_list = Some(columns.into_iter().map(Into::into).collect());
         self
     }
 
-    /// Append (default) or replace the table's rows.
+    /// Renames columns: each `(name in the object, column of the table)`.
+    /// Names not listed keep their name; a listed name the object lacks is an
+    /// error.
+    pub fn column_mapping(
+        mut self,
+        mapping: impl IntoIterator<Item = (impl Into<String>, impl Into<String>)>,
+    ) -> Self {
+        self.column_mapping = mapping
+            .into_iter()
+            .map(|(from, to)| (from.into(), to.into()))
+            .collect();
+        self
+    }
+
+    /// Append (default), replace the table's rows, or merge on key columns.
     pub fn if_exists(mut self, if_exists: IfExists) -> Self {
         self.if_exists = if_exists;
+        self
+    }
+
+    /// Creates the table, when it does not exist, with these columns and SQL
+    /// types (e.g. `[("id", "BIGINT PRIMARY KEY"), ("name", "TEXT")]`); a load
+    /// that fails drops it again. Without it a missing table is an error.
+    pub fn create_table(
+        mut self,
+        columns: impl IntoIterator<Item = (impl Into<String>, impl Into<String>)>,
+    ) -> Self {
+        self.create_table = Some(
+            columns
+                .into_iter()
+                .map(|(c, t)| (c.into(), t.into()))
+                .collect(),
+        );
         self
     }
 }
@@ -159,41 +216,40 @@ impl Operator for S3ToSql {
         let key = ctx.render_inline(&self.s3_key)?;
         let (bucket, key) = bucket_key(OP, bucket.as_deref(), &key)?;
         let table = ctx.render_inline(&self.table)?;
-        let object = format!("s3://{bucket}/{key}");
-        let name = |e: Error| e.with("object", &object).with("target_table", &table);
+        let location = format!("s3://{bucket}/{key}");
+        let name = |e: Error| {
+            let e = e.with_operation(OP).with("target_table", &table);
+            match e.context("object") {
+                Some(_) => e,
+                None => e.with("object", &location),
+            }
+        };
+        if let Some(FileFormat::Csv(csv)) = &self.file_format {
+            csv.validate(OP)?;
+        }
 
         let hook = resolve_hook(ctx, self.hook.as_ref(), &self.sql_conn_id, None).await?;
         let store = self.source.resolve(ctx, S3Settings::default()).await?;
-        let body = store.get_stream(&bucket, &key).await?;
+        let keys = object_keys(&*store, &bucket, &key).await.map_err(name)?;
 
-        let gzip = key.ends_with(".gz");
-        let rows = load_via_staging(&*hook, &table, self.if_exists, &[], |staging| {
-            let hook = hook.clone();
-            let (reader, writer) = tokio::io::duplex(256 * 1024);
-            let convert = convert(body, &self.format, self.column_list.clone(), gzip, writer);
-            // The load owns the reader, so a load that fails early closes the
-            // pipe and the conversion stops instead of waiting for a reader.
-            let load = async move {
-                let mut reader = reader;
-                hook.bulk_load(&staging, &mut reader).await
-            };
-            async move {
-                match futures::join!(convert, load) {
-                    (Ok(c), Ok(_)) => Ok(c),
-                    // A malformed row is the cause; the load only saw its input end.
-                    (Err(c), _) if c.kind() != ErrorKind::Io => Err(c),
-                    // The pipe broke because the load failed: the load says why.
-                    (_, Err(l)) => Err(l),
-                    (Err(c), Ok(_)) => Err(c),
-                }
-            }
+        let target = Target {
+            create: self.create_table.as_deref(),
+        };
+        let loaded = load_into(&*hook, &table, &self.if_exists, &[], target, |staging| {
+            self.load_objects(hook.clone(), store, bucket.clone(), keys, staging)
         })
         .await
-        .map_err(|e| name(e.with_operation(OP)))?;
-        tracing::info!(%object, %table, rows, if_exists = self.if_exists.as_str(), "object loaded");
+        .map_err(name)?;
+        let rows: u64 = loaded.iter().map(|(_, n)| n).sum();
+        tracing::info!(object = %location, %table, objects = loaded.len(), rows, if_exists = self.if_exists.as_str(), "objects loaded");
+        let objects: Vec<Value> = loaded
+            .iter()
+            .map(|(k, n)| json!({"key": k, "rows": n}))
+            .collect();
         Ok(json!({
             "bucket": bucket,
             "key": key,
+            "objects": objects,
             "table": table,
             "rows": rows,
             "if_exists": self.if_exists.as_str(),
@@ -201,55 +257,234 @@ impl Operator for S3ToSql {
     }
 }
 
-/// Re-writes the object's CSV in `bulk_load`'s dialect (`,`, a header naming the
+/// The keys `key` names: itself, or the objects under a prefix ending in `/`,
+/// or those matching a pattern with `*` or `?`, in key order.
+async fn object_keys(store: &dyn ObjectStore, bucket: &str, key: &str) -> Result<Vec<String>> {
+    let wildcard = key.contains(['*', '?']);
+    if !wildcard && !key.ends_with('/') {
+        return Ok(vec![key.to_string()]);
+    }
+    let q = ListKeys::new().prefix(key).apply_wildcard(wildcard);
+    let mut keys: Vec<String> = store
+        .list_keys_stream(bucket, &q)
+        // "Directory" markers of consoles are no data.
+        .try_filter(|k| futures::future::ready(!k.ends_with('/')))
+        .try_collect()
+        .await?;
+    keys.sort();
+    if keys.is_empty() {
+        return Err(Error::new(
+            ErrorKind::NotFound,
+            OP,
+            format!("no object matches s3://{bucket}/{key}"),
+        ));
+    }
+    Ok(keys)
+}
+
+impl S3ToSql {
+    /// Loads each object into the staging table with its own `bulk_load`, so a
+    /// database error is the object's; returns the columns and each object's
+    /// rows.
+    async fn load_objects(
+        &self,
+        hook: Arc<dyn SqlHook>,
+        store: Arc<dyn ObjectStore>,
+        bucket: String,
+        keys: Vec<String>,
+        staging: String,
+    ) -> Result<(Vec<String>, Vec<(String, u64)>)> {
+        let mut columns: Option<Vec<String>> = None;
+        let mut loaded = Vec::with_capacity(keys.len());
+        for key in keys {
+            let object = format!("s3://{bucket}/{key}");
+            let format = self
+                .file_format
+                .clone()
+                .or_else(|| FileFormat::from_key(&key))
+                .unwrap_or_default();
+            let spec = Spec {
+                format,
+                column_list: self.column_list.clone(),
+                mapping: self.column_mapping.clone(),
+                gzip: key.ends_with(".gz"),
+            };
+            let (cols, rows) = async {
+                let body = store.get_stream(&bucket, &key).await?;
+                load_object(hook.clone(), &staging, body, spec).await
+            }
+            .await
+            .map_err(|e| e.with("object", &object))?;
+            match &columns {
+                Some(first) if *first != cols => {
+                    return Err(Error::new(
+                        ErrorKind::InvalidInput,
+                        OP,
+                        format!(
+                            "the object has the columns {cols:?} where the first object had {first:?}"
+                        ),
+                    )
+                    .with("object", &object));
+                }
+                Some(_) => {}
+                None => columns = Some(cols),
+            }
+            tracing::info!(%object, rows, "object loaded into the staging table");
+            loaded.push((key, rows));
+        }
+        Ok((columns.unwrap_or_default(), loaded))
+    }
+}
+
+/// How one object is read.
+struct Spec {
+    format: FileFormat,
+    column_list: Option<Vec<String>>,
+    mapping: Vec<(String, String)>,
+    gzip: bool,
+}
+
+/// Converts one object and loads it into `staging`, side by side through a
+/// pipe; returns the columns and the rows.
+async fn load_object(
+    hook: Arc<dyn SqlHook>,
+    staging: &str,
+    body: BytesStream,
+    spec: Spec,
+) -> Result<(Vec<String>, u64)> {
+    let (reader, writer) = tokio::io::duplex(256 * 1024);
+    let convert = convert(body, spec, writer);
+    // The load owns the reader, so a load that fails early closes the pipe and
+    // the conversion stops instead of waiting for a reader.
+    let load = async move {
+        let mut reader = reader;
+        hook.bulk_load(staging, &mut reader).await
+    };
+    match futures::join!(convert, load) {
+        (Ok(c), Ok(_)) => Ok(c),
+        // A malformed row is the cause; the load only saw its input end.
+        (Err(c), _) if c.kind() != ErrorKind::Io => Err(c),
+        // The pipe broke because the load failed: the load says why.
+        (_, Err(l)) => Err(l),
+        (Err(c), Ok(_)) => Err(c),
+    }
+}
+
+/// Decodes an object's records, one format or the other.
+enum Decoder {
+    Csv { parser: Parser, header: bool },
+    Jsonl(jsonl::Parser),
+}
+
+/// Re-writes the object in `bulk_load`'s dialect (`,`, a header naming the
 /// columns, NULL as an empty unquoted field) into `out`, checking that every
-/// record has as many fields as there are columns. Returns the columns and the
-/// records written.
+/// record fits the columns. Returns the columns and the records written.
 async fn convert(
     mut body: BytesStream,
-    format: &CsvFormat,
-    column_list: Option<Vec<String>>,
-    gzip: bool,
+    spec: Spec,
     mut out: tokio::io::DuplexStream,
 ) -> Result<(Vec<String>, u64)> {
     let io = |e: std::io::Error| {
         Error::new(ErrorKind::Io, OP, format!("feeding the load: {e}")).with_source(e)
     };
-    let mut parser = Parser::new(format, OP);
-    let mut gunzip = gzip.then(|| flate2::write::GzDecoder::new(Vec::new()));
-    let mut columns = column_list;
-    let mut skip_header = format.header;
+    let out_format = CsvFormat::default();
+    let mut decoder = match &spec.format {
+        FileFormat::Csv(csv) => Decoder::Csv {
+            parser: Parser::new(csv, OP),
+            header: csv.header,
+        },
+        FileFormat::JsonLines => Decoder::Jsonl(jsonl::Parser::new(OP)),
+    };
+    let delimiter = match &spec.format {
+        FileFormat::Csv(csv) => csv.delimiter,
+        FileFormat::JsonLines => b',',
+    };
+    let mut gunzip = spec.gzip.then(|| flate2::write::GzDecoder::new(Vec::new()));
+    // With a column list, a CSV header is skipped and JSON objects are read by
+    // those keys.
+    let mut columns: Option<Vec<String>> = spec.column_list.clone();
+    // JSON keys in the object for each column (before the mapping).
+    let mut json_keys: Option<Vec<String>> = spec.column_list.clone();
     let mut rows = 0u64;
     let mut line = 1u64;
+    let mut seen_bytes = false;
     let mut buf = Vec::with_capacity(64 * 1024);
     let mut records: Vec<Record> = Vec::new();
+    let mut objects: Vec<jsonl::Object> = Vec::new();
     loop {
         let chunk = body.next().await.transpose()?;
+        let mut feed = |data: &[u8], last: bool| -> Result<()> {
+            seen_bytes |= !data.is_empty();
+            match &mut decoder {
+                Decoder::Csv { parser, .. } => {
+                    parser.feed(data, &mut records)?;
+                    if last {
+                        parser.finish(&mut records)?;
+                    }
+                }
+                Decoder::Jsonl(parser) => {
+                    parser.feed(data, &mut objects)?;
+                    if last {
+                        parser.finish(&mut objects)?;
+                    }
+                }
+            }
+            Ok(())
+        };
         if let Some(gz) = gunzip.as_mut() {
             match &chunk {
                 Some(c) => gz.write_all(c),
                 None => gz.try_finish(),
             }
             .map_err(|e| gzip_err(&e))?;
-            parser.feed(gz.get_ref(), &mut records)?;
+            feed(gz.get_ref(), chunk.is_none())?;
             gz.get_mut().clear();
-        } else if let Some(c) = &chunk {
-            parser.feed(c, &mut records)?;
+        } else {
+            feed(chunk.as_deref().unwrap_or_default(), chunk.is_none())?;
         }
-        if chunk.is_none() {
-            parser.finish(&mut records)?;
+        // JSON objects become records of the columns.
+        for object in objects.drain(..) {
+            let keys = match &json_keys {
+                Some(k) => k,
+                None => {
+                    let names: Vec<String> = object.keys().cloned().collect();
+                    columns = Some(map_columns(names.clone(), &spec.mapping)?);
+                    json_keys.insert(names)
+                }
+            };
+            if spec.column_list.is_none()
+                && let Some(extra) = object.keys().find(|k| !keys.contains(k))
+            {
+                return Err(Error::new(
+                    ErrorKind::InvalidInput,
+                    OP,
+                    format!(
+                        "line {line} has the key {extra:?}, which the first object does not \
+                         have (give column_list to load only some keys)"
+                    ),
+                )
+                .with("line", line));
+            }
+            records.push(
+                keys.iter()
+                    .map(|k| object.get(k).and_then(cell_text))
+                    .collect(),
+            );
         }
         for record in records.drain(..) {
-            if skip_header {
-                skip_header = false;
+            if let Decoder::Csv { header, .. } = &mut decoder
+                && *header
+            {
+                *header = false;
                 line += 1;
                 if columns.is_none() {
                     // An empty name, quoted or not, names no column.
-                    let names = record
+                    let names: Vec<Option<String>> = record
                         .into_iter()
                         .map(|c| c.filter(|c| !c.is_empty()))
                         .collect();
-                    columns = Some(header_columns(names)?);
+                    let names = header_columns(names)?;
+                    columns = Some(map_columns(names, &spec.mapping)?);
                 }
                 continue;
             }
@@ -260,8 +495,13 @@ async fn convert(
                     "the format has no header row: give the columns with column_list",
                 ));
             };
+            // A blank line is a NULL only in a one-column file.
+            if cols.len() != 1 && is_blank(&record) {
+                line += 1;
+                continue;
+            }
             if rows == 0 {
-                write_record(&mut buf, cols.iter().map(|c| Some(c.as_str())), b',');
+                write_record(&mut buf, cols.iter().map(|c| Some(c.as_str())), &out_format);
             }
             if record.len() != cols.len() {
                 return Err(Error::new(
@@ -272,12 +512,12 @@ async fn convert(
                          delimiter {:?}?)",
                         record.len(),
                         cols.len(),
-                        char::from(format.delimiter)
+                        char::from(delimiter)
                     ),
                 )
                 .with("line", line));
             }
-            write_record(&mut buf, record.iter().map(|f| f.as_deref()), b',');
+            write_record(&mut buf, record.iter().map(|f| f.as_deref()), &out_format);
             rows += 1;
             line += 1;
             if buf.len() >= 64 * 1024 {
@@ -285,23 +525,60 @@ async fn convert(
                 buf.clear();
             }
         }
+        if let Decoder::Jsonl(p) = &decoder {
+            line = p.line();
+        }
         if chunk.is_none() {
             break;
         }
+    }
+    if !seen_bytes {
+        return Err(Error::new(
+            ErrorKind::InvalidInput,
+            OP,
+            "the object is empty",
+        ));
     }
     let Some(columns) = columns else {
         return Err(Error::new(
             ErrorKind::InvalidInput,
             OP,
-            "the object is empty: no header row",
+            "the object holds no header row and no record",
         ));
     };
     if rows == 0 {
-        write_record(&mut buf, columns.iter().map(|c| Some(c.as_str())), b',');
+        write_record(
+            &mut buf,
+            columns.iter().map(|c| Some(c.as_str())),
+            &out_format,
+        );
     }
     out.write_all(&buf).await.map_err(io)?;
     out.shutdown().await.map_err(io)?;
     Ok((columns, rows))
+}
+
+/// Applies the mapping to the object's column names; a mapping entry that
+/// names a column the object lacks is an error.
+fn map_columns(names: Vec<String>, mapping: &[(String, String)]) -> Result<Vec<String>> {
+    if let Some((from, _)) = mapping.iter().find(|(from, _)| !names.contains(from)) {
+        return Err(Error::new(
+            ErrorKind::InvalidInput,
+            OP,
+            format!(
+                "column_mapping names {from:?}, which is not a column of the object (it has {names:?})"
+            ),
+        ));
+    }
+    Ok(names
+        .into_iter()
+        .map(|n| {
+            mapping
+                .iter()
+                .find(|(from, _)| *from == n)
+                .map_or(n, |(_, to)| to.clone())
+        })
+        .collect())
 }
 
 fn gzip_err(e: &std::io::Error) -> Error {

@@ -1,20 +1,29 @@
-//! [`SqlToS3`]: a query's result as a CSV object (Airflow's `SqlToS3Operator`;
-//! `PostgresToS3` and `MySqlToS3` are this operator on those connections).
+//! [`SqlToS3`]: a query's result as CSV or JSON Lines objects (Airflow's
+//! `SqlToS3Operator`; `PostgresToS3` and `MySqlToS3` are this operator on those
+//! connections).
 //!
-//! The rows stream from the database — PostgreSQL's `COPY (query) TO STDOUT`,
-//! the other databases' row streams — through the hook's
-//! [`bulk_dump`](SqlHook::bulk_dump) straight into a multipart upload
+//! The rows stream from the database — PostgreSQL's `COPY (query) TO STDOUT`
+//! for CSV, the row stream ([`SqlHook::stream_rows`]) otherwise — straight into
+//! a multipart upload
 //! ([`ObjectStore::put_stream`](crate::hooks::object_store::ObjectStore::put_stream)):
-//! memory stays flat whatever the row count, and
-//! the object appears only when the whole result is written. If the query fails
-//! midway, the upload is aborted: no object, no pending parts.
+//! memory stays flat whatever the row count, and an object appears only when it
+//! is whole. If the query fails midway, the upload is aborted (no object, no
+//! pending parts) and, with [`max_rows_per_file`](SqlToS3::max_rows_per_file),
+//! the objects this run already wrote are removed.
 //!
-//! The CSV is `bulk_dump`'s: RFC 4180 with a header row, `,`, NULL as an empty
-//! unquoted field and the empty string as `""` — byte for byte what
-//! `psql \copy (query) TO STDOUT WITH (FORMAT csv, HEADER)` writes. An empty
-//! result is a header-only file (from PostgreSQL; the other databases write an
-//! empty object, having no column names without a row). A key ending in `.gz`
-//! (or [`gzip(true)`](SqlToS3::gzip)) is gzip-compressed on the way.
+//! CSV by default is `bulk_dump`'s: RFC 4180 with a header row, `,`, NULL as an
+//! empty unquoted field and the empty string as `""` — byte for byte what
+//! `psql \copy (query) TO STDOUT WITH (FORMAT csv, HEADER)` writes. Another
+//! dialect ([`CsvFormat`](crate::formats::csv::CsvFormat): a delimiter such as
+//! `;`, no header, a NULL marker such as `NA`) is written by `COPY` itself on
+//! PostgreSQL. JSON Lines ([`FileFormat::JsonLines`], or a key ending in
+//! `.jsonl`, `.ndjson` or `.json`) writes one object per row with the types of
+//! [`formats::jsonl`](crate::formats::jsonl). A key ending in `.gz` (or
+//! [`gzip(true)`](SqlToS3::gzip)) is gzip-compressed on the way.
+//!
+//! An empty result writes an object by default (a header-only CSV from
+//! PostgreSQL; an empty object from the other databases, which name no columns
+//! without a row); [`write_empty(false)`](SqlToS3::write_empty) writes none.
 //!
 //! ```
 //! # #[tokio::main(flavor = "current_thread")] async fn main() -> gust::Result<()> {
@@ -47,6 +56,9 @@
 //! path), `s3_key`, `s3_bucket`. With `replace(false)` (the default, as Airflow)
 //! an existing key is an [`AlreadyExists`](ErrorKind::AlreadyExists) error,
 //! checked by a conditional write, not by a HEAD before it.
+//!
+//! Row counts are of records, found by their line ends without parsing the
+//! fields (outside quotes for CSV).
 
 use std::sync::Arc;
 
@@ -54,23 +66,30 @@ use async_trait::async_trait;
 use futures::StreamExt;
 use serde_json::{Value, json};
 use tokio::io::AsyncWriteExt;
+use tokio::sync::Mutex;
 
+use super::records::{Framing, Splitter};
 use crate::context::Context;
 use crate::error::{Error, ErrorKind, Result};
-use crate::hooks::object_store::{BytesStream, PutOptions, gzip_stream, reader_stream};
-use crate::hooks::sql::SqlHook;
+use crate::formats::{FileFormat, jsonl, split_suffix};
+use crate::hooks::object_store::{
+    BytesStream, ObjectStore, PutOptions, gzip_stream, reader_stream,
+};
+use crate::hooks::sql::implement::rows_to_csv_as;
+use crate::hooks::sql::{Parameters, SqlHook};
 use crate::operators::s3::{S3Settings, Source, bucket_key};
 use crate::operators::sql::resolve_hook;
 use crate::task::Operator;
 
 const OP: &str = "sql_to_s3.dump";
 
-/// Writes a query's result to an object as CSV; see the [module docs](self).
-/// XCom: `{"bucket", "key", "rows", "bytes", "format"}` (`bytes` as stored, after
-/// compression).
+/// Writes a query's result to one or more objects; see the [module docs](self).
+/// XCom: `{"bucket", "key", "keys", "rows", "bytes", "format"}` (`key` the first
+/// object's, `keys` all of them in order, `bytes` as stored, after compression).
 #[derive(Clone)]
 pub struct SqlToS3 {
     query: String,
+    parameters: Parameters,
     s3_key: String,
     s3_bucket: Option<String>,
     sql_conn_id: String,
@@ -78,12 +97,16 @@ pub struct SqlToS3 {
     source: Source,
     replace: bool,
     gzip: bool,
+    file_format: Option<FileFormat>,
+    max_rows_per_file: u64,
+    write_empty: bool,
 }
 
 impl std::fmt::Debug for SqlToS3 {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SqlToS3")
             .field("query", &self.query)
+            .field("parameters", &self.parameters)
             .field("s3_key", &self.s3_key)
             .field("s3_bucket", &self.s3_bucket)
             .field("sql_conn_id", &self.sql_conn_id)
@@ -91,6 +114,9 @@ impl std::fmt::Debug for SqlToS3 {
             .field("store", &self.source)
             .field("replace", &self.replace)
             .field("gzip", &self.gzip)
+            .field("file_format", &self.file_format)
+            .field("max_rows_per_file", &self.max_rows_per_file)
+            .field("write_empty", &self.write_empty)
             .finish()
     }
 }
@@ -104,6 +130,7 @@ impl SqlToS3 {
     pub fn new(query: impl Into<String>, s3_key: impl Into<String>) -> Self {
         SqlToS3 {
             query: query.into(),
+            parameters: Parameters::None,
             s3_key: s3_key.into(),
             s3_bucket: None,
             sql_conn_id: "sql_default".to_string(),
@@ -111,18 +138,58 @@ impl SqlToS3 {
             source: Source::default(),
             replace: false,
             gzip: false,
+            file_format: None,
+            max_rows_per_file: 0,
+            write_empty: true,
         }
     }
 
-    /// Overwrites an existing object (default `false`, as Airflow).
+    /// Bind parameters of the query (Airflow's `parameters`). With parameters
+    /// the rows stream through [`SqlHook::stream_rows`], since PostgreSQL's
+    /// `COPY` takes none.
+    pub fn parameters(mut self, parameters: impl Into<Parameters>) -> Self {
+        self.parameters = parameters.into();
+        self
+    }
+
+    /// Overwrites existing objects (default `false`, as Airflow).
     pub fn replace(mut self, on: bool) -> Self {
         self.replace = on;
         self
     }
 
-    /// Gzip-compresses the object (also on when the key ends in `.gz`).
+    /// Gzip-compresses the objects (also on when the key ends in `.gz`).
     pub fn gzip(mut self, on: bool) -> Self {
         self.gzip = on;
+        self
+    }
+
+    /// The format to write (Airflow's `file_format`): a CSV dialect (delimiter,
+    /// header, NULL marker) or JSON Lines. Default: from the key's suffix
+    /// (`.jsonl`, `.ndjson`, `.json` → JSON Lines), else CSV in the default
+    /// dialect.
+    pub fn file_format(mut self, format: impl Into<FileFormat>) -> Self {
+        self.file_format = Some(format.into());
+        self
+    }
+
+    /// Splits the result into objects of at most `rows` records each, named as
+    /// Airflow names them: `<stem>_0<suffix>`, `<stem>_1<suffix>`… where the
+    /// suffix is the key's (`.csv`, `.csv.gz`, `.jsonl`…) or the format's. CSV
+    /// headers are repeated in every object. `0` (the default) writes one
+    /// object under the key as given.
+    pub fn max_rows_per_file(mut self, rows: u64) -> Self {
+        self.max_rows_per_file = rows;
+        self
+    }
+
+    /// Whether an empty result still writes an object (default `true`, so a
+    /// sensor downstream does not wait for ever): a header-only CSV from
+    /// PostgreSQL, an empty object otherwise (the other databases name no
+    /// columns without a row). With `false` nothing is written and XCom's
+    /// `keys` is empty.
+    pub fn write_empty(mut self, on: bool) -> Self {
+        self.write_empty = on;
         self
     }
 }
@@ -138,134 +205,252 @@ impl Operator for SqlToS3 {
             .transpose()?;
         let key = ctx.render_inline(&self.s3_key)?;
         let (bucket, key) = bucket_key(OP, bucket.as_deref(), &key)?;
-        let object = format!("s3://{bucket}/{key}");
+        let format = self
+            .file_format
+            .clone()
+            .or_else(|| FileFormat::from_key(&key))
+            .unwrap_or_default();
+        if let FileFormat::Csv(csv) = &format {
+            csv.validate(OP)?;
+        }
 
         let hook = resolve_hook(ctx, self.hook.as_ref(), &self.sql_conn_id, None).await?;
         let store = self.source.resolve(ctx, S3Settings::default()).await?;
         let gzip = self.gzip || key.ends_with(".gz");
 
-        let (reader, mut writer) = tokio::io::duplex(256 * 1024);
+        let (reader, writer) = tokio::io::duplex(256 * 1024);
         let (done_tx, done_rx) = tokio::sync::oneshot::channel::<Result<()>>();
-        let (rows_tx, rows_rx) = tokio::sync::oneshot::channel::<u64>();
-        let dump = async move {
-            let result = hook.bulk_dump(&query, &mut writer).await;
-            // The result goes before the end of the pipe, so the upload, at the
-            // end of its input, learns whether the input was whole.
-            let _ = done_tx.send(result.map(drop).map_err(|e| e.with_operation(OP)));
-            let _ = writer.shutdown().await;
+        let produce = produce(
+            hook,
+            query,
+            self.parameters.clone(),
+            format.clone(),
+            writer,
+            done_tx,
+        );
+        let (framing, header) = match &format {
+            FileFormat::Csv(csv) => (Framing::Csv, csv.header),
+            FileFormat::JsonLines => (Framing::Lines, false),
         };
-        let mut body = read_through(reader, done_rx, rows_tx);
-        if gzip {
-            body = gzip_stream(body);
-        }
-        let opts = PutOptions::new()
-            .replace(self.replace)
-            .content_type(if gzip { "application/gzip" } else { "text/csv" });
-        let (_, put) = futures::join!(dump, store.put_stream(&bucket, &key, body, &opts));
-        let put = put.map_err(|e| e.with("object", &object))?;
-        let rows = rows_rx.await.unwrap_or(0);
-        tracing::info!(%object, rows, bytes = put.size, "query result written");
+        let splitter = Splitter::new(reader_stream(reader), done_rx, framing, header, OP);
+        let files = Files {
+            store,
+            bucket: bucket.clone(),
+            key: key.clone(),
+            max_rows: self.max_rows_per_file,
+            default_suffix: format!("{}{}", format.extension(), if gzip { ".gz" } else { "" }),
+            opts: PutOptions::new()
+                .replace(self.replace)
+                .content_type(if gzip {
+                    "application/gzip"
+                } else {
+                    format.content_type()
+                }),
+            gzip,
+            write_empty: self.write_empty,
+        };
+        let (_, written) = futures::join!(produce, files.write(splitter));
+        let written = written?;
+        tracing::info!(
+            bucket = %bucket,
+            keys = written.keys.len(),
+            rows = written.rows,
+            bytes = written.bytes,
+            format = format.name(),
+            "query result written"
+        );
         Ok(json!({
             "bucket": bucket,
-            "key": key,
-            "rows": rows,
-            "bytes": put.size,
-            "format": "csv",
+            "key": written.keys.first(),
+            "keys": written.keys,
+            "rows": written.rows,
+            "bytes": written.bytes,
+            "format": format.name(),
         }))
     }
 }
 
-/// The dump's CSV as a stream of chunks, ending with the dump's error if it
-/// failed (so the upload is aborted instead of storing a truncated object), and
-/// counting the records on the way (`rows` gets the count, header excluded).
-fn read_through(
-    reader: tokio::io::DuplexStream,
-    done: tokio::sync::oneshot::Receiver<Result<()>>,
-    rows: tokio::sync::oneshot::Sender<u64>,
-) -> BytesStream {
-    // The unfold ends after `Ok(None)` or an error, so `done` and `rows` are
-    // used once each without being `Option`s.
-    struct State {
-        body: BytesStream,
-        done: tokio::sync::oneshot::Receiver<Result<()>>,
-        rows: tokio::sync::oneshot::Sender<u64>,
-        lines: LineCounter,
-    }
-    let state = State {
-        body: reader_stream(reader),
-        done,
-        rows,
-        lines: LineCounter::default(),
+/// Runs the query and writes its result, encoded, into `out`: `bulk_dump_as`
+/// for CSV without parameters (PostgreSQL's `COPY` does the encoding), the row
+/// stream otherwise. The outcome goes to `done` before `out` is closed, so the
+/// reader learns at the end of its input whether the input was whole.
+async fn produce(
+    hook: Arc<dyn SqlHook>,
+    query: String,
+    parameters: Parameters,
+    format: FileFormat,
+    mut out: tokio::io::DuplexStream,
+    done: tokio::sync::oneshot::Sender<Result<()>>,
+) {
+    let result = match (&format, parameters) {
+        (FileFormat::Csv(csv), Parameters::None) => hook.bulk_dump_as(&query, csv, &mut out).await,
+        (FileFormat::Csv(csv), parameters) => {
+            rows_to_csv_as(hook.stream_rows(&query, parameters), csv, &mut out, OP).await
+        }
+        (FileFormat::JsonLines, parameters) => {
+            rows_to_jsonl(hook.stream_rows(&query, parameters), &mut out).await
+        }
     };
-    futures::stream::try_unfold(state, |mut s| async move {
-        if let Some(chunk) = s.body.next().await {
-            let chunk = chunk.map_err(|e| {
-                Error::new(ErrorKind::Io, OP, format!("reading the dump: {e}")).with_source(e)
-            })?;
-            s.lines.feed(&chunk);
-            return Ok(Some((chunk, s)));
-        }
-        match s.done.await {
-            Ok(Ok(())) => {
-                let _ = s.rows.send(s.lines.records().saturating_sub(1));
-                Ok(None)
-            }
-            Ok(Err(e)) => Err(e),
-            Err(_) => Err(Error::new(
-                ErrorKind::Cancelled,
-                OP,
-                "the dump ended without a result",
-            )),
-        }
-    })
-    .boxed()
+    let _ = done.send(result.map(drop).map_err(|e| e.with_operation(OP)));
+    let _ = out.shutdown().await;
 }
 
-/// Counts CSV records (line ends outside quotes) without parsing the fields.
-#[derive(Debug, Default)]
-struct LineCounter {
-    in_quotes: bool,
-    lines: u64,
-    /// Whether a record has begun since the last line end (the last one may
-    /// have none).
-    open: bool,
+/// Writes rows as JSON Lines in 64 KiB chunks; returns the bytes written.
+async fn rows_to_jsonl(
+    mut rows: futures::stream::BoxStream<'_, Result<crate::hooks::sql::Row>>,
+    out: &mut tokio::io::DuplexStream,
+) -> Result<u64> {
+    let io = |e: std::io::Error| {
+        Error::new(ErrorKind::Io, OP, format!("writing the JSON Lines: {e}")).with_source(e)
+    };
+    let mut buf = Vec::with_capacity(64 * 1024);
+    let mut written = 0u64;
+    while let Some(row) = rows.next().await {
+        jsonl::write_record(&mut buf, &row?);
+        if buf.len() >= 60 * 1024 {
+            out.write_all(&buf).await.map_err(io)?;
+            written += buf.len() as u64;
+            buf.clear();
+        }
+    }
+    out.write_all(&buf).await.map_err(io)?;
+    Ok(written + buf.len() as u64)
 }
 
-impl LineCounter {
-    fn feed(&mut self, chunk: &[u8]) {
-        for &b in chunk {
-            match b {
-                b'"' => self.in_quotes = !self.in_quotes,
-                b'\n' if !self.in_quotes => {
-                    self.lines += 1;
-                    self.open = false;
-                    continue;
+/// Where and how the objects are written.
+struct Files {
+    store: Arc<dyn ObjectStore>,
+    bucket: String,
+    key: String,
+    /// Records per object; 0 for one object.
+    max_rows: u64,
+    /// The suffix of split objects when the key has none of a known format.
+    default_suffix: String,
+    opts: PutOptions,
+    gzip: bool,
+    write_empty: bool,
+}
+
+/// What [`Files::write`] wrote.
+struct Written {
+    keys: Vec<String>,
+    rows: u64,
+    bytes: u64,
+}
+
+impl Files {
+    /// The key of object `index`.
+    fn key_of(&self, index: usize) -> String {
+        if self.max_rows == 0 {
+            return self.key.clone();
+        }
+        let (stem, suffix) = split_suffix(&self.key);
+        let suffix = if suffix.is_empty() {
+            self.default_suffix.as_str()
+        } else {
+            suffix
+        };
+        format!("{stem}_{index}{suffix}")
+    }
+
+    /// Writes the splitter's records into objects; on any error removes the
+    /// objects already written, so a failed run leaves none behind.
+    async fn write(self, splitter: Splitter) -> Result<Written> {
+        let splitter = Arc::new(Mutex::new(splitter));
+        let mut keys = Vec::new();
+        let mut bytes = 0;
+        let result = self.write_all(&splitter, &mut keys, &mut bytes).await;
+        let rows = splitter.lock().await.records();
+        // The pipe closes here, so a dump still writing stops.
+        drop(splitter);
+        match result {
+            Ok(()) => Ok(Written { keys, rows, bytes }),
+            Err(e) => {
+                if !keys.is_empty() {
+                    match self.store.delete(&self.bucket, &keys).await {
+                        Ok(r) if r.errors.is_empty() => {
+                            tracing::warn!(bucket = %self.bucket, keys = ?keys, "removed the objects of the failed dump");
+                        }
+                        Ok(r) => {
+                            tracing::error!(bucket = %self.bucket, failed = ?r.errors, "could not remove every object of the failed dump")
+                        }
+                        Err(d) => {
+                            tracing::error!(bucket = %self.bucket, error = %d, "could not remove the objects of the failed dump")
+                        }
+                    }
                 }
-                _ => {}
+                Err(e)
             }
-            self.open = true;
         }
     }
 
-    /// Records seen, the last one counted even without its line end.
-    fn records(&self) -> u64 {
-        self.lines + u64::from(self.open)
+    async fn write_all(
+        &self,
+        splitter: &Arc<Mutex<Splitter>>,
+        keys: &mut Vec<String>,
+        bytes: &mut u64,
+    ) -> Result<()> {
+        let room = if self.max_rows == 0 {
+            u64::MAX
+        } else {
+            self.max_rows
+        };
+        loop {
+            // The first batch decides whether there is an object to write.
+            let (first, header) = {
+                let mut s = splitter.lock().await;
+                let first = s.next_batch(room).await?;
+                (first, s.header().map(<[u8]>::to_vec))
+            };
+            let first = match first {
+                Some(b) => b,
+                None if keys.is_empty() && self.write_empty => (bytes::Bytes::new(), 0),
+                None => return Ok(()),
+            };
+            let key = self.key_of(keys.len());
+            let object = format!("s3://{}/{key}", self.bucket);
+            let mut body = file_body(splitter.clone(), header, first, room);
+            if self.gzip {
+                body = gzip_stream(body);
+            }
+            let put = self
+                .store
+                .put_stream(&self.bucket, &key, body, &self.opts)
+                .await
+                .map_err(|e| e.with("object", &object))?;
+            tracing::info!(%object, bytes = put.size, "object written");
+            keys.push(key);
+            *bytes += put.size;
+            if self.max_rows == 0 || splitter.lock().await.at_end().await? {
+                return Ok(());
+            }
+        }
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn records_are_counted_outside_quotes() {
-        let mut c = LineCounter::default();
-        c.feed(b"id,note\n1,\"a\nb\"\n2,");
-        c.feed(b"\"\"\"x\"\"\"\n");
-        assert_eq!(c.records(), 3);
-        let mut c = LineCounter::default();
-        c.feed(b"id\n1");
-        assert_eq!(c.records(), 2);
-        assert_eq!(LineCounter::default().records(), 0);
-    }
+/// One object's body: the header, the first batch, then batches until `room`
+/// records are in or the dump ends.
+fn file_body(
+    splitter: Arc<Mutex<Splitter>>,
+    header: Option<Vec<u8>>,
+    first: (bytes::Bytes, u64),
+    room: u64,
+) -> BytesStream {
+    let left = room - first.1;
+    let head = futures::stream::iter(
+        header
+            .map(bytes::Bytes::from)
+            .into_iter()
+            .chain(Some(first.0))
+            .filter(|b| !b.is_empty())
+            .map(Ok),
+    );
+    let rest = futures::stream::try_unfold((splitter, left), |(splitter, left)| async move {
+        if left == 0 {
+            return Ok(None);
+        }
+        let next = splitter.lock().await.next_batch(left).await?;
+        Ok(next.map(|(b, n)| (b, (splitter, left - n))))
+    });
+    head.chain(rest).boxed()
 }

@@ -98,7 +98,18 @@ impl<'a> Reader<'a> {
 /// A row error ends the dump with that error; a failed write is an
 /// [`ErrorKind::Io`] error of operation `op`.
 pub async fn rows_to_csv(
+    rows: BoxStream<'_, Result<Row>>,
+    out: &mut (dyn AsyncWrite + Send + Unpin),
+    op: &'static str,
+) -> Result<u64> {
+    rows_to_csv_as(rows, &CsvFormat::default(), out, op).await
+}
+
+/// [`rows_to_csv`] in `format`'s dialect (delimiter, header row or not, NULL
+/// marker).
+pub async fn rows_to_csv_as(
     mut rows: BoxStream<'_, Result<Row>>,
+    format: &CsvFormat,
     out: &mut (dyn AsyncWrite + Send + Unpin),
     op: &'static str,
 ) -> Result<u64> {
@@ -108,15 +119,15 @@ pub async fn rows_to_csv(
     };
     let mut buf = Vec::with_capacity(64 * 1024);
     let mut written = 0u64;
-    let mut header = false;
+    let mut header = !format.header;
     while let Some(row) = rows.next().await {
         let row = row?;
         if !header {
-            write_record(&mut buf, row.keys().map(|k| Some(k.as_str())), b',');
+            write_record(&mut buf, row.keys().map(|k| Some(k.as_str())), format);
             header = true;
         }
         let cells: Vec<Option<String>> = row.values().map(cell_text).collect();
-        write_record(&mut buf, cells.iter().map(|c| c.as_deref()), b',');
+        write_record(&mut buf, cells.iter().map(|c| c.as_deref()), format);
         if buf.len() >= 60 * 1024 {
             out.write_all(&buf).await.map_err(io)?;
             written += buf.len() as u64;

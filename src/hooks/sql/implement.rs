@@ -21,7 +21,7 @@ use super::{
 use crate::error::{Error, ErrorKind, Result};
 use serde_json::Value;
 
-pub use super::csv::{Reader as CsvReader, rows_to_csv};
+pub use super::csv::{Reader as CsvReader, rows_to_csv, rows_to_csv_as};
 pub use super::run::{bound_statements, run_statements};
 pub use super::split::{Bound, bind, split_statements};
 pub use crate::formats::csv::Record;
