@@ -16,6 +16,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::TryStreamExt;
+use gust::formats::FileFormat;
 use gust::formats::csv::CsvFormat;
 use gust::hooks::object_store::{MemoryStore, ObjectStore, PutOptions};
 use gust::hooks::redis::RedisHook;
@@ -96,11 +97,13 @@ fn assert_one_line(e: &Error, object: &str) {
     assert_eq!(e.operation(), "s3_to_redis.load", "{text}");
 }
 
-/// The seed's CSV: `;`-separated, plus NULL, an empty string, quotes and Korean.
+/// The seed's CSV: `;`-separated, plus NULL, an empty string, quotes, Korean and
+/// a blank line (no row in a file of several columns).
 const IRIS: &str = "SepalLength;SepalWidth;Species;Note\n\
     5.1;3.5;Iris-setosa;\n\
     4.9;3.0;Iris-setosa;\"\"\n\
     7.0;3.2;Iris-versicolor;\"a;\"\"b\"\"\"\n\
+    \n\
     6.3;3.3;Iris-virginica;붓꽃\n";
 
 fn iris_expected(prefix: &str, infer: bool) -> BTreeMap<String, Value> {
@@ -140,11 +143,12 @@ async fn check_csv_as_json(conn: Connection) {
         "s3://raw/iris1.csv",
         format!("{base}:{{{{ ds }}}}:row:{{{{ index }}}}"),
     )
-    .format(CsvFormat::new().delimiter(b';'))
+    .file_format(CsvFormat::new().delimiter(b';'))
     .with_store(store.clone())
     .with_hook(h.clone());
     let out = op.execute(&ctx).await.unwrap();
     assert_eq!(out["rows"], 4);
+    assert_eq!(out["format"], "csv");
     assert_eq!(out["store_as"], "json");
     assert_eq!(out["prefix"], Value::Null, "no replace, no prefix");
     assert_eq!(json_under(&h, &prefix).await, iris_expected(&prefix, false));
@@ -400,7 +404,7 @@ async fn gzip_object_on_the_single_node() {
     let base = common::unique("gust:s3r:gz");
     let out = S3ToRedis::new("2025/iris1.csv.gz", format!("{base}:{{{{ index }}}}"))
         .s3_bucket("raw")
-        .format(CsvFormat::new().delimiter(b';'))
+        .file_format(CsvFormat::new().delimiter(b';'))
         .with_store(store)
         .with_hook(h.clone())
         .execute(&ctx())
@@ -440,7 +444,7 @@ async fn from_the_s3_server_into_the_cluster_by_conn_ids() {
         format!("s3://{bucket}/{{{{ ds }}}}/iris1.csv"),
         format!("{base}:row:{{{{ index }}}}"),
     )
-    .format(CsvFormat::new().delimiter(b';'))
+    .file_format(CsvFormat::new().delimiter(b';'))
     .aws_conn_id("aws_default")
     .redis_conn_id("redis_cluster")
     .replace(true)
@@ -456,6 +460,84 @@ async fn from_the_s3_server_into_the_cluster_by_conn_ids() {
     h.delete(&got.keys().collect::<Vec<_>>()).await.unwrap();
     s3.delete(&bucket, &[key]).await.unwrap();
 }
+
+/// JSON Lines: values keep their JSON types and the keys their order; a blank
+/// line is no record.
+const PEOPLE: &str = r#"{"id":"kim","age":31,"score":4.5,"tags":["a","b"],"note":null,"name":"김민수"}
+{"id":"lee","age":28,"score":3.0,"tags":[],"note":"x","name":"lee"}
+
+{"id":"park","active":true,"name":"park"}
+"#;
+
+async fn check_jsonl_as_json_and_hashes(conn: Connection) {
+    let h = hook(&conn).await;
+    let base = common::unique("gust:s3r:jsonl");
+    let store = memory_store(&[("people.jsonl", PEOPLE)]).await;
+    let prefix = format!("{base}:person:");
+    let out = S3ToRedis::new("s3://raw/people.jsonl", format!("{prefix}{{{{ row.id }}}}"))
+        .with_store(store.clone())
+        .with_hook(h.clone())
+        .execute(&ctx())
+        .await
+        .unwrap();
+    assert_eq!(out["format"], "jsonl", "from the key's suffix");
+    assert_eq!(out["rows"], 3);
+    let raw = h
+        .get_string(&format!("{prefix}kim"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        raw, r#"{"id":"kim","age":31,"score":4.5,"tags":["a","b"],"note":null,"name":"김민수"}"#,
+        "stored as read"
+    );
+    let got = json_under(&h, &prefix).await;
+    assert_eq!(got.len(), 3);
+    assert_eq!(
+        got[&format!("{prefix}park")],
+        json!({"id": "park", "active": true, "name": "park"})
+    );
+    h.delete(&got.keys().collect::<Vec<_>>()).await.unwrap();
+
+    // As hashes, keyed by index, from a gzip object: numbers and booleans printed,
+    // arrays as JSON text, null absent.
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    gz.write_all(PEOPLE.as_bytes()).unwrap();
+    put(&store, "people.jsonl.gz", gz.finish().unwrap()).await;
+    let out = S3ToRedis::new(
+        "s3://raw/people.jsonl.gz",
+        format!("{base}:h:{{{{ index }}}}"),
+    )
+    .store_as(StoreAs::Hash)
+    .with_store(store)
+    .with_hook(h.clone())
+    .execute(&ctx())
+    .await
+    .unwrap();
+    assert_eq!(out["rows"], 3);
+    let key = format!("{base}:h:0");
+    let mut direct = direct_client(&conn, &h, &key).await;
+    let fields: BTreeMap<String, String> = redis::cmd("HGETALL")
+        .arg(&key)
+        .query_async(&mut direct)
+        .await
+        .unwrap();
+    let expected: BTreeMap<String, String> = [
+        ("id", "kim"),
+        ("age", "31"),
+        ("score", "4.5"),
+        ("tags", r#"["a","b"]"#),
+        ("name", "김민수"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    assert_eq!(fields, expected);
+    h.delete(&[key, format!("{base}:h:1"), format!("{base}:h:2")])
+        .await
+        .unwrap();
+}
+both!(jsonl_as_json_and_hashes, check_jsonl_as_json_and_hashes);
 
 // ---- bad inputs ----
 
@@ -495,6 +577,9 @@ async fn bad_inputs_each_fail_with_one_typed_line() {
         ("dupcol.csv", "id,id\n1,2\n"),
         ("bad.csv.gz", "not gzip at all"),
         ("ok.csv", "id\n1\n"),
+        ("bad.jsonl", "{\"id\":1}\n{\"id\":2\n"),
+        ("nokey.jsonl", "{\"id\":1}\n{\"other\":2}\n"),
+        ("empty.jsonl.gz", ""),
     ])
     .await;
 
@@ -547,7 +632,7 @@ async fn bad_inputs_each_fail_with_one_typed_line() {
     assert!(e.message().contains("row.nope"), "{e}");
 
     let e = bad(store.clone(), &h, "noheader.csv", |o| {
-        o.format(CsvFormat::new().header(false))
+        o.file_format(CsvFormat::new().header(false))
     })
     .await;
     assert!(e.message().contains("column_list"), "{e}");
@@ -557,6 +642,32 @@ async fn bad_inputs_each_fail_with_one_typed_line() {
 
     let e = bad(store.clone(), &h, "bad.csv.gz", |o| o).await;
     assert!(e.message().contains("gzip"), "{e}");
+
+    let e = bad(store.clone(), &h, "bad.jsonl", |o| o).await;
+    assert_eq!(e.kind(), ErrorKind::InvalidInput, "{e}");
+    assert!(e.message().contains("line 2"), "{e}");
+    let e = bad(store.clone(), &h, "nokey.jsonl", |_| {
+        S3ToRedis::new("s3://raw/nokey.jsonl", "gust:s3r:nokey:{{ row.id }}")
+            .with_store(store.clone())
+            .with_hook(h.clone())
+    })
+    .await;
+    assert!(
+        e.message()
+            .contains("line 2: the key field \"id\" is missing"),
+        "{e}"
+    );
+    let e = bad(store.clone(), &h, "empty.jsonl.gz", |o| o).await;
+    assert!(e.message().contains("empty"), "{e}");
+    // A format given explicitly wins over the suffix: this CSV is no JSON.
+    let e = bad(store.clone(), &h, "ok.csv", |o| {
+        o.file_format(FileFormat::JsonLines)
+    })
+    .await;
+    assert!(
+        e.message().contains("malformed JSON Lines at line 1"),
+        "{e}"
+    );
 
     // The key template: the same key for every row; an expression on a row
     // variable; replace without a prefix.

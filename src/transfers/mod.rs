@@ -7,7 +7,7 @@
 //! | [`s3_to_sql::S3ToSql`] | a CSV object → a table (append or replace) |
 //! | [`sql_to_s3::SqlToS3`] | a query's result → CSV or JSON Lines objects (gzip, split by rows optional) |
 //! | [`sql_to_sql::SqlToSql`] | a query's rows → a table of another database (Airflow's `GenericTransfer`) |
-//! | [`s3_to_redis::S3ToRedis`] | a CSV object's rows → Redis keys (JSON strings or hashes), single node or Cluster |
+//! | [`s3_to_redis::S3ToRedis`] | a CSV or JSON Lines object's rows → Redis keys (JSON strings or hashes), single node or Cluster |
 //!
 //! The SQL transfers need `object-store` and a SQL feature; `S3ToRedis` needs
 //! `object-store` and `redis`.

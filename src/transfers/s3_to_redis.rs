@@ -1,8 +1,11 @@
-//! [`S3ToRedis`]: the rows of a CSV object into Redis, one key per row (seed 000's
-//! second DAG, which stores each row of `iris1.csv` as JSON under `row:{index}`).
+//! [`S3ToRedis`]: the rows of a CSV or JSON Lines object into Redis, one key per
+//! row (seed 000's second DAG, which stores each row of `iris1.csv` as JSON under
+//! `row:{index}`).
 //!
-//! The object streams from the store through a CSV [`Parser`] (gzip when the key
-//! ends in `.gz`) and its rows go to Redis in batches of
+//! The object streams from the store through a CSV [`Parser`] or a
+//! [`jsonl::Parser`] (the format from the key's suffix or
+//! [`file_format`](S3ToRedis::file_format); gzip when the key ends in `.gz`) and
+//! its rows go to Redis in batches of
 //! [`batch_rows`](S3ToRedis::batch_rows) rows, a few batches in flight at once
 //! ([`max_in_flight`](S3ToRedis::max_in_flight)): memory stays flat whatever the
 //! object's size. Each batch is a [`RedisBatch`], so on a Redis Cluster its
@@ -16,7 +19,8 @@
 //!
 //! - `index`: the row's number from 0 (pandas' default index, the seed's
 //!   `row:{index}`; the header is not a row);
-//! - `row`: the row's fields, `{{ row.species }}` or `{{ row['sepal length'] }}`.
+//! - `row`: the row's fields, `{{ row.species }}` or `{{ row['sepal length'] }}`
+//!   (a JSON Lines value as text: strings as they are, numbers printed).
 //!
 //! Parsing a Jinja template for each of a million rows would cost more than
 //! sending them, so the row variables may appear only as whole substitutions,
@@ -36,9 +40,12 @@
 //! field that is a JSON number *and prints back unchanged* (`5.1`, `-3`, `3.0`)
 //! is stored as a number, as pandas would type the seed's measurements, while
 //! `007`, `1.50`, `1e3` or `+5` stay strings: no digit of the input is lost.
+//! A JSON Lines object is stored as it was read, its values keeping their JSON
+//! types and its keys their order.
 //!
 //! [`StoreAs::Hash`]: `DEL key` then `HSET key column value …`, one hash field per
-//! non-NULL field (Redis hashes have no NULL: an absent field is NULL; a row whose
+//! non-NULL field (JSON numbers and booleans printed, nested values as JSON text;
+//! Redis hashes have no NULL: an absent field is NULL; a row whose
 //! fields are all NULL leaves no key). The `DEL` makes a re-run give exactly the
 //! new fields; between the two a reader may see the key missing.
 //!
@@ -79,7 +86,7 @@
 //! let ctx = Context::builder("redis", "read_s3_and_store_to_redis").build();
 //!
 //! let out = S3ToRedis::new("s3://team06-mlflow-feature/iris1.csv", "iris:{{ ds }}:row:{{ index }}")
-//!     .format(CsvFormat::new().delimiter(b';'))
+//!     .file_format(CsvFormat::new().delimiter(b';'))
 //!     .infer_numbers(true)
 //!     .replace(true)
 //!     .with_store(store)
@@ -99,9 +106,10 @@
 //! A missing object is [`NotFound`](ErrorKind::NotFound) naming the bucket and
 //! key; an empty object (no byte, after gzip) is
 //! [`InvalidInput`](ErrorKind::InvalidInput); so is a record with the wrong number
-//! of fields (often the wrong delimiter), naming the line (records counted from the
-//! header as line 1, exact unless a quoted field spans lines), a key column that
-//! is NULL or missing, and a duplicate key. A Redis failure keeps its kind: a
+//! of fields (often the wrong delimiter) or a malformed JSON line, naming the line
+//! (records counted from the header as line 1, exact unless a quoted field spans
+//! lines or JSON Lines has blank lines), a key column that is NULL or missing,
+//! and a duplicate key. A Redis failure keeps its kind: a
 //! master that does not answer is [`Timeout`](ErrorKind::Timeout) or
 //! [`Unavailable`](ErrorKind::Unavailable), both retryable — the keys written so far
 //! stay, and the retry writes them again. Every error names the object
@@ -121,7 +129,10 @@ use serde_json::{Value, json};
 
 use crate::context::Context;
 use crate::error::{Error, ErrorKind, Result};
-use crate::formats::csv::{CsvFormat, Parser, Record};
+use crate::formats::FileFormat;
+use crate::formats::csv::{Parser, Record, cell_text, is_blank};
+use crate::formats::jsonl;
+use crate::hooks::object_store::BytesStream;
 use crate::hooks::redis::{RedisBatch, RedisHook};
 use crate::operators::s3::{S3Settings, Source, bucket_key};
 use crate::task::Operator;
@@ -155,8 +166,9 @@ impl StoreAs {
     }
 }
 
-/// Loads the rows of a CSV object into Redis; see the [module docs](self). XCom:
-/// `{"bucket", "key", "rows", "store_as", "prefix", "deleted"}` (`prefix` and
+/// Loads the rows of a CSV or JSON Lines object into Redis; see the
+/// [module docs](self). XCom: `{"bucket", "key", "format", "rows", "store_as",
+/// "prefix", "deleted"}` (`prefix` and
 /// `deleted`, the stale keys removed, are `null` without `replace`).
 #[derive(Debug, Clone)]
 pub struct S3ToRedis {
@@ -167,7 +179,7 @@ pub struct S3ToRedis {
     redis_conn_id: String,
     hook: Option<RedisHook>,
     source: Source,
-    format: CsvFormat,
+    file_format: Option<FileFormat>,
     column_list: Option<Vec<String>>,
     store_as: StoreAs,
     infer_numbers: bool,
@@ -193,7 +205,7 @@ impl S3ToRedis {
             redis_conn_id: crate::hooks::redis::DEFAULT_CONN_ID.to_string(),
             hook: None,
             source: Source::default(),
-            format: CsvFormat::default(),
+            file_format: None,
             column_list: None,
             store_as: StoreAs::default(),
             infer_numbers: false,
@@ -224,15 +236,17 @@ impl S3ToRedis {
         self
     }
 
-    /// The CSV dialect of the object (default: `,`, a header row, NULL as an
-    /// empty unquoted field).
-    pub fn format(mut self, format: CsvFormat) -> Self {
-        self.format = format;
+    /// The object's format: a CSV dialect or JSON Lines. Default: from the key's
+    /// suffix (`.jsonl`, `.ndjson`, `.json` → JSON Lines, optionally `.gz`), else
+    /// CSV with `,`, a header row and NULL as an empty unquoted field.
+    pub fn file_format(mut self, format: impl Into<FileFormat>) -> Self {
+        self.file_format = Some(format.into());
         self
     }
 
-    /// The column names, in order. Without it the header row names them; with
-    /// it a header row, if the format has one, is skipped.
+    /// The CSV column names, in order. Without it the header row names them;
+    /// with it a header row, if the format has one, is skipped. (JSON Lines
+    /// objects name their own fields.)
     pub fn column_list(mut self, columns: impl IntoIterator<Item = impl Into<String>>) -> Self {
         self.column_list = Some(columns.into_iter().map(Into::into).collect());
         self
@@ -327,8 +341,17 @@ impl Operator for S3ToRedis {
             .map_err(name)?;
         let body = store.get_stream(&bucket, &key).await.map_err(name)?;
 
+        let format = self
+            .file_format
+            .clone()
+            .or_else(|| FileFormat::from_key(&key))
+            .unwrap_or_default();
         let mut loader = Loader {
             hook: hook.clone(),
+            delimiter: match &format {
+                FileFormat::Csv(csv) => csv.delimiter,
+                FileFormat::JsonLines => b',',
+            },
             plan: &plan,
             store_as: self.store_as,
             infer_numbers: self.infer_numbers,
@@ -342,15 +365,9 @@ impl Operator for S3ToRedis {
             rows: 0,
         };
         let gzip = key.ends_with(".gz");
-        read_csv(
-            body,
-            &self.format,
-            self.column_list.clone(),
-            gzip,
-            &mut loader,
-        )
-        .await
-        .map_err(name)?;
+        read_object(body, &format, self.column_list.clone(), gzip, &mut loader)
+            .await
+            .map_err(name)?;
         loader.finish().await.map_err(name)?;
         let rows = loader.rows;
         tracing::info!(%object, conn_id = %hook.conn_id(), rows, store_as = self.store_as.as_str(), "object loaded into redis");
@@ -367,6 +384,7 @@ impl Operator for S3ToRedis {
         Ok(json!({
             "bucket": bucket,
             "key": key,
+            "format": format.name(),
             "rows": rows,
             "store_as": self.store_as.as_str(),
             "prefix": self.replace.then_some(prefix),
@@ -802,6 +820,8 @@ struct Pending {
 
 struct Loader<'a> {
     hook: RedisHook,
+    /// The CSV delimiter, named when a record has the wrong number of fields.
+    delimiter: u8,
     plan: &'a KeyPlan,
     store_as: StoreAs,
     infer_numbers: bool,
@@ -822,7 +842,7 @@ impl Loader<'_> {
     }
 
     /// Adds one CSV record (line `line`) to the batch, sending it when full.
-    async fn push(&mut self, record: Record, line: u64) -> Result<()> {
+    async fn push_csv(&mut self, record: Record, line: u64) -> Result<()> {
         let Some(cols) = &self.columns else {
             return Err(Error::new(
                 ErrorKind::InvalidInput,
@@ -830,28 +850,26 @@ impl Loader<'_> {
                 "the format has no header row: give the columns with column_list",
             ));
         };
+        // A blank line is a NULL only in a one-column file (as S3ToSql reads it).
+        if cols.names.len() != 1 && is_blank(&record) {
+            return Ok(());
+        }
         if record.len() != cols.names.len() {
             return Err(Error::new(
                 ErrorKind::InvalidInput,
                 OP,
                 format!(
-                    "line {line} has {} fields where {} columns were expected (is the delimiter right?)",
+                    "line {line} has {} fields where {} columns were expected (is the \
+                     delimiter {:?}?)",
                     record.len(),
                     cols.names.len(),
+                    char::from(self.delimiter),
                 ),
             )
             .with("line", line));
         }
         let key = cols.key(self.rows, &record, line)?;
-        if !self.written.insert(&key) {
-            return Err(Error::new(
-                ErrorKind::InvalidInput,
-                OP,
-                format!("line {line} has the key of an earlier row: every row needs its own key"),
-            )
-            .with("line", line)
-            .with("redis_key", &key));
-        }
+        check_unique(&mut self.written, &key, line)?;
         match self.store_as {
             StoreAs::Json => {
                 let json = cols.json(&record, self.infer_numbers);
@@ -870,6 +888,59 @@ impl Loader<'_> {
                 self.pending.keys.push(key);
             }
         }
+        self.row_added().await
+    }
+
+    /// Adds one JSON Lines object (line `line`) to the batch, sending it when full.
+    async fn push_json(&mut self, object: jsonl::Object, line: u64) -> Result<()> {
+        let mut key = String::with_capacity(32);
+        for p in &self.plan.parts {
+            match p {
+                Part::Lit(s) => key.push_str(s),
+                Part::Index => {
+                    write!(key, "{}", self.rows).ok();
+                }
+                Part::Field(name) => {
+                    let Some(v) = object.get(name).and_then(cell_text) else {
+                        let what = if object.contains_key(name) {
+                            "is null"
+                        } else {
+                            "is missing"
+                        };
+                        return Err(Error::new(
+                            ErrorKind::InvalidInput,
+                            OP,
+                            format!("line {line}: the key field {name:?} {what}"),
+                        )
+                        .with("line", line));
+                    };
+                    key.push_str(&v);
+                }
+            }
+        }
+        check_unique(&mut self.written, &key, line)?;
+        match self.store_as {
+            StoreAs::Json => {
+                // Writing a map of JSON values into a Vec cannot fail.
+                let json = serde_json::to_vec(&object).unwrap_or_default();
+                self.pending.writes.set(key, json, self.ttl);
+            }
+            StoreAs::Hash => {
+                let fields: Vec<(&String, String)> = object
+                    .iter()
+                    .filter_map(|(k, v)| Some((k, cell_text(v)?)))
+                    .collect();
+                if !fields.is_empty() {
+                    self.pending.writes.hset(key.as_str(), fields);
+                }
+                self.pending.keys.push(key);
+            }
+        }
+        self.row_added().await
+    }
+
+    /// Counts the row just queued; sends the batch when it is full.
+    async fn row_added(&mut self) -> Result<()> {
         self.pending.rows += 1;
         self.rows += 1;
         if self.pending.rows >= self.batch_rows {
@@ -927,25 +998,91 @@ impl Loader<'_> {
 
 // ---- reading ----
 
-/// Streams the CSV object `body` into `loader`.
-async fn read_csv(
-    mut body: crate::hooks::object_store::BytesStream,
-    format: &CsvFormat,
+/// Records `key` as written, refusing a key an earlier row had.
+fn check_unique(written: &mut Written, key: &str, line: u64) -> Result<()> {
+    if written.insert(key) {
+        return Ok(());
+    }
+    Err(Error::new(
+        ErrorKind::InvalidInput,
+        OP,
+        format!("line {line} has the key of an earlier row: every row needs its own key"),
+    )
+    .with("line", line)
+    .with("redis_key", key))
+}
+
+/// Decodes an object's records, one format or the other.
+enum Decoder {
+    Csv { parser: Parser, header: bool },
+    Jsonl(jsonl::Parser),
+}
+
+/// Streams the object `body` into `loader`.
+async fn read_object(
+    mut body: BytesStream,
+    format: &FileFormat,
     column_list: Option<Vec<String>>,
     gzip: bool,
     loader: &mut Loader<'_>,
 ) -> Result<()> {
-    let mut parser = Parser::new(format, OP);
+    let mut decoder = match format {
+        FileFormat::Csv(csv) => {
+            csv.validate(OP)?;
+            if let Some(names) = column_list {
+                loader.set_columns(names)?;
+            }
+            Decoder::Csv {
+                parser: Parser::new(csv, OP),
+                header: csv.header,
+            }
+        }
+        FileFormat::JsonLines => Decoder::Jsonl(jsonl::Parser::new(OP)),
+    };
     let mut gunzip = gzip.then(|| flate2::write::GzDecoder::new(Vec::new()));
-    let mut skip_header = format.header;
-    if let Some(names) = column_list {
-        loader.set_columns(names)?;
-    }
+    // Records counted from line 1 (the header, if any): the line of each record
+    // unless a quoted CSV field spans lines or JSON Lines has blank lines.
     let mut line = 1u64;
+    // Bytes of the object, and after gzip.
+    let mut raw = 0u64;
     let mut bytes = 0u64;
+    let empty = || {
+        Error::new(
+            ErrorKind::InvalidInput,
+            OP,
+            "the object is empty: not one byte to load",
+        )
+    };
     let mut records: Vec<Record> = Vec::new();
+    let mut objects: Vec<jsonl::Object> = Vec::new();
     loop {
         let chunk = body.next().await.transpose()?;
+        raw += chunk.as_ref().map_or(0, |c| c.len() as u64);
+        let mut feed = |data: &[u8], last: bool| -> Result<()> {
+            bytes += data.len() as u64;
+            if last && bytes == 0 {
+                return Err(empty());
+            }
+            match &mut decoder {
+                Decoder::Csv { parser, .. } => {
+                    parser.feed(data, &mut records)?;
+                    if last {
+                        parser.finish(&mut records)?;
+                    }
+                }
+                Decoder::Jsonl(parser) => {
+                    parser.feed(data, &mut objects)?;
+                    if last {
+                        parser.finish(&mut objects)?;
+                    }
+                }
+            }
+            Ok(())
+        };
+        if chunk.is_none() && raw == 0 {
+            // Not even a gzip header.
+            return Err(empty());
+        }
         if let Some(gz) = gunzip.as_mut() {
             match &chunk {
                 Some(c) => gz.write_all(c),
@@ -958,26 +1095,20 @@ async fn read_csv(
                     format!("the object is not valid gzip: {e}"),
                 )
             })?;
-            bytes += gz.get_ref().len() as u64;
-            parser.feed(gz.get_ref(), &mut records)?;
+            feed(gz.get_ref(), chunk.is_none())?;
             gz.get_mut().clear();
-        } else if let Some(c) = &chunk {
-            bytes += c.len() as u64;
-            parser.feed(c, &mut records)?;
+        } else {
+            feed(chunk.as_deref().unwrap_or_default(), chunk.is_none())?;
         }
-        if chunk.is_none() {
-            if bytes == 0 {
-                return Err(Error::new(
-                    ErrorKind::InvalidInput,
-                    OP,
-                    "the object is empty: no header row and no record",
-                ));
-            }
-            parser.finish(&mut records)?;
+        for object in std::mem::take(&mut objects) {
+            loader.push_json(object, line).await?;
+            line += 1;
         }
         for record in std::mem::take(&mut records) {
-            if skip_header {
-                skip_header = false;
+            if let Decoder::Csv { header, .. } = &mut decoder
+                && *header
+            {
+                *header = false;
                 line += 1;
                 if loader.columns.is_none() {
                     let names = record
@@ -997,7 +1128,7 @@ async fn read_csv(
                 }
                 continue;
             }
-            loader.push(record, line).await?;
+            loader.push_csv(record, line).await?;
             line += 1;
         }
         if chunk.is_none() {
