@@ -8,7 +8,8 @@
 //! its rows go to Redis in batches of
 //! [`batch_rows`](S3ToRedis::batch_rows) rows, a few batches in flight at once
 //! ([`max_in_flight`](S3ToRedis::max_in_flight)): memory stays flat whatever the
-//! object's size. Each batch is a [`RedisBatch`], so on a Redis Cluster its
+//! object's size (but for a 16-byte hash per row when the key is not
+//! `prefix{{ index }}suffix`, see [below](self#re-running-a-date)). Each batch is a [`RedisBatch`], so on a Redis Cluster its
 //! commands go out as one pipeline per hash slot and keys spread over every master
 //! never fail with `CROSSSLOT`.
 //!
@@ -27,7 +28,7 @@
 //! `{{ index }}`, `{{ row.name }}`, `{{ row['name'] }}`: the template is rendered
 //! once with markers in their place and each row's key is the rendered text with
 //! the row's values put in. `{{ index + 1 }}` or a filter on a row field is a
-//! template error naming the variable. Every row must get its own key: a template
+//! template error that says so. Every row must get its own key: a template
 //! without a row variable is refused, and two rows rendering the same key fail
 //! the load naming the key and the line (batches run concurrently, so "the last
 //! one wins" would not hold). A field used in the key must not be NULL.
