@@ -54,6 +54,22 @@ impl Parser {
 
     /// Parses `chunk`, appending each completed object to `out`.
     pub fn feed(&mut self, chunk: &[u8], out: &mut Vec<Object>) -> Result<()> {
+        let mut numbered = Vec::new();
+        self.feed_numbered(chunk, &mut numbered)?;
+        out.extend(numbered.into_iter().map(|(_, o)| o));
+        Ok(())
+    }
+
+    /// Ends the input: the last line may lack its line end.
+    pub fn finish(&mut self, out: &mut Vec<Object>) -> Result<()> {
+        let mut numbered = Vec::new();
+        self.finish_numbered(&mut numbered)?;
+        out.extend(numbered.into_iter().map(|(_, o)| o));
+        Ok(())
+    }
+
+    /// [`feed`](Self::feed), each object with its 1-based line number.
+    pub fn feed_numbered(&mut self, chunk: &[u8], out: &mut Vec<(u64, Object)>) -> Result<()> {
         let mut rest = chunk;
         while let Some(nl) = memchr(b'\n', rest) {
             let (line, tail) = rest.split_at(nl);
@@ -73,8 +89,8 @@ impl Parser {
         Ok(())
     }
 
-    /// Ends the input: the last line may lack its line end.
-    pub fn finish(&mut self, out: &mut Vec<Object>) -> Result<()> {
+    /// [`finish`](Self::finish), the object with its 1-based line number.
+    pub fn finish_numbered(&mut self, out: &mut Vec<(u64, Object)>) -> Result<()> {
         let last = std::mem::take(&mut self.pending);
         if !last.is_empty() {
             self.parse_line(&last, out)?;
@@ -82,7 +98,7 @@ impl Parser {
         Ok(())
     }
 
-    fn parse_line(&mut self, line: &[u8], out: &mut Vec<Object>) -> Result<()> {
+    fn parse_line(&mut self, line: &[u8], out: &mut Vec<(u64, Object)>) -> Result<()> {
         let line_no = self.line;
         self.line += 1;
         let line = line.strip_suffix(b"\r").unwrap_or(line);
@@ -99,7 +115,7 @@ impl Parser {
         };
         match serde_json::from_slice::<Value>(line) {
             Ok(Value::Object(map)) => {
-                out.push(map);
+                out.push((line_no, map));
                 Ok(())
             }
             Ok(other) => Err(bad(format!(

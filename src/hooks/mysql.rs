@@ -10,7 +10,10 @@
 //! in Airflow it is opt-in: set the extra `{"local_infile": true}` (the server
 //! must allow it too). The load runs in a transaction and is rolled back when the
 //! server reports any warning (a truncated value, a missing field), so a bad file
-//! never leaves half a table.
+//! never leaves half a table. It reads PostgreSQL's CSV (a `bulk_dump` of
+//! PostgreSQL loads as it is): `t`/`f` into a `tinyint(1)` or `bit(1)` column are
+//! 1/0, and a timestamp with a zone (`+09`, `Z`) into a `DATETIME` or
+//! `TIMESTAMP` column is stored as UTC.
 
 use std::time::Duration;
 
@@ -236,10 +239,22 @@ impl MySqlHook {
                 None => futures::stream::empty().boxed(),
             })
         });
+        let conversions = column_conversions(&mut conn, table, &columns)
+            .await
+            .map_err(|e| self.error("bulk_load", e).with("table", table))?;
         let mut tx = conn
             .start_transaction(TxOpts::default())
             .await
             .map_err(|e| self.error("begin", e))?;
+        // Zoned timestamps are converted to UTC below; a TIMESTAMP column must
+        // read them as UTC too (the transaction's connection goes back to the
+        // pool with its session's zone restored).
+        let zoned = conversions.contains(&Conversion::Timestamp);
+        if zoned {
+            tx.query_drop("SET @gust_time_zone = @@session.time_zone, time_zone = '+00:00'")
+                .await
+                .map_err(|e| self.error("bulk_load", e).with("table", table))?;
+        }
         let width = columns.len();
         let feed = async move {
             use futures::SinkExt;
@@ -261,7 +276,8 @@ impl MySqlHook {
                     if i > 0 {
                         buf.push(b'\t');
                     }
-                    encode_field(&mut buf, f.as_deref());
+                    let converted = f.as_deref().and_then(|v| conversions[i].apply(v));
+                    encode_field(&mut buf, converted.as_deref().or(f.as_deref()));
                 }
                 buf.push(b'\n');
                 if buf.len() >= 60 * 1024 {
@@ -297,12 +313,100 @@ impl MySqlHook {
                 format!("the server reported warning {code}: {message}; nothing was loaded"),
             )));
         }
+        if zoned {
+            tx.query_drop("SET time_zone = @gust_time_zone")
+                .await
+                .map_err(|e| self.error("bulk_load", e).with("table", table))?;
+        }
         tx.commit()
             .await
             .map_err(|e| self.error("commit", e).with("table", table))?;
         tracing::info!(conn_id = %self.conn_id(), table, rows, "mysql bulk load done");
         Ok(rows)
     }
+}
+
+/// How a CSV value is adapted to its MySQL column, so a dump of another
+/// database loads as it would there: PostgreSQL's `t`/`f` booleans and zoned
+/// timestamps (`2025-01-08 09:00:00+09`, RFC 3339's `…T…Z`), which MySQL would
+/// refuse or truncate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Conversion {
+    /// Kept as it is.
+    None,
+    /// `tinyint(1)`/`bit(1)`: `t`/`true`/`f`/`false` → `1`/`0`.
+    Boolean,
+    /// `DATETIME`/`TIMESTAMP`: a value with a zone → UTC without one.
+    Timestamp,
+}
+
+impl Conversion {
+    /// The converted value, or `None` to keep `v`.
+    fn apply(self, v: &str) -> Option<String> {
+        match self {
+            Conversion::None => None,
+            Conversion::Boolean => match v {
+                "t" | "true" | "T" | "TRUE" | "True" => Some("1".into()),
+                "f" | "false" | "F" | "FALSE" | "False" => Some("0".into()),
+                _ => None,
+            },
+            Conversion::Timestamp => zoned_to_utc(v),
+        }
+    }
+}
+
+/// A timestamp with a zone (`+09`, `+05:30`, `-0800`, `Z`; a space or `T`
+/// before the time) as UTC `YYYY-MM-DD HH:MM:SS[.ffffff]`; `None` when `v` has
+/// no zone or is no timestamp.
+fn zoned_to_utc(v: &str) -> Option<String> {
+    let v = v.trim();
+    let t = v.replacen('T', " ", 1);
+    let parsed = if let Some(naive) = t.strip_suffix('Z').or_else(|| t.strip_suffix('z')) {
+        chrono::NaiveDateTime::parse_from_str(naive, "%Y-%m-%d %H:%M:%S%.f").ok()?
+    } else {
+        // %#z takes +09, +0900 and +09:00.
+        chrono::DateTime::parse_from_str(&t, "%Y-%m-%d %H:%M:%S%.f%#z")
+            .ok()?
+            .naive_utc()
+    };
+    Some(parsed.format("%Y-%m-%d %H:%M:%S%.f").to_string())
+}
+
+/// The conversion of each loaded column, from the table's column types.
+async fn column_conversions(
+    conn: &mut mysql_async::Conn,
+    table: &str,
+    columns: &[String],
+) -> std::result::Result<Vec<Conversion>, mysql_async::Error> {
+    let (schema, name) = match table.rsplit_once('.') {
+        Some((s, n)) => (Some(s.trim_matches('`')), n.trim_matches('`')),
+        None => (None, table.trim_matches('`')),
+    };
+    let types: Vec<(String, String, String)> = conn
+        .exec(
+            "SELECT COLUMN_NAME, DATA_TYPE, COLUMN_TYPE FROM information_schema.COLUMNS \
+             WHERE TABLE_SCHEMA = COALESCE(?, DATABASE()) AND TABLE_NAME = ?",
+            (schema, name),
+        )
+        .await?;
+    Ok(columns
+        .iter()
+        .map(|c| {
+            let Some((_, data, column)) = types.iter().find(|(n, _, _)| n.eq_ignore_ascii_case(c))
+            else {
+                return Conversion::None;
+            };
+            match (
+                data.to_ascii_lowercase().as_str(),
+                column.to_ascii_lowercase(),
+            ) {
+                ("tinyint", ct) if ct.starts_with("tinyint(1)") => Conversion::Boolean,
+                ("bit", ct) if ct == "bit(1)" => Conversion::Boolean,
+                ("datetime" | "timestamp", _) => Conversion::Timestamp,
+                _ => Conversion::None,
+            }
+        })
+        .collect())
 }
 
 /// Writes one field in LOAD DATA's default escaping.
@@ -550,5 +654,37 @@ impl SqlHook for MySqlHook {
         input: &mut (dyn AsyncRead + Send + Unpin),
     ) -> Result<u64> {
         self.load_inner(table, input).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn postgres_booleans_and_zoned_timestamps_are_converted() {
+        assert_eq!(Conversion::Boolean.apply("t").as_deref(), Some("1"));
+        assert_eq!(Conversion::Boolean.apply("false").as_deref(), Some("0"));
+        assert_eq!(Conversion::Boolean.apply("1"), None);
+        let ts = |v| Conversion::Timestamp.apply(v);
+        assert_eq!(
+            ts("2025-01-08 09:00:00+09").as_deref(),
+            Some("2025-01-08 00:00:00")
+        );
+        assert_eq!(
+            ts("1999-12-31 23:59:59.123456+00").as_deref(),
+            Some("1999-12-31 23:59:59.123456")
+        );
+        assert_eq!(
+            ts("2025-01-08T00:00:00Z").as_deref(),
+            Some("2025-01-08 00:00:00")
+        );
+        assert_eq!(
+            ts("2025-01-08 05:30:00+05:30").as_deref(),
+            Some("2025-01-08 00:00:00")
+        );
+        assert_eq!(ts("2025-01-08 00:00:00"), None, "no zone: kept");
+        assert_eq!(ts("not a time"), None);
+        assert_eq!(Conversion::None.apply("t"), None);
     }
 }

@@ -4,7 +4,7 @@
 //!
 //! | transfer | from → to |
 //! |---|---|
-//! | [`s3_to_sql::S3ToSql`] | a CSV object → a table (append or replace) |
+//! | [`s3_to_sql::S3ToSql`] | CSV or JSON Lines objects (a key, a prefix or a pattern) → a table (append, replace or merge) |
 //! | [`sql_to_s3::SqlToS3`] | a query's result → CSV or JSON Lines objects (gzip, split by rows optional) |
 //! | [`sql_to_sql::SqlToSql`] | a query's rows → a table of another database (Airflow's `GenericTransfer`) |
 //! | [`s3_to_redis::S3ToRedis`] | a CSV or JSON Lines object's rows → Redis keys (JSON strings or hashes), single node or Cluster |

@@ -410,7 +410,7 @@ async fn convert(
     let mut seen_bytes = false;
     let mut buf = Vec::with_capacity(64 * 1024);
     let mut records: Vec<Record> = Vec::new();
-    let mut objects: Vec<jsonl::Object> = Vec::new();
+    let mut objects: Vec<(u64, jsonl::Object)> = Vec::new();
     loop {
         let chunk = body.next().await.transpose()?;
         let mut feed = |data: &[u8], last: bool| -> Result<()> {
@@ -423,9 +423,9 @@ async fn convert(
                     }
                 }
                 Decoder::Jsonl(parser) => {
-                    parser.feed(data, &mut objects)?;
+                    parser.feed_numbered(data, &mut objects)?;
                     if last {
-                        parser.finish(&mut objects)?;
+                        parser.finish_numbered(&mut objects)?;
                     }
                 }
             }
@@ -443,7 +443,8 @@ async fn convert(
             feed(chunk.as_deref().unwrap_or_default(), chunk.is_none())?;
         }
         // JSON objects become records of the columns.
-        for object in objects.drain(..) {
+        for (object_line, object) in objects.drain(..) {
+            line = object_line;
             let keys = match &json_keys {
                 Some(k) => k,
                 None => {
@@ -519,14 +520,13 @@ async fn convert(
             }
             write_record(&mut buf, record.iter().map(|f| f.as_deref()), &out_format);
             rows += 1;
-            line += 1;
+            if matches!(decoder, Decoder::Csv { .. }) {
+                line += 1;
+            }
             if buf.len() >= 64 * 1024 {
                 out.write_all(&buf).await.map_err(io)?;
                 buf.clear();
             }
-        }
-        if let Decoder::Jsonl(p) = &decoder {
-            line = p.line();
         }
         if chunk.is_none() {
             break;

@@ -5,7 +5,7 @@
 //! The rows stream from the database — PostgreSQL's `COPY (query) TO STDOUT`
 //! for CSV, the row stream ([`SqlHook::stream_rows`]) otherwise — straight into
 //! a multipart upload
-//! ([`ObjectStore::put_stream`](crate::hooks::object_store::ObjectStore::put_stream)):
+//! ([`ObjectStore::put_stream`]):
 //! memory stays flat whatever the row count, and an object appears only when it
 //! is whole. If the query fails midway, the upload is aborted (no object, no
 //! pending parts) and, with [`max_rows_per_file`](SqlToS3::max_rows_per_file),
