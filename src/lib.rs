@@ -46,7 +46,7 @@
 //! ## Where things are
 //!
 //! Airflow's split is the module layout: [`connection`], [`hooks`], [`operators`],
-//! `transfers` (with `object-store` and a SQL feature); the runtime is [`Context`], [`Task`], [`Dag`], with
+//! `transfers` (with `object-store` and a SQL feature or `redis`); the runtime is [`Context`], [`Task`], [`Dag`], with
 //! [`retry`] for the one backoff and who owns patience between hooks and tasks; every fallible call
 //! returns [`gust::Result`](Result) with one [`Error`] type. gust never prints: it
 //! reports progress through [`tracing`] spans (`dag_run`, `task_try`) and events.
@@ -65,13 +65,23 @@ pub mod task;
 pub mod template;
 #[cfg(all(
     feature = "object-store",
-    any(feature = "postgres", feature = "mysql", feature = "sqlite")
+    any(
+        feature = "postgres",
+        feature = "mysql",
+        feature = "sqlite",
+        feature = "redis"
+    )
 ))]
 #[cfg_attr(
     docsrs,
     doc(cfg(all(
         feature = "object-store",
-        any(feature = "postgres", feature = "mysql", feature = "sqlite")
+        any(
+            feature = "postgres",
+            feature = "mysql",
+            feature = "sqlite",
+            feature = "redis"
+        )
     )))
 )]
 pub mod transfers;

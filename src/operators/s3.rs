@@ -163,9 +163,14 @@ macro_rules! store_builders {
         }
     };
 }
-// Used by the transfers too, which need a SQL database as well.
+// Used by the transfers too, which need a SQL database or Redis as well.
 #[cfg_attr(
-    not(any(feature = "postgres", feature = "mysql", feature = "sqlite")),
+    not(any(
+        feature = "postgres",
+        feature = "mysql",
+        feature = "sqlite",
+        feature = "redis"
+    )),
     allow(unused_imports)
 )]
 pub(crate) use store_builders;

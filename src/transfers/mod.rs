@@ -1,17 +1,24 @@
 //! Transfers: operators that move data from one system into another, streamed
-//! and all or nothing (Airflow's `transfers` packages).
+//! (Airflow's `transfers` packages). The SQL ones are all or nothing; Redis has
+//! no transaction across slots, so `S3ToRedis` is idempotent instead.
 //!
 //! | transfer | from → to |
 //! |---|---|
 //! | [`s3_to_sql::S3ToSql`] | CSV or JSON Lines objects (a key, a prefix or a pattern) → a table (append, replace or merge) |
 //! | [`sql_to_s3::SqlToS3`] | a query's result → CSV or JSON Lines objects (gzip, split by rows optional) |
 //! | [`sql_to_sql::SqlToSql`] | a query's rows → a table of another database (Airflow's `GenericTransfer`) |
+//! | [`s3_to_redis::S3ToRedis`] | a CSV or JSON Lines object's rows → Redis keys (JSON strings or hashes), single node or Cluster |
+//!
+//! The SQL transfers need `object-store` and a SQL feature; `S3ToRedis` needs
+//! `object-store` and `redis`.
 
+#[cfg(any(feature = "postgres", feature = "mysql", feature = "sqlite"))]
 pub use staging::IfExists;
 
 /// The builders an object-store ↔ SQL transfer shares: `s3_bucket`,
 /// `sql_conn_id`, `with_hook`, and the S3 operators' `aws_conn_id` and
 /// `with_store`.
+#[cfg(any(feature = "postgres", feature = "mysql", feature = "sqlite"))]
 macro_rules! store_and_sql_builders {
     ($t:ty) => {
         impl $t {
@@ -41,11 +48,32 @@ macro_rules! store_and_sql_builders {
         $crate::operators::s3::store_builders!($t);
     };
 }
+#[cfg(any(feature = "postgres", feature = "mysql", feature = "sqlite"))]
 pub(crate) use store_and_sql_builders;
 
+#[cfg(any(feature = "postgres", feature = "mysql", feature = "sqlite"))]
 mod records;
+#[cfg(any(feature = "postgres", feature = "mysql", feature = "sqlite"))]
 mod staging;
 
+#[cfg(feature = "redis")]
+#[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
+pub mod s3_to_redis;
+#[cfg(any(feature = "postgres", feature = "mysql", feature = "sqlite"))]
+#[cfg_attr(
+    docsrs,
+    doc(cfg(any(feature = "postgres", feature = "mysql", feature = "sqlite")))
+)]
 pub mod s3_to_sql;
+#[cfg(any(feature = "postgres", feature = "mysql", feature = "sqlite"))]
+#[cfg_attr(
+    docsrs,
+    doc(cfg(any(feature = "postgres", feature = "mysql", feature = "sqlite")))
+)]
 pub mod sql_to_s3;
+#[cfg(any(feature = "postgres", feature = "mysql", feature = "sqlite"))]
+#[cfg_attr(
+    docsrs,
+    doc(cfg(any(feature = "postgres", feature = "mysql", feature = "sqlite")))
+)]
 pub mod sql_to_sql;

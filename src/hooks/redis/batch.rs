@@ -13,6 +13,7 @@ use crate::error::{Error, ErrorKind, Result};
 pub(crate) enum Op {
     Get,
     Set(Vec<u8>, Option<Duration>),
+    HSet(Vec<(String, Vec<u8>)>),
     Delete,
     Expire(Duration),
     Exists,
@@ -29,7 +30,8 @@ pub(crate) enum Op {
 /// # use std::time::Duration;
 /// let mut batch = gust::hooks::redis::RedisBatch::new();
 /// batch.set("a", "1", None).get("a").expire("a", Duration::from_secs(60)).delete("a");
-/// assert_eq!(batch.len(), 4);
+/// batch.hset("h", [("name", "iris"), ("petals", "4")]);
+/// assert_eq!(batch.len(), 5);
 /// ```
 #[derive(Debug, Clone, Default)]
 pub struct RedisBatch {
@@ -74,6 +76,21 @@ impl RedisBatch {
                 .with_source(e)
         })?;
         Ok(self.set(key, json, ttl))
+    }
+
+    /// `HSET key field value [field value …]`; replies the number of fields
+    /// added. Redis refuses an `HSET` without fields (invalid input).
+    pub fn hset<F: Into<String>, V: AsRef<[u8]>>(
+        &mut self,
+        key: impl Into<String>,
+        fields: impl IntoIterator<Item = (F, V)>,
+    ) -> &mut Self {
+        let fields = fields
+            .into_iter()
+            .map(|(f, v)| (f.into(), v.as_ref().to_vec()))
+            .collect();
+        self.ops.push((key.into(), Op::HSet(fields)));
+        self
     }
 
     /// `DEL key`; replies the number of keys removed (0 or 1).
@@ -123,6 +140,13 @@ pub(crate) fn command(key: &str, op: &Op) -> Cmd {
             cmd.arg(key).arg(value.as_slice());
             if let Some(ttl) = ttl {
                 cmd.arg("PX").arg(millis(*ttl));
+            }
+        }
+        Op::HSet(fields) => {
+            cmd = redis::cmd("HSET");
+            cmd.arg(key);
+            for (f, v) in fields {
+                cmd.arg(f.as_str()).arg(v.as_slice());
             }
         }
         Op::Delete => {

@@ -22,9 +22,10 @@
 //! The redis crate's cluster client learns the slot map from the startup nodes and
 //! follows `MOVED`/`ASK` redirects, refreshing its map. gust adds what it lacks:
 //! multi-key calls ([`mget`](RedisHook::mget), [`mset`](RedisHook::mset),
-//! [`delete`](RedisHook::delete), [`execute`](RedisHook::execute)) are split into one
-//! command or pipeline per hash slot, so keys on different masters never fail with
-//! `CROSSSLOT`; and [`scan`](RedisHook::scan) walks every master.
+//! [`delete`](RedisHook::delete)) are split into one command per hash slot, so
+//! keys on different masters never fail with `CROSSSLOT`;
+//! [`execute`](RedisHook::execute) sends one pipeline per master (per slot after
+//! a redirect); and [`scan`](RedisHook::scan) walks every master.
 //!
 //! # Errors
 //!
@@ -90,7 +91,13 @@ pub struct RedisHook {
     /// configuration's passwords).
     scope: HookScope,
     conn: Conn,
+    /// Cluster mode: which master serves which slots, learnt by the first
+    /// [`execute`](RedisHook::execute) and forgotten on a redirect.
+    slot_map: Arc<std::sync::Mutex<Option<Arc<SlotMap>>>>,
 }
+
+/// `(first slot, last slot, master)` ranges, sorted, from `CLUSTER SLOTS`.
+type SlotMap = Vec<(u16, u16, (String, u16))>;
 
 impl fmt::Debug for RedisHook {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -200,6 +207,7 @@ impl RedisHook {
             config: Arc::new(config),
             scope,
             conn,
+            slot_map: Arc::default(),
         })
     }
 
@@ -424,16 +432,151 @@ impl RedisHook {
     }
 
     /// Runs `batch` and returns one JSON reply per command, in order (see
-    /// [`RedisBatch`]). In cluster mode the commands are grouped into one pipeline
-    /// per hash slot; a pipeline follows `MOVED` as a whole, since all its keys
-    /// share the slot that moved.
+    /// [`RedisBatch`]).
+    ///
+    /// In cluster mode the commands are first sent as one pipeline per *master*
+    /// (up to 1,000 commands each, slots mixed), routed by address from the slot
+    /// map `CLUSTER SLOTS` gave: keys of a batch are spread over all 16,384
+    /// slots, so per-slot pipelines would carry about one command each. A
+    /// pipeline that meets a redirect (`MOVED`/`ASK`: the map is stale) is sent
+    /// again per slot, which follows redirects, and the map is fetched anew; the
+    /// commands it ran before are run again, so their replies are the second
+    /// run's (a `DEL` already done replies 0).
     pub async fn execute(&self, batch: &RedisBatch) -> Result<Vec<serde_json::Value>> {
-        let keys: Vec<&str> = batch.ops.iter().map(|(k, _)| k.as_str()).collect();
+        if self.is_cluster() && batch.ops.len() > 1 {
+            return self.execute_by_master(batch).await;
+        }
+        self.execute_by_slot(batch, &(0..batch.ops.len()).collect::<Vec<_>>())
+            .await
+    }
+
+    /// The cluster path of [`execute`](Self::execute): pipelines per master.
+    async fn execute_by_master(&self, batch: &RedisBatch) -> Result<Vec<serde_json::Value>> {
+        use redis::cluster_routing::SingleNodeRoutingInfo;
+        let map = self.slot_map().await?;
+        let mut by_master: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
+        for (i, (key, _)) in batch.ops.iter().enumerate() {
+            let slot = key_slot(key.as_bytes());
+            let at = map.partition_point(|(_, last, _)| *last < slot);
+            // A slot no master serves: the per-slot path reports it.
+            let node = if map.get(at).is_some_and(|(first, _, _)| *first <= slot) {
+                at
+            } else {
+                usize::MAX
+            };
+            by_master.entry(node).or_default().push(i);
+        }
+        let groups: Vec<(usize, Vec<usize>)> = by_master
+            .into_iter()
+            .flat_map(|(node, idx)| {
+                idx.chunks(MAX_GROUP)
+                    .map(|c| (node, c.to_vec()))
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        let Conn::Cluster(conn) = &self.conn else {
+            return self
+                .execute_by_slot(batch, &(0..batch.ops.len()).collect::<Vec<_>>())
+                .await;
+        };
+        let parts: Vec<(Vec<usize>, Vec<serde_json::Value>)> = futures::stream::iter(groups)
+            .map(|(node, idx)| {
+                let map = map.clone();
+                let mut conn = conn.clone();
+                async move {
+                    let Some((_, _, (host, port))) = map.get(node) else {
+                        let values = self.execute_by_slot(batch, &idx).await?;
+                        return Ok((idx, values));
+                    };
+                    let mut pipe = redis::pipe();
+                    for &i in &idx {
+                        let (key, op) = &batch.ops[i];
+                        pipe.add_command(batch::command(key, op));
+                    }
+                    let route = SingleNodeRoutingInfo::ByAddress {
+                        host: host.clone(),
+                        port: *port,
+                    };
+                    let first = batch.ops[idx[0]].0.as_str();
+                    let values = conn
+                        .route_pipeline(pipe, 0, idx.len(), route)
+                        .await
+                        .map_err(|e| self.driver_error(e, "redis.execute", Some(first)))?;
+                    let mut redirected = false;
+                    for (v, &i) in values.iter().zip(&idx) {
+                        if let redis::Value::ServerError(e) = v {
+                            if matches!(
+                                e.kind(),
+                                Some(redis::ServerErrorKind::Moved | redis::ServerErrorKind::Ask)
+                            ) {
+                                redirected = true;
+                            } else {
+                                let key = batch.ops[i].0.as_str();
+                                return Err(self.driver_error(
+                                    e.clone().into(),
+                                    "redis.execute",
+                                    Some(key),
+                                ));
+                            }
+                        }
+                    }
+                    if redirected || values.len() != idx.len() {
+                        // The slot map is stale: forget it, and let the per-slot
+                        // pipelines follow the redirects (writes are idempotent).
+                        *lock(&self.slot_map) = None;
+                        tracing::debug!(conn_id = %self.conn_id(), host, port, "redis slot map stale: pipelines per slot");
+                        let values = self.execute_by_slot(batch, &idx).await?;
+                        return Ok((idx, values));
+                    }
+                    Ok((idx, values.into_iter().map(batch::to_json).collect()))
+                }
+            })
+            .buffer_unordered(CONCURRENCY)
+            .try_collect()
+            .await?;
+        Ok(scatter(batch.ops.len(), parts))
+    }
+
+    /// The slot map, from `CLUSTER SLOTS` when not known yet.
+    async fn slot_map(&self) -> Result<Arc<SlotMap>> {
+        if let Some(map) = lock(&self.slot_map).clone() {
+            return Ok(map);
+        }
+        let mut cmd = redis::cmd("CLUSTER");
+        cmd.arg("SLOTS");
+        // [[first, last, [host, port, id, …], replicas…], …]
+        let ranges: Vec<Vec<redis::Value>> = self.query("redis.execute", None, &cmd).await?;
+        let mut map: SlotMap = ranges
+            .into_iter()
+            .filter_map(|r| {
+                let first: u16 = redis::from_redis_value(r.first()?.clone()).ok()?;
+                let last: u16 = redis::from_redis_value(r.get(1)?.clone()).ok()?;
+                let master: Vec<redis::Value> = redis::from_redis_value(r.get(2)?.clone()).ok()?;
+                let host: String = redis::from_redis_value(master.first()?.clone()).ok()?;
+                let port: u16 = redis::from_redis_value(master.get(1)?.clone()).ok()?;
+                Some((first, last, (host, port)))
+            })
+            .collect();
+        map.sort();
+        let map = Arc::new(map);
+        *lock(&self.slot_map) = Some(map.clone());
+        Ok(map)
+    }
+
+    /// Runs the commands `idx` of `batch` as one pipeline per hash slot (chunks
+    /// of [`MAX_GROUP`] on a single node); their replies, in the order of `idx`.
+    async fn execute_by_slot(
+        &self,
+        batch: &RedisBatch,
+        idx: &[usize],
+    ) -> Result<Vec<serde_json::Value>> {
+        let idx_of = idx;
+        let keys: Vec<&str> = idx.iter().map(|&i| batch.ops[i].0.as_str()).collect();
         let parts = self
             .for_groups(&keys, |idx| {
                 let mut pipe = redis::pipe();
                 for &i in &idx {
-                    let (key, op) = &batch.ops[i];
+                    let (key, op) = &batch.ops[idx_of[i]];
                     pipe.add_command(batch::command(key, op));
                 }
                 let first = keys[idx[0]];
@@ -561,6 +704,11 @@ impl RedisHook {
                 .with("key", key)
         })
     }
+}
+
+/// Locks `m`, recovering from a poisoned lock (the map is only a cache).
+fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// Puts each group's results back at the indices they came from.
