@@ -10,6 +10,26 @@
 //! and an empty field is the empty string. A blank line is a record of one empty
 //! field (a NULL in a one-column table, as PostgreSQL reads it).
 //! The `csv` crate cannot tell `,,` from `,"",`, hence this small parser.
+//!
+//! # Types
+//!
+//! A CSV value is text, written as each database writes it and read back by
+//! each database's bulk load:
+//!
+//! | SQL type | PostgreSQL (`COPY`) | MySQL / MariaDB, SQLite (the row's JSON value) |
+//! |---|---|---|
+//! | integers, floats | digits (`1e+300`, `-1.5e-07`) | digits as JSON prints them (`1e300`, `-2.0`) |
+//! | `numeric`/`DECIMAL` | every digit of the scale (`12.50`) | the same |
+//! | booleans | `t` / `f` | `1` / `0` (`tinyint(1)`) |
+//! | `date` | `2025-01-08` | `2025-01-08` |
+//! | `timestamptz` / `TIMESTAMP` | `2025-01-08 09:00:00+09` (the session's zone) | `2025-01-08T00:00:00` (UTC for `TIMESTAMP`) |
+//! | `timestamp` / `DATETIME` | `2025-01-08 09:00:00` | `2025-01-08T09:00:00` |
+//! | text | as stored (UTF-8), quoted when it holds the delimiter, a quote or a line end | the same |
+//!
+//! Loading, PostgreSQL reads all of these; MySQL's `bulk_load` also reads
+//! PostgreSQL's `t`/`f` and zoned timestamps (as UTC) by the target column's
+//! type, so a dump of either loads into the other (see
+//! `hooks::mysql`).
 
 use serde_json::Value;
 
