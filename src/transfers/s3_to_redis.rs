@@ -119,7 +119,6 @@
 use std::collections::HashSet;
 use std::fmt::Write as _;
 use std::hash::{Hash, Hasher};
-use std::io::Write as _;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -128,10 +127,11 @@ use futures::stream::FuturesUnordered;
 use futures::{FutureExt, StreamExt};
 use serde_json::{Value, json};
 
+use super::decode::{NumberedObject, ObjectReader};
 use crate::context::Context;
 use crate::error::{Error, ErrorKind, Result};
 use crate::formats::FileFormat;
-use crate::formats::csv::{Parser, Record, cell_text, is_blank};
+use crate::formats::csv::{Record, cell_text, is_blank};
 use crate::formats::jsonl;
 use crate::hooks::object_store::BytesStream;
 use crate::hooks::redis::{RedisBatch, RedisHook};
@@ -1013,103 +1013,38 @@ fn check_unique(written: &mut Written, key: &str, line: u64) -> Result<()> {
     .with("redis_key", key))
 }
 
-/// Decodes an object's records, one format or the other.
-enum Decoder {
-    Csv { parser: Parser, header: bool },
-    Jsonl(jsonl::Parser),
-}
-
 /// Streams the object `body` into `loader`.
 async fn read_object(
-    mut body: BytesStream,
+    body: BytesStream,
     format: &FileFormat,
     column_list: Option<Vec<String>>,
     gzip: bool,
     loader: &mut Loader<'_>,
 ) -> Result<()> {
-    let mut decoder = match format {
+    let mut header_pending = match format {
         FileFormat::Csv(csv) => {
             csv.validate(OP)?;
             if let Some(names) = column_list {
                 loader.set_columns(names)?;
             }
-            Decoder::Csv {
-                parser: Parser::new(csv, OP),
-                header: csv.header,
-            }
+            csv.header
         }
-        FileFormat::JsonLines => Decoder::Jsonl(jsonl::Parser::new(OP)),
+        FileFormat::JsonLines => false,
     };
-    let mut gunzip = gzip.then(|| flate2::write::GzDecoder::new(Vec::new()));
+    let mut reader = ObjectReader::new(body, format, gzip, OP);
     // Records counted from line 1 (the header, if any): the line of each record
-    // unless a quoted CSV field spans lines or JSON Lines has blank lines.
+    // unless a quoted CSV field spans lines.
     let mut line = 1u64;
-    // Bytes of the object, and after gzip.
-    let mut raw = 0u64;
-    let mut bytes = 0u64;
-    let empty = || {
-        Error::new(
-            ErrorKind::InvalidInput,
-            OP,
-            "the object is empty: not one byte to load",
-        )
-    };
     let mut records: Vec<Record> = Vec::new();
-    let mut objects: Vec<jsonl::Object> = Vec::new();
+    let mut objects: Vec<NumberedObject> = Vec::new();
     loop {
-        let chunk = body.next().await.transpose()?;
-        raw += chunk.as_ref().map_or(0, |c| c.len() as u64);
-        let mut feed = |data: &[u8], last: bool| -> Result<()> {
-            bytes += data.len() as u64;
-            if last && bytes == 0 {
-                return Err(empty());
-            }
-            match &mut decoder {
-                Decoder::Csv { parser, .. } => {
-                    parser.feed(data, &mut records)?;
-                    if last {
-                        parser.finish(&mut records)?;
-                    }
-                }
-                Decoder::Jsonl(parser) => {
-                    parser.feed(data, &mut objects)?;
-                    if last {
-                        parser.finish(&mut objects)?;
-                    }
-                }
-            }
-            Ok(())
-        };
-        if chunk.is_none() && raw == 0 {
-            // Not even a gzip header.
-            return Err(empty());
-        }
-        if let Some(gz) = gunzip.as_mut() {
-            match &chunk {
-                Some(c) => gz.write_all(c),
-                None => gz.try_finish(),
-            }
-            .map_err(|e| {
-                Error::new(
-                    ErrorKind::InvalidInput,
-                    OP,
-                    format!("the object is not valid gzip: {e}"),
-                )
-            })?;
-            feed(gz.get_ref(), chunk.is_none())?;
-            gz.get_mut().clear();
-        } else {
-            feed(chunk.as_deref().unwrap_or_default(), chunk.is_none())?;
-        }
-        for object in std::mem::take(&mut objects) {
-            loader.push_json(object, line).await?;
-            line += 1;
+        let more = reader.next(&mut records, &mut objects).await?;
+        for (object_line, object) in std::mem::take(&mut objects) {
+            loader.push_json(object, object_line).await?;
         }
         for record in std::mem::take(&mut records) {
-            if let Decoder::Csv { header, .. } = &mut decoder
-                && *header
-            {
-                *header = false;
+            if header_pending {
+                header_pending = false;
                 line += 1;
                 if loader.columns.is_none() {
                     let names = record
@@ -1132,7 +1067,7 @@ async fn read_object(
             loader.push_csv(record, line).await?;
             line += 1;
         }
-        if chunk.is_none() {
+        if !more {
             return Ok(());
         }
     }

@@ -83,7 +83,6 @@
 //! unless [`create_table`](S3ToSql::create_table) says how to create it. Errors
 //! name the object (`object=s3://bucket/key`) and the target (`target_table`).
 
-use std::io::Write as _;
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -91,11 +90,12 @@ use futures::{StreamExt, TryStreamExt};
 use serde_json::{Value, json};
 use tokio::io::AsyncWriteExt;
 
+use super::decode::{NumberedObject, ObjectReader, gunzip_stream};
 use super::staging::{IfExists, Target, ensure_table, load_into};
 use crate::context::Context;
 use crate::error::{Error, ErrorKind, Result};
+use crate::formats::FileFormat;
 use crate::formats::csv::{CsvFormat, Parser, Record, cell_text, is_blank, write_record};
-use crate::formats::{FileFormat, jsonl};
 use crate::hooks::object_store::{BytesStream, ListKeys, ObjectStore, ObjectStoreExt};
 use crate::hooks::sql::{Dialect, RunOptions, Sql, SqlHook, header_columns, quote_table};
 use crate::operators::s3::{S3Settings, Source, bucket_key};
@@ -347,7 +347,7 @@ impl S3ToSql {
         let result = async {
             let mut body = store.get_stream(bucket, key).await?;
             if key.ends_with(".gz") {
-                body = gunzip_stream(body);
+                body = gunzip_stream(body, OP);
             }
             let (head, columns) = self.peek_columns(&mut body, &csv).await?;
             let input = futures::stream::iter([Ok(head)])
@@ -508,17 +508,11 @@ async fn load_object(
     }
 }
 
-/// Decodes an object's records, one format or the other.
-enum Decoder {
-    Csv { parser: Parser, header: bool },
-    Jsonl(jsonl::Parser),
-}
-
 /// Re-writes the object in `bulk_load`'s dialect (`,`, a header naming the
 /// columns, NULL as an empty unquoted field) into `out`, checking that every
 /// record fits the columns. Returns the columns and the records written.
 async fn convert(
-    mut body: BytesStream,
+    body: BytesStream,
     spec: Spec,
     mut out: tokio::io::DuplexStream,
 ) -> Result<(Vec<String>, u64)> {
@@ -526,18 +520,11 @@ async fn convert(
         Error::new(ErrorKind::Io, OP, format!("feeding the load: {e}")).with_source(e)
     };
     let out_format = CsvFormat::default();
-    let mut decoder = match &spec.format {
-        FileFormat::Csv(csv) => Decoder::Csv {
-            parser: Parser::new(csv, OP),
-            header: csv.header,
-        },
-        FileFormat::JsonLines => Decoder::Jsonl(jsonl::Parser::new(OP)),
+    let (delimiter, mut header_pending, is_csv) = match &spec.format {
+        FileFormat::Csv(csv) => (csv.delimiter, csv.header, true),
+        FileFormat::JsonLines => (b',', false, false),
     };
-    let delimiter = match &spec.format {
-        FileFormat::Csv(csv) => csv.delimiter,
-        FileFormat::JsonLines => b',',
-    };
-    let mut gunzip = spec.gzip.then(|| flate2::write::GzDecoder::new(Vec::new()));
+    let mut reader = ObjectReader::new(body, &spec.format, spec.gzip, OP);
     // With a column list, a CSV header is skipped and JSON objects are read by
     // those keys.
     let mut columns: Option<Vec<String>> = spec.column_list.clone();
@@ -545,41 +532,11 @@ async fn convert(
     let mut json_keys: Option<Vec<String>> = spec.column_list.clone();
     let mut rows = 0u64;
     let mut line = 1u64;
-    let mut seen_bytes = false;
     let mut buf = Vec::with_capacity(64 * 1024);
     let mut records: Vec<Record> = Vec::new();
-    let mut objects: Vec<(u64, jsonl::Object)> = Vec::new();
+    let mut objects: Vec<NumberedObject> = Vec::new();
     loop {
-        let chunk = body.next().await.transpose()?;
-        let mut feed = |data: &[u8], last: bool| -> Result<()> {
-            seen_bytes |= !data.is_empty();
-            match &mut decoder {
-                Decoder::Csv { parser, .. } => {
-                    parser.feed(data, &mut records)?;
-                    if last {
-                        parser.finish(&mut records)?;
-                    }
-                }
-                Decoder::Jsonl(parser) => {
-                    parser.feed_numbered(data, &mut objects)?;
-                    if last {
-                        parser.finish_numbered(&mut objects)?;
-                    }
-                }
-            }
-            Ok(())
-        };
-        if let Some(gz) = gunzip.as_mut() {
-            match &chunk {
-                Some(c) => gz.write_all(c),
-                None => gz.try_finish(),
-            }
-            .map_err(|e| gzip_err(&e))?;
-            feed(gz.get_ref(), chunk.is_none())?;
-            gz.get_mut().clear();
-        } else {
-            feed(chunk.as_deref().unwrap_or_default(), chunk.is_none())?;
-        }
+        let more = reader.next(&mut records, &mut objects).await?;
         // JSON objects become records of the columns.
         for (object_line, object) in objects.drain(..) {
             line = object_line;
@@ -611,10 +568,8 @@ async fn convert(
             );
         }
         for record in records.drain(..) {
-            if let Decoder::Csv { header, .. } = &mut decoder
-                && *header
-            {
-                *header = false;
+            if header_pending {
+                header_pending = false;
                 line += 1;
                 if columns.is_none() {
                     // An empty name, quoted or not, names no column.
@@ -658,7 +613,7 @@ async fn convert(
             }
             write_record(&mut buf, record.iter().map(|f| f.as_deref()), &out_format);
             rows += 1;
-            if matches!(decoder, Decoder::Csv { .. }) {
+            if is_csv {
                 line += 1;
             }
             if buf.len() >= 64 * 1024 {
@@ -666,16 +621,9 @@ async fn convert(
                 buf.clear();
             }
         }
-        if chunk.is_none() {
+        if !more {
             break;
         }
-    }
-    if !seen_bytes {
-        return Err(Error::new(
-            ErrorKind::InvalidInput,
-            OP,
-            "the object is empty",
-        ));
     }
     let Some(columns) = columns else {
         return Err(Error::new(
@@ -717,52 +665,4 @@ fn map_columns(names: Vec<String>, mapping: &[(String, String)]) -> Result<Vec<S
                 .map_or(n, |(_, to)| to.clone())
         })
         .collect())
-}
-
-/// Decompresses a gzip stream chunk by chunk (an empty object stays empty).
-fn gunzip_stream(body: BytesStream) -> BytesStream {
-    struct State {
-        body: BytesStream,
-        gz: flate2::write::GzDecoder<Vec<u8>>,
-        seen: bool,
-        done: bool,
-    }
-    let state = State {
-        body,
-        gz: flate2::write::GzDecoder::new(Vec::new()),
-        seen: false,
-        done: false,
-    };
-    futures::stream::try_unfold(state, |mut s| async move {
-        loop {
-            if s.done {
-                return Ok(None);
-            }
-            match s.body.next().await.transpose()? {
-                Some(c) => {
-                    s.seen |= !c.is_empty();
-                    s.gz.write_all(&c).map_err(|e| gzip_err(&e))?;
-                }
-                None => {
-                    if s.seen {
-                        s.gz.try_finish().map_err(|e| gzip_err(&e))?;
-                    }
-                    s.done = true;
-                }
-            }
-            let out = std::mem::take(s.gz.get_mut());
-            if !out.is_empty() {
-                return Ok(Some((bytes::Bytes::from(out), s)));
-            }
-        }
-    })
-    .boxed()
-}
-
-fn gzip_err(e: &std::io::Error) -> Error {
-    Error::new(
-        ErrorKind::InvalidInput,
-        OP,
-        format!("the object is not valid gzip: {e}"),
-    )
 }
