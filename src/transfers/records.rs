@@ -35,8 +35,13 @@ pub(crate) struct Splitter {
     carry: Option<Bytes>,
     finished: bool,
     records: u64,
+    /// Bytes handed out in batches.
+    bytes: u64,
     op: &'static str,
 }
+
+/// Records between two progress events.
+const PROGRESS_EVERY: u64 = 1_000_000;
 
 impl Splitter {
     /// A splitter over `body`; with `header`, the first record is the header
@@ -59,6 +64,7 @@ impl Splitter {
             carry: None,
             finished: false,
             records: 0,
+            bytes: 0,
             op,
         }
     }
@@ -178,7 +184,13 @@ impl Splitter {
             return Ok(None);
         };
         let (cut, ends) = self.scan(&chunk, room);
+        let before = self.records;
         self.records += ends;
+        self.bytes += cut.unwrap_or(chunk.len()) as u64;
+        // Progress for long dumps: a line per million records.
+        if self.records / PROGRESS_EVERY > before / PROGRESS_EVERY {
+            tracing::info!(rows = self.records, bytes = self.bytes, "dump in progress");
+        }
         match cut {
             Some(end) if end < chunk.len() => {
                 self.carry = Some(chunk.slice(end..));

@@ -944,6 +944,9 @@ impl Loader<'_> {
     async fn row_added(&mut self) -> Result<()> {
         self.pending.rows += 1;
         self.rows += 1;
+        if self.rows.is_multiple_of(1_000_000) {
+            tracing::info!(rows = self.rows, "load in progress");
+        }
         if self.pending.rows >= self.batch_rows {
             self.send().await?;
         }

@@ -616,6 +616,9 @@ async fn convert(
             if is_csv {
                 line += 1;
             }
+            if rows.is_multiple_of(1_000_000) {
+                tracing::info!(rows, "load in progress");
+            }
             if buf.len() >= 64 * 1024 {
                 out.write_all(&buf).await.map_err(io)?;
                 buf.clear();
