@@ -350,11 +350,16 @@ async fn mariadb_round_trips_in_every_format() {
     run(&*db, &[format!("DROP TABLE {t}, {t}_back")]).await;
 }
 
-/// SQLite → store → SQLite in JSON Lines, a `;` dialect without a header, and
-/// through parameters; an empty result with and without `write_empty`.
+/// SQLite → local store → SQLite in CSV, JSON Lines and a `;` dialect without
+/// a header, through parameters; an empty result with and without
+/// `write_empty`.
 #[tokio::test]
 async fn sqlite_round_trips_parameters_and_empty_results() {
-    let (store, db) = sqlite().await;
+    // The local store (files on disk), as the embedded defaults use.
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(gust::hooks::object_store::LocalStore::new(dir.path()).unwrap());
+    store.create_bucket("b").await.unwrap();
+    let db = Arc::new(SqliteHook::open("lite", ":memory:").await.unwrap());
     run(
         &*db,
         &[
@@ -375,6 +380,18 @@ async fn sqlite_round_trips_parameters_and_empty_results() {
     assert_eq!(
         text(&*store, "b", "t.csv").await,
         "score,name,id\n0.5,김,1\n,\"\",2\n-2.0,,3\n"
+    );
+    // Back in: the same table (NULL and "" apart, Korean intact).
+    S3ToSql::new("s3://b/t.csv", "back")
+        .if_exists(IfExists::Replace)
+        .with_hook(db.clone())
+        .with_store(store.clone())
+        .execute(&ctx())
+        .await
+        .unwrap();
+    assert_eq!(
+        rows(&*db, "SELECT * FROM back ORDER BY id").await,
+        rows(&*db, "SELECT * FROM t ORDER BY id").await
     );
 
     let headerless = CsvFormat::new().delimiter(b';').header(false);
