@@ -116,10 +116,13 @@ const PENDING: [(&str, &str); 1] = [(
 /// `s3_to_redis`: the Redis connection (the 6-node cluster), the key templates
 /// (under a prefix of the bench's own, which it removes), the targets.
 const REDIS: &str = "redis_cluster";
+#[cfg_attr(not(feature = "redis"), allow(dead_code))]
 const REDIS_PREFIX: &str = "gust_bench:";
+#[cfg_attr(not(feature = "redis"), allow(dead_code))]
 const REDIS_GUST_KEY: &str = "gust_bench:credit:{{ ds }}:row:{{ index }}";
 const REDIS_PY_PREFIX: &str = "gust_bench:py:row:";
 /// The keys `redis-benchmark --cluster -r` writes: `key:{<slot tag>}:<12 digits>`.
+#[cfg_attr(not(feature = "redis"), allow(dead_code))]
 const REDIS_BENCHMARK_PATTERN: &str = "key:{*}:*";
 const REDIS_PY_ROWS: u64 = 30_000;
 const MIN_VS_REDIS_PY: f64 = 100.0;
@@ -259,11 +262,11 @@ fn main() {
             println!("\n{op}: pending, its operator does not exist yet ({target})");
             continue;
         }
-        if op == "s3_to_redis" {
-            if let Some(why) = bench.env.redis_missing() {
-                println!("\n{op}: skipped, {why}");
-                continue;
-            }
+        if op == "s3_to_redis"
+            && let Some(why) = bench.env.redis_missing()
+        {
+            println!("\n{op}: skipped, {why}");
+            continue;
         }
         let sides = bench.sides(op, ROWS);
         if sides.is_empty() {
