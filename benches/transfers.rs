@@ -1429,6 +1429,11 @@ impl Bench {
 
     fn cleanup(&self) {
         let _ = std::fs::remove_file(&self.csv_path);
+        // The last `s3_to_redis` measurement's keys.
+        #[cfg(feature = "redis")]
+        if self.env.redis.is_some() {
+            self.redis_clean();
+        }
         let keys: Vec<String> = self
             .rt
             .block_on(async {
