@@ -6,23 +6,34 @@
 //! |---|---|---|---|
 //! | `sql_to_s3_csv` | `SqlToS3` (PostgreSQL → CSV object) | `psql \copy (query) TO STDOUT` piped into boto3 `upload_fileobj` | pandas `read_sql` + `to_csv` to a temporary file + boto3 `upload_file` (Airflow's `SqlToS3Operator`) |
 //! | `s3_to_sql_csv` | `S3ToSql`, `;`-separated, `IfExists::Replace` | a streaming boto3 `get_object` piped into `psql -1 -c 'TRUNCATE' -c '\copy … FROM pstdin'` | seed 000: `get_object` + pandas `read_csv(sep=';')` + `to_sql(if_exists='replace')` |
+//! | `s3_to_redis` | `S3ToRedis`, `;`, JSON values, into the 6-node cluster (`redis_cluster`) | `redis-benchmark --cluster -t set -P 64 -n 1000000 -r 1000000 -d <the rows' mean JSON size>`: the cluster's SET rate, the physical limit | seed 000's second DAG: `get_object` + pandas `read_csv(sep=';')` + a redis-py `RedisCluster.set(f"row:{index}", json.dumps(row.to_dict()))` per row |
 //!
-//! A third operation, `replace_server_side`, explains `s3_to_sql_csv`: psql
-//! loads the same CSV from a local file (no S3, no client-side parsing) straight
-//! into the target (`TRUNCATE` + `COPY` in one transaction) and through
-//! `S3ToSql`'s staging statements (`CREATE TABLE … AS … WHERE 1 = 0`, `COPY`
-//! into it, `DELETE` + `INSERT … SELECT` in one transaction), and through
-//! variants of them (an `UNLOGGED` staging table, `TRUNCATE` for `DELETE`).
+//! The seeds' redis-py loop makes one round trip per row, so it runs on the first
+//! `GUST_BENCH_REDIS_PY_ROWS` rows (default 30,000) of the whole frame, and its
+//! rate is that of its loop (the download and `read_csv` timed apart). Every
+//! measurement of `s3_to_redis` starts with the bench's keys removed from the
+//! cluster (`SCAN` + `DEL` on every master, outside the clock) and ends with
+//! them counted. `s3_to_redis` needs `--features redis` (without it the operation
+//! says so and is skipped).
 //!
-//! Pending, with their rows to add when the operators exist: `sql_to_s3_parquet`
-//! (against pandas + pyarrow `to_parquet`) and `s3_to_redis` (against a redis-py
-//! `SET` per row and `redis-benchmark -P 64`). Naming them in `GUST_BENCH_OPS`
-//! prints that they are pending.
+//! A fourth operation, `replace_server_side`, shows the server's part of
+//! `s3_to_sql_csv`: psql loads the same CSV from a local file (no S3, no
+//! client-side parsing) straight into the target (`TRUNCATE` + `COPY` in one
+//! transaction, what `S3ToSql` does on PostgreSQL since it stopped staging), and
+//! through the staging statements `S3ToSql` ran before (`CREATE TABLE … AS …
+//! WHERE 1 = 0`, `COPY` into it, `DELETE` + `INSERT … SELECT` in one
+//! transaction) and variants of them (an `UNLOGGED` staging table, `TRUNCATE`
+//! for `DELETE`); the staging path is still `S3ToSql`'s for MySQL/MariaDB,
+//! SQLite and `Merge`.
+//!
+//! Pending, with its rows to add when the writer exists: `sql_to_s3_parquet`
+//! (against pandas + pyarrow `to_parquet`). Naming it in `GUST_BENCH_OPS` prints
+//! that it is pending.
 //!
 //! ```text
-//! eval "$(scripts/services.sh env)"   # AIRFLOW_CONN_POSTGRES_DEFAULT, AIRFLOW_CONN_S3S_FS, GUST_SERVICES_PYTHON
-//! cargo bench --features postgres,s3 --bench transfers
-//! GUST_BENCH_10M=1 cargo bench --features postgres,s3 --bench transfers   # + SqlToS3's peak RSS at 10M rows
+//! eval "$(scripts/services.sh env)"   # AIRFLOW_CONN_POSTGRES_DEFAULT, AIRFLOW_CONN_S3S_FS, AIRFLOW_CONN_REDIS_CLUSTER, GUST_SERVICES_PYTHON
+//! cargo bench --features postgres,s3,redis --bench transfers
+//! GUST_BENCH_10M=1 cargo bench --features postgres,s3,redis --bench transfers   # + SqlToS3's peak RSS at 10M rows
 //! ```
 //!
 //! Every measurement is its own set of processes — this binary re-executed, or
@@ -47,13 +58,17 @@
 //!
 //! Environment: `GUST_BENCH_CONN` (the S3 connection, default `s3s_fs`, the Rust
 //! S3 server), `GUST_BENCH_OPS` (default
-//! `sql_to_s3_csv,s3_to_sql_csv,replace_server_side`),
+//! `sql_to_s3_csv,s3_to_sql_csv,replace_server_side,s3_to_redis`),
 //! `GUST_BENCH_ROUNDS` (default 3; gust and the standard tools in every round,
 //! in alternating order; the pandas way, ten times slower or worse, only in the
 //! first round), `GUST_BENCH_PANDAS=0` (leave the pandas way out),
 //! `GUST_BENCH_10M=1` (also dump a 10,000,000-row table with `SqlToS3` and the
 //! pipeline: about 1.2 GB of CSV, and the table takes a few minutes to fill the
-//! first time). A missing `psql` or Python module leaves its rows out, saying so.
+//! first time), `GUST_BENCH_REDIS_PY_ROWS` (the redis-py loop's rows, default
+//! 30,000), `GUST_BENCH_REDIS_BATCH_ROWS` and `GUST_BENCH_REDIS_IN_FLIGHT`
+//! (`S3ToRedis`'s `batch_rows` and `max_in_flight`, default theirs: 1,000 and 4).
+//! A missing `psql`, `redis-benchmark` or Python module leaves its rows
+//! out, saying so.
 
 mod common;
 
@@ -73,6 +88,8 @@ use gust::transfers::IfExists;
 use gust::transfers::s3_to_sql::S3ToSql;
 use gust::transfers::sql_to_s3::SqlToS3;
 use gust::{Connection, Context, Operator};
+#[cfg(feature = "redis")]
+use gust::{hooks::redis::RedisBatch, hooks::redis::RedisHook, transfers::s3_to_redis::S3ToRedis};
 use serde_json::{Value, json};
 
 const PG: &str = "postgres_default";
@@ -92,16 +109,24 @@ const DUMP_DELIMITER: char = ';';
 const MIN_VS_TOOLS: f64 = 1.0;
 const MAX_DUMP_RSS_MIB: f64 = 64.0;
 /// Operations of issue 12 whose operators do not exist yet.
-const PENDING: [(&str, &str); 2] = [
-    (
-        "sql_to_s3_parquet",
-        "SqlToS3 Parquet: at least 3x pandas + pyarrow, peak RSS <= 128 MiB",
-    ),
-    (
-        "s3_to_redis",
-        "S3ToRedis on the 6-node cluster: at least 100x a redis-py SET per row, 0.25x redis-benchmark -P 64",
-    ),
-];
+const PENDING: [(&str, &str); 1] = [(
+    "sql_to_s3_parquet",
+    "SqlToS3 Parquet: at least 3x pandas + pyarrow, peak RSS <= 128 MiB",
+)];
+/// `s3_to_redis`: the Redis connection (the 6-node cluster), the key templates
+/// (under a prefix of the bench's own, which it removes), the targets.
+const REDIS: &str = "redis_cluster";
+#[cfg_attr(not(feature = "redis"), allow(dead_code))]
+const REDIS_PREFIX: &str = "gust_bench:";
+#[cfg_attr(not(feature = "redis"), allow(dead_code))]
+const REDIS_GUST_KEY: &str = "gust_bench:credit:{{ ds }}:row:{{ index }}";
+const REDIS_PY_PREFIX: &str = "gust_bench:py:row:";
+/// The keys `redis-benchmark --cluster -r` writes: `key:{<slot tag>}:<12 digits>`.
+#[cfg_attr(not(feature = "redis"), allow(dead_code))]
+const REDIS_BENCHMARK_PATTERN: &str = "key:{*}:*";
+const REDIS_PY_ROWS: u64 = 30_000;
+const MIN_VS_REDIS_PY: f64 = 100.0;
+const MIN_VS_REDIS_BENCHMARK: f64 = 0.25;
 
 fn source_table(rows: u64) -> String {
     match rows {
@@ -197,7 +222,7 @@ fn main() {
         }
     }
     let ops: Vec<String> = std::env::var("GUST_BENCH_OPS")
-        .unwrap_or_else(|_| "sql_to_s3_csv,s3_to_sql_csv,replace_server_side".into())
+        .unwrap_or_else(|_| "sql_to_s3_csv,s3_to_sql_csv,replace_server_side,s3_to_redis".into())
         .split(',')
         .map(|s| s.trim().to_string())
         .filter(|s| !s.is_empty())
@@ -207,7 +232,7 @@ fn main() {
     let with_10m = std::env::var("GUST_BENCH_10M").is_ok_and(|v| v == "1");
 
     let rt = runtime();
-    let env = Env::new(&s3_conn_id);
+    let env = Env::new(&s3_conn_id, &rt);
     println!("{}", env.versions());
     let floor = run_pipeline(vec![("true", Command::new("true"))]).procs[0].rss_kib;
     println!(
@@ -225,12 +250,22 @@ fn main() {
         load_bytes: Default::default(),
         csv_path: std::env::temp_dir()
             .join(format!("gust-bench-credit-{}.csv", std::process::id())),
+        redis_value_len: Default::default(),
+        redis_py_rows: env_parse("GUST_BENCH_REDIS_PY_ROWS")
+            .unwrap_or(REDIS_PY_ROWS)
+            .clamp(1, ROWS),
     };
     let mut results: Vec<Measure> = Vec::new();
 
     for op in &ops {
         if let Some((_, target)) = PENDING.iter().find(|(p, _)| p == op) {
             println!("\n{op}: pending, its operator does not exist yet ({target})");
+            continue;
+        }
+        if op == "s3_to_redis"
+            && let Some(why) = bench.env.redis_missing()
+        {
+            println!("\n{op}: skipped, {why}");
             continue;
         }
         let sides = bench.sides(op, ROWS);
@@ -293,8 +328,11 @@ fn describe(op: &str) -> &'static str {
             "a `;`-separated CSV object into a PostgreSQL table, replacing its rows, all or nothing"
         }
         "replace_server_side" => {
-            "why S3ToSql's replace costs what it does: the server's part alone, psql loading the same CSV from a local file, \
-             straight into the target and through S3ToSql's staging statements"
+            "the server's part of S3ToSql's replace alone: psql loading the same CSV from a local file, \
+             straight into the target (S3ToSql's way now) and through the staging statements it ran before"
+        }
+        "s3_to_redis" => {
+            "the `;`-separated CSV object's 1M rows into the 6-node Redis Cluster, one JSON value per row"
         }
         _ => "",
     }
@@ -394,6 +432,20 @@ fn child(what: &str) {
                         .execute(&ctx)
                         .await
                 }
+                #[cfg(feature = "redis")]
+                "s3_to_redis" => {
+                    let mut op = S3ToRedis::new(url, REDIS_GUST_KEY)
+                        .file_format(CsvFormat::new().delimiter(b';'))
+                        .redis_conn_id(REDIS);
+                    // Defaults unless set: 1,000 rows a batch, 4 batches in flight.
+                    if let Some(n) = env_parse("GUST_BENCH_REDIS_BATCH_ROWS") {
+                        op = op.batch_rows(n);
+                    }
+                    if let Some(n) = env_parse("GUST_BENCH_REDIS_IN_FLIGHT") {
+                        op = op.max_in_flight(n);
+                    }
+                    op.aws_conn_id(conn).execute(&ctx).await
+                }
                 other => panic!("unknown child {other}"),
             }
         })
@@ -458,10 +510,19 @@ struct Env {
     /// `python versions`' JSON, or why it failed.
     py: Result<Value, String>,
     psql: Option<String>,
+    /// `redis_cluster`, when `AIRFLOW_CONN_REDIS_CLUSTER` is set.
+    redis_conn: Option<Connection>,
+    /// `redis-benchmark --version`, when found.
+    redis_benchmark: Option<String>,
+    /// The cluster, connected (the bench's keys are removed and counted with it).
+    #[cfg(feature = "redis")]
+    redis: Option<RedisHook>,
 }
 
 impl Env {
-    fn new(s3_conn_id: &str) -> Self {
+    /// `rt`: the runtime the bench runs its Redis commands on (a Redis
+    /// connection lives on the runtime that made it).
+    fn new(s3_conn_id: &str, #[allow(unused_variables)] rt: &tokio::runtime::Runtime) -> Self {
         let python = std::env::var("GUST_SERVICES_PYTHON").unwrap_or_else(|_| "python3".into());
         let script = concat!(env!("CARGO_MANIFEST_DIR"), "/benches/transfers_python.py");
         let py = Command::new(&python)
@@ -478,6 +539,21 @@ impl Env {
             .ok()
             .filter(|o| o.status.success())
             .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string());
+        let version = |program: &str| {
+            Command::new(program)
+                .arg("--version")
+                .output()
+                .ok()
+                .filter(|o| o.status.success())
+                .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        };
+        let redis_conn = Connection::from_env(REDIS).ok();
+        #[cfg(feature = "redis")]
+        let redis = redis_conn.as_ref().and_then(|c| {
+            rt.block_on(RedisHook::from_connection(c))
+                .map_err(|e| eprintln!("transfers: {REDIS}: {e}"))
+                .ok()
+        });
         let s3_conn = Connection::from_env(s3_conn_id).unwrap();
         let s3 = runtime()
             .block_on(S3Hook::from_conn_id(s3_conn_id))
@@ -491,7 +567,71 @@ impl Env {
             script,
             py,
             psql,
+            redis_conn,
+            redis_benchmark: version("redis-benchmark"),
+            #[cfg(feature = "redis")]
+            redis,
         }
+    }
+
+    /// Why `s3_to_redis` cannot run, if it cannot.
+    fn redis_missing(&self) -> Option<String> {
+        if self.redis_conn.is_none() {
+            return Some(format!(
+                "AIRFLOW_CONN_{} is not set (scripts/services.sh env sets it)",
+                REDIS.to_uppercase()
+            ));
+        }
+        #[cfg(feature = "redis")]
+        {
+            self.redis
+                .is_none()
+                .then(|| format!("the Redis connection {REDIS} failed (see above)"))
+        }
+        #[cfg(not(feature = "redis"))]
+        Some("it needs --features redis".into())
+    }
+
+    /// The cluster's startup node and password, as `(host, port, password)`.
+    fn redis_node(&self) -> (String, u16, String) {
+        let c = self.redis_conn.as_ref().expect("redis connection");
+        (
+            c.host().unwrap_or("127.0.0.1").to_string(),
+            c.port().unwrap_or(6379),
+            c.password().unwrap_or_default().to_string(),
+        )
+    }
+
+    /// The CPU time (user + system, seconds) every node of the cluster, replicas
+    /// included, has spent since it started, from `INFO cpu` through redis-cli.
+    fn redis_servers_cpu(&self) -> Option<f64> {
+        let (host, port, password) = self.redis_node();
+        let cli = |port: &str, args: &[&str]| {
+            Command::new("redis-cli")
+                .args(["-h", &host, "-p", port])
+                .args(args)
+                .env("REDISCLI_AUTH", &password)
+                .output()
+                .ok()
+                .filter(|o| o.status.success())
+                .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        };
+        let nodes = cli(&port.to_string(), &["cluster", "nodes"])?;
+        let mut total = 0.0;
+        for line in nodes.lines() {
+            // `<id> <host:port@bus> <flags> …`
+            let addr = line.split_whitespace().nth(1)?;
+            let port = addr.split('@').next()?.rsplit(':').next()?;
+            let info = cli(port, &["info", "cpu"])?;
+            for l in info.lines() {
+                if let Some((k, v)) = l.trim().split_once(':')
+                    && (k == "used_cpu_sys" || k == "used_cpu_user")
+                {
+                    total += v.parse::<f64>().ok()?;
+                }
+            }
+        }
+        Some(total)
     }
 
     /// Whether every Python module in `needs` imports.
@@ -522,8 +662,14 @@ impl Env {
                 .unwrap_or_default(),
             Err(e) => e.clone(),
         };
+        let redis_server = Command::new("redis-server")
+            .arg("--version")
+            .output()
+            .ok()
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string());
         format!(
-            "gust {} ({} {})\npsql: {}\npython ({}): {py}\nS3: connection {} at {}",
+            "gust {} ({} {})\npsql: {}\npython ({}): {py}\nS3: connection {} at {}\n\
+             redis: connection {REDIS} at {}; {}; {}",
             env!("CARGO_PKG_VERSION"),
             std::env::consts::OS,
             std::env::consts::ARCH,
@@ -531,6 +677,17 @@ impl Env {
             self.python,
             self.s3_conn_id,
             self.s3_conn.extra_str("endpoint_url").unwrap_or("AWS"),
+            self.redis_conn
+                .as_ref()
+                .map_or("(not set)".to_string(), |c| format!(
+                    "{}:{}",
+                    c.host().unwrap_or("?"),
+                    c.port().unwrap_or(0)
+                )),
+            redis_server.as_deref().unwrap_or("redis-server not found"),
+            self.redis_benchmark
+                .as_deref()
+                .unwrap_or("redis-benchmark not found"),
         )
     }
 
@@ -560,6 +717,12 @@ impl Env {
                 c.extra_str("region_name").unwrap_or("us-east-1"),
             );
         self.pg_env(&mut cmd);
+        if self.redis_conn.is_some() {
+            let (host, port, password) = self.redis_node();
+            cmd.env("BENCH_REDIS_HOST", host)
+                .env("BENCH_REDIS_PORT", port.to_string())
+                .env("BENCH_REDIS_PASSWORD", password);
+        }
         cmd
     }
 
@@ -619,6 +782,11 @@ struct Bench {
     load_bytes: std::cell::Cell<u64>,
     /// The loads' CSV as a local file (for `replace_server_side`).
     csv_path: std::path::PathBuf,
+    /// The mean size of the JSON value `S3ToRedis` writes per row (bytes, from
+    /// the CSV): `redis-benchmark -d`.
+    redis_value_len: std::cell::Cell<u64>,
+    /// The rows of the redis-py loop.
+    redis_py_rows: u64,
 }
 
 /// One measurement.
@@ -642,6 +810,10 @@ struct Measure {
     cpu: Vec<f64>,
     /// gust's own `VmHWM`, a check of its `rss`.
     own_hwm_kib: Option<u64>,
+    /// The CPU time the Redis servers (all six nodes) spent meanwhile, seconds.
+    server_cpu: Option<f64>,
+    /// What else the side reported, printed after its row.
+    note: Option<String>,
     /// Why the measurement failed.
     failed: Option<String>,
 }
@@ -800,7 +972,7 @@ impl Bench {
                 vec![
                     direct,
                     staged(
-                        "staging + DELETE + INSERT … SELECT (S3ToSql today)",
+                        "staging + DELETE + INSERT … SELECT (S3ToSql before)",
                         false,
                         false,
                     ),
@@ -808,6 +980,56 @@ impl Bench {
                     staged("staging + TRUNCATE + INSERT … SELECT", false, true),
                     staged("UNLOGGED staging + TRUNCATE + INSERT … SELECT", true, true),
                 ]
+            }
+            "s3_to_redis" => {
+                let b = bucket.clone();
+                let gust = Side {
+                    who: Who::Gust,
+                    label: "gust S3ToRedis (JSON)".into(),
+                    missing: None,
+                    make: Box::new(move |key| {
+                        let mut c = env.gust("s3_to_redis");
+                        c.env("GUST_BENCH_BUCKET", &b).env("GUST_BENCH_KEY", key);
+                        vec![("gust", c)]
+                    }),
+                };
+                let value_len = &self.redis_value_len;
+                let tools = Side {
+                    who: Who::Tools,
+                    label: "redis-benchmark --cluster -t set -P 64".into(),
+                    missing: env
+                        .redis_benchmark
+                        .is_none()
+                        .then(|| "redis-benchmark not found".to_string()),
+                    make: Box::new(move |_| {
+                        let (host, port, password) = env.redis_node();
+                        let n = rows.to_string();
+                        let mut c = Command::new("redis-benchmark");
+                        c.args(["-h", &host, "-p", &port.to_string(), "-a", &password])
+                            .args(["--cluster", "-t", "set", "-P", "64", "-n", &n, "-r", &n])
+                            .args(["-d", &value_len.get().to_string(), "--csv"]);
+                        vec![("redis-benchmark", c)]
+                    }),
+                };
+                let limit = self.redis_py_rows.to_string();
+                let pandas = Side {
+                    who: Who::Python,
+                    label: "pandas read_csv + redis-py set per row (seed 000)".into(),
+                    missing: py_missing(&["boto3", "pandas", "redis"]),
+                    make: Box::new(move |key| {
+                        vec![(
+                            "python",
+                            env.python(&[
+                                "s3_to_redis_python",
+                                &bucket,
+                                key,
+                                REDIS_PY_PREFIX,
+                                &limit,
+                            ]),
+                        )]
+                    }),
+                };
+                vec![gust, tools, pandas]
             }
             _ => Vec::new(),
         }
@@ -837,7 +1059,8 @@ impl Bench {
     /// file, and an object for `s3_to_sql_csv`) and target tables.
     fn setup(&self, op: &str) {
         let probe = op == "replace_server_side";
-        if op != "s3_to_sql_csv" && !probe {
+        let redis = op == "s3_to_redis";
+        if op != "s3_to_sql_csv" && !probe && !redis {
             return;
         }
         let src = source_table(ROWS);
@@ -884,6 +1107,18 @@ impl Bench {
                 self.load_bytes.get() as f64 / 1e6
             );
         }
+        if redis {
+            let (rows, len) = json_sizes(path);
+            assert_eq!(rows, ROWS);
+            self.redis_value_len.set(len.div_ceil(rows));
+            println!(
+                "S3ToRedis's JSON values: {:.1} MB, {} bytes a row on average (redis-benchmark -d {})",
+                len as f64 / 1e6,
+                self.redis_value_len.get(),
+                self.redis_value_len.get()
+            );
+            return;
+        }
         // The targets hold "yesterday's" rows, which every load replaces.
         let hook = self.hook();
         let whos: &[Who] = if probe {
@@ -904,6 +1139,12 @@ impl Bench {
 
     /// Runs `side` once, checks its output and returns the measurement.
     fn measure(&self, op: &str, side: &Side, round: usize, rows: u64) -> Measure {
+        let redis = op == "s3_to_redis";
+        let rows = if redis && side.who == Who::Python {
+            self.redis_py_rows
+        } else {
+            rows
+        };
         let mut m = Measure {
             op: op.to_string(),
             who: side.who,
@@ -917,6 +1158,8 @@ impl Bench {
             rss: Vec::new(),
             cpu: Vec::new(),
             own_hwm_kib: None,
+            server_cpu: None,
+            note: None,
             failed: None,
         };
         if let Some(why) = &side.missing {
@@ -932,9 +1175,18 @@ impl Bench {
             // done by the next day), outside the clock.
             self.sql(format!("VACUUM ANALYZE {}", load_table(side.who)));
         }
+        let mut cpu0 = None;
+        if redis {
+            // The keys of the last measurement go, outside the clock.
+            self.redis_clean();
+            cpu0 = self.env.redis_servers_cpu();
+        }
         let _ = Command::new("sync").status();
         let ran = run_pipeline((side.make)(&key));
         m.wall = ran.wall;
+        if let (Some(a), Some(b)) = (cpu0, redis.then(|| self.env.redis_servers_cpu()).flatten()) {
+            m.server_cpu = Some(b - a);
+        }
         m.rss = ran.procs.iter().map(|p| (p.name, p.rss_kib)).collect();
         m.cpu = ran.procs.iter().map(|p| p.cpu_secs).collect();
         if let Some(failed) = ran.procs.iter().find(|p| !p.output.status.success()) {
@@ -967,10 +1219,41 @@ impl Bench {
                     },
                     p.name,
                 ),
+                (Who::Tools, "s3_to_redis", "redis-benchmark") => {
+                    // `--csv`: `"SET","<requests per second>",…` after the cluster's
+                    // description.
+                    let out = String::from_utf8_lossy(&p.output.stdout);
+                    let rps = out
+                        .lines()
+                        .find_map(|l| l.strip_prefix("\"SET\",\""))
+                        .and_then(|l| l.split('"').next())
+                        .and_then(|v| v.parse::<f64>().ok())
+                        .unwrap_or_else(|| panic!("redis-benchmark printed no SET rate:\n{out}"));
+                    m.inner = Some(rows as f64 / rps);
+                    m.bytes = rows * self.redis_value_len.get();
+                    m.note = Some(format!(
+                        "redis-benchmark's own rate: {rps:.0} SET/s (its time excludes its start and the cluster's discovery)"
+                    ));
+                    continue;
+                }
                 _ => continue,
             };
             if p.name == "gust" || side.who == Who::Python {
                 m.inner = result["secs"].as_f64();
+            }
+            if redis && side.who == Who::Python {
+                let (read, lp) = (
+                    result["read_secs"].as_f64().unwrap_or(f64::NAN),
+                    result["loop_secs"].as_f64().unwrap_or(f64::NAN),
+                );
+                m.inner = Some(lp);
+                let frame = result["frame_rows"].as_u64().unwrap_or(0);
+                m.note = Some(format!(
+                    "the loop: {rows} SETs in {lp:.2} s = {:.0} rows/s; get_object + read_csv of all {frame} rows {read:.2} s; \
+                     at {ROWS} rows the job would take about {:.0} s",
+                    rows as f64 / lp,
+                    m.imports.unwrap_or(0.0) + read + lp * ROWS as f64 / rows as f64
+                ));
             }
             if p.name == "gust" {
                 m.own_hwm_kib = result["vmhwm_kib"].as_u64();
@@ -1004,9 +1287,97 @@ impl Bench {
                 self.check_load(side);
                 m.bytes = self.load_bytes.get();
             }
+            "s3_to_redis" => {
+                if side.who == Who::Gust {
+                    m.bytes = rows * self.redis_value_len.get();
+                }
+                let note = self.check_redis(side, rows);
+                m.note = Some(match m.note.take() {
+                    Some(n) => format!("{n}; {note}"),
+                    None => note,
+                });
+            }
             _ => {}
         }
         m
+    }
+
+    /// Removes the bench's keys from the cluster (gust's, redis-py's and
+    /// redis-benchmark's), checking that none is left.
+    #[cfg(feature = "redis")]
+    fn redis_clean(&self) {
+        let hook = self.env.redis.as_ref().expect("redis hook");
+        for pattern in [
+            format!("{REDIS_PREFIX}*"),
+            REDIS_BENCHMARK_PATTERN.to_string(),
+        ] {
+            let keys = self.redis_keys(&pattern);
+            for chunk in keys.chunks(10_000) {
+                let mut batch = RedisBatch::new();
+                for k in chunk {
+                    batch.delete(k.clone());
+                }
+                self.rt.block_on(hook.execute(&batch)).unwrap();
+            }
+            assert_eq!(self.redis_keys(&pattern).len(), 0, "{pattern} left");
+        }
+    }
+
+    #[cfg(not(feature = "redis"))]
+    fn redis_clean(&self) {
+        unreachable!("s3_to_redis is skipped without the redis feature")
+    }
+
+    /// The distinct keys matching `pattern` on every master.
+    #[cfg(feature = "redis")]
+    fn redis_keys(&self, pattern: &str) -> Vec<String> {
+        use futures::StreamExt;
+        let hook = self.env.redis.as_ref().expect("redis hook");
+        let keys: std::collections::HashSet<String> = self.rt.block_on(
+            hook.scan(pattern, 1000)
+                .map(|k| k.unwrap())
+                .collect::<std::collections::HashSet<String>>(),
+        );
+        keys.into_iter().collect()
+    }
+
+    /// Counts what a side wrote: gust's and redis-py's keys must be one per row,
+    /// row 0 the source's first row; redis-benchmark's distinct keys are counted.
+    /// Returns a note on it.
+    #[cfg(feature = "redis")]
+    fn check_redis(&self, side: &Side, rows: u64) -> String {
+        let hook = self.env.redis.as_ref().expect("redis hook");
+        let pattern = match side.who {
+            Who::Gust => format!("{}*", REDIS_GUST_KEY.split("{{").next().unwrap()),
+            Who::Python => format!("{REDIS_PY_PREFIX}*"),
+            _ => {
+                let n = self.redis_keys(REDIS_BENCHMARK_PATTERN).len();
+                return format!("{n} distinct keys written (random among {rows})");
+            }
+        };
+        let keys = self.redis_keys(&pattern);
+        assert_eq!(keys.len() as u64, rows, "{}: keys {pattern}", side.label);
+        let first = keys
+            .iter()
+            .find(|k| k.ends_with(":row:0"))
+            .unwrap_or_else(|| panic!("{}: no key of row 0", side.label));
+        let value: Value = self
+            .rt
+            .block_on(hook.get_json(first))
+            .unwrap()
+            .unwrap_or_else(|| panic!("{first} is missing"));
+        // gust: every field a string; pandas: typed numbers.
+        let row_id = value["row_id"]
+            .as_str()
+            .map(str::to_string)
+            .unwrap_or(value["row_id"].to_string());
+        assert_eq!(row_id, "1", "{}: {first} = {value}", side.label);
+        format!("{} keys counted ({pattern}), {first} checked", keys.len())
+    }
+
+    #[cfg(not(feature = "redis"))]
+    fn check_redis(&self, _: &Side, _: u64) -> String {
+        unreachable!("s3_to_redis is skipped without the redis feature")
     }
 
     /// The object's size and number of lines, streamed.
@@ -1058,6 +1429,11 @@ impl Bench {
 
     fn cleanup(&self) {
         let _ = std::fs::remove_file(&self.csv_path);
+        // The last `s3_to_redis` measurement's keys.
+        #[cfg(feature = "redis")]
+        if self.env.redis.is_some() {
+            self.redis_clean();
+        }
         let keys: Vec<String> = self
             .rt
             .block_on(async {
@@ -1092,17 +1468,25 @@ impl Bench {
 /// The table of every measurement, then each target, met or missed.
 fn report(results: &[Measure], ops: &[String]) {
     println!(
-        "\n| operation | implementation | round | rows | time | rows/s | MB/s | peak RSS | CPU | time vs gust |"
+        "\n| operation | implementation | round | rows | time | rows/s | MB/s | peak RSS | CPU | gust's rows/s vs it |"
     );
     println!("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|");
     for m in results {
-        let gust = results
-            .iter()
-            .find(|g| g.who == Who::Gust && g.op == m.op && g.round == m.round && g.rows == m.rows);
+        let gust = results.iter().find(|g| {
+            g.who == Who::Gust
+                    && g.op == m.op
+                    && g.round == m.round
+                    // The redis-py loop runs on fewer rows.
+                    && (g.rows == m.rows || m.op == "s3_to_redis")
+        });
         m.markdown(gust);
     }
     println!();
     for op in ops {
+        if op == "s3_to_redis" {
+            report_redis(results);
+            continue;
+        }
         let tools = pairs(results, op, Who::Tools, ROWS);
         let python = pairs(results, op, Who::Python, ROWS);
         if tools.is_empty() && python.is_empty() {
@@ -1199,9 +1583,67 @@ fn pairs(results: &[Measure], op: &str, who: Who, rows: u64) -> Vec<f64> {
                 .iter()
                 .filter(ok)
                 .find(|g| g.who == Who::Gust && g.round == o.round)?;
-            Some(o.wall.as_secs_f64() / g.wall.as_secs_f64())
+            // Throughputs (the redis-py loop runs on fewer rows).
+            Some((g.rows as f64 / g.wall.as_secs_f64()) / (o.rows as f64 / o.wall.as_secs_f64()))
         })
         .collect()
+}
+
+/// `s3_to_redis`'s targets: gust's rows/s (each round's, from start to exit)
+/// against the redis-py loop's rate and redis-benchmark's own SET rate — the
+/// references' faster figures, so the stricter ratios.
+fn report_redis(results: &[Measure]) {
+    let ok = |m: &&Measure| m.op == "s3_to_redis" && m.failed.is_none();
+    let gust: Vec<f64> = results
+        .iter()
+        .filter(ok)
+        .filter(|m| m.who == Who::Gust)
+        .map(Measure::rate)
+        .collect();
+    let Some(g) = median(&gust) else {
+        return;
+    };
+    let list = |v: &[f64]| {
+        v.iter()
+            .map(|r| format!("{r:.0}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    println!(
+        "s3_to_redis: gust S3ToRedis {} rows/s (median {g:.0})",
+        list(&gust)
+    );
+    let verdict = |r: f64, min: f64| {
+        if r >= min {
+            "met".to_string()
+        } else {
+            format!("MISSED by {:.0} %", (1.0 - r / min) * 100.0)
+        }
+    };
+    let refs = |who: Who| -> Vec<f64> {
+        results
+            .iter()
+            .filter(ok)
+            .filter(|m| m.who == who)
+            .map(Measure::rate)
+            .collect()
+    };
+    if let Some(py) = median(&refs(Who::Python)) {
+        let r = g / py;
+        println!(
+            "  target: at least {MIN_VS_REDIS_PY:.0}x the redis-py per-row loop ({py:.0} rows/s): {} ({r:.1}x)",
+            verdict(r, MIN_VS_REDIS_PY)
+        );
+    }
+    let rb = refs(Who::Tools);
+    if let Some(b) = median(&rb) {
+        let r = g / b;
+        println!(
+            "  target: at least {MIN_VS_REDIS_BENCHMARK:.2}x redis-benchmark -P 64's SET rate ({} SET/s, median {b:.0}): {} ({r:.2}x)",
+            list(&rb),
+            verdict(r, MIN_VS_REDIS_BENCHMARK)
+        );
+    }
 }
 
 const LOAD_KEY: &str = "load/credit_1m.csv";
@@ -1237,6 +1679,17 @@ impl Measure {
         );
     }
 
+    /// Rows per second: from the first process's start to the last one's exit,
+    /// but for the references of `s3_to_redis`, whose rate is their own (the
+    /// redis-py loop's, redis-benchmark's).
+    fn rate(&self) -> f64 {
+        let secs = match (self.op.as_str(), self.who, self.inner) {
+            ("s3_to_redis", Who::Python | Who::Tools, Some(s)) => s,
+            _ => self.wall.as_secs_f64(),
+        };
+        self.rows as f64 / secs
+    }
+
     fn rss_text(&self) -> String {
         self.rss
             .iter()
@@ -1246,12 +1699,16 @@ impl Measure {
     }
 
     fn cpu_text(&self) -> String {
-        self.rss
+        let mut parts: Vec<String> = self
+            .rss
             .iter()
             .zip(&self.cpu)
             .map(|((name, _), cpu)| format!("{name} {cpu:.2} s"))
-            .collect::<Vec<_>>()
-            .join(" + ")
+            .collect();
+        if let Some(s) = self.server_cpu {
+            parts.push(format!("(redis servers {s:.2} s)"));
+        }
+        parts.join(" + ")
     }
 
     fn print(&self) {
@@ -1278,6 +1735,9 @@ impl Measure {
             self.rss_text(),
             self.cpu_text()
         );
+        if let Some(note) = &self.note {
+            println!("{:<56}       {note}", "");
+        }
     }
 
     fn markdown(&self, gust: Option<&Measure>) {
@@ -1295,7 +1755,7 @@ impl Measure {
         let vs = gust
             .filter(|g| g.failed.is_none())
             .map_or(String::new(), |g| {
-                format!("{:.2}x", secs / g.wall.as_secs_f64())
+                format!("{:.2}x", g.rows as f64 / g.wall.as_secs_f64() / self.rate())
             });
         println!(
             "| {} | {} | {} | {} | {secs:.2} s | {:.0} | {:.1} | {} | {} | {vs} |",
@@ -1431,6 +1891,44 @@ fn wait4(pid: u32) -> (i32, u64, f64) {
         },
         secs(usage.ru_utime) + secs(usage.ru_stime),
     )
+}
+
+/// The JSON objects `S3ToRedis` writes for the `;` CSV at `path` (every field a
+/// string, NULL `null`, compact): their number and total size. PostgreSQL's CSV
+/// of the bench's data quotes only the empty string (`""`), and no value holds a
+/// `;`, a quote or a character JSON escapes (checked).
+fn json_sizes(path: &Path) -> (u64, u64) {
+    use std::io::BufRead;
+    let mut lines = std::io::BufReader::new(std::fs::File::open(path).unwrap()).lines();
+    let header = lines.next().unwrap().unwrap();
+    let names: Vec<String> = header.split(';').map(str::to_string).collect();
+    // `{` + `"name":` per column + `,` between + `}`.
+    let fixed: u64 =
+        1 + names.iter().map(|n| n.len() as u64 + 3).sum::<u64>() + (names.len() as u64 - 1) + 1;
+    let (mut rows, mut total) = (0u64, 0u64);
+    for line in lines {
+        let line = line.unwrap();
+        let mut n = 0;
+        let mut len = fixed;
+        for field in line.split(';') {
+            n += 1;
+            len += match field {
+                "" => 4,     // NULL
+                "\"\"" => 2, // the empty string
+                v => {
+                    assert!(
+                        !v.contains(['"', '\\']) && !v.chars().any(char::is_control),
+                        "a value JSON would escape: {v:?}"
+                    );
+                    v.len() as u64 + 2
+                }
+            };
+        }
+        assert_eq!(n, names.len(), "{line}");
+        rows += 1;
+        total += len;
+    }
+    (rows, total)
 }
 
 /// A file's size and number of lines.

@@ -28,6 +28,14 @@ MODE:
   download_stdout BUCKET KEY
       The head of the pipeline `download | psql \\copy t FROM STDIN`: a
       streaming get_object, its body copied to standard output in 1 MiB chunks.
+  s3_to_redis_python BUCKET KEY PREFIX LIMIT
+      Seed 000's second DAG: a redis-py RedisCluster (startup node and password
+      from BENCH_REDIS_HOST, BENCH_REDIS_PORT, BENCH_REDIS_PASSWORD), get_object,
+      the body read and decoded, pandas.read_csv(StringIO(body), sep=';'), then
+      `for index, row in data.iterrows(): set(f"{PREFIX}{index}",
+      json.dumps(row.to_dict()))` over the first LIMIT rows (the whole frame is
+      read; a million SETs one round trip each would take minutes). Reports
+      "read_secs" (get_object + read_csv) and "loop_secs" (the SETs) apart.
 """
 
 import json
@@ -156,6 +164,49 @@ def download_stdout(bucket, key):
     report(sys.stderr, t0, t_imports, bytes=n)
 
 
+def s3_to_redis_python(bucket, key, prefix, limit):
+    import io
+
+    import pandas as pd
+    from redis.cluster import ClusterNode, RedisCluster
+
+    s3 = s3_client()
+    t_imports = time.perf_counter() - T_START
+    t0 = time.perf_counter()
+    # Seed 000's second DAG, line for line but for the password, the `;` of this
+    # data set and the prefix of the keys.
+    startup_nodes = [
+        ClusterNode(os.environ["BENCH_REDIS_HOST"], int(os.environ["BENCH_REDIS_PORT"]))
+    ]
+    redis_client = RedisCluster(
+        startup_nodes=startup_nodes,
+        password=os.environ.get("BENCH_REDIS_PASSWORD") or None,
+        decode_responses=True,
+    )
+    csv_obj = s3.get_object(Bucket=bucket, Key=key)
+    body = csv_obj["Body"].read().decode("utf-8")
+    data = pd.read_csv(io.StringIO(body), sep=";")
+    t_read = time.perf_counter() - t0
+    limit = int(limit)
+    t1 = time.perf_counter()
+    value_bytes = 0
+    for index, row in data.head(limit).iterrows():
+        value = json.dumps(row.to_dict())
+        redis_client.set(f"{prefix}{index}", value)
+        value_bytes += len(value)
+    loop = time.perf_counter() - t1
+    report(
+        sys.stdout,
+        t0,
+        t_imports,
+        rows=min(limit, len(data)),
+        frame_rows=len(data),
+        read_secs=t_read,
+        loop_secs=loop,
+        bytes=value_bytes,
+    )
+
+
 def versions():
     """One JSON object: the version of each module, null when it does not import."""
     import importlib
@@ -176,6 +227,7 @@ MODES = {
     "upload_stdin": upload_stdin,
     "s3_to_sql_pandas": s3_to_sql_pandas,
     "download_stdout": download_stdout,
+    "s3_to_redis_python": s3_to_redis_python,
 }
 
 if __name__ == "__main__":

@@ -87,7 +87,7 @@ MLFLOW_AUTH_DIR=$SVC_DIR/mlflow-auth # backend store, auth DB, artifacts and bas
 MLFLOW_AUTH_SECRET_KEY=gust-mlflow-auth-secret-key
 
 # mlflow[auth]: Flask-WTF, without which the basic-auth app does not import.
-PIP_PACKAGES=('moto[server]' 'mlflow[auth]' boto3 psycopg2-binary)
+PIP_PACKAGES=('moto[server]' 'mlflow[auth]' boto3 psycopg2-binary redis)
 
 # ---------------------------------------------------------------------------
 # helpers
