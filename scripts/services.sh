@@ -642,7 +642,7 @@ venv_complete() {
   [[ -x $VENV/bin/moto_server && -x $VENV/bin/mlflow ]] || return 1
   "$VENV/bin/python" - <<'PY' 2>/dev/null
 import importlib.util, sys
-mods = ["moto", "flask", "flask_cors", "flask_wtf", "mlflow", "boto3", "psycopg2"]
+mods = ["moto", "flask", "flask_cors", "flask_wtf", "mlflow", "boto3", "psycopg2", "redis"]
 sys.exit(any(importlib.util.find_spec(m) is None for m in mods))
 PY
 }
