@@ -2,7 +2,7 @@
 //! row (seed 000's second DAG, which stores each row of `iris1.csv` as JSON under
 //! `row:{index}`).
 //!
-//! The object streams from the store through a CSV [`Parser`] or a
+//! The object streams from the store through a CSV [`Parser`](crate::formats::csv::Parser) or a
 //! [`jsonl::Parser`] (the format from the key's suffix or
 //! [`file_format`](S3ToRedis::file_format); gzip when the key ends in `.gz`) and
 //! its rows go to Redis in batches of
