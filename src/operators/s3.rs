@@ -122,6 +122,27 @@ impl Default for Source {
     }
 }
 
+/// `(bucket, key)` from a templated optional bucket and a templated key that
+/// may be an `s3://` URL, both rendered for `ctx` (the transfers' fields).
+#[cfg_attr(
+    not(any(
+        feature = "postgres",
+        feature = "mysql",
+        feature = "sqlite",
+        feature = "redis"
+    )),
+    allow(dead_code)
+)]
+pub(crate) fn rendered_bucket_key(
+    ctx: &crate::context::Context,
+    op: &'static str,
+    bucket: Option<&str>,
+    key: &str,
+) -> Result<(String, String)> {
+    let bucket = bucket.map(|b| ctx.render_inline(b)).transpose()?;
+    bucket_key(op, bucket.as_deref(), &ctx.render_inline(key)?)
+}
+
 /// `(bucket, key)` from an optional bucket and a key that may be an `s3://` URL.
 pub(crate) fn bucket_key(
     op: &'static str,

@@ -135,7 +135,7 @@ use crate::formats::csv::{Record, cell_text, is_blank};
 use crate::formats::jsonl;
 use crate::hooks::object_store::BytesStream;
 use crate::hooks::redis::{RedisBatch, RedisHook};
-use crate::operators::s3::{S3Settings, Source, bucket_key};
+use crate::operators::s3::{S3Settings, Source, rendered_bucket_key};
 use crate::task::Operator;
 
 const OP: &str = "s3_to_redis.load";
@@ -304,13 +304,7 @@ impl S3ToRedis {
 #[async_trait]
 impl Operator for S3ToRedis {
     async fn execute(&self, ctx: &Context) -> Result<Value> {
-        let bucket = self
-            .s3_bucket
-            .as_deref()
-            .map(|b| ctx.render_inline(b))
-            .transpose()?;
-        let key = ctx.render_inline(&self.s3_key)?;
-        let (bucket, key) = bucket_key(OP, bucket.as_deref(), &key)?;
+        let (bucket, key) = rendered_bucket_key(ctx, OP, self.s3_bucket.as_deref(), &self.s3_key)?;
         let object = format!("s3://{bucket}/{key}");
         let name = |e: Error| e.with_operation(OP).with("object", &object);
 

@@ -98,7 +98,7 @@ use crate::formats::FileFormat;
 use crate::formats::csv::{CsvFormat, Parser, Record, cell_text, is_blank, write_record};
 use crate::hooks::object_store::{BytesStream, ListKeys, ObjectStore, ObjectStoreExt};
 use crate::hooks::sql::{Dialect, RunOptions, Sql, SqlHook, header_columns, quote_table};
-use crate::operators::s3::{S3Settings, Source, bucket_key};
+use crate::operators::s3::{S3Settings, Source, rendered_bucket_key};
 use crate::operators::sql::resolve_hook;
 use crate::task::Operator;
 
@@ -218,13 +218,7 @@ impl S3ToSql {
 #[async_trait]
 impl Operator for S3ToSql {
     async fn execute(&self, ctx: &Context) -> Result<Value> {
-        let bucket = self
-            .s3_bucket
-            .as_deref()
-            .map(|b| ctx.render_inline(b))
-            .transpose()?;
-        let key = ctx.render_inline(&self.s3_key)?;
-        let (bucket, key) = bucket_key(OP, bucket.as_deref(), &key)?;
+        let (bucket, key) = rendered_bucket_key(ctx, OP, self.s3_bucket.as_deref(), &self.s3_key)?;
         let table = ctx.render_inline(&self.table)?;
         let location = format!("s3://{bucket}/{key}");
         let name = |e: Error| {

@@ -77,7 +77,7 @@ use crate::hooks::object_store::{
 };
 use crate::hooks::sql::implement::rows_to_csv_as;
 use crate::hooks::sql::{Parameters, SqlHook};
-use crate::operators::s3::{S3Settings, Source, bucket_key};
+use crate::operators::s3::{S3Settings, Source, rendered_bucket_key};
 use crate::operators::sql::resolve_hook;
 use crate::task::Operator;
 
@@ -198,13 +198,7 @@ impl SqlToS3 {
 impl Operator for SqlToS3 {
     async fn execute(&self, ctx: &Context) -> Result<Value> {
         let query = ctx.render(&self.query)?;
-        let bucket = self
-            .s3_bucket
-            .as_deref()
-            .map(|b| ctx.render_inline(b))
-            .transpose()?;
-        let key = ctx.render_inline(&self.s3_key)?;
-        let (bucket, key) = bucket_key(OP, bucket.as_deref(), &key)?;
+        let (bucket, key) = rendered_bucket_key(ctx, OP, self.s3_bucket.as_deref(), &self.s3_key)?;
         let format = self
             .file_format
             .clone()
