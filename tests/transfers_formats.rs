@@ -6,12 +6,14 @@
 
 mod common;
 
+use common::transfers::{put, rows};
+
 use std::sync::Arc;
 
 use gust::formats::FileFormat;
 use gust::formats::csv::CsvFormat;
 use gust::hooks::object_store::{MemoryStore, ObjectStore, PutOptions};
-use gust::hooks::sql::{Parameters, RunOptions, Sql, SqlHook};
+use gust::hooks::sql::{RunOptions, Sql, SqlHook};
 use gust::hooks::sqlite::SqliteHook;
 use gust::transfers::IfExists;
 use gust::transfers::s3_to_sql::S3ToSql;
@@ -21,22 +23,6 @@ use serde_json::{Value, json};
 
 fn ctx() -> Context {
     Context::builder("transfers", "formats").build()
-}
-
-async fn put(store: &dyn ObjectStore, bucket: &str, key: &str, body: impl Into<Vec<u8>>) {
-    store
-        .put(bucket, key, body.into().into(), &PutOptions::new())
-        .await
-        .unwrap();
-}
-
-async fn rows(db: &dyn SqlHook, sql: &str) -> Vec<Value> {
-    db.get_records(sql, Parameters::None)
-        .await
-        .unwrap()
-        .into_iter()
-        .map(Value::Object)
-        .collect()
 }
 
 async fn run(db: &dyn SqlHook, statements: &[String]) {

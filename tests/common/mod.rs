@@ -8,6 +8,12 @@
 #[cfg(any(feature = "postgres", feature = "mysql", feature = "sqlite"))]
 pub mod sql;
 
+#[cfg(all(
+    feature = "object-store",
+    any(feature = "postgres", feature = "mysql", feature = "sqlite")
+))]
+pub mod transfers;
+
 #[cfg(feature = "mlflow")]
 pub mod mlflow_scenarios;
 
