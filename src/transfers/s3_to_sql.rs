@@ -91,7 +91,7 @@ use serde_json::{Value, json};
 use tokio::io::AsyncWriteExt;
 
 use super::decode::{NumberedObject, ObjectReader, gunzip_stream};
-use super::staging::{IfExists, Target, ensure_table, load_into};
+use super::staging::{IfExists, ensure_table, load_into};
 use crate::context::Context;
 use crate::error::{Error, ErrorKind, Result};
 use crate::formats::FileFormat;
@@ -251,10 +251,8 @@ impl Operator for S3ToSql {
                 "if_exists": self.if_exists.as_str(),
             }));
         }
-        let target = Target {
-            create: self.create_table.as_deref(),
-        };
-        let loaded = load_into(&*hook, &table, &self.if_exists, &[], target, |staging| {
+        let create = self.create_table.as_deref();
+        let loaded = load_into(&*hook, &table, &self.if_exists, &[], create, |staging| {
             self.load_objects(hook.clone(), store, bucket.clone(), keys, staging)
         })
         .await
@@ -401,13 +399,7 @@ impl S3ToSql {
         }
         let columns = match (&self.column_list, records.into_iter().next()) {
             (Some(list), _) => list.clone(),
-            (None, Some(header)) if csv.header => {
-                let names = header
-                    .into_iter()
-                    .map(|c| c.filter(|c| !c.is_empty()))
-                    .collect();
-                map_columns(header_columns(names)?, &self.column_mapping)?
-            }
+            (None, Some(header)) if csv.header => header_names(header, &self.column_mapping)?,
             _ => {
                 return Err(Error::new(
                     ErrorKind::InvalidInput,
@@ -566,13 +558,7 @@ async fn convert(
                 header_pending = false;
                 line += 1;
                 if columns.is_none() {
-                    // An empty name, quoted or not, names no column.
-                    let names: Vec<Option<String>> = record
-                        .into_iter()
-                        .map(|c| c.filter(|c| !c.is_empty()))
-                        .collect();
-                    let names = header_columns(names)?;
-                    columns = Some(map_columns(names, &spec.mapping)?);
+                    columns = Some(header_names(record, &spec.mapping)?);
                 }
                 continue;
             }
@@ -639,6 +625,16 @@ async fn convert(
     out.write_all(&buf).await.map_err(io)?;
     out.shutdown().await.map_err(io)?;
     Ok((columns, rows))
+}
+
+/// The columns a CSV header names, renamed by the mapping. An empty name,
+/// quoted or not, names no column.
+fn header_names(header: Record, mapping: &[(String, String)]) -> Result<Vec<String>> {
+    let names = header
+        .into_iter()
+        .map(|c| c.filter(|c| !c.is_empty()))
+        .collect();
+    map_columns(header_columns(names)?, mapping)
 }
 
 /// Applies the mapping to the object's column names; a mapping entry that

@@ -43,13 +43,6 @@ impl IfExists {
     }
 }
 
-/// How the target table is made sure of before a load.
-#[derive(Debug, Clone, Default)]
-pub(crate) struct Target<'a> {
-    /// Columns and their SQL types to create the table with when it is missing.
-    pub(crate) create: Option<&'a [(String, String)]>,
-}
-
 /// Loads into `table` through a staging table: creates it empty with the
 /// target's columns (`CREATE TABLE … AS SELECT * FROM target WHERE 1 = 0`, the
 /// one form PostgreSQL, MariaDB and SQLite share), lets `load` fill it (given its
@@ -69,18 +62,18 @@ where
     F: FnOnce(String) -> Fut,
     Fut: Future<Output = Result<(Vec<String>, T)>>,
 {
-    load_into(hook, table, if_exists, before, Target::default(), load).await
+    load_into(hook, table, if_exists, before, None, load).await
 }
 
-/// [`load_via_staging`], creating the table first when `target.create` says
-/// how and it is missing (and dropping it again if the load fails). A missing
+/// [`load_via_staging`], creating the table first when `create` gives its
+/// columns and it is missing (and dropping it again if the load fails). A missing
 /// table without `create` is a [`ErrorKind::NotFound`] error naming it.
 pub(crate) async fn load_into<F, Fut, T>(
     hook: &dyn SqlHook,
     table: &str,
     if_exists: &IfExists,
     before: &[String],
-    target_opts: Target<'_>,
+    create: Option<&[(String, String)]>,
     load: F,
 ) -> Result<T>
 where
@@ -89,7 +82,7 @@ where
 {
     let dialect = hook.dialect();
     let target = quote_table(dialect, table)?;
-    let created = ensure_table(hook, table, &target, target_opts.create).await?;
+    let created = ensure_table(hook, table, &target, create).await?;
     let result = staged(hook, table, &target, if_exists, before, load).await;
     if result.is_err() && created {
         let drop = Sql::from(format!("DROP TABLE {target}"));
