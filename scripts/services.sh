@@ -87,7 +87,8 @@ MLFLOW_AUTH_DIR=$SVC_DIR/mlflow-auth # backend store, auth DB, artifacts and bas
 MLFLOW_AUTH_SECRET_KEY=gust-mlflow-auth-secret-key
 
 # mlflow[auth]: Flask-WTF, without which the basic-auth app does not import.
-PIP_PACKAGES=('moto[server]' 'mlflow[auth]' boto3 psycopg2-binary redis)
+# pyarrow and pandas: the Parquet read-back test and the pandas side of benches/transfers.rs.
+PIP_PACKAGES=('moto[server]' 'mlflow[auth]' boto3 psycopg2-binary redis pyarrow pandas)
 
 # ---------------------------------------------------------------------------
 # helpers
@@ -642,7 +643,7 @@ venv_complete() {
   [[ -x $VENV/bin/moto_server && -x $VENV/bin/mlflow ]] || return 1
   "$VENV/bin/python" - <<'PY' 2>/dev/null
 import importlib.util, sys
-mods = ["moto", "flask", "flask_cors", "flask_wtf", "mlflow", "boto3", "psycopg2", "redis"]
+mods = ["moto", "flask", "flask_cors", "flask_wtf", "mlflow", "boto3", "psycopg2", "redis", "pyarrow", "pandas"]
 sys.exit(any(importlib.util.find_spec(m) is None for m in mods))
 PY
 }

@@ -5,8 +5,78 @@
 
 pub mod csv;
 pub mod jsonl;
+#[cfg(feature = "parquet")]
+#[cfg_attr(docsrs, doc(cfg(feature = "parquet")))]
+pub mod parquet;
 
 use csv::CsvFormat;
+
+/// A column of a query's result: its name and type, as the database describes
+/// it before the query runs (see `SqlHook::describe`). Typed formats (Parquet)
+/// take their schema from it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Column {
+    /// The column's name in the result.
+    pub name: String,
+    /// Its type.
+    pub ty: ColumnType,
+}
+
+impl Column {
+    /// A column named `name` of type `ty`.
+    pub fn new(name: impl Into<String>, ty: ColumnType) -> Self {
+        Column {
+            name: name.into(),
+            ty,
+        }
+    }
+}
+
+/// The type of a result column, across databases. Each variant is what the
+/// row mapping of `hooks::sql` yields for it (a `NUMERIC` as a string of its
+/// exact digits, a `DATE` as `YYYY-MM-DD`…).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ColumnType {
+    /// `boolean`.
+    Bool,
+    /// `smallint`, MySQL's `TINYINT`/`SMALLINT`.
+    Int16,
+    /// `integer`, MySQL's `MEDIUMINT`/`INT`.
+    Int32,
+    /// `bigint`, SQLite's `INTEGER`.
+    Int64,
+    /// `real`, MySQL's `FLOAT`.
+    Float32,
+    /// `double precision`, SQLite's `REAL`.
+    Float64,
+    /// `numeric(precision, scale)`, MySQL's `DECIMAL(p, s)`.
+    Decimal {
+        /// Total digits.
+        precision: u32,
+        /// Digits after the point.
+        scale: u32,
+    },
+    /// `numeric` without a declared precision: exact digits of any length.
+    Numeric,
+    /// Text of any length (`text`, `varchar`, `char`…).
+    Text,
+    /// `date`.
+    Date,
+    /// `time` (without a zone).
+    Time,
+    /// `timestamp` without a zone (MySQL's `DATETIME`).
+    Timestamp,
+    /// `timestamptz`, an instant (MySQL's `TIMESTAMP`, read as UTC).
+    TimestampTz,
+    /// `json`/`jsonb`.
+    Json,
+    /// `bytea`, `BLOB`.
+    Bytes,
+    /// A type gust does not map, by the database's name for it.
+    Other(String),
+}
 
 /// The format of an object a transfer reads or writes.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -16,6 +86,10 @@ pub enum FileFormat {
     Csv(CsvFormat),
     /// JSON Lines: one object per line (Airflow's `file_format="json"`).
     JsonLines,
+    /// Parquet, with typed columns (feature `parquet`).
+    #[cfg(feature = "parquet")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "parquet")))]
+    Parquet(parquet::ParquetFormat),
 }
 
 impl Default for FileFormat {
@@ -31,50 +105,69 @@ impl From<CsvFormat> for FileFormat {
     }
 }
 
+#[cfg(feature = "parquet")]
+impl From<parquet::ParquetFormat> for FileFormat {
+    fn from(format: parquet::ParquetFormat) -> Self {
+        FileFormat::Parquet(format)
+    }
+}
+
+/// The kinds of format a key suffix names.
+#[derive(Clone, Copy)]
+enum Kind {
+    Csv,
+    Jsonl,
+    Parquet,
+}
+
 /// The key suffixes a format is known by, longest first so `.csv.gz` wins
-/// over `.gz`.
-const SUFFIXES: &[(&str, bool)] = &[
-    (".jsonl.gz", false),
-    (".ndjson.gz", false),
-    (".json.gz", false),
-    (".csv.gz", true),
-    (".jsonl", false),
-    (".ndjson", false),
-    (".json", false),
-    (".csv", true),
+/// over `.gz`. Parquet compresses inside the file: it has no `.gz` form.
+const SUFFIXES: &[(&str, Kind)] = &[
+    (".jsonl.gz", Kind::Jsonl),
+    (".ndjson.gz", Kind::Jsonl),
+    (".json.gz", Kind::Jsonl),
+    (".csv.gz", Kind::Csv),
+    (".jsonl", Kind::Jsonl),
+    (".ndjson", Kind::Jsonl),
+    (".json", Kind::Jsonl),
+    (".csv", Kind::Csv),
+    (".parquet", Kind::Parquet),
 ];
 
 impl FileFormat {
     /// The format a key's suffix names — `.csv` (default dialect), `.jsonl`,
-    /// `.ndjson` or `.json` (JSON Lines), each optionally followed by `.gz` —
-    /// or `None`.
+    /// `.ndjson` or `.json` (JSON Lines), each optionally followed by `.gz`,
+    /// or `.parquet` (with the feature `parquet`) — or `None`.
     pub fn from_key(key: &str) -> Option<FileFormat> {
         let lower = key.to_ascii_lowercase();
-        SUFFIXES
-            .iter()
-            .find(|(s, _)| lower.ends_with(s))
-            .map(|&(_, csv)| {
-                if csv {
-                    FileFormat::default()
-                } else {
-                    FileFormat::JsonLines
-                }
-            })
+        let (_, kind) = SUFFIXES.iter().find(|(s, _)| lower.ends_with(s))?;
+        match kind {
+            Kind::Csv => Some(FileFormat::default()),
+            Kind::Jsonl => Some(FileFormat::JsonLines),
+            #[cfg(feature = "parquet")]
+            Kind::Parquet => Some(FileFormat::Parquet(Default::default())),
+            #[cfg(not(feature = "parquet"))]
+            Kind::Parquet => None,
+        }
     }
 
-    /// The format's name in XCom and logs: `csv` or `jsonl`.
+    /// The format's name in XCom and logs: `csv`, `jsonl` or `parquet`.
     pub fn name(&self) -> &'static str {
         match self {
             FileFormat::Csv(_) => "csv",
             FileFormat::JsonLines => "jsonl",
+            #[cfg(feature = "parquet")]
+            FileFormat::Parquet(_) => "parquet",
         }
     }
 
-    /// The key suffix of the format, `.csv` or `.jsonl`.
+    /// The key suffix of the format: `.csv`, `.jsonl` or `.parquet`.
     pub fn extension(&self) -> &'static str {
         match self {
             FileFormat::Csv(_) => ".csv",
             FileFormat::JsonLines => ".jsonl",
+            #[cfg(feature = "parquet")]
+            FileFormat::Parquet(_) => ".parquet",
         }
     }
 
@@ -83,12 +176,14 @@ impl FileFormat {
         match self {
             FileFormat::Csv(_) => "text/csv",
             FileFormat::JsonLines => "application/x-ndjson",
+            #[cfg(feature = "parquet")]
+            FileFormat::Parquet(_) => "application/vnd.apache.parquet",
         }
     }
 }
 
 /// Splits a key into its stem and a known format suffix (`.csv`, `.csv.gz`,
-/// `.jsonl`…; empty when none): `"d/t.csv.gz"` → `("d/t", ".csv.gz")`.
+/// `.jsonl`, `.parquet`…; empty when none): `"d/t.csv.gz"` → `("d/t", ".csv.gz")`.
 pub fn split_suffix(key: &str) -> (&str, &str) {
     let lower = key.to_ascii_lowercase();
     match SUFFIXES.iter().find(|(s, _)| lower.ends_with(s)) {
@@ -117,6 +212,12 @@ mod tests {
             Some(FileFormat::JsonLines)
         );
         assert_eq!(FileFormat::from_key("a/b.txt"), None);
+        #[cfg(feature = "parquet")]
+        assert_eq!(
+            FileFormat::from_key("a/b.PARQUET").map(|f| f.name()),
+            Some("parquet")
+        );
+        assert_eq!(split_suffix("d/t.parquet"), ("d/t", ".parquet"));
         assert_eq!(split_suffix("d/t.csv.gz"), ("d/t", ".csv.gz"));
         assert_eq!(split_suffix("d/t.jsonl"), ("d/t", ".jsonl"));
         assert_eq!(split_suffix("d/t"), ("d/t", ""));

@@ -37,6 +37,7 @@ use super::sql::{
 };
 use crate::connection::Connection;
 use crate::error::{Error, ErrorKind, Result};
+use crate::formats::{self, ColumnType as Ty};
 use crate::hooks::scope::HookScope;
 
 mod error;
@@ -133,6 +134,28 @@ impl MySqlHook {
             .get_conn()
             .await
             .map_err(|e| self.connect_error(e))
+    }
+
+    /// See [`SqlHook::describe`]: the columns of the prepared statement.
+    async fn describe_inner(
+        &self,
+        sql: &str,
+        parameters: &Parameters,
+    ) -> Result<Vec<formats::Column>> {
+        const OP: &str = "describe";
+        let b = bind(Dialect::MySql, sql, parameters, 1).map_err(|e| self.scope.wrap(OP, e))?;
+        let mut conn = self.conn().await?;
+        let stmt = conn
+            .prep(b.sql.as_str())
+            .await
+            .map_err(|e| self.error(OP, e))?;
+        let columns = stmt
+            .columns()
+            .iter()
+            .map(|c| formats::Column::new(c.name_str(), column_type(c)))
+            .collect();
+        conn.close(stmt).await.map_err(|e| self.error(OP, e))?;
+        Ok(columns)
     }
 
     async fn run_inner(&self, sql: Sql, options: RunOptions) -> Result<Value> {
@@ -483,6 +506,50 @@ fn to_mysql(v: &Value) -> My {
 
 const BINARY_CHARSET: u16 = 63;
 
+/// The type of a result column, wide enough for its values: an unsigned
+/// column takes the next wider type, `BIGINT UNSIGNED` a `DECIMAL(20, 0)`.
+fn column_type(c: &mysql_async::Column) -> Ty {
+    use ColumnType::*;
+    let unsigned = c
+        .flags()
+        .contains(mysql_async::consts::ColumnFlags::UNSIGNED_FLAG);
+    match c.column_type() {
+        MYSQL_TYPE_TINY | MYSQL_TYPE_YEAR => Ty::Int16,
+        MYSQL_TYPE_SHORT if !unsigned => Ty::Int16,
+        MYSQL_TYPE_SHORT | MYSQL_TYPE_INT24 => Ty::Int32,
+        MYSQL_TYPE_LONG if !unsigned => Ty::Int32,
+        MYSQL_TYPE_LONG => Ty::Int64,
+        MYSQL_TYPE_LONGLONG if !unsigned => Ty::Int64,
+        MYSQL_TYPE_LONGLONG => Ty::Decimal {
+            precision: 20,
+            scale: 0,
+        },
+        MYSQL_TYPE_BIT => Ty::Decimal {
+            precision: 20,
+            scale: 0,
+        },
+        MYSQL_TYPE_FLOAT => Ty::Float32,
+        MYSQL_TYPE_DOUBLE => Ty::Float64,
+        MYSQL_TYPE_DECIMAL | MYSQL_TYPE_NEWDECIMAL => {
+            // The display length counts the point and, when signed, the sign.
+            let scale = u32::from(c.decimals());
+            let precision = c
+                .column_length()
+                .saturating_sub(u32::from(scale > 0) + u32::from(!unsigned));
+            Ty::Decimal { precision, scale }
+        }
+        MYSQL_TYPE_DATE | MYSQL_TYPE_NEWDATE => Ty::Date,
+        MYSQL_TYPE_TIME | MYSQL_TYPE_TIME2 => Ty::Time,
+        MYSQL_TYPE_DATETIME | MYSQL_TYPE_DATETIME2 => Ty::Timestamp,
+        MYSQL_TYPE_TIMESTAMP | MYSQL_TYPE_TIMESTAMP2 => Ty::TimestampTz,
+        MYSQL_TYPE_JSON => Ty::Json,
+        MYSQL_TYPE_NULL => Ty::Text,
+        MYSQL_TYPE_GEOMETRY => Ty::Other("GEOMETRY".into()),
+        _ if c.character_set() == BINARY_CHARSET => Ty::Bytes,
+        _ => Ty::Text,
+    }
+}
+
 fn row_to_json(row: &mysql_async::Row) -> Row {
     let mut out = Map::new();
     for (i, col) in row.columns_ref().iter().enumerate() {
@@ -636,6 +703,10 @@ impl SqlHook for MySqlHook {
         options: InsertOptions,
     ) -> Result<u64> {
         self.insert_inner(table, columns, rows, options).await
+    }
+
+    async fn describe(&self, sql: &str, parameters: &Parameters) -> Result<Vec<formats::Column>> {
+        self.describe_inner(sql, parameters).await
     }
 
     async fn bulk_dump(&self, sql: &str, out: &mut (dyn AsyncWrite + Send + Unpin)) -> Result<u64> {

@@ -40,7 +40,7 @@ use sqlx::postgres::{
 use sqlx::{Column, Connection as _, Postgres, Row as _, TypeInfo, ValueRef};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 
-use super::sql::implement::{CsvReader, upsert_clause};
+use super::sql::implement::{CsvReader, bind, upsert_clause};
 use super::sql::{
     Dialect, InsertOptions, Parameters, Row, RunOptions, Sql, SqlHook, bytes_value, float_value,
     quote_columns, quote_table, read_header, rows_per_commit,
@@ -49,6 +49,7 @@ use super::sqlx_common::{self, ExecError, Query, SqlxHook, db_error, send_boxed}
 use crate::connection::Connection;
 use crate::error::{Error, ErrorKind, Result};
 use crate::formats::csv::CsvFormat;
+use crate::formats::{self, ColumnType};
 use crate::hooks::scope::HookScope;
 
 /// Conn id used when none is given, as in Airflow.
@@ -118,6 +119,60 @@ impl std::fmt::Debug for PostgresHook {
 }
 
 impl PostgresHook {
+    /// See [`SqlHook::describe`]: the prepared statement's columns; a
+    /// `numeric` read from a table column gets its declared precision and
+    /// scale from `pg_attribute` (the statement description does not carry it).
+    async fn describe_inner(
+        &self,
+        sql: &str,
+        parameters: &Parameters,
+    ) -> Result<Vec<formats::Column>> {
+        use sqlx::Executor as _;
+        const OP: &str = "describe";
+        let b = bind(Dialect::Postgres, sql, parameters, 1).map_err(|e| self.scope.wrap(OP, e))?;
+        let described = (&self.pool)
+            .describe(&b.sql)
+            .await
+            .map_err(|e| db_error(self, OP, e))?;
+        let mut out = Vec::with_capacity(described.columns().len());
+        for col in described.columns() {
+            let ty = match col.type_info().name() {
+                "BOOL" => ColumnType::Bool,
+                "INT2" => ColumnType::Int16,
+                "INT4" => ColumnType::Int32,
+                "INT8" => ColumnType::Int64,
+                "FLOAT4" => ColumnType::Float32,
+                "FLOAT8" => ColumnType::Float64,
+                "NUMERIC" => match (col.relation_id(), col.relation_attribute_no()) {
+                    (Some(table), Some(attnum)) => {
+                        let typmod: i32 = sqlx::query_scalar(
+                            "SELECT atttypmod FROM pg_attribute WHERE attrelid = $1 AND attnum = $2",
+                        )
+                        .bind(table)
+                        .bind(attnum)
+                        .fetch_one(&self.pool)
+                        .await
+                        .map_err(|e| db_error(self, OP, e))?;
+                        numeric_type(typmod)
+                    }
+                    _ => ColumnType::Numeric,
+                },
+                "TEXT" | "VARCHAR" | "BPCHAR" | "NAME" | "CHAR" | "UNKNOWN" | "CITEXT" => {
+                    ColumnType::Text
+                }
+                "DATE" => ColumnType::Date,
+                "TIME" => ColumnType::Time,
+                "TIMESTAMP" => ColumnType::Timestamp,
+                "TIMESTAMPTZ" => ColumnType::TimestampTz,
+                "JSON" | "JSONB" => ColumnType::Json,
+                "BYTEA" => ColumnType::Bytes,
+                other => ColumnType::Other(other.to_string()),
+            };
+            out.push(formats::Column::new(col.name(), ty));
+        }
+        Ok(out)
+    }
+
     /// Connects with the connection `AIRFLOW_CONN_<CONN_ID>`.
     pub async fn from_conn_id(conn_id: &str) -> Result<Self> {
         Self::from_connection(&Connection::from_env(conn_id)?).await
@@ -459,6 +514,22 @@ fn copy_options(format: &CsvFormat) -> String {
     options
 }
 
+/// The type of a `numeric` column from its type modifier: `-1` when it has
+/// no declared precision, else `((precision << 16) | scale) + 4`.
+fn numeric_type(typmod: i32) -> ColumnType {
+    if typmod < 4 {
+        return ColumnType::Numeric;
+    }
+    let packed = typmod - 4;
+    let precision = (packed >> 16) as u32 & 0xffff;
+    // PostgreSQL 15 allows a negative scale (11 bits, signed): no decimal here.
+    let scale = packed as u32 & 0x7ff;
+    if packed & 0x400 != 0 || scale > precision {
+        return ColumnType::Numeric;
+    }
+    ColumnType::Decimal { precision, scale }
+}
+
 fn row_to_json(row: &PgRow) -> Result<Row> {
     let mut out = Map::new();
     for (i, col) in row.columns().iter().enumerate() {
@@ -659,5 +730,9 @@ impl SqlHook for PostgresHook {
         input: &mut (dyn AsyncRead + Send + Unpin),
     ) -> Option<Result<u64>> {
         Some(send_boxed(self.load_direct(table, columns, format, replace, input)).await)
+    }
+
+    async fn describe(&self, sql: &str, parameters: &Parameters) -> Result<Vec<formats::Column>> {
+        send_boxed(self.describe_inner(sql, parameters)).await
     }
 }

@@ -172,6 +172,7 @@ use serde_json::{Map, Value};
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use crate::error::{Error, ErrorKind, Result};
+use crate::formats::Column;
 use crate::formats::csv::{CsvFormat, Record};
 
 use self::implement::{CsvReader, split_statements};
@@ -556,6 +557,21 @@ pub trait SqlHook: Send + Sync {
     ) -> Option<Result<u64>> {
         let _ = (table, columns, format, replace, input);
         None
+    }
+
+    /// The columns `sql` returns and their types, from the database's own
+    /// description of the prepared query, without running it (placeholders as
+    /// [`stream_rows`](Self::stream_rows) takes them). Typed formats such as
+    /// Parquet take their schema from it, so an all-NULL column or an empty
+    /// result keeps its type. The default is an [`ErrorKind::Unsupported`] error.
+    async fn describe(&self, sql: &str, parameters: &Parameters) -> Result<Vec<Column>> {
+        let _ = (sql, parameters);
+        Err(Error::new(
+            ErrorKind::Unsupported,
+            "describe",
+            "this hook cannot describe a query's columns",
+        )
+        .with("conn_id", self.conn_id()))
     }
 
     /// Checks that the database answers with the connection's credentials.

@@ -19,7 +19,7 @@ use sqlx::sqlite::{
 use sqlx::{Column, Row as _, TypeInfo, ValueRef};
 use tokio::io::{AsyncRead, AsyncWrite};
 
-use super::sql::implement::{CsvReader, insert_statement, rows_to_csv};
+use super::sql::implement::{CsvReader, bind, insert_statement, rows_to_csv};
 use super::sql::{
     Dialect, InsertOptions, Parameters, Row, RunOptions, Sql, SqlHook, bytes_value, check_widths,
     float_value, read_header, rows_per_commit,
@@ -27,6 +27,7 @@ use super::sql::{
 use super::sqlx_common::{self, ExecError, Query, SqlxHook, db_error, send_boxed};
 use crate::connection::Connection;
 use crate::error::{Error, ErrorKind, Result};
+use crate::formats::{self, ColumnType};
 use crate::hooks::scope::HookScope;
 
 /// Conn id used when none is given, as in Airflow.
@@ -227,6 +228,27 @@ fn bind_all<'q>(mut q: Query<'q, Sqlite>, args: &[Value]) -> Query<'q, Sqlite> {
     q
 }
 
+/// The type of a result column by its declared type's affinity (SQLite's
+/// rules, with `BOOLEAN` apart). SQLite has no date type: dates are whatever
+/// text was stored, so they stay text.
+fn column_type(declared: &str) -> ColumnType {
+    let d = declared.to_ascii_uppercase();
+    if d.contains("BOOL") {
+        ColumnType::Bool
+    } else if d.contains("INT") {
+        ColumnType::Int64
+    } else if ["REAL", "FLOA", "DOUB", "NUMERIC", "DECIMAL"]
+        .iter()
+        .any(|t| d.contains(t))
+    {
+        ColumnType::Float64
+    } else if d == "BLOB" {
+        ColumnType::Bytes
+    } else {
+        ColumnType::Text
+    }
+}
+
 fn row_to_json(row: &SqliteRow) -> std::result::Result<Row, sqlx::Error> {
     let mut out = Map::new();
     for (i, col) in row.columns().iter().enumerate() {
@@ -326,6 +348,24 @@ impl SqlHook for SqliteHook {
         input: &mut (dyn AsyncRead + Send + Unpin),
     ) -> Result<u64> {
         send_boxed(self.load_inner(table, input)).await
+    }
+
+    /// See [`SqlHook::describe`]. SQLite types values, not columns: a column
+    /// is typed by its declared type's affinity (an expression by what SQLite
+    /// infers, else text), and a value of another type in it is an error when
+    /// a typed format is written.
+    async fn describe(&self, sql: &str, parameters: &Parameters) -> Result<Vec<formats::Column>> {
+        use sqlx::Executor as _;
+        let b = bind(Dialect::Sqlite, sql, parameters, 1)
+            .map_err(|e| self.scope.wrap("describe", e))?;
+        let described = send_boxed((&self.pool).describe(&b.sql))
+            .await
+            .map_err(|e| db_error(self, "describe", e))?;
+        Ok(described
+            .columns()
+            .iter()
+            .map(|c| formats::Column::new(c.name(), column_type(c.type_info().name())))
+            .collect())
     }
 }
 

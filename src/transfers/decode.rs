@@ -1,5 +1,7 @@
 //! An object's records as they arrive: gzip undone chunk by chunk, then the
-//! CSV or JSON Lines push parser of its format. Shared by the transfers that
+//! CSV or JSON Lines push parser of its format. A Parquet object (its footer
+//! comes last) is first downloaded to a temporary file, then read a batch of
+//! rows at a time, its column names as a header record. Shared by the transfers that
 //! read objects (`S3ToSql`, `S3ToRedis`); what a header names and where the
 //! records go is theirs.
 
@@ -19,6 +21,9 @@ pub(crate) type NumberedObject = (u64, jsonl::Object);
 enum Decoder {
     Csv(Parser),
     Jsonl(jsonl::Parser),
+    /// Not downloaded yet, then the file's reader.
+    #[cfg(feature = "parquet")]
+    Parquet(Option<crate::formats::parquet::Reader>),
 }
 
 /// Decodes one object; see the [module docs](self).
@@ -42,6 +47,8 @@ impl ObjectReader {
         let decoder = match format {
             FileFormat::Csv(csv) => Decoder::Csv(Parser::new(csv, op)),
             FileFormat::JsonLines => Decoder::Jsonl(jsonl::Parser::new(op)),
+            #[cfg(feature = "parquet")]
+            FileFormat::Parquet(_) => Decoder::Parquet(None),
         };
         ObjectReader {
             body,
@@ -52,9 +59,10 @@ impl ObjectReader {
         }
     }
 
-    /// Decodes the next chunk into `records` (CSV) or `objects` (JSON Lines);
-    /// `false` once the object has ended. An object without one byte (after
-    /// gzip) is an [`ErrorKind::InvalidInput`] error.
+    /// Decodes the next chunk into `records` (CSV, Parquet — its first record
+    /// the column names) or `objects` (JSON Lines); `false` once the object has
+    /// ended. An object without one byte (after gzip) is an
+    /// [`ErrorKind::InvalidInput`] error.
     pub(crate) async fn next(
         &mut self,
         records: &mut Vec<Record>,
@@ -63,12 +71,29 @@ impl ObjectReader {
         if self.done {
             return Ok(false);
         }
+        #[cfg(feature = "parquet")]
+        if let Decoder::Parquet(reader) = &mut self.decoder {
+            let reader = match reader {
+                Some(r) => r,
+                None => {
+                    let file = download(&mut self.body, self.op).await?;
+                    let r = reader.insert(crate::formats::parquet::Reader::open(file, self.op)?);
+                    records.push(r.columns().iter().cloned().map(Some).collect());
+                    return Ok(true);
+                }
+            };
+            let more = reader.next_records(records)?;
+            self.done = !more;
+            return Ok(more);
+        }
         match self.body.next().await.transpose()? {
             Some(chunk) => {
                 self.bytes += chunk.len() as u64;
                 match &mut self.decoder {
                     Decoder::Csv(p) => p.feed(&chunk, records)?,
                     Decoder::Jsonl(p) => p.feed_numbered(&chunk, objects)?,
+                    #[cfg(feature = "parquet")]
+                    Decoder::Parquet(_) => {}
                 }
                 Ok(true)
             }
@@ -84,11 +109,47 @@ impl ObjectReader {
                 match &mut self.decoder {
                     Decoder::Csv(p) => p.finish(records)?,
                     Decoder::Jsonl(p) => p.finish_numbered(objects)?,
+                    #[cfg(feature = "parquet")]
+                    Decoder::Parquet(_) => {}
                 }
                 Ok(false)
             }
         }
     }
+}
+
+/// Writes a whole object to an unnamed temporary file (gone when closed);
+/// returns it to be read from the start. An empty object is an error.
+#[cfg(feature = "parquet")]
+async fn download(body: &mut BytesStream, op: &'static str) -> Result<std::fs::File> {
+    use std::io::Seek as _;
+    use tokio::io::AsyncWriteExt as _;
+    let io = |e: std::io::Error| {
+        Error::new(
+            ErrorKind::Io,
+            op,
+            format!("writing the object to a temporary file: {e}"),
+        )
+        .with_source(e)
+    };
+    let file = tempfile::tempfile().map_err(io)?;
+    let mut out = tokio::fs::File::from_std(file.try_clone().map_err(io)?);
+    let mut bytes = 0u64;
+    while let Some(chunk) = body.next().await.transpose()? {
+        bytes += chunk.len() as u64;
+        out.write_all(&chunk).await.map_err(io)?;
+    }
+    out.flush().await.map_err(io)?;
+    if bytes == 0 {
+        return Err(Error::new(
+            ErrorKind::InvalidInput,
+            op,
+            "the object is empty: not one byte to load",
+        ));
+    }
+    let mut file = file;
+    file.rewind().map_err(io)?;
+    Ok(file)
 }
 
 /// Decompresses a gzip stream chunk by chunk (an empty object stays empty).

@@ -345,7 +345,7 @@ impl Operator for S3ToRedis {
             hook: hook.clone(),
             delimiter: match &format {
                 FileFormat::Csv(csv) => csv.delimiter,
-                FileFormat::JsonLines => b',',
+                _ => b',',
             },
             plan: &plan,
             store_as: self.store_as,
@@ -1027,6 +1027,14 @@ async fn read_object(
             csv.header
         }
         FileFormat::JsonLines => false,
+        // The reader's first record names the file's columns.
+        #[cfg(feature = "parquet")]
+        FileFormat::Parquet(_) => {
+            if let Some(names) = column_list {
+                loader.set_columns(names)?;
+            }
+            true
+        }
     };
     let mut reader = ObjectReader::new(body, format, gzip, OP);
     // Records counted from line 1 (the header, if any): the line of each record

@@ -509,6 +509,9 @@ async fn convert(
     let (delimiter, mut header_pending, is_csv) = match &spec.format {
         FileFormat::Csv(csv) => (csv.delimiter, csv.header, true),
         FileFormat::JsonLines => (b',', false, false),
+        // The reader's first record names the file's columns; "lines" are rows.
+        #[cfg(feature = "parquet")]
+        FileFormat::Parquet(_) => (b',', true, true),
     };
     let mut reader = ObjectReader::new(body, &spec.format, spec.gzip, OP);
     // With a column list, a CSV header is skipped and JSON objects are read by

@@ -64,6 +64,8 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use futures::StreamExt;
+#[cfg(feature = "parquet")]
+use futures::stream::BoxStream;
 use serde_json::{Value, json};
 use tokio::io::AsyncWriteExt;
 use tokio::sync::Mutex;
@@ -71,6 +73,8 @@ use tokio::sync::Mutex;
 use super::records::{Framing, Splitter};
 use crate::context::Context;
 use crate::error::{Error, ErrorKind, Result};
+#[cfg(feature = "parquet")]
+use crate::formats::parquet::{self, ParquetFormat};
 use crate::formats::{FileFormat, jsonl, split_suffix};
 use crate::hooks::object_store::{
     BytesStream, ObjectStore, PutOptions, gzip_stream, reader_stream,
@@ -212,21 +216,6 @@ impl Operator for SqlToS3 {
         let store = self.source.resolve(ctx, S3Settings::default()).await?;
         let gzip = self.gzip || key.ends_with(".gz");
 
-        let (reader, writer) = tokio::io::duplex(256 * 1024);
-        let (done_tx, done_rx) = tokio::sync::oneshot::channel::<Result<()>>();
-        let produce = produce(
-            hook,
-            query,
-            self.parameters.clone(),
-            format.clone(),
-            writer,
-            done_tx,
-        );
-        let (framing, header) = match &format {
-            FileFormat::Csv(csv) => (Framing::Csv, csv.header),
-            FileFormat::JsonLines => (Framing::Lines, false),
-        };
-        let splitter = Splitter::new(reader_stream(reader), done_rx, framing, header, OP);
         let files = Files {
             store,
             bucket: bucket.clone(),
@@ -243,8 +232,33 @@ impl Operator for SqlToS3 {
             gzip,
             write_empty: self.write_empty,
         };
-        let (_, written) = futures::join!(produce, files.write(splitter));
-        let written = written?;
+        let written = match &format {
+            #[cfg(feature = "parquet")]
+            FileFormat::Parquet(parquet) => {
+                files
+                    .write_parquet(&*hook, &query, self.parameters.clone(), parquet)
+                    .await?
+            }
+            _ => {
+                let (reader, writer) = tokio::io::duplex(256 * 1024);
+                let (done_tx, done_rx) = tokio::sync::oneshot::channel::<Result<()>>();
+                let produce = produce(
+                    hook,
+                    query,
+                    self.parameters.clone(),
+                    format.clone(),
+                    writer,
+                    done_tx,
+                );
+                let (framing, header) = match &format {
+                    FileFormat::Csv(csv) => (Framing::Csv, csv.header),
+                    _ => (Framing::Lines, false),
+                };
+                let splitter = Splitter::new(reader_stream(reader), done_rx, framing, header, OP);
+                let (_, written) = futures::join!(produce, files.write(splitter));
+                written?
+            }
+        };
         tracing::info!(
             bucket = %bucket,
             keys = written.keys.len(),
@@ -281,9 +295,8 @@ async fn produce(
         (FileFormat::Csv(csv), parameters) => {
             rows_to_csv_as(hook.stream_rows(&query, parameters), csv, &mut out, OP).await
         }
-        (FileFormat::JsonLines, parameters) => {
-            rows_to_jsonl(hook.stream_rows(&query, parameters), &mut out).await
-        }
+        // JSON Lines (Parquet has its own path, `Files::write_parquet`).
+        (_, parameters) => rows_to_jsonl(hook.stream_rows(&query, parameters), &mut out).await,
     };
     let _ = done.send(result.map(drop).map_err(|e| e.with_operation(OP)));
     let _ = out.shutdown().await;
@@ -357,11 +370,18 @@ impl Files {
         let rows = splitter.lock().await.records();
         // The pipe closes here, so a dump still writing stops.
         drop(splitter);
+        self.outcome(result, Written { keys, rows, bytes }).await
+    }
+
+    /// The run's outcome: what was written, or the error after the objects
+    /// already written are removed.
+    async fn outcome(&self, result: Result<()>, written: Written) -> Result<Written> {
+        let keys = &written.keys;
         match result {
-            Ok(()) => Ok(Written { keys, rows, bytes }),
+            Ok(()) => Ok(written),
             Err(e) => {
                 if !keys.is_empty() {
-                    match self.store.delete(&self.bucket, &keys).await {
+                    match self.store.delete(&self.bucket, keys).await {
                         Ok(r) if r.errors.is_empty() => {
                             tracing::warn!(bucket = %self.bucket, keys = ?keys, "removed the objects of the failed dump");
                         }
@@ -420,6 +440,121 @@ impl Files {
             }
         }
     }
+}
+
+#[cfg(feature = "parquet")]
+impl Files {
+    /// Writes the query's rows as Parquet objects, typed by the query's
+    /// described columns; on any error removes the objects already written.
+    async fn write_parquet(
+        self,
+        hook: &dyn SqlHook,
+        query: &str,
+        parameters: Parameters,
+        format: &ParquetFormat,
+    ) -> Result<Written> {
+        let mut written = Written {
+            keys: Vec::new(),
+            rows: 0,
+            bytes: 0,
+        };
+        let result = self
+            .write_parquet_files(hook, query, parameters, format, &mut written)
+            .await;
+        self.outcome(result, written).await
+    }
+
+    async fn write_parquet_files(
+        &self,
+        hook: &dyn SqlHook,
+        query: &str,
+        parameters: Parameters,
+        format: &ParquetFormat,
+        written: &mut Written,
+    ) -> Result<()> {
+        let columns = hook.describe(query, &parameters).await?;
+        let mut rows = hook.stream_rows(query, parameters).peekable();
+        let room = if self.max_rows == 0 {
+            u64::MAX
+        } else {
+            self.max_rows
+        };
+        loop {
+            let more = std::pin::Pin::new(&mut rows).peek().await.is_some();
+            if !more && !(written.keys.is_empty() && self.write_empty) {
+                return Ok(());
+            }
+            let writer = parquet::Writer::new(&columns, format, OP)?;
+            let key = self.key_of(written.keys.len());
+            let object = format!("s3://{}/{key}", self.bucket);
+            let (tx, rx) = tokio::sync::mpsc::channel::<Result<bytes::Bytes>>(2);
+            let body = futures::stream::unfold(rx, |mut rx| async move {
+                rx.recv().await.map(|chunk| (chunk, rx))
+            })
+            .boxed();
+            let (put, filled) = futures::join!(
+                self.store.put_stream(&self.bucket, &key, body, &self.opts),
+                fill_parquet(&mut rows, writer, room, tx)
+            );
+            let n = match (put, filled) {
+                (Ok(put), Ok(Some(n))) => {
+                    tracing::info!(%object, bytes = put.size, rows = n, "object written");
+                    written.bytes += put.size;
+                    n
+                }
+                // The rows or their encoding failed: the upload was aborted.
+                (_, Err(e)) => return Err(e),
+                (Err(e), _) => return Err(e.with("object", &object)),
+                (Ok(_), Ok(None)) => {
+                    return Err(Error::new(
+                        ErrorKind::Io,
+                        OP,
+                        "the upload ended before the file was whole",
+                    )
+                    .with("object", &object));
+                }
+            };
+            written.keys.push(key);
+            written.rows += n;
+            if self.max_rows == 0 || std::pin::Pin::new(&mut rows).peek().await.is_none() {
+                return Ok(());
+            }
+        }
+    }
+}
+
+/// Moves up to `room` rows into `writer` and its encoded bytes into `tx`, a
+/// row group at a time; returns the rows, or `None` when the upload stopped
+/// reading. On an error the upload gets one too, so it aborts.
+#[cfg(feature = "parquet")]
+async fn fill_parquet(
+    rows: &mut futures::stream::Peekable<BoxStream<'_, Result<crate::hooks::sql::Row>>>,
+    mut writer: parquet::Writer,
+    room: u64,
+    tx: tokio::sync::mpsc::Sender<Result<bytes::Bytes>>,
+) -> Result<Option<u64>> {
+    let result = async {
+        while writer.rows() < room {
+            let Some(row) = rows.next().await else { break };
+            writer.push(row?.values())?;
+            if writer.rows().is_multiple_of(1_000_000) {
+                tracing::info!(rows = writer.rows(), "dump in progress");
+            }
+            let out = writer.take_output();
+            if !out.is_empty() && tx.send(Ok(out.into())).await.is_err() {
+                return Ok(None);
+            }
+        }
+        let n = writer.rows();
+        let last = writer.finish()?;
+        Ok(tx.send(Ok(last.into())).await.ok().map(|()| n))
+    };
+    let result: Result<Option<u64>> = result.await;
+    if let Err(e) = &result {
+        let abort = Error::new(e.kind(), OP, format!("the dump failed: {}", e.message()));
+        let _ = tx.send(Err(abort)).await;
+    }
+    result
 }
 
 /// One object's body: the header, the first batch, then batches until `room`
