@@ -144,6 +144,32 @@ impl SqliteHook {
         .await
     }
 
+    /// Which of `columns` the table declares `BOOLEAN`: their CSV text
+    /// (`true`, `t`, `false`, `f`, as PostgreSQL and JSON write them) is
+    /// stored as SQLite's 1/0, not as text. None when the table is not found.
+    async fn boolean_columns(&self, table: &str, columns: &[String]) -> Vec<bool> {
+        let unquote = |s: &str| s.trim_matches(|c| c == '"' || c == '`').to_string();
+        let (schema, name) = match table.rsplit_once('.') {
+            Some((schema, name)) => (unquote(schema), unquote(name)),
+            None => ("main".to_string(), unquote(table)),
+        };
+        let declared: Vec<(String, String)> =
+            sqlx::query_as("SELECT name, type FROM pragma_table_info(?1, ?2)")
+                .bind(name)
+                .bind(schema)
+                .fetch_all(&self.pool)
+                .await
+                .unwrap_or_default();
+        columns
+            .iter()
+            .map(|c| {
+                declared.iter().any(|(name, ty)| {
+                    name.eq_ignore_ascii_case(c) && ty.to_ascii_uppercase().contains("BOOL")
+                })
+            })
+            .collect()
+    }
+
     async fn load_inner(
         &self,
         table: &str,
@@ -153,6 +179,7 @@ impl SqliteHook {
         let mut reader = CsvReader::new(input);
         let columns = read_header(&mut reader).await.map_err(with_ctx)?;
         let per_stmt = (32766 / columns.len()).clamp(1, 500);
+        let booleans = self.boolean_columns(table, &columns).await;
         let mut tx = self
             .pool
             .begin()
@@ -176,10 +203,11 @@ impl SqliteHook {
                         ),
                     )));
                 }
-                batch.extend(
-                    r.iter()
-                        .map(|f| f.clone().map_or(Value::Null, Value::String)),
-                );
+                batch.extend(r.iter().zip(&booleans).map(|(f, &boolean)| match f {
+                    None => Value::Null,
+                    Some(f) if boolean => boolean_value(f),
+                    Some(f) => Value::String(f.clone()),
+                }));
             }
             let n = batch.len() / columns.len();
             if n > 0 && (n >= per_stmt || record.is_none()) {
@@ -246,6 +274,16 @@ fn column_type(declared: &str) -> ColumnType {
         ColumnType::Bytes
     } else {
         ColumnType::Text
+    }
+}
+
+/// A boolean column's CSV text as SQLite stores it: `true`/`t` 1,
+/// `false`/`f` 0 (any case), anything else as given.
+fn boolean_value(text: &str) -> Value {
+    match text.to_ascii_lowercase().as_str() {
+        "true" | "t" => Value::Bool(true),
+        "false" | "f" => Value::Bool(false),
+        _ => Value::String(text.to_string()),
     }
 }
 

@@ -159,13 +159,13 @@ where
     let dialect = hook.dialect();
     let staging_name = staging_table(table);
     let staging = quote_table(dialect, &staging_name)?;
-    hook.run(
-        Sql::from(format!(
-            "CREATE TABLE {staging} AS SELECT * FROM {target} WHERE 1 = 0"
-        )),
-        RunOptions::default(),
-    )
-    .await?;
+    let create = match dialect {
+        Dialect::Sqlite => sqlite_staging(hook, table, &staging).await?,
+        _ => None,
+    };
+    let create = create
+        .unwrap_or_else(|| format!("CREATE TABLE {staging} AS SELECT * FROM {target} WHERE 1 = 0"));
+    hook.run(Sql::from(create), RunOptions::default()).await?;
     let result = async {
         let (columns, rows) = load(staging_name.clone()).await?;
         let mut statements: Vec<String> = before.to_vec();
@@ -203,6 +203,40 @@ where
         tracing::warn!(table = %staging_name, error = %e, "could not drop the staging table");
     }
     result
+}
+
+/// The staging table of a SQLite target, declared with the target's column
+/// types: SQLite's `CREATE TABLE … AS` would type them by affinity (a
+/// `BOOLEAN` becomes `NUM`), and the bulk load reads the declared types (it
+/// stores `true`/`false` in a `BOOLEAN` as 1/0). `None` when the target is not
+/// found (the caller's statement then names the missing table).
+async fn sqlite_staging(hook: &dyn SqlHook, table: &str, staging: &str) -> Result<Option<String>> {
+    let unquote = |s: &str| s.trim_matches(|c| c == '"' || c == '`').to_string();
+    let (schema, name) = match table.rsplit_once('.') {
+        Some((schema, name)) => (unquote(schema), unquote(name)),
+        None => ("main".to_string(), unquote(table)),
+    };
+    let columns = hook
+        .get_records(
+            "SELECT name, type FROM pragma_table_info(?, ?)",
+            Parameters::from(serde_json::json!([name, schema])),
+        )
+        .await?;
+    if columns.is_empty() {
+        return Ok(None);
+    }
+    let defs = columns
+        .iter()
+        .map(|c| {
+            let name = c["name"].as_str().unwrap_or_default();
+            let ty = c["type"].as_str().unwrap_or_default();
+            Ok(format!("{} {ty}", hook.quote_identifier(name)?))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok(Some(format!(
+        "CREATE TABLE {staging} ({})",
+        defs.join(", ")
+    )))
 }
 
 /// Fails when a key appears twice in the staging table, naming one such key.
