@@ -1,11 +1,12 @@
 //! The transfers wired as seed 000's DAGs: the day's `;`-separated CSV lands in
 //! an object store, `S3ToSql` replaces a table with it, `SqlToS3` exports the
-//! table as JSON Lines split into objects of 50 rows, and — when a Redis
-//! server is configured — `S3ToRedis` writes the rows as `row:{index}` keys.
+//! table as JSON Lines split into objects of 50 rows and as one typed Parquet
+//! file, and — when a Redis server is configured — `S3ToRedis` writes the rows
+//! as `row:{index}` keys.
 //!
 //! ```text
-//! cargo run --features object-store,sqlite,redis --example transfers
-//! cargo run --features object-store,sqlite,redis --example transfers -- 2025-01-07
+//! cargo run --features object-store,sqlite,redis,parquet --example transfers
+//! cargo run --features object-store,sqlite,redis,parquet --example transfers -- 2025-01-07
 //! ```
 //!
 //! Embedded defaults: a local object store under `gust-transfers/objects` and
@@ -86,6 +87,18 @@ async fn main() -> Result<()> {
         .with_store(store.clone())
         .with_hook(db.clone()),
     ));
+    // Typed columns (REAL as DOUBLE, TEXT as STRING) from the query's own
+    // description, for pandas, Spark or DuckDB downstream.
+    let parquet = dag.add(Task::new(
+        "db_to_parquet",
+        SqlToS3::new(
+            "SELECT * FROM iris_data",
+            "s3://raw/{{ ds }}/export/iris.parquet",
+        )
+        .replace(true)
+        .with_store(store.clone())
+        .with_hook(db.clone()),
+    ));
     let store_for_redis = store.clone();
     let redis = dag.add(Task::from_fn("s3_to_redis", move |ctx| {
         let store = store_for_redis.clone();
@@ -107,6 +120,7 @@ async fn main() -> Result<()> {
         }
     }));
     let _ = &land >> &load >> &export;
+    let _ = &load >> &parquet;
     let _ = &land >> &redis;
 
     let run = dag.build()?.run(RunConfig::from_ds(&ds, tz)?).await;
@@ -114,6 +128,10 @@ async fn main() -> Result<()> {
     println!(
         "exported: {}",
         serde_json::to_string(run.xcom("db_to_s3").unwrap_or(&Value::Null))?
+    );
+    println!(
+        "parquet: {}",
+        serde_json::to_string(run.xcom("db_to_parquet").unwrap_or(&Value::Null))?
     );
     run.into_result().map(|_| ())
 }

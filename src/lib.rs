@@ -38,6 +38,7 @@
 //! | `s3` | `hooks::s3::S3Hook` (aws-sdk-s3) for AWS and S3-compatible servers; includes `object-store` |
 //! | `mlflow` | `hooks::mlflow::MlflowHook`: tracking, artifacts and model registry |
 //! | `ml` | smartcore models as an MLflow model flavor (with `mlflow`) |
+//! | `parquet` | `formats::parquet` and Parquet objects in the transfers (typed columns from `SqlHook::describe`) |
 //! | `full` | all of the above |
 //!
 //! The SQL features also enable the shared `hooks::sql::SqlHook` trait and the

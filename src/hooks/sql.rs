@@ -58,6 +58,7 @@
 //! | `dialect` | the closest [`Dialect`]: it decides quoting, statement splitting and placeholders (`$1` for `Postgres`, `?` and `"ident"` for `Sqlite`, `?` and `` `ident` `` for `MySql`) |
 //! | `run` | [`bound_statements`](implement::bound_statements) (split, bind), then [`run_statements`](implement::run_statements) on one connection, or one transaction unless `autocommit` (it stops at the first failure and names "statement k of n"), then [`shape_results`](implement::shape_results) |
 //! | `stream_rows` | [`bind`](implement::bind) the statement, then the driver's rows as [`Row`]s mapped as in the table above, behind a bounded channel so memory stays flat |
+//! | `describe` (optional: the default is an `Unsupported` error, and typed formats such as Parquet then refuse) | the driver's description of the prepared statement (no row is read), its types as [`ColumnType`](crate::formats::ColumnType)s |
 //! | `insert_rows` | [`insert_statement`](implement::insert_statement) per batch (with [`upsert_clause`](implement::upsert_clause) inside it for `replace`), `commit_every` rows per transaction |
 //! | `bulk_dump` | the database's own CSV export, else [`rows_to_csv`](implement::rows_to_csv) over `stream_rows` |
 //! | `bulk_load` | [`CsvReader`] records (the first is the header) into the database's bulk path, in one transaction |

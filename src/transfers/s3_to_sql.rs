@@ -1,10 +1,12 @@
-//! [`S3ToSql`]: CSV or JSON Lines objects into a SQL table, all or nothing
+//! [`S3ToSql`]: CSV, JSON Lines or Parquet objects into a SQL table, all or nothing
 //! (Airflow's `S3ToSqlOperator`, with pandas' `if_exists` for seeds that replace
 //! a table, and a merge on key columns).
 //!
 //! Each object streams from the store through a parser of its format (a CSV
 //! dialect — delimiter, header, NULL marker — or JSON Lines; gzip when the key
-//! ends in `.gz`) into the hook's [`bulk_load`](SqlHook::bulk_load) —
+//! ends in `.gz`; a Parquet file, feature `parquet`, is downloaded to a
+//! temporary file first since its footer comes last, then read a batch of rows
+//! at a time) into the hook's [`bulk_load`](SqlHook::bulk_load) —
 //! PostgreSQL's `COPY FROM STDIN`, MySQL's `LOAD DATA LOCAL INFILE`, SQLite's
 //! batched inserts — so memory stays flat whatever the object's size. It loads
 //! into a staging table first (`CREATE TABLE … AS SELECT * FROM target WHERE 1 =
@@ -62,13 +64,15 @@
 //!
 //! # Columns
 //!
-//! A CSV header row or the first JSON object's keys name the columns, unless
+//! A CSV header row, the first JSON object's keys or a Parquet file's schema
+//! name the columns, unless
 //! [`column_list`](S3ToSql::column_list) gives them (a CSV header is then
 //! skipped; JSON objects are read by those keys, others ignored);
 //! [`column_mapping`](S3ToSql::column_mapping) renames the object's names to the
 //! table's. A JSON value that is not a string is loaded as its JSON text
-//! (`12.5`, `true`, `{"a":1}`); `null` and a missing key are NULL. Every object
-//! of one load must have the same columns.
+//! (`12.5`, `true`, `{"a":1}`); `null` and a missing key are NULL. A Parquet
+//! value is loaded as its text in the [CSV type table](crate::formats::csv)
+//! (`true`, `12.50`, `2025-01-08T00:00:00Z`). Every object of one load must have the same columns.
 //!
 //! # Errors
 //!
@@ -80,7 +84,9 @@
 //! field spans lines); a mapping that names a column the object lacks is
 //! `InvalidInput`; a value the database refuses keeps the database's own words
 //! (PostgreSQL names the line and column); a missing target table is `NotFound`
-//! unless [`create_table`](S3ToSql::create_table) says how to create it. Errors
+//! unless [`create_table`](S3ToSql::create_table) says how to create it; a
+//! Parquet file with a nested, dictionary or binary column is `InvalidInput`
+//! ("incompatible Parquet schema") naming the column, before a row is read. Errors
 //! name the object (`object=s3://bucket/key`) and the target (`target_table`).
 
 use std::sync::Arc;
@@ -104,7 +110,7 @@ use crate::task::Operator;
 
 const OP: &str = "s3_to_sql.load";
 
-/// Loads CSV or JSON Lines objects into a table; see the [module docs](self).
+/// Loads CSV, JSON Lines or Parquet objects into a table; see the [module docs](self).
 /// XCom: `{"bucket", "key", "objects": [{"key", "rows"}], "table", "rows",
 /// "if_exists"}` (`rows` the total).
 #[derive(Clone)]
@@ -162,9 +168,10 @@ impl S3ToSql {
         }
     }
 
-    /// The objects' format: a CSV dialect or JSON Lines. Default: from each
-    /// key's suffix (`.jsonl`, `.ndjson`, `.json` → JSON Lines), else CSV with
-    /// `,`, a header row and NULL as an empty unquoted field.
+    /// The objects' format: a CSV dialect, JSON Lines or Parquet. Default: from
+    /// each key's suffix (`.jsonl`, `.ndjson`, `.json` → JSON Lines, `.parquet`
+    /// → Parquet with the feature `parquet`), else CSV with `,`, a header row
+    /// and NULL as an empty unquoted field.
     pub fn file_format(mut self, format: impl Into<FileFormat>) -> Self {
         self.file_format = Some(format.into());
         self

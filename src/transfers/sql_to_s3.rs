@@ -1,4 +1,4 @@
-//! [`SqlToS3`]: a query's result as CSV or JSON Lines objects (Airflow's
+//! [`SqlToS3`]: a query's result as CSV, JSON Lines or Parquet objects (Airflow's
 //! `SqlToS3Operator`; `PostgresToS3` and `MySqlToS3` are this operator on those
 //! connections).
 //!
@@ -20,6 +20,15 @@
 //! `.jsonl`, `.ndjson` or `.json`) writes one object per row with the types of
 //! [`formats::jsonl`](crate::formats::jsonl). A key ending in `.gz` (or
 //! [`gzip(true)`](SqlToS3::gzip)) is gzip-compressed on the way.
+//!
+//! Parquet (feature `parquet`; a key ending in `.parquet`, or
+//! `FileFormat::Parquet`) has typed columns from the query's own description
+//! (`SqlHook::describe`), not from its values: `numeric(12,2)` is a
+//! `DECIMAL(12,2)`, `timestamptz` a UTC timestamp, and an all-NULL column or an
+//! empty result keeps its type (the table is in `formats::parquet`). The rows
+//! come from the row stream and each row group (128 Ki rows by default) goes to
+//! the upload as soon as it is encoded, so memory is one row group. Parquet
+//! compresses its own pages (snappy): `gzip` does not apply to it.
 //!
 //! An empty result writes an object by default (a header-only CSV from
 //! PostgreSQL; an empty object from the other databases, which name no columns
@@ -169,9 +178,9 @@ impl SqlToS3 {
     }
 
     /// The format to write (Airflow's `file_format`): a CSV dialect (delimiter,
-    /// header, NULL marker) or JSON Lines. Default: from the key's suffix
-    /// (`.jsonl`, `.ndjson`, `.json` → JSON Lines), else CSV in the default
-    /// dialect.
+    /// header, NULL marker), JSON Lines or Parquet. Default: from the key's
+    /// suffix (`.jsonl`, `.ndjson`, `.json` → JSON Lines, `.parquet` → Parquet
+    /// with the feature `parquet`), else CSV in the default dialect.
     pub fn file_format(mut self, format: impl Into<FileFormat>) -> Self {
         self.file_format = Some(format.into());
         self
@@ -189,8 +198,8 @@ impl SqlToS3 {
 
     /// Whether an empty result still writes an object (default `true`, so a
     /// sensor downstream does not wait for ever): a header-only CSV from
-    /// PostgreSQL, an empty object otherwise (the other databases name no
-    /// columns without a row). With `false` nothing is written and XCom's
+    /// PostgreSQL, a Parquet file with the columns and no row, an empty object
+    /// otherwise (the other databases name no columns without a row). With `false` nothing is written and XCom's
     /// `keys` is empty.
     pub fn write_empty(mut self, on: bool) -> Self {
         self.write_empty = on;
@@ -214,7 +223,8 @@ impl Operator for SqlToS3 {
 
         let hook = resolve_hook(ctx, self.hook.as_ref(), &self.sql_conn_id, None).await?;
         let store = self.source.resolve(ctx, S3Settings::default()).await?;
-        let gzip = self.gzip || key.ends_with(".gz");
+        // Parquet compresses inside the file.
+        let gzip = (self.gzip || key.ends_with(".gz")) && format.name() != "parquet";
 
         let files = Files {
             store,
@@ -481,7 +491,9 @@ impl Files {
         };
         loop {
             let more = std::pin::Pin::new(&mut rows).peek().await.is_some();
-            if !more && !(written.keys.is_empty() && self.write_empty) {
+            // An empty result still writes its one file, unless told not to.
+            let empty_file = written.keys.is_empty() && self.write_empty;
+            if !more && !empty_file {
                 return Ok(());
             }
             let writer = parquet::Writer::new(&columns, format, OP)?;
