@@ -87,8 +87,9 @@ MLFLOW_AUTH_DIR=$SVC_DIR/mlflow-auth # backend store, auth DB, artifacts and bas
 MLFLOW_AUTH_SECRET_KEY=gust-mlflow-auth-secret-key
 
 # mlflow[auth]: Flask-WTF, without which the basic-auth app does not import.
-# pyarrow and pandas: the Parquet read-back test and the pandas side of benches/transfers.rs.
-PIP_PACKAGES=('moto[server]' 'mlflow[auth]' boto3 psycopg2-binary redis pyarrow pandas)
+# pyarrow and pandas: the Parquet read-back test and the pandas side of benches/transfers.rs;
+# scikit-learn: the reference of tests/ml_sklearn.rs.
+PIP_PACKAGES=('moto[server]' 'mlflow[auth]' boto3 psycopg2-binary redis pyarrow pandas scikit-learn)
 
 # ---------------------------------------------------------------------------
 # helpers
@@ -643,7 +644,7 @@ venv_complete() {
   [[ -x $VENV/bin/moto_server && -x $VENV/bin/mlflow ]] || return 1
   "$VENV/bin/python" - <<'PY' 2>/dev/null
 import importlib.util, sys
-mods = ["moto", "flask", "flask_cors", "flask_wtf", "mlflow", "boto3", "psycopg2", "redis", "pyarrow", "pandas"]
+mods = ["moto", "flask", "flask_cors", "flask_wtf", "mlflow", "boto3", "psycopg2", "redis", "pyarrow", "pandas", "sklearn"]
 sys.exit(any(importlib.util.find_spec(m) is None for m in mods))
 PY
 }

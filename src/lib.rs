@@ -37,7 +37,7 @@
 //! | `object-store` | `hooks::object_store`: the `ObjectStore` trait, `MemoryStore`, `LocalStore`, and the S3 operators (`operators::s3`) on any store, without the AWS SDK |
 //! | `s3` | `hooks::s3::S3Hook` (aws-sdk-s3) for AWS and S3-compatible servers; includes `object-store` |
 //! | `mlflow` | `hooks::mlflow::MlflowHook`: tracking, artifacts and model registry |
-//! | `ml` | smartcore models as an MLflow model flavor (with `mlflow`) |
+//! | `ml` | `ml`: datasets, splits and folds, scalers and metrics with scikit-learn's semantics; smartcore models as an MLflow model flavor (with `mlflow`) |
 //! | `parquet` | `formats::parquet` and Parquet objects in the transfers (typed columns from `SqlHook::describe`) |
 //! | `full` | all of the above |
 //!
@@ -60,6 +60,9 @@ pub mod dag;
 pub mod error;
 pub mod formats;
 pub mod hooks;
+#[cfg(feature = "ml")]
+#[cfg_attr(docsrs, doc(cfg(feature = "ml")))]
+pub mod ml;
 pub mod operators;
 pub mod retry;
 pub mod task;
