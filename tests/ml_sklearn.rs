@@ -8,7 +8,9 @@ mod common;
 
 use gust::ml::Matrix;
 use gust::ml::metrics::{self, Average};
-use gust::ml::preprocessing::{MinMaxScaler, RobustScaler, StandardScaler, Transform};
+use gust::ml::preprocessing::{
+    ImputeStrategy, MinMaxScaler, RobustScaler, SimpleImputer, StandardScaler, Transform,
+};
 use gust::ml::split::{KFold, Split, StratifiedKFold};
 use serde_json::{Value, json};
 

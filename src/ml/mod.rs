@@ -1,7 +1,10 @@
 //! Machine learning building blocks with scikit-learn's semantics (feature
 //! `ml`): a [`Dataset`] built from query rows, train/test splits and
-//! cross-validation folds ([`split`]), scalers ([`preprocessing`]) and metrics
-//! ([`metrics`]).
+//! cross-validation folds ([`split`]), an imputer and scalers
+//! ([`preprocessing`]), metrics ([`metrics`]), smartcore's estimators as
+//! serializable values ([`estimator`]), a [`Pipeline`](pipeline::Pipeline) of
+//! transformers and an estimator, and a cross-validated
+//! [`GridSearch`](grid_search::GridSearch).
 //!
 //! Each result equals scikit-learn's on the same input (to 1e-12 where
 //! floating point allows; `tests/ml_sklearn.rs` checks them against the
@@ -33,8 +36,11 @@
 //! ```
 
 mod dataset;
+pub mod estimator;
+pub mod grid_search;
 mod matrix;
 pub mod metrics;
+pub mod pipeline;
 pub mod preprocessing;
 pub mod split;
 

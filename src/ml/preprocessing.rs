@@ -533,9 +533,118 @@ impl FittedMinMaxScaler {
     }
 }
 
+/// How [`SimpleImputer`] fills a missing value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum ImputeStrategy {
+    /// The column's mean.
+    Mean,
+    /// The column's median.
+    Median,
+    /// The column's most frequent value (the smallest among ties, as
+    /// scikit-learn).
+    MostFrequent,
+}
+
+/// Fills missing values (`NaN`) column by column (scikit-learn's
+/// `SimpleImputer`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SimpleImputer {
+    /// The statistic that fills a column's gaps.
+    pub strategy: ImputeStrategy,
+}
+
+impl SimpleImputer {
+    /// An imputer with `strategy`.
+    pub fn new(strategy: ImputeStrategy) -> Self {
+        SimpleImputer { strategy }
+    }
+
+    /// Learns each column's statistic from its values. A column with no value
+    /// at all is an error (scikit-learn would drop it).
+    pub fn fit(&self, x: &Matrix) -> Result<FittedSimpleImputer> {
+        check_fit_input(x)?;
+        let mut statistics = Vec::with_capacity(x.cols());
+        for j in 0..x.cols() {
+            let v = sorted_values(x, j);
+            if v.is_empty() {
+                return Err(invalid(format!("column {j} has no value to impute from")));
+            }
+            statistics.push(match self.strategy {
+                ImputeStrategy::Mean => sum(v.iter().copied()) / v.len() as f64,
+                ImputeStrategy::Median => median(&v),
+                ImputeStrategy::MostFrequent => {
+                    // Runs of equal values in sorted order: the first longest
+                    // run is the smallest most frequent value.
+                    let (mut best, mut best_len, mut start) = (v[0], 0, 0);
+                    for i in 1..=v.len() {
+                        if i == v.len() || v[i] != v[start] {
+                            if i - start > best_len {
+                                best = v[start];
+                                best_len = i - start;
+                            }
+                            start = i;
+                        }
+                    }
+                    best
+                }
+            });
+        }
+        Ok(FittedSimpleImputer {
+            statistics_: statistics,
+        })
+    }
+}
+
+/// A fitted [`SimpleImputer`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FittedSimpleImputer {
+    /// The value that fills each column's gaps.
+    pub statistics_: Vec<f64>,
+}
+
+impl Transform for FittedSimpleImputer {
+    fn n_features(&self) -> usize {
+        self.statistics_.len()
+    }
+
+    fn transform(&self, x: &Matrix) -> Result<Matrix> {
+        check_columns(x, self.statistics_.len())?;
+        Ok(x.map_columns(|j, v| if v.is_nan() { self.statistics_[j] } else { v }))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn imputer_fills_gaps() {
+        let x = m(&[
+            &[1.0, 2.0],
+            &[f64::NAN, 2.0],
+            &[3.0, 5.0],
+            &[3.0, f64::NAN],
+            &[1.0, 5.0],
+        ]);
+        for (strategy, stats) in [
+            (ImputeStrategy::Mean, vec![2.0, 3.5]),
+            (ImputeStrategy::Median, vec![2.0, 3.5]),
+            (ImputeStrategy::MostFrequent, vec![1.0, 2.0]),
+        ] {
+            let f = SimpleImputer::new(strategy).fit(&x).unwrap();
+            assert_eq!(f.statistics_, stats, "{strategy:?}");
+            let t = Transform::transform(&f, &x).unwrap();
+            assert_eq!(t.get(1, 0), stats[0]);
+        }
+        let empty = m(&[&[f64::NAN], &[f64::NAN]]);
+        assert!(
+            SimpleImputer::new(ImputeStrategy::Mean)
+                .fit(&empty)
+                .is_err()
+        );
+    }
 
     fn m(rows: &[&[f64]]) -> Matrix {
         Matrix::from_rows(&rows.iter().map(|r| r.to_vec()).collect::<Vec<_>>()).unwrap()

@@ -15,6 +15,7 @@ import numpy as np
 import sklearn
 from sklearn import metrics
 from sklearn.model_selection import KFold, StratifiedKFold, train_test_split
+from sklearn.impute import SimpleImputer
 from sklearn.preprocessing import MinMaxScaler, RobustScaler, StandardScaler
 
 
@@ -50,6 +51,9 @@ def scaler(case):
             unit_variance=p["unit_variance"],
         ).fit(x)
         fitted = {"center_": s.center_, "scale_": s.scale_}
+    elif kind == "imputer":
+        s = SimpleImputer(strategy=p["strategy"]).fit(x)
+        fitted = {"statistics_": s.statistics_}
     elif kind == "standard":
         s = StandardScaler(with_mean=p["with_mean"], with_std=p["with_std"]).fit(x)
         fitted = {"mean_": s.mean_, "var_": s.var_, "scale_": s.scale_}

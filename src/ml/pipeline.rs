@@ -1,0 +1,324 @@
+//! [`Pipeline`]: transformers, then an estimator — fitted as one, saved as
+//! one, so serving applies exactly the preprocessing training learnt.
+
+use serde::{Deserialize, Serialize};
+
+use super::estimator::{Estimator, Model, Prediction};
+use super::metrics::{self, Average, Metric};
+use super::preprocessing::{
+    FittedMinMaxScaler, FittedRobustScaler, FittedSimpleImputer, FittedStandardScaler,
+    MinMaxScaler, RobustScaler, SimpleImputer, StandardScaler, Transform,
+};
+use super::{Dataset, Matrix, Target};
+use crate::error::{Error, ErrorKind, Result};
+
+const OP: &str = "ml.pipeline";
+
+/// A transformer step of a [`Pipeline`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "step", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum Step {
+    /// Fills missing values.
+    Imputer(SimpleImputer),
+    /// Median and interquantile range.
+    RobustScaler(RobustScaler),
+    /// Mean and standard deviation.
+    StandardScaler(StandardScaler),
+    /// Into a range.
+    MinMaxScaler(MinMaxScaler),
+}
+
+macro_rules! step_from {
+    ($($variant:ident($ty:ty)),*) => {$(
+        impl From<$ty> for Step {
+            fn from(s: $ty) -> Self {
+                Step::$variant(s)
+            }
+        }
+    )*};
+}
+step_from!(
+    Imputer(SimpleImputer),
+    RobustScaler(RobustScaler),
+    StandardScaler(StandardScaler),
+    MinMaxScaler(MinMaxScaler)
+);
+
+/// A fitted [`Step`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "step", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum FittedStep {
+    /// A fitted imputer.
+    Imputer(FittedSimpleImputer),
+    /// A fitted robust scaler.
+    RobustScaler(FittedRobustScaler),
+    /// A fitted standard scaler.
+    StandardScaler(FittedStandardScaler),
+    /// A fitted min-max scaler.
+    MinMaxScaler(FittedMinMaxScaler),
+}
+
+impl Step {
+    fn fit(&self, x: &Matrix) -> Result<FittedStep> {
+        Ok(match self {
+            Step::Imputer(s) => FittedStep::Imputer(s.fit(x)?),
+            Step::RobustScaler(s) => FittedStep::RobustScaler(s.fit(x)?),
+            Step::StandardScaler(s) => FittedStep::StandardScaler(s.fit(x)?),
+            Step::MinMaxScaler(s) => FittedStep::MinMaxScaler(s.fit(x)?),
+        })
+    }
+}
+
+impl FittedStep {
+    fn transform(&self, x: &Matrix) -> Result<Matrix> {
+        match self {
+            FittedStep::Imputer(s) => s.transform(x),
+            FittedStep::RobustScaler(s) => Transform::transform(s, x),
+            FittedStep::StandardScaler(s) => Transform::transform(s, x),
+            FittedStep::MinMaxScaler(s) => Transform::transform(s, x),
+        }
+    }
+}
+
+/// Transformer steps, then an estimator (scikit-learn's `Pipeline`).
+///
+/// ```
+/// use gust::ml::{Dataset, TargetKind};
+/// use gust::ml::estimator::Estimator;
+/// use gust::ml::metrics::Metric;
+/// use gust::ml::pipeline::Pipeline;
+/// use gust::ml::preprocessing::{ImputeStrategy, RobustScaler, SimpleImputer};
+/// use serde_json::json;
+///
+/// let rows: Vec<_> = (0..40)
+///     .map(|i| json!({"x": if i == 3 { None } else { Some(i) }, "y": if i < 25 { "a" } else { "b" }}))
+///     .map(|v| v.as_object().unwrap().clone())
+///     .collect();
+/// let data = Dataset::from_rows(&rows, &["x"], "y", TargetKind::Classes)?;
+/// let fitted = Pipeline::new(Estimator::decision_tree_classifier())
+///     .step(SimpleImputer::new(ImputeStrategy::Median))
+///     .step(RobustScaler::new())
+///     .fit(&data)?;
+/// assert_eq!(fitted.predict_labels(&data.x)?[39], "b");
+/// assert_eq!(fitted.score(&data, Metric::Accuracy)?, 1.0);
+/// // What is logged and served: the steps and the model, as JSON.
+/// let json = serde_json::to_string(&fitted)?;
+/// let served: gust::ml::pipeline::FittedPipeline = serde_json::from_str(&json)?;
+/// assert_eq!(served.predict(&data.x)?, fitted.predict(&data.x)?);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Pipeline {
+    /// The transformers, in order.
+    pub steps: Vec<Step>,
+    /// The estimator at the end.
+    pub estimator: Estimator,
+}
+
+impl Pipeline {
+    /// A pipeline of just `estimator`.
+    pub fn new(estimator: Estimator) -> Self {
+        Pipeline {
+            steps: Vec::new(),
+            estimator,
+        }
+    }
+
+    /// Adds a transformer step after the others.
+    pub fn step(mut self, step: impl Into<Step>) -> Self {
+        self.steps.push(step.into());
+        self
+    }
+
+    /// Fits every step on the dataset (each on the previous one's output),
+    /// then the estimator.
+    pub fn fit(&self, data: &Dataset) -> Result<FittedPipeline> {
+        let classes = match &data.target {
+            Target::Classes { classes, .. } => Some(classes.clone()),
+            Target::Values(_) => None,
+        };
+        self.fit_parts(&data.x, &data.target, data.features.clone(), classes)
+    }
+
+    pub(crate) fn fit_parts(
+        &self,
+        x: &Matrix,
+        target: &Target,
+        features: Vec<String>,
+        classes: Option<Vec<String>>,
+    ) -> Result<FittedPipeline> {
+        let mut x = x.clone();
+        let mut steps = Vec::with_capacity(self.steps.len());
+        for step in &self.steps {
+            let fitted = step.fit(&x)?;
+            x = fitted.transform(&x)?;
+            steps.push(fitted);
+        }
+        let model = self.estimator.fit(&x, target)?;
+        Ok(FittedPipeline {
+            features,
+            classes,
+            pipeline: self.clone(),
+            steps,
+            model,
+        })
+    }
+}
+
+/// A fitted [`Pipeline`]: what is logged as the model and served.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct FittedPipeline {
+    /// The feature columns it takes, in order.
+    pub features: Vec<String>,
+    /// The class labels its class indices stand for (`None` for a regressor).
+    pub classes: Option<Vec<String>>,
+    /// The unfitted pipeline (its steps' and estimator's parameters).
+    pub pipeline: Pipeline,
+    steps: Vec<FittedStep>,
+    model: Model,
+}
+
+impl FittedPipeline {
+    /// The fitted steps.
+    pub fn steps(&self) -> &[FittedStep] {
+        &self.steps
+    }
+
+    /// The fitted estimator.
+    pub fn model(&self) -> &Model {
+        &self.model
+    }
+
+    /// `x` through every step.
+    pub fn transform(&self, x: &Matrix) -> Result<Matrix> {
+        if x.cols() != self.features.len() {
+            return Err(Error::new(
+                ErrorKind::InvalidInput,
+                OP,
+                format!(
+                    "the input has {} columns where the model takes {}: {:?}",
+                    x.cols(),
+                    self.features.len(),
+                    self.features
+                ),
+            ));
+        }
+        let mut x = x.clone();
+        for step in &self.steps {
+            x = step.transform(&x)?;
+        }
+        Ok(x)
+    }
+
+    /// Predicts each row (class indices, or values).
+    pub fn predict(&self, x: &Matrix) -> Result<Prediction> {
+        self.model.predict(&self.transform(x)?)
+    }
+
+    /// Predicts each row's class label (an error for a regressor).
+    pub fn predict_labels(&self, x: &Matrix) -> Result<Vec<String>> {
+        match (self.predict(x)?, &self.classes) {
+            (Prediction::Classes(c), Some(classes)) => Ok(c
+                .into_iter()
+                .map(|k| classes.get(k).cloned().unwrap_or_default())
+                .collect()),
+            _ => Err(Error::new(
+                ErrorKind::InvalidInput,
+                OP,
+                "the model predicts values, not class labels",
+            )),
+        }
+    }
+
+    /// Class probabilities per row, where the estimator gives them.
+    pub fn predict_proba(&self, x: &Matrix) -> Result<Option<Vec<Vec<f64>>>> {
+        self.model.predict_proba(&self.transform(x)?)
+    }
+
+    /// The metric of the model's predictions on `data`.
+    pub fn score(&self, data: &Dataset, metric: Metric) -> Result<f64> {
+        self.score_parts(&data.x, &data.target, metric)
+    }
+
+    pub(crate) fn score_parts(&self, x: &Matrix, target: &Target, metric: Metric) -> Result<f64> {
+        let needs_proba = matches!(
+            metric,
+            Metric::RocAuc | Metric::RocAucOvrMacro | Metric::LogLoss
+        );
+        let proba = if needs_proba {
+            match self.predict_proba(x)? {
+                Some(p) => Some(p),
+                None => {
+                    return Err(Error::new(
+                        ErrorKind::InvalidInput,
+                        OP,
+                        format!(
+                            "{} gives no probabilities, which {} needs",
+                            self.pipeline.estimator.name(),
+                            metric.name()
+                        ),
+                    ));
+                }
+            }
+        } else {
+            None
+        };
+        let predicted = self.predict(x)?;
+        score(metric, target, &predicted, proba.as_deref())
+    }
+}
+
+/// `metric` of `predicted` against `truth` (`proba` for the probability
+/// metrics).
+pub(crate) fn score(
+    metric: Metric,
+    truth: &Target,
+    predicted: &Prediction,
+    proba: Option<&[Vec<f64>]>,
+) -> Result<f64> {
+    let mismatch = || {
+        Error::new(
+            ErrorKind::InvalidInput,
+            OP,
+            format!(
+                "{} does not apply to this target and prediction",
+                metric.name()
+            ),
+        )
+    };
+    match (truth, predicted) {
+        (Target::Classes { y, .. }, Prediction::Classes(p)) => {
+            let prf = |average| metrics::precision_recall_f1(y, p, average);
+            match metric {
+                Metric::Accuracy => metrics::accuracy(y, p),
+                Metric::PrecisionMacro => Ok(prf(Average::Macro)?.precision),
+                Metric::RecallMacro => Ok(prf(Average::Macro)?.recall),
+                Metric::F1Macro => Ok(prf(Average::Macro)?.f1),
+                Metric::PrecisionWeighted => Ok(prf(Average::Weighted)?.precision),
+                Metric::RecallWeighted => Ok(prf(Average::Weighted)?.recall),
+                Metric::F1Weighted => Ok(prf(Average::Weighted)?.f1),
+                Metric::RocAuc => {
+                    let proba = proba.ok_or_else(mismatch)?;
+                    let positive: Vec<bool> = y.iter().map(|&c| c == 1).collect();
+                    let score: Vec<f64> = proba
+                        .iter()
+                        .map(|r| r.get(1).copied().unwrap_or(0.0))
+                        .collect();
+                    metrics::roc_auc(&positive, &score)
+                }
+                Metric::RocAucOvrMacro => metrics::roc_auc_ovr(y, proba.ok_or_else(mismatch)?),
+                Metric::LogLoss => metrics::log_loss(y, proba.ok_or_else(mismatch)?),
+                _ => Err(mismatch()),
+            }
+        }
+        (Target::Values(y), Prediction::Values(p)) => match metric {
+            Metric::Rmse => metrics::rmse(y, p),
+            Metric::Mae => metrics::mae(y, p),
+            Metric::R2 => metrics::r2(y, p),
+            _ => Err(mismatch()),
+        },
+        _ => Err(mismatch()),
+    }
+}
