@@ -140,6 +140,19 @@ fn gust_ml_equals_scikit_learn() {
                 "out": to_json(&f.transform(&x).unwrap()),
             }));
         }
+        for (name, strategy) in [
+            ("mean", ImputeStrategy::Mean),
+            ("median", ImputeStrategy::Median),
+            ("most_frequent", ImputeStrategy::MostFrequent),
+        ] {
+            let f = SimpleImputer::new(strategy).fit(&x).unwrap();
+            scaler_cases
+                .push(json!({"kind": "imputer", "x": to_json(&x), "params": {"strategy": name}}));
+            ours.push(json!({
+                "statistics_": vec_json(&f.statistics_),
+                "out": to_json(&Transform::transform(&f, &x).unwrap()),
+            }));
+        }
         for s in [
             MinMaxScaler::new(),
             MinMaxScaler::new().feature_range(-1.0, 2.0).clip(true),

@@ -37,6 +37,8 @@
 
 mod dataset;
 pub mod estimator;
+#[cfg(feature = "mlflow")]
+mod flavor;
 pub mod grid_search;
 mod matrix;
 pub mod metrics;
@@ -45,4 +47,6 @@ pub mod preprocessing;
 pub mod split;
 
 pub use dataset::{Dataset, Target, TargetKind};
+#[cfg(feature = "mlflow")]
+pub use flavor::PIPELINE_FLAVOR;
 pub use matrix::Matrix;

@@ -15,3 +15,18 @@ pub mod sql;
 #[cfg(feature = "object-store")]
 #[cfg_attr(docsrs, doc(cfg(feature = "object-store")))]
 pub mod s3;
+
+#[cfg(all(
+    feature = "ml",
+    feature = "mlflow",
+    any(feature = "postgres", feature = "mysql", feature = "sqlite")
+))]
+#[cfg_attr(
+    docsrs,
+    doc(cfg(all(
+        feature = "ml",
+        feature = "mlflow",
+        any(feature = "postgres", feature = "mysql", feature = "sqlite")
+    )))
+)]
+pub mod ml;

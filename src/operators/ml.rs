@@ -1,0 +1,638 @@
+//! [`TrainModel`] and [`RegisterModel`] (features `ml` and `mlflow`, with a
+//! SQL feature): seed 000's "train, log to MLflow, register, promote" as two
+//! operators.
+//!
+//! `TrainModel` reads a templated query's rows into a
+//! [`Dataset`], holds out a test set, fits a
+//! [`Pipeline`] or runs a [`GridSearch`] on the rest, scores the test set, and
+//! logs one MLflow run: the parameters, the metrics, the fitted pipeline as
+//! the model (flavor `gust_pipeline`, with its signature), and for a grid
+//! search what `mlflow.sklearn` autologging logs for `GridSearchCV` — the
+//! `best_<param>`s, `best_cv_score`, `cv_results.csv`, and a child run per
+//! candidate tagged `mlflow.parentRunId`. XCom: `run_id`, `experiment_id`,
+//! `model_uri`, `metrics`, `rows`.
+//!
+//! `RegisterModel` registers a run's model as the next version of a
+//! registered model, waits until it is `READY`, and moves an alias
+//! (`champion`) to it only when its metric beats the current holder's. XCom:
+//! `name`, `version`, `promoted`, `reason`.
+//!
+//! ```no_run
+//! use gust::ml::estimator::Estimator;
+//! use gust::ml::metrics::Metric;
+//! use gust::ml::pipeline::Pipeline;
+//! use gust::ml::preprocessing::RobustScaler;
+//! use gust::operators::ml::{RegisterModel, TrainModel};
+//! use gust::prelude::*;
+//!
+//! # fn demo() -> gust::Result<()> {
+//! let mut dag = Dag::builder("iris");
+//! let train = dag.add(Task::new(
+//!     "train",
+//!     TrainModel::new(
+//!         "SELECT * FROM iris_data",
+//!         ["sepal_length", "sepal_width", "petal_length", "petal_width"],
+//!         "species",
+//!         Pipeline::new(Estimator::random_forest_classifier()).step(RobustScaler::new()),
+//!     )
+//!     .experiment("iris_experiment")
+//!     .metrics([Metric::Accuracy, Metric::F1Macro]),
+//! ));
+//! let register = dag.add(Task::new(
+//!     "register",
+//!     RegisterModel::new("IrisModel", "train").promote_on(Metric::Accuracy),
+//! ));
+//! let _ = &train >> &register;
+//! # Ok(()) }
+//! ```
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde_json::{Map, Value, json};
+
+use crate::context::Context;
+use crate::error::{Error, ErrorKind, Result};
+use crate::hooks::mlflow::{Metric as MlflowMetric, MlflowHook, Param, RunTag};
+use crate::hooks::sql::{Parameters, SqlHook};
+use crate::ml::grid_search::{Candidate, GridSearch};
+use crate::ml::metrics::Metric;
+use crate::ml::pipeline::{FittedPipeline, Pipeline};
+use crate::ml::split::Split;
+use crate::ml::{Dataset, TargetKind};
+use crate::operators::sql::resolve_hook;
+use crate::task::Operator;
+
+const TRAIN: &str = "train_model";
+const REGISTER: &str = "register_model";
+
+/// What [`TrainModel`] fits: one pipeline, or a grid search over one.
+#[derive(Debug, Clone)]
+pub enum Trainer {
+    /// Fit this pipeline.
+    Pipeline(Pipeline),
+    /// Cross-validate every candidate, keep the best.
+    GridSearch(GridSearch),
+}
+
+impl From<Pipeline> for Trainer {
+    fn from(p: Pipeline) -> Self {
+        Trainer::Pipeline(p)
+    }
+}
+
+impl From<GridSearch> for Trainer {
+    fn from(g: GridSearch) -> Self {
+        Trainer::GridSearch(g)
+    }
+}
+
+fn mlflow_hook(ctx: &Context, given: Option<&MlflowHook>, conn_id: &str) -> Result<MlflowHook> {
+    match given {
+        Some(h) => Ok(h.clone()),
+        None => MlflowHook::from_connection(&ctx.connection(conn_id)?),
+    }
+}
+
+fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+fn metric(key: impl Into<String>, value: f64) -> MlflowMetric {
+    MlflowMetric {
+        key: key.into(),
+        value,
+        timestamp: now_ms(),
+        step: 0,
+    }
+}
+
+fn param(key: impl Into<String>, value: &Value) -> Param {
+    Param {
+        key: key.into(),
+        value: match value {
+            Value::String(s) => s.clone(),
+            Value::Null => "None".to_string(),
+            v => v.to_string(),
+        },
+    }
+}
+
+fn tag(key: &str, value: impl Into<String>) -> RunTag {
+    RunTag {
+        key: key.to_string(),
+        value: value.into(),
+    }
+}
+
+/// Trains a model and logs it to MLflow; see the [module docs](self).
+#[derive(Clone)]
+pub struct TrainModel {
+    query: String,
+    sql_conn_id: String,
+    sql_hook: Option<Arc<dyn SqlHook>>,
+    features: Vec<String>,
+    target: String,
+    kind: TargetKind,
+    trainer: Trainer,
+    split: Option<Split>,
+    metrics: Vec<Metric>,
+    experiment: String,
+    run_name: Option<String>,
+    mlflow_conn_id: String,
+    mlflow: Option<MlflowHook>,
+    artifact_path: String,
+    child_runs: usize,
+}
+
+impl std::fmt::Debug for TrainModel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TrainModel")
+            .field("query", &self.query)
+            .field("sql_conn_id", &self.sql_conn_id)
+            .field("features", &self.features)
+            .field("target", &self.target)
+            .field("trainer", &self.trainer)
+            .field("split", &self.split)
+            .field("metrics", &self.metrics)
+            .field("experiment", &self.experiment)
+            .finish()
+    }
+}
+
+impl TrainModel {
+    /// Trains `trainer` on the rows of `query` (templated; inline or a `.sql`
+    /// file) from `sql_default`: `features` as numbers, `target` as class
+    /// labels. By default 20 % of the rows (stratified, seed 42) are held out
+    /// and scored with accuracy and macro F1 (RMSE, MAE and R² for values),
+    /// and the run goes to experiment `Default` on `mlflow_default`.
+    pub fn new(
+        query: impl Into<String>,
+        features: impl IntoIterator<Item = impl Into<String>>,
+        target: impl Into<String>,
+        trainer: impl Into<Trainer>,
+    ) -> Self {
+        TrainModel {
+            query: query.into(),
+            sql_conn_id: "sql_default".to_string(),
+            sql_hook: None,
+            features: features.into_iter().map(Into::into).collect(),
+            target: target.into(),
+            kind: TargetKind::Classes,
+            trainer: trainer.into(),
+            split: Some(Split::new(0.2).seed(42)),
+            metrics: Vec::new(),
+            experiment: "Default".to_string(),
+            run_name: None,
+            mlflow_conn_id: "mlflow_default".to_string(),
+            mlflow: None,
+            artifact_path: "model".to_string(),
+            child_runs: usize::MAX,
+        }
+    }
+
+    /// Whether the target holds class labels (default) or values.
+    pub fn target_kind(mut self, kind: TargetKind) -> Self {
+        self.kind = kind;
+        self
+    }
+
+    /// The connection the query runs on (default `sql_default`).
+    pub fn sql_conn_id(mut self, conn_id: impl Into<String>) -> Self {
+        self.sql_conn_id = conn_id.into();
+        self
+    }
+
+    /// Uses this hook instead of a connection.
+    pub fn with_sql_hook(mut self, hook: Arc<dyn SqlHook>) -> Self {
+        self.sql_hook = Some(hook);
+        self
+    }
+
+    /// How the test set is held out (stratified for classes); `None` scores
+    /// the training rows themselves.
+    pub fn split(mut self, split: Option<Split>) -> Self {
+        self.split = split;
+        self
+    }
+
+    /// The metrics logged on the test set.
+    pub fn metrics(mut self, metrics: impl IntoIterator<Item = Metric>) -> Self {
+        self.metrics = metrics.into_iter().collect();
+        self
+    }
+
+    /// The MLflow experiment (templated; created when missing).
+    pub fn experiment(mut self, name: impl Into<String>) -> Self {
+        self.experiment = name.into();
+        self
+    }
+
+    /// The run's name (templated).
+    pub fn run_name(mut self, name: impl Into<String>) -> Self {
+        self.run_name = Some(name.into());
+        self
+    }
+
+    /// The MLflow connection (default `mlflow_default`).
+    pub fn mlflow_conn_id(mut self, conn_id: impl Into<String>) -> Self {
+        self.mlflow_conn_id = conn_id.into();
+        self
+    }
+
+    /// Uses this MLflow hook instead of a connection.
+    pub fn with_mlflow(mut self, hook: MlflowHook) -> Self {
+        self.mlflow = Some(hook);
+        self
+    }
+
+    /// Where the model goes in the run's artifacts (default `model`).
+    pub fn artifact_path(mut self, path: impl Into<String>) -> Self {
+        self.artifact_path = path.into();
+        self
+    }
+
+    /// For a grid search, child runs for the best `n` candidates only
+    /// (default: every candidate; `0` for none).
+    pub fn child_runs(mut self, n: usize) -> Self {
+        self.child_runs = n;
+        self
+    }
+
+    fn default_metrics(&self) -> Vec<Metric> {
+        match (self.metrics.is_empty(), self.kind) {
+            (false, _) => self.metrics.clone(),
+            (true, TargetKind::Values) => vec![Metric::Rmse, Metric::Mae, Metric::R2],
+            (true, _) => vec![Metric::Accuracy, Metric::F1Macro],
+        }
+    }
+}
+
+/// The outcome of fitting: the model, and a grid search's candidates.
+struct Trained {
+    fitted: FittedPipeline,
+    grid: Option<(Vec<Candidate>, usize, f64, String)>,
+}
+
+#[async_trait]
+impl Operator for TrainModel {
+    async fn execute(&self, ctx: &Context) -> Result<Value> {
+        let query = ctx.render(&self.query)?;
+        let experiment = ctx.render_inline(&self.experiment)?;
+        let run_name = self
+            .run_name
+            .as_ref()
+            .map(|n| ctx.render_inline(n))
+            .transpose()?;
+        let hook = resolve_hook(ctx, self.sql_hook.as_ref(), &self.sql_conn_id, None).await?;
+        let rows = hook.get_records(&query, Parameters::None).await?;
+        let features: Vec<&str> = self.features.iter().map(String::as_str).collect();
+        let data = Dataset::from_rows(&rows, &features, &self.target, self.kind)
+            .map_err(|e| e.with_operation(TRAIN).with("conn_id", hook.conn_id()))?;
+        let (train, test) = match &self.split {
+            Some(split) => {
+                let split = split
+                    .clone()
+                    .stratified(matches!(self.kind, TargetKind::Classes));
+                data.split(&split).map_err(|e| e.with_operation(TRAIN))?
+            }
+            None => (data.clone(), data.clone()),
+        };
+        tracing::info!(
+            rows = data.len(),
+            train = train.len(),
+            test = test.len(),
+            "training data read"
+        );
+
+        // Fitting is CPU work: off the async threads.
+        let trainer = self.trainer.clone();
+        let train_set = train.clone();
+        let trained = tokio::task::spawn_blocking(move || -> Result<Trained> {
+            Ok(match trainer {
+                Trainer::Pipeline(p) => Trained {
+                    fitted: p.fit(&train_set)?,
+                    grid: None,
+                },
+                Trainer::GridSearch(g) => {
+                    let r = g.fit(&train_set)?;
+                    let csv = r.cv_results_csv();
+                    Trained {
+                        fitted: r.best,
+                        grid: Some((r.candidates, r.best_index, r.best_score, csv)),
+                    }
+                }
+            })
+        })
+        .await
+        .map_err(|e| {
+            Error::new(
+                ErrorKind::TaskFailed,
+                TRAIN,
+                format!("training panicked: {e}"),
+            )
+        })?
+        .map_err(|e| e.with_operation(TRAIN))?;
+
+        let mut scores = Map::new();
+        for m in self.default_metrics() {
+            let value = trained
+                .fitted
+                .score(&test, m)
+                .map_err(|e| e.with_operation(TRAIN))?;
+            scores.insert(m.name().to_string(), json!(value));
+        }
+        let logged = Value::Object(scores.clone());
+        tracing::info!(metrics = %logged, "model scored on the test set");
+
+        let mlflow = mlflow_hook(ctx, self.mlflow.as_ref(), &self.mlflow_conn_id)?;
+        let experiment_id = mlflow.get_or_create_experiment(&experiment).await?;
+        let fitted = &trained.fitted;
+        let mut params: Vec<Param> = fitted
+            .pipeline
+            .estimator
+            .params()
+            .iter()
+            .map(|(k, v)| param(k.clone(), v))
+            .collect();
+        params.push(param("estimator", &json!(fitted.pipeline.estimator.name())));
+        params.push(param(
+            "steps",
+            &serde_json::to_value(&fitted.pipeline.steps).unwrap_or_default(),
+        ));
+        params.push(param("features", &json!(self.features.join(","))));
+        params.push(param("target", &json!(self.target)));
+        params.push(param("train_rows", &json!(train.len())));
+        params.push(param("test_rows", &json!(test.len())));
+        let mut metrics: Vec<MlflowMetric> = scores
+            .iter()
+            .map(|(k, v)| metric(k.clone(), v.as_f64().unwrap_or(f64::NAN)))
+            .collect();
+        if let Some((candidates, best, best_score, _)) = &trained.grid {
+            for (k, v) in &candidates[*best].params {
+                params.push(param(format!("best_{k}"), v));
+            }
+            metrics.push(metric("best_cv_score", *best_score));
+        }
+        let tags = vec![
+            tag("gust.dag_id", ctx.dag_id()),
+            tag("gust.task_id", ctx.task_id()),
+            tag("gust.run_id", ctx.run_id()),
+        ];
+        let artifact_path = self.artifact_path.clone();
+        let child_runs = self.child_runs;
+        let grid = &trained.grid;
+        let exp = experiment_id.clone();
+        let parent_name = run_name
+            .clone()
+            .unwrap_or_else(|| ctx.task_id().to_string());
+        let run_id = mlflow
+            .with_run(&experiment_id, run_name.as_deref(), |run| async move {
+                let run_id = run.run_id().to_string();
+                run.log_batch(&metrics, &params, &tags).await?;
+                if let Some((candidates, _, _, csv)) = grid {
+                    let dir = tempfile::tempdir().map_err(|e| {
+                        Error::new(ErrorKind::Io, TRAIN, format!("a temporary directory: {e}"))
+                    })?;
+                    let file = dir.path().join("cv_results.csv");
+                    std::fs::write(&file, csv)?;
+                    run.hook().log_artifact(&run_id, &file, None).await?;
+                    let mut ranked: Vec<&Candidate> = candidates.iter().collect();
+                    ranked.sort_by_key(|c| c.rank_test_score);
+                    for (i, c) in ranked.into_iter().take(child_runs).enumerate() {
+                        let name = format!("{parent_name}-candidate-{i}");
+                        let child = run.hook().create_run(&exp, Some(&name)).await?;
+                        let params: Vec<Param> =
+                            c.params.iter().map(|(k, v)| param(k.clone(), v)).collect();
+                        let metrics = vec![
+                            metric("mean_test_score", c.mean_test_score),
+                            metric("std_test_score", c.std_test_score),
+                            metric("rank_test_score", c.rank_test_score as f64),
+                        ];
+                        let tags = vec![tag("mlflow.parentRunId", run_id.clone())];
+                        let logged = child.log_batch(&metrics, &params, &tags).await;
+                        let status = if logged.is_ok() {
+                            crate::hooks::mlflow::RunStatus::Finished
+                        } else {
+                            crate::hooks::mlflow::RunStatus::Failed
+                        };
+                        child.end(status).await?;
+                        logged?;
+                    }
+                }
+                run.hook()
+                    .log_model(&run_id, &artifact_path, fitted, Some(fitted.signature()))
+                    .await?;
+                Ok(run_id)
+            })
+            .await?;
+        let model_uri = format!("runs:/{run_id}/{}", self.artifact_path);
+        tracing::info!(%run_id, %model_uri, "model logged");
+        let mut out = json!({
+            "run_id": run_id,
+            "experiment_id": experiment_id,
+            "model_uri": model_uri,
+            "metrics": scores,
+            "rows": {"train": train.len(), "test": test.len()},
+        });
+        if let Some((candidates, best, best_score, _)) = &trained.grid {
+            out["best_params"] = Value::Object(candidates[*best].params.clone());
+            out["best_cv_score"] = json!(best_score);
+        }
+        Ok(out)
+    }
+}
+
+/// Registers a run's model and promotes it on a metric; see the [module
+/// docs](self).
+#[derive(Debug, Clone)]
+pub struct RegisterModel {
+    name: String,
+    from_task: Option<String>,
+    model_uri: Option<String>,
+    alias: String,
+    promote_on: Option<Metric>,
+    mlflow_conn_id: String,
+    mlflow: Option<MlflowHook>,
+    ready_timeout: Duration,
+}
+
+impl RegisterModel {
+    /// Registers the model that task `from_task` (a [`TrainModel`]) logged
+    /// as the next version of `name` (templated), and moves alias `champion`
+    /// to it (with no metric to compare: always).
+    pub fn new(name: impl Into<String>, from_task: impl Into<String>) -> Self {
+        RegisterModel {
+            name: name.into(),
+            from_task: Some(from_task.into()),
+            model_uri: None,
+            alias: "champion".to_string(),
+            promote_on: None,
+            mlflow_conn_id: "mlflow_default".to_string(),
+            mlflow: None,
+            ready_timeout: Duration::from_secs(300),
+        }
+    }
+
+    /// Registers this model URI (`runs:/<run>/model`, templated) instead of an
+    /// upstream task's.
+    pub fn model_uri(mut self, uri: impl Into<String>) -> Self {
+        self.model_uri = Some(uri.into());
+        self.from_task = None;
+        self
+    }
+
+    /// The alias to move (default `champion`).
+    pub fn alias(mut self, alias: impl Into<String>) -> Self {
+        self.alias = alias.into();
+        self
+    }
+
+    /// Moves the alias only when the new version's run has a better value of
+    /// `metric` than the alias holder's run (in the metric's direction; equal
+    /// is not better). Without it the alias always moves.
+    pub fn promote_on(mut self, metric: Metric) -> Self {
+        self.promote_on = Some(metric);
+        self
+    }
+
+    /// The MLflow connection (default `mlflow_default`).
+    pub fn mlflow_conn_id(mut self, conn_id: impl Into<String>) -> Self {
+        self.mlflow_conn_id = conn_id.into();
+        self
+    }
+
+    /// Uses this MLflow hook instead of a connection.
+    pub fn with_mlflow(mut self, hook: MlflowHook) -> Self {
+        self.mlflow = Some(hook);
+        self
+    }
+
+    /// How long to wait for the version to be `READY` (default 5 minutes).
+    pub fn ready_timeout(mut self, timeout: Duration) -> Self {
+        self.ready_timeout = timeout;
+        self
+    }
+
+    fn source(&self, ctx: &Context) -> Result<(String, Option<String>)> {
+        if let Some(uri) = &self.model_uri {
+            let uri = ctx.render_inline(uri)?;
+            let run = uri
+                .strip_prefix("runs:/")
+                .and_then(|r| r.split('/').next())
+                .map(str::to_string);
+            return Ok((uri, run));
+        }
+        let task = self.from_task.as_deref().unwrap_or_default();
+        let xcom = ctx.xcom_pull(task).ok_or_else(|| {
+            Error::new(
+                ErrorKind::NotFound,
+                REGISTER,
+                format!("task {task:?} left no XCom with a model_uri"),
+            )
+        })?;
+        let uri = xcom["model_uri"].as_str().ok_or_else(|| {
+            Error::new(
+                ErrorKind::InvalidInput,
+                REGISTER,
+                format!("the XCom of task {task:?} has no model_uri"),
+            )
+        })?;
+        Ok((uri.to_string(), xcom["run_id"].as_str().map(str::to_string)))
+    }
+}
+
+/// A run's value of `metric`, if it logged one.
+async fn run_metric(mlflow: &MlflowHook, run_id: &str, metric: Metric) -> Result<Option<f64>> {
+    if run_id.is_empty() {
+        return Ok(None);
+    }
+    Ok(mlflow.get_run(run_id).await?.data.metric(metric.name()))
+}
+
+#[async_trait]
+impl Operator for RegisterModel {
+    async fn execute(&self, ctx: &Context) -> Result<Value> {
+        let name = ctx.render_inline(&self.name)?;
+        let (uri, run_id) = self.source(ctx)?;
+        let mlflow = mlflow_hook(ctx, self.mlflow.as_ref(), &self.mlflow_conn_id)?;
+        match mlflow.create_registered_model(&name).await {
+            Ok(_) => {}
+            Err(e) if e.kind() == ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(e),
+        }
+        let version = mlflow
+            .create_model_version(&name, &uri, run_id.as_deref())
+            .await?;
+        let version = mlflow
+            .wait_model_version_ready(&name, &version.version, self.ready_timeout)
+            .await?;
+        let ours = match (self.promote_on, &run_id) {
+            (Some(m), Some(run)) => run_metric(&mlflow, run, m).await?,
+            _ => None,
+        };
+        // Compare, move, and look again: two registrations racing both see
+        // the old holder; each re-reads after moving the alias and moves it
+        // back only if it is better, so the best one ends up holding it.
+        let mut outcome = (false, String::new());
+        for attempt in 0..5 {
+            let holder = match mlflow.get_model_version_by_alias(&name, &self.alias).await {
+                Ok(v) => Some(v),
+                Err(e) if e.kind() == ErrorKind::NotFound => None,
+                Err(e) => return Err(e),
+            };
+            let decision = match (&holder, self.promote_on) {
+                (Some(h), _) if h.version == version.version => {
+                    outcome = (true, format!("version {} holds {}", h.version, self.alias));
+                    break;
+                }
+                (None, _) => None,
+                (Some(_), None) => None,
+                (Some(h), Some(m)) => {
+                    let theirs = run_metric(&mlflow, &h.run_id, m).await?;
+                    match (ours, theirs) {
+                        (Some(a), Some(b))
+                            if !(if m.higher_is_better() { a > b } else { a < b }) =>
+                        {
+                            Some(format!(
+                                "{} {a} does not beat version {}'s {b}",
+                                m.name(),
+                                h.version
+                            ))
+                        }
+                        (None, Some(b)) => Some(format!(
+                            "the run logged no {} (version {} has {b})",
+                            m.name(),
+                            h.version
+                        )),
+                        _ => None,
+                    }
+                }
+            };
+            if let Some(reason) = decision {
+                outcome = (false, reason);
+                break;
+            }
+            if attempt > 0 && self.promote_on.is_none() {
+                outcome = (true, format!("moved {}", self.alias));
+                break;
+            }
+            mlflow
+                .set_registered_model_alias(&name, &self.alias, &version.version)
+                .await?;
+            outcome = (true, format!("moved {}", self.alias));
+            tokio::time::sleep(Duration::from_millis(100 + 50 * attempt)).await;
+        }
+        let (promoted, reason) = outcome;
+        tracing::info!(%name, version = %version.version, promoted, %reason, "model registered");
+        Ok(json!({
+            "name": name,
+            "version": version.version,
+            "model_uri": uri,
+            "alias": self.alias,
+            "promoted": promoted,
+            "reason": reason,
+        }))
+    }
+}
