@@ -23,6 +23,9 @@ use smartcore::tree::decision_tree_classifier::{
     DecisionTreeClassifier, DecisionTreeClassifierParameters,
 };
 
+use forust_ml::objective::ObjectiveType;
+use forust_ml::{GradientBooster, Matrix as ForustMatrix};
+
 use super::{Matrix, Target};
 use crate::error::{Error, ErrorKind, Result};
 
@@ -89,6 +92,63 @@ impl Default for TreeParams {
     }
 }
 
+/// The parameters of gradient-boosted trees (forust's booster; defaults as
+/// scikit-learn's `GradientBoosting*`: 100 iterations, learning rate 0.1,
+/// depth 3).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct BoostingParams {
+    /// Boosting rounds (trees per class).
+    pub iterations: usize,
+    /// The shrinkage of each tree.
+    pub learning_rate: f32,
+    /// The deepest a tree grows.
+    pub max_depth: usize,
+    /// L2 regularization of the leaf weights.
+    pub l2: f32,
+    /// The least loss reduction a split must bring.
+    pub gamma: f32,
+    /// The least hessian weight in a leaf.
+    pub min_leaf_weight: f32,
+    /// The share of rows each tree sees (1: all).
+    pub subsample: f32,
+    /// The seed of the row sampling.
+    pub seed: u64,
+}
+
+impl Default for BoostingParams {
+    fn default() -> Self {
+        BoostingParams {
+            iterations: 100,
+            learning_rate: 0.1,
+            max_depth: 3,
+            l2: 1.0,
+            gamma: 0.0,
+            min_leaf_weight: 1.0,
+            subsample: 1.0,
+            seed: 0,
+        }
+    }
+}
+
+impl BoostingParams {
+    fn booster(&self, objective: ObjectiveType) -> GradientBooster {
+        // Single-threaded: a grid search already fits candidates in parallel,
+        // and one thread keeps each fit's result independent of the machine.
+        GradientBooster::default()
+            .set_objective_type(objective)
+            .set_iterations(self.iterations)
+            .set_learning_rate(self.learning_rate)
+            .set_max_depth(self.max_depth)
+            .set_l2(self.l2)
+            .set_gamma(self.gamma)
+            .set_min_leaf_weight(self.min_leaf_weight)
+            .set_subsample(self.subsample)
+            .set_seed(self.seed)
+            .set_parallel(false)
+    }
+}
+
 /// An estimator and its hyperparameters; see the [module docs](self).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "estimator", rename_all = "snake_case")]
@@ -110,6 +170,12 @@ pub enum Estimator {
         /// Neighbours that vote.
         k: usize,
     },
+    /// Gradient-boosted trees with log loss (forust): one booster for two
+    /// classes, one per class (one-vs-rest, probabilities normalized) for
+    /// more — where scikit-learn fits one softmax model.
+    GradientBoostingClassifier(BoostingParams),
+    /// Gradient-boosted trees with squared loss (forust).
+    GradientBoostingRegressor(BoostingParams),
 }
 
 impl Estimator {
@@ -138,6 +204,16 @@ impl Estimator {
         Estimator::KnnClassifier { k: 3 }
     }
 
+    /// A gradient-boosted classifier with scikit-learn's defaults.
+    pub fn gradient_boosting_classifier() -> Self {
+        Estimator::GradientBoostingClassifier(BoostingParams::default())
+    }
+
+    /// A gradient-boosted regressor with scikit-learn's defaults.
+    pub fn gradient_boosting_regressor() -> Self {
+        Estimator::GradientBoostingRegressor(BoostingParams::default())
+    }
+
     /// The estimator's name (`random_forest_classifier`…).
     pub fn name(&self) -> &'static str {
         match self {
@@ -146,12 +222,17 @@ impl Estimator {
             Estimator::DecisionTreeClassifier(_) => "decision_tree_classifier",
             Estimator::LogisticRegression { .. } => "logistic_regression",
             Estimator::KnnClassifier { .. } => "knn_classifier",
+            Estimator::GradientBoostingClassifier(_) => "gradient_boosting_classifier",
+            Estimator::GradientBoostingRegressor(_) => "gradient_boosting_regressor",
         }
     }
 
     /// Whether it predicts classes (else values).
     pub fn is_classifier(&self) -> bool {
-        !matches!(self, Estimator::RandomForestRegressor(_))
+        !matches!(
+            self,
+            Estimator::RandomForestRegressor(_) | Estimator::GradientBoostingRegressor(_)
+        )
     }
 
     /// The hyperparameters by name, as logged (`max_depth` is `null` for no
@@ -219,7 +300,39 @@ impl Estimator {
                     RandomForestRegressor::fit(&xm, y, params).map_err(failed)?,
                 ))
             }
-            (Estimator::RandomForestRegressor(_), Target::Classes { .. }) => Err(Error::new(
+            (Estimator::GradientBoostingRegressor(p), Target::Values(y)) => {
+                let columns = column_major(x);
+                let data = ForustMatrix::new(&columns, x.rows(), x.cols());
+                let mut booster = p.booster(ObjectiveType::SquaredLoss);
+                booster
+                    .fit_unweighted(&data, y, None)
+                    .map_err(forust_failed)?;
+                Ok(Model::GradientBoostingRegressor(Box::new(Booster(booster))))
+            }
+            (Estimator::GradientBoostingClassifier(p), Target::Classes { y, classes }) => {
+                let columns = column_major(x);
+                let data = ForustMatrix::new(&columns, x.rows(), x.cols());
+                let n = classes.len().max(2);
+                // Two classes: one booster for class 1; more: one per class.
+                let targets: Vec<usize> = if n == 2 { vec![1] } else { (0..n).collect() };
+                let mut boosters = Vec::with_capacity(targets.len());
+                for k in targets {
+                    let yk: Vec<f64> = y.iter().map(|&c| f64::from(u8::from(c == k))).collect();
+                    let mut booster = p.booster(ObjectiveType::LogLoss);
+                    booster
+                        .fit_unweighted(&data, &yk, None)
+                        .map_err(forust_failed)?;
+                    boosters.push(Booster(booster));
+                }
+                Ok(Model::GradientBoostingClassifier {
+                    boosters,
+                    classes: n,
+                })
+            }
+            (
+                Estimator::RandomForestRegressor(_) | Estimator::GradientBoostingRegressor(_),
+                Target::Classes { .. },
+            ) => Err(Error::new(
                 ErrorKind::InvalidInput,
                 OP,
                 "a regressor needs a value target, not classes",
@@ -274,9 +387,26 @@ impl Estimator {
                 let params = KNNClassifierParameters::default().with_k(*k);
                 Model::KnnClassifier(KNNClassifier::fit(x, y, params).map_err(failed)?)
             }
-            Estimator::RandomForestRegressor(_) => unreachable!("fit() routes regressors"),
+            Estimator::RandomForestRegressor(_)
+            | Estimator::GradientBoostingRegressor(_)
+            | Estimator::GradientBoostingClassifier(_) => {
+                unreachable!("fit() routes regressors and boosters")
+            }
         })
     }
+}
+
+fn forust_failed(e: forust_ml::errors::ForustError) -> Error {
+    Error::new(ErrorKind::InvalidInput, OP, e.to_string())
+}
+
+/// The features column after column, as forust reads them.
+fn column_major(x: &Matrix) -> Vec<f64> {
+    (0..x.cols()).flat_map(|j| x.column(j)).collect()
+}
+
+fn sigmoid(z: f64) -> f64 {
+    1.0 / (1.0 + (-z).exp())
 }
 
 /// The features as smartcore's matrix.
@@ -305,6 +435,28 @@ pub enum Model {
     LogisticRegression(Logistic),
     /// A fitted k-NN classifier.
     KnnClassifier(Knn),
+    /// Fitted boosters: one (class 1 of two) or one per class.
+    GradientBoostingClassifier {
+        /// The boosters, giving log-odds.
+        boosters: Vec<Booster>,
+        /// The number of classes.
+        classes: usize,
+    },
+    /// A fitted booster with squared loss.
+    GradientBoostingRegressor(Box<Booster>),
+}
+
+/// A fitted forest of boosted trees (forust's `GradientBooster`).
+#[derive(Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Booster(GradientBooster);
+
+impl std::fmt::Debug for Booster {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Booster")
+            .field("trees", &self.0.trees.len())
+            .finish()
+    }
 }
 
 /// What a model predicts for each row.
@@ -327,22 +479,65 @@ impl Model {
                 "the input holds missing values (NaN)",
             ));
         }
-        let xm = dense(x)?;
         let classes =
             |y: Vec<i64>| Prediction::Classes(y.into_iter().map(|c| c.max(0) as usize).collect());
         Ok(match self {
-            Model::RandomForestClassifier(m) => classes(m.predict(&xm).map_err(failed)?),
-            Model::DecisionTreeClassifier(m) => classes(m.predict(&xm).map_err(failed)?),
-            Model::LogisticRegression(m) => classes(m.predict(&xm).map_err(failed)?),
-            Model::KnnClassifier(m) => classes(m.predict(&xm).map_err(failed)?),
-            Model::RandomForestRegressor(m) => Prediction::Values(m.predict(&xm).map_err(failed)?),
+            Model::RandomForestClassifier(m) => classes(m.predict(&dense(x)?).map_err(failed)?),
+            Model::DecisionTreeClassifier(m) => classes(m.predict(&dense(x)?).map_err(failed)?),
+            Model::LogisticRegression(m) => classes(m.predict(&dense(x)?).map_err(failed)?),
+            Model::KnnClassifier(m) => classes(m.predict(&dense(x)?).map_err(failed)?),
+            Model::RandomForestRegressor(m) => {
+                Prediction::Values(m.predict(&dense(x)?).map_err(failed)?)
+            }
+            Model::GradientBoostingClassifier { .. } => {
+                let proba = self.predict_proba(x)?.unwrap_or_default();
+                // The first of the most probable class, as numpy's argmax.
+                Prediction::Classes(
+                    proba
+                        .iter()
+                        .map(|row| {
+                            row.iter()
+                                .enumerate()
+                                .fold((0, f64::NEG_INFINITY), |best, (k, &p)| {
+                                    if p > best.1 { (k, p) } else { best }
+                                })
+                                .0
+                        })
+                        .collect(),
+                )
+            }
+            Model::GradientBoostingRegressor(b) => {
+                let columns = column_major(x);
+                let data = ForustMatrix::new(&columns, x.rows(), x.cols());
+                Prediction::Values(b.0.predict(&data, false))
+            }
         })
     }
 
     /// Class probabilities per row (one column per class seen in training),
-    /// where the model gives them: the decision tree and k-NN. `None` for the
-    /// others (smartcore's random forest and logistic regression give none).
+    /// where the model gives them: the decision tree, k-NN and gradient
+    /// boosting. `None` for the others (smartcore's random forest and logistic
+    /// regression give none).
     pub fn predict_proba(&self, x: &Matrix) -> Result<Option<Vec<Vec<f64>>>> {
+        if let Model::GradientBoostingClassifier { boosters, classes } = self {
+            let columns = column_major(x);
+            let data = ForustMatrix::new(&columns, x.rows(), x.cols());
+            let scores: Vec<Vec<f64>> = boosters
+                .iter()
+                .map(|b| b.0.predict(&data, false).into_iter().map(sigmoid).collect())
+                .collect();
+            let rows = (0..x.rows())
+                .map(|i| {
+                    if *classes == 2 {
+                        vec![1.0 - scores[0][i], scores[0][i]]
+                    } else {
+                        let total: f64 = scores.iter().map(|s| s[i]).sum();
+                        scores.iter().map(|s| s[i] / total).collect()
+                    }
+                })
+                .collect();
+            return Ok(Some(rows));
+        }
         let xm = dense(x)?;
         Ok(match self {
             Model::DecisionTreeClassifier(m) => {
@@ -394,6 +589,7 @@ mod tests {
             Estimator::decision_tree_classifier(),
             Estimator::logistic_regression(),
             Estimator::knn_classifier(),
+            Estimator::gradient_boosting_classifier(),
         ] {
             let m = e.fit(&x, &target).unwrap();
             let Prediction::Classes(p) = m.predict(&x).unwrap() else {
