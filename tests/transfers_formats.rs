@@ -6,14 +6,14 @@
 
 mod common;
 
-use common::transfers::{put, rows};
+use common::transfers::{put, rows, run};
 
 use std::sync::Arc;
 
 use gust::formats::FileFormat;
 use gust::formats::csv::CsvFormat;
 use gust::hooks::object_store::{MemoryStore, ObjectStore, PutOptions};
-use gust::hooks::sql::{RunOptions, Sql, SqlHook};
+use gust::hooks::sql::SqlHook;
 use gust::hooks::sqlite::SqliteHook;
 use gust::transfers::IfExists;
 use gust::transfers::s3_to_sql::S3ToSql;
@@ -23,12 +23,6 @@ use serde_json::{Value, json};
 
 fn ctx() -> Context {
     Context::builder("transfers", "formats").build()
-}
-
-async fn run(db: &dyn SqlHook, statements: &[String]) {
-    db.run(Sql::Many(statements.to_vec()), RunOptions::default())
-        .await
-        .unwrap();
 }
 
 async fn text(store: &dyn ObjectStore, bucket: &str, key: &str) -> String {

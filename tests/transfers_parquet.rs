@@ -6,13 +6,12 @@
 
 mod common;
 
-use common::transfers::{put, rows};
+use common::transfers::{put, rows, run};
 
 use std::sync::Arc;
 
 use gust::formats::parquet::ParquetFormat;
 use gust::hooks::object_store::ObjectStore;
-use gust::hooks::sql::{RunOptions, Sql, SqlHook};
 use gust::hooks::sqlite::SqliteHook;
 use gust::transfers::IfExists;
 use gust::transfers::s3_to_sql::S3ToSql;
@@ -22,12 +21,6 @@ use serde_json::{Value, json};
 
 fn ctx() -> Context {
     Context::builder("transfers", "parquet").build()
-}
-
-async fn run(db: &dyn SqlHook, statements: &[String]) {
-    db.run(Sql::Many(statements.to_vec()), RunOptions::default())
-        .await
-        .unwrap();
 }
 
 /// Runs `script` in the services' Python with `args`; its standard output

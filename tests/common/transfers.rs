@@ -2,7 +2,7 @@
 #![allow(dead_code)]
 
 use gust::hooks::object_store::{ObjectStore, PutOptions};
-use gust::hooks::sql::{Parameters, SqlHook};
+use gust::hooks::sql::{Parameters, RunOptions, Sql, SqlHook};
 use serde_json::Value;
 
 /// Stores `body` under `bucket`/`key`.
@@ -21,4 +21,11 @@ pub async fn rows(db: &dyn SqlHook, sql: &str) -> Vec<Value> {
         .into_iter()
         .map(Value::Object)
         .collect()
+}
+
+/// Runs `statements` in one transaction.
+pub async fn run(db: &dyn SqlHook, statements: &[String]) {
+    db.run(Sql::Many(statements.to_vec()), RunOptions::default())
+        .await
+        .unwrap();
 }
