@@ -279,6 +279,54 @@ impl Writer {
         self.rows
     }
 
+    /// Adds the rows of PostgreSQL's binary `COPY` format that `decoder`
+    /// holds whole, up to `max` rows; returns how many. Each field is decoded
+    /// by its column's type straight into the column's builder — no text, no
+    /// JSON in between.
+    pub fn push_pg_binary(&mut self, decoder: &mut PgBinary, max: u64) -> Result<u64> {
+        let mut added = 0;
+        while added < max && decoder.next_tuple(self.op)? {
+            let fields = &decoder.fields;
+            if fields.len() != self.columns.len() {
+                return Err(Error::new(
+                    ErrorKind::InvalidInput,
+                    self.op,
+                    format!(
+                        "a COPY row has {} fields for {} columns",
+                        fields.len(),
+                        self.columns.len()
+                    ),
+                ));
+            }
+            for (k, field) in fields.iter().enumerate() {
+                let value = field.clone().map(|r| &decoder.buf[r]);
+                append_pg_binary(&mut self.builders[k], &self.columns[k].ty, value).map_err(
+                    |why| {
+                        Error::new(
+                            ErrorKind::InvalidInput,
+                            self.op,
+                            format!(
+                                "row {}: column {:?} ({:?}): {why}",
+                                self.rows + 1,
+                                self.columns[k].name,
+                                self.columns[k].ty
+                            ),
+                        )
+                        .with("column", &self.columns[k].name)
+                    },
+                )?;
+            }
+            decoder.consume();
+            self.rows += 1;
+            self.in_group += 1;
+            added += 1;
+            if self.in_group >= self.group_size {
+                self.flush_group()?;
+            }
+        }
+        Ok(added)
+    }
+
     /// Takes the bytes encoded so far (whole row groups), leaving the writer
     /// empty of them: what can be uploaded now.
     pub fn take_output(&mut self) -> Vec<u8> {
@@ -329,6 +377,288 @@ impl Writer {
         self.in_group = 0;
         Ok(())
     }
+}
+
+/// A reader of PostgreSQL's binary `COPY … TO STDOUT (FORMAT binary)`
+/// stream, fed chunk by chunk: the 19-byte header, then per row a field count
+/// and each field's length (−1 for NULL) and bytes, then the trailer −1.
+#[derive(Debug, Default)]
+pub struct PgBinary {
+    buf: Vec<u8>,
+    /// Where the next unread row starts in `buf`.
+    pos: usize,
+    /// Where the current row ends, once `next_tuple` has parsed it.
+    row_end: usize,
+    fields: Vec<Option<std::ops::Range<usize>>>,
+    header_done: bool,
+    ended: bool,
+}
+
+/// PostgreSQL's binary COPY signature.
+const PG_COPY_SIGNATURE: &[u8] = b"PGCOPY\n\xff\r\n\0";
+
+impl PgBinary {
+    /// An empty reader.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds a chunk of the stream.
+    pub fn feed(&mut self, chunk: &[u8]) {
+        // Drop what was read, unless a parsed row still points into it.
+        let consumed = self.row_end <= self.pos;
+        if consumed && self.pos > 0 && (self.pos == self.buf.len() || self.pos > 1 << 20) {
+            self.buf.drain(..self.pos);
+            self.pos = 0;
+            self.row_end = 0;
+        }
+        self.buf.extend_from_slice(chunk);
+    }
+
+    /// Whether the trailer was read: no row follows.
+    pub fn ended(&self) -> bool {
+        self.ended
+    }
+
+    /// Whether a whole row (or the trailer) is buffered.
+    pub fn ready(&mut self, op: &'static str) -> Result<bool> {
+        if self.ended {
+            return Ok(true);
+        }
+        if self.row_end > self.pos {
+            return Ok(true);
+        }
+        Ok(self.parse(op)?.is_some())
+    }
+
+    /// Whether the next whole row is parsed into `fields` (ranges of `buf`,
+    /// `None` for NULL); `false` when no whole row is buffered or the trailer
+    /// was read. [`consume`](Self::consume) moves past it.
+    fn next_tuple(&mut self, op: &'static str) -> Result<bool> {
+        if self.row_end <= self.pos && self.parse(op)?.is_none() {
+            return Ok(false);
+        }
+        Ok(!self.ended)
+    }
+
+    fn consume(&mut self) {
+        self.pos = self.row_end;
+    }
+
+    /// Parses the header if due and the next row's bounds; `Some(())` when a
+    /// row (or the trailer) is whole.
+    fn parse(&mut self, op: &'static str) -> Result<Option<()>> {
+        let bad = |m: &str| Error::new(ErrorKind::InvalidInput, op, format!("binary COPY: {m}"));
+        if !self.header_done {
+            let n = PG_COPY_SIGNATURE.len() + 8;
+            if self.buf.len() - self.pos < n {
+                return Ok(None);
+            }
+            if &self.buf[self.pos..self.pos + PG_COPY_SIGNATURE.len()] != PG_COPY_SIGNATURE {
+                return Err(bad("not PostgreSQL's binary COPY format"));
+            }
+            let ext = &self.buf[self.pos + 15..self.pos + 19];
+            let ext = u32::from_be_bytes([ext[0], ext[1], ext[2], ext[3]]) as usize;
+            if self.buf.len() - self.pos < n + ext {
+                return Ok(None);
+            }
+            self.pos += n + ext;
+            self.header_done = true;
+        }
+        let b = &self.buf[self.pos..];
+        if b.len() < 2 {
+            return Ok(None);
+        }
+        let count = i16::from_be_bytes([b[0], b[1]]);
+        if count == -1 {
+            self.ended = true;
+            self.row_end = self.pos + 2;
+            return Ok(Some(()));
+        }
+        let mut at = 2;
+        self.fields.clear();
+        for _ in 0..count.max(0) {
+            if b.len() < at + 4 {
+                return Ok(None);
+            }
+            let len = i32::from_be_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]]);
+            at += 4;
+            if len < 0 {
+                self.fields.push(None);
+                continue;
+            }
+            let len = len as usize;
+            if b.len() < at + len {
+                return Ok(None);
+            }
+            self.fields.push(Some(self.pos + at..self.pos + at + len));
+            at += len;
+        }
+        self.row_end = self.pos + at;
+        Ok(Some(()))
+    }
+}
+
+/// Microseconds from 1970-01-01 to PostgreSQL's epoch, 2000-01-01.
+const PG_EPOCH_MICROS: i64 = 946_684_800_000_000;
+/// Days from 1970-01-01 to 2000-01-01.
+const PG_EPOCH_DAYS: i32 = 10_957;
+
+fn be<const N: usize>(b: &[u8]) -> std::result::Result<[u8; N], String> {
+    b.try_into()
+        .map_err(|_| format!("{} bytes where {N} were expected", b.len()))
+}
+
+/// A `numeric`'s binary form: sign, the base-10000 digits and their weight,
+/// the display scale.
+struct PgNumeric<'a> {
+    negative: bool,
+    weight: i32,
+    dscale: usize,
+    digits: &'a [u8],
+}
+
+fn pg_numeric(b: &[u8]) -> std::result::Result<PgNumeric<'_>, String> {
+    if b.len() < 8 {
+        return Err("a numeric of fewer than 8 bytes".into());
+    }
+    let ndigits = u16::from_be_bytes([b[0], b[1]]) as usize;
+    let weight = i32::from(i16::from_be_bytes([b[2], b[3]]));
+    let sign = u16::from_be_bytes([b[4], b[5]]);
+    let dscale = u16::from_be_bytes([b[6], b[7]]) as usize;
+    if sign != 0 && sign != 0x4000 {
+        return Err("NaN or infinity, which a decimal cannot hold".into());
+    }
+    let digits = &b[8..];
+    if digits.len() != ndigits * 2 {
+        return Err("a numeric of the wrong length".into());
+    }
+    Ok(PgNumeric {
+        negative: sign == 0x4000,
+        weight,
+        dscale,
+        digits,
+    })
+}
+
+impl PgNumeric<'_> {
+    fn digit(&self, i: i32) -> u16 {
+        if i < 0 || (i as usize) * 2 >= self.digits.len() {
+            return 0;
+        }
+        let k = i as usize * 2;
+        u16::from_be_bytes([self.digits[k], self.digits[k + 1]])
+    }
+
+    /// The unscaled value at `scale` (exact: digits beyond it must be zeros).
+    fn unscaled(&self, scale: u32) -> std::result::Result<i128, String> {
+        let n = (self.digits.len() / 2) as i32;
+        let mut v: i128 = 0;
+        for i in 0..n {
+            v = v
+                .checked_mul(10_000)
+                .and_then(|v| v.checked_add(i128::from(self.digit(i))))
+                .ok_or("too many digits for a decimal")?;
+        }
+        // value = v · 10^(4·(weight + 1 − n))
+        let exp = 4 * (self.weight + 1 - n) + scale as i32;
+        let v = if exp >= 0 {
+            10i128
+                .checked_pow(exp as u32)
+                .and_then(|p| v.checked_mul(p))
+                .ok_or("too many digits for a decimal")?
+        } else {
+            let p = 10i128
+                .checked_pow((-exp) as u32)
+                .ok_or("too many digits for a decimal")?;
+            if v % p != 0 {
+                return Err(format!("more than {scale} digits after the point"));
+            }
+            v / p
+        };
+        Ok(if self.negative { -v } else { v })
+    }
+
+    /// The text PostgreSQL prints: every digit of the display scale.
+    fn text(&self) -> String {
+        let n = (self.digits.len() / 2) as i32;
+        let mut out = String::new();
+        if self.negative && n > 0 {
+            out.push('-');
+        }
+        if self.weight < 0 {
+            out.push('0');
+        } else {
+            for i in 0..=self.weight {
+                if i == 0 {
+                    out.push_str(&self.digit(i).to_string());
+                } else {
+                    out.push_str(&format!("{:04}", self.digit(i)));
+                }
+            }
+        }
+        if self.dscale > 0 {
+            out.push('.');
+            let mut frac = String::new();
+            let mut i = self.weight + 1;
+            while frac.len() < self.dscale {
+                frac.push_str(&format!("{:04}", self.digit(i)));
+                i += 1;
+            }
+            frac.truncate(self.dscale);
+            out.push_str(&frac);
+        }
+        out
+    }
+}
+
+fn utf8(b: &[u8]) -> std::result::Result<&str, String> {
+    std::str::from_utf8(b).map_err(|_| "text that is not UTF-8".to_string())
+}
+
+/// Appends one field of PostgreSQL's binary COPY, of SQL type `ty`.
+fn append_pg_binary(
+    builder: &mut Builder,
+    ty: &ColumnType,
+    value: Option<&[u8]>,
+) -> std::result::Result<(), String> {
+    let Some(b) = value else {
+        return append(builder, &Value::Null);
+    };
+    match builder {
+        Builder::Bool(x) => x.append_value(b.first().copied().unwrap_or(0) != 0),
+        Builder::I16(x) => x.append_value(i16::from_be_bytes(be(b)?)),
+        Builder::I32(x) => x.append_value(i32::from_be_bytes(be(b)?)),
+        Builder::I64(x) => x.append_value(i64::from_be_bytes(be(b)?)),
+        Builder::F32(x) => x.append_value(f32::from_be_bytes(be(b)?)),
+        Builder::F64(x) => x.append_value(f64::from_be_bytes(be(b)?)),
+        Builder::Decimal(x, scale) => x.append_value(pg_numeric(b)?.unscaled(*scale)?),
+        Builder::Text(x) => match ty {
+            ColumnType::Numeric | ColumnType::Decimal { .. } => {
+                x.append_value(pg_numeric(b)?.text())
+            }
+            // jsonb starts with its format version, 1; JSON text never does.
+            ColumnType::Json if b.first() == Some(&1) => x.append_value(utf8(&b[1..])?),
+            _ => x.append_value(utf8(b)?),
+        },
+        Builder::Date(x) => {
+            let days = i32::from_be_bytes(be(b)?);
+            if days == i32::MAX || days == i32::MIN {
+                return Err("an infinite date".into());
+            }
+            x.append_value(days + PG_EPOCH_DAYS);
+        }
+        Builder::Time(x) => x.append_value(i64::from_be_bytes(be(b)?)),
+        Builder::Timestamp(x) => {
+            let micros = i64::from_be_bytes(be(b)?);
+            if micros == i64::MAX || micros == i64::MIN {
+                return Err("an infinite timestamp".into());
+            }
+            x.append_value(micros + PG_EPOCH_MICROS);
+        }
+        Builder::Bytes(x) => x.append_value(b),
+    }
+    Ok(())
 }
 
 /// A value for an error message: its JSON, cut at 40 characters.
@@ -868,6 +1198,106 @@ mod tests {
         let other = [Column::new("p", ColumnType::Other("POINT".into()))];
         let e = Writer::new(&other, &ParquetFormat::new(), "op").unwrap_err();
         assert_eq!(e.kind(), ErrorKind::Unsupported);
+    }
+
+    #[test]
+    fn pg_binary_rows_in_one_byte_chunks() {
+        // Header, (7, 'é', 12.50, NULL), (-1, '', -0.05, 0), trailer.
+        let mut copy = PG_COPY_SIGNATURE.to_vec();
+        copy.extend([0, 0, 0, 0, 0, 0, 0, 0]);
+        let numeric = |weight: i16, sign: u16, dscale: u16, digits: &[u16]| {
+            let mut b = (digits.len() as u16).to_be_bytes().to_vec();
+            b.extend(weight.to_be_bytes());
+            b.extend(sign.to_be_bytes());
+            b.extend(dscale.to_be_bytes());
+            digits.iter().for_each(|d| b.extend(d.to_be_bytes()));
+            b
+        };
+        let rows: [[Option<Vec<u8>>; 4]; 2] = [
+            [
+                Some(7i64.to_be_bytes().to_vec()),
+                Some("é".as_bytes().to_vec()),
+                Some(numeric(0, 0, 2, &[12, 5000])),
+                None,
+            ],
+            [
+                Some((-1i64).to_be_bytes().to_vec()),
+                Some(Vec::new()),
+                Some(numeric(-1, 0x4000, 2, &[500])),
+                Some(numeric(0, 0, 0, &[])),
+            ],
+        ];
+        for row in &rows {
+            copy.extend(4i16.to_be_bytes());
+            for field in row {
+                match field {
+                    Some(b) => {
+                        copy.extend((b.len() as i32).to_be_bytes());
+                        copy.extend(b);
+                    }
+                    None => copy.extend((-1i32).to_be_bytes()),
+                }
+            }
+        }
+        copy.extend((-1i16).to_be_bytes());
+        let columns = [
+            Column::new("id", ColumnType::Int64),
+            Column::new("name", ColumnType::Text),
+            Column::new(
+                "amount",
+                ColumnType::Decimal {
+                    precision: 12,
+                    scale: 2,
+                },
+            ),
+            Column::new("big", ColumnType::Numeric),
+        ];
+        let mut w = Writer::new(&columns, &ParquetFormat::new(), "t").unwrap();
+        let mut d = PgBinary::new();
+        for byte in &copy {
+            d.feed(std::slice::from_ref(byte));
+            w.push_pg_binary(&mut d, u64::MAX).unwrap();
+        }
+        assert!(d.ended());
+        assert_eq!(w.rows(), 2);
+        let mut tmp = tempfile::tempfile().unwrap();
+        std::io::Write::write_all(&mut tmp, &w.finish().unwrap()).unwrap();
+        let mut out = Vec::new();
+        let mut r = Reader::open(tmp, "t").unwrap();
+        while r.next_records(&mut out).unwrap() {}
+        let cell = |i: usize, j: usize| out[i][j].clone();
+        assert_eq!(cell(0, 1).as_deref(), Some("é"));
+        assert_eq!(cell(0, 2).as_deref(), Some("12.50"));
+        assert_eq!(cell(0, 3), None);
+        assert_eq!(cell(1, 0).as_deref(), Some("-1"));
+        assert_eq!(cell(1, 1).as_deref(), Some(""));
+        assert_eq!(cell(1, 2).as_deref(), Some("-0.05"));
+        assert_eq!(cell(1, 3).as_deref(), Some("0"));
+        assert_eq!(pg_numeric(&numeric(0, 0, 3, &[1])).unwrap().text(), "1.000");
+        assert_eq!(
+            pg_numeric(&numeric(-1, 0, 6, &[12])).unwrap().text(),
+            "0.001200"
+        );
+        assert_eq!(
+            pg_numeric(&numeric(-2, 0, 8, &[12])).unwrap().text(),
+            "0.00000012"
+        );
+        assert_eq!(
+            pg_numeric(&numeric(1, 0, 0, &[1, 0])).unwrap().text(),
+            "10000"
+        );
+        assert!(
+            pg_numeric(&numeric(0, 0, 3, &[1]))
+                .unwrap()
+                .unscaled(2)
+                .is_ok()
+        );
+        assert!(
+            pg_numeric(&numeric(-1, 0, 4, &[1234]))
+                .unwrap()
+                .unscaled(2)
+                .is_err()
+        );
     }
 
     #[test]

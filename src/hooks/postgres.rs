@@ -735,4 +735,36 @@ impl SqlHook for PostgresHook {
     async fn describe(&self, sql: &str, parameters: &Parameters) -> Result<Vec<formats::Column>> {
         send_boxed(self.describe_inner(sql, parameters)).await
     }
+
+    fn copy_out_binary<'a>(&'a self, sql: &'a str) -> Option<BoxStream<'a, Result<Vec<u8>>>> {
+        const OP: &str = "bulk_dump";
+        let query = sql.trim().trim_end_matches(';');
+        let copy = format!("COPY ({query}) TO STDOUT (FORMAT binary)");
+        let hook = self.clone();
+        // The COPY runs on a task of its own, behind a small channel, so the
+        // stream owns nothing borrowed and memory stays a few chunks.
+        let (tx, rx) = tokio::sync::mpsc::channel::<Result<Vec<u8>>>(8);
+        tokio::spawn(async move {
+            let mut stream = match hook.pool.copy_out_raw(&copy).await {
+                Ok(s) => s,
+                Err(e) => {
+                    let _ = tx.send(Err(hook.acquire_error(OP, e).await)).await;
+                    return;
+                }
+            };
+            while let Some(chunk) = stream.next().await {
+                let chunk = chunk
+                    .map(|c| c.to_vec())
+                    .map_err(|e| db_error(&hook, OP, e));
+                let failed = chunk.is_err();
+                if tx.send(chunk).await.is_err() || failed {
+                    return;
+                }
+            }
+        });
+        Some(
+            futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|c| (c, rx)) })
+                .boxed(),
+        )
+    }
 }

@@ -560,6 +560,16 @@ pub trait SqlHook: Send + Sync {
         None
     }
 
+    /// The result of `sql` in PostgreSQL's binary `COPY` format
+    /// (`COPY (sql) TO STDOUT (FORMAT binary)`), streamed, where the database
+    /// writes it; `None` (the default) otherwise. Typed formats (Parquet)
+    /// decode it by the [`describe`](Self::describe)d column types instead of
+    /// mapping every row to JSON. The query takes no parameters.
+    fn copy_out_binary<'a>(&'a self, sql: &'a str) -> Option<BoxStream<'a, Result<Vec<u8>>>> {
+        let _ = sql;
+        None
+    }
+
     /// The columns `sql` returns and their types, from the database's own
     /// description of the prepared query, without running it (placeholders as
     /// [`stream_rows`](Self::stream_rows) takes them). Typed formats such as

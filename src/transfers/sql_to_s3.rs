@@ -483,14 +483,24 @@ impl Files {
         written: &mut Written,
     ) -> Result<()> {
         let columns = hook.describe(query, &parameters).await?;
-        let mut rows = hook.stream_rows(query, parameters).peekable();
+        // PostgreSQL's binary COPY decodes straight into the typed columns;
+        // elsewhere (or with parameters, which COPY takes none of) the rows
+        // come as JSON.
+        let binary = match parameters {
+            Parameters::None => hook.copy_out_binary(query),
+            _ => None,
+        };
+        let mut rows = match binary {
+            Some(stream) => RowSource::Binary(stream, parquet::PgBinary::new()),
+            None => RowSource::Json(hook.stream_rows(query, parameters).peekable()),
+        };
         let room = if self.max_rows == 0 {
             u64::MAX
         } else {
             self.max_rows
         };
         loop {
-            let more = std::pin::Pin::new(&mut rows).peek().await.is_some();
+            let more = rows.more().await?;
             // An empty result still writes its one file, unless told not to.
             let empty_file = written.keys.is_empty() && self.write_empty;
             if !more && !empty_file {
@@ -528,11 +538,76 @@ impl Files {
             };
             written.keys.push(key);
             written.rows += n;
-            if self.max_rows == 0 || std::pin::Pin::new(&mut rows).peek().await.is_none() {
+            if self.max_rows == 0 || !rows.more().await? {
                 return Ok(());
             }
         }
     }
+}
+
+/// Where a Parquet dump's rows come from: JSON rows, or PostgreSQL's binary
+/// COPY stream and its decoder.
+#[cfg(feature = "parquet")]
+enum RowSource<'a> {
+    Json(futures::stream::Peekable<BoxStream<'a, Result<crate::hooks::sql::Row>>>),
+    Binary(BoxStream<'a, Result<Vec<u8>>>, parquet::PgBinary),
+}
+
+#[cfg(feature = "parquet")]
+impl RowSource<'_> {
+    /// Whether another row follows (an error in the rows counts as one: the
+    /// next fill reports it).
+    async fn more(&mut self) -> Result<bool> {
+        match self {
+            RowSource::Json(rows) => Ok(std::pin::Pin::new(rows).peek().await.is_some()),
+            RowSource::Binary(stream, decoder) => loop {
+                if decoder.ready(OP)? {
+                    return Ok(!decoder.ended());
+                }
+                match stream.next().await {
+                    Some(chunk) => decoder.feed(&chunk?),
+                    None => return Err(truncated()),
+                }
+            },
+        }
+    }
+
+    /// Moves up to `room - writer.rows()` rows into `writer`.
+    async fn fill(&mut self, writer: &mut parquet::Writer, room: u64) -> Result<()> {
+        match self {
+            RowSource::Json(rows) => {
+                if writer.rows() < room
+                    && let Some(row) = rows.next().await
+                {
+                    writer.push(row?.values())?;
+                }
+                Ok(())
+            }
+            RowSource::Binary(stream, decoder) => {
+                let left = room - writer.rows();
+                if writer.push_pg_binary(decoder, left)? == 0 && !decoder.ended() {
+                    match stream.next().await {
+                        Some(chunk) => decoder.feed(&chunk?),
+                        None => return Err(truncated()),
+                    }
+                }
+                Ok(())
+            }
+        }
+    }
+
+    fn done(&self) -> bool {
+        matches!(self, RowSource::Binary(_, d) if d.ended())
+    }
+}
+
+#[cfg(feature = "parquet")]
+fn truncated() -> Error {
+    Error::new(
+        ErrorKind::Io,
+        OP,
+        "the COPY stream ended before its trailer",
+    )
 }
 
 /// Moves up to `room` rows into `writer` and its encoded bytes into `tx`, a
@@ -540,16 +615,17 @@ impl Files {
 /// reading. On an error the upload gets one too, so it aborts.
 #[cfg(feature = "parquet")]
 async fn fill_parquet(
-    rows: &mut futures::stream::Peekable<BoxStream<'_, Result<crate::hooks::sql::Row>>>,
+    rows: &mut RowSource<'_>,
     mut writer: parquet::Writer,
     room: u64,
     tx: tokio::sync::mpsc::Sender<Result<bytes::Bytes>>,
 ) -> Result<Option<u64>> {
     let result = async {
-        while writer.rows() < room {
-            let Some(row) = rows.next().await else { break };
-            writer.push(row?.values())?;
-            if writer.rows().is_multiple_of(1_000_000) {
+        let mut reported = 0;
+        while writer.rows() < room && !rows.done() && rows.more().await? {
+            rows.fill(&mut writer, room).await?;
+            if writer.rows() / 1_000_000 > reported {
+                reported = writer.rows() / 1_000_000;
                 tracing::info!(rows = writer.rows(), "dump in progress");
             }
             let out = writer.take_output();
