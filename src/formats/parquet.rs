@@ -210,11 +210,37 @@ impl Writer {
             Compression::Snappy => parquet::basic::Compression::SNAPPY,
             Compression::Uncompressed => parquet::basic::Compression::UNCOMPRESSED,
         };
-        let props = WriterProperties::builder()
+        let mut props = WriterProperties::builder()
             .set_compression(compression)
             .set_max_row_group_row_count(Some(format.row_group_size.max(1)))
             .set_created_by(format!("gust {}", env!("CARGO_PKG_VERSION")))
-            .build();
+            // Min/max per column chunk, as pyarrow writes by default; per page
+            // they cost CPU for every page of every column.
+            .set_statistics_enabled(parquet::file::properties::EnabledStatistics::Chunk);
+        // Dictionary encoding pays for text and small integers (categories,
+        // ages, dates); wide numbers and instants are mostly distinct, and
+        // hashing each into a dictionary that is then dropped costs CPU (a
+        // row group of unique 8-byte values exactly fills arrow-rs's 1 MiB
+        // dictionary page and never falls back to plain).
+        for column in columns {
+            let wide = matches!(
+                column.ty,
+                ColumnType::Int64
+                    | ColumnType::Float64
+                    | ColumnType::Decimal { .. }
+                    | ColumnType::Timestamp
+                    | ColumnType::TimestampTz
+                    | ColumnType::Time
+                    | ColumnType::Bytes
+            );
+            if wide {
+                props = props.set_column_dictionary_enabled(
+                    parquet::schema::types::ColumnPath::from(column.name.as_str()),
+                    false,
+                );
+            }
+        }
+        let props = props.build();
         let writer = ArrowWriter::try_new(Vec::new(), schema.clone(), Some(props))
             .map_err(|e| Error::new(ErrorKind::InvalidInput, op, e.to_string()))?;
         Ok(Writer {
