@@ -248,18 +248,11 @@ impl GridSearch {
                 mean_fit_time: secs / n,
             });
         }
-        let better = |a: f64, b: f64| {
-            if self.scoring.higher_is_better() {
-                a > b
-            } else {
-                a < b
-            }
-        };
         let means: Vec<f64> = results.iter().map(|r| r.mean_test_score).collect();
         for r in &mut results {
             r.rank_test_score = 1 + means
                 .iter()
-                .filter(|&&m| better(m, r.mean_test_score))
+                .filter(|&&m| self.scoring.better(m, r.mean_test_score))
                 .count();
         }
         let best_index = results

@@ -87,6 +87,16 @@ impl Metric {
     pub fn higher_is_better(self) -> bool {
         !matches!(self, Metric::LogLoss | Metric::Rmse | Metric::Mae)
     }
+
+    /// Whether `a` is a better value of this metric than `b` (strictly:
+    /// equal is not better).
+    pub fn better(self, a: f64, b: f64) -> bool {
+        if self.higher_is_better() {
+            a > b
+        } else {
+            a < b
+        }
+    }
 }
 
 /// The share of samples whose class is predicted right.

@@ -568,13 +568,26 @@ impl Operator for RegisterModel {
         let version = mlflow
             .wait_model_version_ready(&name, &version.version, self.ready_timeout)
             .await?;
-        let ours = match (self.promote_on, &run_id) {
-            (Some(m), Some(run)) => run_metric(&mlflow, run, m).await?,
-            _ => None,
+        let Some(metric) = self.promote_on else {
+            // No metric to compare: the new version always takes the alias.
+            mlflow
+                .set_registered_model_alias(&name, &self.alias, &version.version)
+                .await?;
+            return Ok(self.outcome(
+                &name,
+                &version.version,
+                &uri,
+                true,
+                format!("moved {}", self.alias),
+            ));
         };
         // Compare, move, and look again: two registrations racing both see
         // the old holder; each re-reads after moving the alias and moves it
         // back only if it is better, so the best one ends up holding it.
+        let ours = match &run_id {
+            Some(run) => run_metric(&mlflow, run, metric).await?,
+            None => None,
+        };
         let mut outcome = (false, String::new());
         for attempt in 0..5 {
             let holder = match mlflow.get_model_version_by_alias(&name, &self.alias).await {
@@ -582,25 +595,21 @@ impl Operator for RegisterModel {
                 Err(e) if e.kind() == ErrorKind::NotFound => None,
                 Err(e) => return Err(e),
             };
-            let decision = match (&holder, self.promote_on) {
-                (Some(h), _) if h.version == version.version => {
+            let decision = match &holder {
+                Some(h) if h.version == version.version => {
                     outcome = (true, format!("version {} holds {}", h.version, self.alias));
                     break;
                 }
-                (None, _) => None,
-                (Some(_), None) => None,
-                (Some(h), Some(m)) => {
+                None => None,
+                Some(h) => {
+                    let m = metric;
                     let theirs = run_metric(&mlflow, &h.run_id, m).await?;
                     match (ours, theirs) {
-                        (Some(a), Some(b))
-                            if !(if m.higher_is_better() { a > b } else { a < b }) =>
-                        {
-                            Some(format!(
-                                "{} {a} does not beat version {}'s {b}",
-                                m.name(),
-                                h.version
-                            ))
-                        }
+                        (Some(a), Some(b)) if !m.better(a, b) => Some(format!(
+                            "{} {a} does not beat version {}'s {b}",
+                            m.name(),
+                            h.version
+                        )),
                         (None, Some(b)) => Some(format!(
                             "the run logged no {} (version {} has {b})",
                             m.name(),
@@ -614,10 +623,6 @@ impl Operator for RegisterModel {
                 outcome = (false, reason);
                 break;
             }
-            if attempt > 0 && self.promote_on.is_none() {
-                outcome = (true, format!("moved {}", self.alias));
-                break;
-            }
             mlflow
                 .set_registered_model_alias(&name, &self.alias, &version.version)
                 .await?;
@@ -625,14 +630,28 @@ impl Operator for RegisterModel {
             tokio::time::sleep(Duration::from_millis(100 + 50 * attempt)).await;
         }
         let (promoted, reason) = outcome;
-        tracing::info!(%name, version = %version.version, promoted, %reason, "model registered");
-        Ok(json!({
+        Ok(self.outcome(&name, &version.version, &uri, promoted, reason))
+    }
+}
+
+impl RegisterModel {
+    /// Logs and shapes the XCom of a registration.
+    fn outcome(
+        &self,
+        name: &str,
+        version: &str,
+        uri: &str,
+        promoted: bool,
+        reason: String,
+    ) -> Value {
+        tracing::info!(%name, %version, promoted, %reason, "model registered");
+        json!({
             "name": name,
-            "version": version.version,
+            "version": version,
             "model_uri": uri,
             "alias": self.alias,
             "promoted": promoted,
             "reason": reason,
-        }))
+        })
     }
 }
