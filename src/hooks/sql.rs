@@ -593,6 +593,16 @@ pub trait SqlHook: Send + Sync {
     }
 }
 
+/// A SQLite table name's schema (`main` when none) and name, quotes removed:
+/// what `pragma_table_info(name, schema)` takes.
+pub(crate) fn sqlite_schema_and_name(table: &str) -> (String, String) {
+    let unquote = |s: &str| s.trim_matches(|c| c == '"' || c == '`').to_string();
+    match table.rsplit_once('.') {
+        Some((schema, name)) => (unquote(schema), unquote(name)),
+        None => ("main".to_string(), unquote(table)),
+    }
+}
+
 /// Fails when a row's width differs from the column list.
 pub(crate) fn check_widths(table: &str, columns: &[String], rows: &[Vec<Value>]) -> Result<()> {
     if let Some((i, r)) = rows

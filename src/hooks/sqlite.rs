@@ -22,7 +22,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use super::sql::implement::{CsvReader, bind, insert_statement, rows_to_csv};
 use super::sql::{
     Dialect, InsertOptions, Parameters, Row, RunOptions, Sql, SqlHook, bytes_value, check_widths,
-    float_value, read_header, rows_per_commit,
+    float_value, read_header, rows_per_commit, sqlite_schema_and_name,
 };
 use super::sqlx_common::{self, ExecError, Query, SqlxHook, db_error, send_boxed};
 use crate::connection::Connection;
@@ -148,11 +148,7 @@ impl SqliteHook {
     /// (`true`, `t`, `false`, `f`, as PostgreSQL and JSON write them) is
     /// stored as SQLite's 1/0, not as text. None when the table is not found.
     async fn boolean_columns(&self, table: &str, columns: &[String]) -> Vec<bool> {
-        let unquote = |s: &str| s.trim_matches(|c| c == '"' || c == '`').to_string();
-        let (schema, name) = match table.rsplit_once('.') {
-            Some((schema, name)) => (unquote(schema), unquote(name)),
-            None => ("main".to_string(), unquote(table)),
-        };
+        let (schema, name) = sqlite_schema_and_name(table);
         let declared: Vec<(String, String)> =
             sqlx::query_as("SELECT name, type FROM pragma_table_info(?1, ?2)")
                 .bind(name)

@@ -6,6 +6,7 @@ use std::future::Future;
 use crate::error::{Error, ErrorKind, Result};
 use crate::hooks::sql::{
     Dialect, Parameters, RunOptions, Sql, SqlHook, quote_columns, quote_identifier, quote_table,
+    sqlite_schema_and_name,
 };
 
 /// What to do with the rows already in the table (pandas' `if_exists`, a
@@ -211,11 +212,7 @@ where
 /// stores `true`/`false` in a `BOOLEAN` as 1/0). `None` when the target is not
 /// found (the caller's statement then names the missing table).
 async fn sqlite_staging(hook: &dyn SqlHook, table: &str, staging: &str) -> Result<Option<String>> {
-    let unquote = |s: &str| s.trim_matches(|c| c == '"' || c == '`').to_string();
-    let (schema, name) = match table.rsplit_once('.') {
-        Some((schema, name)) => (unquote(schema), unquote(name)),
-        None => ("main".to_string(), unquote(table)),
-    };
+    let (schema, name) = sqlite_schema_and_name(table);
     let columns = hook
         .get_records(
             "SELECT name, type FROM pragma_table_info(?, ?)",
