@@ -20,12 +20,13 @@ use gust::formats::csv::CsvFormat;
 use gust::hooks::mlflow::MlflowHook;
 use gust::hooks::object_store::{LocalStore, ObjectStore};
 use gust::hooks::sqlite::SqliteHook;
+use gust::ml::Columns;
 use gust::ml::estimator::Estimator;
 use gust::ml::grid_search::GridSearch;
 use gust::ml::metrics::Metric;
 use gust::ml::pipeline::Pipeline;
 use gust::ml::preprocessing::RobustScaler;
-use gust::operators::ml::{RegisterModel, TrainModel};
+use gust::operators::ml::{RegisterModel, TrainModel, TrainingData};
 use gust::operators::s3::S3CreateObject;
 use gust::prelude::*;
 use gust::transfers::IfExists;
@@ -87,12 +88,16 @@ async fn main() -> Result<()> {
     .folds(5);
     let train = dag.add(Task::new(
         "train",
-        TrainModel::new("SELECT * FROM iris_data", FEATURES, "Species", search)
-            .with_sql_hook(db.clone())
-            .with_mlflow(mlflow.clone())
-            .experiment("iris_experiment")
-            .run_name("iris-{{ ds }}")
-            .metrics([Metric::Accuracy, Metric::F1Macro, Metric::LogLoss]),
+        TrainModel::new(
+            TrainingData::query("SELECT * FROM iris_data"),
+            Columns::new("Species").numeric(FEATURES),
+            search,
+        )
+        .with_sql_hook(db.clone())
+        .with_mlflow(mlflow.clone())
+        .experiment("iris_experiment")
+        .run_name("iris-{{ ds }}")
+        .metrics([Metric::Accuracy, Metric::F1Macro, Metric::LogLoss]),
     ));
     let register = dag.add(Task::new(
         "register",

@@ -3,7 +3,10 @@
 //! `best_<param>`s, `best_cv_score`, `cv_results.csv`, child runs tagged
 //! `mlflow.parentRunId`), the logged pipeline loaded back predicting exactly
 //! what a refit predicts, the promotion policy both ways, and two
-//! registrations racing for the alias.
+//! registrations racing for the alias. Then the other training sources — an
+//! object, an upstream task's rows, Redis — with categorical columns, the
+//! input example, and the version's tags and description; the object and
+//! upstream ones on an embedded MLflow file store, with no server.
 
 mod common;
 
@@ -19,8 +22,8 @@ use gust::ml::metrics::Metric;
 use gust::ml::pipeline::{FittedPipeline, Pipeline};
 use gust::ml::preprocessing::{ImputeStrategy, RobustScaler, SimpleImputer};
 use gust::ml::split::Split;
-use gust::ml::{Dataset, TargetKind};
-use gust::operators::ml::{RegisterModel, TrainModel};
+use gust::ml::{Columns, Dataset, TargetKind};
+use gust::operators::ml::{RegisterModel, TrainModel, TrainingData};
 use gust::prelude::*;
 use serde_json::json;
 
@@ -54,6 +57,14 @@ async fn database() -> Arc<SqliteHook> {
     db
 }
 
+fn query(sql: &str) -> TrainingData {
+    TrainingData::query(sql)
+}
+
+fn columns(target: &str) -> Columns {
+    Columns::new(target).numeric(FEATURES)
+}
+
 fn pipeline() -> Pipeline {
     Pipeline::new(Estimator::decision_tree_classifier())
         .step(SimpleImputer::new(ImputeStrategy::Median))
@@ -85,10 +96,14 @@ async fn train_register_promote_and_load_back() {
     .step(SimpleImputer::new(ImputeStrategy::Median));
     let train = dag.add(Task::new(
         "train",
-        TrainModel::new("SELECT * FROM samples ORDER BY id", FEATURES, "label", weak)
-            .with_sql_hook(db.clone())
-            .experiment(&experiment)
-            .run_name("weak-{{ ds }}"),
+        TrainModel::new(
+            query("SELECT * FROM samples ORDER BY id"),
+            columns("label"),
+            weak,
+        )
+        .with_sql_hook(db.clone())
+        .experiment(&experiment)
+        .run_name("weak-{{ ds }}"),
     ));
     let register = dag.add(Task::new(
         "register",
@@ -113,9 +128,8 @@ async fn train_register_promote_and_load_back() {
     // The grid search: a better model, logged as GridSearchCV is.
     let ctx = Context::builder("ml_operators", "grid").build();
     let out = TrainModel::new(
-        "SELECT * FROM samples ORDER BY id",
-        FEATURES,
-        "label",
+        query("SELECT * FROM samples ORDER BY id"),
+        columns("label"),
         grid(),
     )
     .with_sql_hook(db.clone())
@@ -262,7 +276,7 @@ async fn bad_training_input_is_named() {
     let db = database().await;
     let ctx = Context::builder("ml_operators", "bad").build();
     let run = |query: &str, target: &str| {
-        TrainModel::new(query, FEATURES, target, pipeline())
+        TrainModel::new(TrainingData::query(query), columns(target), pipeline())
             .with_sql_hook(db.clone())
             .with_mlflow(MlflowHook::new("http://127.0.0.1:1").unwrap())
     };
@@ -282,9 +296,8 @@ async fn bad_training_input_is_named() {
         .unwrap_err();
     assert!(e.message().contains("not a number"), "{e}");
     let e = TrainModel::new(
-        "SELECT * FROM samples",
-        FEATURES,
-        "label",
+        query("SELECT * FROM samples"),
+        columns("label"),
         grid().param("learning_rate", [json!(0.1)]),
     )
     .with_sql_hook(db.clone())
@@ -295,4 +308,210 @@ async fn bad_training_input_is_named() {
         e.message().contains("no parameter \"learning_rate\""),
         "{e}"
     );
+}
+
+/// 120 rows of a numeric column and a categorical one whose category
+/// decides most labels (`_` and NULL included, as in seed 001's credit mix).
+fn credit_rows() -> Vec<serde_json::Map<String, serde_json::Value>> {
+    let mixes = [Some("Good"), Some("Bad"), Some("_"), Some("Standard"), None];
+    (0..120u64)
+        .map(|i| {
+            let mix = mixes[(i % 5) as usize];
+            let a = ((i * 7919) % 23) as f64 / 2.0;
+            let label = match mix {
+                Some("Good") => "good",
+                Some("Bad") | None => "poor",
+                _ if a > 6.0 => "good",
+                _ => "poor",
+            };
+            let row = json!({"id": i, "a": a, "mix": mix, "label": label});
+            row.as_object().unwrap().clone()
+        })
+        .collect()
+}
+
+fn credit_csv(rows: &[serde_json::Map<String, serde_json::Value>]) -> String {
+    let mut out = String::from("id,a,mix,label\n");
+    for r in rows {
+        out.push_str(&format!(
+            "{},{},{},{}\n",
+            r["id"],
+            r["a"],
+            r["mix"].as_str().unwrap_or(""),
+            r["label"].as_str().unwrap()
+        ));
+    }
+    out
+}
+
+fn credit_columns() -> Columns {
+    Columns::new("label").numeric(["a"]).categorical(["mix"])
+}
+
+fn credit_pipeline() -> Pipeline {
+    use gust::ml::encoding::{OneHotEncoder, Unknown};
+    Pipeline::new(Estimator::decision_tree_classifier())
+        .step(RobustScaler::new())
+        .encoder(OneHotEncoder::new().handle_unknown(Unknown::Ignore))
+}
+
+#[tokio::test]
+async fn object_and_upstream_sources_with_categories_on_the_file_store() {
+    use gust::hooks::object_store::{MemoryStore, ObjectStore, PutOptions};
+    use gust::ml::pipeline::Predictions;
+
+    let dir = tempfile::tempdir().unwrap();
+    let mlflow =
+        MlflowHook::from_uri(&format!("file://{}", dir.path().join("mlruns").display())).unwrap();
+    let store = Arc::new(MemoryStore::new());
+    store.create_bucket("raw").await.unwrap();
+    let rows = credit_rows();
+    // An empty unquoted cell is a NULL category, as pandas reads it.
+    store
+        .put(
+            "raw",
+            "2025-01-08/credit.csv",
+            credit_csv(&rows).into(),
+            &PutOptions::new(),
+        )
+        .await
+        .unwrap();
+
+    let mut dag = Dag::builder("credit");
+    let train_object = dag.add(Task::new(
+        "train_object",
+        TrainModel::new(
+            TrainingData::object("s3://raw/{{ ds }}/credit.csv"),
+            credit_columns(),
+            credit_pipeline(),
+        )
+        .with_store(store.clone())
+        .with_mlflow(mlflow.clone())
+        .experiment("credit"),
+    ));
+    let register = dag.add(Task::new(
+        "register",
+        RegisterModel::new("Credit", "train_object")
+            .tag("base_dt", "{{ ds }}")
+            .description("credit model of {{ ds }}")
+            .with_mlflow(mlflow.clone()),
+    ));
+    let served_rows = rows.clone();
+    let extract = dag.add(Task::from_fn("extract", move |_ctx| {
+        let rows = served_rows.clone();
+        async move { Ok(json!({ "rows": rows })) }
+    }));
+    let train_upstream = dag.add(Task::new(
+        "train_upstream",
+        TrainModel::new(
+            TrainingData::upstream("extract"),
+            credit_columns(),
+            credit_pipeline(),
+        )
+        .with_mlflow(mlflow.clone())
+        .experiment("credit"),
+    ));
+    let _ = &train_object >> &register;
+    let _ = &extract >> &train_upstream;
+    let day = chrono_tz::UTC
+        .with_ymd_and_hms(2025, 1, 8, 0, 0, 0)
+        .unwrap();
+    let report = dag.build().unwrap().test(day).await;
+    assert!(report.is_success(), "{report}");
+    let from_object = report.xcom("train_object").unwrap().clone();
+    let from_upstream = report.xcom("train_upstream").unwrap().clone();
+    // The same rows through CSV text and through JSON: the same model.
+    assert_eq!(from_object["metrics"], from_upstream["metrics"]);
+    assert!(
+        from_object["metrics"]["accuracy"].as_f64().unwrap() > 0.9,
+        "{from_object}"
+    );
+
+    // The version carries the rendered tag and description.
+    let version = mlflow.get_model_version("Credit", "1").await.unwrap();
+    assert_eq!(version.tag("base_dt"), Some("2025-01-08"));
+    assert_eq!(
+        version.description.as_deref(),
+        Some("credit model of 2025-01-08")
+    );
+
+    // The model directory has MLflow's input example files.
+    let uri = from_object["model_uri"].as_str().unwrap();
+    let local = tempfile::tempdir().unwrap();
+    let (model_dir, _) = mlflow.download_model(uri, local.path()).await.unwrap();
+    let mlmodel = gust::hooks::mlflow::MlModel::read(&model_dir).unwrap();
+    assert_eq!(
+        mlmodel.extra["saved_input_example_info"]["serving_input_path"],
+        "serving_input_example.json"
+    );
+    let example: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(model_dir.join("input_example.json")).unwrap())
+            .unwrap();
+    assert_eq!(example["columns"], json!(["a", "mix"]));
+    assert_eq!(example["data"].as_array().unwrap().len(), 5);
+    let signature = mlmodel.signature.unwrap();
+    assert_eq!(signature.input_names(), ["a", "mix"]);
+
+    // Loaded back, it takes JSON rows with the category as text; an unseen
+    // category is ignored, a missing column named.
+    let loaded: FittedPipeline = mlflow.load_model("models:/Credit@champion").await.unwrap();
+    assert_eq!(loaded.categorical, ["mix"]);
+    let ask =
+        |a: f64, mix: serde_json::Value| json!({"a": a, "mix": mix}).as_object().unwrap().clone();
+    let predicted = loaded
+        .predict_rows(&[
+            ask(1.0, json!("Good")),
+            ask(1.0, json!("Bad")),
+            ask(2.0, json!("Gold")),
+        ])
+        .unwrap();
+    match predicted {
+        Predictions::Classes {
+            labels, classes, ..
+        } => {
+            assert_eq!(&labels[..2], ["good", "poor"]);
+            assert_eq!(classes, ["good", "poor"]);
+        }
+        other => panic!("{other:?}"),
+    }
+    let e = loaded
+        .predict_rows(&[json!({"a": 1.0}).as_object().unwrap().clone()])
+        .unwrap_err();
+    assert!(e.message().contains("\"mix\""), "{e}");
+}
+
+#[tokio::test]
+async fn train_from_redis_rows() {
+    let conn = require_conn!("redis_default");
+    let redis = gust::hooks::redis::RedisHook::from_connection(&conn)
+        .await
+        .unwrap();
+    let prefix = common::unique("credit-row");
+    redis.set_rows_json(&prefix, credit_rows()).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mlflow =
+        MlflowHook::from_uri(&format!("file://{}", dir.path().join("mlruns").display())).unwrap();
+    let ctx = Context::builder("credit", "train_redis").build();
+    let out = TrainModel::new(
+        TrainingData::redis(prefix.clone()),
+        credit_columns(),
+        credit_pipeline(),
+    )
+    .with_redis(redis.clone())
+    .with_mlflow(mlflow)
+    .execute(&ctx)
+    .await
+    .unwrap();
+    assert_eq!(out["rows"], json!({"train": 96, "test": 24}));
+    // No row under the prefix: the extract is empty, which is an error.
+    let e = TrainModel::new(
+        TrainingData::redis(format!("{prefix}-none")),
+        credit_columns(),
+        credit_pipeline(),
+    )
+    .with_redis(redis)
+    .execute(&ctx)
+    .await
+    .unwrap_err();
+    assert!(e.message().contains("empty"), "{e}");
 }

@@ -4,6 +4,8 @@
 //! memory stays flat whatever the size of the data.
 
 pub mod csv;
+#[cfg(feature = "object-store")]
+pub(crate) mod decode;
 pub mod jsonl;
 #[cfg(feature = "parquet")]
 #[cfg_attr(docsrs, doc(cfg(feature = "parquet")))]
@@ -180,6 +182,52 @@ impl FileFormat {
             FileFormat::Parquet(_) => "application/vnd.apache.parquet",
         }
     }
+}
+
+/// Every row of the object at `url` (`s3://bucket/key`) as a JSON object,
+/// in `format` or the one its key's suffix names (CSV by default; `.gz`
+/// gunzipped): a CSV record or Parquet row by its header's names, its cells
+/// as strings (NULL as `null`); a JSON Lines object as it is. For data that
+/// fits in memory — a training set; the transfers stream instead. A missing
+/// object is [`ErrorKind::NotFound`](crate::ErrorKind::NotFound); an empty
+/// one, or a record that does not fit the header, is
+/// [`ErrorKind::InvalidInput`](crate::ErrorKind::InvalidInput) naming the
+/// object.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> gust::Result<()> {
+/// use gust::hooks::object_store::{MemoryStore, ObjectStore, PutOptions};
+///
+/// let store = MemoryStore::new();
+/// store.create_bucket("raw").await?;
+/// let csv = "a;species\n1.5;setosa\n;virginica\n";
+/// store.put("raw", "iris.csv", csv.into(), &PutOptions::new()).await?;
+/// let format = gust::formats::csv::CsvFormat::new().delimiter(b';');
+/// let rows = gust::formats::read_object_rows(&store, "s3://raw/iris.csv", Some(format.into())).await?;
+/// assert_eq!(rows[0]["a"], "1.5");
+/// assert_eq!(rows[1]["species"], "virginica");
+/// # Ok(()) }
+/// ```
+#[cfg(feature = "object-store")]
+#[cfg_attr(docsrs, doc(cfg(feature = "object-store")))]
+pub async fn read_object_rows(
+    store: &dyn crate::hooks::object_store::ObjectStore,
+    url: &str,
+    format: Option<FileFormat>,
+) -> crate::Result<Vec<serde_json::Map<String, serde_json::Value>>> {
+    const OP: &str = "formats.read_object_rows";
+    let (bucket, key) = crate::hooks::object_store::parse_s3_url(url)?;
+    let format = format
+        .or_else(|| FileFormat::from_key(&key))
+        .unwrap_or_default();
+    let name = |e: crate::Error| e.with("bucket", &bucket).with("key", &key);
+    let body = store.get_stream(&bucket, &key).await.map_err(name)?;
+    let rows = decode::read_rows(body, &format, key.ends_with(".gz"), OP)
+        .await
+        .map_err(name)?;
+    tracing::info!(%bucket, %key, format = format.name(), rows = rows.len(), "object rows read");
+    Ok(rows)
 }
 
 /// Splits a key into its stem and a known format suffix (`.csv`, `.csv.gz`,

@@ -1,4 +1,5 @@
-//! [`Dataset`]: named numeric features and a target, from query rows.
+//! [`Dataset`]: named numeric and categorical features and a target, from
+//! rows (a query's, an object's, Redis'), as [`Columns`] says.
 
 use serde_json::{Map, Value};
 
@@ -24,7 +25,7 @@ pub enum TargetKind {
 pub enum Target {
     /// Class labels encoded as indices into `classes`, which is sorted (as
     /// scikit-learn's `LabelEncoder` sorts: numerically when every label is a
-    /// number, else as text).
+    /// number — or text that parses as one, as a CSV cell is — else as text).
     Classes {
         /// The distinct labels, sorted; `y[i]` indexes it.
         classes: Vec<String>,
@@ -35,31 +36,117 @@ pub enum Target {
     Values(Vec<f64>),
 }
 
-/// Named numeric feature columns and a target, one row per sample.
+/// A categorical feature column: its name and each row's category (`None`
+/// for NULL).
 #[derive(Debug, Clone, PartialEq)]
-pub struct Dataset {
-    /// The feature columns' names, in the order of `x`'s columns.
-    pub features: Vec<String>,
-    /// The features; a NULL is `NaN`.
-    pub x: Matrix,
-    /// The target column's name.
-    pub target_name: String,
-    /// The target.
-    pub target: Target,
+pub struct Categorical {
+    /// The column's name.
+    pub name: String,
+    /// Each row's category.
+    pub values: Vec<Option<String>>,
 }
 
-impl Dataset {
-    /// Builds a dataset from rows (as `SqlHook::get_records` returns them):
-    /// `features` are read as numbers (a JSON number, or text that parses as
-    /// one; NULL is `NaN`), `target` as `kind` says. A missing column, a value
-    /// that is not a number, a NULL target or no row at all is an
+impl Categorical {
+    /// A column with no missing value.
+    pub fn new(
+        name: impl Into<String>,
+        values: impl IntoIterator<Item = impl Into<String>>,
+    ) -> Self {
+        Categorical {
+            name: name.into(),
+            values: values.into_iter().map(|v| Some(v.into())).collect(),
+        }
+    }
+
+    /// A column where `None` is a missing value.
+    pub fn from_options<S: Into<String>>(
+        name: impl Into<String>,
+        values: impl IntoIterator<Item = Option<S>>,
+    ) -> Self {
+        Categorical {
+            name: name.into(),
+            values: values.into_iter().map(|v| v.map(Into::into)).collect(),
+        }
+    }
+
+    fn select(&self, indices: &[usize]) -> Categorical {
+        Categorical {
+            name: self.name.clone(),
+            values: indices.iter().map(|&i| self.values[i].clone()).collect(),
+        }
+    }
+}
+
+/// Which columns of the rows make a [`Dataset`]: numeric features,
+/// categorical features, and the target.
+///
+/// ```
+/// use gust::ml::Columns;
+/// use serde_json::json;
+///
+/// let rows: Vec<_> = [
+///     json!({"age": 23, "occupation": "Scientist", "credit_score": "Good"}),
+///     json!({"age": "41", "occupation": null, "credit_score": "Poor"}),
+/// ]
+/// .iter()
+/// .map(|v| v.as_object().unwrap().clone())
+/// .collect();
+/// let data = Columns::new("credit_score")
+///     .numeric(["age"])
+///     .categorical(["occupation"])
+///     .read_rows(&rows)?;
+/// assert_eq!(data.x.row(1), &[41.0]);
+/// assert_eq!(data.categorical[0].values, [Some("Scientist".to_string()), None]);
+/// # Ok::<(), gust::Error>(())
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+pub struct Columns {
+    /// Numeric feature columns.
+    pub numeric: Vec<String>,
+    /// Categorical feature columns.
+    pub categorical: Vec<String>,
+    /// The target column.
+    pub target: String,
+    /// What the target holds.
+    pub kind: TargetKind,
+}
+
+impl Columns {
+    /// No feature yet, and `target` holding class labels.
+    pub fn new(target: impl Into<String>) -> Self {
+        Columns {
+            numeric: Vec::new(),
+            categorical: Vec::new(),
+            target: target.into(),
+            kind: TargetKind::Classes,
+        }
+    }
+
+    /// Adds numeric feature columns (a JSON number, or text that parses as
+    /// one; NULL is `NaN`).
+    pub fn numeric(mut self, columns: impl IntoIterator<Item = impl Into<String>>) -> Self {
+        self.numeric.extend(columns.into_iter().map(Into::into));
+        self
+    }
+
+    /// Adds categorical feature columns (any value, as text; NULL is
+    /// missing), for a pipeline's [`encoder`](super::pipeline::Pipeline::encoder).
+    pub fn categorical(mut self, columns: impl IntoIterator<Item = impl Into<String>>) -> Self {
+        self.categorical.extend(columns.into_iter().map(Into::into));
+        self
+    }
+
+    /// What the target holds (default: class labels).
+    pub fn target_kind(mut self, kind: TargetKind) -> Self {
+        self.kind = kind;
+        self
+    }
+
+    /// Reads `rows` (as `SqlHook::get_records`, an object's or Redis' rows
+    /// give them). A missing column, a value that is not a number in a
+    /// numeric column, a NULL target or no row at all is an
     /// [`ErrorKind::InvalidInput`] error naming the column and the row.
-    pub fn from_rows(
-        rows: &[Map<String, Value>],
-        features: &[&str],
-        target: &str,
-        kind: TargetKind,
-    ) -> Result<Self> {
+    pub fn read_rows(&self, rows: &[Map<String, Value>]) -> Result<Dataset> {
         let Some(first) = rows.first() else {
             return Err(Error::new(
                 ErrorKind::InvalidInput,
@@ -67,8 +154,14 @@ impl Dataset {
                 "no rows: the extract is empty",
             ));
         };
-        for column in features.iter().chain([&target]) {
-            if !first.contains_key(*column) {
+        let target = self.target.as_str();
+        for column in self
+            .numeric
+            .iter()
+            .chain(&self.categorical)
+            .chain([&self.target])
+        {
+            if !first.contains_key(column) {
                 let mut have: Vec<&str> = first.keys().map(String::as_str).collect();
                 have.truncate(20);
                 return Err(Error::new(
@@ -79,14 +172,16 @@ impl Dataset {
                 .with("column", column));
             }
         }
-        let mut data = Vec::with_capacity(rows.len() * features.len());
-        for (i, row) in rows.iter().enumerate() {
-            for &column in features {
-                data.push(number(row.get(column), column, i)?);
-            }
-        }
-        let x = Matrix::new(rows.len(), features.len(), data)?;
-        let target_values = match kind {
+        let x = numeric_matrix(rows, &self.numeric)?;
+        let categorical = self
+            .categorical
+            .iter()
+            .map(|c| Categorical {
+                name: c.clone(),
+                values: rows.iter().map(|r| category(r.get(c))).collect(),
+            })
+            .collect();
+        let target_values = match self.kind {
             TargetKind::Values => Target::Values(
                 rows.iter()
                     .enumerate()
@@ -102,7 +197,7 @@ impl Dataset {
                     .enumerate()
                     .map(|(i, r)| match r.get(target) {
                         None | Some(Value::Null) => Err(null_target(target, i)),
-                        Some(Value::String(s)) => Ok((s.clone(), None)),
+                        Some(Value::String(s)) => Ok((s.clone(), s.trim().parse::<f64>().ok())),
                         Some(Value::Number(n)) => Ok((n.to_string(), n.as_f64())),
                         Some(other) => Ok((other.to_string(), None)),
                     })
@@ -111,11 +206,69 @@ impl Dataset {
             }
         };
         Ok(Dataset {
-            features: features.iter().map(|s| s.to_string()).collect(),
+            features: self.numeric.clone(),
             x,
-            target_name: target.to_string(),
+            categorical,
+            target_name: self.target.clone(),
             target: target_values,
         })
+    }
+}
+
+/// The numeric `columns` of `rows` as a matrix; a missing column in a row
+/// or a NULL is `NaN`.
+pub(crate) fn numeric_matrix(rows: &[Map<String, Value>], columns: &[String]) -> Result<Matrix> {
+    let mut data = Vec::with_capacity(rows.len() * columns.len());
+    for (i, row) in rows.iter().enumerate() {
+        for column in columns {
+            data.push(number(row.get(column), column, i)?);
+        }
+    }
+    Matrix::new(rows.len(), columns.len(), data)
+}
+
+/// A categorical value as text: a string as it is, a number or boolean as
+/// JSON writes it, NULL (or no value) as missing.
+pub(crate) fn category(value: Option<&Value>) -> Option<String> {
+    match value {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) => Some(s.clone()),
+        Some(other) => Some(other.to_string()),
+    }
+}
+
+/// Named numeric and categorical feature columns and a target, one row per
+/// sample.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Dataset {
+    /// The numeric feature columns' names, in the order of `x`'s columns.
+    pub features: Vec<String>,
+    /// The numeric features; a NULL is `NaN`.
+    pub x: Matrix,
+    /// The categorical feature columns (empty when there are none).
+    pub categorical: Vec<Categorical>,
+    /// The target column's name.
+    pub target_name: String,
+    /// The target.
+    pub target: Target,
+}
+
+impl Dataset {
+    /// Builds a dataset of numeric features from rows (as
+    /// `SqlHook::get_records` returns them): `features` are read as numbers
+    /// (a JSON number, or text that parses as one; NULL is `NaN`), `target` as
+    /// `kind` says. The same as [`Columns::read_rows`], which also takes
+    /// categorical columns.
+    pub fn from_rows(
+        rows: &[Map<String, Value>],
+        features: &[&str],
+        target: &str,
+        kind: TargetKind,
+    ) -> Result<Self> {
+        Columns::new(target)
+            .numeric(features.iter().copied())
+            .target_kind(kind)
+            .read_rows(rows)
     }
 
     /// The number of rows.
@@ -155,6 +308,7 @@ impl Dataset {
         Dataset {
             features: self.features.clone(),
             x: self.x.select_rows(indices),
+            categorical: self.categorical.iter().map(|c| c.select(indices)).collect(),
             target_name: self.target_name.clone(),
             target,
         }
@@ -182,7 +336,7 @@ fn null_target(target: &str, row: usize) -> Error {
 }
 
 /// A feature value as a number: a JSON number, text that parses as one, or
-/// `NaN` for NULL.
+/// `NaN` for NULL and empty text.
 fn number(value: Option<&Value>, column: &str, row: usize) -> Result<f64> {
     let bad = |v: &Value| {
         let mut text = v.to_string();
@@ -205,6 +359,8 @@ fn number(value: Option<&Value>, column: &str, row: usize) -> Result<f64> {
         None | Some(Value::Null) => Ok(f64::NAN),
         Some(Value::Number(n)) => n.as_f64().ok_or_else(|| bad(&Value::Number(n.clone()))),
         Some(Value::Bool(b)) => Ok(f64::from(u8::from(*b))),
+        // An empty cell is missing, as pandas reads an empty CSV field.
+        Some(Value::String(s)) if s.trim().is_empty() => Ok(f64::NAN),
         Some(v @ Value::String(s)) => s.trim().parse::<f64>().map_err(|_| bad(v)),
         Some(other) => Err(bad(other)),
     }

@@ -47,13 +47,19 @@ impl MlflowFlavor for FittedPipeline {
 }
 
 impl FittedPipeline {
-    /// The model's MLflow signature: a `double` column per feature, and a
-    /// `string` label (classifier) or a `double` value (regressor).
+    /// The model's MLflow signature: a `double` column per numeric feature, a
+    /// `string` column per categorical one, and a `string` label
+    /// (classifier) or a `double` value (regressor).
     pub fn signature(&self) -> ModelSignature {
         let inputs: Vec<(&str, ColType)> = self
             .features
             .iter()
             .map(|f| (f.as_str(), ColType::Double))
+            .chain(
+                self.categorical
+                    .iter()
+                    .map(|c| (c.as_str(), ColType::String)),
+            )
             .collect();
         let output = if self.classes.is_some() {
             ColType::String

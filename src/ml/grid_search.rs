@@ -192,10 +192,7 @@ impl GridSearch {
                         let Some(&(c, f)) = jobs.get(k) else { break };
                         let started = Instant::now();
                         let (train, test) = &folds[f];
-                        let pipeline = Pipeline {
-                            steps: self.pipeline.steps.clone(),
-                            estimator: candidates[c].1.clone(),
-                        };
+                        let pipeline = self.pipeline.with_estimator(candidates[c].1.clone());
                         let train_set = data.select(train);
                         let test_set = data.select(test);
                         let result = pipeline
@@ -259,10 +256,9 @@ impl GridSearch {
             .iter()
             .position(|r| r.rank_test_score == 1)
             .unwrap_or(0);
-        let best_pipeline = Pipeline {
-            steps: self.pipeline.steps.clone(),
-            estimator: results[best_index].estimator.clone(),
-        };
+        let best_pipeline = self
+            .pipeline
+            .with_estimator(results[best_index].estimator.clone());
         let best = best_pipeline.fit(data)?;
         let best_score = results[best_index].mean_test_score;
         let best_params = Value::Object(results[best_index].params.clone());

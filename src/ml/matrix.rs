@@ -49,6 +49,32 @@ impl Matrix {
         })
     }
 
+    /// `self`'s columns, then `other`'s, row by row (an error when the row
+    /// counts differ).
+    pub fn hstack(&self, other: &Matrix) -> Result<Matrix> {
+        if self.rows != other.rows {
+            return Err(Error::new(
+                ErrorKind::InvalidInput,
+                "ml.matrix",
+                format!(
+                    "{} rows cannot be put beside {} rows",
+                    other.rows, self.rows
+                ),
+            ));
+        }
+        let cols = self.cols + other.cols;
+        let mut data = Vec::with_capacity(self.rows * cols);
+        for i in 0..self.rows {
+            data.extend_from_slice(self.row(i));
+            data.extend_from_slice(other.row(i));
+        }
+        Ok(Matrix {
+            rows: self.rows,
+            cols,
+            data,
+        })
+    }
+
     /// The number of rows.
     pub fn rows(&self) -> usize {
         self.rows

@@ -1,7 +1,8 @@
 //! Machine learning building blocks with scikit-learn's semantics (feature
-//! `ml`): a [`Dataset`] built from query rows, train/test splits and
+//! `ml`): a [`Dataset`] of numeric and categorical columns built from rows
+//! ([`Columns`]; a query's, an object's or Redis'), train/test splits and
 //! cross-validation folds ([`split`]), an imputer and scalers
-//! ([`preprocessing`]), metrics ([`metrics`]), smartcore's estimators as
+//! ([`preprocessing`]), one-hot and ordinal encoders ([`encoding`]), metrics ([`metrics`]), smartcore's estimators as
 //! serializable values ([`estimator`]), a [`Pipeline`](pipeline::Pipeline) of
 //! transformers and an estimator, and a cross-validated
 //! [`GridSearch`](grid_search::GridSearch).
@@ -36,6 +37,7 @@
 //! ```
 
 mod dataset;
+pub mod encoding;
 pub mod estimator;
 #[cfg(feature = "mlflow")]
 mod flavor;
@@ -46,7 +48,7 @@ pub mod pipeline;
 pub mod preprocessing;
 pub mod split;
 
-pub use dataset::{Dataset, Target, TargetKind};
+pub use dataset::{Categorical, Columns, Dataset, Target, TargetKind};
 #[cfg(feature = "mlflow")]
 pub use flavor::PIPELINE_FLAVOR;
 pub use matrix::Matrix;

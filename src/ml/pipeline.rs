@@ -3,6 +3,10 @@
 
 use serde::{Deserialize, Serialize};
 
+use serde_json::{Map, Value};
+
+use super::dataset::{Categorical, category, numeric_matrix};
+use super::encoding::{Encoder, FittedEncoder};
 use super::estimator::{Estimator, Model, Prediction};
 use super::metrics::{self, Average, Metric};
 use super::preprocessing::{
@@ -111,8 +115,12 @@ impl FittedStep {
 /// ```
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Pipeline {
-    /// The transformers, in order.
+    /// The transformers of the numeric columns, in order.
     pub steps: Vec<Step>,
+    /// The encoder of the categorical columns, whose output goes beside the
+    /// transformed numeric columns.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub encoder: Option<Encoder>,
     /// The estimator at the end.
     pub estimator: Estimator,
 }
@@ -122,61 +130,120 @@ impl Pipeline {
     pub fn new(estimator: Estimator) -> Self {
         Pipeline {
             steps: Vec::new(),
+            encoder: None,
             estimator,
         }
     }
 
-    /// Adds a transformer step after the others.
+    /// Adds a transformer step of the numeric columns after the others.
     pub fn step(mut self, step: impl Into<Step>) -> Self {
         self.steps.push(step.into());
         self
     }
 
-    /// Fits every step on the dataset (each on the previous one's output),
-    /// then the estimator.
+    /// Encodes the dataset's categorical columns with `encoder`; their
+    /// columns go after the numeric ones, which the steps transformed
+    /// (scikit-learn's `ColumnTransformer`). A dataset with categorical
+    /// columns needs one.
+    pub fn encoder(mut self, encoder: impl Into<Encoder>) -> Self {
+        self.encoder = Some(encoder.into());
+        self
+    }
+
+    /// The same pipeline with another estimator (a grid search's candidate).
+    pub(crate) fn with_estimator(&self, estimator: Estimator) -> Pipeline {
+        Pipeline {
+            steps: self.steps.clone(),
+            encoder: self.encoder.clone(),
+            estimator,
+        }
+    }
+
+    /// Fits every step on the dataset's numeric columns (each on the previous
+    /// one's output), the encoder on its categorical columns, then the
+    /// estimator on both.
     pub fn fit(&self, data: &Dataset) -> Result<FittedPipeline> {
         let classes = match &data.target {
             Target::Classes { classes, .. } => Some(classes.clone()),
             Target::Values(_) => None,
         };
-        self.fit_parts(&data.x, &data.target, data.features.clone(), classes)
-    }
-
-    pub(crate) fn fit_parts(
-        &self,
-        x: &Matrix,
-        target: &Target,
-        features: Vec<String>,
-        classes: Option<Vec<String>>,
-    ) -> Result<FittedPipeline> {
-        let mut x = x.clone();
+        let mut x = data.x.clone();
         let mut steps = Vec::with_capacity(self.steps.len());
         for step in &self.steps {
             let fitted = step.fit(&x)?;
             x = fitted.transform(&x)?;
             steps.push(fitted);
         }
-        let model = self.estimator.fit(&x, target)?;
+        let encoder = match (&self.encoder, data.categorical.is_empty()) {
+            (_, true) => None,
+            (Some(e), false) => {
+                let fitted = e.fit(&data.categorical)?;
+                x = x.hstack(&fitted.transform(&data.categorical)?)?;
+                Some(fitted)
+            }
+            (None, false) => {
+                let names: Vec<&str> = data.categorical.iter().map(|c| c.name.as_str()).collect();
+                return Err(Error::new(
+                    ErrorKind::InvalidInput,
+                    OP,
+                    format!(
+                        "the categorical columns {names:?} need an encoder: \
+                         Pipeline::encoder(OneHotEncoder::new()) or OrdinalEncoder"
+                    ),
+                ));
+            }
+        };
+        let model = self.estimator.fit(&x, &data.target)?;
         Ok(FittedPipeline {
-            features,
+            features: data.features.clone(),
+            categorical: data.categorical.iter().map(|c| c.name.clone()).collect(),
             classes,
             pipeline: self.clone(),
             steps,
+            encoder,
             model,
         })
     }
 }
 
+/// A [`FittedPipeline`]'s predictions for rows (see
+/// [`FittedPipeline::predict_rows`]), shaped for a JSON response.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+#[non_exhaustive]
+pub enum Predictions {
+    /// A classifier's.
+    Classes {
+        /// Each row's class label.
+        labels: Vec<String>,
+        /// The class labels, in the order of each row's probabilities.
+        classes: Vec<String>,
+        /// Each row's class probabilities, where the estimator gives them.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        probabilities: Option<Vec<Vec<f64>>>,
+    },
+    /// A regressor's.
+    Values {
+        /// Each row's predicted value.
+        values: Vec<f64>,
+    },
+}
+
 /// A fitted [`Pipeline`]: what is logged as the model and served.
 #[derive(Debug, Serialize, Deserialize)]
 pub struct FittedPipeline {
-    /// The feature columns it takes, in order.
+    /// The numeric feature columns it takes, in order.
     pub features: Vec<String>,
+    /// The categorical feature columns it takes, in order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub categorical: Vec<String>,
     /// The class labels its class indices stand for (`None` for a regressor).
     pub classes: Option<Vec<String>>,
     /// The unfitted pipeline (its steps' and estimator's parameters).
     pub pipeline: Pipeline,
     steps: Vec<FittedStep>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    encoder: Option<FittedEncoder>,
     model: Model,
 }
 
@@ -191,17 +258,49 @@ impl FittedPipeline {
         &self.model
     }
 
-    /// `x` through every step.
+    /// The fitted encoder of the categorical columns, if any.
+    pub fn encoder(&self) -> Option<&FittedEncoder> {
+        self.encoder.as_ref()
+    }
+
+    /// Every column it takes: the numeric ones, then the categorical ones.
+    pub fn input_columns(&self) -> Vec<&str> {
+        self.features
+            .iter()
+            .chain(&self.categorical)
+            .map(String::as_str)
+            .collect()
+    }
+
+    /// The numeric `x` through every step (for a pipeline without
+    /// categorical columns; see [`transform_columns`](Self::transform_columns)).
     pub fn transform(&self, x: &Matrix) -> Result<Matrix> {
+        self.transform_columns(x, &[])
+    }
+
+    /// The numeric `x` through every step, beside the encoded categorical
+    /// `columns`: what the estimator takes.
+    pub fn transform_columns(&self, x: &Matrix, columns: &[Categorical]) -> Result<Matrix> {
         if x.cols() != self.features.len() {
             return Err(Error::new(
                 ErrorKind::InvalidInput,
                 OP,
                 format!(
-                    "the input has {} columns where the model takes {}: {:?}",
+                    "the input has {} numeric columns where the model takes {}: {:?}",
                     x.cols(),
                     self.features.len(),
                     self.features
+                ),
+            ));
+        }
+        let names: Vec<&str> = columns.iter().map(|c| c.name.as_str()).collect();
+        if names != self.categorical {
+            return Err(Error::new(
+                ErrorKind::InvalidInput,
+                OP,
+                format!(
+                    "the input's categorical columns are {names:?} where the model takes {:?}",
+                    self.categorical
                 ),
             ));
         }
@@ -209,7 +308,63 @@ impl FittedPipeline {
         for step in &self.steps {
             x = step.transform(&x)?;
         }
-        Ok(x)
+        match &self.encoder {
+            Some(e) if !columns.is_empty() => x.hstack(&e.transform(columns)?),
+            _ => Ok(x),
+        }
+    }
+
+    /// Predicts each of `rows` (JSON objects, as a request body or
+    /// `get_records` gives them): class labels and probabilities, or values.
+    /// Rows lacking a column the model takes are an
+    /// [`ErrorKind::InvalidInput`] error naming every missing column (with
+    /// `columns` in its context); extra columns are ignored, as MLflow's
+    /// schema enforcement ignores them.
+    pub fn predict_rows(&self, rows: &[Map<String, Value>]) -> Result<Predictions> {
+        let mut missing: Vec<&str> = Vec::new();
+        for column in self.input_columns() {
+            if rows.iter().any(|r| !r.contains_key(column)) {
+                missing.push(column);
+            }
+        }
+        if !missing.is_empty() {
+            return Err(Error::new(
+                ErrorKind::InvalidInput,
+                OP,
+                format!(
+                    "the rows lack the columns {missing:?}; the model takes {:?}",
+                    self.input_columns()
+                ),
+            )
+            .with("columns", missing.join(",")));
+        }
+        let x = numeric_matrix(rows, &self.features)?;
+        let columns: Vec<Categorical> = self
+            .categorical
+            .iter()
+            .map(|c| Categorical {
+                name: c.clone(),
+                values: rows.iter().map(|r| category(r.get(c))).collect(),
+            })
+            .collect();
+        let x = self.transform_columns(&x, &columns)?;
+        let predicted = self.model.predict(&x)?;
+        match (predicted, &self.classes) {
+            (Prediction::Classes(c), Some(classes)) => Ok(Predictions::Classes {
+                labels: c
+                    .into_iter()
+                    .map(|k| classes.get(k).cloned().unwrap_or_default())
+                    .collect(),
+                classes: classes.clone(),
+                probabilities: self.model.predict_proba(&x)?,
+            }),
+            (Prediction::Values(values), _) => Ok(Predictions::Values { values }),
+            (Prediction::Classes(_), None) => Err(Error::new(
+                ErrorKind::InvalidInput,
+                OP,
+                "the model predicts classes but knows no class labels",
+            )),
+        }
     }
 
     /// Predicts each row (class indices, or values).
@@ -239,16 +394,14 @@ impl FittedPipeline {
 
     /// The metric of the model's predictions on `data`.
     pub fn score(&self, data: &Dataset, metric: Metric) -> Result<f64> {
-        self.score_parts(&data.x, &data.target, metric)
-    }
-
-    pub(crate) fn score_parts(&self, x: &Matrix, target: &Target, metric: Metric) -> Result<f64> {
+        let x = self.transform_columns(&data.x, &data.categorical)?;
+        let target = &data.target;
         let needs_proba = matches!(
             metric,
             Metric::RocAuc | Metric::RocAucOvrMacro | Metric::LogLoss
         );
         let proba = if needs_proba {
-            match self.predict_proba(x)? {
+            match self.model.predict_proba(&x)? {
                 Some(p) => Some(p),
                 None => {
                     return Err(Error::new(
@@ -265,7 +418,7 @@ impl FittedPipeline {
         } else {
             None
         };
-        let predicted = self.predict(x)?;
+        let predicted = self.model.predict(&x)?;
         score(metric, target, &predicted, proba.as_deref())
     }
 }

@@ -1,19 +1,22 @@
-//! [`TrainModel`] and [`RegisterModel`] (features `ml` and `mlflow`, with a
-//! SQL feature): seed 000's "train, log to MLflow, register, promote" as two
-//! operators.
+//! [`TrainModel`] and [`RegisterModel`] (features `ml` and `mlflow`; each
+//! training source with its own feature): seed 000's "train, log to MLflow,
+//! register, promote" as two operators.
 //!
-//! `TrainModel` reads a templated query's rows into a
-//! [`Dataset`], holds out a test set, fits a
+//! `TrainModel` reads rows — a templated query's, an object's, Redis' or an
+//! upstream task's ([`TrainingData`]) — into a [`Dataset`] of numeric and
+//! categorical [`Columns`], holds out a test set, fits a
 //! [`Pipeline`] or runs a [`GridSearch`] on the rest, scores the test set, and
 //! logs one MLflow run: the parameters, the metrics, the fitted pipeline as
-//! the model (flavor `gust_pipeline`, with its signature), and for a grid
+//! the model (flavor `gust_pipeline`, with its signature and an input
+//! example), and for a grid
 //! search what `mlflow.sklearn` autologging logs for `GridSearchCV` — the
 //! `best_<param>`s, `best_cv_score`, `cv_results.csv`, and a child run per
 //! candidate tagged `mlflow.parentRunId`. XCom: `run_id`, `experiment_id`,
 //! `model_uri`, `metrics`, `rows`.
 //!
 //! `RegisterModel` registers a run's model as the next version of a
-//! registered model, waits until it is `READY`, and moves an alias
+//! registered model, waits until it is `READY`, sets its tags and
+//! description, and moves an alias
 //! (`champion`) to it only when its metric beats the current holder's. XCom:
 //! `name`, `version`, `promoted`, `reason`.
 //!
@@ -22,7 +25,8 @@
 //! use gust::ml::metrics::Metric;
 //! use gust::ml::pipeline::Pipeline;
 //! use gust::ml::preprocessing::RobustScaler;
-//! use gust::operators::ml::{RegisterModel, TrainModel};
+//! use gust::ml::Columns;
+//! use gust::operators::ml::{RegisterModel, TrainModel, TrainingData};
 //! use gust::prelude::*;
 //!
 //! # fn demo() -> gust::Result<()> {
@@ -30,9 +34,9 @@
 //! let train = dag.add(Task::new(
 //!     "train",
 //!     TrainModel::new(
-//!         "SELECT * FROM iris_data",
-//!         ["sepal_length", "sepal_width", "petal_length", "petal_width"],
-//!         "species",
+//!         TrainingData::query("SELECT * FROM iris_data"),
+//!         Columns::new("species")
+//!             .numeric(["sepal_length", "sepal_width", "petal_length", "petal_width"]),
 //!         Pipeline::new(Estimator::random_forest_classifier()).step(RobustScaler::new()),
 //!     )
 //!     .experiment("iris_experiment")
@@ -46,6 +50,7 @@
 //! # Ok(()) }
 //! ```
 
+#[cfg(any(feature = "postgres", feature = "mysql", feature = "sqlite"))]
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -54,13 +59,19 @@ use serde_json::{Map, Value, json};
 
 use crate::context::Context;
 use crate::error::{Error, ErrorKind, Result};
-use crate::hooks::mlflow::{Metric as MlflowMetric, MlflowHook, Param, RunTag};
+use crate::hooks::mlflow::{
+    InputExample, Metric as MlflowMetric, MlflowHook, ModelMeta, Param, RunTag,
+};
+#[cfg(feature = "redis")]
+use crate::hooks::redis::RedisHook;
+#[cfg(any(feature = "postgres", feature = "mysql", feature = "sqlite"))]
 use crate::hooks::sql::{Parameters, SqlHook};
 use crate::ml::grid_search::{Candidate, GridSearch};
 use crate::ml::metrics::Metric;
 use crate::ml::pipeline::{FittedPipeline, Pipeline};
 use crate::ml::split::Split;
-use crate::ml::{Dataset, TargetKind};
+use crate::ml::{Columns, Dataset, TargetKind};
+#[cfg(any(feature = "postgres", feature = "mysql", feature = "sqlite"))]
 use crate::operators::sql::resolve_hook;
 use crate::task::Operator;
 
@@ -126,15 +137,108 @@ fn tag(key: &str, value: impl Into<String>) -> RunTag {
     }
 }
 
+/// Where [`TrainModel`] reads its rows. Each source gives rows as JSON
+/// objects, which [`Columns`] turns into a [`Dataset`].
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub enum TrainingData {
+    /// A templated query (inline, or a `.sql` file) on the SQL connection
+    /// (default `sql_default`).
+    #[cfg(any(feature = "postgres", feature = "mysql", feature = "sqlite"))]
+    #[cfg_attr(
+        docsrs,
+        doc(cfg(any(feature = "postgres", feature = "mysql", feature = "sqlite")))
+    )]
+    Query(String),
+    /// A templated object URL (`s3://bucket/key`): CSV, JSON Lines or
+    /// Parquet, in `format` or the one the key's suffix names (see
+    /// [`read_object_rows`](crate::formats::read_object_rows)); from
+    /// `aws_default` unless [`TrainModel::aws_conn_id`] or
+    /// [`TrainModel::with_store`] says otherwise.
+    #[cfg(feature = "object-store")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "object-store")))]
+    Object {
+        /// The object's URL (templated).
+        url: String,
+        /// Its format, when the key's suffix does not say.
+        format: Option<crate::formats::FileFormat>,
+    },
+    /// JSON rows under `{prefix}:0`, `{prefix}:1`, … read until one is
+    /// missing (seed 000's `row:{index}`; the prefix is templated), from
+    /// `redis_default` unless [`TrainModel::redis_conn_id`] or
+    /// [`TrainModel::with_redis`] says otherwise.
+    #[cfg(feature = "redis")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
+    Redis(String),
+    /// The rows an upstream task returned: its XCom is an array of objects,
+    /// or an object whose `rows` is one.
+    Upstream(String),
+}
+
+impl TrainingData {
+    /// The rows of a templated query (inline or a `.sql` file).
+    #[cfg(any(feature = "postgres", feature = "mysql", feature = "sqlite"))]
+    #[cfg_attr(
+        docsrs,
+        doc(cfg(any(feature = "postgres", feature = "mysql", feature = "sqlite")))
+    )]
+    pub fn query(sql: impl Into<String>) -> Self {
+        TrainingData::Query(sql.into())
+    }
+
+    /// The rows of the object at a templated `s3://bucket/key` URL, in the
+    /// format its suffix names.
+    #[cfg(feature = "object-store")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "object-store")))]
+    pub fn object(url: impl Into<String>) -> Self {
+        TrainingData::Object {
+            url: url.into(),
+            format: None,
+        }
+    }
+
+    /// The rows of the object at a templated URL, in `format`.
+    #[cfg(feature = "object-store")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "object-store")))]
+    pub fn object_in(
+        url: impl Into<String>,
+        format: impl Into<crate::formats::FileFormat>,
+    ) -> Self {
+        TrainingData::Object {
+            url: url.into(),
+            format: Some(format.into()),
+        }
+    }
+
+    /// The JSON rows under `{prefix}:0`, `{prefix}:1`, … (the prefix is
+    /// templated).
+    #[cfg(feature = "redis")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
+    pub fn redis(prefix: impl Into<String>) -> Self {
+        TrainingData::Redis(prefix.into())
+    }
+
+    /// The rows task `task_id` returned.
+    pub fn upstream(task_id: impl Into<String>) -> Self {
+        TrainingData::Upstream(task_id.into())
+    }
+}
+
 /// Trains a model and logs it to MLflow; see the [module docs](self).
 #[derive(Clone)]
 pub struct TrainModel {
-    query: String,
+    data: TrainingData,
+    columns: Columns,
+    #[cfg(any(feature = "postgres", feature = "mysql", feature = "sqlite"))]
     sql_conn_id: String,
+    #[cfg(any(feature = "postgres", feature = "mysql", feature = "sqlite"))]
     sql_hook: Option<Arc<dyn SqlHook>>,
-    features: Vec<String>,
-    target: String,
-    kind: TargetKind,
+    #[cfg(feature = "object-store")]
+    source: crate::operators::s3::Source,
+    #[cfg(feature = "redis")]
+    redis_conn_id: String,
+    #[cfg(feature = "redis")]
+    redis: Option<RedisHook>,
     trainer: Trainer,
     split: Option<Split>,
     metrics: Vec<Metric>,
@@ -144,15 +248,17 @@ pub struct TrainModel {
     mlflow: Option<MlflowHook>,
     artifact_path: String,
     child_runs: usize,
+    example_rows: usize,
 }
+
+#[cfg(feature = "object-store")]
+crate::operators::s3::store_builders!(TrainModel);
 
 impl std::fmt::Debug for TrainModel {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("TrainModel")
-            .field("query", &self.query)
-            .field("sql_conn_id", &self.sql_conn_id)
-            .field("features", &self.features)
-            .field("target", &self.target)
+            .field("data", &self.data)
+            .field("columns", &self.columns)
             .field("trainer", &self.trainer)
             .field("split", &self.split)
             .field("metrics", &self.metrics)
@@ -162,24 +268,25 @@ impl std::fmt::Debug for TrainModel {
 }
 
 impl TrainModel {
-    /// Trains `trainer` on the rows of `query` (templated; inline or a `.sql`
-    /// file) from `sql_default`: `features` as numbers, `target` as class
-    /// labels. By default 20 % of the rows (stratified, seed 42) are held out
-    /// and scored with accuracy and macro F1 (RMSE, MAE and R² for values),
-    /// and the run goes to experiment `Default` on `mlflow_default`.
-    pub fn new(
-        query: impl Into<String>,
-        features: impl IntoIterator<Item = impl Into<String>>,
-        target: impl Into<String>,
-        trainer: impl Into<Trainer>,
-    ) -> Self {
+    /// Trains `trainer` on the rows of `data`, read as `columns` say. By
+    /// default 20 % of the rows (stratified for classes, seed 42) are held
+    /// out and scored with accuracy and macro F1 (RMSE, MAE and R² for
+    /// values), the first 5 training rows are logged as the model's input
+    /// example, and the run goes to experiment `Default` on `mlflow_default`.
+    pub fn new(data: TrainingData, columns: Columns, trainer: impl Into<Trainer>) -> Self {
         TrainModel {
-            query: query.into(),
+            data,
+            columns,
+            #[cfg(any(feature = "postgres", feature = "mysql", feature = "sqlite"))]
             sql_conn_id: "sql_default".to_string(),
+            #[cfg(any(feature = "postgres", feature = "mysql", feature = "sqlite"))]
             sql_hook: None,
-            features: features.into_iter().map(Into::into).collect(),
-            target: target.into(),
-            kind: TargetKind::Classes,
+            #[cfg(feature = "object-store")]
+            source: Default::default(),
+            #[cfg(feature = "redis")]
+            redis_conn_id: crate::hooks::redis::DEFAULT_CONN_ID.to_string(),
+            #[cfg(feature = "redis")]
+            redis: None,
             trainer: trainer.into(),
             split: Some(Split::new(0.2).seed(42)),
             metrics: Vec::new(),
@@ -189,24 +296,38 @@ impl TrainModel {
             mlflow: None,
             artifact_path: "model".to_string(),
             child_runs: usize::MAX,
+            example_rows: 5,
         }
     }
 
-    /// Whether the target holds class labels (default) or values.
-    pub fn target_kind(mut self, kind: TargetKind) -> Self {
-        self.kind = kind;
-        self
-    }
-
-    /// The connection the query runs on (default `sql_default`).
+    /// The connection a [`TrainingData::Query`] runs on (default
+    /// `sql_default`).
+    #[cfg(any(feature = "postgres", feature = "mysql", feature = "sqlite"))]
     pub fn sql_conn_id(mut self, conn_id: impl Into<String>) -> Self {
         self.sql_conn_id = conn_id.into();
         self
     }
 
-    /// Uses this hook instead of a connection.
+    /// Runs a [`TrainingData::Query`] on this hook instead of a connection.
+    #[cfg(any(feature = "postgres", feature = "mysql", feature = "sqlite"))]
     pub fn with_sql_hook(mut self, hook: Arc<dyn SqlHook>) -> Self {
         self.sql_hook = Some(hook);
+        self
+    }
+
+    /// The connection [`TrainingData::Redis`] reads from (default
+    /// `redis_default`).
+    #[cfg(feature = "redis")]
+    pub fn redis_conn_id(mut self, conn_id: impl Into<String>) -> Self {
+        self.redis_conn_id = conn_id.into();
+        self
+    }
+
+    /// Reads [`TrainingData::Redis`] with this hook instead of a connection.
+    #[cfg(feature = "redis")]
+    pub fn with_redis(mut self, hook: RedisHook) -> Self {
+        self.redis_conn_id = hook.conn_id().to_string();
+        self.redis = Some(hook);
         self
     }
 
@@ -260,13 +381,119 @@ impl TrainModel {
         self
     }
 
+    /// How many training rows are logged as the model's input example
+    /// (default 5, as MLflow's autologging; `0` for none).
+    pub fn input_example_rows(mut self, n: usize) -> Self {
+        self.example_rows = n;
+        self
+    }
+
     fn default_metrics(&self) -> Vec<Metric> {
-        match (self.metrics.is_empty(), self.kind) {
+        match (self.metrics.is_empty(), self.columns.kind) {
             (false, _) => self.metrics.clone(),
             (true, TargetKind::Values) => vec![Metric::Rmse, Metric::Mae, Metric::R2],
             (true, _) => vec![Metric::Accuracy, Metric::F1Macro],
         }
     }
+
+    /// The rows of [`TrainingData`], and what to name in an error about them.
+    async fn rows(
+        &self,
+        ctx: &Context,
+    ) -> Result<(Vec<Map<String, Value>>, (&'static str, String))> {
+        match &self.data {
+            #[cfg(any(feature = "postgres", feature = "mysql", feature = "sqlite"))]
+            TrainingData::Query(sql) => {
+                let query = ctx.render(sql)?;
+                let hook =
+                    resolve_hook(ctx, self.sql_hook.as_ref(), &self.sql_conn_id, None).await?;
+                let rows = hook.get_records(&query, Parameters::None).await?;
+                Ok((rows, ("conn_id", hook.conn_id().to_string())))
+            }
+            #[cfg(feature = "object-store")]
+            TrainingData::Object { url, format } => {
+                let url = ctx.render_inline(url)?;
+                let store = self
+                    .source
+                    .resolve(ctx, crate::operators::s3::S3Settings::default())
+                    .await?;
+                let rows =
+                    crate::formats::read_object_rows(store.as_ref(), &url, format.clone()).await?;
+                Ok((rows, ("object", url)))
+            }
+            #[cfg(feature = "redis")]
+            TrainingData::Redis(prefix) => {
+                let prefix = ctx.render_inline(prefix)?;
+                let hook = match &self.redis {
+                    Some(h) => h.clone(),
+                    None => {
+                        RedisHook::from_connection(&ctx.connection(&self.redis_conn_id)?).await?
+                    }
+                };
+                let rows = hook.get_rows_json::<Map<String, Value>>(&prefix).await?;
+                Ok((rows, ("redis_prefix", prefix)))
+            }
+            TrainingData::Upstream(task) => {
+                let xcom = ctx.xcom_pull(task).ok_or_else(|| {
+                    Error::new(
+                        ErrorKind::NotFound,
+                        TRAIN,
+                        format!("task {task:?} left no XCom to train on"),
+                    )
+                })?;
+                let rows = match xcom.get("rows").unwrap_or(&xcom) {
+                    Value::Array(items) => items
+                        .iter()
+                        .map(|r| r.as_object().cloned())
+                        .collect::<Option<Vec<_>>>(),
+                    _ => None,
+                }
+                .ok_or_else(|| {
+                    Error::new(
+                        ErrorKind::InvalidInput,
+                        TRAIN,
+                        format!(
+                            "the XCom of task {task:?} is not rows: an array of objects, \
+                             or an object whose `rows` is one"
+                        ),
+                    )
+                })?;
+                Ok((rows, ("upstream", task.clone())))
+            }
+        }
+    }
+}
+
+/// The first `n` rows of `data` as an MLflow input example: the numeric
+/// columns as numbers (`null` for NaN), the categorical ones as text.
+fn input_example(data: &Dataset, n: usize) -> Option<InputExample> {
+    if n == 0 || data.is_empty() {
+        return None;
+    }
+    let columns = data
+        .features
+        .iter()
+        .chain(data.categorical.iter().map(|c| &c.name))
+        .cloned()
+        .collect();
+    let rows = (0..n.min(data.len()))
+        .map(|i| {
+            data.x
+                .row(i)
+                .iter()
+                .map(|&v| serde_json::Number::from_f64(v).map_or(Value::Null, Value::Number))
+                .chain(
+                    data.categorical
+                        .iter()
+                        .map(|c| c.values[i].clone().map_or(Value::Null, Value::String)),
+                )
+                .collect()
+        })
+        .collect();
+    Some(InputExample {
+        columns,
+        data: rows,
+    })
 }
 
 /// The outcome of fitting: the model, and a grid search's candidates.
@@ -278,23 +505,23 @@ struct Trained {
 #[async_trait]
 impl Operator for TrainModel {
     async fn execute(&self, ctx: &Context) -> Result<Value> {
-        let query = ctx.render(&self.query)?;
         let experiment = ctx.render_inline(&self.experiment)?;
         let run_name = self
             .run_name
             .as_ref()
             .map(|n| ctx.render_inline(n))
             .transpose()?;
-        let hook = resolve_hook(ctx, self.sql_hook.as_ref(), &self.sql_conn_id, None).await?;
-        let rows = hook.get_records(&query, Parameters::None).await?;
-        let features: Vec<&str> = self.features.iter().map(String::as_str).collect();
-        let data = Dataset::from_rows(&rows, &features, &self.target, self.kind)
-            .map_err(|e| e.with_operation(TRAIN).with("conn_id", hook.conn_id()))?;
+        let (rows, (what, from)) = self.rows(ctx).await?;
+        let data = self
+            .columns
+            .read_rows(&rows)
+            .map_err(|e| e.with_operation(TRAIN).with(what, &from))?;
+        drop(rows);
         let (train, test) = match &self.split {
             Some(split) => {
                 let split = split
                     .clone()
-                    .stratified(matches!(self.kind, TargetKind::Classes));
+                    .stratified(matches!(self.columns.kind, TargetKind::Classes));
                 data.split(&split).map_err(|e| e.with_operation(TRAIN))?
             }
             None => (data.clone(), data.clone()),
@@ -361,8 +588,14 @@ impl Operator for TrainModel {
             "steps",
             &serde_json::to_value(&fitted.pipeline.steps).unwrap_or_default(),
         ));
-        params.push(param("features", &json!(self.features.join(","))));
-        params.push(param("target", &json!(self.target)));
+        params.push(param("features", &json!(self.columns.numeric.join(","))));
+        if !self.columns.categorical.is_empty() {
+            params.push(param(
+                "categorical",
+                &json!(self.columns.categorical.join(",")),
+            ));
+        }
+        params.push(param("target", &json!(self.columns.target)));
         params.push(param("train_rows", &json!(train.len())));
         params.push(param("test_rows", &json!(test.len())));
         let mut metrics: Vec<MlflowMetric> = scores
@@ -381,6 +614,8 @@ impl Operator for TrainModel {
             tag("gust.run_id", ctx.run_id()),
         ];
         let artifact_path = self.artifact_path.clone();
+        let mut meta = ModelMeta::new().with_signature(fitted.signature());
+        meta.input_example = input_example(&train, self.example_rows);
         let child_runs = self.child_runs;
         let grid = &trained.grid;
         let exp = experiment_id.clone();
@@ -422,7 +657,7 @@ impl Operator for TrainModel {
                     }
                 }
                 run.hook()
-                    .log_model(&run_id, &artifact_path, fitted, Some(fitted.signature()))
+                    .log_model_with(&run_id, &artifact_path, fitted, meta)
                     .await?;
                 Ok(run_id)
             })
@@ -456,6 +691,8 @@ pub struct RegisterModel {
     mlflow_conn_id: String,
     mlflow: Option<MlflowHook>,
     ready_timeout: Duration,
+    tags: Vec<(String, String)>,
+    description: Option<String>,
 }
 
 impl RegisterModel {
@@ -472,7 +709,21 @@ impl RegisterModel {
             mlflow_conn_id: "mlflow_default".to_string(),
             mlflow: None,
             ready_timeout: Duration::from_secs(300),
+            tags: Vec::new(),
+            description: None,
         }
+    }
+
+    /// Sets tag `key` (value templated) on the new version.
+    pub fn tag(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.tags.push((key.into(), value.into()));
+        self
+    }
+
+    /// The new version's description (templated).
+    pub fn description(mut self, description: impl Into<String>) -> Self {
+        self.description = Some(description.into());
+        self
     }
 
     /// Registers this model URI (`runs:/<run>/model`, templated) instead of an
@@ -568,6 +819,20 @@ impl Operator for RegisterModel {
         let version = mlflow
             .wait_model_version_ready(&name, &version.version, self.ready_timeout)
             .await?;
+        // Tags and description before the alias can move: a serving process
+        // that follows the alias sees a fully described version.
+        for (key, value) in &self.tags {
+            let value = ctx.render_inline(value)?;
+            mlflow
+                .set_model_version_tag(&name, &version.version, key, &value)
+                .await?;
+        }
+        if let Some(description) = &self.description {
+            let description = ctx.render_inline(description)?;
+            mlflow
+                .update_model_version(&name, &version.version, &description)
+                .await?;
+        }
         let Some(metric) = self.promote_on else {
             // No metric to compare: the new version always takes the alias.
             mlflow

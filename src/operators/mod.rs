@@ -16,17 +16,6 @@ pub mod sql;
 #[cfg_attr(docsrs, doc(cfg(feature = "object-store")))]
 pub mod s3;
 
-#[cfg(all(
-    feature = "ml",
-    feature = "mlflow",
-    any(feature = "postgres", feature = "mysql", feature = "sqlite")
-))]
-#[cfg_attr(
-    docsrs,
-    doc(cfg(all(
-        feature = "ml",
-        feature = "mlflow",
-        any(feature = "postgres", feature = "mysql", feature = "sqlite")
-    )))
-)]
+#[cfg(all(feature = "ml", feature = "mlflow"))]
+#[cfg_attr(docsrs, doc(cfg(all(feature = "ml", feature = "mlflow"))))]
 pub mod ml;

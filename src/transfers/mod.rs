@@ -51,9 +51,6 @@ macro_rules! store_and_sql_builders {
 #[cfg(any(feature = "postgres", feature = "mysql", feature = "sqlite"))]
 pub(crate) use store_and_sql_builders;
 
-// The transfers module exists only with object-store and a SQL feature or
-// redis, so every build of it has a transfer that reads objects.
-mod decode;
 #[cfg(any(feature = "postgres", feature = "mysql", feature = "sqlite"))]
 mod records;
 #[cfg(any(feature = "postgres", feature = "mysql", feature = "sqlite"))]

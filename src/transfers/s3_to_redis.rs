@@ -127,11 +127,11 @@ use futures::stream::FuturesUnordered;
 use futures::{FutureExt, StreamExt};
 use serde_json::{Value, json};
 
-use super::decode::{NumberedObject, ObjectReader};
 use crate::context::Context;
 use crate::error::{Error, ErrorKind, Result};
 use crate::formats::FileFormat;
 use crate::formats::csv::{Record, cell_text, is_blank};
+use crate::formats::decode::{NumberedObject, ObjectReader};
 use crate::formats::jsonl;
 use crate::hooks::object_store::BytesStream;
 use crate::hooks::redis::{RedisBatch, RedisHook};

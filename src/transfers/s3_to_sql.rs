@@ -96,12 +96,12 @@ use futures::{StreamExt, TryStreamExt};
 use serde_json::{Value, json};
 use tokio::io::AsyncWriteExt;
 
-use super::decode::{NumberedObject, ObjectReader, gunzip_stream};
 use super::staging::{IfExists, ensure_table, load_into};
 use crate::context::Context;
 use crate::error::{Error, ErrorKind, Result};
 use crate::formats::FileFormat;
 use crate::formats::csv::{CsvFormat, Parser, Record, cell_text, is_blank, write_record};
+use crate::formats::decode::{NumberedObject, ObjectReader, gunzip_stream};
 use crate::hooks::object_store::{BytesStream, ListKeys, ObjectStore, ObjectStoreExt};
 use crate::hooks::sql::{Dialect, RunOptions, Sql, SqlHook, header_columns, quote_table};
 use crate::operators::s3::{S3Settings, Source, rendered_bucket_key};

@@ -60,9 +60,9 @@ mod types;
 // The MLflow model format: `MLmodel`, flavors, `log_model` / `load_model`.
 pub mod model;
 pub use self::model::{
-    ColSpec, ColType, FlavorConfig, LOG_MODEL_HISTORY_TAG, MLMODEL_FILE, MLMODEL_MLFLOW_VERSION,
-    MlModel, MlflowFlavor, ModelInfo, ModelMeta, ModelSignature, ModelUri, ResolvedModel, Schema,
-    SchemaField, flavor_data_path, load_model_from_dir, save_model,
+    ColSpec, ColType, FlavorConfig, InputExample, LOG_MODEL_HISTORY_TAG, MLMODEL_FILE,
+    MLMODEL_MLFLOW_VERSION, MlModel, MlflowFlavor, ModelInfo, ModelMeta, ModelSignature, ModelUri,
+    ResolvedModel, Schema, SchemaField, flavor_data_path, load_model_from_dir, save_model,
 };
 #[cfg(feature = "ml")]
 pub use self::model::{SMARTCORE_FLAVOR, SMARTCORE_VERSION, SmartcoreModel};
@@ -76,8 +76,8 @@ pub use self::rest::RestStore;
 pub use self::store::{MlflowStore, Page};
 pub use self::tracking::{ActiveRun, BatchLimits};
 pub use self::types::{
-    Experiment, Metric, ModelAlias, ModelVersion, ModelVersionStatus, Param, RegisteredModel, Run,
-    RunData, RunInfo, RunStatus, RunTag,
+    Experiment, Metric, ModelAlias, ModelVersion, ModelVersionStatus, ModelVersionTag, Param,
+    RegisteredModel, Run, RunData, RunInfo, RunStatus, RunTag,
 };
 use crate::connection::Connection;
 use crate::error::{Error, ErrorKind, Result};

@@ -60,6 +60,10 @@ use crate::error::{Error, ErrorKind, Result};
 
 /// The name of the model description file in a model directory.
 pub const MLMODEL_FILE: &str = "MLmodel";
+/// The input example's file in a model directory (MLflow's name).
+const INPUT_EXAMPLE_FILE: &str = "input_example.json";
+/// The serving request built from the input example (MLflow's name).
+const SERVING_INPUT_FILE: &str = "serving_input_example.json";
 
 /// The `mlflow_version` gust writes into `MLmodel`: the MLflow release whose
 /// model format gust follows and is tested against. MLflow's own files carry
@@ -288,6 +292,21 @@ pub struct ModelMeta {
     pub signature: Option<ModelSignature>,
     /// `metadata` in `MLmodel` (any JSON).
     pub metadata: Option<Value>,
+    /// An input example, saved as MLflow saves a pandas DataFrame's.
+    pub input_example: Option<InputExample>,
+}
+
+/// A few input rows saved with a model, as MLflow saves a DataFrame example:
+/// `input_example.json` (`{"columns": …, "data": …}`, pandas' `split` orient),
+/// `serving_input_example.json` (the same under `dataframe_split`, the body
+/// `mlflow models serve` takes), and `saved_input_example_info` in `MLmodel`,
+/// so `mlflow.models.Model.load_input_example` reads it back as a DataFrame.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct InputExample {
+    /// The column names.
+    pub columns: Vec<String>,
+    /// The rows, each a value per column (`null` for a missing one).
+    pub data: Vec<Vec<Value>>,
 }
 
 impl ModelMeta {
@@ -312,6 +331,12 @@ impl ModelMeta {
     /// Records free-form metadata.
     pub fn with_metadata(mut self, metadata: Value) -> Self {
         self.metadata = Some(metadata);
+        self
+    }
+
+    /// Records an input example.
+    pub fn with_input_example(mut self, example: InputExample) -> Self {
+        self.input_example = Some(example);
         self
     }
 }
@@ -373,6 +398,28 @@ fn write_model_dir<M: MlflowFlavor>(dir: &Path, model: &M, meta: &ModelMeta) -> 
     mlmodel.artifact_path.clone_from(&meta.artifact_path);
     mlmodel.signature.clone_from(&meta.signature);
     mlmodel.metadata.clone_from(&meta.metadata);
+    if let Some(example) = &meta.input_example {
+        let write = |name: &str, json: String| {
+            let path = dir.join(name);
+            std::fs::write(&path, json).map_err(|e| Error::from(e).with("path", path.display()))
+        };
+        let split = serde_json::json!({"columns": example.columns, "data": example.data});
+        write(INPUT_EXAMPLE_FILE, split.to_string())?;
+        let serving = serde_json::json!({ "dataframe_split": split });
+        write(
+            SERVING_INPUT_FILE,
+            serde_json::to_string_pretty(&serving).unwrap_or_default(),
+        )?;
+        mlmodel.extra.insert(
+            "saved_input_example_info".to_string(),
+            serde_json::json!({
+                "artifact_path": INPUT_EXAMPLE_FILE,
+                "type": "dataframe",
+                "pandas_orient": "split",
+                "serving_input_path": SERVING_INPUT_FILE,
+            }),
+        );
+    }
     mlmodel.model_size_bytes = Some(dir_size(dir)?);
     let yaml = mlmodel.to_yaml()?;
     let path = dir.join(MLMODEL_FILE);

@@ -77,6 +77,33 @@ impl MlflowHook {
         self.store.get_model_version(name, version).await
     }
 
+    /// Sets tag `key` of version `version` of model `name` (the Python
+    /// client's `set_model_version_tag`).
+    pub async fn set_model_version_tag(
+        &self,
+        name: &str,
+        version: &str,
+        key: &str,
+        value: &str,
+    ) -> Result<()> {
+        self.store
+            .set_model_version_tag(name, version, key, value)
+            .await
+    }
+
+    /// Sets the description of version `version` of model `name` (the
+    /// Python client's `update_model_version`).
+    pub async fn update_model_version(
+        &self,
+        name: &str,
+        version: &str,
+        description: &str,
+    ) -> Result<ModelVersion> {
+        self.store
+            .update_model_version(name, version, description)
+            .await
+    }
+
     /// Polls until the version is `READY` (error if registration failed or
     /// `timeout` passes).
     pub async fn wait_model_version_ready(

@@ -120,6 +120,23 @@ pub trait MlflowStore: Send + Sync + Debug {
     /// Version `version` of model `name`.
     async fn get_model_version(&self, name: &str, version: &str) -> Result<ModelVersion>;
 
+    /// Sets tag `key` of version `version` of model `name` to `value`.
+    async fn set_model_version_tag(
+        &self,
+        name: &str,
+        version: &str,
+        key: &str,
+        value: &str,
+    ) -> Result<()>;
+
+    /// Sets the description of version `version` of model `name`.
+    async fn update_model_version(
+        &self,
+        name: &str,
+        version: &str,
+        description: &str,
+    ) -> Result<ModelVersion>;
+
     /// One page of model versions matching `filter` (`name='…'`, `run_id='…'`).
     async fn search_model_versions(
         &self,

@@ -199,9 +199,33 @@ pub struct ModelVersion {
     /// Aliases pointing at this version.
     #[serde(default)]
     pub aliases: Vec<String>,
+    /// Its description (`None` when unset).
+    #[serde(default)]
+    pub description: Option<String>,
+    /// Its tags.
+    #[serde(default)]
+    pub tags: Vec<ModelVersionTag>,
+}
+
+/// A tag of a model version.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ModelVersionTag {
+    /// The tag's key.
+    pub key: String,
+    /// Its value.
+    #[serde(default)]
+    pub value: String,
 }
 
 impl ModelVersion {
+    /// The value of tag `key`, if set.
+    pub fn tag(&self, key: &str) -> Option<&str> {
+        self.tags
+            .iter()
+            .find(|t| t.key == key)
+            .map(|t| t.value.as_str())
+    }
+
     /// The version as a number.
     pub fn version_number(&self) -> Option<u64> {
         self.version.parse().ok()

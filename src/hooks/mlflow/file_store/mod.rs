@@ -514,6 +514,35 @@ impl MlflowStore for FileStore {
         .await
     }
 
+    async fn set_model_version_tag(
+        &self,
+        name: &str,
+        version: &str,
+        key: &str,
+        value: &str,
+    ) -> Result<()> {
+        let (name, version) = (name.to_string(), version.to_string());
+        let (key, value) = (key.to_string(), value.to_string());
+        self.run("set_model_version_tag", move |i| {
+            i.set_version_tag(&name, &version, &key, &value)
+        })
+        .await
+    }
+
+    async fn update_model_version(
+        &self,
+        name: &str,
+        version: &str,
+        description: &str,
+    ) -> Result<ModelVersion> {
+        let (name, version) = (name.to_string(), version.to_string());
+        let description = description.to_string();
+        self.run("update_model_version", move |i| {
+            i.update_version(&name, &version, &description)
+        })
+        .await
+    }
+
     async fn get_model_version_by_alias(&self, name: &str, alias: &str) -> Result<ModelVersion> {
         let (name, alias) = (name.to_string(), alias.to_string());
         self.run("get_model_version_by_alias", move |i| {

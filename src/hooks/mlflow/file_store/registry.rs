@@ -15,7 +15,9 @@ use crate::error::{ErrorKind, Result};
 use crate::hooks::mlflow::registry::validate_alias;
 use crate::hooks::mlflow::store::Page;
 use crate::hooks::mlflow::tracking::now_ms;
-use crate::hooks::mlflow::types::{ModelAlias, ModelVersion, ModelVersionStatus, RegisteredModel};
+use crate::hooks::mlflow::types::{
+    ModelAlias, ModelVersion, ModelVersionStatus, ModelVersionTag, RegisteredModel,
+};
 
 /// How many version numbers a registration tries before giving up.
 const VERSION_ATTEMPTS: u32 = 64;
@@ -136,8 +138,19 @@ impl Inner {
         else {
             return Ok(None);
         };
+        let version_dir = dir.join(format!("version-{version}"));
+        let mut tags = Vec::new();
+        for (key, path) in self.files_under(op, &version_dir.join("tags"))? {
+            if key.rsplit('/').next().unwrap_or("").starts_with(".gust-") {
+                continue;
+            }
+            let value = std::fs::read_to_string(&path).map_err(|e| io_err(op, "read", &path, e))?;
+            tags.push(ModelVersionTag { key, value });
+        }
         let version = version.to_string();
         let v = ModelVersion {
+            description: get_str(&meta, "description"),
+            tags,
             name: get_str(&meta, "name").unwrap_or_else(|| name.to_string()),
             source: get_str(&meta, "source").unwrap_or_default(),
             run_id: get_str(&meta, "run_id").unwrap_or_default(),
@@ -277,6 +290,80 @@ impl Inner {
             token,
         )
         .map_err(ctx)
+    }
+
+    /// The directory of an existing version, or `NotFound`.
+    fn existing_version_dir(
+        &self,
+        op: &str,
+        name: &str,
+        version: &str,
+    ) -> Result<(PathBuf, PathBuf)> {
+        let n = parse_version(op, name, version)?;
+        let dir = self.existing_model_dir(op, name)?;
+        let version_dir = dir.join(format!("version-{n}"));
+        if !version_dir.join(META).is_file() {
+            return Err(err(
+                ErrorKind::NotFound,
+                op,
+                format!("model {name:?} has no version {version}"),
+            ));
+        }
+        Ok((dir, version_dir))
+    }
+
+    pub(super) fn set_version_tag(
+        &self,
+        name: &str,
+        version: &str,
+        key: &str,
+        value: &str,
+    ) -> Result<()> {
+        let op = "set_model_version_tag";
+        let ctx = |e: crate::Error| {
+            e.with("model", name)
+                .with("version", version)
+                .with("tag", key)
+        };
+        super::validate::validate_key(op, "tag", key).map_err(ctx)?;
+        let (dir, version_dir) = self.existing_version_dir(op, name, version).map_err(ctx)?;
+        let tags = version_dir.join("tags");
+        std::fs::create_dir_all(&tags).map_err(|e| ctx(io_err(op, "create", &tags, e)))?;
+        self.write_atomic(op, &tags, &tags.join(key), value.as_bytes())
+            .map_err(ctx)?;
+        self.touch_version(op, &version_dir).map_err(ctx)?;
+        self.touch_model(op, name, &dir).map_err(ctx)
+    }
+
+    pub(super) fn update_version(
+        &self,
+        name: &str,
+        version: &str,
+        description: &str,
+    ) -> Result<ModelVersion> {
+        let op = "update_model_version";
+        let ctx = |e: crate::Error| e.with("model", name).with("version", version);
+        let (_, version_dir) = self.existing_version_dir(op, name, version).map_err(ctx)?;
+        let path = version_dir.join(META);
+        let mut meta = self
+            .read_yaml(op, &path)
+            .map_err(ctx)?
+            .ok_or_else(|| ctx(err(ErrorKind::NotFound, op, "the version vanished")))?;
+        meta.insert("description".into(), ystr(description));
+        meta.insert("last_updated_timestamp".into(), yint(now_ms()));
+        self.write_yaml(op, &version_dir, &path, &meta)
+            .map_err(ctx)?;
+        self.get_model_version(name, version)
+    }
+
+    /// A new `last_updated_timestamp` in a version's meta.yaml.
+    fn touch_version(&self, op: &str, version_dir: &Path) -> Result<()> {
+        let path = version_dir.join(META);
+        if let Some(mut meta) = self.read_yaml(op, &path)? {
+            meta.insert("last_updated_timestamp".into(), yint(now_ms()));
+            self.write_yaml(op, version_dir, &path, &meta)?;
+        }
+        Ok(())
     }
 
     fn alias_path(&self, op: &str, name: &str, alias: &str) -> Result<(PathBuf, PathBuf)> {

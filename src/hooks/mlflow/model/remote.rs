@@ -195,6 +195,22 @@ impl MlflowHook {
         model: &M,
         signature: Option<ModelSignature>,
     ) -> Result<ModelInfo> {
+        let mut meta = ModelMeta::new();
+        meta.signature = signature;
+        self.log_model_with(run_id, artifact_path, model, meta)
+            .await
+    }
+
+    /// [`log_model`](Self::log_model) with more of what `MLmodel` records
+    /// (a signature, an input example, metadata); `meta`'s run and path are
+    /// set from `run_id` and `artifact_path`.
+    pub async fn log_model_with<M: MlflowFlavor>(
+        &self,
+        run_id: &str,
+        artifact_path: &str,
+        model: &M,
+        meta: ModelMeta,
+    ) -> Result<ModelInfo> {
         let artifact_path =
             check_artifact_path(artifact_path).map_err(|e| e.with("run_id", run_id))?;
         let tmp = tempfile::tempdir().map_err(|e| {
@@ -203,8 +219,7 @@ impl MlflowHook {
                 .with("op", "mlflow.log_model")
         })?;
         let local = tmp.path().join("model");
-        let mut meta = ModelMeta::new().with_run(run_id, &artifact_path);
-        meta.signature = signature;
+        let meta = meta.with_run(run_id, &artifact_path);
         let mlmodel = save_model(&local, model, &meta).map_err(|e| e.with("run_id", run_id))?;
         self.log_artifacts(run_id, &local, Some(&artifact_path))
             .await

@@ -302,6 +302,44 @@ impl MlflowStore for RestStore {
         ))
     }
 
+    async fn set_model_version_tag(
+        &self,
+        name: &str,
+        version: &str,
+        key: &str,
+        value: &str,
+    ) -> Result<()> {
+        self.call::<Value, _>(
+            Method::POST,
+            "model-versions/set-tag",
+            &json!({ "name": name, "version": version, "key": key, "value": value }),
+        )
+        .await
+        .map(|_| ())
+        .map_err(|e| {
+            e.with("model", name)
+                .with("version", version)
+                .with("tag", key)
+        })
+    }
+
+    async fn update_model_version(
+        &self,
+        name: &str,
+        version: &str,
+        description: &str,
+    ) -> Result<ModelVersion> {
+        let r: ModelVersionResponse = self
+            .call(
+                Method::PATCH,
+                "model-versions/update",
+                &json!({ "name": name, "version": version, "description": description }),
+            )
+            .await
+            .map_err(|e| e.with("model", name).with("version", version))?;
+        Ok(r.model_version)
+    }
+
     async fn set_registered_model_alias(
         &self,
         name: &str,

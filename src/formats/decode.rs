@@ -2,8 +2,9 @@
 //! CSV or JSON Lines push parser of its format. A Parquet object (its footer
 //! comes last) is first downloaded to a temporary file, then read a batch of
 //! rows at a time, its column names as a header record. Shared by the transfers that
-//! read objects (`S3ToSql`, `S3ToRedis`); what a header names and where the
-//! records go is theirs.
+//! read objects (`S3ToSql`, `S3ToRedis`), where what a header names and where the
+//! records go is theirs, and by [`read_rows`], which holds a whole object's rows
+//! as JSON objects (a training set's).
 
 use std::io::Write as _;
 
@@ -114,6 +115,72 @@ impl ObjectReader {
                 }
                 Ok(false)
             }
+        }
+    }
+}
+
+/// Every row of an object as a JSON object: a CSV record or a Parquet row
+/// by its header's column names (with no CSV header: `"0"`, `"1"`, … as
+/// pandas names them), its cells as strings and NULL as `null`; a JSON Lines
+/// object as it is. A record whose length differs from the header's is an
+/// [`ErrorKind::InvalidInput`] error naming its line.
+pub(crate) async fn read_rows(
+    body: BytesStream,
+    format: &FileFormat,
+    gzip: bool,
+    op: &'static str,
+) -> Result<Vec<serde_json::Map<String, serde_json::Value>>> {
+    use serde_json::{Map, Value};
+    let header = match format {
+        FileFormat::Csv(csv) => csv.header,
+        FileFormat::JsonLines => false,
+        #[cfg(feature = "parquet")]
+        FileFormat::Parquet(_) => true,
+    };
+    let mut reader = ObjectReader::new(body, format, gzip, op);
+    let mut rows = Vec::new();
+    let mut names: Option<Vec<String>> = None;
+    let mut records: Vec<Record> = Vec::new();
+    let mut objects: Vec<NumberedObject> = Vec::new();
+    let mut line = 0u64;
+    loop {
+        let more = reader.next(&mut records, &mut objects).await?;
+        rows.extend(objects.drain(..).map(|(_, o)| o));
+        for record in records.drain(..) {
+            line += 1;
+            let names = match &names {
+                Some(n) => n,
+                None if header => {
+                    names = Some(record.into_iter().map(Option::unwrap_or_default).collect());
+                    continue;
+                }
+                None => names.insert((0..record.len()).map(|i| i.to_string()).collect()),
+            };
+            if record.len() != names.len() {
+                return Err(Error::new(
+                    ErrorKind::InvalidInput,
+                    op,
+                    format!(
+                        "record {line} has {} fields where the header has {}",
+                        record.len(),
+                        names.len()
+                    ),
+                )
+                .with("line", line));
+            }
+            let row: Map<String, Value> = names
+                .iter()
+                .cloned()
+                .zip(
+                    record
+                        .into_iter()
+                        .map(|c| c.map_or(Value::Null, Value::String)),
+                )
+                .collect();
+            rows.push(row);
+        }
+        if !more {
+            return Ok(rows);
         }
     }
 }
