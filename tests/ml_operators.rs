@@ -107,7 +107,10 @@ async fn train_register_promote_and_load_back() {
     ));
     let register = dag.add(Task::new(
         "register",
-        RegisterModel::new(&model_name, "train").promote_on(Metric::Accuracy),
+        RegisterModel::new(&model_name, "train")
+            .promote_on(Metric::Accuracy)
+            .tag("base_dt", "{{ ds }}")
+            .description("weak model of {{ ds }}"),
     ));
     let _ = &train >> &register;
     let day = chrono_tz::UTC
@@ -118,6 +121,12 @@ async fn train_register_promote_and_load_back() {
     let reg = report.xcom("register").unwrap().clone();
     assert_eq!(reg["promoted"], true, "{reg}");
     assert_eq!(reg["version"], "1");
+    let version = mlflow.get_model_version(&model_name, "1").await.unwrap();
+    assert_eq!(version.tag("base_dt"), Some("2025-01-08"));
+    assert_eq!(
+        version.description.as_deref(),
+        Some("weak model of 2025-01-08")
+    );
     let weak_accuracy = weak_out["metrics"]["accuracy"].as_f64().unwrap();
     let run = mlflow
         .get_run(weak_out["run_id"].as_str().unwrap())
