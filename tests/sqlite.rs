@@ -43,3 +43,46 @@ async fn sqlite_bulk_round_trip() {
 async fn sqlite_test_connection() {
     hook("tc").await.test_connection().await.unwrap();
 }
+
+/// A table replaced with other columns through one pooled connection: every
+/// other connection's next `SELECT *` has the new columns (sqlx would keep the
+/// old ones of a cached statement, or of a connection's stale schema, and
+/// index past the row).
+#[tokio::test]
+async fn a_replaced_table_is_read_with_its_new_columns_on_every_connection() {
+    use gust::hooks::sql::{Parameters, RunOptions, Sql};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("t.db");
+    let db = SqliteHook::open("lite", &path.to_string_lossy())
+        .await
+        .unwrap();
+    db.run(
+        Sql::Many(vec![
+            "CREATE TABLE t (a INTEGER, b INTEGER, c INTEGER)".into(),
+            "INSERT INTO t VALUES (1, 2, 3)".into(),
+        ]),
+        RunOptions::default(),
+    )
+    .await
+    .unwrap();
+    // Every pooled connection reads (and caches) the three-column table.
+    let reads = (0..4).map(|_| db.get_records("SELECT * FROM t", Parameters::None));
+    for rows in futures::future::join_all(reads).await {
+        assert_eq!(rows.unwrap()[0].len(), 3);
+    }
+    db.run(
+        Sql::Many(vec![
+            "DROP TABLE t".into(),
+            "CREATE TABLE t (x TEXT)".into(),
+            "INSERT INTO t VALUES ('new')".into(),
+        ]),
+        RunOptions::default(),
+    )
+    .await
+    .unwrap();
+    let reads = (0..4).map(|_| db.get_records("SELECT * FROM t", Parameters::None));
+    for rows in futures::future::join_all(reads).await {
+        let rows = rows.unwrap();
+        assert_eq!(rows[0].keys().collect::<Vec<_>>(), ["x"], "{rows:?}");
+    }
+}

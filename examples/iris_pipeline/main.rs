@@ -1,6 +1,7 @@
-//! The main job: seed 000's first DAG — iris CSV from the object store into table
-//! `iris_data`, then a random forest trained on it, logged to MLflow experiment
-//! `testjun` and registered as the next version of `IrisModel`; alias `champion`
+//! The main job: seed 000's first DAG on gust's operators — `S3ToSql` puts the
+//! iris CSV from the object store into table `iris_data`, `TrainModel` trains a
+//! random forest on it and logs it to MLflow experiment `testjun`, and
+//! `RegisterModel` registers the next version of `IrisModel`; alias `champion`
 //! moves to the new version when it beats the current champion's accuracy.
 //!
 //! ```text
@@ -19,8 +20,6 @@
 //! seed of the split and the forest (default 42): a run whose accuracy beats the
 //! champion's takes the alias.
 
-// Some items (the held-out set reader) serve tests/iris_pipeline.rs only.
-#[allow(dead_code)]
 mod pipeline;
 
 use gust::prelude::*;
@@ -45,6 +44,7 @@ async fn main() -> Result<()> {
         Error::new(ErrorKind::Io, "iris_pipeline", e.to_string()).with("path", workdir.display())
     })?;
     let p = pipeline::Pipeline::from_env(&workdir).await?;
+    p.ensure_csv().await?;
     println!(
         "objects: {:?} bucket {}; database: {}; mlflow: {}",
         p.objects,
@@ -54,8 +54,10 @@ async fn main() -> Result<()> {
     );
     let run = p.dag()?.run(run).await;
     println!("{run}");
-    if let Some(result) = run.xcom("train_and_register") {
-        println!("{}", serde_json::to_string_pretty(result)?);
+    for task in ["train", "register"] {
+        if let Some(result) = run.xcom(task) {
+            println!("{task}: {}", serde_json::to_string(result)?);
+        }
     }
     run.into_result().map(|_| ())
 }

@@ -81,17 +81,34 @@ impl SqliteHook {
             )
         };
         let memory = path == ":memory:";
+        // No statement cache: sqlx keeps a cached statement's columns as
+        // first prepared, so after a table is replaced with other columns
+        // (S3ToSql's replace) a cached `SELECT *` would name the old columns,
+        // or index past the new ones.
         let options = if memory {
             SqliteConnectOptions::from_str("sqlite::memory:").map_err(err)?
         } else {
             SqliteConnectOptions::new()
                 .filename(path)
                 .create_if_missing(true)
-        };
+        }
+        .statement_cache_capacity(0);
         // An in-memory database lives in one connection: the pool must keep exactly one.
         let pool = SqlitePoolOptions::new()
             .max_connections(if memory { 1 } else { 4 })
             .min_connections(if memory { 1 } else { 0 })
+            // A pooled connection keeps the schema it last read, and a statement
+            // prepared on it takes its columns from that schema before SQLite
+            // notices (at the first step) that another connection changed it.
+            // One step of a read first makes the connection reload a changed
+            // schema, so the caller's statement is prepared against the current one.
+            .before_acquire(|conn, _| {
+                Box::pin(async move {
+                    use sqlx::Executor as _;
+                    conn.execute("SELECT 1 FROM sqlite_schema LIMIT 1").await?;
+                    Ok(true)
+                })
+            })
             .idle_timeout(None)
             .max_lifetime(None)
             .connect_with(options)
@@ -144,10 +161,9 @@ impl SqliteHook {
         .await
     }
 
-    /// Which of `columns` the table declares `BOOLEAN`: their CSV text
-    /// (`true`, `t`, `false`, `f`, as PostgreSQL and JSON write them) is
-    /// stored as SQLite's 1/0, not as text. None when the table is not found.
-    async fn boolean_columns(&self, table: &str, columns: &[String]) -> Vec<bool> {
+    /// How the table declares each of `columns` (see [`Declared`]); all
+    /// [`Declared::Other`] when the table is not found.
+    async fn declared_columns(&self, table: &str, columns: &[String]) -> Vec<Declared> {
         let (schema, name) = sqlite_schema_and_name(table);
         let declared: Vec<(String, String)> =
             sqlx::query_as("SELECT name, type FROM pragma_table_info(?1, ?2)")
@@ -159,9 +175,21 @@ impl SqliteHook {
         columns
             .iter()
             .map(|c| {
-                declared.iter().any(|(name, ty)| {
-                    name.eq_ignore_ascii_case(c) && ty.to_ascii_uppercase().contains("BOOL")
-                })
+                let ty = declared
+                    .iter()
+                    .find(|(name, _)| name.eq_ignore_ascii_case(c))
+                    .map(|(_, ty)| ty.to_ascii_uppercase())
+                    .unwrap_or_default();
+                if ty.contains("BOOL") {
+                    Declared::Boolean
+                } else if ["INT", "REAL", "FLOA", "DOUB"]
+                    .iter()
+                    .any(|t| ty.contains(t))
+                {
+                    Declared::Number(ty)
+                } else {
+                    Declared::Other
+                }
             })
             .collect()
     }
@@ -175,7 +203,7 @@ impl SqliteHook {
         let mut reader = CsvReader::new(input);
         let columns = read_header(&mut reader).await.map_err(with_ctx)?;
         let per_stmt = (32766 / columns.len()).clamp(1, 500);
-        let booleans = self.boolean_columns(table, &columns).await;
+        let declared = self.declared_columns(table, &columns).await;
         let mut tx = self
             .pool
             .begin()
@@ -199,11 +227,33 @@ impl SqliteHook {
                         ),
                     )));
                 }
-                batch.extend(r.iter().zip(&booleans).map(|(f, &boolean)| match f {
-                    None => Value::Null,
-                    Some(f) if boolean => boolean_value(f),
-                    Some(f) => Value::String(f.clone()),
-                }));
+                for ((f, declared), column) in r.iter().zip(&declared).zip(&columns) {
+                    batch.push(match (f, declared) {
+                        (None, _) => Value::Null,
+                        (Some(f), Declared::Boolean) => boolean_value(f),
+                        // SQLite would keep text in a numeric column; PostgreSQL
+                        // and MySQL refuse it, and so does the load.
+                        (Some(f), Declared::Number(ty)) if f.trim().parse::<f64>().is_err() => {
+                            let mut shown = f.clone();
+                            if shown.len() > 40 {
+                                let cut = (0..=40).rev().find(|&i| shown.is_char_boundary(i));
+                                shown.truncate(cut.unwrap_or(0));
+                                shown.push('…');
+                            }
+                            return Err(with_ctx(Error::new(
+                                ErrorKind::InvalidInput,
+                                "",
+                                format!(
+                                    "record {line}: column {column:?} is declared {ty} and \
+                                     {shown:?} is not a number; nothing was loaded"
+                                ),
+                            ))
+                            .with("line", line)
+                            .with("column", column));
+                        }
+                        (Some(f), _) => Value::String(f.clone()),
+                    });
+                }
             }
             let n = batch.len() / columns.len();
             if n > 0 && (n >= per_stmt || record.is_none()) {
@@ -271,6 +321,17 @@ fn column_type(declared: &str) -> ColumnType {
     } else {
         ColumnType::Text
     }
+}
+
+/// How a table declares a column, for what a bulk load stores in it.
+enum Declared {
+    /// `BOOLEAN`: `true`/`false` text becomes 1/0.
+    Boolean,
+    /// An integer or floating-point type (the declared type): text must be a
+    /// number.
+    Number(String),
+    /// Anything else: the text as it is.
+    Other,
 }
 
 /// A boolean column's CSV text as SQLite stores it: `true`/`t` 1,

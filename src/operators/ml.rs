@@ -862,7 +862,10 @@ impl Operator for RegisterModel {
             };
             let decision = match &holder {
                 Some(h) if h.version == version.version => {
-                    outcome = (true, format!("version {} holds {}", h.version, self.alias));
+                    // Still ours after the pause: keep "moved …" when we moved it.
+                    if !outcome.0 {
+                        outcome = (true, format!("version {} holds {}", h.version, self.alias));
+                    }
                     break;
                 }
                 None => None,
