@@ -396,7 +396,8 @@ async fn object_and_upstream_sources_with_categories_on_the_file_store() {
         )
         .with_store(store.clone())
         .with_mlflow(mlflow.clone())
-        .experiment("credit"),
+        .experiment("credit")
+        .log_preprocessing("credit_score/{{ ds }}"),
     ));
     let register = dag.add(Task::new(
         "register",
@@ -443,6 +444,46 @@ async fn object_and_upstream_sources_with_categories_on_the_file_store() {
         version.description.as_deref(),
         Some("credit model of 2025-01-08")
     );
+
+    // What preprocessing learnt and made, beside the model.
+    let run_id = from_object["run_id"].as_str().unwrap();
+    let listed = mlflow
+        .list_artifacts(run_id, "credit_score/2025-01-08")
+        .await
+        .unwrap();
+    let names: Vec<&str> = listed.iter().map(|f| f.path.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "credit_score/2025-01-08/preprocessing.json",
+            "credit_score/2025-01-08/test.csv",
+            "credit_score/2025-01-08/train.csv"
+        ]
+    );
+    let got = tempfile::tempdir().unwrap();
+    let train_csv = mlflow
+        .download_artifacts(run_id, "credit_score/2025-01-08/train.csv", got.path())
+        .await
+        .unwrap();
+    let text = std::fs::read_to_string(train_csv).unwrap();
+    let mut lines = text.lines();
+    assert_eq!(
+        lines.next(),
+        Some("a,mix_Bad,mix_Good,mix_Standard,mix__,mix_None,label")
+    );
+    assert_eq!(lines.count(), 96);
+    let learnt = mlflow
+        .download_artifacts(
+            run_id,
+            "credit_score/2025-01-08/preprocessing.json",
+            got.path(),
+        )
+        .await
+        .unwrap();
+    let learnt: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(learnt).unwrap()).unwrap();
+    assert_eq!(learnt["steps"][0]["step"], "robust_scaler");
+    assert_eq!(learnt["encoder"]["columns"], json!(["mix"]));
 
     // The model directory has MLflow's input example files.
     let uri = from_object["model_uri"].as_str().unwrap();

@@ -70,7 +70,7 @@ use crate::ml::grid_search::{Candidate, GridSearch};
 use crate::ml::metrics::Metric;
 use crate::ml::pipeline::{FittedPipeline, Pipeline};
 use crate::ml::split::Split;
-use crate::ml::{Columns, Dataset, TargetKind};
+use crate::ml::{Columns, Dataset, Target, TargetKind};
 #[cfg(any(feature = "postgres", feature = "mysql", feature = "sqlite"))]
 use crate::operators::sql::resolve_hook;
 use crate::task::Operator;
@@ -249,6 +249,7 @@ pub struct TrainModel {
     artifact_path: String,
     child_runs: usize,
     example_rows: usize,
+    preprocessing_path: Option<String>,
 }
 
 #[cfg(feature = "object-store")]
@@ -297,6 +298,7 @@ impl TrainModel {
             artifact_path: "model".to_string(),
             child_runs: usize::MAX,
             example_rows: 5,
+            preprocessing_path: None,
         }
     }
 
@@ -388,6 +390,18 @@ impl TrainModel {
         self
     }
 
+    /// Also logs what preprocessing learnt and made, under this artifact
+    /// directory (templated; seed 001 keeps them under
+    /// `<model_name>/<base_dt>`): `preprocessing.json` (each fitted step —
+    /// a `RobustScaler`'s per-column centers and scales — and the encoder's
+    /// categories) and `train.csv` / `test.csv` (the rows as the estimator
+    /// saw them, then the target). The logged model holds the same steps, so
+    /// serving needs nothing else; these are for people and other tools.
+    pub fn log_preprocessing(mut self, artifact_dir: impl Into<String>) -> Self {
+        self.preprocessing_path = Some(artifact_dir.into());
+        self
+    }
+
     fn default_metrics(&self) -> Vec<Metric> {
         match (self.metrics.is_empty(), self.columns.kind) {
             (false, _) => self.metrics.clone(),
@@ -464,6 +478,67 @@ impl TrainModel {
     }
 }
 
+/// `preprocessing.json`, `train.csv` and `test.csv` of
+/// [`TrainModel::log_preprocessing`].
+fn preprocessing_files(
+    fitted: &FittedPipeline,
+    train: &Dataset,
+    test: &Dataset,
+) -> Result<Vec<(&'static str, String)>> {
+    let learnt = json!({
+        "features": fitted.features,
+        "categorical": fitted.categorical,
+        "steps": fitted.steps(),
+        "encoder": fitted.encoder(),
+    });
+    let mut columns: Vec<String> = fitted.features.clone();
+    if let Some(e) = fitted.encoder() {
+        columns.extend(e.feature_names());
+    }
+    let csv = |data: &Dataset| -> Result<String> {
+        let x = fitted
+            .transform_columns(&data.x, &data.categorical)
+            .map_err(|e| e.with_operation(TRAIN))?;
+        let format = crate::formats::csv::CsvFormat::default();
+        let mut out = Vec::new();
+        crate::formats::csv::write_record(
+            &mut out,
+            columns
+                .iter()
+                .map(String::as_str)
+                .chain([data.target_name.as_str()])
+                .map(Some),
+            &format,
+        );
+        for i in 0..x.rows() {
+            let target = match &data.target {
+                Target::Classes { classes, y } => classes[y[i]].clone(),
+                Target::Values(v) => v[i].to_string(),
+            };
+            let cells: Vec<Option<String>> = x
+                .row(i)
+                .iter()
+                .map(|v| (!v.is_nan()).then(|| v.to_string()))
+                .chain([Some(target)])
+                .collect();
+            crate::formats::csv::write_record(
+                &mut out,
+                cells.iter().map(|c| c.as_deref()),
+                &format,
+            );
+        }
+        Ok(String::from_utf8_lossy(&out).into_owned())
+    };
+    Ok(vec![
+        (
+            "preprocessing.json",
+            serde_json::to_string_pretty(&learnt).unwrap_or_default(),
+        ),
+        ("train.csv", csv(train)?),
+        ("test.csv", csv(test)?),
+    ])
+}
+
 /// The first `n` rows of `data` as an MLflow input example: the numeric
 /// columns as numbers (`null` for NaN), the categorical ones as text.
 fn input_example(data: &Dataset, n: usize) -> Option<InputExample> {
@@ -506,6 +581,11 @@ struct Trained {
 impl Operator for TrainModel {
     async fn execute(&self, ctx: &Context) -> Result<Value> {
         let experiment = ctx.render_inline(&self.experiment)?;
+        let preprocessing_path = self
+            .preprocessing_path
+            .as_ref()
+            .map(|p| ctx.render_inline(p))
+            .transpose()?;
         let run_name = self
             .run_name
             .as_ref()
@@ -613,6 +693,10 @@ impl Operator for TrainModel {
             tag("gust.task_id", ctx.task_id()),
             tag("gust.run_id", ctx.run_id()),
         ];
+        let preprocessing = match &preprocessing_path {
+            Some(path) => Some((path.clone(), preprocessing_files(fitted, &train, &test)?)),
+            None => None,
+        };
         let artifact_path = self.artifact_path.clone();
         let mut meta = ModelMeta::new().with_signature(fitted.signature());
         meta.input_example = input_example(&train, self.example_rows);
@@ -655,6 +739,17 @@ impl Operator for TrainModel {
                         child.end(status).await?;
                         logged?;
                     }
+                }
+                if let Some((path, files)) = &preprocessing {
+                    let dir = tempfile::tempdir().map_err(|e| {
+                        Error::new(ErrorKind::Io, TRAIN, format!("a temporary directory: {e}"))
+                    })?;
+                    for (name, text) in files {
+                        std::fs::write(dir.path().join(name), text)?;
+                    }
+                    run.hook()
+                        .log_artifacts(&run_id, dir.path(), Some(path))
+                        .await?;
                 }
                 run.hook()
                     .log_model_with(&run_id, &artifact_path, fitted, meta)
