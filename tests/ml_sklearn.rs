@@ -312,7 +312,70 @@ fn gust_ml_equals_scikit_learn() {
         }));
     }
 
+    // Encoders: seed 001's odd categories, text that looks like numbers (text
+    // order: "10" < "2"), non-ASCII, missing values, and unseen categories.
+    use gust::ml::Categorical;
+    use gust::ml::encoding::{OneHotEncoder, OrdinalEncoder, Unknown};
+    let train_columns = vec![
+        Categorical::from_options(
+            "credit_mix",
+            [
+                Some("Good"),
+                Some("_"),
+                None,
+                Some("Bad"),
+                Some("Good"),
+                Some("Standard"),
+                Some("_"),
+            ],
+        ),
+        Categorical::from_options(
+            "payment_behaviour",
+            [
+                Some("!@9#%8"),
+                Some("Low_spent"),
+                Some("10"),
+                Some("2"),
+                Some("Ä"),
+                Some("!@9#%8"),
+                Some("2"),
+            ],
+        ),
+    ];
+    let new_columns = vec![
+        Categorical::from_options("credit_mix", [Some("Good"), Some("Unseen"), None]),
+        Categorical::from_options("payment_behaviour", [Some("10"), Some("Ä"), Some("High")]),
+    ];
+    let as_lists = |cols: &[Categorical]| -> Value {
+        cols.iter().map(|c| json!([c.name, c.values])).collect()
+    };
+    let one_hot = OneHotEncoder::new()
+        .handle_unknown(Unknown::Ignore)
+        .fit(&train_columns)
+        .unwrap();
+    let ordinal = OrdinalEncoder::new()
+        .unknown_value(-1.0)
+        .fit(&train_columns)
+        .unwrap();
+    let encoder_ours = json!([
+        {
+            "names": one_hot.feature_names(),
+            "out": to_json(&one_hot.transform(&train_columns).unwrap()),
+            "new": to_json(&one_hot.transform(&new_columns).unwrap()),
+        },
+        {
+            "names": ordinal.feature_names(),
+            "out": to_json(&ordinal.transform(&train_columns).unwrap()),
+            "new": to_json(&ordinal.transform(&new_columns).unwrap()),
+        },
+    ]);
+    let encoder_cases = json!([
+        {"kind": "one_hot", "train": as_lists(&train_columns), "new": as_lists(&new_columns)},
+        {"kind": "ordinal", "train": as_lists(&train_columns), "new": as_lists(&new_columns)},
+    ]);
+
     let cases = json!({
+        "encoders": encoder_cases,
         "scalers": scaler_cases,
         "stratified_kfold": skf_cases,
         "kfold": kfold_cases,
@@ -364,6 +427,17 @@ fn gust_ml_equals_scikit_learn() {
                 &format!("scaler case {k} ({}) {key}", scaler_cases[k]["kind"]),
             );
         }
+    }
+    for (k, (o, t)) in encoder_ours
+        .as_array()
+        .unwrap()
+        .iter()
+        .zip(theirs["encoders"].as_array().unwrap())
+        .enumerate()
+    {
+        assert_eq!(o["names"], t["names"], "encoder case {k} feature names");
+        close(&o["out"], &t["out"], &format!("encoder case {k} out"));
+        close(&o["new"], &t["new"], &format!("encoder case {k} new"));
     }
     // Folds and counts are integers: equal, not close.
     assert_eq!(

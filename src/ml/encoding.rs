@@ -75,9 +75,10 @@ impl OneHotEncoder {
     }
 }
 
-/// Each category's index among the column's sorted categories, as a number;
-/// a missing value stays missing (`NaN`), as scikit-learn's
-/// `encoded_missing_value` default.
+/// Each category's index among the column's sorted categories, as a number.
+/// A missing value is a category of its own, sorted last, as scikit-learn
+/// encodes `None` (a NULL read by pandas from SQL; pandas' `NaN` from
+/// `read_csv` would instead stay `NaN` there).
 ///
 /// ```
 /// use gust::ml::encoding::OrdinalEncoder;
@@ -156,14 +157,12 @@ pub struct FittedEncoder {
     pub encoder: Encoder,
     /// The columns it encodes, in order.
     pub columns: Vec<String>,
-    /// Each column's categories, sorted (`None`, a missing value, last;
-    /// only one-hot keeps it as a category).
+    /// Each column's categories, sorted (`None`, a missing value, last).
     pub categories: Vec<Vec<Option<String>>>,
 }
 
 impl FittedEncoder {
     fn fit(encoder: Encoder, columns: &[Categorical]) -> Result<Self> {
-        let one_hot = matches!(encoder, Encoder::OneHot(_));
         let categories = columns
             .iter()
             .map(|c| {
@@ -172,7 +171,7 @@ impl FittedEncoder {
                 seen.dedup();
                 let mut cats: Vec<Option<String>> =
                     seen.into_iter().map(|s| Some(s.to_string())).collect();
-                if one_hot && c.values.iter().any(Option::is_none) {
+                if c.values.iter().any(Option::is_none) {
                     cats.push(None);
                 }
                 cats
@@ -247,10 +246,9 @@ impl FittedEncoder {
                             ),
                         );
                     }
-                    Encoder::Ordinal(e) => data.push(match (value, index) {
-                        (None, _) => f64::NAN,
-                        (Some(_), Some(k)) => k as f64,
-                        (Some(_), None) => match e.unknown_value {
+                    Encoder::Ordinal(e) => data.push(match index {
+                        Some(k) => k as f64,
+                        None => match e.unknown_value {
                             Some(v) => v,
                             None => return Err(unknown(&column.name, i, value)),
                         },
@@ -304,7 +302,7 @@ mod tests {
     }
 
     #[test]
-    fn ordinal_keeps_missing_as_nan_and_codes_unknown_when_told() {
+    fn ordinal_codes_missing_last_and_unknown_when_told() {
         let cols = [
             Categorical::from_options("c", [Some("y"), None, Some("x")]),
             Categorical::new("d", ["2", "10", "2"]),
@@ -313,7 +311,7 @@ mod tests {
         assert_eq!(fitted.feature_names(), ["c", "d"]);
         let x = fitted.transform(&cols).unwrap();
         assert_eq!(x.row(0), &[1.0, 1.0]);
-        assert!(x.get(1, 0).is_nan());
+        assert_eq!(x.get(1, 0), 2.0);
         // Text order, as scikit-learn sorts object columns: "10" < "2".
         assert_eq!(x.get(1, 1), 0.0);
         let new = [Categorical::new("c", ["w"]), Categorical::new("d", ["2"])];

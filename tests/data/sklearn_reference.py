@@ -16,7 +16,13 @@ import sklearn
 from sklearn import metrics
 from sklearn.model_selection import KFold, StratifiedKFold, train_test_split
 from sklearn.impute import SimpleImputer
-from sklearn.preprocessing import MinMaxScaler, RobustScaler, StandardScaler
+from sklearn.preprocessing import (
+    MinMaxScaler,
+    OneHotEncoder,
+    OrdinalEncoder,
+    RobustScaler,
+    StandardScaler,
+)
 
 
 def clean(v):
@@ -63,6 +69,22 @@ def scaler(case):
     fitted = {k: (None if v is None else clean(v)) for k, v in fitted.items()}
     fitted["out"] = clean(s.transform(x))
     return fitted
+
+
+def encoder(case):
+    import pandas as pd
+
+    def frame(columns):
+        return pd.DataFrame({name: pd.Series(values, dtype=object) for name, values in columns})
+
+    train, new = frame(case["train"]), frame(case["new"])
+    if case["kind"] == "one_hot":
+        e = OneHotEncoder(handle_unknown="ignore", sparse_output=False).fit(train)
+        names = [str(n) for n in e.get_feature_names_out()]
+    else:
+        e = OrdinalEncoder(handle_unknown="use_encoded_value", unknown_value=-1).fit(train)
+        names = [str(n) for n in e.get_feature_names_out()]
+    return {"names": names, "out": clean(e.transform(train)), "new": clean(e.transform(new))}
 
 
 def stratified_kfold(case):
@@ -124,6 +146,7 @@ def main():
     cases = json.load(sys.stdin)
     out = {
         "sklearn": sklearn.__version__,
+        "encoders": [encoder(c) for c in cases["encoders"]],
         "scalers": [scaler(c) for c in cases["scalers"]],
         "stratified_kfold": [stratified_kfold(c) for c in cases["stratified_kfold"]],
         "kfold": [kfold(c) for c in cases["kfold"]],
