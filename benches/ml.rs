@@ -29,8 +29,11 @@
 //! the timed call.
 //!
 //! Every measurement is its own process — this binary re-executed, or the
-//! Python script — so its peak RSS (`VmHWM`) is its own; scikit-learn's loky
-//! workers report theirs apart. Rounds alternate who goes first. The
+//! Python script — so its peak RSS (`VmHWM`) is its own, from the end of the
+//! data's loading (reset there through `/proc/self/clear_refs`: the data held
+//! counts, the CSV parser's and the imports' peaks do not); scikit-learn's
+//! loky workers report theirs apart. Each measurement notes the load average
+//! it started at: the machine is shared. Rounds alternate who goes first. The
 //! scaler's outputs are compared: every `center_` and `scale_` and 32 sampled
 //! transformed values must agree to 1e-12 (relative), or the bench panics —
 //! a correctness check, not a timing threshold.
@@ -47,7 +50,7 @@
 
 mod common;
 
-use std::io::{BufWriter, Write};
+use std::io::{BufWriter, Read, Write};
 use std::path::Path;
 use std::process::Command;
 use std::time::Instant;
@@ -57,8 +60,8 @@ use gust::ml::grid_search::GridSearch;
 use gust::ml::metrics::Metric;
 use gust::ml::pipeline::Pipeline;
 use gust::ml::preprocessing::RobustScaler;
-use gust::ml::{Dataset, Matrix, TargetKind};
-use serde_json::{Map, Value, json};
+use gust::ml::{Dataset, Matrix, Target};
+use serde_json::{Value, json};
 
 /// Set in a re-executed child's environment: what it must do.
 const CHILD: &str = "GUST_BENCH_ML_CHILD";
@@ -163,6 +166,22 @@ fn uptime() -> String {
         .output()
         .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
         .unwrap_or_else(|e| format!("(uptime: {e})"))
+}
+
+/// The 1-minute load average.
+fn load1() -> f64 {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|l| l.split_whitespace().next()?.parse().ok())
+        .unwrap_or(f64::NAN)
+}
+
+/// Runs a measurement, noting the load average it started at.
+fn measured(run: impl FnOnce() -> Value) -> Value {
+    let load = load1();
+    let mut v = run();
+    v["load1"] = json!(load);
+    v
 }
 
 fn env_parse<T: std::str::FromStr>(var: &str) -> Option<T> {
@@ -392,30 +411,42 @@ fn child(what: &str) {
 }
 
 fn child_grid(csv_path: &str) -> Value {
+    // The CSV straight into the matrix and the class indices (what
+    // `Dataset::from_rows` builds from query rows, without a JSON map per row).
     let t0 = Instant::now();
     let mut reader = csv::Reader::from_path(csv_path).unwrap();
     let header: Vec<String> = reader.headers().unwrap().iter().map(String::from).collect();
-    let rows: Vec<Map<String, Value>> = reader
-        .records()
-        .map(|r| {
-            let r = r.unwrap();
-            header
+    assert_eq!(header.len(), FEATURES.len() + 1);
+    assert!(header.iter().zip(FEATURES).all(|(h, f)| h == f));
+    let mut values = Vec::with_capacity(GRID_ROWS * FEATURES.len());
+    let mut labels = Vec::with_capacity(GRID_ROWS);
+    for record in reader.records() {
+        let record = record.unwrap();
+        values.extend(
+            record
                 .iter()
-                .zip(r.iter())
-                .map(|(name, cell)| {
-                    let value = if name == TARGET {
-                        json!(cell)
-                    } else {
-                        json!(cell.parse::<f64>().unwrap())
-                    };
-                    (name.clone(), value)
-                })
-                .collect()
-        })
+                .take(FEATURES.len())
+                .map(|v| v.parse::<f64>().unwrap()),
+        );
+        labels.push(record[FEATURES.len()].to_string());
+    }
+    let mut classes = labels.clone();
+    classes.sort();
+    classes.dedup();
+    let y = labels
+        .iter()
+        .map(|l| classes.binary_search(l).unwrap())
         .collect();
-    let data = Dataset::from_rows(&rows, &FEATURES, TARGET, TargetKind::Classes).unwrap();
-    drop(rows);
+    let data = Dataset {
+        features: FEATURES.iter().map(|f| f.to_string()).collect(),
+        x: Matrix::new(labels.len(), FEATURES.len(), values).unwrap(),
+        target_name: TARGET.into(),
+        target: Target::Classes { classes, y },
+    };
+    drop(labels);
     let load = t0.elapsed().as_secs_f64();
+    let load_hwm = vm_hwm_kib();
+    reset_hwm();
 
     let mut search = GridSearch::new(
         Pipeline::new(Estimator::gradient_boosting_classifier()).step(RobustScaler::new()),
@@ -452,6 +483,7 @@ fn child_grid(csv_path: &str) -> Value {
         "best_index": result.best_index,
         "best_params": result.best_params(),
         "candidates": candidates,
+        "load_vmhwm_kib": load_hwm,
         "x_samples": (0..32)
             .map(|k| data.x.get(k * 7919 % data.len(), k % data.x.cols()))
             .collect::<Vec<f64>>(),
@@ -462,14 +494,16 @@ fn child_grid(csv_path: &str) -> Value {
 
 fn child_scaler(bin_path: &str) -> Value {
     let t0 = Instant::now();
-    let bytes = std::fs::read(bin_path).unwrap();
-    let values: Vec<f64> = bytes
-        .chunks_exact(8)
-        .map(|b| f64::from_le_bytes(b.try_into().unwrap()))
-        .collect();
-    drop(bytes);
+    let mut file = std::io::BufReader::new(std::fs::File::open(bin_path).unwrap());
+    let mut values = Vec::with_capacity(SCALER_ROWS * SCALER_COLS);
+    let mut buf = [0u8; 8];
+    for _ in 0..SCALER_ROWS * SCALER_COLS {
+        file.read_exact(&mut buf).unwrap();
+        values.push(f64::from_le_bytes(buf));
+    }
     let x = Matrix::new(SCALER_ROWS, SCALER_COLS, values).unwrap();
     let load = t0.elapsed().as_secs_f64();
+    reset_hwm();
 
     let cpu0 = cpu_secs();
     let t0 = Instant::now();
@@ -504,6 +538,12 @@ fn vm_hwm_kib() -> Option<u64> {
         .nth(1)?
         .parse()
         .ok()
+}
+
+/// Resets this process's `VmHWM` to its current RSS (Linux's `clear_refs`,
+/// value 5), so the peak reported covers what follows the data's loading.
+fn reset_hwm() {
+    std::fs::write("/proc/self/clear_refs", "5").expect("reset VmHWM (/proc/self/clear_refs)");
 }
 
 /// This process's CPU time so far (user + system, every thread).
@@ -542,11 +582,11 @@ fn bench_scaler(dir: &Path, python: &str) {
         let run_gust = || gust_child("scaler", &[("GUST_BENCH_BIN", bin_s.clone())]);
         let run_py = || python_child(python, &["scaler", &bin_s, &rows_s, &cols_s, &samples]);
         let (g, p) = if round % 2 == 1 {
-            let g = run_gust();
-            (g, run_py())
+            let g = measured(run_gust);
+            (g, measured(run_py))
         } else {
-            let p = run_py();
-            (run_gust(), p)
+            let p = measured(run_py);
+            (measured(run_gust), p)
         };
         check_scaler(&g, &p);
         let (gs, ps) = (g["secs"].as_f64().unwrap(), p["secs"].as_f64().unwrap());
@@ -554,31 +594,33 @@ fn bench_scaler(dir: &Path, python: &str) {
         lines.push((round, g, p));
     }
     println!(
-        "{:<44} {:>5} {:>9} {:>9} {:>9} {:>10} {:>9}",
-        "implementation", "round", "time", "(fit)", "CPU", "peak RSS", "vs gust"
+        "{:<44} {:>5} {:>9} {:>9} {:>9} {:>10} {:>9} {:>7}",
+        "implementation", "round", "time", "(fit)", "CPU", "peak RSS", "vs gust", "load1"
     );
     for (round, g, p) in &lines {
         let gs = g["secs"].as_f64().unwrap();
         println!(
-            "{:<44} {:>5} {:>8.3}s {:>8.3}s {:>8.2}s {:>6.1} MiB {:>8.2}x",
+            "{:<44} {:>5} {:>8.3}s {:>8.3}s {:>8.2}s {:>6.1} MiB {:>8.2}x {:>7.2}",
             "gust RobustScaler fit + transform",
             round,
             gs,
             g["fit_secs"].as_f64().unwrap(),
             g["cpu_secs"].as_f64().unwrap(),
             mib(&g["vmhwm_kib"]),
-            1.0
+            1.0,
+            g["load1"].as_f64().unwrap()
         );
         let ps = p["secs"].as_f64().unwrap();
         println!(
-            "{:<44} {:>5} {:>8.3}s {:>9} {:>8.2}s {:>6.1} MiB {:>8.2}x",
+            "{:<44} {:>5} {:>8.3}s {:>9} {:>8.2}s {:>6.1} MiB {:>8.2}x {:>7.2}",
             "scikit-learn RobustScaler().fit_transform",
             round,
             ps,
             "",
             p["cpu_secs"].as_f64().unwrap(),
             mib(&p["vmhwm_kib"]),
-            ps / gs
+            ps / gs,
+            p["load1"].as_f64().unwrap()
         );
     }
     println!(
@@ -594,18 +636,20 @@ fn bench_scaler(dir: &Path, python: &str) {
         verdict(med, MIN_SCALER_SPEEDUP)
     );
     println!(
-        "\n| round | gust fit + transform | scikit-learn `fit_transform` | speed-up | gust peak RSS | scikit-learn peak RSS |"
+        "\n| round | gust fit + transform | scikit-learn `fit_transform` | speed-up | gust peak RSS | scikit-learn peak RSS | load avg at start (gust / scikit-learn) |"
     );
-    println!("|---:|---:|---:|---:|---:|---:|");
+    println!("|---:|---:|---:|---:|---:|---:|---:|");
     for (round, g, p) in &lines {
         let (gs, ps) = (g["secs"].as_f64().unwrap(), p["secs"].as_f64().unwrap());
         println!(
-            "| {round} | {:.3} s (fit {:.3}) | {ps:.3} s | {:.2}x | {:.1} MiB | {:.1} MiB |",
+            "| {round} | {:.3} s (fit {:.3}) | {ps:.3} s | {:.2}x | {:.1} MiB | {:.1} MiB | {:.2} / {:.2} |",
             gs,
             g["fit_secs"].as_f64().unwrap(),
             ps / gs,
             mib(&g["vmhwm_kib"]),
-            mib(&p["vmhwm_kib"])
+            mib(&p["vmhwm_kib"]),
+            g["load1"].as_f64().unwrap(),
+            p["load1"].as_f64().unwrap()
         );
     }
 }
@@ -661,11 +705,11 @@ fn bench_grid(dir: &Path, python: &str) {
             )
         };
         let (g, p) = if round % 2 == 1 {
-            let g = run_gust();
-            (g, run_py())
+            let g = measured(run_gust);
+            (g, measured(run_py))
         } else {
-            let p = run_py();
-            (run_gust(), p)
+            let p = measured(run_py);
+            (measured(run_gust), p)
         };
         assert_eq!(
             g["candidates"].as_array().map(Vec::len),
@@ -717,11 +761,17 @@ fn bench_grid(dir: &Path, python: &str) {
             p["best_params"]
         );
         println!(
-            "{:<52}       scikit-learn's refit {:.2}s; gust {:.2}x scikit-learn's speed, best CV {:+.4}",
+            "{:<52}       scikit-learn: CV {:.2}s + refit {:.2}s; gust {:.2}x scikit-learn's speed, best CV {:+.4}; \
+             load average at start gust {:.2}, scikit-learn {:.2}; peak RSS while loading gust {:.1} MiB, scikit-learn {:.1} MiB",
             "",
+            ps - p["refit_secs"].as_f64().unwrap(),
             p["refit_secs"].as_f64().unwrap(),
             ps / gs,
-            gaps.last().unwrap()
+            gaps.last().unwrap(),
+            g["load1"].as_f64().unwrap(),
+            p["load1"].as_f64().unwrap(),
+            mib(&g["load_vmhwm_kib"]),
+            mib(&p["load_vmhwm_kib"])
         );
     }
 
@@ -767,18 +817,21 @@ fn bench_grid(dir: &Path, python: &str) {
     }
 
     println!(
-        "\n| round | gust `GridSearch` | scikit-learn `GridSearchCV` | speed-up | best CV gust / scikit-learn | gust peak RSS | scikit-learn peak RSS |"
+        "\n| round | gust `GridSearch` | scikit-learn `GridSearchCV` (of which refit) | speed-up | best CV gust / scikit-learn | gust peak RSS | scikit-learn peak RSS | load avg at start (gust / scikit-learn) |"
     );
-    println!("|---:|---:|---:|---:|---:|---:|---:|");
+    println!("|---:|---:|---:|---:|---:|---:|---:|---:|");
     for (round, g, p) in &lines {
         let (gs, ps) = (g["secs"].as_f64().unwrap(), p["secs"].as_f64().unwrap());
         println!(
-            "| {round} | {gs:.2} s | {ps:.2} s | {:.2}x | {:.4} / {:.4} | {:.1} MiB | {} |",
+            "| {round} | {gs:.2} s | {ps:.2} s ({:.2} s) | {:.2}x | {:.4} / {:.4} | {:.1} MiB | {} | {:.2} / {:.2} |",
+            p["refit_secs"].as_f64().unwrap(),
             ps / gs,
             g["best_score"].as_f64().unwrap(),
             p["best_score"].as_f64().unwrap(),
             mib(&g["vmhwm_kib"]),
-            python_rss(p)
+            python_rss(p),
+            g["load1"].as_f64().unwrap(),
+            p["load1"].as_f64().unwrap()
         );
     }
     let med = median(&ratios);

@@ -14,9 +14,11 @@ Modes (each prints one JSON object as its last stdout line):
       scale_ and the transformed values at the sampled [row, col]s, which the
       bench compares with gust's.
 
-Peak RSS is each process's own VmHWM; for the grid search the loky workers'
-are read before this process exits (they idle after the fit) and reported
-apart. CPU seconds likewise: this process's, and the workers' from /proc.
+Peak RSS is each process's own VmHWM from the end of the data's loading
+(reset then through /proc/self/clear_refs, so it includes the data held but
+not the imports' and the parser's peaks; the grid search also reports the
+peak before the reset); for the grid search the loky workers' are read before
+this process exits (they idle after the fit) and reported apart. CPU seconds likewise: this process's, and the workers' from /proc.
 """
 import json
 import os
@@ -45,6 +47,13 @@ def vm_hwm_kib(pid="self"):
     except OSError:
         pass
     return None
+
+
+def reset_hwm():
+    """Resets this process's VmHWM to its current RSS (Linux's clear_refs,
+    value 5), so the peak reported covers what follows the data's loading."""
+    with open("/proc/self/clear_refs", "w") as f:
+        f.write("5")
 
 
 def cpu_secs(pid="self"):
@@ -113,6 +122,8 @@ def grid(csv_path, grid_json, folds, scoring):
     X = df.drop(columns=[target]).to_numpy(dtype=np.float64)
     y = df[target].to_numpy()
     load = time.perf_counter() - t0
+    load_hwm = vm_hwm_kib()
+    reset_hwm()
 
     gust_grid = json.loads(grid_json)
     param_grid = {
@@ -175,6 +186,7 @@ def grid(csv_path, grid_json, folds, scoring):
                 ],
                 "candidates": candidates,
                 "vmhwm_kib": vm_hwm_kib(),
+                "load_vmhwm_kib": load_hwm,
                 "worker_vmhwm_kib": worker_rss,
                 "cpu_secs": cpu_secs(),
                 "worker_cpu_secs": worker_cpu,
@@ -193,6 +205,7 @@ def scaler(bin_path, rows, cols, samples_json):
     t0 = time.perf_counter()
     X = np.fromfile(bin_path, dtype="<f8").reshape(rows, cols)
     load = time.perf_counter() - t0
+    reset_hwm()
     cpu0 = cpu_secs()
 
     t0 = time.perf_counter()
