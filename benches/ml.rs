@@ -440,6 +440,7 @@ fn child_grid(csv_path: &str) -> Value {
     let data = Dataset {
         features: FEATURES.iter().map(|f| f.to_string()).collect(),
         x: Matrix::new(labels.len(), FEATURES.len(), values).unwrap(),
+        categorical: Vec::new(),
         target_name: TARGET.into(),
         target: Target::Classes { classes, y },
     };
