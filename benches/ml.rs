@@ -412,24 +412,32 @@ fn child(what: &str) {
 
 fn child_grid(csv_path: &str) -> Value {
     // The CSV straight into the matrix and the class indices (what
-    // `Dataset::from_rows` builds from query rows, without a JSON map per row).
+    // `Dataset::from_rows` builds from query rows, without a JSON map per
+    // row). The bench wrote it: plain numbers and labels, no quoting.
     let t0 = Instant::now();
-    let mut reader = csv::Reader::from_path(csv_path).unwrap();
-    let header: Vec<String> = reader.headers().unwrap().iter().map(String::from).collect();
+    let text = std::fs::read_to_string(csv_path).unwrap();
+    let mut lines = text.lines();
+    let header: Vec<&str> = lines.next().unwrap().split(',').collect();
     assert_eq!(header.len(), FEATURES.len() + 1);
-    assert!(header.iter().zip(FEATURES).all(|(h, f)| h == f));
+    assert!(header.iter().zip(FEATURES).all(|(h, f)| *h == f));
     let mut values = Vec::with_capacity(GRID_ROWS * FEATURES.len());
     let mut labels = Vec::with_capacity(GRID_ROWS);
-    for record in reader.records() {
-        let record = record.unwrap();
+    for line in lines {
+        let mut cells = line.split(',');
         values.extend(
-            record
-                .iter()
+            cells
+                .by_ref()
                 .take(FEATURES.len())
                 .map(|v| v.parse::<f64>().unwrap()),
         );
-        labels.push(record[FEATURES.len()].to_string());
+        labels.push(cells.next().unwrap().to_string());
+        assert!(
+            cells.next().is_none(),
+            "a row of more than {} cells",
+            header.len()
+        );
     }
+    drop(text);
     let mut classes = labels.clone();
     classes.sort();
     classes.dedup();
