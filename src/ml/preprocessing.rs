@@ -66,10 +66,20 @@ fn sorted_values(x: &Matrix, j: usize) -> Vec<f64> {
 
 /// numpy's `percentile` with the default `linear` method, on sorted values
 /// (`NaN` when there are none), computed as numpy computes it.
+#[cfg(test)]
 fn percentile(sorted: &[f64], q: f64) -> f64 {
-    let n = sorted.len();
+    match percentile_ranks(sorted.len(), q) {
+        Some((lo, hi, gamma)) => lerp(sorted[lo], sorted[hi], gamma),
+        None => f64::NAN,
+    }
+}
+
+/// The two order statistics (0-based ranks) numpy's linear `percentile` of
+/// `n` values interpolates between, and the weight of the upper one; `None`
+/// for no value.
+fn percentile_ranks(n: usize, q: f64) -> Option<(usize, usize, f64)> {
     if n == 0 {
-        return f64::NAN;
+        return None;
     }
     let q = q / 100.0;
     // numpy's _compute_virtual_index for the linear method (alpha = beta = 1),
@@ -80,14 +90,84 @@ fn percentile(sorted: &[f64], q: f64) -> f64 {
     let gamma = virtual_index - below;
     let lo = (below.max(0.0) as usize).min(n - 1);
     let hi = ((below + 1.0).max(0.0) as usize).min(n - 1);
-    let (a, b) = (sorted[lo], sorted[hi]);
-    // numpy's _lerp: from the nearer end, for monotonicity.
+    Some((lo, hi, gamma))
+}
+
+/// numpy's `_lerp`: from the nearer end, for monotonicity.
+fn lerp(a: f64, b: f64, gamma: f64) -> f64 {
     let diff = b - a;
     if gamma >= 0.5 {
         b - diff * (1.0 - gamma)
     } else {
         a + diff * gamma
     }
+}
+
+/// The values of `v` at `ranks` (0-based positions in sorted order), found
+/// by selection instead of a full sort: each rank partitions only what is
+/// above the previous one. `v` is reordered.
+fn order_statistics(v: &mut [f64], ranks: &[usize]) -> Vec<f64> {
+    let mut wanted: Vec<usize> = ranks.to_vec();
+    wanted.sort_unstable();
+    wanted.dedup();
+    let mut found = Vec::with_capacity(wanted.len());
+    let mut start = 0;
+    for k in wanted {
+        let (_, nth, _) = v[start..].select_nth_unstable_by(k - start, f64::total_cmp);
+        found.push((k, *nth));
+        start = k + 1;
+    }
+    ranks
+        .iter()
+        .map(|r| {
+            found
+                .iter()
+                .find(|(k, _)| k == r)
+                .map_or(f64::NAN, |(_, v)| *v)
+        })
+        .collect()
+}
+
+/// A column's median and its `q_min` and `q_max` percentiles (numpy's
+/// `nanmedian` and `nanpercentile`, linear), `NaN` for an all-`NaN` column.
+fn robust_statistics(mut v: Vec<f64>, q_min: f64, q_max: f64) -> (f64, f64, f64) {
+    let n = v.len();
+    let (Some(low), Some(high)) = (percentile_ranks(n, q_min), percentile_ranks(n, q_max)) else {
+        return (f64::NAN, f64::NAN, f64::NAN);
+    };
+    let median_ranks = if n % 2 == 1 {
+        (n / 2, n / 2)
+    } else {
+        (n / 2 - 1, n / 2)
+    };
+    let ranks = [
+        median_ranks.0,
+        median_ranks.1,
+        low.0,
+        low.1,
+        high.0,
+        high.1,
+    ];
+    let at = order_statistics(&mut v, &ranks);
+    let median = if n % 2 == 1 {
+        at[0]
+    } else {
+        (at[0] + at[1]) / 2.0
+    };
+    (median, lerp(at[2], at[3], low.2), lerp(at[4], at[5], high.2))
+}
+
+/// Each column's values without `NaN`s, in one pass over the rows.
+fn columns_without_nan(x: &Matrix) -> Vec<Vec<f64>> {
+    let mut columns: Vec<Vec<f64>> = (0..x.cols()).map(|_| Vec::with_capacity(x.rows())).collect();
+    for i in 0..x.rows() {
+        for (column, &v) in columns.iter_mut().zip(x.row(i)) {
+            if !v.is_nan() {
+                column.push(v);
+            }
+        }
+    }
+    columns
 }
 
 /// numpy's `nanmedian` on sorted values.
@@ -226,20 +306,51 @@ impl RobustScaler {
             )));
         }
         check_fit_input(x)?;
-        let columns: Vec<Vec<f64>> = (0..x.cols()).map(|j| sorted_values(x, j)).collect();
+        // Columns on all cores: each is one selection pass, independent.
+        let columns = columns_without_nan(x);
+        let threads = std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .clamp(1, columns.len().max(1));
+        let per_thread = columns.len().div_ceil(threads).max(1);
+        let mut stats: Vec<(f64, f64, f64)> = Vec::with_capacity(columns.len());
+        let mut chunks: Vec<Vec<Vec<f64>>> = Vec::new();
+        let mut rest = columns.into_iter().peekable();
+        while rest.peek().is_some() {
+            chunks.push(rest.by_ref().take(per_thread).collect());
+        }
+        std::thread::scope(|scope| {
+            let handles: Vec<_> = chunks
+                .into_iter()
+                .map(|chunk| {
+                    scope.spawn(move || {
+                        chunk
+                            .into_iter()
+                            .map(|c| robust_statistics(c, q_min, q_max))
+                            .collect::<Vec<_>>()
+                    })
+                })
+                .collect();
+            for h in handles {
+                // A selection does not panic on finite input (checked above).
+                stats.extend(h.join().unwrap_or_default());
+            }
+        });
+        if stats.len() != x.cols() {
+            return Err(invalid("a column's statistics could not be computed".to_string()));
+        }
         let center = self
             .with_centering
-            .then(|| columns.iter().map(|c| median(c)).collect());
+            .then(|| stats.iter().map(|s| s.0).collect());
         let scale = self.with_scaling.then(|| {
             let adjust = if self.unit_variance {
                 norm_ppf(q_max / 100.0) - norm_ppf(q_min / 100.0)
             } else {
                 1.0
             };
-            columns
+            stats
                 .iter()
-                .map(|c| {
-                    let range = handle_zeros(percentile(c, q_max) - percentile(c, q_min));
+                .map(|&(_, low, high)| {
+                    let range = handle_zeros(high - low);
                     if self.unit_variance {
                         range / adjust
                     } else {
@@ -648,6 +759,29 @@ mod tests {
 
     fn m(rows: &[&[f64]]) -> Matrix {
         Matrix::from_rows(&rows.iter().map(|r| r.to_vec()).collect::<Vec<_>>()).unwrap()
+    }
+
+    #[test]
+    fn selected_statistics_equal_sorted_ones() {
+        // Duplicates, negatives, every length from 1 to 40, several ranges.
+        let mut state = 0x9e37_79b9_u64;
+        for n in 1..=40usize {
+            let v: Vec<f64> = (0..n)
+                .map(|_| {
+                    state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                    ((state >> 33) % 7) as f64 - 3.0 + if n % 3 == 0 { 0.5 } else { 0.0 }
+                })
+                .collect();
+            let mut sorted = v.clone();
+            sorted.sort_by(f64::total_cmp);
+            for (lo, hi) in [(25.0, 75.0), (0.0, 100.0), (10.0, 90.0), (33.3, 66.7)] {
+                let (m, a, b) = robust_statistics(v.clone(), lo, hi);
+                assert_eq!(m.to_bits(), median(&sorted).to_bits(), "n={n} median");
+                assert_eq!(a.to_bits(), percentile(&sorted, lo).to_bits(), "n={n} q={lo}");
+                assert_eq!(b.to_bits(), percentile(&sorted, hi).to_bits(), "n={n} q={hi}");
+            }
+        }
+        assert!(robust_statistics(Vec::new(), 25.0, 75.0).0.is_nan());
     }
 
     #[test]
