@@ -39,6 +39,7 @@
 //! | `mlflow` | `hooks::mlflow::MlflowHook`: tracking, artifacts and model registry |
 //! | `ml` | `ml`: datasets, splits and folds, scalers and metrics with scikit-learn's semantics; smartcore models as an MLflow model flavor (with `mlflow`) |
 //! | `parquet` | `formats::parquet` and Parquet objects in the transfers (typed columns from `SqlHook::describe`) |
+//! | `serve` | `serve::ModelServer`: a registered model's `champion` behind `POST /predict` and `GET /health` (axum), swapped without a restart when the alias moves; includes `ml` and `mlflow` |
 //! | `full` | all of the above |
 //!
 //! The SQL features also enable the shared `hooks::sql::SqlHook` trait and the
@@ -65,6 +66,9 @@ pub mod hooks;
 pub mod ml;
 pub mod operators;
 pub mod retry;
+#[cfg(feature = "serve")]
+#[cfg_attr(docsrs, doc(cfg(feature = "serve")))]
+pub mod serve;
 pub mod task;
 pub mod template;
 #[cfg(all(

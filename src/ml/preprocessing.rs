@@ -140,26 +140,25 @@ fn robust_statistics(mut v: Vec<f64>, q_min: f64, q_max: f64) -> (f64, f64, f64)
     } else {
         (n / 2 - 1, n / 2)
     };
-    let ranks = [
-        median_ranks.0,
-        median_ranks.1,
-        low.0,
-        low.1,
-        high.0,
-        high.1,
-    ];
+    let ranks = [median_ranks.0, median_ranks.1, low.0, low.1, high.0, high.1];
     let at = order_statistics(&mut v, &ranks);
     let median = if n % 2 == 1 {
         at[0]
     } else {
         (at[0] + at[1]) / 2.0
     };
-    (median, lerp(at[2], at[3], low.2), lerp(at[4], at[5], high.2))
+    (
+        median,
+        lerp(at[2], at[3], low.2),
+        lerp(at[4], at[5], high.2),
+    )
 }
 
 /// Each column's values without `NaN`s, in one pass over the rows.
 fn columns_without_nan(x: &Matrix) -> Vec<Vec<f64>> {
-    let mut columns: Vec<Vec<f64>> = (0..x.cols()).map(|_| Vec::with_capacity(x.rows())).collect();
+    let mut columns: Vec<Vec<f64>> = (0..x.cols())
+        .map(|_| Vec::with_capacity(x.rows()))
+        .collect();
     for i in 0..x.rows() {
         for (column, &v) in columns.iter_mut().zip(x.row(i)) {
             if !v.is_nan() {
@@ -336,7 +335,9 @@ impl RobustScaler {
             }
         });
         if stats.len() != x.cols() {
-            return Err(invalid("a column's statistics could not be computed".to_string()));
+            return Err(invalid(
+                "a column's statistics could not be computed".to_string(),
+            ));
         }
         let center = self
             .with_centering
@@ -768,7 +769,9 @@ mod tests {
         for n in 1..=40usize {
             let v: Vec<f64> = (0..n)
                 .map(|_| {
-                    state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                    state = state
+                        .wrapping_mul(6364136223846793005)
+                        .wrapping_add(1442695040888963407);
                     ((state >> 33) % 7) as f64 - 3.0 + if n % 3 == 0 { 0.5 } else { 0.0 }
                 })
                 .collect();
@@ -777,8 +780,16 @@ mod tests {
             for (lo, hi) in [(25.0, 75.0), (0.0, 100.0), (10.0, 90.0), (33.3, 66.7)] {
                 let (m, a, b) = robust_statistics(v.clone(), lo, hi);
                 assert_eq!(m.to_bits(), median(&sorted).to_bits(), "n={n} median");
-                assert_eq!(a.to_bits(), percentile(&sorted, lo).to_bits(), "n={n} q={lo}");
-                assert_eq!(b.to_bits(), percentile(&sorted, hi).to_bits(), "n={n} q={hi}");
+                assert_eq!(
+                    a.to_bits(),
+                    percentile(&sorted, lo).to_bits(),
+                    "n={n} q={lo}"
+                );
+                assert_eq!(
+                    b.to_bits(),
+                    percentile(&sorted, hi).to_bits(),
+                    "n={n} q={hi}"
+                );
             }
         }
         assert!(robust_statistics(Vec::new(), 25.0, 75.0).0.is_nan());
