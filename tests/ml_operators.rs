@@ -565,3 +565,83 @@ async fn train_from_redis_rows() {
     .unwrap_err();
     assert!(e.message().contains("empty"), "{e}");
 }
+
+/// The same rows as CSV, JSON Lines and (with the feature) Parquet objects
+/// make the same dataset: numbers from text or JSON numbers, NULL categories
+/// missing in every format.
+#[tokio::test]
+async fn csv_jsonl_and_parquet_objects_make_the_same_dataset() {
+    use gust::hooks::object_store::{MemoryStore, ObjectStore, PutOptions};
+    let store = MemoryStore::new();
+    store.create_bucket("raw").await.unwrap();
+    let rows = credit_rows();
+    let put = |key: &'static str, body: Vec<u8>| {
+        let store = &store;
+        async move {
+            store
+                .put("raw", key, body.into(), &PutOptions::new())
+                .await
+                .unwrap()
+        }
+    };
+    put("d/credit.csv", credit_csv(&rows).into_bytes()).await;
+    let jsonl: String = rows
+        .iter()
+        .map(|r| format!("{}\n", serde_json::Value::Object(r.clone())))
+        .collect();
+    put("d/credit.jsonl.gz", {
+        use std::io::Write;
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        gz.write_all(jsonl.as_bytes()).unwrap();
+        gz.finish().unwrap()
+    })
+    .await;
+    let read = |url: &'static str| {
+        let store = &store;
+        async move {
+            let rows = gust::formats::read_object_rows(store, url, None)
+                .await
+                .unwrap();
+            credit_columns().read_rows(&rows).unwrap()
+        }
+    };
+    let from_csv = read("s3://raw/d/credit.csv").await;
+    assert_eq!(from_csv.len(), 120);
+    assert_eq!(from_csv.categorical[0].values[4], None);
+    assert_eq!(read("s3://raw/d/credit.jsonl.gz").await, from_csv);
+
+    #[cfg(feature = "parquet")]
+    {
+        use gust::formats::parquet::{ParquetFormat, Writer};
+        use gust::formats::{Column, ColumnType};
+        let columns = [
+            Column::new("id", ColumnType::Int64),
+            Column::new("a", ColumnType::Float64),
+            Column::new("mix", ColumnType::Text),
+            Column::new("label", ColumnType::Text),
+        ];
+        let mut writer = Writer::new(&columns, &ParquetFormat::new(), "test").unwrap();
+        for r in &rows {
+            writer
+                .push([&r["id"], &r["a"], &r["mix"], &r["label"]])
+                .unwrap();
+        }
+        put("d/credit.parquet", writer.finish().unwrap()).await;
+        assert_eq!(read("s3://raw/d/credit.parquet").await, from_csv);
+    }
+
+    // A missing object is NotFound naming it; a record of the wrong width
+    // names its line.
+    let e = gust::formats::read_object_rows(&store, "s3://raw/d/none.csv", None)
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind(), gust::ErrorKind::NotFound, "{e}");
+    put("d/bad.csv", b"a,mix,label\n1,Good,good\n2,Bad\n".to_vec()).await;
+    let e = gust::formats::read_object_rows(&store, "s3://raw/d/bad.csv", None)
+        .await
+        .unwrap_err();
+    assert!(
+        e.to_string().contains("record 3") && e.to_string().contains("bad.csv"),
+        "{e}"
+    );
+}
