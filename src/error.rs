@@ -322,6 +322,16 @@ impl Error {
 /// [`Error::redact`].
 pub const MIN_MASKED_SECRET_LEN: usize = 5;
 
+/// A value as an error message shows it: its first 40 characters, then `…`
+/// when there are more (a whole row or cell would drown the message).
+#[allow(dead_code)] // each user sits behind a feature
+pub(crate) fn shorten(text: &str) -> String {
+    match text.char_indices().nth(40) {
+        Some((at, _)) => format!("{}…", &text[..at]),
+        None => text.to_string(),
+    }
+}
+
 /// Replaces each secret in `text` by `***` (a short one only as `:secret@` or a lone
 /// token `//secret@`, raw or percent-encoded, see [`MIN_MASKED_SECRET_LEN`]).
 pub(crate) fn mask(text: &str, secrets: &[&str]) -> String {

@@ -272,7 +272,7 @@ impl Writer {
                     format!(
                         "row {}: the value {} of column {:?} does not fit its type {:?}: {why}",
                         self.rows + 1,
-                        shorten(value),
+                        crate::error::shorten(&value.to_string()),
                         column.name,
                         column.ty
                     ),
@@ -685,15 +685,6 @@ fn append_pg_binary(
         Builder::Bytes(x) => x.append_value(b),
     }
     Ok(())
-}
-
-/// A value for an error message: its JSON, cut at 40 characters.
-fn shorten(value: &Value) -> String {
-    let text = value.to_string();
-    match text.char_indices().nth(40) {
-        Some((at, _)) => format!("{}…", &text[..at]),
-        None => text,
-    }
 }
 
 /// Appends one value to its column's builder; the reason when it does not fit.

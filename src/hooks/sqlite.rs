@@ -234,12 +234,7 @@ impl SqliteHook {
                         // SQLite would keep text in a numeric column; PostgreSQL
                         // and MySQL refuse it, and so does the load.
                         (Some(f), Declared::Number(ty)) if f.trim().parse::<f64>().is_err() => {
-                            let mut shown = f.clone();
-                            if shown.len() > 40 {
-                                let cut = (0..=40).rev().find(|&i| shown.is_char_boundary(i));
-                                shown.truncate(cut.unwrap_or(0));
-                                shown.push('…');
-                            }
+                            let shown = crate::error::shorten(f);
                             return Err(with_ctx(Error::new(
                                 ErrorKind::InvalidInput,
                                 "",

@@ -173,14 +173,7 @@ impl Columns {
             }
         }
         let x = numeric_matrix(rows, &self.numeric)?;
-        let categorical = self
-            .categorical
-            .iter()
-            .map(|c| Categorical {
-                name: c.clone(),
-                values: rows.iter().map(|r| category(r.get(c))).collect(),
-            })
-            .collect();
+        let categorical = categorical_columns(rows, &self.categorical);
         let target_values = match self.kind {
             TargetKind::Values => Target::Values(
                 rows.iter()
@@ -227,9 +220,24 @@ pub(crate) fn numeric_matrix(rows: &[Map<String, Value>], columns: &[String]) ->
     Matrix::new(rows.len(), columns.len(), data)
 }
 
+/// The categorical `columns` of `rows`; a missing column in a row or a NULL
+/// is a missing category.
+pub(crate) fn categorical_columns(
+    rows: &[Map<String, Value>],
+    columns: &[String],
+) -> Vec<Categorical> {
+    columns
+        .iter()
+        .map(|c| Categorical {
+            name: c.clone(),
+            values: rows.iter().map(|r| category(r.get(c))).collect(),
+        })
+        .collect()
+}
+
 /// A categorical value as text: a string as it is, a number or boolean as
 /// JSON writes it, NULL (or no value) as missing.
-pub(crate) fn category(value: Option<&Value>) -> Option<String> {
+fn category(value: Option<&Value>) -> Option<String> {
     match value {
         None | Some(Value::Null) => None,
         Some(Value::String(s)) => Some(s.clone()),
@@ -339,15 +347,7 @@ fn null_target(target: &str, row: usize) -> Error {
 /// `NaN` for NULL and empty text.
 fn number(value: Option<&Value>, column: &str, row: usize) -> Result<f64> {
     let bad = |v: &Value| {
-        let mut text = v.to_string();
-        if text.len() > 40 {
-            let cut = (0..=40)
-                .rev()
-                .find(|&i| text.is_char_boundary(i))
-                .unwrap_or(0);
-            text.truncate(cut);
-            text.push('…');
-        }
+        let text = crate::error::shorten(&v.to_string());
         Error::new(
             ErrorKind::InvalidInput,
             OP,

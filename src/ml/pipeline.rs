@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use serde_json::{Map, Value};
 
-use super::dataset::{Categorical, category, numeric_matrix};
+use super::dataset::{Categorical, categorical_columns, numeric_matrix};
 use super::encoding::{Encoder, FittedEncoder};
 use super::estimator::{Estimator, Model, Prediction};
 use super::metrics::{self, Average, Metric};
@@ -339,14 +339,7 @@ impl FittedPipeline {
             .with("columns", missing.join(",")));
         }
         let x = numeric_matrix(rows, &self.features)?;
-        let columns: Vec<Categorical> = self
-            .categorical
-            .iter()
-            .map(|c| Categorical {
-                name: c.clone(),
-                values: rows.iter().map(|r| category(r.get(c))).collect(),
-            })
-            .collect();
+        let columns = categorical_columns(rows, &self.categorical);
         let x = self.transform_columns(&x, &columns)?;
         let predicted = self.model.predict(&x)?;
         match (predicted, &self.classes) {

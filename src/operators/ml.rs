@@ -478,6 +478,22 @@ impl TrainModel {
     }
 }
 
+/// Logs texts as files `(name, text)` under `path` of a run's artifacts
+/// (its root for `None`), through a temporary directory.
+async fn log_texts(
+    mlflow: &MlflowHook,
+    run_id: &str,
+    path: Option<&str>,
+    files: &[(&str, &str)],
+) -> Result<()> {
+    let dir = tempfile::tempdir()
+        .map_err(|e| Error::new(ErrorKind::Io, TRAIN, format!("a temporary directory: {e}")))?;
+    for (name, text) in files {
+        std::fs::write(dir.path().join(name), text)?;
+    }
+    mlflow.log_artifacts(run_id, dir.path(), path).await
+}
+
 /// `preprocessing.json`, `train.csv` and `test.csv` of
 /// [`TrainModel::log_preprocessing`].
 fn preprocessing_files(
@@ -711,12 +727,13 @@ impl Operator for TrainModel {
                 let run_id = run.run_id().to_string();
                 run.log_batch(&metrics, &params, &tags).await?;
                 if let Some((candidates, _, _, csv)) = grid {
-                    let dir = tempfile::tempdir().map_err(|e| {
-                        Error::new(ErrorKind::Io, TRAIN, format!("a temporary directory: {e}"))
-                    })?;
-                    let file = dir.path().join("cv_results.csv");
-                    std::fs::write(&file, csv)?;
-                    run.hook().log_artifact(&run_id, &file, None).await?;
+                    log_texts(
+                        run.hook(),
+                        &run_id,
+                        None,
+                        &[("cv_results.csv", csv.as_str())],
+                    )
+                    .await?;
                     let mut ranked: Vec<&Candidate> = candidates.iter().collect();
                     ranked.sort_by_key(|c| c.rank_test_score);
                     for (i, c) in ranked.into_iter().take(child_runs).enumerate() {
@@ -741,15 +758,9 @@ impl Operator for TrainModel {
                     }
                 }
                 if let Some((path, files)) = &preprocessing {
-                    let dir = tempfile::tempdir().map_err(|e| {
-                        Error::new(ErrorKind::Io, TRAIN, format!("a temporary directory: {e}"))
-                    })?;
-                    for (name, text) in files {
-                        std::fs::write(dir.path().join(name), text)?;
-                    }
-                    run.hook()
-                        .log_artifacts(&run_id, dir.path(), Some(path))
-                        .await?;
+                    let files: Vec<(&str, &str)> =
+                        files.iter().map(|(n, t)| (*n, t.as_str())).collect();
+                    log_texts(run.hook(), &run_id, Some(path), &files).await?;
                 }
                 run.hook()
                     .log_model_with(&run_id, &artifact_path, fitted, meta)
