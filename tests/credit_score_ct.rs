@@ -241,8 +241,7 @@ async fn embedded_defaults_twice_for_one_date() {
             .await
             .unwrap(),
     );
-    let mlflow =
-        MlflowHook::from_uri(&pipeline::file_store_uri(&dir.path().join("mlruns"))).unwrap();
+    let mlflow = MlflowHook::from_uri(&dir.path().join("mlruns").to_string_lossy()).unwrap();
     let p = CreditScoreCt::new(db, mlflow);
     assert_eq!(p.sql_file().unwrap(), "features.sqlite.sql");
     twice_for_one_date(&p).await;
@@ -258,8 +257,7 @@ async fn an_empty_extract_fails_the_train_task_with_a_typed_error() {
             .await
             .unwrap(),
     );
-    let mlflow =
-        MlflowHook::from_uri(&pipeline::file_store_uri(&dir.path().join("mlruns"))).unwrap();
+    let mlflow = MlflowHook::from_uri(&dir.path().join("mlruns").to_string_lossy()).unwrap();
     let p = CreditScoreCt::new(db, mlflow);
     p.prepare_sources(DS).await.unwrap();
 

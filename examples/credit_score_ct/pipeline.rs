@@ -107,7 +107,8 @@ impl CreditScoreCt {
             embedded_connection(workdir)?
         };
         let db: Arc<dyn SqlHook> = Arc::from(sql::from_connection(&conn, None).await?);
-        let mlflow = MlflowHook::from_env_or(&file_store_uri(&workdir.join("mlruns")))?;
+        // A plain path is a file store, as `mlflow.set_tracking_uri` takes it.
+        let mlflow = MlflowHook::from_env_or(&workdir.join("mlruns").to_string_lossy())?;
         Ok(Self::new(db, mlflow))
     }
 
@@ -242,15 +243,6 @@ impl CreditScoreCt {
 pub fn embedded_connection(workdir: &Path) -> Result<Connection> {
     let path = workdir.join("feature_store.db");
     Ok(Connection::new(CONN_ID, "sqlite")?.with_host(path.to_string_lossy()))
-}
-
-/// A `file:` tracking URI for a local directory.
-pub fn file_store_uri(dir: &Path) -> String {
-    if dir.is_absolute() {
-        format!("file://{}", dir.display())
-    } else {
-        format!("file:./{}", dir.display())
-    }
 }
 
 /// The working directory of the embedded defaults (`GUST_CT_DIR`, default
