@@ -763,16 +763,13 @@ impl ApiError {
         }
         let mut extra = Map::new();
         if e.context("columns").is_some() {
-            // Computed again rather than split from the comma-joined context,
-            // so a column name with a comma stays whole.
-            let expected = pipeline.input_columns();
-            let missing: Vec<&str> = expected
-                .iter()
-                .copied()
-                .filter(|c| rows.iter().any(|r| !r.contains_key(*c)))
-                .collect();
-            extra.insert("missing_columns".into(), json!(missing));
-            extra.insert("expected_columns".into(), json!(expected));
+            // As a list rather than split from the comma-joined context, so a
+            // column name with a comma stays whole.
+            extra.insert(
+                "missing_columns".into(),
+                json!(pipeline.missing_columns(rows)),
+            );
+            extra.insert("expected_columns".into(), json!(pipeline.input_columns()));
         }
         ApiError {
             status: StatusCode::BAD_REQUEST,

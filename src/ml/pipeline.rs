@@ -272,6 +272,14 @@ impl FittedPipeline {
             .collect()
     }
 
+    /// The columns it takes that some of `rows` lack, in input order.
+    pub fn missing_columns(&self, rows: &[Map<String, Value>]) -> Vec<&str> {
+        self.input_columns()
+            .into_iter()
+            .filter(|c| rows.iter().any(|r| !r.contains_key(*c)))
+            .collect()
+    }
+
     /// The numeric `x` through every step (for a pipeline without
     /// categorical columns; see [`transform_columns`](Self::transform_columns)).
     pub fn transform(&self, x: &Matrix) -> Result<Matrix> {
@@ -321,12 +329,7 @@ impl FittedPipeline {
     /// `columns` in its context); extra columns are ignored, as MLflow's
     /// schema enforcement ignores them.
     pub fn predict_rows(&self, rows: &[Map<String, Value>]) -> Result<Predictions> {
-        let mut missing: Vec<&str> = Vec::new();
-        for column in self.input_columns() {
-            if rows.iter().any(|r| !r.contains_key(column)) {
-                missing.push(column);
-            }
-        }
+        let missing = self.missing_columns(rows);
         if !missing.is_empty() {
             return Err(Error::new(
                 ErrorKind::InvalidInput,
