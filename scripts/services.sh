@@ -89,7 +89,7 @@ MLFLOW_AUTH_SECRET_KEY=gust-mlflow-auth-secret-key
 # mlflow[auth]: Flask-WTF, without which the basic-auth app does not import.
 # pyarrow and pandas: the Parquet read-back test and the pandas side of benches/transfers.rs;
 # scikit-learn: the reference of tests/ml_sklearn.rs.
-PIP_PACKAGES=('moto[server]' 'mlflow[auth]' boto3 psycopg2-binary redis pyarrow pandas scikit-learn)
+PIP_PACKAGES=('moto[server]==5.2.5' 'mlflow[auth]' boto3 psycopg2-binary redis pyarrow pandas scikit-learn)
 
 # ---------------------------------------------------------------------------
 # helpers

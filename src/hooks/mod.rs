@@ -39,4 +39,11 @@ pub mod object_store;
 
 #[cfg(feature = "s3")]
 #[cfg_attr(docsrs, doc(cfg(feature = "s3")))]
+pub mod aws;
+#[cfg(feature = "s3")]
+#[cfg_attr(docsrs, doc(cfg(feature = "s3")))]
 pub mod s3;
+
+#[cfg(feature = "sagemaker")]
+#[cfg_attr(docsrs, doc(cfg(feature = "sagemaker")))]
+pub mod sagemaker;

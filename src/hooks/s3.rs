@@ -68,13 +68,12 @@ use std::fmt;
 use std::time::Duration;
 
 use aws_sdk_s3::config::{
-    BehaviorVersion, Credentials, Region, RequestChecksumCalculation, ResponseChecksumValidation,
-    retry::RetryConfig,
+    Region, RequestChecksumCalculation, ResponseChecksumValidation, retry::RetryConfig,
 };
-use serde_json::Value;
 
 use crate::connection::Connection;
 use crate::error::{Error, ErrorKind, Result};
+use crate::hooks::aws::{AwsConfig, extra_path};
 use crate::hooks::scope::HookScope;
 use crate::retry::Backoff;
 
@@ -161,46 +160,6 @@ fn retry_config(max_attempts: u32, backoff: Option<&Backoff>) -> RetryConfig {
     }
 }
 
-/// A string at a JSON path of the extras (`["service_config", "s3", "endpoint_url"]`).
-fn extra_path<'a>(conn: &'a Connection, path: &[&str]) -> Option<&'a str> {
-    let (first, rest) = path.split_first()?;
-    let mut v = conn.extra_dejson().get(*first)?;
-    for p in rest {
-        v = v.get(*p)?;
-    }
-    v.as_str().filter(|s| !s.is_empty())
-}
-
-/// Why the extra `name` = `url` cannot be an endpoint, if it cannot. `localhost:9000`
-/// parses as a URL of scheme `localhost`, which the SDK accepts and then fails on
-/// at the first request (a retryable error, retried for nothing), so the scheme
-/// and the host are checked here.
-fn check_endpoint(name: &str, url: &str) -> std::result::Result<(), String> {
-    let with_http = format!("http://{url}");
-    let has_host = |u: &url::Url| u.host_str().is_some_and(|h| !h.is_empty());
-    let fixable = !url.contains("://")
-        && url::Url::parse(&with_http).is_ok_and(|u| has_host(&u) && u.path() == "/");
-    match url::Url::parse(url) {
-        // S3 requests are signed with the access key: credentials in the endpoint
-        // mean nothing to it, and the SDK would log and sign them as part of the host.
-        Ok(u) if !u.username().is_empty() || u.password().is_some() => Err(format!(
-            "extra {name} must not carry credentials (user:password@); put the access key \
-             id in the login and the secret key in the password"
-        )),
-        Ok(u) if matches!(u.scheme(), "http" | "https") && has_host(&u) => Ok(()),
-        // `host:port` parses with `host` as the scheme; a bare `host` not at all.
-        _ if fixable => Err(format!(
-            "extra {name} `{url}` has no scheme: write {with_http} (or https://)"
-        )),
-        Ok(u) if !matches!(u.scheme(), "http" | "https") => Err(format!(
-            "extra {name} `{url}` must start with http:// or https://"
-        )),
-        _ => Err(format!(
-            "extra {name} `{url}` is not an endpoint URL (expected e.g. http://localhost:9000)"
-        )),
-    }
-}
-
 impl S3Hook {
     /// The hook of connection `AIRFLOW_CONN_<CONN_ID>`.
     pub async fn from_conn_id(conn_id: &str) -> Result<Self> {
@@ -211,70 +170,10 @@ impl S3Hook {
     pub async fn from_connection(conn: &Connection) -> Result<Self> {
         let scope = HookScope::new("s3", conn);
         let config_err = |msg: &str| scope.error(ErrorKind::Config, "connect", msg);
-        if !matches!(conn.conn_type(), "aws" | "s3" | "") {
-            return Err(config_err(&format!(
-                "conn type `{}` is not `aws`",
-                conn.conn_type()
-            )));
-        }
-        let key_id = conn
-            .login()
-            .filter(|s| !s.is_empty())
-            .or(conn.extra_str("aws_access_key_id"));
-        let secret = conn
-            .password()
-            .filter(|s| !s.is_empty())
-            .or(conn.extra_str("aws_secret_access_key"));
-        let token = conn.extra_str("aws_session_token");
-        let s3_endpoint = extra_path(conn, &["service_config", "s3", "endpoint_url"]);
-        for (name, url) in [
-            ("service_config.s3.endpoint_url", s3_endpoint),
-            ("endpoint_url", conn.extra_str("endpoint_url")),
-        ] {
-            if let Some(url) = url {
-                check_endpoint(name, url).map_err(|e| config_err(&e))?;
-            }
-        }
-        let endpoint = s3_endpoint
-            .or(conn.extra_str("endpoint_url"))
-            .map(str::to_string);
-
-        let mut loader = aws_config::defaults(BehaviorVersion::latest());
-        match (key_id, secret) {
-            (Some(k), Some(s)) => {
-                let creds =
-                    Credentials::new(k, s, token.map(str::to_string), None, "gust-connection");
-                loader = loader.credentials_provider(creds);
-            }
-            (None, None) => {} // the default AWS credential chain
-            _ => {
-                return Err(config_err(
-                    "the connection has an access key id without a secret key, or the reverse",
-                ));
-            }
-        }
-        if let Some(r) = conn.extra_str("region_name") {
-            loader = loader.region(Region::new(r.to_string()));
-        }
-        let sdk = loader.load().await;
-        let region = sdk
-            .region()
-            .map(|r| r.to_string())
-            .unwrap_or_else(|| "us-east-1".to_string());
-
-        let max_attempts = conn
-            .extra_dejson()
-            .get("config_kwargs")
-            .and_then(|c| c.get("retries"))
-            .and_then(|r| r.get("max_attempts"))
-            .or(conn.extra_dejson().get("max_attempts"))
-            .and_then(|v| match v {
-                Value::Number(n) => n.as_u64(),
-                Value::String(s) => s.parse().ok(),
-                _ => None,
-            })
-            .unwrap_or(3)
-            .clamp(1, 20) as u32;
+        let aws = AwsConfig::from_connection(conn, "s3")?;
+        let endpoint = aws.endpoint.clone();
+        let (sdk, region) = aws.load().await;
+        let max_attempts = aws.max_attempts;
         let mut builder = aws_sdk_s3::config::Builder::from(&sdk)
             .region(Region::new(region.clone()))
             .retry_config(retry_config(max_attempts, None));
@@ -514,25 +413,5 @@ impl S3Hook {
             err = err.exhausted().with("max_attempts", max_attempts);
         }
         self.wrap(operation, err, bucket, key)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::check_endpoint;
-
-    #[test]
-    fn endpoints_need_an_http_scheme_and_a_host() {
-        assert!(check_endpoint("endpoint_url", "http://localhost:9000").is_ok());
-        assert!(check_endpoint("endpoint_url", "https://s3.example.com/").is_ok());
-        let e = check_endpoint("endpoint_url", "localhost:9000").unwrap_err();
-        assert!(e.contains("write http://localhost:9000"), "{e}");
-        let e = check_endpoint("endpoint_url", "minio").unwrap_err();
-        assert!(e.contains("write http://minio"), "{e}");
-        let e = check_endpoint("endpoint_url", "ftp://h:21").unwrap_err();
-        assert!(e.contains("http:// or https://"), "{e}");
-        let e = check_endpoint("endpoint_url", "not a url").unwrap_err();
-        assert!(e.contains("not an endpoint URL"), "{e}");
-        assert!(check_endpoint("endpoint_url", "http://").is_err());
     }
 }
