@@ -197,7 +197,7 @@ mod tests {
     #[test]
     fn reads_credentials_region_endpoint_and_attempts() {
         let c = conn(
-            "aws://AKIDEXAMPLE:s3cr3t-key@/?region_name=eu-west-1&endpoint_url=http%3A%2F%2F127.0.0.1%3A55000&config_kwargs=%7B%22retries%22%3A%7B%22max_attempts%22%3A7%7D%7D",
+            "aws://AKIDEXAMPLE:s3cr3t-key@/?region_name=eu-west-1&endpoint_url=http%3A%2F%2F127.0.0.1%3A55000&max_attempts=7",
         );
         let cfg = AwsConfig::from_connection(&c, "sagemaker").unwrap();
         assert_eq!(cfg.access_key_id.as_deref(), Some("AKIDEXAMPLE"));
@@ -218,12 +218,16 @@ mod tests {
             .with_extra(
                 "service_config",
                 serde_json::json!({"sagemaker": {"endpoint_url": "http://b:2"}}),
+            )
+            .with_extra(
+                "config_kwargs",
+                serde_json::json!({"retries": {"max_attempts": 30}}),
             );
         let sm = AwsConfig::from_connection(&c, "sagemaker").unwrap();
         assert_eq!(sm.endpoint.as_deref(), Some("http://b:2"));
         let s3 = AwsConfig::from_connection(&c, "s3").unwrap();
         assert_eq!(s3.endpoint.as_deref(), Some("http://a:1"));
-        assert_eq!(s3.max_attempts, 3);
+        assert_eq!(s3.max_attempts, 20, "clamped");
     }
 
     #[test]

@@ -19,3 +19,7 @@ pub mod s3;
 #[cfg(all(feature = "ml", feature = "mlflow"))]
 #[cfg_attr(docsrs, doc(cfg(all(feature = "ml", feature = "mlflow"))))]
 pub mod ml;
+
+#[cfg(feature = "sagemaker")]
+#[cfg_attr(docsrs, doc(cfg(feature = "sagemaker")))]
+pub mod sagemaker;

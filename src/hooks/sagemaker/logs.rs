@@ -36,11 +36,12 @@ impl Tail {
     /// are best effort: a failure is one warning, never the wait's error (the
     /// log group does not exist until the job's first container logs).
     pub(crate) async fn read(&mut self, hook: &SageMakerHook) {
-        if let Err(e) = self.pass(hook).await {
-            if e.kind() != ErrorKind::NotFound && !self.warned {
-                self.warned = true;
-                tracing::warn!(job = %self.job, error = %e, "cannot read the training job's logs");
-            }
+        if let Err(e) = self.pass(hook).await
+            && e.kind() != ErrorKind::NotFound
+            && !self.warned
+        {
+            self.warned = true;
+            tracing::warn!(job = %self.job, error = %e, "cannot read the training job's logs");
         }
     }
 

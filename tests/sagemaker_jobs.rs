@@ -1,0 +1,637 @@
+//! The SageMaker operators' job state machine on a scripted `SageMakerApi`:
+//! every request in order, every answer given, time paused (the polls'
+//! pauses pass at once). moto finishes jobs at once and lacks
+//! StopTrainingJob and UpdateEndpoint, so these paths are tested here.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::TimeZone;
+use gust::hooks::sagemaker::{InvokeRequest, InvokeResponse, SageMakerApi, SageMakerHook, Service};
+use gust::operators::sagemaker::{
+    ActionIfJobExists, SageMakerEndpoint, SageMakerModel, SageMakerTraining, TASK_INSTANCE_TAG,
+};
+use gust::retry::Backoff;
+use gust::{Connection, Context, Dag, Error, ErrorKind, Operator, Task, TaskOptions};
+use serde_json::{Value, json};
+
+/// One expected request: its action, a check of its body, and the answer.
+struct Step {
+    action: &'static str,
+    check: Box<dyn Fn(&Value) + Send + Sync>,
+    reply: Box<dyn Fn() -> gust::Result<Value> + Send + Sync>,
+}
+
+/// A SageMaker that answers a script, in order, and panics on anything else
+/// (aws-smithy-mocks' sequential mode).
+#[derive(Default)]
+struct Scripted {
+    steps: Mutex<VecDeque<Step>>,
+    calls: Mutex<Vec<(String, Value)>>,
+}
+
+impl std::fmt::Debug for Scripted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Scripted")
+    }
+}
+
+fn aws_error(code: &str, message: &str) -> Error {
+    let kind = match code {
+        "ThrottlingException" => ErrorKind::Unavailable,
+        "ResourceInUse" => ErrorKind::AlreadyExists,
+        _ if message.starts_with("Could not find") => ErrorKind::NotFound,
+        _ if message.starts_with("Cannot create already existing") => ErrorKind::AlreadyExists,
+        _ => ErrorKind::InvalidInput,
+    };
+    Error::new(kind, "", format!("{code}: {message}")).with("code", code)
+}
+
+impl Scripted {
+    fn new() -> Arc<Self> {
+        Arc::new(Scripted::default())
+    }
+
+    fn then(
+        self: &Arc<Self>,
+        action: &'static str,
+        reply: impl Fn() -> gust::Result<Value> + Send + Sync + 'static,
+    ) -> &Arc<Self> {
+        self.then_check(action, |_| {}, reply)
+    }
+
+    fn then_check(
+        self: &Arc<Self>,
+        action: &'static str,
+        check: impl Fn(&Value) + Send + Sync + 'static,
+        reply: impl Fn() -> gust::Result<Value> + Send + Sync + 'static,
+    ) -> &Arc<Self> {
+        self.steps.lock().unwrap().push_back(Step {
+            action,
+            check: Box::new(check),
+            reply: Box::new(reply),
+        });
+        self
+    }
+
+    fn times(
+        self: &Arc<Self>,
+        n: usize,
+        action: &'static str,
+        reply: impl Fn() -> gust::Result<Value> + Send + Sync + Clone + 'static,
+    ) -> &Arc<Self> {
+        for _ in 0..n {
+            self.then(action, reply.clone());
+        }
+        self
+    }
+
+    fn actions(&self) -> Vec<String> {
+        self.calls
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(a, _)| a.clone())
+            .collect()
+    }
+
+    fn count(&self, action: &str) -> usize {
+        self.actions().iter().filter(|a| *a == action).count()
+    }
+
+    fn assert_done(&self) {
+        let left: Vec<&str> = self
+            .steps
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|s| s.action)
+            .collect();
+        assert!(
+            left.is_empty(),
+            "steps never requested: {left:?}; requested: {:?}",
+            self.actions()
+        );
+    }
+
+    fn hook(self: &Arc<Self>) -> SageMakerHook {
+        SageMakerHook::with_api("aws_default", "us-east-1", self.clone())
+            .with_retries(3, Backoff::exponential(Duration::from_secs(1)))
+    }
+}
+
+#[async_trait]
+impl SageMakerApi for Scripted {
+    async fn call(&self, service: Service, action: &str, request: Value) -> gust::Result<Value> {
+        assert_eq!(service, Service::SageMaker, "{action}");
+        self.calls
+            .lock()
+            .unwrap()
+            .push((action.to_string(), request.clone()));
+        let step = self.steps.lock().unwrap().pop_front().unwrap_or_else(|| {
+            panic!(
+                "unexpected request {action} {request} after {:?}",
+                self.actions()
+            )
+        });
+        assert_eq!(
+            step.action,
+            action,
+            "request {request}; requested so far {:?}",
+            self.actions()
+        );
+        (step.check)(&request);
+        (step.reply)()
+    }
+
+    async fn invoke_endpoint(&self, _request: InvokeRequest) -> gust::Result<InvokeResponse> {
+        panic!("not scripted")
+    }
+}
+
+const JOB: &str = "mnistclassifier-2024-01-01-00-00-00";
+const ARN: &str =
+    "arn:aws:sagemaker:us-east-1:123456789012:training-job/mnistclassifier-2024-01-01-00-00-00";
+
+fn described(status: &'static str) -> impl Fn() -> gust::Result<Value> + Clone {
+    move || {
+        Ok(json!({
+            "TrainingJobName": JOB,
+            "TrainingJobArn": ARN,
+            "TrainingJobStatus": status,
+            "SecondaryStatus": status,
+            "CreationTime": 1_704_067_200.0,
+            "ModelArtifacts": {"S3ModelArtifacts": format!("s3://b/out/{JOB}/output/model.tar.gz")},
+            "ResourceConfig": {"InstanceCount": 1},
+            "FailureReason": if status == "Failed" { "AlgorithmError: feature_dim 784 does not match the data (64)" } else { "" },
+        }))
+    }
+}
+
+fn not_found() -> gust::Result<Value> {
+    Err(aws_error(
+        "ValidationException",
+        &format!("Could not find training job '{ARN}'"),
+    ))
+}
+
+fn training() -> SageMakerTraining {
+    SageMakerTraining::new(json!({
+        "TrainingJobName": "mnistclassifier-{{ logical_date.strftime('%Y-%m-%d-%H-%M-%S') }}",
+        "AlgorithmSpecification": {"TrainingImage": "kmeans:1", "TrainingInputMode": "File"},
+        "ResourceConfig": {"InstanceType": "ml.c4.xlarge", "InstanceCount": "{{ params.instances }}", "VolumeSizeInGB": 10},
+        "StoppingCondition": {"MaxRuntimeInSeconds": "86400"},
+        "RoleArn": "arn:aws:iam::123456789012:role/sm"
+    }))
+    .check_inputs(false)
+    .print_log(false)
+    .check_interval(Duration::from_secs(10))
+}
+
+fn ctx(try_number: u32) -> Context {
+    Context::builder("seed002", "sagemaker_train_model")
+        .logical_date(
+            chrono_tz::UTC
+                .with_ymd_and_hms(2024, 1, 1, 0, 0, 0)
+                .unwrap(),
+        )
+        .run_id("scheduled__2024-01-01T00:00:00+00:00")
+        .params(json!({"instances": 2}))
+        .try_number(try_number)
+        .build()
+}
+
+fn our_tag() -> String {
+    "seed002.sagemaker_train_model.scheduled__2024-01-01T00:00:00+00:00".to_string()
+}
+
+#[tokio::test(start_paused = true)]
+async fn in_progress_polls_until_completed_and_xcom_is_airflows_shape() {
+    let api = Scripted::new();
+    api.then("DescribeTrainingJob", not_found)
+        .then_check(
+            "CreateTrainingJob",
+            |r| {
+                assert_eq!(r["TrainingJobName"], JOB);
+                // Rendered, then cast back to integers as Airflow's integer_fields.
+                assert_eq!(r["ResourceConfig"]["InstanceCount"], 2);
+                assert_eq!(r["StoppingCondition"]["MaxRuntimeInSeconds"], 86400);
+                assert_eq!(
+                    r["Tags"],
+                    json!([{"Key": TASK_INSTANCE_TAG, "Value": our_tag()}])
+                );
+            },
+            || Ok(json!({"TrainingJobArn": ARN})),
+        )
+        .times(3, "DescribeTrainingJob", described("InProgress"))
+        .then("DescribeTrainingJob", described("Completed"));
+    let began = tokio::time::Instant::now();
+    let xcom = training()
+        .with_hook(api.hook())
+        .execute(&ctx(1))
+        .await
+        .unwrap();
+    api.assert_done();
+    // Three pauses of check_interval between four polls.
+    assert_eq!(began.elapsed(), Duration::from_secs(30));
+    let t = &xcom["Training"];
+    assert_eq!(t["TrainingJobStatus"], "Completed");
+    assert_eq!(t["TrainingJobName"], JOB);
+    assert_eq!(t["CreationTime"], "2024-01-01T00:00:00Z");
+    assert_eq!(
+        t["ModelArtifacts"]["S3ModelArtifacts"],
+        format!("s3://b/out/{JOB}/output/model.tar.gz")
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_failed_job_fails_with_its_reason() {
+    let api = Scripted::new();
+    api.then("DescribeTrainingJob", not_found)
+        .then("CreateTrainingJob", || Ok(json!({"TrainingJobArn": ARN})))
+        .then("DescribeTrainingJob", described("InProgress"))
+        .then("DescribeTrainingJob", described("Failed"));
+    let e = training()
+        .with_hook(api.hook())
+        .execute(&ctx(1))
+        .await
+        .unwrap_err();
+    api.assert_done();
+    assert_eq!(e.kind(), ErrorKind::Remote, "{e}");
+    assert!(
+        e.message()
+            .contains("feature_dim 784 does not match the data (64)"),
+        "{e}"
+    );
+    assert_eq!(e.context("job"), Some(JOB));
+    assert_eq!(e.context("status"), Some("Failed"));
+    assert_eq!(e.context("conn_id"), Some("aws_default"));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_stopped_job_fails_unless_allowed() {
+    let api = Scripted::new();
+    api.then("DescribeTrainingJob", not_found)
+        .then("CreateTrainingJob", || Ok(json!({"TrainingJobArn": ARN})))
+        .then("DescribeTrainingJob", described("Stopping"))
+        .then("DescribeTrainingJob", described("Stopped"));
+    let e = training()
+        .with_hook(api.hook())
+        .execute(&ctx(1))
+        .await
+        .unwrap_err();
+    api.assert_done();
+    assert_eq!(e.kind(), ErrorKind::Cancelled, "{e}");
+    assert!(e.message().contains("was stopped"), "{e}");
+    assert!(!e.is_retryable());
+
+    let api = Scripted::new();
+    api.then("DescribeTrainingJob", not_found)
+        .then("CreateTrainingJob", || Ok(json!({"TrainingJobArn": ARN})))
+        .then("DescribeTrainingJob", described("Stopped"));
+    let xcom = training()
+        .allow_stopped(true)
+        .with_hook(api.hook())
+        .execute(&ctx(1))
+        .await
+        .unwrap();
+    api.assert_done();
+    assert_eq!(xcom["Training"]["TrainingJobStatus"], "Stopped");
+}
+
+#[tokio::test(start_paused = true)]
+async fn max_ingestion_time_stops_the_job_then_fails() {
+    let api = Scripted::new();
+    api.then("DescribeTrainingJob", not_found)
+        .then("CreateTrainingJob", || Ok(json!({"TrainingJobArn": ARN})))
+        // Polls at 0, 10, 20, 25 s: the last pause is cut to the limit.
+        .times(4, "DescribeTrainingJob", described("InProgress"))
+        .then_check(
+            "StopTrainingJob",
+            |r| assert_eq!(r["TrainingJobName"], JOB),
+            || Ok(json!({})),
+        );
+    let began = tokio::time::Instant::now();
+    let e = training()
+        .max_ingestion_time(Duration::from_secs(25))
+        .with_hook(api.hook())
+        .execute(&ctx(1))
+        .await
+        .unwrap_err();
+    api.assert_done();
+    assert_eq!(began.elapsed(), Duration::from_secs(25));
+    assert_eq!(e.kind(), ErrorKind::Timeout, "{e}");
+    assert!(
+        e.message().contains("max_ingestion_time 25s: stopped"),
+        "{e}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn execution_timeout_stops_the_job_the_task_started() {
+    let api = Scripted::new();
+    api.then("DescribeTrainingJob", not_found)
+        .then("CreateTrainingJob", || Ok(json!({"TrainingJobArn": ARN})))
+        .times(4, "DescribeTrainingJob", described("InProgress"))
+        .then_check(
+            "StopTrainingJob",
+            |r| assert_eq!(r["TrainingJobName"], JOB),
+            || Ok(json!({})),
+        );
+    let mut dag = Dag::builder("seed002").params(json!({"instances": 2}));
+    dag.add(
+        Task::new("sagemaker_train_model", training().with_hook(api.hook()))
+            .with_options(TaskOptions::default().execution_timeout(Duration::from_secs(35))),
+    );
+    let report = dag
+        .build()
+        .unwrap()
+        .test(
+            chrono_tz::UTC
+                .with_ymd_and_hms(2024, 1, 1, 0, 0, 0)
+                .unwrap(),
+        )
+        .await;
+    assert!(!report.is_success());
+    api.assert_done();
+    assert_eq!(api.count("CreateTrainingJob"), 1);
+    assert_eq!(api.count("StopTrainingJob"), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_retry_attaches_to_the_job_it_started_instead_of_starting_another() {
+    let api = Scripted::new();
+    api.then("DescribeTrainingJob", described("InProgress"))
+        .then_check(
+            "ListTags",
+            |r| assert_eq!(r["ResourceArn"], ARN),
+            || Ok(json!({"Tags": [{"Key": TASK_INSTANCE_TAG, "Value": our_tag()}]})),
+        )
+        .then("DescribeTrainingJob", described("InProgress"))
+        .then("DescribeTrainingJob", described("Completed"));
+    let xcom = training()
+        .with_hook(api.hook())
+        .execute(&ctx(2))
+        .await
+        .unwrap();
+    api.assert_done();
+    assert_eq!(api.count("CreateTrainingJob"), 0);
+    assert_eq!(xcom["Training"]["TrainingJobName"], JOB);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_name_taken_by_another_job_gets_a_timestamp_or_fails() {
+    let api = Scripted::new();
+    api.then("DescribeTrainingJob", described("Completed"))
+        .then("ListTags", || {
+            Ok(json!({"Tags": [{"Key": TASK_INSTANCE_TAG, "Value": "other.dag.run"}]}))
+        })
+        .then("DescribeTrainingJob", not_found)
+        .then_check(
+            "CreateTrainingJob",
+            |r| {
+                let name = r["TrainingJobName"].as_str().unwrap();
+                let suffix = name
+                    .strip_prefix(&format!("{JOB}-"))
+                    .unwrap_or_else(|| panic!("{name}"));
+                assert!(
+                    suffix.len() == 10 && suffix.chars().all(|c| c.is_ascii_digit()),
+                    "{name}"
+                );
+            },
+            || Ok(json!({"TrainingJobArn": ARN})),
+        )
+        .then("DescribeTrainingJob", described("Completed"));
+    training()
+        .with_hook(api.hook())
+        .execute(&ctx(1))
+        .await
+        .unwrap();
+    api.assert_done();
+
+    // A failed job of this very task is not attached to: the retry starts anew.
+    let api = Scripted::new();
+    api.then("DescribeTrainingJob", described("Failed"))
+        .then("DescribeTrainingJob", not_found)
+        .then("CreateTrainingJob", || Ok(json!({"TrainingJobArn": ARN})))
+        .then("DescribeTrainingJob", described("Completed"));
+    training()
+        .with_hook(api.hook())
+        .execute(&ctx(2))
+        .await
+        .unwrap();
+    api.assert_done();
+
+    let api = Scripted::new();
+    api.then("DescribeTrainingJob", described("Completed"))
+        .then("ListTags", || Ok(json!({"Tags": []})));
+    let e = training()
+        .action_if_job_exists(ActionIfJobExists::Fail)
+        .with_hook(api.hook())
+        .execute(&ctx(1))
+        .await
+        .unwrap_err();
+    api.assert_done();
+    assert_eq!(e.kind(), ErrorKind::AlreadyExists, "{e}");
+    assert_eq!(e.context("job"), Some(JOB));
+}
+
+#[tokio::test(start_paused = true)]
+async fn throttling_is_retried_with_backoff() {
+    let api = Scripted::new();
+    let throttled = || Err(aws_error("ThrottlingException", "Rate exceeded"));
+    api.then("DescribeTrainingJob", not_found)
+        .then("CreateTrainingJob", || Ok(json!({"TrainingJobArn": ARN})))
+        .times(2, "DescribeTrainingJob", throttled)
+        .then("DescribeTrainingJob", described("Completed"));
+    let began = tokio::time::Instant::now();
+    training()
+        .with_hook(api.hook())
+        .execute(&ctx(1))
+        .await
+        .unwrap();
+    api.assert_done();
+    // Backoff 1 s then 2 s, each with up to as much again of jitter.
+    let waited = began.elapsed();
+    assert!(
+        waited >= Duration::from_secs(3) && waited < Duration::from_secs(6),
+        "{waited:?}"
+    );
+
+    // Still throttled after the last retry: exhausted, the task does not retry it again.
+    let api = Scripted::new();
+    api.then("DescribeTrainingJob", not_found)
+        .then("CreateTrainingJob", || Ok(json!({"TrainingJobArn": ARN})))
+        .times(4, "DescribeTrainingJob", throttled);
+    let e = training()
+        .with_hook(api.hook())
+        .execute(&ctx(1))
+        .await
+        .unwrap_err();
+    api.assert_done();
+    assert_eq!(e.kind(), ErrorKind::Unavailable);
+    assert!(e.is_exhausted(), "{e}");
+    assert_eq!(e.context("attempts"), Some("4"));
+    assert_eq!(e.operation(), "sagemaker.DescribeTrainingJob");
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_existing_endpoint_is_updated_without_its_tags() {
+    let api = Scripted::new();
+    let model = json!({"ModelName": "mnistclassifier-2024-01-01-00-00-00", "ExecutionRoleArn": "r",
+        "PrimaryContainer": {"Image": "kmeans:1", "ModelDataUrl": "s3://b/m.tar.gz"}});
+    let epc = json!({"EndpointConfigName": "mnistclassifier-2024-01-01-00-00-00",
+        "ProductionVariants": [{"InitialInstanceCount": "{{ params.instances }}", "InstanceType": "ml.t2.medium",
+            "ModelName": "mnistclassifier-2024-01-01-00-00-00", "VariantName": "AllTraffic"}]});
+    let endpoint = json!({"EndpointName": "mnistclassifier", "EndpointConfigName": "mnistclassifier-2024-01-01-00-00-00",
+        "Tags": [{"Key": "team", "Value": "ml"}]});
+    let (m, e) = (model.clone(), epc.clone());
+    api.then("CreateModel", || Ok(json!({"ModelArn": "arn:model"})))
+        .then("DescribeModel", move || Ok(m.clone()))
+        .then_check(
+            "CreateEndpointConfig",
+            |r| assert_eq!(r["ProductionVariants"][0]["InitialInstanceCount"], 2),
+            || Ok(json!({})),
+        )
+        .then("DescribeEndpointConfig", move || Ok(e.clone()))
+        .then("CreateEndpoint", || {
+            Err(aws_error("ValidationException", "Cannot create already existing endpoint \"arn:…/mnistclassifier\"."))
+        })
+        .then_check(
+            "UpdateEndpoint",
+            |r| {
+                assert_eq!(r["EndpointName"], "mnistclassifier");
+                assert!(r.get("Tags").is_none(), "{r}");
+            },
+            || Ok(json!({"EndpointArn": "arn:ep"})),
+        )
+        .then("DescribeEndpoint", || Ok(json!({"EndpointName": "mnistclassifier", "EndpointStatus": "Updating",
+            "EndpointConfigName": "mnistclassifier-2024-01-01-00-00-00"})))
+        .then("DescribeEndpoint", || Ok(json!({"EndpointName": "mnistclassifier", "EndpointStatus": "InService",
+            "EndpointConfigName": "mnistclassifier-2024-01-01-00-00-00", "LastModifiedTime": 1_704_067_260})))
+        .then("DescribeEndpointConfig", || Ok(json!({"EndpointConfigName": "mnistclassifier-2024-01-01-00-00-00"})));
+    let xcom = SageMakerEndpoint::new(
+        json!({"Model": model, "EndpointConfig": epc, "Endpoint": endpoint}),
+    )
+    .check_interval(Duration::from_secs(10))
+    .with_hook(api.hook())
+    .execute(&ctx(1))
+    .await
+    .unwrap();
+    api.assert_done();
+    assert_eq!(xcom["Endpoint"]["EndpointStatus"], "InService");
+    assert_eq!(xcom["Endpoint"]["LastModifiedTime"], "2024-01-01T00:01:00Z");
+    assert_eq!(
+        xcom["EndpointConfig"]["EndpointConfigName"],
+        "mnistclassifier-2024-01-01-00-00-00"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_retried_model_is_reused_only_when_it_is_the_same() {
+    let config = json!({"ModelName": "m1", "ExecutionRoleArn": "r",
+        "PrimaryContainer": {"Image": "kmeans:1", "ModelDataUrl": "s3://b/m.tar.gz"}});
+    let existing = json!({"ModelName": "m1", "ExecutionRoleArn": "r", "ModelArn": "arn:m1",
+        "PrimaryContainer": {"Image": "kmeans:1", "ModelDataUrl": "s3://b/m.tar.gz", "Mode": "SingleModel"},
+        "CreationTime": 1_704_067_200});
+    let exists = || {
+        Err(aws_error(
+            "ValidationException",
+            "Cannot create already existing model \"arn:m1\".",
+        ))
+    };
+    let api = Scripted::new();
+    let e1 = existing.clone();
+    let e2 = existing.clone();
+    api.then("CreateModel", exists)
+        .then("DescribeModel", move || Ok(e1.clone()))
+        .then("DescribeModel", move || Ok(e2.clone()));
+    let xcom = SageMakerModel::new(config.clone())
+        .with_hook(api.hook())
+        .execute(&ctx(2))
+        .await
+        .unwrap();
+    api.assert_done();
+    assert_eq!(xcom["Model"]["CreationTime"], "2024-01-01T00:00:00Z");
+
+    let mut other = config.clone();
+    other["PrimaryContainer"]["ModelDataUrl"] = json!("s3://b/other.tar.gz");
+    let api = Scripted::new();
+    let e1 = existing.clone();
+    api.then("CreateModel", exists)
+        .then("DescribeModel", move || Ok(e1.clone()));
+    let e = SageMakerModel::new(other)
+        .with_hook(api.hook())
+        .execute(&ctx(1))
+        .await
+        .unwrap_err();
+    api.assert_done();
+    assert_eq!(e.kind(), ErrorKind::AlreadyExists, "{e}");
+    assert!(e.message().contains("give the model a new name"), "{e}");
+}
+
+#[tokio::test]
+async fn bad_input_fails_before_any_request() {
+    // Nothing scripted: any request panics.
+    let api = Scripted::new();
+    let e = SageMakerTraining::from_json(r#"{"TrainingJobName": "a",}"#).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::InvalidInput);
+    assert!(e.message().contains("not JSON"), "{e}");
+
+    for (name, says) in [
+        ("mnist-{{ ts }}", "has `:`"),
+        (&"x".repeat(64) as &str, "64 characters long"),
+        ("mnist_{{ ds_nodash }}", "has `_`"),
+    ] {
+        let e = SageMakerTraining::new(json!({"TrainingJobName": name}))
+            .check_inputs(false)
+            .with_hook(api.hook())
+            .execute(&ctx(1))
+            .await
+            .unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::InvalidInput, "{e}");
+        assert!(e.message().contains(says), "{name}: {e}");
+    }
+    let e = SageMakerTraining::new(
+        json!({"TrainingJobName": "a", "ResourceConfig": {"InstanceCount": "two"}}),
+    )
+    .with_hook(api.hook())
+    .execute(&ctx(1))
+    .await
+    .unwrap_err();
+    assert!(
+        e.message()
+            .contains("ResourceConfig.InstanceCount is `two`, not an integer"),
+        "{e}"
+    );
+    assert!(api.actions().is_empty());
+}
+
+#[tokio::test]
+async fn an_unknown_region_without_an_endpoint_is_refused() {
+    let conn = Connection::from_uri(
+        "aws_typo",
+        "aws://AKID:secret-key-123@/?region_name=eu-west-9",
+    )
+    .unwrap();
+    let e = SageMakerHook::from_connection(&conn).await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Config, "{e}");
+    assert!(e.message().contains("region `eu-west-9`"), "{e}");
+    assert_eq!(e.context("conn_id"), Some("aws_typo"));
+    assert!(!e.to_string().contains("secret-key-123"));
+    // With an endpoint (moto, a VPC endpoint) any region goes.
+    let conn = Connection::from_uri(
+        "aws_moto",
+        "aws://AKID:secret-key-123@/?region_name=eu-west-9&endpoint_url=http%3A%2F%2F127.0.0.1%3A1",
+    )
+    .unwrap();
+    assert_eq!(
+        SageMakerHook::from_connection(&conn)
+            .await
+            .unwrap()
+            .region(),
+        "eu-west-9"
+    );
+}
