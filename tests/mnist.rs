@@ -1,0 +1,1 @@
+//! MNIST readers (placeholder until written).
