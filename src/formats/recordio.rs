@@ -309,7 +309,7 @@ impl IntoLabel for f64 {
 
 fn varint_len(v: u64) -> usize {
     // 1 byte per started 7 bits, at least 1.
-    ((64 - (v | 1).leading_zeros() as usize) + 6) / 7
+    (64 - (v | 1).leading_zeros() as usize).div_ceil(7)
 }
 
 fn put_varint(out: &mut Vec<u8>, mut v: u64) {
@@ -411,7 +411,7 @@ fn matrix_rows<T, L>(data: &[T], n_cols: usize, labels: Option<&[L]>) -> Result<
             "a matrix needs at least one column (write rows of no features with DenseTensorWriter)",
         ));
     }
-    if data.len() % n_cols != 0 {
+    if !data.len().is_multiple_of(n_cols) {
         return Err(Error::new(
             ErrorKind::InvalidInput,
             OP_ENCODE,
@@ -650,11 +650,11 @@ where
         let result: Result<u64> = async {
             while let Some(row) = rows.next().await {
                 let (features, label) = row.map_err(|e| e.with("row", writer.records()))?;
-                if let Some(chunk) = writer.write(features.as_ref(), label)? {
-                    if tx.send(Ok(chunk)).await.is_err() {
-                        // The upload failed and said why.
-                        return Ok(writer.records());
-                    }
+                if let Some(chunk) = writer.write(features.as_ref(), label)?
+                    && tx.send(Ok(chunk)).await.is_err()
+                {
+                    // The upload failed and says why.
+                    return Ok(writer.records());
                 }
             }
             let records = writer.records();
