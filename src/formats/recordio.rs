@@ -784,13 +784,14 @@ impl Record {
 /// Every record of a RecordIO-protobuf file in memory. See
 /// [`RecordDecoder`] for the errors; for a large object, use [`read_stream`].
 pub fn read_records(data: &[u8]) -> Result<Vec<Record>> {
-    let mut decoder = RecordDecoder::new();
-    decoder.push(data);
+    let (mut pos, mut offset, mut split) = (0usize, 0u64, None);
     let mut records = Vec::new();
-    while let Some(r) = decoder.next_record()? {
-        records.push(r);
+    while let Some((record, used)) = next_in(&data[pos..], offset, &mut split)? {
+        pos += used;
+        offset += used as u64;
+        records.extend(record);
     }
-    decoder.finish()?;
+    check_end(&data[pos..], offset, &split)?;
     Ok(records)
 }
 
@@ -905,40 +906,16 @@ impl RecordDecoder {
     }
 
     fn next_inner(&mut self) -> Result<Option<Record>> {
-        loop {
-            let data = &self.buf[self.start..];
-            let (cflag, payload, total) = match parse_frame(data, self.offset)? {
-                Frame::Need { .. } => return Ok(None),
-                Frame::Whole {
-                    cflag,
-                    payload,
-                    total,
-                } => (cflag, payload, total),
-            };
-            let frame_offset = self.offset;
-            let part = &data[payload];
-            self.start += total;
-            self.offset += total as u64;
-            // dmlc's reader: parts with cflag 1 (start) and 2 (middle) are
-            // followed by the magic word their split removed; 0 (whole) and 3
-            // (end) complete the record.
-            let record = match (cflag, self.split.take()) {
-                (0, None) => decode_record(part, frame_offset)?,
-                (1 | 2, split) => {
-                    let (mut joined, at) = split.unwrap_or((Vec::new(), frame_offset));
-                    joined.extend_from_slice(part);
-                    joined.extend_from_slice(&MAGIC.to_le_bytes());
-                    self.split = Some((joined, at));
-                    continue;
-                }
-                (_, Some((mut joined, at))) => {
-                    joined.extend_from_slice(part);
-                    decode_record(&joined, at)?
-                }
-                (_, None) => decode_record(part, frame_offset)?,
-            };
-            return Ok(Some(record));
+        while let Some((record, used)) =
+            next_in(&self.buf[self.start..], self.offset, &mut self.split)?
+        {
+            self.start += used;
+            self.offset += used as u64;
+            if record.is_some() {
+                return Ok(record);
+            }
         }
+        Ok(None)
     }
 
     /// Ends the input: bytes left that are not a whole frame are a truncated
@@ -947,39 +924,80 @@ impl RecordDecoder {
         if let Some(e) = &self.failed {
             return Err(clone_error(e));
         }
-        let data = &self.buf[self.start..];
-        if !data.is_empty() {
-            let (what, len) = match parse_frame(data, self.offset)? {
-                Frame::Need { header: true, len } => ("header", len),
-                Frame::Need { header: false, len } => ("frame (header, payload and padding)", len),
-                // Whole frames are taken by next_record first.
-                Frame::Whole { total, .. } => ("frame", total),
-            };
-            let e = Error::new(
-                ErrorKind::InvalidInput,
-                OP_READ,
-                format!(
-                    "truncated frame at offset {}: its {what} needs {len} bytes, {} remain",
-                    self.offset,
-                    data.len()
-                ),
-            )
-            .with("offset", self.offset);
-            self.failed = Some(clone_error(&e));
-            return Err(e);
+        let result = check_end(&self.buf[self.start..], self.offset, &self.split);
+        if let Err(e) = &result {
+            self.failed = Some(clone_error(e));
         }
-        if let Some((_, at)) = &self.split {
-            let e = Error::new(
-                ErrorKind::InvalidInput,
-                OP_READ,
-                format!("the input ends inside the split record started at offset {at}"),
-            )
-            .with("offset", *at);
-            self.failed = Some(clone_error(&e));
-            return Err(e);
-        }
-        Ok(())
+        result
     }
+}
+
+/// The next frame of `data` (at input `offset`): `None` when it is not
+/// whole yet, else the bytes it takes and its record — `None` for a part of
+/// a split record, kept in `split` until its end.
+fn next_in(
+    data: &[u8],
+    offset: u64,
+    split: &mut Option<(Vec<u8>, u64)>,
+) -> Result<Option<(Option<Record>, usize)>> {
+    let (cflag, payload, total) = match parse_frame(data, offset)? {
+        Frame::Need { .. } => return Ok(None),
+        Frame::Whole {
+            cflag,
+            payload,
+            total,
+        } => (cflag, payload, total),
+    };
+    let part = &data[payload];
+    // dmlc's reader: parts with cflag 1 (start) and 2 (middle) are followed
+    // by the magic word their split removed; 0 (whole) and 3 (end) complete
+    // the record.
+    let record = match (cflag, split.take()) {
+        (1 | 2, pending) => {
+            let (mut joined, at) = pending.unwrap_or((Vec::new(), offset));
+            joined.extend_from_slice(part);
+            joined.extend_from_slice(&MAGIC.to_le_bytes());
+            *split = Some((joined, at));
+            return Ok(Some((None, total)));
+        }
+        (_, Some((mut joined, at))) => {
+            joined.extend_from_slice(part);
+            decode_record(&joined, at)?
+        }
+        (_, None) => decode_record(part, offset)?,
+    };
+    Ok(Some((Some(record), total)))
+}
+
+/// At the end of the input: what is left must be nothing, and no split
+/// record may be open.
+fn check_end(rest: &[u8], offset: u64, split: &Option<(Vec<u8>, u64)>) -> Result<()> {
+    if !rest.is_empty() {
+        let (what, len) = match parse_frame(rest, offset)? {
+            Frame::Need { header: true, len } => ("header", len),
+            Frame::Need { header: false, len } => ("frame (header, payload and padding)", len),
+            // Whole frames are taken before.
+            Frame::Whole { total, .. } => ("frame", total),
+        };
+        return Err(Error::new(
+            ErrorKind::InvalidInput,
+            OP_READ,
+            format!(
+                "truncated frame at offset {offset}: its {what} needs {len} bytes, {} remain",
+                rest.len()
+            ),
+        )
+        .with("offset", offset));
+    }
+    if let Some((_, at)) = split {
+        return Err(Error::new(
+            ErrorKind::InvalidInput,
+            OP_READ,
+            format!("the input ends inside the split record started at offset {at}"),
+        )
+        .with("offset", *at));
+    }
+    Ok(())
 }
 
 fn clone_error(e: &Error) -> Error {
