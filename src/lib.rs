@@ -40,6 +40,8 @@
 //! | `ml` | `ml`: datasets, splits and folds, scalers and metrics with scikit-learn's semantics; smartcore models as an MLflow model flavor (with `mlflow`) |
 //! | `parquet` | `formats::parquet` and Parquet objects in the transfers (typed columns from `SqlHook::describe`) |
 //! | `serve` | `serve::ModelServer`: a registered model's `champion` behind `POST /predict` and `GET /health` (axum), swapped without a restart when the alias moves; includes `ml` and `mlflow` |
+//! | `sagemaker` | `hooks::sagemaker::SageMakerHook` (training, models, endpoints, transform and processing jobs, `InvokeEndpoint`, training logs) and the SageMaker operators (`operators::sagemaker`); includes `s3` |
+//! | `mnist` | `formats::mnist`: MNIST's pickled `mnist.pkl.gz` and IDX files; includes `object-store` (which brings `formats::recordio`, SageMaker's RecordIO-protobuf) |
 //! | `full` | all of the above |
 //!
 //! The SQL features also enable the shared `hooks::sql::SqlHook` trait and the

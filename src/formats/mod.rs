@@ -7,9 +7,15 @@ pub mod csv;
 #[cfg(feature = "object-store")]
 pub(crate) mod decode;
 pub mod jsonl;
+#[cfg(feature = "mnist")]
+#[cfg_attr(docsrs, doc(cfg(feature = "mnist")))]
+pub mod mnist;
 #[cfg(feature = "parquet")]
 #[cfg_attr(docsrs, doc(cfg(feature = "parquet")))]
 pub mod parquet;
+#[cfg(feature = "object-store")]
+#[cfg_attr(docsrs, doc(cfg(feature = "object-store")))]
+pub mod recordio;
 
 use csv::CsvFormat;
 
