@@ -32,7 +32,7 @@ use serde_json::Value;
 
 use crate::connection::Connection;
 use crate::error::{Error, Result};
-use crate::template::{TemplateEngine, TemplateVars};
+use crate::template::{TemplateEngine, TemplateVars, XComLookup};
 
 /// The XCom key under which an operator's return value is stored.
 pub const RETURN_VALUE: &str = "return_value";
@@ -88,6 +88,21 @@ impl RunShared {
 
     pub(crate) fn xcom_set(&self, task_id: &str, key: &str, value: Value) {
         lock(&self.xcom).insert((task_id.to_string(), key.to_string()), value);
+    }
+}
+
+impl std::fmt::Debug for RunShared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RunShared")
+            .field("dag_id", &self.dag_id)
+            .field("run_id", &self.run_id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl XComLookup for RunShared {
+    fn xcom(&self, task_id: &str, key: &str) -> Option<Value> {
+        self.xcom_get(task_id, key)
     }
 }
 
@@ -194,6 +209,7 @@ impl Context {
             run_id: self.run.run_id.clone(),
             try_number: self.try_number,
             params: self.run.params.clone(),
+            xcom: Some(self.run.clone()),
         }
     }
 

@@ -14,6 +14,7 @@
 //! | `var.value.<key>`, `var.json.<key>` | `AIRFLOW_VAR_<KEY>` as text / parsed JSON |
 //! | `conn.<conn_id>.host` (`login`, `port`, `schema`, `conn_type`, `extra_dejson`) | from `AIRFLOW_CONN_<CONN_ID>` |
 //! | `macros.ds_add(ds, n)`, `macros.ds_format(ds, in, out)` | `2025-01-15`, reformatted dates |
+//! | `ti.xcom_pull(task_ids='train')`, `ti.xcom_pull('train', key='k')` | an upstream task's XCom (its return value by default) in this run |
 //!
 //! **Dates are timezone-aware.** `ds` is the calendar date of the logical date *in the
 //! DAG's timezone*: a run at 2025-01-08 00:00 Asia/Seoul has `ds = 2025-01-08`.
@@ -314,6 +315,13 @@ fn hint(path: &str) -> String {
     }
 }
 
+/// Where `ti.xcom_pull` in a template reads XComs from: the run's store
+/// (a [`Context`](crate::Context) gives its own).
+pub trait XComLookup: Send + Sync + fmt::Debug {
+    /// The XCom `key` pushed by task `task_id`, if any.
+    fn xcom(&self, task_id: &str, key: &str) -> Option<serde_json::Value>;
+}
+
 /// The values a template sees. Built by [`Context`](crate::Context) for each task try.
 #[derive(Debug, Clone)]
 pub struct TemplateVars {
@@ -333,6 +341,8 @@ pub struct TemplateVars {
     pub try_number: u32,
     /// The DAG's params merged with the run's.
     pub params: serde_json::Value,
+    /// The run's XComs, for `ti.xcom_pull` (`None`: templates have no `ti`).
+    pub xcom: Option<Arc<dyn XComLookup>>,
 }
 
 impl TemplateVars {
@@ -366,6 +376,15 @@ impl TemplateVars {
         m.insert("params", json_value(&self.params));
         m.insert("var", Value::from_object(Vars));
         m.insert("conn", Value::from_object(Conns));
+        if let Some(xcom) = &self.xcom {
+            let ti = Value::from_object(TaskInstance {
+                xcom: xcom.clone(),
+                task_id: self.task_id.clone(),
+                try_number: self.try_number,
+            });
+            m.insert("ti", ti.clone());
+            m.insert("task_instance", ti);
+        }
         Value::from_iter(m)
     }
 }
@@ -557,6 +576,57 @@ impl Object for VarLookup {
     }
 }
 
+/// `ti`: the task instance, for `ti.xcom_pull(task_ids=…, key=…)`.
+#[derive(Debug)]
+struct TaskInstance {
+    xcom: Arc<dyn XComLookup>,
+    task_id: String,
+    try_number: u32,
+}
+
+impl Object for TaskInstance {
+    fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
+        match key.as_str()? {
+            "task_id" => Some(Value::from(self.task_id.clone())),
+            "try_number" => Some(Value::from(self.try_number)),
+            _ => None,
+        }
+    }
+
+    fn call_method(
+        self: &Arc<Self>,
+        _state: &minijinja::State<'_, '_>,
+        method: &str,
+        args: &[Value],
+    ) -> std::result::Result<Value, minijinja::Error> {
+        if method != "xcom_pull" {
+            return Err(minijinja::Error::new(
+                minijinja::ErrorKind::UnknownMethod,
+                format!("ti has no method {method}; it has xcom_pull"),
+            ));
+        }
+        let (task_ids, kwargs): (Option<&str>, minijinja::value::Kwargs) =
+            minijinja::value::from_args(args)?;
+        let task_id: &str = match task_ids {
+            Some(t) => t,
+            None => kwargs.get("task_ids")?,
+        };
+        let key: Option<&str> = kwargs.get("key")?;
+        kwargs.assert_all_used()?;
+        let key = key.unwrap_or(crate::context::RETURN_VALUE);
+        // Airflow answers None; a config rendered with `None` in it fails far
+        // from here, so a missing XCom is an error that names it.
+        self.xcom
+            .xcom(task_id, key)
+            .map(|v| json_value(&v))
+            .ok_or_else(|| {
+                invalid(format!(
+                    "ti.xcom_pull: task `{task_id}` has no XCom `{key}` in this run (not upstream, not run yet, or it returned nothing)"
+                ))
+            })
+    }
+}
+
 /// `conn`: `conn.<conn_id>.<field>` from `AIRFLOW_CONN_*`.
 #[derive(Debug)]
 struct Conns;
@@ -632,6 +702,7 @@ mod tests {
             run_id: "manual__2025-01-08T00:00:00+09:00".into(),
             try_number: 1,
             params: serde_json::json!({"table": "iris", "n": 3}),
+            xcom: None,
         }
     }
 

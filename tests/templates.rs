@@ -120,3 +120,45 @@ fn an_undefined_variable_is_named_in_a_sql_file() {
     assert!(text.contains("template q.sql line 4"), "{text}");
     assert!(text.contains("undefined variable 'params.limit'"), "{text}");
 }
+
+#[tokio::test]
+async fn ti_xcom_pull_reads_an_upstream_tasks_xcom() {
+    use serde_json::json;
+    let mut dag = Dag::builder("seed002");
+    let train = dag.add(Task::from_fn("train", |ctx| async move {
+        ctx.xcom_push("job", json!("mnist-2-1700000000"))?;
+        Ok(json!({"Training": {"ModelArtifacts": {
+            "S3ModelArtifacts": "s3://b/out/mnist-2-1700000000/output/model.tar.gz"}}}))
+    }));
+    let model = dag.add(Task::from_fn("model", |ctx| async move {
+        Ok(json!(ctx.render_inline(
+            "{{ ti.xcom_pull(task_ids='train')['Training']['ModelArtifacts']['S3ModelArtifacts'] }}|\
+             {{ ti.xcom_pull('train', key='job') }}|{{ task_instance.task_id }}"
+        )?))
+    }));
+    let missing = dag.add(Task::from_fn("missing", |ctx| async move {
+        Ok(json!(
+            ctx.render_inline("{{ ti.xcom_pull(task_ids='nope') }}")?
+        ))
+    }));
+    let _ = &train >> &model;
+    let _ = &model >> &missing;
+    let report = dag
+        .build()
+        .unwrap()
+        .test(
+            chrono_tz::UTC
+                .with_ymd_and_hms(2024, 1, 1, 0, 0, 0)
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(
+        report.xcom("model").unwrap(),
+        "s3://b/out/mnist-2-1700000000/output/model.tar.gz|mnist-2-1700000000|model"
+    );
+    let error = report.task("missing").unwrap().error.clone().unwrap();
+    assert!(
+        error.contains("task `nope` has no XCom `return_value` in this run"),
+        "{error}"
+    );
+}
