@@ -384,7 +384,7 @@ async fn a_retry_attaches_to_the_job_it_started_instead_of_starting_another() {
 #[tokio::test(start_paused = true)]
 async fn a_name_taken_by_another_job_gets_a_timestamp_or_fails() {
     let api = Scripted::new();
-    api.then("DescribeTrainingJob", described("Completed"))
+    api.then("DescribeTrainingJob", described("InProgress"))
         .then("ListTags", || {
             Ok(json!({"Tags": [{"Key": TASK_INSTANCE_TAG, "Value": "other.dag.run"}]}))
         })
@@ -411,6 +411,23 @@ async fn a_name_taken_by_another_job_gets_a_timestamp_or_fails() {
         .unwrap();
     api.assert_done();
 
+    // This run's completed job on a first try (the run started again): train again.
+    let api = Scripted::new();
+    api.then("DescribeTrainingJob", described("Completed"))
+        .then("DescribeTrainingJob", not_found)
+        .then_check(
+            "CreateTrainingJob",
+            |r| assert_ne!(r["TrainingJobName"], JOB),
+            || Ok(json!({"TrainingJobArn": ARN})),
+        )
+        .then("DescribeTrainingJob", described("Completed"));
+    training()
+        .with_hook(api.hook())
+        .execute(&ctx(1))
+        .await
+        .unwrap();
+    api.assert_done();
+
     // A failed job of this very task is not attached to: the retry starts anew.
     let api = Scripted::new();
     api.then("DescribeTrainingJob", described("Failed"))
@@ -425,7 +442,7 @@ async fn a_name_taken_by_another_job_gets_a_timestamp_or_fails() {
     api.assert_done();
 
     let api = Scripted::new();
-    api.then("DescribeTrainingJob", described("Completed"))
+    api.then("DescribeTrainingJob", described("InProgress"))
         .then("ListTags", || Ok(json!({"Tags": []})));
     let e = training()
         .action_if_job_exists(ActionIfJobExists::Fail)

@@ -17,10 +17,12 @@
 //!   letters, digits and hyphens, starting and ending with a letter or digit
 //!   (`{{ ts }}`, with its `:` and `+`, is refused; `ts_nodash` is fine).
 //! * **No duplicate jobs.** A job started by a task is tagged
-//!   `gust:task-instance = <dag_id>.<task_id>.<run_id>`. When its task is
-//!   retried (after a crash, a timeout of the worker…) and finds that job
-//!   still running or completed, it attaches to it instead of starting
-//!   another. A name taken by anything else gets a `-<unix time>` suffix
+//!   `gust:task-instance = <dag_id>.<task_id>.<run_id>`. When that task
+//!   instance finds its job still running, or completed on a retry (try 2
+//!   and later: after a crash, a timeout of the worker…), it attaches to it
+//!   instead of starting another. A name taken by anything else (a failed
+//!   job, another run's, or this run's completed job on a first try, when a
+//!   run is started again) gets a `-<unix time>` suffix
 //!   (`action_if_job_exists = timestamp`, the default) or fails (`fail`).
 //! * **Remote work is stopped**: `on_kill` (after `execution_timeout`) and
 //!   `max_ingestion_time` stop the job this task started.
@@ -396,7 +398,11 @@ async fn resolve_job(
             return Ok(Launch::Start(name));
         };
         let status = existing[kind.status_key()].as_str().unwrap_or("");
-        let reusable = matches!(status, "InProgress" | "Stopping" | "Completed");
+        // A running job of this task instance is never duplicated; a completed
+        // one is the result a retry (try 2+) was after, while a first try of the
+        // same run id (the run started again, a cleared task) means "train again".
+        let reusable = matches!(status, "InProgress" | "Stopping")
+            || (status == "Completed" && ctx.try_number() > 1);
         if reusable && let Some(arn) = SageMakerHook::job_arn(kind, &existing) {
             let tags = hook.list_tags(arn).await?;
             if tags.iter().any(|(k, v)| k == TASK_INSTANCE_TAG && *v == me) {
