@@ -299,3 +299,119 @@ async fn a_rejected_request_names_the_job_and_says_why() {
     assert_eq!(e.context("job"), Some(name.as_str()));
     assert!(!e.is_retryable(), "{e}");
 }
+
+/// The operators that the MNIST pipeline does not run, end to end on moto.
+#[tokio::test]
+async fn model_endpoint_config_transform_and_processing_operators() {
+    use gust::operators::sagemaker::{
+        SageMakerEndpointConfig, SageMakerModel, SageMakerProcessing, SageMakerTransform,
+    };
+    use gust::{Context, Operator};
+    let Some(sm) = hook().await else { return };
+    let ctx = Context::builder("sagemaker_ops", "t")
+        .params(json!({"instances": 2}))
+        .build();
+    let model = unique("gust-opmodel");
+    let xcom = SageMakerModel::new(json!({
+        "ModelName": model,
+        "PrimaryContainer": {"Image": "438346466558.dkr.ecr.eu-west-1.amazonaws.com/kmeans:1",
+            "ModelDataUrl": "s3://gust-sagemaker/out/model.tar.gz"},
+        "ExecutionRoleArn": ROLE
+    }))
+    .with_hook(sm.clone())
+    .execute(&ctx)
+    .await
+    .unwrap();
+    assert_eq!(xcom["Model"]["ModelName"], model.as_str());
+    assert!(
+        xcom["Model"]["CreationTime"]
+            .as_str()
+            .unwrap()
+            .ends_with('Z'),
+        "{xcom}"
+    );
+
+    let config = unique("gust-opepc");
+    let xcom = SageMakerEndpointConfig::new(json!({
+        "EndpointConfigName": config,
+        "ProductionVariants": [{"VariantName": "AllTraffic", "ModelName": model,
+            "InitialInstanceCount": "{{ params.instances }}", "InstanceType": "ml.t2.medium"}]
+    }))
+    .with_hook(sm.clone())
+    .execute(&ctx)
+    .await
+    .unwrap();
+    assert_eq!(
+        xcom["EndpointConfig"]["EndpointConfigName"],
+        config.as_str()
+    );
+    assert_eq!(
+        xcom["EndpointConfig"]["ProductionVariants"][0]["InitialInstanceCount"],
+        2
+    );
+
+    let transform = unique("gust-optransform");
+    let xcom = SageMakerTransform::new(json!({
+        "Transform": {
+            "TransformJobName": transform,
+            "ModelName": model,
+            "TransformInput": {"DataSource": {"S3DataSource": {"S3DataType": "S3Prefix",
+                "S3Uri": "s3://gust-sagemaker/batch"}}, "ContentType": "text/csv"},
+            "TransformOutput": {"S3OutputPath": "s3://gust-sagemaker/batch-out"},
+            "TransformResources": {"InstanceType": "ml.m5.large", "InstanceCount": "{{ params.instances }}"}
+        }
+    }))
+    .check_interval(Duration::from_millis(100))
+    .with_hook(sm.clone())
+    .execute(&ctx)
+    .await
+    .unwrap();
+    assert_eq!(xcom["Transform"]["TransformJobStatus"], "Completed");
+    assert_eq!(xcom["Transform"]["TransformJobName"], transform.as_str());
+    assert_eq!(xcom["Transform"]["TransformResources"]["InstanceCount"], 2);
+    assert_eq!(xcom["Model"]["ModelName"], model.as_str());
+
+    let processing = unique("gust-opprocessing");
+    let xcom = SageMakerProcessing::new(json!({
+        "ProcessingJobName": processing,
+        "ProcessingResources": {"ClusterConfig": {"InstanceCount": "1",
+            "InstanceType": "ml.m5.large", "VolumeSizeInGB": 5}},
+        "AppSpecification": {"ImageUri": "123456789012.dkr.ecr.us-east-1.amazonaws.com/prep:1"},
+        "RoleArn": ROLE
+    }))
+    .check_interval(Duration::from_millis(100))
+    .with_hook(sm.clone())
+    .execute(&ctx)
+    .await
+    .unwrap();
+    assert_eq!(xcom["Processing"]["ProcessingJobStatus"], "Completed");
+    assert_eq!(xcom["Processing"]["ProcessingJobName"], processing.as_str());
+}
+
+/// A training input that does not exist fails before any job is created.
+#[tokio::test]
+async fn a_missing_training_input_fails_before_the_job_starts() {
+    use gust::operators::sagemaker::SageMakerTraining;
+    use gust::{Context, Operator};
+    let Some(sm) = hook().await else { return };
+    let conn = common::server_conn("aws_default").unwrap();
+    let s3 = gust::hooks::s3::S3Hook::from_connection(&conn)
+        .await
+        .unwrap();
+    let bucket = unique("gust-sm-in");
+    gust::hooks::object_store::ObjectStore::create_bucket(&s3, &bucket)
+        .await
+        .unwrap();
+    let name = unique("gust-noinput");
+    let mut config = training_config(&name);
+    config["InputDataConfig"][0]["DataSource"]["S3DataSource"]["S3Uri"] =
+        json!(format!("s3://{bucket}/nothing-here"));
+    let e = SageMakerTraining::new(config)
+        .with_hook(sm.clone())
+        .execute(&Context::builder("d", "t").build())
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::NotFound, "{e}");
+    assert!(e.message().contains("nothing-here"), "{e}");
+    assert!(sm.find_job(Job::Training, &name).await.unwrap().is_none());
+}
