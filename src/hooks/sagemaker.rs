@@ -279,9 +279,21 @@ impl SageMakerHook {
         request: Value,
     ) -> Result<Value> {
         let op = format!("{}.{action}", service_prefix(service));
+        self.retrying(&op, || self.api.call(service, action, request.clone()))
+            .await
+    }
+
+    /// Runs `attempt` until it succeeds, fails for good, or has been retried
+    /// `max_retries` times (then its error is marked exhausted); the error
+    /// named `op` through the hook's scope.
+    async fn retrying<T, F, Fut>(&self, op: &str, attempt: F) -> Result<T>
+    where
+        F: Fn() -> Fut,
+        Fut: std::future::Future<Output = Result<T>>,
+    {
         let mut retry = 0;
         loop {
-            match self.api.call(service, action, request.clone()).await {
+            match attempt().await {
                 Ok(v) => return Ok(v),
                 Err(e) if e.is_retryable() && retry < self.max_retries => {
                     retry += 1;
@@ -295,7 +307,7 @@ impl SageMakerHook {
                     } else {
                         e
                     };
-                    return Err(self.scope.wrap(&op, e));
+                    return Err(self.scope.wrap(op, e));
                 }
             }
         }
@@ -540,27 +552,11 @@ impl SageMakerHook {
     /// SageMaker Runtime's `InvokeEndpoint`: the model's answer. Retried like
     /// every call (an inference is read-only).
     pub async fn invoke_endpoint(&self, request: InvokeRequest) -> Result<InvokeResponse> {
-        let op = "sagemaker-runtime.InvokeEndpoint";
-        let mut retry = 0;
-        loop {
-            match self.api.invoke_endpoint(request.clone()).await {
-                Ok(r) => return Ok(r),
-                Err(e) if e.is_retryable() && retry < self.max_retries => {
-                    retry += 1;
-                    tokio::time::sleep(self.backoff.delay(retry)).await;
-                }
-                Err(e) => {
-                    let e = if e.is_retryable() && retry > 0 {
-                        e.exhausted().with("attempts", retry + 1)
-                    } else {
-                        e
-                    };
-                    return Err(self
-                        .scope
-                        .wrap(op, e.with("endpoint", &request.endpoint_name)));
-                }
-            }
-        }
+        self.retrying("sagemaker-runtime.InvokeEndpoint", || {
+            self.api.invoke_endpoint(request.clone())
+        })
+        .await
+        .map_err(|e| e.with("endpoint", &request.endpoint_name))
     }
 
     /// Errors the operators raise, named and redacted like the hook's own.
