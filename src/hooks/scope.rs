@@ -69,6 +69,23 @@ pub(crate) fn innermost(e: &(dyn std::error::Error + 'static)) -> String {
     last.to_string()
 }
 
+/// An error with its causes, `a: b: c`, a cause already at the end of the
+/// text not repeated: an HTTP client's own message ("error sending request for
+/// url (…)") leaves out why (a refused connection, a DNS failure, TLS).
+pub(crate) fn chain_text(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let part = s.to_string();
+        if !text.ends_with(&part) {
+            text.push_str(": ");
+            text.push_str(&part);
+        }
+        source = s.source();
+    }
+    text
+}
+
 /// The system, conn id and secrets of one hook: see the [module docs](self).
 ///
 /// Cheap to clone. `Debug` shows neither the secrets nor their number.

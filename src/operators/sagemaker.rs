@@ -215,6 +215,42 @@ macro_rules! base_builders {
     };
 }
 
+/// What the job operators (training, processing, transform) share: how a
+/// taken name is handled, whether `Stopped` counts as done, and the job this
+/// task started (for `on_kill`).
+#[derive(Debug, Default)]
+struct JobOptions {
+    skip_name_check: bool,
+    action_if_job_exists: ActionIfJobExists,
+    allow_stopped: bool,
+    started: Mutex<Option<String>>,
+}
+
+/// The builder methods of the job operators.
+macro_rules! job_builders {
+    ($ty:ident) => {
+        impl $ty {
+            /// Whether a taken name is looked for before creating (default `true`).
+            pub fn check_if_job_exists(mut self, check: bool) -> Self {
+                self.job.skip_name_check = !check;
+                self
+            }
+
+            /// What a name taken by another job does (default: a timestamp suffix).
+            pub fn action_if_job_exists(mut self, action: ActionIfJobExists) -> Self {
+                self.job.action_if_job_exists = action;
+                self
+            }
+
+            /// Counts a job that ended `Stopped` as done (default: it fails the task).
+            pub fn allow_stopped(mut self, allow: bool) -> Self {
+                self.job.allow_stopped = allow;
+                self
+            }
+        }
+    };
+}
+
 // ---------------------------------------------------------------------------
 // Rendering, integer fields, names, XCom
 // ---------------------------------------------------------------------------
@@ -446,22 +482,19 @@ fn tagged(mut config: Value, ctx: &Context) -> Value {
 }
 
 /// Starts (or attaches to) the `kind` job of `config`, then waits if asked;
-/// its description. `started` records the job for `on_kill`.
-#[allow(clippy::too_many_arguments)]
+/// its description. The job is recorded in `job.started` for `on_kill`.
 async fn run_job(
     hook: &SageMakerHook,
     kind: Job,
     mut config: Value,
-    check_if_job_exists: bool,
-    action: ActionIfJobExists,
+    job: &JobOptions,
     wait: Option<WaitOptions>,
-    started: &Mutex<Option<String>>,
     ctx: &Context,
     op: &'static str,
 ) -> Result<Value> {
     let proposed = name_of(&config, kind.name_key(), op, ctx)?;
-    let launch = if check_if_job_exists {
-        resolve_job(hook, kind, &proposed, action, ctx).await?
+    let launch = if !job.skip_name_check {
+        resolve_job(hook, kind, &proposed, job.action_if_job_exists, ctx).await?
     } else {
         Launch::Start(proposed)
     };
@@ -474,11 +507,14 @@ async fn run_job(
             name
         }
     };
-    if let Ok(mut s) = started.lock() {
+    if let Ok(mut s) = job.started.lock() {
         *s = Some(name.clone());
     }
     match wait {
-        Some(opts) => hook.wait_for_job(kind, &name, &opts).await,
+        Some(opts) => {
+            hook.wait_for_job(kind, &name, &opts.allow_stopped(job.allow_stopped))
+                .await
+        }
         None => hook.describe_job(kind, &name).await,
     }
 }
@@ -561,13 +597,10 @@ fn training_inputs(config: &Value) -> Vec<String> {
 #[derive(Debug)]
 pub struct SageMakerTraining {
     base: Base,
+    job: JobOptions,
     print_log: bool,
-    check_if_job_exists: bool,
-    action_if_job_exists: ActionIfJobExists,
-    allow_stopped: bool,
     check_inputs: bool,
     store: Option<Arc<dyn ObjectStore>>,
-    started: Mutex<Option<String>>,
 }
 
 const TRAINING_INTEGERS: &[&[&str]] = &[
@@ -577,42 +610,22 @@ const TRAINING_INTEGERS: &[&[&str]] = &[
 ];
 
 base_builders!(SageMakerTraining);
+job_builders!(SageMakerTraining);
 
 impl SageMakerTraining {
     fn with_config(config: Config) -> Self {
         SageMakerTraining {
             base: Base::new(config),
+            job: JobOptions::default(),
             print_log: true,
-            check_if_job_exists: true,
-            action_if_job_exists: ActionIfJobExists::Timestamp,
-            allow_stopped: false,
             check_inputs: true,
             store: None,
-            started: Mutex::new(None),
         }
     }
 
     /// Reads the job's CloudWatch logs while waiting (default `true`).
     pub fn print_log(mut self, on: bool) -> Self {
         self.print_log = on;
-        self
-    }
-
-    /// Whether a taken name is looked for before creating (default `true`).
-    pub fn check_if_job_exists(mut self, check: bool) -> Self {
-        self.check_if_job_exists = check;
-        self
-    }
-
-    /// What a name taken by another job does (default: a timestamp suffix).
-    pub fn action_if_job_exists(mut self, action: ActionIfJobExists) -> Self {
-        self.action_if_job_exists = action;
-        self
-    }
-
-    /// Counts a job that ended `Stopped` as done (default: it fails the task).
-    pub fn allow_stopped(mut self, allow: bool) -> Self {
-        self.allow_stopped = allow;
         self
     }
 
@@ -648,29 +661,16 @@ impl Operator for SageMakerTraining {
                 check_s3_inputs(store.as_ref(), &inputs, OP).await?;
             }
         }
-        let wait = self.base.wait_for_completion.then(|| {
-            self.base
-                .wait_options()
-                .allow_stopped(self.allow_stopped)
-                .print_log(self.print_log)
-        });
-        let desc = run_job(
-            &hook,
-            Job::Training,
-            config,
-            self.check_if_job_exists,
-            self.action_if_job_exists,
-            wait,
-            &self.started,
-            ctx,
-            OP,
-        )
-        .await?;
+        let wait = self
+            .base
+            .wait_for_completion
+            .then(|| self.base.wait_options().print_log(self.print_log));
+        let desc = run_job(&hook, Job::Training, config, &self.job, wait, ctx, OP).await?;
         Ok(json!({ "Training": iso_datetimes(desc) }))
     }
 
     async fn on_kill(&self, ctx: &Context) {
-        stop_started(self.base.hook(ctx).await, Job::Training, &self.started).await;
+        stop_started(self.base.hook(ctx).await, Job::Training, &self.job.started).await;
     }
 }
 
@@ -680,16 +680,13 @@ impl Operator for SageMakerTraining {
 
 /// Airflow's `SageMakerProcessingOperator`: a processing job from a
 /// `CreateProcessingJob` config. XCom: `{"Processing": describe}`. Names
-/// are always checked (`action_if_job_exists`, default `timestamp`), as in
-/// Airflow. Integer fields: `ProcessingResources.ClusterConfig.InstanceCount`,
+/// are checked (`action_if_job_exists`, default `timestamp`), as in Airflow. Integer fields: `ProcessingResources.ClusterConfig.InstanceCount`,
 /// `ProcessingResources.ClusterConfig.VolumeSizeInGB`,
 /// `StoppingCondition.MaxRuntimeInSeconds`.
 #[derive(Debug)]
 pub struct SageMakerProcessing {
     base: Base,
-    action_if_job_exists: ActionIfJobExists,
-    allow_stopped: bool,
-    started: Mutex<Option<String>>,
+    job: JobOptions,
 }
 
 const PROCESSING_INTEGERS: &[&[&str]] = &[
@@ -699,27 +696,14 @@ const PROCESSING_INTEGERS: &[&[&str]] = &[
 ];
 
 base_builders!(SageMakerProcessing);
+job_builders!(SageMakerProcessing);
 
 impl SageMakerProcessing {
     fn with_config(config: Config) -> Self {
         SageMakerProcessing {
             base: Base::new(config),
-            action_if_job_exists: ActionIfJobExists::Timestamp,
-            allow_stopped: false,
-            started: Mutex::new(None),
+            job: JobOptions::default(),
         }
-    }
-
-    /// What a name taken by another job does (default: a timestamp suffix).
-    pub fn action_if_job_exists(mut self, action: ActionIfJobExists) -> Self {
-        self.action_if_job_exists = action;
-        self
-    }
-
-    /// Counts a job that ended `Stopped` as done (default: it fails the task).
-    pub fn allow_stopped(mut self, allow: bool) -> Self {
-        self.allow_stopped = allow;
-        self
     }
 }
 
@@ -733,24 +717,18 @@ impl Operator for SageMakerProcessing {
         let wait = self
             .base
             .wait_for_completion
-            .then(|| self.base.wait_options().allow_stopped(self.allow_stopped));
-        let desc = run_job(
-            &hook,
-            Job::Processing,
-            config,
-            true,
-            self.action_if_job_exists,
-            wait,
-            &self.started,
-            ctx,
-            OP,
-        )
-        .await?;
+            .then(|| self.base.wait_options());
+        let desc = run_job(&hook, Job::Processing, config, &self.job, wait, ctx, OP).await?;
         Ok(json!({ "Processing": iso_datetimes(desc) }))
     }
 
     async fn on_kill(&self, ctx: &Context) {
-        stop_started(self.base.hook(ctx).await, Job::Processing, &self.started).await;
+        stop_started(
+            self.base.hook(ctx).await,
+            Job::Processing,
+            &self.job.started,
+        )
+        .await;
     }
 }
 
@@ -1022,41 +1000,18 @@ impl Operator for SageMakerEndpoint {
 #[derive(Debug)]
 pub struct SageMakerTransform {
     base: Base,
-    check_if_job_exists: bool,
-    action_if_job_exists: ActionIfJobExists,
-    allow_stopped: bool,
-    started: Mutex<Option<String>>,
+    job: JobOptions,
 }
 
 base_builders!(SageMakerTransform);
+job_builders!(SageMakerTransform);
 
 impl SageMakerTransform {
     fn with_config(config: Config) -> Self {
         SageMakerTransform {
             base: Base::new(config),
-            check_if_job_exists: true,
-            action_if_job_exists: ActionIfJobExists::Timestamp,
-            allow_stopped: false,
-            started: Mutex::new(None),
+            job: JobOptions::default(),
         }
-    }
-
-    /// Whether a taken name is looked for before creating (default `true`).
-    pub fn check_if_job_exists(mut self, check: bool) -> Self {
-        self.check_if_job_exists = check;
-        self
-    }
-
-    /// What a name taken by another job does (default: a timestamp suffix).
-    pub fn action_if_job_exists(mut self, action: ActionIfJobExists) -> Self {
-        self.action_if_job_exists = action;
-        self
-    }
-
-    /// Counts a job that ended `Stopped` as done (default: it fails the task).
-    pub fn allow_stopped(mut self, allow: bool) -> Self {
-        self.allow_stopped = allow;
-        self
     }
 }
 
@@ -1092,25 +1047,14 @@ impl Operator for SageMakerTransform {
         let wait = self
             .base
             .wait_for_completion
-            .then(|| self.base.wait_options().allow_stopped(self.allow_stopped));
-        let desc = run_job(
-            &hook,
-            Job::Transform,
-            transform,
-            self.check_if_job_exists,
-            self.action_if_job_exists,
-            wait,
-            &self.started,
-            ctx,
-            OP,
-        )
-        .await?;
+            .then(|| self.base.wait_options());
+        let desc = run_job(&hook, Job::Transform, transform, &self.job, wait, ctx, OP).await?;
         let model = hook.describe_model(&model_name).await?;
         Ok(json!({ "Model": iso_datetimes(model), "Transform": iso_datetimes(desc) }))
     }
 
     async fn on_kill(&self, ctx: &Context) {
-        stop_started(self.base.hook(ctx).await, Job::Transform, &self.started).await;
+        stop_started(self.base.hook(ctx).await, Job::Transform, &self.job.started).await;
     }
 }
 

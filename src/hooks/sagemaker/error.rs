@@ -136,13 +136,7 @@ pub(crate) fn transport_error(e: &reqwest::Error) -> Error {
     } else {
         ErrorKind::Unavailable
     };
-    let mut text = e.to_string();
-    let mut source = std::error::Error::source(e);
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
+    let text = crate::hooks::scope::chain_text(e);
     Error::new(kind, "", format!("cannot reach AWS: {text}"))
 }
 

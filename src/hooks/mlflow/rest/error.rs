@@ -77,17 +77,7 @@ pub(super) fn transport_error(e: &reqwest::Error) -> Error {
 /// A reqwest error with its causes, `a: b: c`: reqwest's own message ("error sending
 /// request for url (…)") leaves out why (a refused connection, a DNS failure, TLS).
 pub(super) fn error_text(e: &reqwest::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = std::error::Error::source(e);
-    while let Some(s) = source {
-        let part = s.to_string();
-        if !text.ends_with(&part) {
-            text.push_str(": ");
-            text.push_str(&part);
-        }
-        source = s.source();
-    }
-    text
+    crate::hooks::scope::chain_text(e)
 }
 
 #[cfg(test)]
