@@ -14,7 +14,7 @@
 //! | `var.value.<key>`, `var.json.<key>` | `AIRFLOW_VAR_<KEY>` as text / parsed JSON |
 //! | `conn.<conn_id>.host` (`login`, `port`, `schema`, `conn_type`, `extra_dejson`) | from `AIRFLOW_CONN_<CONN_ID>` |
 //! | `macros.ds_add(ds, n)`, `macros.ds_format(ds, in, out)` | `2025-01-15`, reformatted dates |
-//! | `ti.xcom_pull(task_ids='train')`, `ti.xcom_pull('train', key='k')` | an upstream task's XCom (its return value by default) in this run |
+//! | `ti.xcom_pull(task_ids='train')`, `ti.xcom_pull('train', key='k')` | an upstream task's XCom (its return value by default) in this run; one task id, not a list; a missing XCom is an error naming it (Airflow renders `None`) |
 //!
 //! **Dates are timezone-aware.** `ds` is the calendar date of the logical date *in the
 //! DAG's timezone*: a run at 2025-01-08 00:00 Asia/Seoul has `ds = 2025-01-08`.

@@ -3,13 +3,18 @@
 //! pauses pass at once). moto finishes jobs at once and lacks
 //! StopTrainingJob and UpdateEndpoint, so these paths are tested here.
 
+mod common;
+
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::TimeZone;
-use gust::hooks::sagemaker::{InvokeRequest, InvokeResponse, SageMakerApi, SageMakerHook, Service};
+use common::logs::capture_logs;
+use gust::hooks::sagemaker::{
+    InvokeRequest, InvokeResponse, SageMakerApi, SageMakerHook, Service, error_from_response,
+};
 use gust::operators::sagemaker::{
     ActionIfJobExists, SageMakerEndpoint, SageMakerModel, SageMakerTraining, TASK_INSTANCE_TAG,
 };
@@ -29,7 +34,12 @@ struct Step {
 #[derive(Default)]
 struct Scripted {
     steps: Mutex<VecDeque<Step>>,
-    calls: Mutex<Vec<(String, Value)>>,
+    /// Every SageMaker request, with the (paused) time it came.
+    calls: Mutex<Vec<(String, Value, tokio::time::Instant)>>,
+    /// CloudWatch Logs, answered apart from the script (the reads interleave
+    /// with the polls), and how long each `GetLogEvents` takes.
+    logs: Mutex<Option<(LogsReply, Duration)>>,
+    logs_calls: Mutex<Vec<String>>,
 }
 
 impl std::fmt::Debug for Scripted {
@@ -38,16 +48,20 @@ impl std::fmt::Debug for Scripted {
     }
 }
 
+/// An AWS error response, classified by gust's own mapping.
 fn aws_error(code: &str, message: &str) -> Error {
-    let kind = match code {
-        "ThrottlingException" => ErrorKind::Unavailable,
-        "ResourceInUse" => ErrorKind::AlreadyExists,
-        _ if message.starts_with("Could not find") => ErrorKind::NotFound,
-        _ if message.starts_with("Cannot create already existing") => ErrorKind::AlreadyExists,
-        _ => ErrorKind::InvalidInput,
+    let status = if code == "ServiceUnavailable" {
+        503
+    } else {
+        400
     };
-    Error::new(kind, "", format!("{code}: {message}")).with("code", code)
+    let body = json!({"__type": format!("com.amazonaws.sagemaker#{code}"), "message": message});
+    error_from_response(status, None, body.to_string().as_bytes())
 }
+
+/// CloudWatch Logs' answers: a fixed stream, and each `GetLogEvents` page
+/// from a list (the last page repeats with the same token: the end).
+type LogsReply = Box<dyn Fn(&str, &Value) -> gust::Result<Value> + Send + Sync>;
 
 impl Scripted {
     fn new() -> Arc<Self> {
@@ -93,7 +107,18 @@ impl Scripted {
             .lock()
             .unwrap()
             .iter()
-            .map(|(a, _)| a.clone())
+            .map(|(a, _, _)| a.clone())
+            .collect()
+    }
+
+    /// When each `action` request came, from the first request.
+    fn times_of(&self, action: &str) -> Vec<Duration> {
+        let calls = self.calls.lock().unwrap();
+        let start = calls[0].2;
+        calls
+            .iter()
+            .filter(|(a, _, _)| a == action)
+            .map(|(_, _, t)| *t - start)
             .collect()
     }
 
@@ -125,11 +150,24 @@ impl Scripted {
 #[async_trait]
 impl SageMakerApi for Scripted {
     async fn call(&self, service: Service, action: &str, request: Value) -> gust::Result<Value> {
-        assert_eq!(service, Service::SageMaker, "{action}");
-        self.calls
-            .lock()
-            .unwrap()
-            .push((action.to_string(), request.clone()));
+        if service == Service::Logs {
+            self.logs_calls.lock().unwrap().push(action.to_string());
+            let delay = match &*self.logs.lock().unwrap() {
+                Some((_, d)) if action == "GetLogEvents" => *d,
+                _ => Duration::ZERO,
+            };
+            tokio::time::sleep(delay).await;
+            let guard = self.logs.lock().unwrap();
+            let (reply, _) = guard
+                .as_ref()
+                .unwrap_or_else(|| panic!("unscripted logs call {action}"));
+            return reply(action, &request);
+        }
+        self.calls.lock().unwrap().push((
+            action.to_string(),
+            request.clone(),
+            tokio::time::Instant::now(),
+        ));
         let step = self.steps.lock().unwrap().pop_front().unwrap_or_else(|| {
             panic!(
                 "unexpected request {action} {request} after {:?}",
@@ -360,14 +398,34 @@ async fn execution_timeout_stops_the_job_the_task_started() {
     assert_eq!(api.count("StopTrainingJob"), 1);
 }
 
+/// `ListTrainingJobs`' answer: the summaries of `jobs`.
+fn listed(jobs: Vec<Value>) -> impl Fn() -> gust::Result<Value> + Clone {
+    move || Ok(json!({"TrainingJobSummaries": jobs.clone()}))
+}
+
+fn job(name: &str, status: &str) -> Value {
+    json!({"TrainingJobName": name, "TrainingJobStatus": status,
+        "TrainingJobArn": format!("arn:aws:sagemaker:us-east-1:123456789012:training-job/{name}")})
+}
+
+fn tags(value: &str) -> impl Fn() -> gust::Result<Value> + Clone + use<> {
+    let value = value.to_string();
+    move || Ok(json!({"Tags": [{"Key": TASK_INSTANCE_TAG, "Value": value}]}))
+}
+
 #[tokio::test(start_paused = true)]
 async fn a_retry_attaches_to_the_job_it_started_instead_of_starting_another() {
     let api = Scripted::new();
     api.then("DescribeTrainingJob", described("InProgress"))
         .then_check(
+            "ListTrainingJobs",
+            |r| assert_eq!(r["NameContains"], JOB),
+            listed(vec![job(JOB, "InProgress")]),
+        )
+        .then_check(
             "ListTags",
             |r| assert_eq!(r["ResourceArn"], ARN),
-            || Ok(json!({"Tags": [{"Key": TASK_INSTANCE_TAG, "Value": our_tag()}]})),
+            tags(&our_tag()),
         )
         .then("DescribeTrainingJob", described("InProgress"))
         .then("DescribeTrainingJob", described("Completed"));
@@ -382,67 +440,132 @@ async fn a_retry_attaches_to_the_job_it_started_instead_of_starting_another() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn a_name_taken_by_another_job_gets_a_timestamp_or_fails() {
+async fn a_retry_finds_its_renamed_job() {
+    // Try 1 found a failed JOB and started JOB-<ts>; try 2 must attach to
+    // that one, not start JOB-<ts2> beside it.
+    let renamed = format!("{JOB}-1700000000");
     let api = Scripted::new();
-    api.then("DescribeTrainingJob", described("InProgress"))
-        .then("ListTags", || {
-            Ok(json!({"Tags": [{"Key": TASK_INSTANCE_TAG, "Value": "other.dag.run"}]}))
-        })
-        .then("DescribeTrainingJob", not_found)
-        .then_check(
-            "CreateTrainingJob",
-            |r| {
-                let name = r["TrainingJobName"].as_str().unwrap();
-                let suffix = name
-                    .strip_prefix(&format!("{JOB}-"))
-                    .unwrap_or_else(|| panic!("{name}"));
-                assert!(
-                    suffix.len() == 10 && suffix.chars().all(|c| c.is_ascii_digit()),
-                    "{name}"
-                );
-            },
-            || Ok(json!({"TrainingJobArn": ARN})),
-        )
-        .then("DescribeTrainingJob", described("Completed"));
-    training()
-        .with_hook(api.hook())
-        .execute(&ctx(1))
-        .await
-        .unwrap();
-    api.assert_done();
-
-    // This run's completed job on a first try (the run started again): train again.
-    let api = Scripted::new();
-    api.then("DescribeTrainingJob", described("Completed"))
-        .then("DescribeTrainingJob", not_found)
-        .then_check(
-            "CreateTrainingJob",
-            |r| assert_ne!(r["TrainingJobName"], JOB),
-            || Ok(json!({"TrainingJobArn": ARN})),
-        )
-        .then("DescribeTrainingJob", described("Completed"));
-    training()
-        .with_hook(api.hook())
-        .execute(&ctx(1))
-        .await
-        .unwrap();
-    api.assert_done();
-
-    // A failed job of this very task is not attached to: the retry starts anew.
-    let api = Scripted::new();
+    let (r1, r2) = (renamed.clone(), renamed.clone());
     api.then("DescribeTrainingJob", described("Failed"))
-        .then("DescribeTrainingJob", not_found)
-        .then("CreateTrainingJob", || Ok(json!({"TrainingJobArn": ARN})))
-        .then("DescribeTrainingJob", described("Completed"));
+        .then(
+            "ListTrainingJobs",
+            listed(vec![job(&renamed, "InProgress"), job(JOB, "Failed")]),
+        )
+        .then_check(
+            "ListTags",
+            move |r| assert!(r["ResourceArn"].as_str().unwrap().ends_with(&r1)),
+            tags(&our_tag()),
+        )
+        .then_check(
+            "DescribeTrainingJob",
+            move |r| assert_eq!(r["TrainingJobName"], r2.as_str()),
+            described("Completed"),
+        );
     training()
         .with_hook(api.hook())
         .execute(&ctx(2))
         .await
         .unwrap();
     api.assert_done();
+    assert_eq!(api.count("CreateTrainingJob"), 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_create_whose_answer_was_lost_attaches_to_the_job_it_made() {
+    let api = Scripted::new();
+    api.then("DescribeTrainingJob", not_found)
+        // The create went through, but the answer was a 503: the hook retries.
+        .then("CreateTrainingJob", || {
+            Err(aws_error("ServiceUnavailable", ""))
+        })
+        .then("CreateTrainingJob", || {
+            Err(aws_error(
+                "ResourceInUse",
+                "Training job names must be unique within an AWS account and region",
+            ))
+        })
+        .then("DescribeTrainingJob", described("InProgress"))
+        .then("ListTags", tags(&our_tag()))
+        .then("DescribeTrainingJob", described("Completed"));
+    let xcom = training()
+        .with_hook(api.hook())
+        .execute(&ctx(1))
+        .await
+        .unwrap();
+    api.assert_done();
+    assert_eq!(xcom["Training"]["TrainingJobStatus"], "Completed");
+
+    // Someone else's job of that name: the error stands.
+    let api = Scripted::new();
+    api.then("DescribeTrainingJob", not_found)
+        .then("CreateTrainingJob", || {
+            Err(aws_error(
+                "ResourceInUse",
+                "Training job names must be unique",
+            ))
+        })
+        .then("DescribeTrainingJob", described("InProgress"))
+        .then("ListTags", tags("other.dag.run"));
+    let e = training()
+        .with_hook(api.hook())
+        .execute(&ctx(1))
+        .await
+        .unwrap_err();
+    api.assert_done();
+    assert_eq!(e.kind(), ErrorKind::AlreadyExists, "{e}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_name_taken_by_another_job_gets_a_timestamp_or_fails() {
+    let timestamped = |r: &Value| {
+        let name = r["TrainingJobName"].as_str().unwrap();
+        let suffix = name
+            .strip_prefix(&format!("{JOB}-"))
+            .unwrap_or_else(|| panic!("{name}"));
+        assert!(
+            suffix.len() == 10 && suffix.chars().all(|c| c.is_ascii_digit()),
+            "{name}"
+        );
+    };
+    let api = Scripted::new();
+    api.then("DescribeTrainingJob", described("InProgress"))
+        .then("ListTrainingJobs", listed(vec![job(JOB, "InProgress")]))
+        .then("ListTags", tags("other.dag.run"))
+        .then("DescribeTrainingJob", not_found)
+        .then_check("CreateTrainingJob", timestamped, || {
+            Ok(json!({"TrainingJobArn": ARN}))
+        })
+        .then("DescribeTrainingJob", described("Completed"));
+    training()
+        .with_hook(api.hook())
+        .execute(&ctx(1))
+        .await
+        .unwrap();
+    api.assert_done();
+
+    // This run's completed job on a first try (the run started again), a
+    // failed job on a retry, a stopping one (stopped by on_kill or
+    // max_ingestion_time) on a retry: train again, under a new name.
+    for (status, try_number) in [("Completed", 1), ("Failed", 2), ("Stopping", 2)] {
+        let api = Scripted::new();
+        api.then("DescribeTrainingJob", described(status))
+            .then("ListTrainingJobs", listed(vec![job(JOB, status)]))
+            .then("DescribeTrainingJob", not_found)
+            .then_check("CreateTrainingJob", timestamped, || {
+                Ok(json!({"TrainingJobArn": ARN}))
+            })
+            .then("DescribeTrainingJob", described("Completed"));
+        training()
+            .with_hook(api.hook())
+            .execute(&ctx(try_number))
+            .await
+            .unwrap();
+        api.assert_done();
+    }
 
     let api = Scripted::new();
     api.then("DescribeTrainingJob", described("InProgress"))
+        .then("ListTrainingJobs", listed(vec![job(JOB, "InProgress")]))
         .then("ListTags", || Ok(json!({"Tags": []})));
     let e = training()
         .action_if_job_exists(ActionIfJobExists::Fail)
@@ -453,6 +576,68 @@ async fn a_name_taken_by_another_job_gets_a_timestamp_or_fails() {
     api.assert_done();
     assert_eq!(e.kind(), ErrorKind::AlreadyExists, "{e}");
     assert_eq!(e.context("job"), Some(JOB));
+}
+
+#[tokio::test(start_paused = true)]
+async fn logs_are_read_between_polls_without_delaying_them() {
+    let api = Scripted::new();
+    api.then("DescribeTrainingJob", not_found)
+        .then("CreateTrainingJob", || Ok(json!({"TrainingJobArn": ARN})))
+        .times(3, "DescribeTrainingJob", described("InProgress"))
+        .then("DescribeTrainingJob", described("Failed"));
+    let pages = Arc::new(Mutex::new(0));
+    let seen = pages.clone();
+    *api.logs.lock().unwrap() = Some((
+        Box::new(move |action, request| match action {
+            "DescribeLogStreams" => {
+                assert_eq!(request["logGroupName"], "/aws/sagemaker/TrainingJobs");
+                assert_eq!(request["logStreamNamePrefix"], format!("{JOB}/"));
+                Ok(json!({"logStreams": [{"logStreamName": format!("{JOB}/algo-1-1700000000")}]}))
+            }
+            "GetLogEvents" => {
+                let mut n = seen.lock().unwrap();
+                *n += 1;
+                let token = request["nextToken"].as_str().unwrap_or("f/0").to_string();
+                let page: u32 = token[2..].parse().unwrap();
+                if page < 3 {
+                    Ok(
+                        json!({"events": [{"timestamp": 1_700_000_000_000i64 + page as i64,
+                        "message": format!("line {page}")}], "nextForwardToken": format!("f/{}", page + 1)}),
+                    )
+                } else {
+                    Ok(json!({"events": [], "nextForwardToken": token}))
+                }
+            }
+            other => panic!("{other}"),
+        }),
+        // Each page takes 4 s: a pass over 4 pages outlasts the 10 s pause.
+        Duration::from_secs(4),
+    ));
+    let (logs, _guard) = capture_logs();
+    let e = training()
+        .print_log(true)
+        .with_hook(api.hook())
+        .execute(&ctx(1))
+        .await
+        .unwrap_err();
+    api.assert_done();
+    assert_eq!(e.kind(), ErrorKind::Remote);
+    // The polls keep their 10 s rhythm, however slow the logs are.
+    assert_eq!(
+        api.times_of("DescribeTrainingJob")[1..],
+        [0, 10, 20, 30].map(Duration::from_secs)
+    );
+    // Every line once, in order, the failed job's included.
+    let text = logs.text();
+    let at = |l: &str| {
+        text.find(l)
+            .unwrap_or_else(|| panic!("{l} missing: {text}"))
+    };
+    assert!(
+        at("line 0") < at("line 1") && at("line 1") < at("line 2"),
+        "{text}"
+    );
+    assert_eq!(text.matches("line 1").count(), 1, "{text}");
 }
 
 #[tokio::test(start_paused = true)]
@@ -481,7 +666,8 @@ async fn throttling_is_retried_with_backoff() {
     let api = Scripted::new();
     api.then("DescribeTrainingJob", not_found)
         .then("CreateTrainingJob", || Ok(json!({"TrainingJobArn": ARN})))
-        .times(4, "DescribeTrainingJob", throttled);
+        // 4 attempts a poll (3 retries), 5 polls in a row.
+        .times(20, "DescribeTrainingJob", throttled);
     let e = training()
         .with_hook(api.hook())
         .execute(&ctx(1))
@@ -491,13 +677,14 @@ async fn throttling_is_retried_with_backoff() {
     assert_eq!(e.kind(), ErrorKind::Unavailable);
     assert!(e.is_exhausted(), "{e}");
     assert_eq!(e.context("attempts"), Some("4"));
+    assert_eq!(e.context("failed_polls"), Some("5"));
     assert_eq!(e.operation(), "sagemaker.DescribeTrainingJob");
 }
 
 #[tokio::test(start_paused = true)]
 async fn an_existing_endpoint_is_updated_without_its_tags() {
     let api = Scripted::new();
-    let model = json!({"ModelName": "mnistclassifier-2024-01-01-00-00-00", "ExecutionRoleArn": "r",
+    let model = json!({"ModelName": "mnistclassifier-2024-01-01-00-00-00", "ExecutionRoleArn": "arn:aws:iam::123456789012:role/r",
         "PrimaryContainer": {"Image": "kmeans:1", "ModelDataUrl": "s3://b/m.tar.gz"}});
     let epc = json!({"EndpointConfigName": "mnistclassifier-2024-01-01-00-00-00",
         "ProductionVariants": [{"InitialInstanceCount": "{{ params.instances }}", "InstanceType": "ml.t2.medium",
@@ -548,9 +735,9 @@ async fn an_existing_endpoint_is_updated_without_its_tags() {
 
 #[tokio::test(start_paused = true)]
 async fn a_retried_model_is_reused_only_when_it_is_the_same() {
-    let config = json!({"ModelName": "m1", "ExecutionRoleArn": "r",
+    let config = json!({"ModelName": "m1", "ExecutionRoleArn": "arn:aws:iam::123456789012:role/r",
         "PrimaryContainer": {"Image": "kmeans:1", "ModelDataUrl": "s3://b/m.tar.gz"}});
-    let existing = json!({"ModelName": "m1", "ExecutionRoleArn": "r", "ModelArn": "arn:m1",
+    let existing = json!({"ModelName": "m1", "ExecutionRoleArn": "arn:aws:iam::123456789012:role/r", "ModelArn": "arn:m1",
         "PrimaryContainer": {"Image": "kmeans:1", "ModelDataUrl": "s3://b/m.tar.gz", "Mode": "SingleModel"},
         "CreationTime": 1_704_067_200});
     let exists = || {
@@ -650,5 +837,104 @@ async fn an_unknown_region_without_an_endpoint_is_refused() {
             .unwrap()
             .region(),
         "eu-west-9"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn processing_and_transform_jobs_are_stopped_too() {
+    use gust::operators::sagemaker::{SageMakerProcessing, SageMakerTransform};
+    let proc_desc = |status: &'static str| {
+        move || {
+            Ok(
+                json!({"ProcessingJobName": "prep-1", "ProcessingJobStatus": status,
+                "ProcessingJobArn": "arn:aws:sagemaker:us-east-1:1:processing-job/prep-1"}),
+            )
+        }
+    };
+    // execution_timeout: on_kill stops the processing job the task started.
+    let api = Scripted::new();
+    api.then("DescribeProcessingJob", || {
+        Err(aws_error(
+            "ValidationException",
+            "Could not find processing job",
+        ))
+    })
+    .then_check(
+        "CreateProcessingJob",
+        |r| {
+            assert_eq!(
+                r["ProcessingResources"]["ClusterConfig"]["InstanceCount"],
+                2
+            )
+        },
+        || Ok(json!({})),
+    )
+    .times(3, "DescribeProcessingJob", proc_desc("InProgress"))
+    .then_check(
+        "StopProcessingJob",
+        |r| assert_eq!(r["ProcessingJobName"], "prep-1"),
+        || Ok(json!({})),
+    );
+    let mut dag = Dag::builder("d").params(json!({"instances": 2}));
+    dag.add(
+        Task::new(
+            "prep",
+            SageMakerProcessing::new(json!({"ProcessingJobName": "prep-1",
+                "ProcessingResources": {"ClusterConfig": {"InstanceCount": "{{ params.instances }}"}},
+                "RoleArn": "arn:aws:iam::1:role/r"}))
+            .check_interval(Duration::from_secs(10))
+            .with_hook(api.hook()),
+        )
+        .with_options(TaskOptions::default().execution_timeout(Duration::from_secs(25))),
+    );
+    let report = dag
+        .build()
+        .unwrap()
+        .test(
+            chrono_tz::UTC
+                .with_ymd_and_hms(2024, 1, 1, 0, 0, 0)
+                .unwrap(),
+        )
+        .await;
+    assert!(!report.is_success());
+    api.assert_done();
+
+    // max_ingestion_time: the transform job is stopped, and a failed stop is named.
+    let api = Scripted::new();
+    let tdesc = || {
+        Ok(
+            json!({"TransformJobName": "batch-1", "TransformJobStatus": "InProgress",
+            "TransformJobArn": "arn:aws:sagemaker:us-east-1:1:transform-job/batch-1"}),
+        )
+    };
+    api.then("DescribeTransformJob", || {
+        Err(aws_error(
+            "ValidationException",
+            "Could not find transform job",
+        ))
+    })
+    .then("CreateTransformJob", || Ok(json!({})))
+    .times(2, "DescribeTransformJob", tdesc)
+    .times(3, "StopTransformJob", || {
+        Err(aws_error("ServiceUnavailable", ""))
+    });
+    let e = SageMakerTransform::new(json!({"TransformJobName": "batch-1", "ModelName": "m"}))
+        .check_interval(Duration::from_secs(10))
+        .max_ingestion_time(Duration::from_secs(10))
+        .with_hook(
+            api.hook()
+                .with_retries(2, Backoff::constant(Duration::from_secs(1))),
+        )
+        .execute(&ctx(1))
+        .await
+        .unwrap_err();
+    api.assert_done();
+    assert_eq!(e.kind(), ErrorKind::Timeout, "{e}");
+    assert!(e.message().ends_with("NOT stopped"), "{e}");
+    assert!(
+        e.context("stop_error")
+            .unwrap()
+            .contains("StopTransformJob"),
+        "{e}"
     );
 }

@@ -5,8 +5,6 @@
 //! userinfo (an MLflow tracking URI, an S3 `endpoint_url`, a malformed SQL or Redis
 //! URI).
 
-use std::sync::{Arc, Mutex};
-
 use chrono::TimeZone;
 use common::logs::LogBuf;
 use gust::prelude::*;
@@ -259,6 +257,7 @@ fn credentials_in_url_extras_are_secrets() {
 mod mlflow {
     use super::*;
     use gust::hooks::mlflow::MlflowHook;
+    use std::sync::{Arc, Mutex};
     use std::time::{Duration, Instant};
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 

@@ -10,7 +10,9 @@
 //! (moto in tests). `service_config.sagemaker.endpoint_url`,
 //! `service_config.sagemaker-runtime.endpoint_url` and
 //! `service_config.logs.endpoint_url` override it per API. Without an
-//! endpoint, the region must be one SageMaker runs in.
+//! endpoint, the region must be one SageMaker runs in (the regions of the
+//! SageMaker Python SDK's built-in KMeans image, every region SageMaker had
+//! in 2026).
 //!
 //! # Requests as Airflow writes them
 //!
@@ -55,9 +57,11 @@
 //! # Errors and retries
 //!
 //! Throttling (`ThrottlingException`…), 5xx and unreachable endpoints are
-//! retried by the hook, 3 times by default with exponential backoff (the
-//! connection's `config_kwargs.retries.max_attempts` sets the attempts), then
-//! returned [exhausted](crate::Error::exhausted). A missing resource is
+//! retried by the hook with exponential backoff (500 ms doubling, at most
+//! 20 s): 3 attempts in all by default, as the connection's
+//! `config_kwargs.retries.max_attempts` says; then the error is returned
+//! [exhausted](crate::Error::exhausted). Credentials from the default chain
+//! are reused until 5 minutes before they expire. A missing resource is
 //! [`NotFound`](ErrorKind::NotFound), a duplicate name
 //! [`AlreadyExists`](ErrorKind::AlreadyExists), a rejected request
 //! [`InvalidInput`](ErrorKind::InvalidInput) with SageMaker's message; the AWS
@@ -80,11 +84,12 @@ use serde_json::{Value, json};
 
 use crate::connection::Connection;
 use crate::error::{Error, ErrorKind, Result};
-use crate::hooks::aws::{AwsConfig, extra_path};
+use crate::hooks::aws::AwsConfig;
 use crate::hooks::scope::HookScope;
 use crate::retry::Backoff;
 
 pub use api::{HttpApi, InvokeRequest, InvokeResponse, SageMakerApi, Service};
+pub use error::api_error as error_from_response;
 pub use regions::{builtin_algorithm_image, is_known_region};
 pub use wait::WaitOptions;
 
@@ -140,8 +145,14 @@ impl Job {
     }
 }
 
-/// Retries of a retryable failure by default: 4 attempts in all.
-const MAX_RETRIES: u32 = 3;
+/// Retries of a retryable failure by default: 3 attempts in all, as the
+/// connection's default `max_attempts`.
+const MAX_RETRIES: u32 = 2;
+
+/// 500 ms doubling, jittered, at most 20 s (botocore's cap).
+fn default_backoff() -> Backoff {
+    Backoff::exponential(Duration::from_millis(500)).max_delay(Duration::from_secs(20))
+}
 
 /// A client of SageMaker built from an Airflow `aws` connection: see the
 /// [module docs](self). Cheap to clone.
@@ -179,34 +190,27 @@ impl SageMakerHook {
         let scope = HookScope::new("sagemaker", conn);
         let aws = AwsConfig::from_connection(conn, "sagemaker")?;
         let (sdk, region) = aws.load().await;
-        let common = conn.extra_str("endpoint_url");
-        let endpoints = match &aws.endpoint {
-            Some(sagemaker) => api::Endpoints {
-                sagemaker: sagemaker.clone(),
-                runtime: extra_path(
-                    conn,
-                    &["service_config", "sagemaker-runtime", "endpoint_url"],
-                )
-                .or(common)
-                .unwrap_or(sagemaker)
-                .to_string(),
-                logs: extra_path(conn, &["service_config", "logs", "endpoint_url"])
-                    .or(common)
-                    .unwrap_or(sagemaker)
-                    .to_string(),
-            },
-            None if !is_known_region(&region) => {
-                return Err(scope.error(
-                    ErrorKind::Config,
-                    "connect",
-                    format!(
-                        "region `{region}` is not one SageMaker runs in (a typo?); set extra \
-                         region_name to e.g. us-east-1, or endpoint_url for another endpoint"
-                    ),
-                ));
-            }
-            None => api::Endpoints::aws(&region),
-        };
+        // Each API's endpoint: its own `service_config.<api>.endpoint_url`, else
+        // `endpoint_url`, each checked like S3's; an API with neither goes to AWS.
+        let runtime = AwsConfig::from_connection(conn, "sagemaker-runtime")?.endpoint;
+        let logs = AwsConfig::from_connection(conn, "logs")?.endpoint;
+        if aws.endpoint.is_none() && !is_known_region(&region) {
+            return Err(scope.error(
+                ErrorKind::Config,
+                "connect",
+                format!(
+                    "region `{region}` is not one SageMaker runs in (a typo?); set extra \
+                     region_name to e.g. us-east-1, or endpoint_url for another endpoint"
+                ),
+            ));
+        }
+        let aws_endpoints = api::Endpoints::aws(&region);
+        let endpoints = api::Endpoints {
+            sagemaker: aws.endpoint.clone().unwrap_or(aws_endpoints.sagemaker),
+            runtime: runtime.unwrap_or(aws_endpoints.runtime),
+            logs: logs.unwrap_or(aws_endpoints.logs),
+        }
+        .trimmed();
         let credentials = sdk.credentials_provider().unwrap_or_else(|| {
             SharedCredentialsProvider::new(aws_credential_types::Credentials::new(
                 "", "", None, None, "none",
@@ -220,7 +224,7 @@ impl SageMakerHook {
             api: Arc::new(http),
             region,
             max_retries: aws.max_attempts.saturating_sub(1),
-            backoff: Backoff::exponential(Duration::from_millis(500)),
+            backoff: default_backoff(),
         })
     }
 
@@ -236,13 +240,14 @@ impl SageMakerHook {
             api,
             region: region.into(),
             max_retries: MAX_RETRIES,
-            backoff: Backoff::exponential(Duration::from_millis(500)),
+            backoff: default_backoff(),
         }
     }
 
     /// Retries a throttled or failed request `max_retries` times, waiting as
-    /// `backoff` says (default: 3 times, from 500 ms doubling, jittered). With
-    /// 0 the error stays retryable and the task owns the patience.
+    /// `backoff` says (default: the connection's `max_attempts` − 1, i.e. 2;
+    /// from 500 ms doubling, jittered, at most 20 s). With 0 the error stays
+    /// retryable and the task owns the patience.
     pub fn with_retries(mut self, max_retries: u32, backoff: Backoff) -> Self {
         self.max_retries = max_retries;
         self.backoff = backoff;
@@ -399,11 +404,13 @@ impl SageMakerHook {
         description[kind.arn_key()].as_str()
     }
 
-    /// Training jobs (their summaries), newest first, whose name contains
-    /// `name_contains` (all with `None`), fetched 100 per page.
-    pub async fn list_training_jobs(&self, name_contains: Option<&str>) -> Result<Vec<Value>> {
+    /// Jobs of `kind` (their summaries: name, ARN, status, creation time),
+    /// newest first, whose name contains `name_contains` (all with `None`),
+    /// fetched 100 per page.
+    pub async fn list_jobs(&self, kind: Job, name_contains: Option<&str>) -> Result<Vec<Value>> {
         let mut out = Vec::new();
         let mut token: Option<String> = None;
+        let summaries = format!("{}JobSummaries", kind.as_str());
         loop {
             let mut req =
                 json!({"MaxResults": 100, "SortBy": "CreationTime", "SortOrder": "Descending"});
@@ -413,8 +420,10 @@ impl SageMakerHook {
             if let Some(t) = &token {
                 req["NextToken"] = json!(t);
             }
-            let page = self.call("ListTrainingJobs", req).await?;
-            if let Some(items) = page["TrainingJobSummaries"].as_array() {
+            let page = self
+                .call(&format!("List{}Jobs", kind.as_str()), req)
+                .await?;
+            if let Some(items) = page[&summaries].as_array() {
                 out.extend(items.iter().cloned());
             }
             match page["NextToken"].as_str() {
@@ -424,6 +433,11 @@ impl SageMakerHook {
                 _ => return Ok(out),
             }
         }
+    }
+
+    /// Training jobs whose name contains `name_contains`: [`list_jobs`](Self::list_jobs).
+    pub async fn list_training_jobs(&self, name_contains: Option<&str>) -> Result<Vec<Value>> {
+        self.list_jobs(Job::Training, name_contains).await
     }
 
     /// The tags of resource `arn` as `key → value`.

@@ -35,6 +35,18 @@
 //!   `Training.ModelArtifacts.S3ModelArtifacts` are there, so a downstream
 //!   model takes the artifact of the job that really ran, renamed or not.
 //!
+//! Where gust differs from Airflow's operators on purpose:
+//!
+//! * `S3Operations` and bare role names (`expand_role`) are refused with a
+//!   way out: upload upstream, give the role's ARN.
+//! * A transform's or endpoint's model that exists already is reused when
+//!   identical (a retry) and an [`AlreadyExists`](ErrorKind::AlreadyExists)
+//!   error otherwise; Airflow's transform renames it with a timestamp
+//!   (`action_if_model_exists`), which gust does not do.
+//! * The transform's input is not checked on S3 before the job (the
+//!   training's is).
+//! * XCom holds the describe without boto3's `ResponseMetadata`.
+//!
 //! ```no_run
 //! # fn f() -> gust::Result<()> {
 //! use gust::operators::sagemaker::SageMakerTraining;
@@ -59,6 +71,7 @@
 //! # let _ = task; Ok(()) }
 //! ```
 
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -146,6 +159,9 @@ impl Base {
                 Error::new(ErrorKind::InvalidInput, op, e).with("task_id", ctx.task_id())
             })?;
         }
+        check_airflow_only(&rendered).map_err(|e| {
+            Error::new(ErrorKind::InvalidInput, op, e).with("task_id", ctx.task_id())
+        })?;
         Ok(rendered)
     }
 
@@ -223,7 +239,21 @@ struct JobOptions {
     skip_name_check: bool,
     action_if_job_exists: ActionIfJobExists,
     allow_stopped: bool,
-    started: Mutex<Option<String>>,
+    /// Task instance (`dag.task.run`) → the job its try started: one operator
+    /// may run in several DAG runs at once.
+    started: Mutex<HashMap<String, String>>,
+}
+
+impl JobOptions {
+    fn record(&self, ctx: &Context, job: &str) {
+        if let Ok(mut m) = self.started.lock() {
+            m.insert(task_instance(ctx), job.to_string());
+        }
+    }
+
+    fn take(&self, ctx: &Context) -> Option<String> {
+        self.started.lock().ok()?.remove(&task_instance(ctx))
+    }
 }
 
 /// The builder methods of the job operators.
@@ -305,6 +335,34 @@ fn cast_integers(
         at.push((*first).to_string());
         cast_integers(next, rest, at)?;
         at.pop();
+    }
+    Ok(())
+}
+
+/// What Airflow's `preprocess_config` does beyond the API, refused with a
+/// way out instead of sent to SageMaker as an unknown member: `S3Operations`
+/// (bucket creation and uploads before the job) and bare role names
+/// (`expand_role` looks them up in IAM).
+fn check_airflow_only(config: &Value) -> std::result::Result<(), String> {
+    if config.get("S3Operations").is_some() {
+        return Err(
+            "S3Operations is Airflow's, not SageMaker's: create buckets and upload \
+                    with S3CreateBucket / S3CreateObject (or a task) upstream"
+                .into(),
+        );
+    }
+    let roles = [
+        &config["RoleArn"],
+        &config["ExecutionRoleArn"],
+        &config["Model"]["ExecutionRoleArn"],
+    ];
+    for role in roles.into_iter().filter_map(Value::as_str) {
+        if !role.starts_with("arn:") {
+            return Err(format!(
+                "role `{role}` is a name, not an ARN: gust does not look roles up in IAM \
+                 (Airflow's expand_role); give arn:aws:iam::<account>:role/{role}"
+            ));
+        }
     }
     Ok(())
 }
@@ -418,6 +476,59 @@ enum Launch {
     Attach(String),
 }
 
+/// Whether this task instance may attach to its own job of `status`: a
+/// running one always (never two at once); a completed one on a retry (try 2
+/// and later), as the result that try was after. A first try of the same run
+/// id (the run started again) means "train again"; a stopping or stopped job
+/// (stopped by `on_kill` or `max_ingestion_time`) is not waited for again.
+fn reusable(status: &str, ctx: &Context) -> bool {
+    status == "InProgress" || (status == "Completed" && ctx.try_number() > 1)
+}
+
+/// Whether the job `desc` of `kind` carries this task instance's tag.
+async fn is_ours(hook: &SageMakerHook, kind: Job, desc: &Value, ctx: &Context) -> Result<bool> {
+    let Some(arn) = SageMakerHook::job_arn(kind, desc) else {
+        return Ok(false);
+    };
+    let me = task_instance(ctx);
+    Ok(hook
+        .list_tags(arn)
+        .await?
+        .iter()
+        .any(|(k, v)| k == TASK_INSTANCE_TAG && *v == me))
+}
+
+/// This task instance's newest job among those named `proposed` or
+/// `proposed` with a timestamp suffix, if one may be attached to.
+async fn own_job(
+    hook: &SageMakerHook,
+    kind: Job,
+    proposed: &str,
+    ctx: &Context,
+) -> Result<Option<String>> {
+    // A timestamped name keeps the first 52 characters of the proposed one.
+    let stem: String = proposed.chars().take(52).collect();
+    for summary in hook.list_jobs(kind, Some(&stem)).await? {
+        let (Some(name), Some(status)) = (
+            summary[kind.name_key()].as_str(),
+            summary[kind.status_key()].as_str(),
+        ) else {
+            continue;
+        };
+        let renamed = name
+            .strip_prefix(stem.trim_end_matches('-'))
+            .and_then(|rest| rest.strip_prefix('-'))
+            .is_some_and(|secs| !secs.is_empty() && secs.chars().all(|c| c.is_ascii_digit()));
+        if name != proposed && !renamed {
+            continue;
+        }
+        if reusable(status, ctx) && is_ours(hook, kind, &summary, ctx).await? {
+            return Ok(Some(name.to_string()));
+        }
+    }
+    Ok(None)
+}
+
 /// Finds the name to start a `kind` job under, or the job to attach to.
 async fn resolve_job(
     hook: &SageMakerHook,
@@ -426,63 +537,63 @@ async fn resolve_job(
     action: ActionIfJobExists,
     ctx: &Context,
 ) -> Result<Launch> {
-    let me = task_instance(ctx);
-    let mut name = proposed.to_string();
+    let Some(existing) = hook.find_job(kind, proposed).await? else {
+        return Ok(Launch::Start(proposed.to_string()));
+    };
+    // The name is taken: by this task instance's job (a retry, perhaps of a
+    // try that had renamed its job), or by another's.
+    if let Some(mine) = own_job(hook, kind, proposed, ctx).await? {
+        tracing::info!(job = %mine, "attaching to the job this task instance started before");
+        return Ok(Launch::Attach(mine));
+    }
+    let status = existing[kind.status_key()].as_str().unwrap_or("");
+    if action == ActionIfJobExists::Fail {
+        return Err(hook
+            .error(
+                ErrorKind::AlreadyExists,
+                &format!("Create{}Job", kind.as_str()),
+                format!(
+                    "a {} job named `{proposed}` exists already ({status})",
+                    kind.as_str()
+                ),
+            )
+            .with("job", proposed));
+    }
     let mut secs = unix_now();
     loop {
-        let Some(existing) = hook.find_job(kind, &name).await? else {
+        let name = timestamped(proposed, secs);
+        if hook.find_job(kind, &name).await?.is_none() {
+            tracing::info!(proposed, job = %name, "job name taken; using a timestamped name");
             return Ok(Launch::Start(name));
-        };
-        let status = existing[kind.status_key()].as_str().unwrap_or("");
-        // A running job of this task instance is never duplicated; a completed
-        // one is the result a retry (try 2+) was after, while a first try of the
-        // same run id (the run started again, a cleared task) means "train again".
-        let reusable = matches!(status, "InProgress" | "Stopping")
-            || (status == "Completed" && ctx.try_number() > 1);
-        if reusable && let Some(arn) = SageMakerHook::job_arn(kind, &existing) {
-            let tags = hook.list_tags(arn).await?;
-            if tags.iter().any(|(k, v)| k == TASK_INSTANCE_TAG && *v == me) {
-                tracing::info!(job = %name, %status, "attaching to the job this task started before (a retry)");
-                return Ok(Launch::Attach(name));
-            }
         }
-        match action {
-            ActionIfJobExists::Fail => {
-                return Err(hook
-                    .error(
-                        ErrorKind::AlreadyExists,
-                        &format!("Create{}Job", kind.as_str()),
-                        format!(
-                            "a {} job named `{name}` exists already ({status})",
-                            kind.as_str()
-                        ),
-                    )
-                    .with("job", &name));
-            }
-            ActionIfJobExists::Timestamp => {
-                name = timestamped(proposed, secs);
-                secs += 1;
-                tracing::info!(proposed, job = %name, "job name taken; using a timestamped name");
-            }
-        }
+        secs += 1;
     }
 }
 
-/// `config` with `TASK_INSTANCE_TAG` added to its `Tags`.
-fn tagged(mut config: Value, ctx: &Context) -> Value {
+/// `config` with `TASK_INSTANCE_TAG` added to its `Tags` (which must be a list).
+fn tagged(mut config: Value, ctx: &Context, op: &'static str) -> Result<Value> {
     let tag = json!({"Key": TASK_INSTANCE_TAG, "Value": task_instance(ctx)});
-    match config.get_mut("Tags").and_then(Value::as_array_mut) {
-        Some(tags) => {
+    match config.get_mut("Tags") {
+        None | Some(Value::Null) => config["Tags"] = json!([tag]),
+        Some(Value::Array(tags)) => {
             tags.retain(|t| t["Key"] != TASK_INSTANCE_TAG);
             tags.push(tag);
         }
-        None => config["Tags"] = json!([tag]),
+        Some(other) => {
+            return Err(Error::new(
+                ErrorKind::InvalidInput,
+                op,
+                format!("the config's Tags is {other}, not a list of {{\"Key\", \"Value\"}}"),
+            )
+            .with("task_id", ctx.task_id()));
+        }
     }
-    config
+    Ok(config)
 }
 
 /// Starts (or attaches to) the `kind` job of `config`, then waits if asked;
-/// its description. The job is recorded in `job.started` for `on_kill`.
+/// its description. The job is recorded in `job.started` for `on_kill`
+/// before it is created, so a task cancelled mid-create still stops it.
 async fn run_job(
     hook: &SageMakerHook,
     kind: Job,
@@ -499,17 +610,29 @@ async fn run_job(
         Launch::Start(proposed)
     };
     let name = match launch {
-        Launch::Attach(name) => name,
+        Launch::Attach(name) => {
+            job.record(ctx, &name);
+            name
+        }
         Launch::Start(name) => {
             config[kind.name_key()] = json!(name);
-            hook.create_job(kind, &tagged(config, ctx)).await?;
-            tracing::info!(job = %name, kind = kind.as_str(), "sagemaker job started");
+            let request = tagged(config, ctx, op)?;
+            job.record(ctx, &name);
+            match hook.create_job(kind, &request).await {
+                Ok(_) => tracing::info!(job = %name, kind = kind.as_str(), "sagemaker job started"),
+                // A create retried after a lost response finds its own job.
+                Err(e) if e.kind() == ErrorKind::AlreadyExists => {
+                    let desc = hook.describe_job(kind, &name).await?;
+                    if !is_ours(hook, kind, &desc, ctx).await? {
+                        return Err(e);
+                    }
+                    tracing::info!(job = %name, "the job was created by an earlier attempt; attaching");
+                }
+                Err(e) => return Err(e),
+            }
             name
         }
     };
-    if let Ok(mut s) = job.started.lock() {
-        *s = Some(name.clone());
-    }
     match wait {
         Some(opts) => {
             hook.wait_for_job(kind, &name, &opts.allow_stopped(job.allow_stopped))
@@ -519,10 +642,9 @@ async fn run_job(
     }
 }
 
-/// Stops the job recorded in `started`, for `on_kill`.
-async fn stop_started(hook: Result<SageMakerHook>, kind: Job, started: &Mutex<Option<String>>) {
-    let name = started.lock().ok().and_then(|s| s.clone());
-    let Some(name) = name else { return };
+/// Stops the job this task instance started, for `on_kill`.
+async fn stop_started(hook: Result<SageMakerHook>, kind: Job, job: &JobOptions, ctx: &Context) {
+    let Some(name) = job.take(ctx) else { return };
     match hook {
         Ok(h) => {
             if let Err(e) = h.stop_job(kind, &name).await {
@@ -546,8 +668,15 @@ async fn check_s3_inputs(store: &dyn ObjectStore, uris: &[String], op: &'static 
         if object {
             continue;
         }
+        // Airflow's check_for_prefix(delimiter="/"): `mnist_data` is a
+        // "folder" only when `mnist_data/…` exists, not `mnist_data_old/…`.
+        let folder = if key.ends_with('/') {
+            key.clone()
+        } else {
+            format!("{key}/")
+        };
         let opts = crate::hooks::object_store::ListOptions::new()
-            .prefix(key.clone())
+            .prefix(folder)
             .page_size(1);
         let first = store.list(&bucket, opts).next().await;
         match first {
@@ -670,7 +799,7 @@ impl Operator for SageMakerTraining {
     }
 
     async fn on_kill(&self, ctx: &Context) {
-        stop_started(self.base.hook(ctx).await, Job::Training, &self.job.started).await;
+        stop_started(self.base.hook(ctx).await, Job::Training, &self.job, ctx).await;
     }
 }
 
@@ -723,12 +852,7 @@ impl Operator for SageMakerProcessing {
     }
 
     async fn on_kill(&self, ctx: &Context) {
-        stop_started(
-            self.base.hook(ctx).await,
-            Job::Processing,
-            &self.job.started,
-        )
-        .await;
+        stop_started(self.base.hook(ctx).await, Job::Processing, &self.job, ctx).await;
     }
 }
 
@@ -1054,7 +1178,7 @@ impl Operator for SageMakerTransform {
     }
 
     async fn on_kill(&self, ctx: &Context) {
-        stop_started(self.base.hook(ctx).await, Job::Transform, &self.job.started).await;
+        stop_started(self.base.hook(ctx).await, Job::Transform, &self.job, ctx).await;
     }
 }
 

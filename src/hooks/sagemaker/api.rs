@@ -11,6 +11,7 @@ use std::fmt;
 use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
+use aws_credential_types::Credentials;
 use aws_credential_types::provider::{ProvideCredentials, SharedCredentialsProvider};
 use aws_sigv4::http_request::{SignableBody, SignableRequest, SigningSettings, sign};
 use aws_sigv4::sign::v4;
@@ -105,6 +106,15 @@ pub(crate) struct Endpoints {
 
 impl Endpoints {
     /// AWS's endpoints in `region` (`.amazonaws.com.cn` in China).
+    pub(crate) fn trimmed(self) -> Self {
+        let trim = |s: String| s.trim_end_matches('/').to_string();
+        Endpoints {
+            sagemaker: trim(self.sagemaker),
+            runtime: trim(self.runtime),
+            logs: trim(self.logs),
+        }
+    }
+
     pub(crate) fn aws(region: &str) -> Self {
         let domain = if region.starts_with("cn-") {
             "amazonaws.com.cn"
@@ -126,6 +136,10 @@ impl Endpoints {
 pub struct HttpApi {
     http: reqwest::Client,
     credentials: SharedCredentialsProvider,
+    /// The credentials last provided, reused until 5 minutes before they
+    /// expire: the default chain does not cache, and asking IMDS or STS at
+    /// every poll and log page would get throttled.
+    cached: std::sync::Arc<tokio::sync::Mutex<Option<Credentials>>>,
     region: String,
     endpoints: Endpoints,
 }
@@ -159,9 +173,35 @@ impl HttpApi {
         Ok(HttpApi {
             http,
             credentials,
+            cached: Default::default(),
             region,
             endpoints,
         })
+    }
+
+    /// The cached credentials, or fresh ones when none are cached or they
+    /// expire within 5 minutes.
+    async fn credentials(&self) -> Result<Credentials> {
+        let mut cached = self.cached.lock().await;
+        let fresh_enough = |c: &Credentials| {
+            c.expiry().is_none_or(|at| {
+                at.duration_since(SystemTime::now())
+                    .is_ok_and(|left| left > Duration::from_secs(300))
+            })
+        };
+        if let Some(c) = cached.as_ref().filter(|c| fresh_enough(c)) {
+            return Ok(c.clone());
+        }
+        let creds = self.credentials.provide_credentials().await.map_err(|e| {
+            Error::new(
+                ErrorKind::Auth,
+                "",
+                format!("no AWS credentials: {}", crate::hooks::scope::innermost(&e)),
+            )
+            .with_retryable(false)
+        })?;
+        *cached = Some(creds.clone());
+        Ok(creds)
     }
 
     /// POSTs `body` to `url` with `headers`, signed for `signing_name`; the
@@ -173,15 +213,7 @@ impl HttpApi {
         headers: &[(&str, String)],
         body: Bytes,
     ) -> Result<reqwest::Response> {
-        let creds = self.credentials.provide_credentials().await.map_err(|e| {
-            Error::new(
-                ErrorKind::Auth,
-                "",
-                format!("no AWS credentials: {}", crate::hooks::scope::innermost(&e)),
-            )
-            .with_retryable(false)
-        })?;
-        let identity = creds.into();
+        let identity = self.credentials().await?.into();
         let params = v4::SigningParams::builder()
             .identity(&identity)
             .region(&self.region)

@@ -71,11 +71,25 @@ pub(crate) fn classify(code: &str, status: u16, message: &str) -> Classified {
     (kind, retryable, None)
 }
 
-/// A failed response as a gust error not yet named: `Code: message`, with the
-/// code and the HTTP status in its context. The code comes from the
-/// `x-amzn-ErrorType` header or the body's `__type` (`aws.protocol#Code` or
-/// `com.amazon…#Code`), the message from `message` / `Message`.
-pub(crate) fn api_error(status: u16, error_type: Option<&str>, body: &[u8]) -> Error {
+/// A failed AWS JSON-protocol response as the error a
+/// [`SageMakerApi`](super::SageMakerApi) returns: its kind from the AWS error
+/// code (throttling and 5xx retryable, a missing resource `NotFound`, a
+/// duplicate `AlreadyExists`…), the message `Code: message`, and the code and
+/// HTTP status in its context (`code`, `status`); the operation is left for
+/// the hook to name. The code comes from `error_type` (the
+/// `x-amzn-ErrorType` header) or the body's `__type` (`aws.protocol#Code` or
+/// `com.amazon…#Code`), the message from `message` / `Message`. A scripted
+/// `SageMakerApi` in tests builds its errors with it.
+///
+/// ```
+/// use gust::ErrorKind;
+/// use gust::hooks::sagemaker::error_from_response;
+///
+/// let e = error_from_response(400, None, br#"{"__type": "ThrottlingException", "message": "Rate exceeded"}"#);
+/// assert_eq!(e.kind(), ErrorKind::Unavailable);
+/// assert_eq!(e.context("code"), Some("ThrottlingException"));
+/// ```
+pub fn api_error(status: u16, error_type: Option<&str>, body: &[u8]) -> Error {
     let parsed: Option<Value> = serde_json::from_slice(body).ok();
     let raw_code = error_type
         .map(str::to_string)

@@ -70,6 +70,12 @@ impl WaitOptions {
     }
 }
 
+/// Failed polls in a row before the wait gives up.
+const MAX_FAILED_POLLS: u32 = 5;
+
+/// The longest pause before the last read of a finished job's logs.
+const LATE_LOGS: Duration = Duration::from_secs(5);
+
 /// The epoch seconds of a JSON timestamp member (the JSON protocol's form).
 fn epoch(v: &Value) -> Option<f64> {
     v.as_f64()
@@ -85,7 +91,10 @@ impl SageMakerHook {
     ///   `FailureReason`, retryable (a retry starts a new job);
     /// * `Stopped` → a [`Cancelled`](ErrorKind::Cancelled) error;
     /// * `max_ingestion_time` passed → the job is stopped, then a
-    ///   [`Timeout`](ErrorKind::Timeout) error;
+    ///   [`Timeout`](ErrorKind::Timeout) error (naming the stop's own error,
+    ///   `stop_error`, if stopping failed);
+    /// * a poll that fails after the hook's retries is tried again at the
+    ///   next interval; 5 in a row fail the wait;
     /// * any other status but `InProgress` / `Stopping` → a `Remote` error
     ///   naming it.
     ///
@@ -96,8 +105,26 @@ impl SageMakerHook {
         let mut tail = (opts.print_log && kind == Job::Training).then(|| Tail::new(name));
         let mut transitions_seen = 0;
         let op = format!("wait_for_{}_job", kind.as_str().to_ascii_lowercase());
+        let mut failed_polls = 0;
         loop {
-            let desc = self.describe_job(kind, name).await?;
+            // A poll that failed after the hook's retries is tried again at the
+            // next interval, a few times: giving up leaves the job unwatched.
+            let desc = match self.describe_job(kind, name).await {
+                Ok(d) => {
+                    failed_polls = 0;
+                    d
+                }
+                Err(e) if e.is_retryable() || e.is_exhausted() => {
+                    failed_polls += 1;
+                    if failed_polls >= MAX_FAILED_POLLS {
+                        return Err(e.with("failed_polls", failed_polls));
+                    }
+                    tracing::warn!(job = name, error = %e, failed_polls, "cannot poll the sagemaker job; trying again at the next interval");
+                    tokio::time::sleep(opts.check_interval).await;
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
             transitions_seen = log_transitions(name, &desc, transitions_seen);
             let status = desc[kind.status_key()].as_str().unwrap_or("").to_string();
             let failure = |what: &str, kind_: ErrorKind| {
@@ -112,20 +139,22 @@ impl SageMakerHook {
                 .with("job", name)
                 .with("status", &status)
             };
+            let terminal = matches!(status.as_str(), "Completed" | "Failed" | "Stopped");
+            if terminal && let Some(t) = &mut tail {
+                // Airflow's JOB_COMPLETE state: read, pause, read again for the
+                // events CloudWatch shows late, whatever the outcome (the last
+                // lines of a failed job say why).
+                t.read(self).await;
+                tokio::time::sleep(opts.check_interval.min(LATE_LOGS)).await;
+                t.read(self).await;
+            }
             match status.as_str() {
                 "Completed" => {
-                    if let Some(t) = &mut tail {
-                        // Late CloudWatch events: one more pass, as Airflow does.
-                        t.read(self).await;
-                    }
                     log_billable(name, &desc);
                     tracing::info!(job = name, kind = kind.as_str(), elapsed = ?began.elapsed(), "sagemaker job completed");
                     return Ok(desc);
                 }
                 "Stopped" if opts.allow_stopped => {
-                    if let Some(t) = &mut tail {
-                        t.read(self).await;
-                    }
                     tracing::warn!(
                         job = name,
                         "sagemaker job stopped; accepted (allow_stopped)"
@@ -164,18 +193,27 @@ impl SageMakerHook {
                         ?limit,
                         "sagemaker job ran past max_ingestion_time; stopping it"
                     );
-                    self.stop_job(kind, name).await?;
-                    return Err(self
+                    let stopped = self.stop_job(kind, name).await;
+                    let outcome = if stopped.is_ok() {
+                        "stopped"
+                    } else {
+                        "NOT stopped"
+                    };
+                    let e = self
                         .error(
                             ErrorKind::Timeout,
                             &op,
                             format!(
-                                "{} job still {status} after max_ingestion_time {}s: stopped",
+                                "{} job still {status} after max_ingestion_time {}s: {outcome}",
                                 kind.as_str(),
                                 limit.as_secs()
                             ),
                         )
-                        .with("job", name));
+                        .with("job", name);
+                    return Err(match stopped {
+                        Ok(()) => e,
+                        Err(stop) => e.with("stop_error", stop),
+                    });
                 }
                 pause = pause.min(limit - elapsed);
             }
