@@ -143,6 +143,8 @@ impl Context {
             params: Value::Object(Default::default()),
             search_path: Vec::new(),
             try_number: 1,
+            xcom: Vec::new(),
+            connections: Vec::new(),
         }
     }
 
@@ -290,9 +292,38 @@ pub struct ContextBuilder {
     params: Value,
     search_path: Vec<PathBuf>,
     try_number: u32,
+    xcom: Vec<(String, String, Value)>,
+    connections: Vec<Connection>,
 }
 
 impl ContextBuilder {
+    /// An upstream task's return value, as if `task_id` had run before
+    /// (`ctx.xcom_pull(task_id)`, `{{ ti.xcom_pull(task_ids=…) }}`): for unit
+    /// tests of an operator that reads its upstream's result.
+    pub fn xcom(self, task_id: impl Into<String>, value: Value) -> Self {
+        self.xcom_key(task_id, RETURN_VALUE, value)
+    }
+
+    /// An XCom `key` pushed by `task_id`, as if it had run before.
+    pub fn xcom_key(
+        mut self,
+        task_id: impl Into<String>,
+        key: impl Into<String>,
+        value: Value,
+    ) -> Self {
+        self.xcom.push((task_id.into(), key.into(), value));
+        self
+    }
+
+    /// A connection the run finds by its conn id before looking at
+    /// `AIRFLOW_CONN_*`: a test's in-process connection (an embedded SQLite
+    /// file, a fake endpoint) without touching the environment. Its secrets
+    /// are scrubbed like any connection's.
+    pub fn connection(mut self, conn: Connection) -> Self {
+        self.connections.push(conn);
+        self
+    }
+
     /// The logical date (default: now, in UTC).
     pub fn logical_date(mut self, date: DateTime<Tz>) -> Self {
         self.logical_date = Some(date);
@@ -344,7 +375,15 @@ impl ContextBuilder {
             self.params,
             TemplateEngine::new(self.search_path),
         );
-        Context::new(Arc::new(shared), self.task_id, self.try_number)
+        for (task_id, key, value) in self.xcom {
+            shared.xcom_set(&task_id, &key, value);
+        }
+        let ctx = Context::new(Arc::new(shared), self.task_id, self.try_number);
+        for conn in self.connections {
+            ctx.register_secrets(conn.secrets());
+            lock(&ctx.run.connections).insert(conn.conn_id().to_string(), conn);
+        }
+        ctx
     }
 }
 
@@ -356,6 +395,28 @@ pub(crate) fn manual_run_id(logical_date: &DateTime<Tz>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn upstream_xcom_and_connections_are_given_to_the_builder() {
+        let conn = Connection::from_uri("db", "postgres://u:builder-pw-1@h/db").unwrap();
+        let ctx = Context::builder("d", "b")
+            .xcom("a", serde_json::json!({"rows": 3}))
+            .xcom_key("a", "path", serde_json::json!("s3://b/k"))
+            .connection(conn)
+            .build();
+        assert_eq!(ctx.xcom_pull("a"), Some(serde_json::json!({"rows": 3})));
+        assert_eq!(
+            ctx.xcom_pull_key("a", "path"),
+            Some(serde_json::json!("s3://b/k"))
+        );
+        assert_eq!(
+            ctx.render_inline("{{ ti.xcom_pull(task_ids='a')['rows'] }}")
+                .unwrap(),
+            "3"
+        );
+        assert_eq!(ctx.connection("db").unwrap().host(), Some("h"));
+        assert!(ctx.shared().secrets().contains(&"builder-pw-1".to_string()));
+    }
 
     #[test]
     fn xcom_push_and_pull() {

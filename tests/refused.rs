@@ -2,7 +2,7 @@
 //! seconds, name `host:port` and say the connection was refused, instead of
 //! retrying until a pool timeout that hides the cause. Needs no server; each
 //! hook's tests are compiled with its feature.
-#![allow(dead_code)]
+#![allow(dead_code, unused_imports)]
 
 use std::time::{Duration, Instant};
 
@@ -177,6 +177,31 @@ mod s3 {
         // The SDK retried the refusal (3 attempts by default) and gave up: the
         // error is exhausted, so a task's retries do not multiply them.
         assert!(err.is_exhausted() && !err.is_retryable(), "{err}");
+        assert!(!format!("{err} {err:?}").contains("Secret-pw-1"));
+    }
+}
+
+#[cfg(feature = "sagemaker")]
+mod sagemaker {
+    use super::*;
+    use gust::Connection;
+    use gust::hooks::sagemaker::{Job, SageMakerHook};
+
+    #[tokio::test]
+    async fn sagemaker_refused_endpoint_fails_fast_with_the_cause() {
+        let port = refused_port();
+        let conn = Connection::from_uri(
+            "aws_refused",
+            &format!(
+                "aws://key-id:Secret-pw-1@/?region_name=us-east-1&endpoint_url=http%3A%2F%2F127.0.0.1%3A{port}"
+            ),
+        )
+        .unwrap();
+        let sm = SageMakerHook::from_connection(&conn).await.unwrap();
+        let err = assert_refused(port, sm.describe_job(Job::Training, "j")).await;
+        // Retried (3 attempts by default), then exhausted.
+        assert!(err.is_exhausted() && !err.is_retryable(), "{err}");
+        assert_eq!(err.operation(), "sagemaker.DescribeTrainingJob");
         assert!(!format!("{err} {err:?}").contains("Secret-pw-1"));
     }
 }
