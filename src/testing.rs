@@ -11,12 +11,13 @@
 //!   ([`connection`](crate::context::ContextBuilder::connection)) without
 //!   the environment; [`run_task`] runs one operator in it.
 //!
+//! * `ScriptedSageMaker` (with `sagemaker`): a SageMaker that answers a
+//!   script of requests in order and panics on any other, for the job state
+//!   machine of the SageMaker operators (`tests/sagemaker_jobs.rs`).
+//!
 //! An in-memory SQLite database (`SqliteHook`, the default feature) is the
 //! SQL hook of unit tests: it runs real SQL, which a fake recording
-//! statements would not. For SageMaker, implement
-//! [`SageMakerApi`](crate::hooks::sagemaker::SageMakerApi) with scripted
-//! answers (`tests/sagemaker_jobs.rs` shows one) and pass
-//! `SageMakerHook::with_api` to the operators. See `docs/TESTING.md`.
+//! statements would not. See `docs/TESTING.md`.
 //!
 //! ```
 //! # #[tokio::main(flavor = "current_thread")] async fn main() -> gust::Result<()> {
@@ -59,6 +60,12 @@ use crate::hooks::object_store::{
     PutResult,
 };
 use crate::task::Operator;
+
+#[cfg(feature = "sagemaker")]
+mod sagemaker;
+#[cfg(feature = "sagemaker")]
+#[cfg_attr(docsrs, doc(cfg(feature = "sagemaker")))]
+pub use sagemaker::{ScriptedSageMaker, aws_error};
 
 /// Runs `op` once in `ctx`, as a task's try does (without the task's
 /// retries, timeout and callbacks: build a [`Dag`](crate::Dag) for those):

@@ -1,193 +1,23 @@
-//! The SageMaker operators' job state machine on a scripted `SageMakerApi`:
+//! The SageMaker operators' job state machine on `gust::testing::ScriptedSageMaker`:
 //! every request in order, every answer given, time paused (the polls'
 //! pauses pass at once). moto finishes jobs at once and lacks
 //! StopTrainingJob and UpdateEndpoint, so these paths are tested here.
 
 mod common;
 
-use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use async_trait::async_trait;
 use chrono::TimeZone;
 use common::logs::capture_logs;
-use gust::hooks::sagemaker::{
-    InvokeRequest, InvokeResponse, SageMakerApi, SageMakerHook, Service, error_from_response,
-};
+use gust::hooks::sagemaker::SageMakerHook;
 use gust::operators::sagemaker::{
     ActionIfJobExists, SageMakerEndpoint, SageMakerModel, SageMakerTraining, TASK_INSTANCE_TAG,
 };
 use gust::retry::Backoff;
-use gust::{Connection, Context, Dag, Error, ErrorKind, Operator, Task, TaskOptions};
+use gust::testing::{ScriptedSageMaker, aws_error};
+use gust::{Connection, Context, Dag, ErrorKind, Operator, Task, TaskOptions};
 use serde_json::{Value, json};
-
-/// One expected request: its action, a check of its body, and the answer.
-struct Step {
-    action: &'static str,
-    check: Box<dyn Fn(&Value) + Send + Sync>,
-    reply: Box<dyn Fn() -> gust::Result<Value> + Send + Sync>,
-}
-
-/// A SageMaker that answers a script, in order, and panics on anything else
-/// (aws-smithy-mocks' sequential mode).
-#[derive(Default)]
-struct Scripted {
-    steps: Mutex<VecDeque<Step>>,
-    /// Every SageMaker request, with the (paused) time it came.
-    calls: Mutex<Vec<(String, Value, tokio::time::Instant)>>,
-    /// CloudWatch Logs, answered apart from the script (the reads interleave
-    /// with the polls), and how long each `GetLogEvents` takes.
-    logs: Mutex<Option<(LogsReply, Duration)>>,
-    logs_calls: Mutex<Vec<String>>,
-}
-
-impl std::fmt::Debug for Scripted {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Scripted")
-    }
-}
-
-/// An AWS error response, classified by gust's own mapping.
-fn aws_error(code: &str, message: &str) -> Error {
-    let status = if code == "ServiceUnavailable" {
-        503
-    } else {
-        400
-    };
-    let body = json!({"__type": format!("com.amazonaws.sagemaker#{code}"), "message": message});
-    error_from_response(status, None, body.to_string().as_bytes())
-}
-
-/// CloudWatch Logs' answers: a fixed stream, and each `GetLogEvents` page
-/// from a list (the last page repeats with the same token: the end).
-type LogsReply = Box<dyn Fn(&str, &Value) -> gust::Result<Value> + Send + Sync>;
-
-impl Scripted {
-    fn new() -> Arc<Self> {
-        Arc::new(Scripted::default())
-    }
-
-    fn then(
-        self: &Arc<Self>,
-        action: &'static str,
-        reply: impl Fn() -> gust::Result<Value> + Send + Sync + 'static,
-    ) -> &Arc<Self> {
-        self.then_check(action, |_| {}, reply)
-    }
-
-    fn then_check(
-        self: &Arc<Self>,
-        action: &'static str,
-        check: impl Fn(&Value) + Send + Sync + 'static,
-        reply: impl Fn() -> gust::Result<Value> + Send + Sync + 'static,
-    ) -> &Arc<Self> {
-        self.steps.lock().unwrap().push_back(Step {
-            action,
-            check: Box::new(check),
-            reply: Box::new(reply),
-        });
-        self
-    }
-
-    fn times(
-        self: &Arc<Self>,
-        n: usize,
-        action: &'static str,
-        reply: impl Fn() -> gust::Result<Value> + Send + Sync + Clone + 'static,
-    ) -> &Arc<Self> {
-        for _ in 0..n {
-            self.then(action, reply.clone());
-        }
-        self
-    }
-
-    fn actions(&self) -> Vec<String> {
-        self.calls
-            .lock()
-            .unwrap()
-            .iter()
-            .map(|(a, _, _)| a.clone())
-            .collect()
-    }
-
-    /// When each `action` request came, from the first request.
-    fn times_of(&self, action: &str) -> Vec<Duration> {
-        let calls = self.calls.lock().unwrap();
-        let start = calls[0].2;
-        calls
-            .iter()
-            .filter(|(a, _, _)| a == action)
-            .map(|(_, _, t)| *t - start)
-            .collect()
-    }
-
-    fn count(&self, action: &str) -> usize {
-        self.actions().iter().filter(|a| *a == action).count()
-    }
-
-    fn assert_done(&self) {
-        let left: Vec<&str> = self
-            .steps
-            .lock()
-            .unwrap()
-            .iter()
-            .map(|s| s.action)
-            .collect();
-        assert!(
-            left.is_empty(),
-            "steps never requested: {left:?}; requested: {:?}",
-            self.actions()
-        );
-    }
-
-    fn hook(self: &Arc<Self>) -> SageMakerHook {
-        SageMakerHook::with_api("aws_default", "us-east-1", self.clone())
-            .with_retries(3, Backoff::exponential(Duration::from_secs(1)))
-    }
-}
-
-#[async_trait]
-impl SageMakerApi for Scripted {
-    async fn call(&self, service: Service, action: &str, request: Value) -> gust::Result<Value> {
-        if service == Service::Logs {
-            self.logs_calls.lock().unwrap().push(action.to_string());
-            let delay = match &*self.logs.lock().unwrap() {
-                Some((_, d)) if action == "GetLogEvents" => *d,
-                _ => Duration::ZERO,
-            };
-            tokio::time::sleep(delay).await;
-            let guard = self.logs.lock().unwrap();
-            let (reply, _) = guard
-                .as_ref()
-                .unwrap_or_else(|| panic!("unscripted logs call {action}"));
-            return reply(action, &request);
-        }
-        self.calls.lock().unwrap().push((
-            action.to_string(),
-            request.clone(),
-            tokio::time::Instant::now(),
-        ));
-        let step = self.steps.lock().unwrap().pop_front().unwrap_or_else(|| {
-            panic!(
-                "unexpected request {action} {request} after {:?}",
-                self.actions()
-            )
-        });
-        assert_eq!(
-            step.action,
-            action,
-            "request {request}; requested so far {:?}",
-            self.actions()
-        );
-        (step.check)(&request);
-        (step.reply)()
-    }
-
-    async fn invoke_endpoint(&self, _request: InvokeRequest) -> gust::Result<InvokeResponse> {
-        panic!("not scripted")
-    }
-}
 
 const JOB: &str = "mnistclassifier-2024-01-01-00-00-00";
 const ARN: &str =
@@ -247,7 +77,7 @@ fn our_tag() -> String {
 
 #[tokio::test(start_paused = true)]
 async fn in_progress_polls_until_completed_and_xcom_is_airflows_shape() {
-    let api = Scripted::new();
+    let api = ScriptedSageMaker::new();
     api.then("DescribeTrainingJob", not_found)
         .then_check(
             "CreateTrainingJob",
@@ -286,7 +116,7 @@ async fn in_progress_polls_until_completed_and_xcom_is_airflows_shape() {
 
 #[tokio::test(start_paused = true)]
 async fn a_failed_job_fails_with_its_reason() {
-    let api = Scripted::new();
+    let api = ScriptedSageMaker::new();
     api.then("DescribeTrainingJob", not_found)
         .then("CreateTrainingJob", || Ok(json!({"TrainingJobArn": ARN})))
         .then("DescribeTrainingJob", described("InProgress"))
@@ -310,7 +140,7 @@ async fn a_failed_job_fails_with_its_reason() {
 
 #[tokio::test(start_paused = true)]
 async fn a_stopped_job_fails_unless_allowed() {
-    let api = Scripted::new();
+    let api = ScriptedSageMaker::new();
     api.then("DescribeTrainingJob", not_found)
         .then("CreateTrainingJob", || Ok(json!({"TrainingJobArn": ARN})))
         .then("DescribeTrainingJob", described("Stopping"))
@@ -325,7 +155,7 @@ async fn a_stopped_job_fails_unless_allowed() {
     assert!(e.message().contains("was stopped"), "{e}");
     assert!(!e.is_retryable());
 
-    let api = Scripted::new();
+    let api = ScriptedSageMaker::new();
     api.then("DescribeTrainingJob", not_found)
         .then("CreateTrainingJob", || Ok(json!({"TrainingJobArn": ARN})))
         .then("DescribeTrainingJob", described("Stopped"));
@@ -341,7 +171,7 @@ async fn a_stopped_job_fails_unless_allowed() {
 
 #[tokio::test(start_paused = true)]
 async fn max_ingestion_time_stops_the_job_then_fails() {
-    let api = Scripted::new();
+    let api = ScriptedSageMaker::new();
     api.then("DescribeTrainingJob", not_found)
         .then("CreateTrainingJob", || Ok(json!({"TrainingJobArn": ARN})))
         // Polls at 0, 10, 20, 25 s: the last pause is cut to the limit.
@@ -369,7 +199,7 @@ async fn max_ingestion_time_stops_the_job_then_fails() {
 
 #[tokio::test(start_paused = true)]
 async fn execution_timeout_stops_the_job_the_task_started() {
-    let api = Scripted::new();
+    let api = ScriptedSageMaker::new();
     api.then("DescribeTrainingJob", not_found)
         .then("CreateTrainingJob", || Ok(json!({"TrainingJobArn": ARN})))
         .times(4, "DescribeTrainingJob", described("InProgress"))
@@ -415,7 +245,7 @@ fn tags(value: &str) -> impl Fn() -> gust::Result<Value> + Clone + use<> {
 
 #[tokio::test(start_paused = true)]
 async fn a_retry_attaches_to_the_job_it_started_instead_of_starting_another() {
-    let api = Scripted::new();
+    let api = ScriptedSageMaker::new();
     api.then("DescribeTrainingJob", described("InProgress"))
         .then_check(
             "ListTrainingJobs",
@@ -444,7 +274,7 @@ async fn a_retry_finds_its_renamed_job() {
     // Try 1 found a failed JOB and started JOB-<ts>; try 2 must attach to
     // that one, not start JOB-<ts2> beside it.
     let renamed = format!("{JOB}-1700000000");
-    let api = Scripted::new();
+    let api = ScriptedSageMaker::new();
     let (r1, r2) = (renamed.clone(), renamed.clone());
     api.then("DescribeTrainingJob", described("Failed"))
         .then(
@@ -472,7 +302,7 @@ async fn a_retry_finds_its_renamed_job() {
 
 #[tokio::test(start_paused = true)]
 async fn a_create_whose_answer_was_lost_attaches_to_the_job_it_made() {
-    let api = Scripted::new();
+    let api = ScriptedSageMaker::new();
     api.then("DescribeTrainingJob", not_found)
         // The create went through, but the answer was a 503: the hook retries.
         .then("CreateTrainingJob", || {
@@ -496,7 +326,7 @@ async fn a_create_whose_answer_was_lost_attaches_to_the_job_it_made() {
     assert_eq!(xcom["Training"]["TrainingJobStatus"], "Completed");
 
     // Someone else's job of that name: the error stands.
-    let api = Scripted::new();
+    let api = ScriptedSageMaker::new();
     api.then("DescribeTrainingJob", not_found)
         .then("CreateTrainingJob", || {
             Err(aws_error(
@@ -527,7 +357,7 @@ async fn a_name_taken_by_another_job_gets_a_timestamp_or_fails() {
             "{name}"
         );
     };
-    let api = Scripted::new();
+    let api = ScriptedSageMaker::new();
     api.then("DescribeTrainingJob", described("InProgress"))
         .then("ListTrainingJobs", listed(vec![job(JOB, "InProgress")]))
         .then("ListTags", tags("other.dag.run"))
@@ -547,7 +377,7 @@ async fn a_name_taken_by_another_job_gets_a_timestamp_or_fails() {
     // failed job on a retry, a stopping one (stopped by on_kill or
     // max_ingestion_time) on a retry: train again, under a new name.
     for (status, try_number) in [("Completed", 1), ("Failed", 2), ("Stopping", 2)] {
-        let api = Scripted::new();
+        let api = ScriptedSageMaker::new();
         api.then("DescribeTrainingJob", described(status))
             .then("ListTrainingJobs", listed(vec![job(JOB, status)]))
             .then("DescribeTrainingJob", not_found)
@@ -563,7 +393,7 @@ async fn a_name_taken_by_another_job_gets_a_timestamp_or_fails() {
         api.assert_done();
     }
 
-    let api = Scripted::new();
+    let api = ScriptedSageMaker::new();
     api.then("DescribeTrainingJob", described("InProgress"))
         .then("ListTrainingJobs", listed(vec![job(JOB, "InProgress")]))
         .then("ListTags", || Ok(json!({"Tags": []})));
@@ -580,39 +410,33 @@ async fn a_name_taken_by_another_job_gets_a_timestamp_or_fails() {
 
 #[tokio::test(start_paused = true)]
 async fn logs_are_read_between_polls_without_delaying_them() {
-    let api = Scripted::new();
+    let api = ScriptedSageMaker::new();
     api.then("DescribeTrainingJob", not_found)
         .then("CreateTrainingJob", || Ok(json!({"TrainingJobArn": ARN})))
         .times(3, "DescribeTrainingJob", described("InProgress"))
         .then("DescribeTrainingJob", described("Failed"));
     let pages = Arc::new(Mutex::new(0));
     let seen = pages.clone();
-    *api.logs.lock().unwrap() = Some((
-        Box::new(move |action, request| match action {
-            "DescribeLogStreams" => {
-                assert_eq!(request["logGroupName"], "/aws/sagemaker/TrainingJobs");
-                assert_eq!(request["logStreamNamePrefix"], format!("{JOB}/"));
-                Ok(json!({"logStreams": [{"logStreamName": format!("{JOB}/algo-1-1700000000")}]}))
+    // Each page takes 4 s: a pass over 4 pages outlasts the 10 s pause.
+    api.with_logs(Duration::from_secs(4), move |action, request| match action {
+        "DescribeLogStreams" => {
+            assert_eq!(request["logGroupName"], "/aws/sagemaker/TrainingJobs");
+            assert_eq!(request["logStreamNamePrefix"], format!("{JOB}/"));
+            Ok(json!({"logStreams": [{"logStreamName": format!("{JOB}/algo-1-1700000000")}]}))
+        }
+        "GetLogEvents" => {
+            *seen.lock().unwrap() += 1;
+            let token = request["nextToken"].as_str().unwrap_or("f/0").to_string();
+            let page: u32 = token[2..].parse().unwrap();
+            if page < 3 {
+                Ok(json!({"events": [{"timestamp": 1_700_000_000_000i64 + page as i64,
+                    "message": format!("line {page}")}], "nextForwardToken": format!("f/{}", page + 1)}))
+            } else {
+                Ok(json!({"events": [], "nextForwardToken": token}))
             }
-            "GetLogEvents" => {
-                let mut n = seen.lock().unwrap();
-                *n += 1;
-                let token = request["nextToken"].as_str().unwrap_or("f/0").to_string();
-                let page: u32 = token[2..].parse().unwrap();
-                if page < 3 {
-                    Ok(
-                        json!({"events": [{"timestamp": 1_700_000_000_000i64 + page as i64,
-                        "message": format!("line {page}")}], "nextForwardToken": format!("f/{}", page + 1)}),
-                    )
-                } else {
-                    Ok(json!({"events": [], "nextForwardToken": token}))
-                }
-            }
-            other => panic!("{other}"),
-        }),
-        // Each page takes 4 s: a pass over 4 pages outlasts the 10 s pause.
-        Duration::from_secs(4),
-    ));
+        }
+        other => panic!("{other}"),
+    });
     let (logs, _guard) = capture_logs();
     let e = training()
         .print_log(true)
@@ -638,11 +462,12 @@ async fn logs_are_read_between_polls_without_delaying_them() {
         "{text}"
     );
     assert_eq!(text.matches("line 1").count(), 1, "{text}");
+    assert!(*pages.lock().unwrap() >= 4);
 }
 
 #[tokio::test(start_paused = true)]
 async fn throttling_is_retried_with_backoff() {
-    let api = Scripted::new();
+    let api = ScriptedSageMaker::new();
     let throttled = || Err(aws_error("ThrottlingException", "Rate exceeded"));
     api.then("DescribeTrainingJob", not_found)
         .then("CreateTrainingJob", || Ok(json!({"TrainingJobArn": ARN})))
@@ -663,7 +488,7 @@ async fn throttling_is_retried_with_backoff() {
     );
 
     // Still throttled after the last retry: exhausted, the task does not retry it again.
-    let api = Scripted::new();
+    let api = ScriptedSageMaker::new();
     api.then("DescribeTrainingJob", not_found)
         .then("CreateTrainingJob", || Ok(json!({"TrainingJobArn": ARN})))
         // 4 attempts a poll (3 retries), 5 polls in a row.
@@ -683,7 +508,7 @@ async fn throttling_is_retried_with_backoff() {
 
 #[tokio::test(start_paused = true)]
 async fn an_existing_endpoint_is_updated_without_its_tags() {
-    let api = Scripted::new();
+    let api = ScriptedSageMaker::new();
     let model = json!({"ModelName": "mnistclassifier-2024-01-01-00-00-00", "ExecutionRoleArn": "arn:aws:iam::123456789012:role/r",
         "PrimaryContainer": {"Image": "kmeans:1", "ModelDataUrl": "s3://b/m.tar.gz"}});
     let epc = json!({"EndpointConfigName": "mnistclassifier-2024-01-01-00-00-00",
@@ -746,7 +571,7 @@ async fn a_retried_model_is_reused_only_when_it_is_the_same() {
             "Cannot create already existing model \"arn:m1\".",
         ))
     };
-    let api = Scripted::new();
+    let api = ScriptedSageMaker::new();
     let e1 = existing.clone();
     let e2 = existing.clone();
     api.then("CreateModel", exists)
@@ -762,7 +587,7 @@ async fn a_retried_model_is_reused_only_when_it_is_the_same() {
 
     let mut other = config.clone();
     other["PrimaryContainer"]["ModelDataUrl"] = json!("s3://b/other.tar.gz");
-    let api = Scripted::new();
+    let api = ScriptedSageMaker::new();
     let e1 = existing.clone();
     api.then("CreateModel", exists)
         .then("DescribeModel", move || Ok(e1.clone()));
@@ -779,7 +604,7 @@ async fn a_retried_model_is_reused_only_when_it_is_the_same() {
 #[tokio::test]
 async fn bad_input_fails_before_any_request() {
     // Nothing scripted: any request panics.
-    let api = Scripted::new();
+    let api = ScriptedSageMaker::new();
     let e = SageMakerTraining::from_json(r#"{"TrainingJobName": "a",}"#).unwrap_err();
     assert_eq!(e.kind(), ErrorKind::InvalidInput);
     assert!(e.message().contains("not JSON"), "{e}");
@@ -852,7 +677,7 @@ async fn processing_and_transform_jobs_are_stopped_too() {
         }
     };
     // execution_timeout: on_kill stops the processing job the task started.
-    let api = Scripted::new();
+    let api = ScriptedSageMaker::new();
     api.then("DescribeProcessingJob", || {
         Err(aws_error(
             "ValidationException",
@@ -900,7 +725,7 @@ async fn processing_and_transform_jobs_are_stopped_too() {
     api.assert_done();
 
     // max_ingestion_time: the transform job is stopped, and a failed stop is named.
-    let api = Scripted::new();
+    let api = ScriptedSageMaker::new();
     let tdesc = || {
         Ok(
             json!({"TransformJobName": "batch-1", "TransformJobStatus": "InProgress",

@@ -80,6 +80,17 @@ pub struct InvokeResponse {
     pub invoked_variant: Option<String>,
 }
 
+impl InvokeResponse {
+    /// An answer of `body` (a scripted endpoint's, in tests).
+    pub fn new(body: impl Into<Bytes>, content_type: Option<&str>) -> Self {
+        InvokeResponse {
+            body: body.into(),
+            content_type: content_type.map(str::to_string),
+            invoked_variant: None,
+        }
+    }
+}
+
 /// One round trip to AWS: the primitive under [`SageMakerHook`](super::SageMakerHook).
 ///
 /// Each method makes one request and classifies its failure (an error whose
