@@ -1,5 +1,6 @@
 //! The `ObjectStore` conformance suite: one function, run against `MemoryStore`,
-//! `LocalStore`, and `S3Hook` on both real S3 servers (moto and s3s-fs).
+//! `LocalStore`, `S3Hook` on both real S3 servers (moto and s3s-fs), and the
+//! testing feature's `FaultyStore` with no fault scripted.
 
 mod common;
 
@@ -278,6 +279,34 @@ async fn conformance(store: &dyn ObjectStore, bucket: &str, other: &str, quirks:
 #[tokio::test]
 async fn memory_store_conforms() {
     conformance(&MemoryStore::new(), "bucket", "other", Quirks::default()).await;
+}
+
+/// The testing feature's decorator, with no fault scripted, keeps the
+/// contract of the store it wraps (and with delays on every call, too).
+#[cfg(feature = "testing")]
+#[tokio::test]
+async fn faulty_store_without_faults_conforms() {
+    use gust::testing::{Fault, FaultyStore, StoreOp};
+    use std::time::Duration;
+    conformance(
+        &FaultyStore::new(MemoryStore::new()),
+        "bucket",
+        "other",
+        Quirks::default(),
+    )
+    .await;
+    let slow = [
+        StoreOp::Put,
+        StoreOp::GetStream,
+        StoreOp::Head,
+        StoreOp::List,
+    ]
+    .into_iter()
+    .fold(FaultyStore::new(MemoryStore::new()), |s, op| {
+        s.fail_from(op, 1, Fault::delay(Duration::from_millis(1)))
+    });
+    conformance(&slow, "bucket", "other", Quirks::default()).await;
+    assert!(slow.calls(StoreOp::Put) > 0 && slow.calls(StoreOp::List) > 0);
 }
 
 #[tokio::test]
