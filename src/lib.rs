@@ -42,7 +42,7 @@
 //! | `serve` | `serve::ModelServer`: a registered model's `champion` behind `POST /predict` and `GET /health` (axum), swapped without a restart when the alias moves; includes `ml` and `mlflow` |
 //! | `sagemaker` | `hooks::sagemaker::SageMakerHook` (training, models, endpoints, transform and processing jobs, `InvokeEndpoint`, training logs) and the SageMaker operators (`operators::sagemaker`); includes `s3` |
 //! | `mnist` | `formats::mnist`: MNIST's pickled `mnist.pkl.gz` and IDX files; includes `object-store` (which brings `formats::recordio`, SageMaker's RecordIO-protobuf) |
-//! | `testing` | `testing`: `MemoryStore`, `FaultyStore` (scripted failures and delays of any store), `run_task`; with `Context::builder`'s upstream XComs and connections, operators and DAGs are unit-tested without servers; includes `object-store` |
+//! | `testing` | `testing`: `MemoryStore`, `FaultyStore` (scripted failures and delays of any store), `FaultySql` (any SQL hook, statements recorded, with a SQL feature), `ScriptedSageMaker` (with `sagemaker`), `run_task`; with `Context::builder`'s upstream XComs and connections, operators and DAGs are unit-tested without servers; includes `object-store` |
 //! | `full` | all of the above |
 //!
 //! The SQL features also enable the shared `hooks::sql::SqlHook` trait and the

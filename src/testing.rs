@@ -11,6 +11,8 @@
 //!   ([`connection`](crate::context::ContextBuilder::connection)) without
 //!   the environment; [`run_task`] runs one operator in it.
 //!
+//! * `FaultySql` (with a SQL feature): any `SqlHook` — an in-memory SQLite
+//!   in a unit test — with every statement recorded and scripted faults.
 //! * `ScriptedSageMaker` (with `sagemaker`): a SageMaker that answers a
 //!   script of requests in order and panics on any other, for the job state
 //!   machine of the SageMaker operators (`tests/sagemaker_jobs.rs`).
@@ -63,9 +65,17 @@ use crate::task::Operator;
 
 #[cfg(feature = "sagemaker")]
 mod sagemaker;
+#[cfg(any(feature = "postgres", feature = "mysql", feature = "sqlite"))]
+mod sql;
 #[cfg(feature = "sagemaker")]
 #[cfg_attr(docsrs, doc(cfg(feature = "sagemaker")))]
 pub use sagemaker::{ScriptedSageMaker, aws_error};
+#[cfg(any(feature = "postgres", feature = "mysql", feature = "sqlite"))]
+#[cfg_attr(
+    docsrs,
+    doc(cfg(any(feature = "postgres", feature = "mysql", feature = "sqlite")))
+)]
+pub use sql::{FaultySql, SqlOp};
 
 /// Runs `op` once in `ctx`, as a task's try does (without the task's
 /// retries, timeout and callbacks: build a [`Dag`](crate::Dag) for those):
@@ -163,61 +173,30 @@ enum Calls {
     From(usize),
 }
 
-/// An [`ObjectStore`] that forwards to `inner` except where a rule says a
-/// call fails or waits: object_store's `ThrottledStore`, with errors. It
-/// counts every call per operation ([`calls`](Self::calls)).
-pub struct FaultyStore<S> {
-    inner: S,
-    rules: Vec<(StoreOp, Calls, Fault)>,
-    counts: Mutex<HashMap<StoreOp, usize>>,
+/// The fault rules of a decorator and its call counts, per operation.
+#[derive(Debug)]
+struct Script<Op> {
+    rules: Vec<(Op, Calls, Fault)>,
+    counts: Mutex<HashMap<Op, usize>>,
 }
 
-impl<S: fmt::Debug> fmt::Debug for FaultyStore<S> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("FaultyStore")
-            .field("inner", &self.inner)
-            .field("rules", &self.rules)
-            .finish_non_exhaustive()
-    }
-}
-
-impl<S: ObjectStore> FaultyStore<S> {
-    /// `inner` with no faults yet.
-    pub fn new(inner: S) -> Self {
-        FaultyStore {
-            inner,
+impl<Op: Copy + Eq + std::hash::Hash> Script<Op> {
+    fn new() -> Self {
+        Script {
             rules: Vec::new(),
             counts: Mutex::new(HashMap::new()),
         }
     }
 
-    /// The `n`-th call of `op` (1 for the first) gets `fault`.
-    pub fn fail_nth(mut self, op: StoreOp, n: usize, fault: Fault) -> Self {
-        self.rules.push((op, Calls::Nth(n.max(1)), fault));
-        self
-    }
-
-    /// Every call of `op` from the `n`-th on gets `fault` (1: every call).
-    pub fn fail_from(mut self, op: StoreOp, n: usize, fault: Fault) -> Self {
-        self.rules.push((op, Calls::From(n.max(1)), fault));
-        self
-    }
-
-    /// How many calls of `op` were made (failed ones included).
-    pub fn calls(&self, op: StoreOp) -> usize {
+    fn calls(&self, op: Op) -> usize {
         self.counts
             .lock()
             .map(|c| c.get(&op).copied().unwrap_or(0))
             .unwrap_or(0)
     }
 
-    /// The store behind the faults.
-    pub fn inner(&self) -> &S {
-        &self.inner
-    }
-
     /// Counts the call and finds its fault, if any.
-    fn fault(&self, op: StoreOp) -> (usize, Option<Fault>) {
+    fn next(&self, op: Op) -> (usize, Option<Fault>) {
         let n = match self.counts.lock() {
             Ok(mut c) => {
                 let n = c.entry(op).or_insert(0);
@@ -237,37 +216,86 @@ impl<S: ObjectStore> FaultyStore<S> {
         (n, fault)
     }
 
-    /// Applies the call's fault: waits, then fails or lets it through.
-    async fn before(&self, op: StoreOp, bucket: &str, key: Option<&str>) -> Result<()> {
-        let (n, fault) = self.fault(op);
+    /// Counts the call, waits its fault's delay, and fails with its error.
+    async fn apply(&self, op: Op, error: impl FnOnce(ErrorKind, usize) -> Error) -> Result<()> {
+        let (n, fault) = self.next(op);
         let Some(fault) = fault else { return Ok(()) };
         if !fault.delay.is_zero() {
             tokio::time::sleep(fault.delay).await;
         }
         match fault.kind {
             None => Ok(()),
-            Some(kind) => Err(injected(op, kind, fault.retryable, n, bucket, key)),
+            Some(kind) => {
+                let e = error(kind, n).with("call", n);
+                Err(match fault.retryable {
+                    Some(r) => e.with_retryable(r),
+                    None => e,
+                })
+            }
         }
     }
 }
 
-fn injected(
-    op: StoreOp,
-    kind: ErrorKind,
-    retryable: Option<bool>,
-    n: usize,
-    bucket: &str,
-    key: Option<&str>,
-) -> Error {
-    let mut e = Error::new(kind, format!("faulty.{}", op.name()), "injected fault")
-        .with("bucket", bucket)
-        .with("call", n);
-    if let Some(k) = key {
-        e = e.with("key", k);
+/// An [`ObjectStore`] that forwards to `inner` except where a rule says a
+/// call fails or waits: object_store's `ThrottledStore`, with errors. It
+/// counts every call per operation ([`calls`](Self::calls)).
+pub struct FaultyStore<S> {
+    inner: S,
+    script: Script<StoreOp>,
+}
+
+impl<S: fmt::Debug> fmt::Debug for FaultyStore<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("FaultyStore")
+            .field("inner", &self.inner)
+            .field("rules", &self.script.rules)
+            .finish_non_exhaustive()
     }
-    match retryable {
-        Some(r) => e.with_retryable(r),
-        None => e,
+}
+
+impl<S: ObjectStore> FaultyStore<S> {
+    /// `inner` with no faults yet.
+    pub fn new(inner: S) -> Self {
+        FaultyStore {
+            inner,
+            script: Script::new(),
+        }
+    }
+
+    /// The `n`-th call of `op` (1 for the first) gets `fault`.
+    pub fn fail_nth(mut self, op: StoreOp, n: usize, fault: Fault) -> Self {
+        self.script.rules.push((op, Calls::Nth(n.max(1)), fault));
+        self
+    }
+
+    /// Every call of `op` from the `n`-th on gets `fault` (1: every call).
+    pub fn fail_from(mut self, op: StoreOp, n: usize, fault: Fault) -> Self {
+        self.script.rules.push((op, Calls::From(n.max(1)), fault));
+        self
+    }
+
+    /// How many calls of `op` were made (failed ones included).
+    pub fn calls(&self, op: StoreOp) -> usize {
+        self.script.calls(op)
+    }
+
+    /// The store behind the faults.
+    pub fn inner(&self) -> &S {
+        &self.inner
+    }
+
+    /// Applies the call's fault: waits, then fails or lets it through.
+    async fn before(&self, op: StoreOp, bucket: &str, key: Option<&str>) -> Result<()> {
+        self.script
+            .apply(op, |kind, _| {
+                let e = Error::new(kind, format!("faulty.{}", op.name()), "injected fault")
+                    .with("bucket", bucket);
+                match key {
+                    Some(k) => e.with("key", k),
+                    None => e,
+                }
+            })
+            .await
     }
 }
 
