@@ -146,6 +146,43 @@ impl Backoff {
     }
 }
 
+/// The rule of the [module docs](self) as one loop, for a client that owns
+/// patience for its requests (the MLflow REST client, the SageMaker hook):
+/// runs `attempt` until it succeeds, fails with an error that is not
+/// retryable, or has been retried `max_retries` times, waiting
+/// `backoff.delay(n)` before retry `n`. An error given up on after retrying is
+/// returned [exhausted](crate::Error::exhausted) with `attempts=n`; with
+/// `max_retries` 0 it stays retryable and the task owns the patience.
+#[cfg_attr(not(any(feature = "mlflow", feature = "sagemaker")), allow(dead_code))]
+pub(crate) async fn with_retries<T, F, Fut>(
+    max_retries: u32,
+    backoff: &Backoff,
+    operation: &str,
+    mut attempt: F,
+) -> crate::Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = crate::Result<T>>,
+{
+    let mut retry = 0;
+    loop {
+        match attempt().await {
+            Err(e) if e.is_retryable() && retry < max_retries => {
+                retry += 1;
+                let delay = backoff.delay(retry);
+                // "mlflow call failed; retrying": the system is the operation's prefix.
+                let system = operation.split('.').next().unwrap_or(operation);
+                tracing::warn!(operation, error = %e, retry, retry_in = ?delay, "{system} call failed; retrying");
+                tokio::time::sleep(delay).await;
+            }
+            Err(e) if e.is_retryable() && retry > 0 => {
+                return Err(e.exhausted().with("attempts", retry + 1));
+            }
+            other => return other,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -156,22 +156,27 @@ mod redis {
     }
 }
 
+/// An `aws` connection whose endpoint is `127.0.0.1:<port>`.
+#[cfg(feature = "s3")]
+fn aws_conn(port: u16) -> gust::Connection {
+    gust::Connection::from_uri(
+        "aws_refused",
+        &format!(
+            "aws://key-id:Secret-pw-1@/?region_name=us-east-1&endpoint_url=http%3A%2F%2F127.0.0.1%3A{port}"
+        ),
+    )
+    .unwrap()
+}
+
 #[cfg(feature = "s3")]
 mod s3 {
     use super::*;
-    use gust::Connection;
     use gust::hooks::s3::S3Hook;
 
     #[tokio::test]
     async fn s3_refused_endpoint_fails_fast_with_the_cause() {
         let port = refused_port();
-        let conn = Connection::from_uri(
-            "aws_refused",
-            &format!(
-                "aws://key-id:Secret-pw-1@/?region_name=us-east-1&endpoint_url=http%3A%2F%2F127.0.0.1%3A{port}"
-            ),
-        )
-        .unwrap();
+        let conn = aws_conn(port);
         let s3 = S3Hook::from_connection(&conn).await.unwrap();
         let err = assert_refused(port, s3.test_connection()).await;
         // The SDK retried the refusal (3 attempts by default) and gave up: the
@@ -184,19 +189,12 @@ mod s3 {
 #[cfg(feature = "sagemaker")]
 mod sagemaker {
     use super::*;
-    use gust::Connection;
     use gust::hooks::sagemaker::{Job, SageMakerHook};
 
     #[tokio::test]
     async fn sagemaker_refused_endpoint_fails_fast_with_the_cause() {
         let port = refused_port();
-        let conn = Connection::from_uri(
-            "aws_refused",
-            &format!(
-                "aws://key-id:Secret-pw-1@/?region_name=us-east-1&endpoint_url=http%3A%2F%2F127.0.0.1%3A{port}"
-            ),
-        )
-        .unwrap();
+        let conn = aws_conn(port);
         let sm = SageMakerHook::from_connection(&conn).await.unwrap();
         let err = assert_refused(port, sm.describe_job(Job::Training, "j")).await;
         // Retried (3 attempts by default), then exhausted.

@@ -38,6 +38,12 @@ fn described(status: &'static str) -> impl Fn() -> gust::Result<Value> + Clone {
     }
 }
 
+/// The start of a new job's script: its name is free, then it is created.
+fn started(api: &Arc<ScriptedSageMaker>) -> &Arc<ScriptedSageMaker> {
+    api.then("DescribeTrainingJob", not_found)
+        .then("CreateTrainingJob", || Ok(json!({"TrainingJobArn": ARN})))
+}
+
 fn not_found() -> gust::Result<Value> {
     Err(aws_error(
         "ValidationException",
@@ -117,8 +123,7 @@ async fn in_progress_polls_until_completed_and_xcom_is_airflows_shape() {
 #[tokio::test(start_paused = true)]
 async fn a_failed_job_fails_with_its_reason() {
     let api = ScriptedSageMaker::new();
-    api.then("DescribeTrainingJob", not_found)
-        .then("CreateTrainingJob", || Ok(json!({"TrainingJobArn": ARN})))
+    started(&api)
         .then("DescribeTrainingJob", described("InProgress"))
         .then("DescribeTrainingJob", described("Failed"));
     let e = training()
@@ -141,8 +146,7 @@ async fn a_failed_job_fails_with_its_reason() {
 #[tokio::test(start_paused = true)]
 async fn a_stopped_job_fails_unless_allowed() {
     let api = ScriptedSageMaker::new();
-    api.then("DescribeTrainingJob", not_found)
-        .then("CreateTrainingJob", || Ok(json!({"TrainingJobArn": ARN})))
+    started(&api)
         .then("DescribeTrainingJob", described("Stopping"))
         .then("DescribeTrainingJob", described("Stopped"));
     let e = training()
@@ -156,9 +160,7 @@ async fn a_stopped_job_fails_unless_allowed() {
     assert!(!e.is_retryable());
 
     let api = ScriptedSageMaker::new();
-    api.then("DescribeTrainingJob", not_found)
-        .then("CreateTrainingJob", || Ok(json!({"TrainingJobArn": ARN})))
-        .then("DescribeTrainingJob", described("Stopped"));
+    started(&api).then("DescribeTrainingJob", described("Stopped"));
     let xcom = training()
         .allow_stopped(true)
         .with_hook(api.hook())
@@ -172,8 +174,7 @@ async fn a_stopped_job_fails_unless_allowed() {
 #[tokio::test(start_paused = true)]
 async fn max_ingestion_time_stops_the_job_then_fails() {
     let api = ScriptedSageMaker::new();
-    api.then("DescribeTrainingJob", not_found)
-        .then("CreateTrainingJob", || Ok(json!({"TrainingJobArn": ARN})))
+    started(&api)
         // Polls at 0, 10, 20, 25 s: the last pause is cut to the limit.
         .times(4, "DescribeTrainingJob", described("InProgress"))
         .then_check(
@@ -200,8 +201,7 @@ async fn max_ingestion_time_stops_the_job_then_fails() {
 #[tokio::test(start_paused = true)]
 async fn execution_timeout_stops_the_job_the_task_started() {
     let api = ScriptedSageMaker::new();
-    api.then("DescribeTrainingJob", not_found)
-        .then("CreateTrainingJob", || Ok(json!({"TrainingJobArn": ARN})))
+    started(&api)
         .times(4, "DescribeTrainingJob", described("InProgress"))
         .then_check(
             "StopTrainingJob",
@@ -411,8 +411,7 @@ async fn a_name_taken_by_another_job_gets_a_timestamp_or_fails() {
 #[tokio::test(start_paused = true)]
 async fn logs_are_read_between_polls_without_delaying_them() {
     let api = ScriptedSageMaker::new();
-    api.then("DescribeTrainingJob", not_found)
-        .then("CreateTrainingJob", || Ok(json!({"TrainingJobArn": ARN})))
+    started(&api)
         .times(3, "DescribeTrainingJob", described("InProgress"))
         .then("DescribeTrainingJob", described("Failed"));
     let pages = Arc::new(Mutex::new(0));
@@ -469,8 +468,7 @@ async fn logs_are_read_between_polls_without_delaying_them() {
 async fn throttling_is_retried_with_backoff() {
     let api = ScriptedSageMaker::new();
     let throttled = || Err(aws_error("ThrottlingException", "Rate exceeded"));
-    api.then("DescribeTrainingJob", not_found)
-        .then("CreateTrainingJob", || Ok(json!({"TrainingJobArn": ARN})))
+    started(&api)
         .times(2, "DescribeTrainingJob", throttled)
         .then("DescribeTrainingJob", described("Completed"));
     let began = tokio::time::Instant::now();
@@ -489,8 +487,7 @@ async fn throttling_is_retried_with_backoff() {
 
     // Still throttled after the last retry: exhausted, the task does not retry it again.
     let api = ScriptedSageMaker::new();
-    api.then("DescribeTrainingJob", not_found)
-        .then("CreateTrainingJob", || Ok(json!({"TrainingJobArn": ARN})))
+    started(&api)
         // 4 attempts a poll (3 retries), 5 polls in a row.
         .times(20, "DescribeTrainingJob", throttled);
     let e = training()

@@ -296,26 +296,9 @@ impl SageMakerHook {
         F: Fn() -> Fut,
         Fut: std::future::Future<Output = Result<T>>,
     {
-        let mut retry = 0;
-        loop {
-            match attempt().await {
-                Ok(v) => return Ok(v),
-                Err(e) if e.is_retryable() && retry < self.max_retries => {
-                    retry += 1;
-                    let delay = self.backoff.delay(retry);
-                    tracing::warn!(operation = %op, error = %e, retry, retry_in = ?delay, "sagemaker call failed; retrying");
-                    tokio::time::sleep(delay).await;
-                }
-                Err(e) => {
-                    let e = if e.is_retryable() && retry > 0 {
-                        e.exhausted().with("attempts", retry + 1)
-                    } else {
-                        e
-                    };
-                    return Err(self.scope.wrap(op, e));
-                }
-            }
-        }
+        crate::retry::with_retries(self.max_retries, &self.backoff, op, attempt)
+            .await
+            .map_err(|e| self.scope.wrap(op, e))
     }
 
     /// `call`, with the error naming `key=name`.

@@ -76,11 +76,6 @@ const MAX_FAILED_POLLS: u32 = 5;
 /// The longest pause before the last read of a finished job's logs.
 const LATE_LOGS: Duration = Duration::from_secs(5);
 
-/// The epoch seconds of a JSON timestamp member (the JSON protocol's form).
-fn epoch(v: &Value) -> Option<f64> {
-    v.as_f64()
-}
-
 impl SageMakerHook {
     /// Polls job `name` of `kind` until it ends, every
     /// [`check_interval`](WaitOptions::check_interval): its last description
@@ -301,8 +296,8 @@ fn log_transitions(job: &str, desc: &Value, seen: usize) -> usize {
 /// Airflow's billable-seconds line: `(end − start) × instances`, rounded up.
 fn log_billable(job: &str, desc: &Value) {
     let (Some(start), Some(end)) = (
-        epoch(&desc["TrainingStartTime"]),
-        epoch(&desc["TrainingEndTime"]),
+        desc["TrainingStartTime"].as_f64(),
+        desc["TrainingEndTime"].as_f64(),
     ) else {
         return;
     };

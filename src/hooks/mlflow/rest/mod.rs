@@ -307,23 +307,10 @@ impl RestStore {
         body: &B,
     ) -> Result<T> {
         let op = format!("mlflow.{endpoint}");
-        let mut retry = 0;
-        loop {
-            match self.call_once(&op, method.clone(), endpoint, body).await {
-                Err(e) if e.is_retryable() && retry < self.max_retries => {
-                    retry += 1;
-                    let delay = self.backoff.delay(retry);
-                    tracing::warn!(operation = %op, error = %e, retry, retry_in = ?delay, "mlflow call failed; retrying");
-                    tokio::time::sleep(delay).await;
-                }
-                // Only a layer that retried gave up: with `max_retries(0)` the
-                // error stays retryable and the task owns the patience.
-                Err(e) if e.is_retryable() && retry > 0 => {
-                    return Err(e.exhausted().with("attempts", retry + 1));
-                }
-                other => return other,
-            }
-        }
+        crate::retry::with_retries(self.max_retries, &self.backoff, &op, || {
+            self.call_once(&op, method.clone(), endpoint, body)
+        })
+        .await
     }
 
     async fn call_once<T: DeserializeOwned, B: Serialize + ?Sized>(
