@@ -1,10 +1,13 @@
 //! Unit-testing your own operator and a whole DAG without servers, with the
 //! `testing` feature: `MemoryStore` in place of S3, `FaultyStore` to make
 //! the upload fail the way S3 does, `Context::builder` for the upstream's
-//! XCom, and paused time so retry delays pass at once.
+//! XCom, and paused time so retry delays pass at once. With `redis` too,
+//! gust's own `S3ToRedis` runs against `MemoryRedis`, its second batch
+//! failing as a reset connection would.
 //!
 //! ```text
 //! cargo test --features testing --example testing_operators   # the tests below
+//! cargo test --features testing,redis --example testing_operators
 //! cargo run --features testing --example testing_operators    # the DAG once, in memory
 //! ```
 
@@ -171,5 +174,53 @@ mod tests {
                 .await
                 .unwrap()
         );
+    }
+
+    /// A load into Redis whose second batch meets a reset connection: the
+    /// task's retry writes every row again, and the keys are exactly the rows.
+    #[cfg(feature = "redis")]
+    #[tokio::test(start_paused = true)]
+    async fn a_redis_load_retried_after_a_reset() {
+        use gust::testing::{MemoryRedis, RedisOp};
+        use gust::transfers::s3_to_redis::S3ToRedis;
+
+        let store = MemoryStore::new();
+        store.create_bucket("features").await.unwrap();
+        let csv: String = std::iter::once("id,species\n".to_string())
+            .chain((0..10).map(|i| format!("{i},iris-{i}\n")))
+            .collect();
+        store
+            .put("features", "iris.csv", Bytes::from(csv), &PutOptions::new())
+            .await
+            .unwrap();
+        let redis =
+            MemoryRedis::new().fail_nth(RedisOp::Pipeline, 2, Fault::error(ErrorKind::Unavailable));
+        let load = S3ToRedis::new("s3://features/iris.csv", "iris:{{ ds }}:{{ index }}")
+            .batch_rows(4)
+            .max_in_flight(1)
+            .replace(true)
+            .with_store(Arc::new(store))
+            .with_hook(redis.hook("redis_default"));
+        let mut dag = Dag::builder("features_to_redis");
+        dag.add(
+            Task::new("load", load).with_options(
+                TaskOptions::default()
+                    .retries(1)
+                    .retry_delay(Duration::from_secs(60)),
+            ),
+        );
+        let report = dag.build().unwrap().test(day()).await;
+        assert!(report.is_success(), "{report}");
+        assert_eq!(report.task("load").unwrap().tries, 2);
+        let mut expected: Vec<String> = (0..10).map(|i| format!("iris:2025-01-08:{i}")).collect();
+        expected.sort();
+        assert_eq!(redis.keys(), expected);
+        let row: Value = redis
+            .hook("redis_default")
+            .get_json("iris:2025-01-08:3")
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(row, json!({"id": "3", "species": "iris-3"}));
     }
 }

@@ -13,6 +13,9 @@
 //!
 //! * `FaultySql` (with a SQL feature): any `SqlHook` — an in-memory SQLite
 //!   in a unit test — with every statement recorded and scripted faults.
+//! * `MemoryRedis` (with `redis`): a single Redis node in memory behind
+//!   `RedisHook::with_connection`, with scripted faults, for `S3ToRedis`
+//!   and the ML operators' Redis sources.
 //! * `ScriptedSageMaker` (with `sagemaker`): a SageMaker that answers a
 //!   script of requests in order and panics on any other, for the job state
 //!   machine of the SageMaker operators (`tests/sagemaker_jobs.rs`).
@@ -63,10 +66,15 @@ use crate::hooks::object_store::{
 };
 use crate::task::Operator;
 
+#[cfg(feature = "redis")]
+mod redis;
 #[cfg(feature = "sagemaker")]
 mod sagemaker;
 #[cfg(any(feature = "postgres", feature = "mysql", feature = "sqlite"))]
 mod sql;
+#[cfg(feature = "redis")]
+#[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
+pub use redis::{MemoryRedis, RedisOp};
 #[cfg(feature = "sagemaker")]
 #[cfg_attr(docsrs, doc(cfg(feature = "sagemaker")))]
 pub use sagemaker::{ScriptedSageMaker, aws_error};

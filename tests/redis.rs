@@ -11,9 +11,11 @@ use gust::hooks::redis::{RedisBatch, RedisHook, key_slot};
 use gust::{Connection, Error, ErrorKind};
 use serde_json::{Value, json};
 
-/// Runs one check on the single node and on the cluster, as two tests.
+/// Runs one check on the single node and on the cluster, as two tests; with
+/// `memory`, also on `gust::testing::MemoryRedis` (feature `testing`): the
+/// conformance suite of the fake and the real servers.
 macro_rules! both {
-    ($name:ident, $check:ident) => {
+    ($name:ident, $check:ident $(, $memory:ident)?) => {
         mod $name {
             #[tokio::test]
             async fn single_node() {
@@ -25,11 +27,35 @@ macro_rules! both {
                 let conn = crate::require_conn!("redis_cluster");
                 super::$check(conn).await;
             }
+            $(
+            #[cfg(feature = "testing")]
+            #[tokio::test]
+            async fn $memory() {
+                super::$check(super::memory_conn()).await;
+            }
+            )?
         }
     };
 }
 
+/// The conn id under which [`hook`] gives the in-memory Redis.
+#[cfg(feature = "testing")]
+const MEMORY: &str = "redis_memory";
+
+#[cfg(feature = "testing")]
+fn memory_conn() -> Connection {
+    Connection::from_uri(MEMORY, "redis://:pw@localhost").unwrap()
+}
+
 async fn hook(conn: &Connection) -> RedisHook {
+    #[cfg(feature = "testing")]
+    if conn.conn_id() == MEMORY {
+        // One node for the whole binary, as the real servers are shared.
+        static NODE: std::sync::OnceLock<gust::testing::MemoryRedis> = std::sync::OnceLock::new();
+        return NODE
+            .get_or_init(gust::testing::MemoryRedis::new)
+            .hook(MEMORY);
+    }
     let hook = RedisHook::from_connection(conn).await.expect("connect");
     assert_eq!(
         hook.is_cluster(),
@@ -71,7 +97,7 @@ async fn direct(conn: &Connection, host: &str, port: u16) -> redis::aio::Multipl
 async fn check_test_connection(conn: Connection) {
     hook(&conn).await.test_connection().await.unwrap();
 }
-both!(test_connection, check_test_connection);
+both!(test_connection, check_test_connection, memory);
 
 async fn check_get_set(conn: Connection) {
     let h = hook(&conn).await;
@@ -94,7 +120,7 @@ async fn check_get_set(conn: Connection) {
     assert_eq!(h.delete(&[&key]).await.unwrap(), 0);
     assert_eq!(h.get_string(&key).await.unwrap(), None);
 }
-both!(get_set, check_get_set);
+both!(get_set, check_get_set, memory);
 
 async fn check_json(conn: Connection) {
     let h = hook(&conn).await;
@@ -113,7 +139,7 @@ async fn check_json(conn: Connection) {
     assert_eq!(e.context("key"), Some(key.as_str()));
     h.delete(&[&key]).await.unwrap();
 }
-both!(json, check_json);
+both!(json, check_json, memory);
 
 async fn check_expirations(conn: Connection) {
     let h = hook(&conn).await;
@@ -139,7 +165,7 @@ async fn check_expirations(conn: Connection) {
     assert_eq!(e.kind(), ErrorKind::InvalidInput, "{e}");
     assert!(!e.is_retryable());
 }
-both!(expirations, check_expirations);
+both!(expirations, check_expirations, memory);
 
 async fn check_mget_mset_delete(conn: Connection) {
     let h = hook(&conn).await;
@@ -181,7 +207,7 @@ async fn check_mget_mset_delete(conn: Connection) {
     assert_eq!(h.delete(&asked).await.unwrap(), keys.len() as u64);
     assert!(h.mget(&keys).await.unwrap().iter().all(Option::is_none));
 }
-both!(mget_mset_delete, check_mget_mset_delete);
+both!(mget_mset_delete, check_mget_mset_delete, memory);
 
 async fn check_execute(conn: Connection) {
     let h = hook(&conn).await;
@@ -227,7 +253,7 @@ async fn check_execute(conn: Connection) {
         .collect();
     h.delete(&keys).await.unwrap();
 }
-both!(execute, check_execute);
+both!(execute, check_execute, memory);
 
 async fn check_rows(conn: Connection) {
     let h = hook(&conn).await;
@@ -262,7 +288,7 @@ async fn check_rows(conn: Connection) {
     let keys: Vec<String> = (0..150).map(|i| format!("{prefix}:{i}")).collect();
     h.delete(&keys).await.unwrap();
 }
-both!(rows, check_rows);
+both!(rows, check_rows, memory);
 
 async fn check_scan(conn: Connection) {
     let h = hook(&conn).await;
@@ -291,7 +317,7 @@ async fn check_scan(conn: Connection) {
     all.push(format!("{prefix}-other"));
     h.delete(&all).await.unwrap();
 }
-both!(scan, check_scan);
+both!(scan, check_scan, memory);
 
 /// The hook works inside a closure task (no "not general enough" Send errors) and
 /// its errors fail the task.
@@ -322,7 +348,7 @@ async fn check_in_task(conn: Connection) {
         &json!({"back": {"n": 1}, "deleted": 1})
     );
 }
-both!(in_task, check_in_task);
+both!(in_task, check_in_task, memory);
 
 // ---- bad input, on both ----
 
@@ -378,6 +404,32 @@ async fn check_wrong_type(conn: Connection) {
     h.delete(&[&key]).await.unwrap();
 }
 both!(wrong_type, check_wrong_type);
+
+/// A hash written by the hook: the string commands fail typed, and a second
+/// `HSET` counts only the new fields (on the fake as on Redis).
+async fn check_hash(conn: Connection) {
+    let h = hook(&conn).await;
+    let key = common::unique("gust:hash");
+    let replies = h
+        .execute(RedisBatch::new().hset(&key, [("a", "1"), ("b", "2")]))
+        .await
+        .unwrap();
+    assert_eq!(replies, [json!(2)]);
+    let replies = h
+        .execute(
+            RedisBatch::new()
+                .hset(&key, [("b", "3"), ("c", "4")])
+                .exists(&key),
+        )
+        .await
+        .unwrap();
+    assert_eq!(replies, [json!(1), json!(1)]);
+    let e = h.get(&key).await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::InvalidInput, "{e}");
+    assert!(e.to_string().contains("WRONGTYPE"), "{e}");
+    assert_eq!(h.delete(&[&key]).await.unwrap(), 1);
+}
+both!(hash, check_hash, memory);
 
 /// A plain connection to the node that owns `key` (the single node, or the master
 /// of its slot, found by asking each master).

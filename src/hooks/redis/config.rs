@@ -60,6 +60,23 @@ impl fmt::Debug for RedisConfig {
 }
 
 impl RedisConfig {
+    /// The configuration of a hook over a supplied connection
+    /// ([`RedisHook::with_connection`](super::RedisHook::with_connection)): only
+    /// the conn id is known, the connection handles the rest.
+    pub(crate) fn custom(conn_id: &str) -> Self {
+        RedisConfig {
+            conn_id: conn_id.to_string(),
+            nodes: Vec::new(),
+            cluster: false,
+            db: 0,
+            username: None,
+            password: None,
+            tls: None,
+            connect_timeout: Duration::ZERO,
+            response_timeout: Duration::ZERO,
+        }
+    }
+
     /// Reads `conn`:
     ///
     /// * `host`/`port` — the node (port 6379 when missing);

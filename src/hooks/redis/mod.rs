@@ -50,7 +50,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::{StreamExt, TryStreamExt};
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
 use redis::cluster::ClusterClient;
 use redis::cluster_async::ClusterConnection;
 use redis::{Cmd, ConnectionAddr, FromRedisValue, IntoConnectionInfo, RedisConnectionInfo};
@@ -78,6 +78,39 @@ const CONCURRENCY: usize = 16;
 enum Conn {
     Single(ConnectionManager),
     Cluster(ClusterConnection),
+    /// A connection the application supplied ([`RedisHook::with_connection`]).
+    Custom(CustomConn),
+}
+
+/// Any [`redis::aio::ConnectionLike`], shared by the hook's clones. Calls take
+/// turns: a supplied connection is a fake or a wrapper, where throughput does
+/// not matter but a `&mut self` API does.
+#[derive(Clone)]
+struct CustomConn(Arc<tokio::sync::Mutex<Box<dyn ConnectionLike + Send>>>);
+
+impl ConnectionLike for CustomConn {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> redis::RedisFuture<'a, redis::Value> {
+        Box::pin(async move { self.0.lock().await.req_packed_command(cmd).await })
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        pipeline: &'a redis::Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> redis::RedisFuture<'a, Vec<redis::Value>> {
+        Box::pin(async move {
+            self.0
+                .lock()
+                .await
+                .req_packed_commands(pipeline, offset, count)
+                .await
+        })
+    }
+
+    fn get_db(&self) -> i64 {
+        0
+    }
 }
 
 /// An async client of one Redis node or one Redis Cluster, built from a [`Connection`].
@@ -209,6 +242,35 @@ impl RedisHook {
             conn,
             slot_map: Arc::default(),
         })
+    }
+
+    /// A hook that sends its commands through `conn`, any
+    /// [`redis::aio::ConnectionLike`], as a single node: an in-memory Redis in
+    /// unit tests (`gust::testing::MemoryRedis`, feature `testing`), a mock
+    /// from the `redis-test` crate, or a connection the application set up
+    /// itself. Errors name `conn_id`.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> gust::Result<()> {
+    /// # #[cfg(feature = "testing")] {
+    /// use gust::hooks::redis::RedisHook;
+    ///
+    /// let redis = RedisHook::with_connection("redis_default", gust::testing::MemoryRedis::new());
+    /// redis.set("k", "v", None).await?;
+    /// assert_eq!(redis.get_string("k").await?.as_deref(), Some("v"));
+    /// # }
+    /// # Ok(()) }
+    /// ```
+    pub fn with_connection(conn_id: &str, conn: impl ConnectionLike + Send + 'static) -> Self {
+        let config = RedisConfig::custom(conn_id);
+        RedisHook {
+            scope: HookScope::named("redis", conn_id, Vec::new()),
+            config: Arc::new(config),
+            conn: Conn::Custom(CustomConn(Arc::new(tokio::sync::Mutex::new(Box::new(
+                conn,
+            ))))),
+            slot_map: Arc::default(),
+        }
     }
 
     /// The connection id this hook was built from.
@@ -588,6 +650,7 @@ impl RedisHook {
                                 match c {
                                     Conn::Single(mut c) => pipe.query_async(&mut c).await,
                                     Conn::Cluster(mut c) => pipe.query_async(&mut c).await,
+                                    Conn::Custom(mut c) => pipe.query_async(&mut c).await,
                                 }
                             }
                         })
@@ -612,6 +675,7 @@ impl RedisHook {
             match c {
                 Conn::Single(mut c) => cmd.query_async(&mut c).await,
                 Conn::Cluster(mut c) => cmd.query_async(&mut c).await,
+                Conn::Custom(mut c) => cmd.query_async(&mut c).await,
             }
         })
         .await

@@ -22,7 +22,7 @@ impl RedisHook {
         let count = count.max(1);
         let hook = self.clone();
         match &self.conn {
-            Conn::Single(_) => hook.scan_node(None, pattern, count),
+            Conn::Single(_) | Conn::Custom(_) => hook.scan_node(None, pattern, count),
             Conn::Cluster(_) => stream::once(async move {
                 let masters = hook.masters().await?;
                 tracing::debug!(conn_id = %hook.conn_id(), masters = ?masters, "redis scan of every master");
