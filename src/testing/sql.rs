@@ -75,6 +75,8 @@ pub struct FaultySql<H> {
     inner: H,
     script: Script<SqlOp>,
     recorded: Mutex<Vec<(SqlOp, String)>>,
+    /// Reads answered from the script: `(text the query contains, rows)`.
+    answers: Vec<(String, Vec<Row>)>,
 }
 
 impl<H: SqlHook> std::fmt::Debug for FaultySql<H> {
@@ -93,7 +95,35 @@ impl<H: SqlHook> FaultySql<H> {
             inner,
             script: Script::new(),
             recorded: Mutex::new(Vec::new()),
+            answers: Vec::new(),
         }
+    }
+
+    /// Reads whose query contains `text` (`stream_rows`, `get_records`,
+    /// `get_first`) return `rows` instead of asking `inner`: the rows a
+    /// PostgreSQL or MySQL query would give, for an operator under test
+    /// whose SQL SQLite cannot run. The first matching answer wins; the read
+    /// is recorded and its faults apply as for any other.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> gust::Result<()> {
+    /// use gust::hooks::sql::{Parameters, SqlHook};
+    /// use gust::hooks::sqlite::SqliteHook;
+    /// use gust::testing::FaultySql;
+    /// use serde_json::json;
+    ///
+    /// let row = json!({"relname": "iris", "n_live_tup": 150});
+    /// let db = FaultySql::new(SqliteHook::open("warehouse", ":memory:").await?)
+    ///     .answer("pg_stat_user_tables", vec![row.as_object().unwrap().clone()]);
+    /// let rows = db
+    ///     .get_records("SELECT relname, n_live_tup FROM pg_stat_user_tables", Parameters::None)
+    ///     .await?;
+    /// assert_eq!(rows[0]["n_live_tup"], 150);
+    /// # Ok(()) }
+    /// ```
+    pub fn answer(mut self, text: impl Into<String>, rows: Vec<Row>) -> Self {
+        self.answers.push((text.into(), rows));
+        self
     }
 
     /// The `n`-th call of `op` (1 for the first) gets `fault`.
@@ -187,8 +217,14 @@ impl<H: SqlHook> SqlHook for FaultySql<H> {
         sql: &'a str,
         parameters: Parameters,
     ) -> BoxStream<'a, Result<Row>> {
-        self.stream_fault(SqlOp::StreamRows, sql, move || {
-            self.inner.stream_rows(sql, parameters)
+        let answer = self
+            .answers
+            .iter()
+            .find(|(text, _)| sql.contains(text.as_str()))
+            .map(|(_, rows)| rows.clone());
+        self.stream_fault(SqlOp::StreamRows, sql, move || match answer {
+            Some(rows) => futures::stream::iter(rows.into_iter().map(Ok)).boxed(),
+            None => self.inner.stream_rows(sql, parameters),
         })
     }
 
@@ -300,5 +336,25 @@ mod tests {
                 (SqlOp::StreamRows, "SELECT 1".to_string()),
             ]
         );
+    }
+
+    #[tokio::test]
+    async fn answers_scripted_reads_with_their_faults() {
+        let row = |n: i64| serde_json::json!({"n": n}).as_object().unwrap().clone();
+        let db = FaultySql::new(SqliteHook::open("t", ":memory:").await.unwrap())
+            .answer("FROM remote_table", vec![row(1), row(2)])
+            .answer("remote", vec![row(9)])
+            .fail_nth(SqlOp::StreamRows, 2, Fault::error(ErrorKind::Unavailable));
+        let q = "SELECT n FROM remote_table";
+        let rows = db.get_records(q, Parameters::None).await.unwrap();
+        assert_eq!(rows, [row(1), row(2)], "the first matching answer");
+        let e = db.get_first(q, Parameters::None).await.unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Unavailable);
+        let first = db
+            .get_first("SELECT 1 AS n", Parameters::None)
+            .await
+            .unwrap();
+        assert_eq!(first, Some(row(1)), "no answer: SQLite ran it");
+        assert_eq!(db.statements().len(), 3);
     }
 }
