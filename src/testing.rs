@@ -13,6 +13,9 @@
 //!
 //! * `FaultySql` (with a SQL feature): any `SqlHook` — an in-memory SQLite
 //!   in a unit test — with every statement recorded and scripted faults.
+//! * `FaultyMlflow` (with `mlflow`): any `MlflowStore` with scripted
+//!   faults; `FaultyMlflow::temporary()` is a private `file:` store that
+//!   vanishes on drop, the MLflow of unit tests.
 //! * `MemoryRedis` (with `redis`): a single Redis node in memory behind
 //!   `RedisHook::with_connection`, with scripted faults, for `S3ToRedis`
 //!   and the ML operators' Redis sources.
@@ -66,12 +69,17 @@ use crate::hooks::object_store::{
 };
 use crate::task::Operator;
 
+#[cfg(feature = "mlflow")]
+mod mlflow;
 #[cfg(feature = "redis")]
 mod redis;
 #[cfg(feature = "sagemaker")]
 mod sagemaker;
 #[cfg(any(feature = "postgres", feature = "mysql", feature = "sqlite"))]
 mod sql;
+#[cfg(feature = "mlflow")]
+#[cfg_attr(docsrs, doc(cfg(feature = "mlflow")))]
+pub use mlflow::{FaultyMlflow, MlflowOp};
 #[cfg(feature = "redis")]
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 pub use redis::{MemoryRedis, RedisOp};

@@ -403,3 +403,63 @@ print(json.dumps({"experiment_id": exp, "run_id": rid}))
         .unwrap();
     assert_eq!(found.len(), 1);
 }
+
+/// The scenario suite on `gust::testing::FaultyMlflow::temporary()`, the
+/// MLflow of unit tests, with no fault scripted: the conformance of the fake
+/// (tests/mlflow.rs runs the same scenarios on the tracking server).
+#[cfg(feature = "testing")]
+mod faulty_temporary {
+    use std::sync::Arc;
+
+    use gust::hooks::mlflow::MlflowHook;
+    use gust::testing::{FaultyMlflow, MlflowOp};
+
+    use super::{Store, scenarios};
+
+    fn hook() -> (Arc<FaultyMlflow>, MlflowHook) {
+        let store = Arc::new(FaultyMlflow::temporary().unwrap());
+        (store.clone(), MlflowHook::with_store(store))
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn experiments() {
+        let (_, h) = hook();
+        let racers = vec![h.clone(); 8];
+        scenarios::experiments_get_or_create_is_idempotent_and_race_safe(&h, &racers).await;
+    }
+
+    #[tokio::test]
+    async fn runs_and_batches() {
+        let (store, h) = hook();
+        scenarios::runs_params_metrics_tags_and_history(&h, Store::FILE).await;
+        scenarios::log_batch_beyond_the_limits_is_split_not_rejected(&h).await;
+        scenarios::with_run_ends_failed_on_error_and_search_paginates(&h, Store::FILE).await;
+        assert!(
+            store.calls(MlflowOp::LogBatch) > 1,
+            "the calls went through the fake"
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn registry() {
+        let (_, h) = hook();
+        let racers = vec![h.clone(); 8];
+        scenarios::registry_versions_increase_and_aliases_resolve(&h, &racers, Store::FILE).await;
+    }
+
+    #[tokio::test]
+    async fn artifacts() {
+        let (_, h) = hook();
+        let work = tempfile::tempdir().unwrap();
+        scenarios::artifacts_round_trip(&h, work.path()).await;
+    }
+
+    #[tokio::test]
+    async fn its_directory_goes_with_it() {
+        let store = FaultyMlflow::temporary().unwrap();
+        let root = store.inner().root().to_path_buf();
+        assert!(root.is_dir());
+        drop(store);
+        assert!(!root.exists());
+    }
+}
