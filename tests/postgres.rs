@@ -132,3 +132,81 @@ async fn postgres_unknown_database_is_not_found() {
     assert!(err.to_string().contains("gust_no_such_database"), "{err}");
     assert!(!format!("{err} {err:?}").contains(conn.password().unwrap()));
 }
+
+/// A writer that fails after its first write, as a full disk or a closed
+/// upload would.
+struct FailingWriter(usize);
+
+impl tokio::io::AsyncWrite for FailingWriter {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        self.0 += 1;
+        std::task::Poll::Ready(if self.0 > 1 {
+            Err(std::io::Error::other("disk full"))
+        } else {
+            Ok(buf.len())
+        })
+    }
+    fn poll_flush(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+    fn poll_shutdown(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+}
+
+/// Regression (found by tests/load.rs): a COPY TO the server refused, or one
+/// stopped midway, returned its connection to the pool out of step with the
+/// server, and the next statement on it failed with "expected
+/// CopyOutResponse, got ReadyForQuery". The pool has 4 connections: 8
+/// failures touch each of them, and every statement after must work.
+#[tokio::test]
+async fn postgres_failed_copy_out_leaves_the_pool_usable() {
+    let conn = require_conn!("postgres_default");
+    let h = hook(&conn).await;
+    for i in 0..8 {
+        let mut out = Vec::new();
+        let e = h
+            .bulk_dump("SELECT * FROM no_such_table_gust", &mut out)
+            .await
+            .unwrap_err();
+        assert_eq!(e.kind(), gust::ErrorKind::NotFound, "{e}");
+        let mut failing = FailingWriter(0);
+        let e = h
+            .bulk_dump(
+                "SELECT g, repeat('x', 100) FROM generate_series(1, 200000) g",
+                &mut failing,
+            )
+            .await
+            .unwrap_err();
+        assert_eq!(e.kind(), gust::ErrorKind::Io, "{e}");
+        if i % 2 == 0 {
+            use futures::StreamExt;
+            let mut s = h
+                .copy_out_binary("SELECT g FROM generate_series(1, 200000) g")
+                .unwrap();
+            assert!(s.next().await.unwrap().is_ok());
+            drop(s); // the reader goes away midway
+        }
+    }
+    for _ in 0..8 {
+        let mut out = Vec::new();
+        h.bulk_dump("SELECT 1 AS one", &mut out).await.unwrap();
+        assert_eq!(String::from_utf8(out).unwrap(), "one\n1\n");
+        let row = h
+            .get_first("SELECT 2 AS two", gust::hooks::sql::Parameters::None)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(row["two"], 2);
+    }
+}

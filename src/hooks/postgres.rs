@@ -302,7 +302,11 @@ impl PostgresHook {
             .map_err(|e| self.scope.wrap("bulk_dump", e))?;
         let query = sql.trim().trim_end_matches(';');
         let copy = format!("COPY ({query}) TO STDOUT WITH ({})", copy_options(format));
-        let mut stream = match self.pool.copy_out_raw(&copy).await {
+        let mut conn = match self.pool.acquire().await {
+            Ok(c) => CopyOutConn::new(c),
+            Err(e) => return Err(self.acquire_error("bulk_dump", e).await),
+        };
+        let mut stream = match conn.conn.copy_out_raw(&copy).await {
             Ok(s) => s,
             Err(e) => return Err(self.acquire_error("bulk_dump", e).await),
         };
@@ -318,6 +322,8 @@ impl PostgresHook {
             })?;
             written += chunk.len() as u64;
         }
+        drop(stream);
+        conn.done = true;
         out.flush()
             .await
             .map_err(|e| self.scope.wrap("bulk_dump", Error::from(e)))?;
@@ -745,7 +751,14 @@ impl SqlHook for PostgresHook {
         // stream owns nothing borrowed and memory stays a few chunks.
         let (tx, rx) = tokio::sync::mpsc::channel::<Result<Vec<u8>>>(8);
         tokio::spawn(async move {
-            let mut stream = match hook.pool.copy_out_raw(&copy).await {
+            let mut conn = match hook.pool.acquire().await {
+                Ok(c) => CopyOutConn::new(c),
+                Err(e) => {
+                    let _ = tx.send(Err(hook.acquire_error(OP, e).await)).await;
+                    return;
+                }
+            };
+            let mut stream = match conn.conn.copy_out_raw(&copy).await {
                 Ok(s) => s,
                 Err(e) => {
                     let _ = tx.send(Err(hook.acquire_error(OP, e).await)).await;
@@ -761,10 +774,38 @@ impl SqlHook for PostgresHook {
                     return;
                 }
             }
+            drop(stream);
+            conn.done = true;
         });
         Some(
             futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|c| (c, rx)) })
                 .boxed(),
         )
+    }
+}
+
+/// A pooled connection running `COPY … TO STDOUT`: closed instead of returned
+/// to the pool unless the COPY was read to its end ([`done`](Self::done)).
+/// sqlx leaves the server's `ReadyForQuery` unread when the server refuses the
+/// COPY (a syntax error, a missing table), and a COPY stopped midway (the
+/// output failed, the reader went away, the task was cancelled) is still
+/// streaming: either way the next statement on that connection would fail
+/// with "expected CopyOutResponse, got ReadyForQuery" or read stale rows.
+struct CopyOutConn {
+    conn: sqlx::pool::PoolConnection<Postgres>,
+    done: bool,
+}
+
+impl CopyOutConn {
+    fn new(conn: sqlx::pool::PoolConnection<Postgres>) -> Self {
+        CopyOutConn { conn, done: false }
+    }
+}
+
+impl Drop for CopyOutConn {
+    fn drop(&mut self) {
+        if !self.done {
+            self.conn.close_on_drop();
+        }
     }
 }
