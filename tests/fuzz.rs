@@ -335,3 +335,56 @@ fn sagemaker_configs_names_and_error_bodies() {
         },
     );
 }
+
+/// The `meta.yaml` files of the `file:` MLflow store (an experiment's, a
+/// run's, a registered model's, a version's), as the store wrote them, then
+/// mutated on disk: every read of them is a value or a typed error.
+#[test]
+fn mlflow_file_store_meta_yaml() {
+    use gust::hooks::mlflow::{FileStore, MlflowStore};
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let store = FileStore::new(dir.path()).unwrap();
+    let root = store.root().to_path_buf();
+    let (exp, run) = rt.block_on(async {
+        let exp = store.create_experiment("fuzz", None).await.unwrap();
+        let run = store.create_run(&exp, Some("r"), 0).await.unwrap();
+        store.create_registered_model("m").await.unwrap();
+        store
+            .create_model_version(
+                "m",
+                &format!("runs:/{}/model", run.run_id),
+                Some(&run.run_id),
+            )
+            .await
+            .unwrap();
+        (exp, run.run_id)
+    });
+    let files = [
+        root.join(&exp).join("meta.yaml"),
+        root.join(&exp).join(&run).join("meta.yaml"),
+        root.join("models/m/meta.yaml"),
+        root.join("models/m/version-1/meta.yaml"),
+    ];
+    let corpus: Vec<Vec<u8>> = files.iter().map(|f| std::fs::read(f).unwrap()).collect();
+    fuzz(
+        "mlflow_meta_yaml",
+        (0..files.len(), inputs(corpus)).boxed(),
+        |(target, bytes)| {
+            std::fs::write(&files[target], &bytes).unwrap();
+            rt.block_on(async {
+                let _ = store.get_experiment(&exp).await;
+                let _ = store.get_experiment_by_name("fuzz").await;
+                let _ = store.get_run(&run).await;
+                let _ = store.search_runs(&[exp.as_str()], "", 10, None).await;
+                let _ = store.get_registered_model("m").await;
+                let _ = store.get_model_version("m", "1").await;
+                let _ = store.search_model_versions("name='m'", 10, None).await;
+            });
+            Ok(())
+        },
+    );
+}
