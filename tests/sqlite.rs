@@ -86,3 +86,24 @@ async fn a_replaced_table_is_read_with_its_new_columns_on_every_connection() {
         assert_eq!(rows[0].keys().collect::<Vec<_>>(), ["x"], "{rows:?}");
     }
 }
+
+/// The same suite on `gust::testing::FaultySql` over SQLite with no fault
+/// scripted: the conformance of the fake (every call forwarded and
+/// recorded, nothing changed).
+#[cfg(feature = "testing")]
+mod faulty_sql {
+    use gust::testing::{FaultySql, SqlOp};
+
+    use super::hook;
+
+    #[tokio::test]
+    async fn conforms() {
+        let h = FaultySql::new(hook("faulty").await);
+        crate::common::sql::rows_round_trip(&h).await;
+        crate::common::sql::run_is_atomic(&h).await;
+        crate::common::sql::run_splits_binds_and_shapes(&h).await;
+        crate::common::sql::bad_input(&h).await;
+        crate::common::sql::bulk_round_trip(&h).await;
+        assert!(h.calls(SqlOp::Run) > 0 && h.calls(SqlOp::BulkLoad) > 0);
+    }
+}
