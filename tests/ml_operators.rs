@@ -234,12 +234,21 @@ async fn train_register_promote_and_load_back() {
         worse["reason"].as_str().unwrap().contains("does not beat"),
         "{worse}"
     );
-    // Equal is not better either.
+    // Equal is not better either (another task registering the same model:
+    // a new version).
+    let other_task = Context::builder("ml_operators", "register_again").build();
     let same = register(out["model_uri"].as_str().unwrap())
-        .execute(&ctx)
+        .execute(&other_task)
         .await
         .unwrap();
     assert_eq!(same["promoted"], false, "{same}");
+    assert_ne!(same["version"], better["version"], "{same}");
+    // The same task instance again: its version is reused, not duplicated.
+    let again = register(out["model_uri"].as_str().unwrap())
+        .execute(&ctx)
+        .await
+        .unwrap();
+    assert_eq!(again["version"], better["version"], "{again}");
     let champion = mlflow
         .get_model_version_by_alias(&model_name, "champion")
         .await
@@ -644,4 +653,63 @@ async fn csv_jsonl_and_parquet_objects_make_the_same_dataset() {
         e.to_string().contains("record 3") && e.to_string().contains("bad.csv"),
         "{e}"
     );
+}
+
+/// A register task whose first try registered the version, then lost the
+/// alias call to a reset connection: the retry reuses that version (one
+/// version, not two) and moves the alias to it. On the MLflow of unit tests,
+/// `FaultyMlflow::temporary()`.
+#[cfg(feature = "testing")]
+#[tokio::test]
+async fn a_retried_registration_adds_no_second_version() {
+    use gust::testing::{Fault, FaultyMlflow, MlflowOp};
+
+    let store = Arc::new(FaultyMlflow::temporary().unwrap().fail_nth(
+        MlflowOp::SetAlias,
+        1,
+        Fault::error(ErrorKind::Unavailable),
+    ));
+    let mlflow = MlflowHook::with_store(store.clone());
+    let db = database().await;
+    let mut dag = Dag::builder("register_retry");
+    let train = dag.add(Task::new(
+        "train",
+        TrainModel::new(query("SELECT * FROM samples"), columns("label"), pipeline())
+            .with_sql_hook(db)
+            .with_mlflow(mlflow.clone())
+            .experiment("retry"),
+    ));
+    let register = dag.add(
+        Task::new(
+            "register",
+            RegisterModel::new("Retried", "train")
+                .promote_on(Metric::Accuracy)
+                .with_mlflow(mlflow.clone()),
+        )
+        .with_options(
+            TaskOptions::default()
+                .retries(1)
+                .retry_delay(std::time::Duration::from_millis(10)),
+        ),
+    );
+    let _ = &train >> &register;
+    let day = chrono_tz::UTC
+        .with_ymd_and_hms(2025, 1, 8, 0, 0, 0)
+        .unwrap();
+    let report = dag.build().unwrap().test(day).await;
+    assert!(report.is_success(), "{report}");
+    assert_eq!(report.task("register").unwrap().tries, 2);
+    assert_eq!(store.calls(MlflowOp::SetAlias), 2);
+    assert_eq!(store.calls(MlflowOp::CreateModelVersion), 1);
+    let versions = mlflow
+        .search_model_versions("name='Retried'")
+        .await
+        .unwrap();
+    assert_eq!(versions.len(), 1, "{versions:?}");
+    assert_eq!(report.xcom("register").unwrap()["version"], "1");
+    let champion = mlflow
+        .get_model_version_by_alias("Retried", "champion")
+        .await
+        .unwrap();
+    assert_eq!(champion.version, "1");
 }

@@ -900,6 +900,39 @@ impl RegisterModel {
     }
 }
 
+/// The version of `name` this task instance registered from `source` of run
+/// `run_id`, if any — tagged with the instance's `gust.dag_id`,
+/// `gust.task_id` and `gust.run_id` — so that a retry whose first try
+/// registered the version (then failed on a tag, the description or the
+/// alias), or a re-run of the same task instance, reuses it instead of adding
+/// a duplicate. Another task or DAG run registering the same model gets a new
+/// version, as in MLflow. A version whose registration failed is not reused.
+/// (A try that fails between creating the version and tagging it, a window of
+/// one call, still leaves an untagged version behind.)
+async fn existing_version(
+    mlflow: &MlflowHook,
+    name: &str,
+    source: &str,
+    run_id: Option<&str>,
+    instance: &[(&str, &str)],
+) -> Result<Option<crate::hooks::mlflow::ModelVersion>> {
+    let Some(run_id) = run_id.filter(|r| !r.is_empty()) else {
+        return Ok(None);
+    };
+    let quote = |s: &str| s.replace('\'', "''");
+    let filter = format!("name='{}' and run_id='{}'", quote(name), quote(run_id));
+    let mut versions = mlflow.search_model_versions(&filter).await?;
+    versions.retain(|v| {
+        v.name == name
+            && v.source == source
+            && v.status != crate::hooks::mlflow::ModelVersionStatus::FailedRegistration
+            && instance.iter().all(|(k, value)| v.tag(k) == Some(*value))
+    });
+    Ok(versions
+        .into_iter()
+        .max_by_key(|v| v.version.parse::<u64>().unwrap_or(0)))
+}
+
 /// A run's value of `metric`, if it logged one.
 async fn run_metric(mlflow: &MlflowHook, run_id: &str, metric: Metric) -> Result<Option<f64>> {
     if run_id.is_empty() {
@@ -919,9 +952,31 @@ impl Operator for RegisterModel {
             Err(e) if e.kind() == ErrorKind::AlreadyExists => {}
             Err(e) => return Err(e),
         }
-        let version = mlflow
-            .create_model_version(&name, &uri, run_id.as_deref())
-            .await?;
+        let instance = [
+            ("gust.dag_id", ctx.dag_id()),
+            ("gust.task_id", ctx.task_id()),
+            ("gust.run_id", ctx.run_id()),
+        ];
+        let version = match existing_version(&mlflow, &name, &uri, run_id.as_deref(), &instance)
+            .await?
+        {
+            Some(v) => {
+                tracing::info!(model = %name, version = %v.version, source = %uri, "this task instance registered the model already: reusing its version");
+                v
+            }
+            None => {
+                let v = mlflow
+                    .create_model_version(&name, &uri, run_id.as_deref())
+                    .await?;
+                // At once, so that a retry finds the version (see `existing_version`).
+                for (key, value) in instance {
+                    mlflow
+                        .set_model_version_tag(&name, &v.version, key, value)
+                        .await?;
+                }
+                v
+            }
+        };
         let version = mlflow
             .wait_model_version_ready(&name, &version.version, self.ready_timeout)
             .await?;
