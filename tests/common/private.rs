@@ -91,14 +91,15 @@ impl Private {
     /// Runs `scripts/services.sh args…` against the private instances; panics
     /// with its output when it fails. Returns its standard output.
     pub async fn sh(&self, args: &[&str]) -> String {
-        let (env, args): (Vec<_>, Vec<String>) = (
-            self.env.clone(),
-            args.iter().map(|a| a.to_string()).collect(),
-        );
-        tokio::task::spawn_blocking(move || script(&env, &args))
-            .await
-            .expect("services.sh ran")
-            .unwrap_or_else(|e| panic!("{e}"))
+        self.script().sh(args).await
+    }
+
+    /// A handle that runs `scripts/services.sh` on these instances, for code
+    /// that cannot borrow them (a fault triggered from inside a hook).
+    pub fn script(&self) -> Script {
+        Script {
+            env: self.env.clone(),
+        }
     }
 
     /// The connection `conn_id` to the private instances, from `services.sh env`.
@@ -115,6 +116,26 @@ impl Private {
     /// The state directory (data, logs).
     pub fn dir(&self) -> &std::path::Path {
         self.dir.path()
+    }
+}
+
+/// `scripts/services.sh` with the environment of some private instances.
+#[derive(Clone)]
+pub struct Script {
+    env: Vec<(String, String)>,
+}
+
+impl Script {
+    /// See [`Private::sh`].
+    pub async fn sh(&self, args: &[&str]) -> String {
+        let (env, args): (Vec<_>, Vec<String>) = (
+            self.env.clone(),
+            args.iter().map(|a| a.to_string()).collect(),
+        );
+        tokio::task::spawn_blocking(move || script(&env, &args))
+            .await
+            .expect("services.sh ran")
+            .unwrap_or_else(|e| panic!("{e}"))
     }
 }
 
