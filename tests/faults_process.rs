@@ -736,3 +736,94 @@ async fn mlflow_killed_mid_train_model_the_retry_logs_one_finished_run() {
         "{tags:?}"
     );
 }
+
+/// The same fault with the hook's default patience (4 attempts within about
+/// 3 s, far less than a restart): the client gives up and marks its error
+/// exhausted, so a task retries it only with `retry_exhausted(true)`. Each try
+/// sends the whole batch again from its first request; MLflow drops the points
+/// it already has, so the history ends with one point per step.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mlflow_killed_mid_log_batch_the_task_retry_resends_without_duplicates() {
+    let Some(server) = Private::start("mlflow_default", &["mlflow"]).await else {
+        return;
+    };
+    let conn = server.conn("mlflow_default").await;
+    let hook = MlflowHook::from_connection(&conn).unwrap();
+    let experiment = hook.create_experiment("faults").await.unwrap();
+    let run = hook.create_run(&experiment, Some("batch")).await.unwrap();
+    let run_id = run.run_id().to_string();
+    let (keys, steps) = (10, 2000);
+    let metrics: Vec<Metric> = (0..steps)
+        .flat_map(|step| {
+            (0..keys).map(move |k| Metric {
+                key: format!("m{k}"),
+                value: f64::from(step) * 0.5 + f64::from(k),
+                timestamp: 1_700_000_000_000 + i64::from(step),
+                step: i64::from(step),
+            })
+        })
+        .collect();
+    let metrics = Arc::new(metrics);
+
+    let errors = Arc::new(Mutex::new(Vec::<String>::new()));
+    let mut dag = Dag::builder("faults");
+    dag.add(
+        Task::from_fn("log", {
+            let (run, metrics) = (run.clone(), metrics.clone());
+            move |_| {
+                let (run, metrics) = (run.clone(), metrics.clone());
+                async move {
+                    run.log_batch(&metrics, &[], &[]).await?;
+                    Ok(json!(null))
+                }
+            }
+        })
+        .with_options(
+            TaskOptions::default()
+                .retries(60)
+                .retry_delay(Duration::from_secs(1))
+                .retry_exhausted(true)
+                .on_retry({
+                    let errors = errors.clone();
+                    move |_: &Context, e: &gust::Error| errors.lock().unwrap().push(e.to_string())
+                }),
+        ),
+    );
+    let dag = dag.build().unwrap();
+    let day = chrono_tz::UTC
+        .with_ymd_and_hms(2025, 1, 8, 0, 0, 0)
+        .unwrap();
+    let logging = tokio::spawn(async move { dag.test(day).await });
+    let seen = wait_for("the first points", PATIENCE, || {
+        let (hook, run_id) = (hook.clone(), run_id.clone());
+        async move {
+            let n = hook.get_metric_history(&run_id, "m0").await.ok()?.len();
+            (n > 0).then_some(n)
+        }
+    })
+    .await;
+    server.sh(&["kill", "mlflow"]).await;
+    assert!(
+        seen < steps as usize && !logging.is_finished(),
+        "the server died mid-batch ({seen} of {steps} points of m0 logged)"
+    );
+    server.sh(&["start", "mlflow"]).await;
+    let report = logging.await.unwrap();
+    let errors = errors.lock().unwrap().clone();
+    eprintln!("{report}\nretried on: {errors:#?}");
+    assert!(report.is_success(), "{report}");
+    assert!(report.task("log").unwrap().tries > 1, "a try failed");
+    assert!(
+        errors.iter().all(|e| e.contains("retries exhausted")),
+        "the client gave up before the task retried: {errors:?}"
+    );
+    for k in 0..keys {
+        let history = hook
+            .get_metric_history(&run_id, &format!("m{k}"))
+            .await
+            .unwrap();
+        let distinct: BTreeSet<i64> = history.iter().map(|m| m.step).collect();
+        assert_eq!(history.len(), steps as usize, "m{k}: one point per step");
+        assert_eq!(distinct.len(), steps as usize, "m{k}: every step");
+    }
+}
