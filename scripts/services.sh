@@ -1022,7 +1022,7 @@ cmd_status() {
 cmd_restart() {
   (($# > 0)) || usage
   cmd_stop "$@"
-  # The lock is released with the subshell's end only: start takes it again.
+  # stop took the lock on fd 9; start takes it again (on a new descriptor).
   exec 9>&-
   cmd_start "$@"
 }
