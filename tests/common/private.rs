@@ -184,13 +184,29 @@ fn script(env: &[(String, String)], args: &[String]) -> Result<String, String> {
     }
 }
 
-/// `n` ports nothing listens on, all different: bound together, then released.
+/// `n` ports nothing listens on, all different, below the kernel's ephemeral
+/// range: a port the OS hands out for `bind(0)` is also handed to outgoing
+/// connections, and one of those (or its TIME-WAIT) on our port before the
+/// server binds it would make the start fail. Each is checked by binding it
+/// (the listeners are held until all are found, then released).
 fn free_ports(n: usize) -> Vec<u16> {
-    let listeners: Vec<TcpListener> = (0..n)
-        .map(|_| TcpListener::bind("127.0.0.1:0").expect("a free port"))
-        .collect();
-    listeners
-        .iter()
+    let low = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|r| r.split_whitespace().next()?.parse::<u16>().ok())
+        .unwrap_or(32768);
+    let (from, to) = (10_000u16, low.max(10_001 + n as u16));
+    let mut held: Vec<TcpListener> = Vec::new();
+    for _ in 0..10_000 {
+        if held.len() == n {
+            break;
+        }
+        let port = rand::random_range(from..to);
+        if let Ok(l) = TcpListener::bind(("127.0.0.1", port)) {
+            held.push(l);
+        }
+    }
+    assert_eq!(held.len(), n, "{n} free ports between {from} and {to}");
+    held.iter()
         .map(|l| l.local_addr().unwrap().port())
         .collect()
 }
