@@ -1,6 +1,12 @@
 //! Process-level faults on real servers: PostgreSQL restarted mid-transaction
-//! and crashed mid-`COPY`, a Redis Cluster master killed mid-load (its replica
-//! takes over), the MLflow server killed and restarted mid-`log_batch`.
+//! and crashed mid-`COPY`, MariaDB killed mid-`LOAD DATA`, a Redis Cluster
+//! master killed mid-load (its replica takes over), the MLflow server killed
+//! and restarted mid-`log_batch` and mid-`TrainModel`.
+//!
+//! Faults land at a known point: `common::gated_store` holds a download
+//! halfway until the test has killed the server, `common::mlflow_tripwire`
+//! kills it just before a run's first `log_batch`. The results and what they
+//! mean are in the fault matrix of docs/RELIABILITY.md.
 //!
 //! Every test owns private servers (`common::private`: `scripts/services.sh` on
 //! free ports and a temporary state directory, stopped when the test ends, even
