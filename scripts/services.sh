@@ -5,6 +5,12 @@
 #   scripts/services.sh stop     stop what this script started (by its pid files)
 #   scripts/services.sh status   one up/down line per service (exit 1 if any is down)
 #   scripts/services.sh env      export lines for the tests: eval "$(scripts/services.sh env)"
+#   scripts/services.sh restart postgres|mariadb|redis|redis-cluster|moto|s3s-fs|mlflow|mlflow-auth
+#                                stop, then start (data kept where the server keeps it on disk)
+#   scripts/services.sh kill postgres|mariadb|mlflow   a crash: SIGKILL (postgres: pg_ctl stop -m
+#                                immediate), no restart; `start` brings it back
+#   scripts/services.sh kill-cluster-master [port]     SIGKILL the cluster master serving slot 0
+#                                (or the master on port); prints its port; its replica takes over
 #
 # start, stop and status act on every service, or only on those named after the
 # command (e.g. `scripts/services.sh start mlflow-auth`); start then installs only
@@ -27,59 +33,83 @@
 # All state (data dirs, logs, pid files, the Python venv, the s3s-fs binary)
 # lives under <repo>/.services/, which is git-ignored. Needs root on Debian 12;
 # the only thing not installed from apt/PyPI/crates.io is cargo itself.
+#
+# Private instances (tests/faults_process.rs restarts and kills servers, so it
+# starts its own, never the shared ones): these environment variables, when set,
+# replace the defaults above.
+#   GUST_SERVICES_DIR      the state directory instead of <repo>/.services
+#   GUST_SERVICES_VENV     the Python venv (default <state dir>/venv), e.g. the shared one
+#   GUST_PG_PORT GUST_MY_PORT GUST_REDIS_PORT GUST_REDIS_TLS_PORT GUST_MOTO_PORT
+#   GUST_S3S_PORT GUST_MLFLOW_PORT GUST_MLFLOW_AUTH_PORT
+#   GUST_CLUSTER_PORTS     six ports, space-separated; GUST_CLUSTER_BUS_PORTS their
+#                          cluster bus ports (default each port + 100)
+#   GUST_CLUSTER_NODE_TIMEOUT   cluster-node-timeout in ms (default 5000): how soon
+#                          a replica takes over from a dead master
+#   GUST_MLFLOW_BACKEND_STORE_URI / GUST_MLFLOW_ARTIFACTS_DESTINATION  mlflow's stores
+#                          (default: the postgres database mlflow, s3://mlflow-artifacts
+#                          on moto); a sqlite: backend and a local directory need neither
 set -euo pipefail
 umask 022 # the postgres OS user must be able to reach .services and its log
 
 PATH=$PATH:/usr/local/sbin:/usr/sbin:/sbin
 
 REPO_ROOT=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")/.." && pwd -P)
-SVC_DIR=$REPO_ROOT/.services
+SVC_DIR=${GUST_SERVICES_DIR:-$REPO_ROOT/.services}
 RUN_DIR=$SVC_DIR/run
 LOG_DIR=$SVC_DIR/logs
-VENV=$SVC_DIR/venv
+VENV=${GUST_SERVICES_VENV:-$SVC_DIR/venv}
 CARGO_ROOT=$SVC_DIR/cargo
 
 HOST=127.0.0.1
 READY_TIMEOUT=60
 MLFLOW_READY_TIMEOUT=180 # first start migrates the MLflow schema in PostgreSQL
 
-PG_PORT=55432
+PG_PORT=${GUST_PG_PORT:-55432}
 PG_USER=gust
 PG_PASSWORD=gust-pg-pw
 PG_DIR=$SVC_DIR/postgres # owned by the postgres OS user; also holds the unix socket
 PG_DATA=$PG_DIR/data
 
-MY_PORT=53306
+MY_PORT=${GUST_MY_PORT:-53306}
 MY_USER=gust
 MY_PASSWORD=gust-my-pw
 MY_DIR=$SVC_DIR/mariadb
 MY_DATA=$MY_DIR/data
 MY_SOCKET=$MY_DIR/mariadbd.sock
 
-REDIS_PORT=56379
-REDIS_TLS_PORT=56380 # the same server over TLS, with a certificate from our own CA
+REDIS_PORT=${GUST_REDIS_PORT:-56379}
+REDIS_TLS_PORT=${GUST_REDIS_TLS_PORT:-56380} # the same server over TLS, with a certificate from our own CA
 REDIS_PASSWORD=gust-redis-pw
 REDIS_DIR=$SVC_DIR/redis
-CLUSTER_PORTS=(57001 57002 57003 57004 57005 57006)
+read -r -a CLUSTER_PORTS <<<"${GUST_CLUSTER_PORTS:-57001 57002 57003 57004 57005 57006}"
+((${#CLUSTER_PORTS[@]} == 6)) || { echo "services: GUST_CLUSTER_PORTS needs six ports" >&2; exit 2; }
 # The cluster bus listens on port+10000 unless told otherwise, which does not
 # exist above 55535: it gets port+100 (57101-57106) through cluster-port.
 CLUSTER_BUS_OFFSET=100
+read -r -a CLUSTER_BUS_PORTS <<<"${GUST_CLUSTER_BUS_PORTS:-}"
+if ((${#CLUSTER_BUS_PORTS[@]} == 0)); then
+  for port in "${CLUSTER_PORTS[@]}"; do CLUSTER_BUS_PORTS+=($((port + CLUSTER_BUS_OFFSET))); done
+fi
+((${#CLUSTER_BUS_PORTS[@]} == 6)) || { echo "services: GUST_CLUSTER_BUS_PORTS needs six ports" >&2; exit 2; }
+CLUSTER_NODE_TIMEOUT=${GUST_CLUSTER_NODE_TIMEOUT:-5000}
 CLUSTER_DIR=$SVC_DIR/redis-cluster
 
 AWS_KEY=gust-access-key
 AWS_SECRET=gust-secret-key
 AWS_REGION=us-east-1
 
-MOTO_PORT=55000
-S3S_PORT=55001
+MOTO_PORT=${GUST_MOTO_PORT:-55000}
+S3S_PORT=${GUST_S3S_PORT:-55001}
 S3S_VERSION=0.14.1 # newest s3s-fs that builds with the toolchain on our machines (rustc 1.95)
 S3S_DATA=$SVC_DIR/s3s-fs
 
-MLFLOW_PORT=55050
+MLFLOW_PORT=${GUST_MLFLOW_PORT:-55050}
 MLFLOW_BUCKET=mlflow-artifacts
 MLFLOW_DIR=$SVC_DIR/mlflow # working directory of the server (it must not litter the repo)
+MLFLOW_BACKEND=${GUST_MLFLOW_BACKEND_STORE_URI:-postgresql+psycopg2://$PG_USER:$PG_PASSWORD@$HOST:$PG_PORT/mlflow}
+MLFLOW_ARTIFACTS=${GUST_MLFLOW_ARTIFACTS_DESTINATION:-s3://$MLFLOW_BUCKET}
 
-MLFLOW_AUTH_PORT=55051
+MLFLOW_AUTH_PORT=${GUST_MLFLOW_AUTH_PORT:-55051}
 MLFLOW_AUTH_USER=gust-admin
 MLFLOW_AUTH_PASSWORD=gust-mlflow-pw # MLflow wants at least 12 characters
 MLFLOW_AUTH_DIR=$SVC_DIR/mlflow-auth # backend store, auth DB, artifacts and basic_auth.ini
@@ -573,18 +603,20 @@ start_redis_cluster() {
     log "redis-cluster: $running/${#CLUSTER_PORTS[@]} nodes running but the cluster is not healthy: recreating"
     stop_redis_cluster >/dev/null
   fi
-  for port in "${CLUSTER_PORTS[@]}"; do
-    ports_free redis-cluster "$port" "$((port + CLUSTER_BUS_OFFSET))"
+  local i
+  for i in "${!CLUSTER_PORTS[@]}"; do
+    ports_free redis-cluster "${CLUSTER_PORTS[i]}" "${CLUSTER_BUS_PORTS[i]}"
   done
   rm -rf "$CLUSTER_DIR"
-  for port in "${CLUSTER_PORTS[@]}"; do
+  for i in "${!CLUSTER_PORTS[@]}"; do
+    port=${CLUSTER_PORTS[i]}
     dir=$CLUSTER_DIR/$port
     mkdir -p "$dir"
     write_redis_conf "$port" "$dir" "$(cluster_pidfile "$port")" "$logfile" <<EOF
 cluster-enabled yes
-cluster-port $((port + CLUSTER_BUS_OFFSET))
+cluster-port ${CLUSTER_BUS_PORTS[i]}
 cluster-config-file $dir/nodes.conf
-cluster-node-timeout 5000
+cluster-node-timeout $CLUSTER_NODE_TIMEOUT
 masterauth $REDIS_PASSWORD
 EOF
     rm -f "$(cluster_pidfile "$port")"
@@ -733,10 +765,16 @@ status_s3s_fs() { status_line s3s-fs "$RUN_DIR/s3s-fs.pid" s3s-fs "$S3S_PORT"; }
 # ---------------------------------------------------------------------------
 # mlflow
 
+# The bucket of an s3:// artifacts destination.
+mlflow_bucket() {
+  local b=${MLFLOW_ARTIFACTS#s3://}
+  echo "${b%%/*}"
+}
+
 # moto keeps everything in memory, so the bucket is (re)created on every start.
 ensure_mlflow_bucket() {
   AWS_ACCESS_KEY_ID=$AWS_KEY AWS_SECRET_ACCESS_KEY=$AWS_SECRET AWS_DEFAULT_REGION=$AWS_REGION \
-    "$VENV/bin/python" - "http://$HOST:$MOTO_PORT" "$MLFLOW_BUCKET" <<'PY'
+    "$VENV/bin/python" - "http://$HOST:$MOTO_PORT" "$(mlflow_bucket)" <<'PY'
 import sys
 import boto3
 from botocore.exceptions import ClientError
@@ -752,7 +790,7 @@ PY
 
 start_mlflow() {
   local pidfile=$RUN_DIR/mlflow.pid logfile=$LOG_DIR/mlflow.log
-  ensure_mlflow_bucket
+  if [[ $MLFLOW_ARTIFACTS == s3://* ]]; then ensure_mlflow_bucket; fi
   if pid_of "$pidfile" mlflow >/dev/null; then
     wait_ready mlflow "$MLFLOW_READY_TIMEOUT" "$pidfile" mlflow "$logfile" ready_mlflow
     echo "mlflow: ready on $HOST:$MLFLOW_PORT (already running)"
@@ -760,6 +798,7 @@ start_mlflow() {
   fi
   ports_free mlflow "$MLFLOW_PORT"
   mkdir -p "$MLFLOW_DIR"
+  if [[ $MLFLOW_ARTIFACTS == /* ]]; then mkdir -p "$MLFLOW_ARTIFACTS"; fi
   # MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false: otherwise the server forks a pool
   #   of job workers worth ~2 GB. --workers 1: one uvicorn process is plenty.
   # --allowed-hosts: MLflow 3 rejects unknown Host headers; spelled out so
@@ -769,8 +808,8 @@ start_mlflow() {
     AWS_ACCESS_KEY_ID="$AWS_KEY" AWS_SECRET_ACCESS_KEY="$AWS_SECRET" AWS_DEFAULT_REGION="$AWS_REGION" \
     MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false \
     "$VENV/bin/mlflow" server --host "$HOST" --port "$MLFLOW_PORT" --workers 1 \
-    --backend-store-uri "postgresql+psycopg2://$PG_USER:$PG_PASSWORD@$HOST:$PG_PORT/mlflow" \
-    --serve-artifacts --artifacts-destination "s3://$MLFLOW_BUCKET" \
+    --backend-store-uri "$MLFLOW_BACKEND" \
+    --serve-artifacts --artifacts-destination "$MLFLOW_ARTIFACTS" \
     --allowed-hosts "$HOST,$HOST:*,localhost,localhost:*"
   wait_ready mlflow "$MLFLOW_READY_TIMEOUT" "$pidfile" mlflow "$logfile" ready_mlflow
   echo "mlflow: ready on $HOST:$MLFLOW_PORT"
@@ -887,7 +926,10 @@ selected() {
 # The services $1 needs running: started before it, or it is not started.
 deps_of() {
   case $1 in
-    mlflow) echo postgres moto ;;
+    mlflow)
+      if [[ $MLFLOW_BACKEND == postgresql* ]]; then echo postgres; fi
+      if [[ $MLFLOW_ARTIFACTS == s3://* ]]; then echo moto; fi
+      ;;
   esac
 }
 
@@ -977,6 +1019,80 @@ cmd_status() {
   return "$down"
 }
 
+cmd_restart() {
+  (($# > 0)) || usage
+  cmd_stop "$@"
+  # stop took the lock on fd 9; start takes it again (on a new descriptor).
+  exec 9>&-
+  cmd_start "$@"
+}
+
+# A crash of one server, not restarted (`start` does that): what a power cut or
+# the OOM killer does. PostgreSQL's immediate stop is its crash (no checkpoint;
+# recovery replays the WAL on the next start).
+kill_postgres() {
+  pid_of "$PG_DATA/postmaster.pid" postgres >/dev/null || die "postgres: not running"
+  as_postgres "$(pg_bindir)/pg_ctl" -D "$PG_DATA" -m immediate -w -t 60 stop >/dev/null
+  echo "postgres: killed (immediate stop)"
+}
+
+# SIGKILL of the process group launch() made (mlflow's uvicorn child goes too).
+kill_pidfile() {
+  local name=$1 pidfile=$2 pattern=$3 pid i
+  pid=$(pid_of "$pidfile" "$pattern") || die "$name: not running"
+  proc_stat "$pid" || true
+  if [[ $PGRP == "$pid" ]]; then
+    kill -KILL -- "-$pid" 2>/dev/null || true
+    for ((i = 0; i < 100; i++)); do group_alive "$pid" || break; sleep 0.1; done
+  else
+    kill -KILL "$pid" 2>/dev/null || true
+    for ((i = 0; i < 100; i++)); do pid_of "$pidfile" "$pattern" >/dev/null || break; sleep 0.1; done
+  fi
+  rm -f "$pidfile"
+  echo "$name: killed (SIGKILL)"
+}
+
+kill_mariadb() { kill_pidfile mariadb "$RUN_DIR/mariadb.pid" mariadbd; }
+kill_mlflow() { kill_pidfile mlflow "$RUN_DIR/mlflow.pid" mlflow; }
+
+cmd_kill() {
+  (($# == 1)) || usage
+  require_root
+  lock
+  case ${1//-/_} in
+    postgres | mariadb | mlflow) "kill_${1//-/_}" ;;
+    *) die "kill: postgres, mariadb or mlflow (a cluster master: kill-cluster-master)" ;;
+  esac
+}
+
+# SIGKILL of one master of the cluster: the one on port $1, else the one
+# serving slot 0. Prints its port. Its replica is promoted after
+# cluster-node-timeout (GUST_CLUSTER_NODE_TIMEOUT); the killed node stays down
+# (`start redis-cluster` then recreates the whole cluster, data lost).
+cmd_kill_cluster_master() {
+  (($# <= 1)) || usage
+  require_root
+  lock
+  local port=${1:-} p pid
+  if [[ -z $port ]]; then
+    for p in "${CLUSTER_PORTS[@]}"; do
+      # CLUSTER NODES: "id host:port@bus flags master-id ping pong epoch link slots…".
+      port=$(rcli -p "$p" cluster nodes 2>/dev/null | awk '
+        $3 ~ /master/ && $3 !~ /fail/ {
+          for (i = 9; i <= NF; i++) if ($i ~ /^0(-|$)/) { split($2, a, "[:@]"); print a[2]; exit }
+        }') && [[ -n $port ]] && break
+    done
+    [[ -n $port ]] || die "redis-cluster: no node answers CLUSTER SLOTS"
+  fi
+  [[ " ${CLUSTER_PORTS[*]} " == *" $port "* ]] || die "redis-cluster: $port is not a node of this cluster"
+  [[ $(rcli -p "$port" role 2>/dev/null | head -n 1) == master ]] ||
+    die "redis-cluster: the node on $port is not a master"
+  pid=$(pid_of "$(cluster_pidfile "$port")" redis-server) || die "redis-cluster: node $port is not running"
+  kill -KILL "$pid"
+  while pid_of "$(cluster_pidfile "$port")" redis-server >/dev/null; do sleep 0.1; done
+  echo "$port"
+}
+
 cmd_env() {
   local name value
   while IFS='=' read -r name value; do
@@ -986,7 +1102,7 @@ AIRFLOW_CONN_POSTGRES_DEFAULT=postgres://$PG_USER:$PG_PASSWORD@$HOST:$PG_PORT/gu
 AIRFLOW_CONN_MYSQL_DEFAULT=mysql://$MY_USER:$MY_PASSWORD@$HOST:$MY_PORT/gust_test
 AIRFLOW_CONN_REDIS_DEFAULT=redis://:$REDIS_PASSWORD@$HOST:$REDIS_PORT/0
 AIRFLOW_CONN_REDIS_TLS=redis://:$REDIS_PASSWORD@localhost:$REDIS_TLS_PORT/0?ssl=true&ssl_ca_certs=$(urlenc "$REDIS_DIR/tls/ca.crt")
-AIRFLOW_CONN_REDIS_CLUSTER=redis://:$REDIS_PASSWORD@$HOST:57001/?cluster=true&startup_nodes=$HOST%3A57001%2C$HOST%3A57002%2C$HOST%3A57003
+AIRFLOW_CONN_REDIS_CLUSTER=redis://:$REDIS_PASSWORD@$HOST:${CLUSTER_PORTS[0]}/?cluster=true&startup_nodes=$HOST%3A${CLUSTER_PORTS[0]}%2C$HOST%3A${CLUSTER_PORTS[1]}%2C$HOST%3A${CLUSTER_PORTS[2]}
 AIRFLOW_CONN_AWS_DEFAULT=aws://$AWS_KEY:$AWS_SECRET@/?region_name=$AWS_REGION&endpoint_url=http%3A%2F%2F$HOST%3A$MOTO_PORT
 AIRFLOW_CONN_S3S_FS=aws://$AWS_KEY:$AWS_SECRET@/?region_name=$AWS_REGION&endpoint_url=http%3A%2F%2F$HOST%3A$S3S_PORT
 AIRFLOW_CONN_MLFLOW_DEFAULT=http://$HOST:$MLFLOW_PORT
@@ -998,7 +1114,8 @@ EOF
 }
 
 usage() {
-  echo "usage: $0 start|stop|status [service...] | env" >&2
+  echo "usage: $0 start|stop|status [service...] | restart service... | env" >&2
+  echo "       $0 kill postgres|mariadb|mlflow | kill-cluster-master [port]" >&2
   echo "services: ${SERVICES[*]//_/-}" >&2
   exit 2
 }
@@ -1009,6 +1126,9 @@ case $cmd in
   start) cmd_start "$@" ;;
   stop) cmd_stop "$@" ;;
   status) cmd_status "$@" ;;
+  restart) cmd_restart "$@" ;;
+  kill) cmd_kill "$@" ;;
+  kill-cluster-master) cmd_kill_cluster_master "$@" ;;
   env)
     (($# == 0)) || usage
     cmd_env

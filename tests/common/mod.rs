@@ -19,6 +19,14 @@ pub mod mlflow_scenarios;
 
 pub mod logs;
 
+pub mod private;
+
+#[cfg(feature = "object-store")]
+pub mod gated_store;
+
+#[cfg(feature = "mlflow")]
+pub mod mlflow_tripwire;
+
 #[cfg(feature = "s3")]
 pub mod s3;
 

@@ -503,7 +503,10 @@ impl RedisHook {
     /// pipeline that meets a redirect (`MOVED`/`ASK`: the map is stale) is sent
     /// again per slot, which follows redirects, and the map is fetched anew; the
     /// commands it ran before are run again, so their replies are the second
-    /// run's (a `DEL` already done replies 0).
+    /// run's (a `DEL` already done replies 0). A pipeline that gets no answer (a
+    /// master killed, not yet replaced by its replica) fails the call with a
+    /// retryable error and the map is forgotten too, so a retry follows the
+    /// cluster's new map.
     pub async fn execute(&self, batch: &RedisBatch) -> Result<Vec<serde_json::Value>> {
         if self.is_cluster() && batch.ops.len() > 1 {
             return self.execute_by_master(batch).await;
@@ -563,7 +566,13 @@ impl RedisHook {
                     let values = conn
                         .route_pipeline(pipe, 0, idx.len(), route)
                         .await
-                        .map_err(|e| self.driver_error(e, "redis.execute", Some(first)))?;
+                        .map_err(|e| {
+                            // The master may be gone (killed, its replica promoted):
+                            // routed by address, every retry would go to it again,
+                            // so the next call asks CLUSTER SLOTS anew.
+                            *lock(&self.slot_map) = None;
+                            self.driver_error(e, "redis.execute", Some(first))
+                        })?;
                     let mut redirected = false;
                     for (v, &i) in values.iter().zip(&idx) {
                         if let redis::Value::ServerError(e) = v {
