@@ -127,3 +127,66 @@ mod tls_redis {
         assert_eq!(seen.app_bytes(), app, "AUTH went to the untrusted server");
     }
 }
+
+#[cfg(feature = "postgres")]
+mod tls_postgres {
+    use super::*;
+    use gust::hooks::postgres::PostgresHook;
+    use gust::hooks::sql::SqlHook;
+    use tls::{Preamble, self_signed_server};
+
+    /// gust's PostgreSQL driver is built without TLS: every `sslmode` that asks
+    /// for TLS is a configuration error at once — never a plaintext fallback and
+    /// never an unverified session — and the server sees no byte.
+    #[tokio::test]
+    async fn postgres_sslmodes_that_need_tls_are_refused_before_connecting() {
+        let (port, seen) = self_signed_server(Preamble::Postgres).await;
+        tls::assert_trusting_client_connects(port, Preamble::Postgres, &seen).await;
+        let (before, app) = (seen.connections(), seen.app_bytes());
+        for mode in ["require", "verify-ca", "verify-full"] {
+            let conn = Connection::from_uri(
+                "pg_tls",
+                &format!("postgres://gust:pg-tls-pw-1@localhost:{port}/db?sslmode={mode}"),
+            )
+            .unwrap();
+            let e = match PostgresHook::from_connection(&conn).await {
+                Ok(h) => h.test_connection().await.unwrap_err(),
+                Err(e) => e,
+            };
+            eprintln!("{mode}: {e}");
+            assert_eq!(e.kind(), ErrorKind::Config, "{mode}: {e}");
+            assert!(!e.is_retryable(), "{e}");
+            assert!(e.to_string().contains("sslmode"), "{e}");
+            assert!(!format!("{e:?}").contains("pg-tls-pw-1"));
+        }
+        assert_eq!(seen.connections(), before, "a connection was attempted");
+        assert_eq!(seen.app_bytes(), app);
+    }
+
+    /// Without `sslmode` (and with `prefer`/`allow`/`disable`) gust never
+    /// starts TLS, so it cannot accept an unverified certificate; the fake
+    /// server, which only speaks TLS, gets no session and no password.
+    #[tokio::test]
+    async fn postgres_default_never_accepts_an_unverified_certificate() {
+        let (port, seen) = self_signed_server(Preamble::Postgres).await;
+        for query in [
+            "connect_timeout=5",
+            "sslmode=prefer&connect_timeout=5",
+            "sslmode=disable&connect_timeout=5",
+        ] {
+            let conn = Connection::from_uri(
+                "pg_tls",
+                &format!("postgres://gust:pg-tls-pw-1@localhost:{port}/db?{query}"),
+            )
+            .unwrap();
+            let e = match PostgresHook::from_connection(&conn).await {
+                Ok(h) => h.test_connection().await.unwrap_err(),
+                Err(e) => e,
+            };
+            eprintln!("{query}: {e}");
+            assert!(!format!("{e:?}").contains("pg-tls-pw-1"));
+        }
+        assert_eq!(seen.handshakes(), 0, "a TLS session with an untrusted certificate");
+        assert_eq!(seen.app_bytes(), 0);
+    }
+}

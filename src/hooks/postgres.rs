@@ -1,10 +1,13 @@
 //! [`PostgresHook`]: PostgreSQL through sqlx (feature `postgres`).
 //!
 //! Built from a connection such as
-//! `AIRFLOW_CONN_POSTGRES_DEFAULT='postgres://user:pass@host:5432/db?sslmode=require'`:
+//! `AIRFLOW_CONN_POSTGRES_DEFAULT='postgres://user:pass@host:5432/db'`:
 //! `schema` is the database — Airflow's `database=` argument is
 //! `PostgresHook::from_connection(&conn.clone().with_schema("analytics"))` — and the
-//! `sslmode` extra is passed to the driver.
+//! `sslmode` extra is passed to the driver. gust's driver is built without
+//! TLS: `sslmode=require`, `verify-ca` and `verify-full` are a
+//! [`Config`](crate::ErrorKind::Config) error at once (never a plaintext
+//! fallback), and no mode ever starts an unverified TLS session.
 //!
 //! Large results stream: [`SqlHook::stream_rows`] reads rows as the server sends
 //! them (a bounded channel pauses the query when the consumer is slow), and
@@ -215,6 +218,23 @@ impl PostgresHook {
                     format!("bad sslmode extra: {e}"),
                 )
             })?;
+            // The driver is built without TLS: it would fail each connection
+            // with a retryable error, or (`prefer`, `allow`) go plaintext.
+            // A mode that demands TLS cannot be met, so say so once, now.
+            if matches!(
+                mode,
+                PgSslMode::Require | PgSslMode::VerifyCa | PgSslMode::VerifyFull
+            ) {
+                return Err(scope
+                    .error(
+                        ErrorKind::Config,
+                        "connect",
+                        "gust connects to PostgreSQL without TLS: sslmode=require, verify-ca \
+                         and verify-full cannot be met (use a TLS tunnel, or sslmode=disable \
+                         on a trusted network)",
+                    )
+                    .with("sslmode", conn.extra_str("sslmode").unwrap_or_default()));
+            }
             opts = opts.ssl_mode(mode);
         }
         let timeout = match conn.extra_dejson().get("connect_timeout") {
