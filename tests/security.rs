@@ -190,3 +190,48 @@ mod tls_postgres {
         assert_eq!(seen.app_bytes(), 0);
     }
 }
+
+#[cfg(feature = "mysql")]
+mod tls_mysql {
+    use super::*;
+    use gust::hooks::mysql::MySqlHook;
+
+    /// gust's MySQL driver is built without TLS: Airflow's `ssl` extra (a CA,
+    /// a client certificate) and an `ssl_mode` that requires TLS are
+    /// configuration errors, not silently ignored for a plaintext connection.
+    #[tokio::test]
+    async fn mysql_tls_extras_are_refused_not_ignored() {
+        let port = common::refused_port();
+        for extra in [
+            r#"{"ssl": {"ca": "/etc/ssl/ca.pem"}}"#,
+            r#"{"ssl": "{\"ca\": \"/etc/ssl/ca.pem\"}"}"#,
+            r#"{"ssl_mode": "REQUIRED"}"#,
+            r#"{"ssl_mode": "verify_identity"}"#,
+        ] {
+            let conn = Connection::from_json(
+                "my_tls",
+                &format!(
+                    r#"{{"conn_type": "mysql", "host": "127.0.0.1", "port": {port}, "login": "gust", "password": "my-tls-pw-1", "extra": {extra}}}"#
+                ),
+            )
+            .unwrap();
+            let e = MySqlHook::from_connection(&conn).await.unwrap_err();
+            eprintln!("{extra}: {e}");
+            assert_eq!(e.kind(), ErrorKind::Config, "{extra}: {e}");
+            assert!(e.to_string().contains("ssl"), "{e}");
+            assert!(!format!("{e:?}").contains("my-tls-pw-1"));
+        }
+        // Settings that allow plaintext still connect as before (here: refused).
+        for extra in [r#"{"ssl_mode": "DISABLED"}"#, r#"{"ssl_mode": "PREFERRED"}"#, r#"{"ssl": false}"#] {
+            let conn = Connection::from_json(
+                "my_tls",
+                &format!(
+                    r#"{{"conn_type": "mysql", "host": "127.0.0.1", "port": {port}, "extra": {extra}}}"#
+                ),
+            )
+            .unwrap();
+            let e = MySqlHook::from_connection(&conn).await.unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::Unavailable, "{extra}: {e}");
+        }
+    }
+}
