@@ -235,3 +235,219 @@ mod tls_mysql {
         }
     }
 }
+
+#[cfg(feature = "object-store")]
+mod paths_local_store {
+    use super::*;
+    use futures::TryStreamExt;
+    use gust::hooks::object_store::{ListEntry, ListOptions, LocalStore, ObjectStore, PutOptions};
+    use std::path::Path;
+
+    /// Every file under `dir` with its content, to prove nothing outside changed.
+    fn snapshot(dir: &Path) -> Vec<(String, Vec<u8>)> {
+        let mut out = Vec::new();
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                out.extend(snapshot(&path));
+            } else {
+                out.push((path.display().to_string(), std::fs::read(&path).unwrap()));
+            }
+        }
+        out.sort();
+        out
+    }
+
+    /// A store root with bucket `b`, and beside it a directory `outside` holding
+    /// `secret.txt`, which no operation on the store may read, change or delete.
+    fn setup() -> (tempfile::TempDir, LocalStore, std::path::PathBuf) {
+        let tmp = tempfile::tempdir().unwrap();
+        let outside = tmp.path().join("outside");
+        std::fs::create_dir_all(outside.join("sub")).unwrap();
+        std::fs::write(outside.join("secret.txt"), b"outside secret").unwrap();
+        std::fs::write(outside.join("sub/deep.txt"), b"deep secret").unwrap();
+        let store = LocalStore::new(tmp.path().join("root")).unwrap();
+        std::fs::create_dir(tmp.path().join("root/b")).unwrap();
+        std::fs::write(tmp.path().join("root/b/ok.txt"), b"inside").unwrap();
+        (tmp, store, outside)
+    }
+
+    async fn all_keys(store: &LocalStore, bucket: &str) -> Vec<String> {
+        store
+            .list(bucket, ListOptions::new())
+            .try_collect::<Vec<_>>()
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|e| match e {
+                ListEntry::Object(m) => m.key,
+                ListEntry::Prefix(p) => p,
+            })
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn local_store_keys_with_dot_dot_or_absolute_paths_are_rejected() {
+        let (tmp, store, outside) = setup();
+        let before = snapshot(tmp.path());
+        let abs = format!("{}/secret.txt", outside.display());
+        let bad_keys = [
+            "../outside/secret.txt",
+            "../../outside/secret.txt",
+            "a/../../outside/secret.txt",
+            "a/../../../x",
+            "..",
+            ".",
+            "./ok.txt",
+            abs.as_str(),
+            "/etc/passwd",
+            "a//b",
+            "a/\0/b",
+            "a\n/../x",
+        ];
+        for key in bad_keys {
+            let is_bad = |e: Error| {
+                assert_eq!(e.kind(), ErrorKind::InvalidInput, "{key:?}: {e}");
+            };
+            is_bad(store.get("b", key).await.unwrap_err());
+            is_bad(store.head("b", key).await.unwrap_err());
+            is_bad(store.get_range("b", key, 0..4).await.unwrap_err());
+            is_bad(
+                store
+                    .put("b", key, "x".into(), &PutOptions::default())
+                    .await
+                    .unwrap_err(),
+            );
+            is_bad(store.copy("b", key, "b", "copy.txt").await.unwrap_err());
+            is_bad(store.copy("b", "ok.txt", "b", key).await.unwrap_err());
+            is_bad(store.delete("b", &[key.to_string()]).await.unwrap_err());
+        }
+        for bucket in ["..", "../outside", ".", "b/..", "/tmp", "outside/.."] {
+            let e = store.get(bucket, "secret.txt").await.unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::InvalidInput, "{bucket:?}: {e}");
+            let e = store.create_bucket(bucket).await.unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::InvalidInput, "{bucket:?}: {e}");
+        }
+        let e = store
+            .list("b", ListOptions::new().prefix("/etc"))
+            .try_collect::<Vec<_>>()
+            .await
+            .unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::InvalidInput, "{e}");
+        // A `../` prefix only filters this bucket's keys: it matches none.
+        let listed: Vec<_> = store
+            .list("b", ListOptions::new().prefix("../"))
+            .try_collect()
+            .await
+            .unwrap();
+        assert!(listed.is_empty(), "{listed:?}");
+        assert_eq!(snapshot(tmp.path()), before);
+    }
+
+    /// Encoded or look-alike traversals are plain names: they stay in the bucket.
+    #[tokio::test]
+    async fn local_store_encoded_traversals_are_literal_names_inside_the_bucket() {
+        let (tmp, store, outside) = setup();
+        let outside_before = snapshot(&outside);
+        for key in [
+            "%2e%2e/outside/secret.txt",
+            "..%2foutside%2fsecret.txt",
+            "..\\outside\\secret.txt",
+            "\u{2025}/outside/secret.txt",
+            "...",
+            "a/..b/c",
+        ] {
+            store
+                .put("b", key, "in".into(), &PutOptions::default())
+                .await
+                .unwrap_or_else(|e| panic!("{key:?}: {e}"));
+            assert_eq!(&store.get("b", key).await.unwrap()[..], b"in");
+            assert!(all_keys(&store, "b").await.contains(&key.to_string()));
+            let file = tmp.path().join("root/b").join(key);
+            assert!(file.is_file(), "{key:?} is not at {}", file.display());
+            store.delete("b", &[key.to_string()]).await.unwrap();
+        }
+        assert_eq!(snapshot(&outside), outside_before);
+    }
+
+    /// Symbolic links planted inside the bucket, to a directory and to a file
+    /// outside it: reads, writes, copies and deletes through them are refused,
+    /// listings skip them, and nothing outside changes.
+    #[tokio::test]
+    async fn local_store_symlinks_out_of_the_bucket_are_not_followed() {
+        let (tmp, store, outside) = setup();
+        let bucket = tmp.path().join("root/b");
+        std::os::unix::fs::symlink(&outside, bucket.join("dirlink")).unwrap();
+        std::os::unix::fs::symlink(outside.join("secret.txt"), bucket.join("filelink")).unwrap();
+        std::fs::create_dir(bucket.join("real")).unwrap();
+        std::os::unix::fs::symlink("../../../outside", bucket.join("real/rel")).unwrap();
+        let outside_before = snapshot(&outside);
+
+        let refused = |what: &str, e: Error| {
+            assert_eq!(e.kind(), ErrorKind::InvalidInput, "{what}: {e}");
+            assert!(e.to_string().contains("symbolic link"), "{what}: {e}");
+        };
+        for key in [
+            "dirlink/secret.txt",
+            "dirlink/sub/deep.txt",
+            "filelink",
+            "real/rel/secret.txt",
+        ] {
+            refused(key, store.get("b", key).await.unwrap_err());
+            refused(key, store.head("b", key).await.unwrap_err());
+            refused(key, store.get_range("b", key, 0..3).await.unwrap_err());
+            refused(key, store.copy("b", key, "b", "stolen.txt").await.unwrap_err());
+        }
+        for key in [
+            "dirlink/secret.txt",
+            "dirlink/new.txt",
+            "dirlink/newdir/new.txt",
+            "real/rel/sub/deep.txt",
+        ] {
+            let e = store
+                .put("b", key, "overwritten".into(), &PutOptions::default())
+                .await
+                .unwrap_err();
+            refused(key, e);
+            refused(key, store.copy("b", "ok.txt", "b", key).await.unwrap_err());
+            let report = store.delete("b", &[key.to_string()]).await.unwrap();
+            assert!(report.deleted.is_empty(), "{key}: {report:?}");
+            assert_eq!(report.errors.len(), 1, "{key}: {report:?}");
+        }
+        // A listing shows the bucket's own files, not what the links point to.
+        let keys = all_keys(&store, "b").await;
+        assert_eq!(keys, vec!["ok.txt".to_string()], "{keys:?}");
+        assert_eq!(snapshot(&outside), outside_before);
+        // Deleting the link key removes the link, never its target.
+        let report = store.delete("b", &["filelink".to_string()]).await.unwrap();
+        assert_eq!(report.deleted, vec!["filelink".to_string()]);
+        assert!(!bucket.join("filelink").exists());
+        // Overwriting a link key replaces the link, not the file it names.
+        std::os::unix::fs::symlink(outside.join("secret.txt"), bucket.join("filelink")).unwrap();
+        store
+            .put("b", "filelink", "mine".into(), &PutOptions::default())
+            .await
+            .unwrap();
+        assert_eq!(&store.get("b", "filelink").await.unwrap()[..], b"mine");
+        assert_eq!(snapshot(&outside), outside_before);
+    }
+
+    /// Links that stay inside the bucket, and a bucket directory that is itself a
+    /// link (to another disk), keep working.
+    #[tokio::test]
+    async fn local_store_links_inside_the_bucket_and_linked_buckets_work() {
+        let (tmp, store, _outside) = setup();
+        let bucket = tmp.path().join("root/b");
+        std::os::unix::fs::symlink(bucket.join("ok.txt"), bucket.join("alias.txt")).unwrap();
+        assert_eq!(&store.get("b", "alias.txt").await.unwrap()[..], b"inside");
+        let disk = tmp.path().join("other-disk");
+        std::fs::create_dir(&disk).unwrap();
+        std::os::unix::fs::symlink(&disk, tmp.path().join("root/linked")).unwrap();
+        store
+            .put("linked", "x/y.txt", "z".into(), &PutOptions::default())
+            .await
+            .unwrap();
+        assert_eq!(&store.get("linked", "x/y.txt").await.unwrap()[..], b"z");
+        assert!(disk.join("x/y.txt").is_file());
+    }
+}
