@@ -58,7 +58,11 @@ mod tls_s3 {
             .await
             .unwrap_err();
         assert_cert_refused(&e, "tls-secret-key-1");
-        assert_eq!(seen.app_bytes(), app, "a request went to the untrusted server");
+        assert_eq!(
+            seen.app_bytes(),
+            app,
+            "a request went to the untrusted server"
+        );
     }
 }
 
@@ -77,7 +81,11 @@ mod tls_mlflow {
             MlflowHook::from_uri(&format!("https://user:mlflow-tls-pw@localhost:{port}")).unwrap();
         let e = hook.get_experiment_by_name("Default").await.unwrap_err();
         assert_cert_refused(&e, "mlflow-tls-pw");
-        assert_eq!(seen.app_bytes(), app, "a request went to the untrusted server");
+        assert_eq!(
+            seen.app_bytes(),
+            app,
+            "a request went to the untrusted server"
+        );
     }
 }
 
@@ -102,7 +110,11 @@ mod tls_sagemaker {
         let hook = SageMakerHook::from_connection(&conn).await.unwrap();
         let e = hook.describe_job(Job::Training, "job").await.unwrap_err();
         assert_cert_refused(&e, "sm-secret-key-1");
-        assert_eq!(seen.app_bytes(), app, "a request went to the untrusted server");
+        assert_eq!(
+            seen.app_bytes(),
+            app,
+            "a request went to the untrusted server"
+        );
     }
 }
 
@@ -119,7 +131,9 @@ mod tls_redis {
         let app = seen.app_bytes();
         let conn = Connection::from_uri(
             "redis_tls_self",
-            &format!("redis://:redis-tls-pw-1@localhost:{port}/0?ssl=true&socket_connect_timeout=5"),
+            &format!(
+                "redis://:redis-tls-pw-1@localhost:{port}/0?ssl=true&socket_connect_timeout=5"
+            ),
         )
         .unwrap();
         let e = RedisHook::from_connection(&conn).await.unwrap_err();
@@ -186,7 +200,11 @@ mod tls_postgres {
             eprintln!("{query}: {e}");
             assert!(!format!("{e:?}").contains("pg-tls-pw-1"));
         }
-        assert_eq!(seen.handshakes(), 0, "a TLS session with an untrusted certificate");
+        assert_eq!(
+            seen.handshakes(),
+            0,
+            "a TLS session with an untrusted certificate"
+        );
         assert_eq!(seen.app_bytes(), 0);
     }
 }
@@ -222,7 +240,11 @@ mod tls_mysql {
             assert!(!format!("{e:?}").contains("my-tls-pw-1"));
         }
         // Settings that allow plaintext still connect as before (here: refused).
-        for extra in [r#"{"ssl_mode": "DISABLED"}"#, r#"{"ssl_mode": "PREFERRED"}"#, r#"{"ssl": false}"#] {
+        for extra in [
+            r#"{"ssl_mode": "DISABLED"}"#,
+            r#"{"ssl_mode": "PREFERRED"}"#,
+            r#"{"ssl": false}"#,
+        ] {
             let conn = Connection::from_json(
                 "my_tls",
                 &format!(
@@ -396,7 +418,10 @@ mod paths_local_store {
             refused(key, store.get("b", key).await.unwrap_err());
             refused(key, store.head("b", key).await.unwrap_err());
             refused(key, store.get_range("b", key, 0..3).await.unwrap_err());
-            refused(key, store.copy("b", key, "b", "stolen.txt").await.unwrap_err());
+            refused(
+                key,
+                store.copy("b", key, "b", "stolen.txt").await.unwrap_err(),
+            );
         }
         for key in [
             "dirlink/secret.txt",
@@ -449,5 +474,149 @@ mod paths_local_store {
             .unwrap();
         assert_eq!(&store.get("linked", "x/y.txt").await.unwrap()[..], b"z");
         assert!(disk.join("x/y.txt").is_file());
+    }
+}
+
+#[cfg(feature = "mlflow")]
+mod paths_mlflow_rest {
+    use super::*;
+    use gust::hooks::mlflow::MlflowHook;
+    use std::time::Duration;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// A tracking server with a proxied artifact root whose artifact listing
+    /// is `listing(path)` (the JSON `files`), and whose every file holds `pwn`.
+    async fn malicious_server(listing: fn(&str) -> String) -> u16 {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        tokio::spawn(async move {
+            while let Ok((mut sock, _)) = listener.accept().await {
+                tokio::spawn(async move {
+                    let mut head = Vec::new();
+                    let mut buf = [0u8; 4096];
+                    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                        match sock.read(&mut buf).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => head.extend_from_slice(&buf[..n]),
+                        }
+                    }
+                    let head = String::from_utf8_lossy(&head).into_owned();
+                    let target = head.split_whitespace().nth(1).unwrap_or("").to_string();
+                    let body = if target.starts_with("/api/2.0/mlflow/runs/get") {
+                        r#"{"run": {"info": {"run_id": "r1", "experiment_id": "1", "status": "RUNNING", "artifact_uri": "mlflow-artifacts:/1/r1/artifacts"}, "data": {}}}"#.to_string()
+                    } else if let Some(q) =
+                        target.strip_prefix("/api/2.0/mlflow-artifacts/artifacts?path=")
+                    {
+                        let dir = percent_encoding::percent_decode_str(q)
+                            .decode_utf8_lossy()
+                            .into_owned();
+                        let rel = dir
+                            .trim_start_matches("1/r1/artifacts")
+                            .trim_start_matches('/');
+                        format!(r#"{{"files": {}}}"#, listing(rel))
+                    } else {
+                        "pwn".to_string()
+                    };
+                    let resp = format!(
+                        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                        body.len()
+                    );
+                    let _ = sock.write_all(resp.as_bytes()).await;
+                });
+            }
+        });
+        port
+    }
+
+    async fn download(port: u16, path: &str, dst: &std::path::Path) -> Result<std::path::PathBuf> {
+        let hook = MlflowHook::from_uri(&format!("http://127.0.0.1:{port}"))
+            .unwrap()
+            .with_max_retries(0);
+        // Bounded: a listing that loops must fail the test, not hang it.
+        tokio::time::timeout(
+            Duration::from_secs(20),
+            hook.download_artifacts("r1", path, dst),
+        )
+        .await
+        .expect("download_artifacts still running after 20 s: a listing loop?")
+    }
+
+    /// A listing naming `../..` paths or absolute paths writes nothing outside
+    /// the destination directory.
+    #[tokio::test]
+    async fn mlflow_rest_download_stays_in_its_destination_whatever_the_listing() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dst = tmp.path().join("a/b/dst");
+        std::fs::create_dir_all(&dst).unwrap();
+        let port = malicious_server(|dir| match dir {
+            "" => r#"[{"path": "../../../escape.txt", "is_dir": false, "file_size": 3}]"#.into(),
+            _ => "[]".into(),
+        })
+        .await;
+        let e = download(port, "", &dst).await.unwrap_err();
+        eprintln!("{e}");
+        assert_eq!(e.kind(), ErrorKind::Remote, "{e}");
+        assert!(e.to_string().contains("escape.txt"), "{e}");
+        let port = malicious_server(|dir| match dir {
+            "model" => r#"[{"path": "../../../../escape2.txt", "is_dir": false}]"#.into(),
+            "" => r#"[{"path": "model", "is_dir": true}]"#.into(),
+            _ => "[]".into(),
+        })
+        .await;
+        assert!(download(port, "", &dst).await.is_err());
+        assert!(download(port, "model", &dst).await.is_err());
+        // An absolute path in a listing is a path under the destination.
+        let port = malicious_server(|dir| match dir {
+            "" => format!(
+                r#"[{{"path": "{}/abs.txt", "is_dir": false}}]"#,
+                std::env::temp_dir().join("gust-security-abs").display()
+            ),
+            _ => "[]".into(),
+        })
+        .await;
+        let _ = download(port, "", &dst).await;
+        assert!(
+            !std::env::temp_dir()
+                .join("gust-security-abs/abs.txt")
+                .exists()
+        );
+        let mut found = Vec::new();
+        let mut stack = vec![tmp.path().to_path_buf()];
+        while let Some(d) = stack.pop() {
+            for e in std::fs::read_dir(&d).unwrap() {
+                let p = e.unwrap().path();
+                if p.is_dir() {
+                    stack.push(p);
+                } else {
+                    found.push(p);
+                }
+            }
+        }
+        assert!(
+            found.iter().all(|p| p.starts_with(&dst)),
+            "written outside {}: {found:?}",
+            dst.display()
+        );
+    }
+
+    /// A listing that names the listed directory inside itself (`""`, `.`,
+    /// `x/`) is refused, not followed forever.
+    #[tokio::test]
+    async fn mlflow_rest_download_refuses_a_listing_that_loops() {
+        let tmp = tempfile::tempdir().unwrap();
+        let loops: [fn(&str) -> String; 3] = [
+            |_| r#"[{"path": "", "is_dir": true}]"#.into(),
+            |_| r#"[{"path": ".", "is_dir": true}]"#.into(),
+            |dir| match dir {
+                "" => r#"[{"path": "m", "is_dir": true}]"#.into(),
+                _ => r#"[{"path": "/", "is_dir": true}]"#.into(),
+            },
+        ];
+        for listing in loops {
+            let port = malicious_server(listing).await;
+            let e = download(port, "", tmp.path()).await.unwrap_err();
+            eprintln!("{e}");
+            assert_eq!(e.kind(), ErrorKind::Remote, "{e}");
+        }
     }
 }
