@@ -620,3 +620,169 @@ mod paths_mlflow_rest {
         }
     }
 }
+
+#[cfg(feature = "mlflow")]
+mod paths_mlflow_file {
+    use super::*;
+    use gust::hooks::mlflow::MlflowHook;
+    use std::path::{Path, PathBuf};
+
+    fn files_under(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+        let mut out = Vec::new();
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return out;
+        };
+        for e in entries {
+            let p = e.unwrap().path();
+            if p.is_symlink() {
+                continue;
+            }
+            if p.is_dir() {
+                out.extend(files_under(&p));
+            } else {
+                out.push((p.clone(), std::fs::read(&p).unwrap()));
+            }
+        }
+        out.sort();
+        out
+    }
+
+    /// A file store with one run, its artifact directory, a local file to
+    /// upload, and a directory `outside` the store with a secret.
+    async fn setup() -> (
+        tempfile::TempDir,
+        MlflowHook,
+        String,
+        PathBuf,
+        PathBuf,
+        PathBuf,
+    ) {
+        let tmp = tempfile::tempdir().unwrap();
+        let hook = MlflowHook::from_uri(&format!("file://{}", tmp.path().join("mlruns").display()))
+            .unwrap();
+        let exp = hook.get_or_create_experiment("security").await.unwrap();
+        let run = hook.create_run(&exp, None).await.unwrap();
+        let artifacts = PathBuf::from(
+            run.info()
+                .artifact_uri
+                .strip_prefix("file://")
+                .unwrap()
+                .to_string(),
+        );
+        let outside = tmp.path().join("outside");
+        std::fs::create_dir_all(&outside).unwrap();
+        std::fs::write(outside.join("secret.txt"), b"outside secret").unwrap();
+        let local = tmp.path().join("upload.txt");
+        std::fs::write(&local, b"mine").unwrap();
+        (
+            tmp,
+            hook,
+            run.run_id().to_string(),
+            artifacts,
+            outside,
+            local,
+        )
+    }
+
+    #[tokio::test]
+    async fn mlflow_file_store_ids_and_artifact_paths_cannot_escape() {
+        let (tmp, hook, run_id, artifacts, outside, local) = setup().await;
+        let dst = tmp.path().join("dst");
+        let before = files_under(tmp.path());
+        for bad_run in ["../0", "..", "0/..", "a/b", "/etc", "", "r\0"] {
+            let e = hook.log_artifact(bad_run, &local, None).await.unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::InvalidInput, "{bad_run:?}: {e}");
+            let e = hook.list_artifacts(bad_run, "").await.unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::InvalidInput, "{bad_run:?}: {e}");
+            let e = hook
+                .download_artifacts(bad_run, "", &dst)
+                .await
+                .unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::InvalidInput, "{bad_run:?}: {e}");
+        }
+        for bad_exp in ["../0", "..", "a/b", "/etc"] {
+            let e = hook.create_run(bad_exp, None).await.unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::InvalidInput, "{bad_exp:?}: {e}");
+        }
+        for bad in ["..", "../x", "a/../../x", "a/../..", "./../x"] {
+            let e = hook
+                .log_artifact(&run_id, &local, Some(bad))
+                .await
+                .unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::InvalidInput, "{bad:?}: {e}");
+            let e = hook.list_artifacts(&run_id, bad).await.unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::InvalidInput, "{bad:?}: {e}");
+            let e = hook
+                .download_artifacts(&run_id, bad, &dst)
+                .await
+                .unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::InvalidInput, "{bad:?}: {e}");
+        }
+        assert_eq!(files_under(tmp.path()), before, "a rejected call wrote");
+        // An absolute artifact path is a path under the run's artifact root.
+        let abs = format!("{}/abs", outside.display());
+        hook.log_artifact(&run_id, &local, Some(&abs))
+            .await
+            .unwrap();
+        assert!(!outside.join("abs").exists());
+        let stored = artifacts
+            .join(abs.trim_start_matches('/'))
+            .join("upload.txt");
+        assert!(stored.is_file(), "{}", stored.display());
+        let got = hook
+            .download_artifacts(&run_id, &format!("{abs}/upload.txt"), &dst)
+            .await
+            .unwrap();
+        assert!(got.starts_with(&dst), "{}", got.display());
+        assert_eq!(std::fs::read(&got).unwrap(), b"mine");
+    }
+
+    /// A symbolic link in a run's artifact directory to a directory or a file
+    /// outside the run: listing, downloading and uploading through it are
+    /// refused, and nothing outside changes or is read.
+    #[tokio::test]
+    async fn mlflow_file_store_symlinks_out_of_the_run_are_not_followed() {
+        let (tmp, hook, run_id, artifacts, outside, local) = setup().await;
+        std::os::unix::fs::symlink(&outside, artifacts.join("dirlink")).unwrap();
+        std::os::unix::fs::symlink(outside.join("secret.txt"), artifacts.join("filelink")).unwrap();
+        let outside_before = files_under(&outside);
+        let dst = tmp.path().join("dst");
+
+        let refused = |what: &str, r: Result<()>| {
+            let e = r.unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::InvalidInput, "{what}: {e}");
+            assert!(e.to_string().contains("symbolic link"), "{what}: {e}");
+        };
+        refused(
+            "list dirlink",
+            hook.list_artifacts(&run_id, "dirlink").await.map(drop),
+        );
+        for path in ["dirlink/secret.txt", "filelink"] {
+            let r = hook.download_artifacts(&run_id, path, &dst).await;
+            assert!(r.is_err(), "{path}: downloaded {r:?}");
+        }
+        // The whole tree: the links are not followed into `outside`.
+        let _ = hook.download_artifacts(&run_id, "", &dst).await;
+        for p in files_under(&dst) {
+            assert_ne!(
+                p.1,
+                b"outside secret",
+                "read through a link: {}",
+                p.0.display()
+            );
+        }
+        for at in ["dirlink", "dirlink/new"] {
+            refused(at, hook.log_artifact(&run_id, &local, Some(at)).await);
+        }
+        refused(
+            "log_artifacts",
+            hook.log_artifacts(
+                &run_id,
+                local.parent().unwrap().join("outside").as_path(),
+                Some("dirlink/x"),
+            )
+            .await,
+        );
+        assert_eq!(files_under(&outside), outside_before);
+    }
+}

@@ -73,14 +73,10 @@ impl LocalStore {
     }
 
     /// The path of `key`, checked not to lead out of the bucket's directory
-    /// through a symbolic link (a link planted in the bucket, to `/etc` or to
-    /// another bucket): the deepest existing part of the path — the whole path
-    /// when `follow_last`, else its parent — is resolved and must stay under the
-    /// resolved bucket directory. Reads follow the last link; writes and
-    /// deletes replace or remove the link itself, so only its parents matter. A
-    /// bucket directory that is itself a link (to another disk) is fine. The
-    /// check runs before the operation, so a link swapped in between is not
-    /// caught: the store trusts whoever can write under its root that much.
+    /// through a symbolic link (planted in the bucket, to `/etc` or to another
+    /// bucket); see [`stays_under`](crate::paths::stays_under). Reads follow
+    /// the last link (`follow_last`); writes and deletes replace or remove the
+    /// link itself. A bucket directory that is itself a link is fine.
     async fn contained(
         &self,
         operation: &'static str,
@@ -89,39 +85,22 @@ impl LocalStore {
         follow_last: bool,
     ) -> Result<PathBuf> {
         let path = self.path(bucket, key);
-        let base = tokio::fs::canonicalize(self.bucket_dir(bucket))
-            .await
-            .map_err(|e| self.io_err(operation, bucket, Some(key), e))?;
-        let mut probe = if follow_last {
-            Some(path.as_path())
-        } else {
-            path.parent()
-        };
-        while let Some(p) = probe {
-            match tokio::fs::canonicalize(p).await {
-                Ok(real) if real.starts_with(&base) => return Ok(path),
-                Ok(_) => {
-                    return Err(Error::new(
-                        ErrorKind::InvalidInput,
-                        operation,
-                        "the key leads out of its bucket through a symbolic link",
-                    )
-                    .with("store", "local")
-                    .with("bucket", bucket)
-                    .with("key", key));
-                }
-                // Not there yet (a put's new directories, a dangling link): its
-                // existing parent decides.
-                Err(e)
-                    if matches!(
-                        e.kind(),
-                        io::ErrorKind::NotFound | io::ErrorKind::NotADirectory
-                    ) =>
-                {
-                    probe = p.parent();
-                }
-                Err(e) => return Err(self.io_err(operation, bucket, Some(key), e)),
-            }
+        let (root, probe) = (self.bucket_dir(bucket), path.clone());
+        let inside = tokio::task::spawn_blocking(move || {
+            crate::paths::stays_under(&root, &probe, follow_last)
+        })
+        .await
+        .map_err(|e| Error::new(ErrorKind::Io, operation, e.to_string()))?
+        .map_err(|e| self.io_err(operation, bucket, Some(key), e))?;
+        if !inside {
+            return Err(Error::new(
+                ErrorKind::InvalidInput,
+                operation,
+                "the key leads out of its bucket through a symbolic link",
+            )
+            .with("store", "local")
+            .with("bucket", bucket)
+            .with("key", key));
         }
         Ok(path)
     }
