@@ -786,3 +786,287 @@ mod paths_mlflow_file {
         assert_eq!(files_under(&outside), outside_before);
     }
 }
+
+#[cfg(all(
+    feature = "object-store",
+    any(feature = "sqlite", feature = "postgres", feature = "mysql")
+))]
+mod sql_identifiers {
+    use super::*;
+    use gust::hooks::object_store::{MemoryStore, ObjectStore, PutOptions};
+    use gust::hooks::sql::{InsertOptions, Parameters, RunOptions, Sql, SqlHook};
+    use gust::operators::sql::SqlExecuteQuery;
+    use gust::transfers::IfExists;
+    use gust::transfers::s3_to_sql::S3ToSql;
+    use gust::transfers::sql_to_sql::SqlToSql;
+    use serde_json::json;
+    use std::sync::Arc;
+
+    /// Names that would end the identifier and run a `DROP TABLE victim` if
+    /// they were pasted into SQL unquoted or quoted naively, for every dialect's
+    /// quote character, plus names that are merely unusual.
+    fn hostile(victim: &str) -> Vec<String> {
+        vec![
+            format!("a\"; DROP TABLE {victim}; --"),
+            format!("b`; DROP TABLE {victim}; --"),
+            format!("c'); DROP TABLE {victim}; --"),
+            format!("d\\\"; DROP TABLE {victim}; #"),
+            format!("e\" = \"e\" OR 1=1 --"),
+            "표 테이블 é ✓".to_string(),
+            "select".to_string(),
+        ]
+    }
+
+    async fn count(db: &dyn SqlHook, table: &str) -> i64 {
+        let sql = format!(
+            "SELECT COUNT(*) AS n FROM {}",
+            db.quote_identifier(table).unwrap()
+        );
+        let row = db.get_first(&sql, Parameters::None).await.unwrap().unwrap();
+        row["n"].as_i64().unwrap()
+    }
+
+    async fn run(db: &dyn SqlHook, sql: String) {
+        db.run(Sql::from(sql), RunOptions::default()).await.unwrap();
+    }
+
+    /// A CSV field, quoted.
+    fn csv(s: &str) -> String {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    }
+
+    /// Every place a transfer or a hook puts a table or column name into SQL,
+    /// with hostile names from a template's `params` and from an object's
+    /// header: the hostile table is created and filled literally, and the
+    /// victim table is untouched. A NUL or empty name is `InvalidInput`.
+    async fn identifiers_are_quoted(db: Arc<dyn SqlHook>) {
+        let store = Arc::new(MemoryStore::new());
+        store.create_bucket("raw").await.unwrap();
+        let victim = common::sql::table("victim");
+        let qv = db.quote_identifier(&victim).unwrap();
+        run(&*db, format!("CREATE TABLE {qv} (name VARCHAR(100))")).await;
+        run(&*db, format!("INSERT INTO {qv} VALUES ('kept')")).await;
+
+        for name in hostile(&victim) {
+            let qt = db.quote_identifier(&name).unwrap();
+            let qc = &qt;
+            run(&*db, format!("DROP TABLE IF EXISTS {qt}")).await;
+            let ctx = Context::builder("security", "load")
+                .params(json!({"table": name}))
+                .build();
+
+            // S3ToSql: the table from a template, the columns from the
+            // object's header; created with a hostile key column, then merged
+            // on it (the staging table, the upsert keys), then replaced.
+            let header = format!("{},v\n", csv(&name));
+            // ASCII values: a test database's default character set may be latin1.
+            let body = format!("{header}k1,1\nplain,2\n");
+            store
+                .put("raw", "in.csv", body.into(), &PutOptions::default())
+                .await
+                .unwrap();
+            let load = |if_exists: IfExists| {
+                S3ToSql::new("s3://raw/in.csv", "{{ params.table }}")
+                    .create_table([
+                        (name.as_str(), "VARCHAR(100) PRIMARY KEY"),
+                        ("v", "INTEGER"),
+                    ])
+                    .if_exists(if_exists)
+                    .with_store(store.clone() as Arc<dyn ObjectStore>)
+                    .with_hook(db.clone())
+            };
+            let out = load(IfExists::Append)
+                .execute(&ctx)
+                .await
+                .unwrap_or_else(|e| panic!("{name:?}: {e}"));
+            assert_eq!(out["table"], json!(name));
+            assert_eq!(count(&*db, &name).await, 2, "{name:?}");
+            let body = format!("{header}k1,10\nnew,3\n");
+            store
+                .put("raw", "in.csv", body.into(), &PutOptions::default())
+                .await
+                .unwrap();
+            load(IfExists::merge([name.clone()]))
+                .execute(&ctx)
+                .await
+                .unwrap_or_else(|e| panic!("merge {name:?}: {e}"));
+            let row = db
+                .get_first(
+                    &format!("SELECT v FROM {qt} WHERE {qc} = :k"),
+                    Parameters::from(json!({"k": "k1"})),
+                )
+                .await
+                .unwrap()
+                .unwrap();
+            assert_eq!(row["v"], json!(10), "{name:?}");
+            assert_eq!(count(&*db, &name).await, 3, "{name:?}");
+            load(IfExists::Replace)
+                .execute(&ctx)
+                .await
+                .unwrap_or_else(|e| panic!("replace {name:?}: {e}"));
+            assert_eq!(count(&*db, &name).await, 2, "{name:?}");
+
+            // insert_rows with an upsert on the hostile column.
+            db.insert_rows(
+                &name,
+                &[name.clone(), "v".to_string()],
+                vec![vec![json!("k1"), json!(20)], vec![json!("x"), json!(4)]],
+                InsertOptions {
+                    replace: true,
+                    replace_index: vec![name.clone()],
+                    ..InsertOptions::default()
+                },
+            )
+            .await
+            .unwrap_or_else(|e| panic!("insert_rows {name:?}: {e}"));
+            assert_eq!(count(&*db, &name).await, 3, "{name:?}");
+
+            // SqlToSql: a source column with the hostile name into the
+            // hostile table (from a template), through a staging table.
+            let source = Arc::new(
+                gust::hooks::sqlite::SqliteHook::open("src", ":memory:")
+                    .await
+                    .unwrap(),
+            );
+            let src_col = source.quote_identifier(&name).unwrap();
+            let op = SqlToSql::new(
+                format!("SELECT 'from sql' AS {src_col}, 7 AS v"),
+                "{{ params.table }}",
+            )
+            .with_source_hook(source)
+            .with_destination_hook(db.clone())
+            .if_exists(IfExists::Replace);
+            op.execute(&ctx)
+                .await
+                .unwrap_or_else(|e| panic!("sql_to_sql {name:?}: {e}"));
+            assert_eq!(count(&*db, &name).await, 1, "{name:?}");
+
+            assert_eq!(count(&*db, &victim).await, 1, "victim changed by {name:?}");
+            run(&*db, format!("DROP TABLE {qt}")).await;
+        }
+
+        // Names no database can hold: refused before any SQL runs.
+        for bad in ["a\0b", ""] {
+            let ctx = Context::builder("security", "load")
+                .params(json!({"table": bad}))
+                .build();
+            let e = S3ToSql::new("s3://raw/in.csv", "{{ params.table }}")
+                .with_store(store.clone() as Arc<dyn ObjectStore>)
+                .with_hook(db.clone())
+                .execute(&ctx)
+                .await
+                .unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::InvalidInput, "{bad:?}: {e}");
+            let e = db
+                .insert_rows(
+                    "t",
+                    &[bad.to_string()],
+                    vec![vec![json!(1)]],
+                    Default::default(),
+                )
+                .await
+                .unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::InvalidInput, "{bad:?}: {e}");
+        }
+        // Longer than any database's identifiers (PostgreSQL cuts at 63 bytes,
+        // consistently; MariaDB refuses beyond 64 characters): a working
+        // table or a typed error, never anything else.
+        let long = format!("{}\"; DROP TABLE {victim}; --", "l".repeat(200));
+        let ctx = Context::builder("security", "load")
+            .params(json!({"table": long}))
+            .build();
+        store
+            .put("raw", "in.csv", "id\n1\n".into(), &PutOptions::default())
+            .await
+            .unwrap();
+        let loaded = S3ToSql::new("s3://raw/in.csv", "{{ params.table }}")
+            .create_table([("id", "INTEGER")])
+            .with_store(store.clone() as Arc<dyn ObjectStore>)
+            .with_hook(db.clone())
+            .execute(&ctx)
+            .await;
+        match loaded {
+            Ok(out) => {
+                assert_eq!(out["rows"], json!(1));
+                assert_eq!(count(&*db, &long).await, 1);
+                run(
+                    &*db,
+                    format!("DROP TABLE {}", db.quote_identifier(&long).unwrap()),
+                )
+                .await;
+            }
+            Err(e) => {
+                eprintln!("{}: {e}", db.dialect());
+                assert_eq!(e.kind(), ErrorKind::InvalidInput, "{e}");
+            }
+        }
+        assert_eq!(count(&*db, &victim).await, 1);
+        run(&*db, format!("DROP TABLE {qv}")).await;
+    }
+
+    /// Values given as `parameters` (rendered from `params` first) are bound,
+    /// never pasted into the statement: a value that is SQL stays a value. (A
+    /// template that pastes `{{ params.x }}` into the SQL text itself is the
+    /// author's SQL, rendered as written.)
+    async fn parameters_are_bound(db: Arc<dyn SqlHook>) {
+        let victim = common::sql::table("pvictim");
+        let qv = db.quote_identifier(&victim).unwrap();
+        run(&*db, format!("CREATE TABLE {qv} (name VARCHAR(200))")).await;
+        let evil = format!("x'); DROP TABLE {victim}; --");
+        let ctx = Context::builder("security", "insert")
+            .params(json!({"evil": evil}))
+            .build();
+        let op = SqlExecuteQuery::new(
+            db.conn_id(),
+            format!("INSERT INTO {qv} (name) VALUES (:name)"),
+        )
+        .parameters(json!({"name": "{{ params.evil }}"}))
+        .with_hook(db.clone());
+        op.execute(&ctx).await.unwrap();
+        let rows = db
+            .get_records(&format!("SELECT name FROM {qv}"), Parameters::None)
+            .await
+            .unwrap();
+        assert_eq!(rows.len(), 1);
+        assert_eq!(rows[0]["name"], json!(evil));
+        run(&*db, format!("DROP TABLE {qv}")).await;
+    }
+
+    #[cfg(feature = "sqlite")]
+    #[tokio::test]
+    async fn sqlite_identifiers_are_quoted_and_parameters_bound() {
+        let db = Arc::new(
+            gust::hooks::sqlite::SqliteHook::open("lite", ":memory:")
+                .await
+                .unwrap(),
+        );
+        identifiers_are_quoted(db.clone()).await;
+        parameters_are_bound(db).await;
+    }
+
+    #[cfg(feature = "postgres")]
+    #[tokio::test]
+    async fn postgres_identifiers_are_quoted_and_parameters_bound() {
+        let conn = crate::require_conn!("postgres_default");
+        let db = Arc::new(
+            gust::hooks::postgres::PostgresHook::from_connection(&conn)
+                .await
+                .unwrap(),
+        );
+        identifiers_are_quoted(db.clone()).await;
+        parameters_are_bound(db).await;
+    }
+
+    #[cfg(feature = "mysql")]
+    #[tokio::test]
+    async fn mysql_identifiers_are_quoted_and_parameters_bound() {
+        let conn = crate::require_conn!("mysql_default").with_extra("local_infile", json!(true));
+        let db = Arc::new(
+            gust::hooks::mysql::MySqlHook::from_connection(&conn)
+                .await
+                .unwrap(),
+        );
+        identifiers_are_quoted(db.clone()).await;
+        parameters_are_bound(db).await;
+    }
+}

@@ -374,10 +374,12 @@ impl PostgresHook {
         if replace {
             // TRUNCATE writes nothing per row, but fails on a table that foreign
             // keys reference: DELETE there. Both roll back with the COPY.
+            // `regclass` parses its text as SQL: give it the quoted name, or a
+            // mixed-case or unusual name is folded or refused.
             let referenced: Option<(i32,)> = sqlx::query_as(
                 "SELECT 1 FROM pg_constraint WHERE contype = 'f' AND confrelid = $1::regclass LIMIT 1",
             )
-            .bind(table)
+            .bind(&target)
             .fetch_optional(&mut *tx)
             .await
             .map_err(db)?;
