@@ -27,6 +27,8 @@ fn assert_cert_refused(e: &Error, secret: &str) {
         src = s.source();
     }
     eprintln!("{text}");
+    assert_eq!(e.kind(), ErrorKind::Auth, "{text}");
+    assert!(!e.is_retryable(), "{text}");
     assert!(
         text.to_lowercase().contains("certificate"),
         "the cause is not named: {text}"
