@@ -140,7 +140,38 @@ mod tls_redis {
         .unwrap();
         let e = RedisHook::from_connection(&conn).await.unwrap_err();
         assert_cert_refused(&e, "redis-tls-pw-1");
+        // Neither skipping the hostname check nor redis-py's `ssl_cert_reqs`
+        // turns off the verification of the chain.
+        for extra in ["ssl_check_hostname=false", "ssl_cert_reqs=none"] {
+            let conn = Connection::from_uri(
+                "redis_tls_self",
+                &format!(
+                    "redis://:redis-tls-pw-1@localhost:{port}/0?ssl=true&socket_connect_timeout=5&{extra}"
+                ),
+            )
+            .unwrap();
+            let e = RedisHook::from_connection(&conn).await.unwrap_err();
+            assert_cert_refused(&e, "redis-tls-pw-1");
+        }
         assert_eq!(seen.app_bytes(), app, "AUTH went to the untrusted server");
+        // Trusting the certificate (extra ssl_ca_certs) is the way to connect:
+        // the handshake completes (the fake then fails as a Redis server).
+        let handshakes = seen.handshakes();
+        let ca = tls::cert_path().display().to_string();
+        let conn = Connection::from_uri(
+            "redis_tls_self",
+            &format!(
+                "redis://:redis-tls-pw-1@localhost:{port}/0?ssl=true&socket_connect_timeout=5&ssl_ca_certs={}",
+                ca.replace('/', "%2F")
+            ),
+        )
+        .unwrap();
+        let e = RedisHook::from_connection(&conn).await.unwrap_err();
+        assert!(!format!("{e:?}").contains("redis-tls-pw-1"), "{e:?}");
+        assert!(
+            seen.handshakes() > handshakes,
+            "trusted, yet no handshake: {e}"
+        );
     }
 }
 
