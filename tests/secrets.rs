@@ -182,6 +182,61 @@ async fn no_secret_in_logs_reports_or_errors_child() {
     }
 }
 
+const TPL_PASSWORD: &str = "tpl-pw-12345";
+const TPL_TOKEN: &str = "tpl-token-67890";
+const TPL_AWS_SECRET: &str = "tpl-aws-secret-abc";
+
+#[test]
+fn templates_never_render_a_secret() {
+    run_child(
+        "templates_never_render_a_secret_child",
+        &[(
+            "AIRFLOW_CONN_GUST_SECRET_TPL",
+            format!(
+                "postgres://etl:{TPL_PASSWORD}@db.example.com:5432/warehouse?api_token={TPL_TOKEN}&aws_secret_access_key={TPL_AWS_SECRET}&region=eu-west-1"
+            ),
+        )],
+    );
+}
+
+/// Every way a template can reach a connection (the object itself, its
+/// fields, its extras whole or one by one, as JSON) renders no secret: a
+/// rendered-template preview (`Context::builder` + `render`) is as safe as a
+/// run.
+#[tokio::test]
+#[ignore = "run by templates_never_render_a_secret in a child process"]
+async fn templates_never_render_a_secret_child() {
+    if !in_child() {
+        return;
+    }
+    let logs = logs();
+    let secrets = [TPL_PASSWORD, TPL_TOKEN, TPL_AWS_SECRET];
+    let ctx = Context::builder("secrets", "preview").build();
+    let mut shown = String::new();
+    for expr in [
+        "{{ conn.gust_secret_tpl }}",
+        "{{ conn.gust_secret_tpl | tojson }}",
+        "{{ conn.gust_secret_tpl.password }}",
+        "{{ conn.gust_secret_tpl.get_uri() }}",
+        "{{ conn.gust_secret_tpl.extra }}",
+        "{{ conn.gust_secret_tpl.extra_dejson }}",
+        "{{ conn.gust_secret_tpl.extra_dejson | tojson }}",
+        "{{ conn.gust_secret_tpl.extra_dejson.api_token }}",
+        "{{ conn.gust_secret_tpl.extra_dejson['aws_secret_access_key'] }}",
+        "{% for k, v in conn.gust_secret_tpl.extra_dejson | items %}{{ k }}={{ v }};{% endfor %}",
+        "{{ conn.gust_secret_tpl.extra_dejson.region }}@{{ conn.gust_secret_tpl.host }}",
+    ] {
+        let out = match ctx.render(expr) {
+            Ok(text) => text,
+            Err(e) => error_chain(&e),
+        };
+        shown.push_str(&format!("{expr} => {out}\n"));
+    }
+    // What is not secret still renders.
+    assert!(shown.contains("eu-west-1@db.example.com"), "{shown}");
+    assert_absent(&shown, &secrets);
+}
+
 #[test]
 fn short_secrets_keep_messages_readable_and_conn_ids_intact() {
     // A one-letter password: masking every `a` would mangle the text and reveal it.

@@ -152,6 +152,24 @@ pub(super) fn mask_json(v: &PyJson) -> PyJson {
     }
 }
 
+/// A connection's extras as templates see them: every entry under a sensitive
+/// key (at any depth) left out — like the password, a secret is not a template
+/// variable, so using one is an error, not a silent `***` — and the password
+/// in any URL's userinfo masked.
+pub(crate) fn template_extras(v: &Value) -> Value {
+    match v {
+        Value::String(s) if s.contains("://") => Value::String(mask_userinfo(s)),
+        Value::Object(map) => Value::Object(
+            map.iter()
+                .filter(|(k, _)| !is_sensitive_key(k))
+                .map(|(k, v)| (k.clone(), template_extras(v)))
+                .collect(),
+        ),
+        Value::Array(items) => Value::Array(items.iter().map(template_extras).collect()),
+        other => other.clone(),
+    }
+}
+
 /// Every scalar under a sensitive key, as text, and the userinfo secrets of every URL.
 fn sensitive_values(v: &Value, under_sensitive: bool, out: &mut Vec<String>) {
     match v {
