@@ -238,6 +238,81 @@ async fn templates_never_render_a_secret_child() {
 }
 
 #[test]
+fn xcom_and_report_never_show_a_secret() {
+    run_child(
+        "xcom_and_report_never_show_a_secret_child",
+        &[(
+            "AIRFLOW_CONN_GUST_SECRET_TPL",
+            format!(
+                "postgres://etl:{TPL_PASSWORD}@db.example.com:5432/warehouse?api_token={TPL_TOKEN}&aws_secret_access_key={TPL_AWS_SECRET}&region=eu-west-1"
+            ),
+        )],
+    );
+}
+
+/// A task whose XCom is a rendering of a connection's extras, or that returns
+/// (or pushes) a secret it got from the connection: the run report, the XCom
+/// and a downstream task's pull show it masked.
+#[tokio::test]
+#[ignore = "run by xcom_and_report_never_show_a_secret in a child process"]
+async fn xcom_and_report_never_show_a_secret_child() {
+    if !in_child() {
+        return;
+    }
+    let logs = logs();
+    let secrets = [TPL_PASSWORD, TPL_TOKEN, TPL_AWS_SECRET];
+    let mut dag = Dag::builder("secrets_xcom");
+    dag.add(Task::from_fn("rendered", |ctx| async move {
+        let extras = ctx.render("{{ conn.gust_secret_tpl.extra_dejson | tojson }}")?;
+        Ok(Value::from(extras))
+    }));
+    let returned = dag.add(Task::from_fn("returned", |ctx| async move {
+        let conn = ctx.connection("gust_secret_tpl")?;
+        ctx.xcom_push("pushed", Value::from(conn.get_uri()))?;
+        Ok(serde_json::json!({
+            "dsn": conn.get_uri(),
+            "password": conn.password(),
+        }))
+    }));
+    let pulled = dag.add(Task::from_fn("pulled", |ctx| async move {
+        Ok(ctx
+            .xcom_pull_key("returned", "pushed")
+            .unwrap_or(Value::Null))
+    }));
+    let _ = &returned >> &pulled;
+    let report = dag
+        .build()
+        .unwrap()
+        .test(
+            chrono_tz::UTC
+                .with_ymd_and_hms(2025, 1, 8, 0, 0, 0)
+                .unwrap(),
+        )
+        .await;
+    let mut everything = format!("{report}\n{report:?}\n");
+    for task in ["rendered", "returned", "pulled"] {
+        everything.push_str(&format!("{task}: {:?}\n", report.xcom(task)));
+    }
+    everything.push_str(&logs.text());
+    assert!(
+        report
+            .xcom("pulled")
+            .unwrap()
+            .as_str()
+            .unwrap()
+            .contains("etl:***@db.example.com"),
+        "{everything}"
+    );
+    // The XCom is there, the secret masked.
+    assert_eq!(
+        report.xcom("returned").unwrap()["password"],
+        Value::from("***"),
+        "{everything}"
+    );
+    assert_absent(&everything, &secrets);
+}
+
+#[test]
 fn short_secrets_keep_messages_readable_and_conn_ids_intact() {
     // A one-letter password: masking every `a` would mangle the text and reveal it.
     let conn = Connection::from_uri("badinput_a10", "postgres://u:a@127.0.0.1:1/database").unwrap();
