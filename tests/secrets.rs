@@ -543,6 +543,128 @@ mod s3 {
     }
 }
 
+/// A careless server: answers every request with `status` and a body made by
+/// `body` from the request's head (its headers: the signature, the session
+/// token), as a proxy echoing the request back would.
+async fn echoing_server(status: u16, body: fn(&str) -> String) -> u16 {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        while let Ok((mut sock, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut head = Vec::new();
+                let mut buf = [0u8; 8192];
+                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match sock.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => head.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let text = body(&String::from_utf8_lossy(&head));
+                let resp = format!(
+                    "HTTP/1.1 {status} Bad\r\ncontent-type: application/x-amz-json-1.1\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{text}",
+                    text.len()
+                );
+                let _ = sock.write_all(resp.as_bytes()).await;
+            });
+        }
+    });
+    port
+}
+
+/// An AWS connection with a secret key and a session token (sent as a header,
+/// so an echoing server can return it) pointing at `port`.
+fn aws_conn(port: u16) -> Connection {
+    Connection::from_json(
+        "aws_echo",
+        &format!(
+            r#"{{"conn_type": "aws", "login": "AKIDECHO", "password": "echo-secret-key-1",
+                "extra": {{"region_name": "us-east-1", "aws_session_token": "echo-session-token-1",
+                           "endpoint_url": "http://127.0.0.1:{port}"}}}}"#
+        ),
+    )
+    .unwrap()
+}
+
+const AWS_SECRETS: [&str; 2] = ["echo-secret-key-1", "echo-session-token-1"];
+
+/// The captured logs without the AWS SDK's own TRACE lines, which print raw
+/// response bodies (so, here, the server's echo of the session token): that
+/// logging is the SDK's, outside gust's reach, and off unless a subscriber
+/// enables TRACE for `aws_smithy_runtime`. Everything else is checked.
+fn logs_but_sdk_trace(logs: &LogBuf) -> String {
+    logs.text()
+        .lines()
+        .filter(|l| !(l.contains(" TRACE ") && l.contains("aws_smithy_runtime")))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[cfg(feature = "s3")]
+mod s3_echo {
+    use super::*;
+    use gust::hooks::s3::{ListKeys, S3Hook};
+
+    #[tokio::test]
+    async fn s3_errors_hide_what_a_server_echoes() {
+        let logs = logs();
+        let port = echoing_server(400, |head| {
+            let head = head.replace('&', "&amp;").replace('<', "&lt;");
+            format!(
+                "<?xml version=\"1.0\"?><Error><Code>InvalidToken</Code><Message>bad request: {head}</Message></Error>"
+            )
+        })
+        .await;
+        let hook = S3Hook::from_connection(&aws_conn(port)).await.unwrap();
+        let e = hook
+            .list_keys(Some("bucket"), &ListKeys::default())
+            .await
+            .unwrap_err();
+        let text = format!("{} {hook:?} {}", error_chain(&e), logs_but_sdk_trace(&logs));
+        // The server's message is there, its echo of the token masked.
+        assert!(text.contains("InvalidToken"), "{text}");
+        assert!(text.contains("x-amz-security-token"), "{text}");
+        assert_absent(&text, &AWS_SECRETS);
+    }
+}
+
+#[cfg(feature = "sagemaker")]
+mod sagemaker {
+    use super::*;
+    use gust::hooks::sagemaker::{Job, SageMakerHook};
+
+    /// The hook's `Debug`, a server error echoing the request (session token
+    /// included), and a refused endpoint's error and retry log lines show
+    /// neither the secret key nor the token.
+    #[tokio::test]
+    async fn sagemaker_secrets_never_print() {
+        let logs = logs();
+        let port = echoing_server(400, |head| {
+            serde_json::json!({"__type": "ValidationException", "message": format!("bad request: {head}")})
+                .to_string()
+        })
+        .await;
+        let hook = SageMakerHook::from_connection(&aws_conn(port))
+            .await
+            .unwrap();
+        let e = hook.describe_job(Job::Training, "job").await.unwrap_err();
+        let text = format!("{} {hook:?} {}", error_chain(&e), logs_but_sdk_trace(&logs));
+        assert!(text.contains("x-amz-security-token"), "{text}");
+        assert_absent(&text, &AWS_SECRETS);
+
+        let hook = SageMakerHook::from_connection(&aws_conn(crate::common::refused_port()))
+            .await
+            .unwrap();
+        let e = hook.describe_job(Job::Training, "job").await.unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Unavailable, "{e}");
+        assert_absent(
+            &format!("{} {hook:?} {}", error_chain(&e), logs_but_sdk_trace(&logs)),
+            &AWS_SECRETS,
+        );
+    }
+}
+
 #[cfg(feature = "redis")]
 mod redis {
     use super::*;
@@ -572,6 +694,47 @@ mod redis {
             let hook = RedisHook::from_connection(&conn).await.unwrap();
             assert_absent(&format!("{hook:?}"), &[conn.password().unwrap()]);
         }
+    }
+
+    /// A cluster connection: refused startup nodes, a wrong password on the
+    /// real cluster, and a working hook's `Debug` show no password.
+    #[tokio::test]
+    async fn redis_cluster_password_never_prints() {
+        let logs = logs();
+        let (p1, p2) = (crate::common::refused_port(), crate::common::refused_port());
+        let conn = Connection::from_uri(
+            "redis_cluster_leak",
+            &format!(
+                "redis://:cluster-pw-12345@127.0.0.1:{p1}/?cluster=true&startup_nodes=127.0.0.1%3A{p1}%2C127.0.0.1%3A{p2}&socket_connect_timeout=2"
+            ),
+        )
+        .unwrap();
+        let config = RedisConfig::from_connection(&conn).unwrap();
+        let e = RedisHook::from_connection(&conn).await.unwrap_err();
+        assert_absent(
+            &format!("{config:?} {} {}", error_chain(&e), logs.text()),
+            &["cluster-pw-12345"],
+        );
+        let Some(good) = crate::common::server_conn("redis_cluster") else {
+            return;
+        };
+        let hook = RedisHook::from_connection(&good).await.unwrap();
+        let password = good.password().unwrap().to_string();
+        assert_absent(&format!("{hook:?}"), &[&password]);
+        let wrong = Connection::from_uri(
+            "redis_cluster_leak",
+            &good
+                .get_uri()
+                .replace(&format!(":{password}@"), ":wrong-cluster-pw-1@"),
+        )
+        .unwrap();
+        assert_eq!(wrong.password(), Some("wrong-cluster-pw-1"));
+        let e = RedisHook::from_connection(&wrong).await.unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Auth, "{e}");
+        assert_absent(
+            &format!("{} {}", error_chain(&e), logs.text()),
+            &["wrong-cluster-pw-1", &password],
+        );
     }
 }
 
