@@ -1090,6 +1090,57 @@ mod sql_identifiers {
         parameters_are_bound(db).await;
     }
 
+    /// The CSV options PostgreSQL's `COPY` gets as string constants (the
+    /// delimiter, the NULL marker) hold quotes and backslashes literally.
+    #[cfg(feature = "postgres")]
+    #[tokio::test]
+    async fn postgres_copy_options_are_literal() {
+        use gust::formats::csv::CsvFormat;
+        let conn = crate::require_conn!("postgres_default");
+        let db: Arc<dyn SqlHook> = Arc::new(
+            gust::hooks::postgres::PostgresHook::from_connection(&conn)
+                .await
+                .unwrap(),
+        );
+        let victim = common::sql::table("cvictim");
+        let target = common::sql::table("copyopts");
+        run(&*db, format!("CREATE TABLE {victim} (x INTEGER)")).await;
+        run(
+            &*db,
+            format!("CREATE TABLE {target} (id INTEGER, name TEXT)"),
+        )
+        .await;
+        let marker = format!("n\\'); DROP TABLE {victim}; --\\");
+        let store = Arc::new(MemoryStore::new());
+        store.create_bucket("raw").await.unwrap();
+        let body = format!("id|name\n1|{marker}\n2|it's\n");
+        store
+            .put("raw", "in.csv", body.into(), &PutOptions::default())
+            .await
+            .unwrap();
+        // Replace on PostgreSQL: the direct COPY with these options.
+        S3ToSql::new("s3://raw/in.csv", target.clone())
+            .file_format(CsvFormat::new().delimiter(b'|').null(marker.clone()))
+            .if_exists(IfExists::Replace)
+            .with_store(store.clone() as Arc<dyn ObjectStore>)
+            .with_hook(db.clone())
+            .execute(&Context::builder("security", "copy").build())
+            .await
+            .unwrap();
+        let rows = db
+            .get_records(
+                &format!("SELECT id, name FROM {target} ORDER BY id"),
+                Parameters::None,
+            )
+            .await
+            .unwrap();
+        assert_eq!(rows[0]["name"], json!(null), "{rows:?}");
+        assert_eq!(rows[1]["name"], json!("it's"), "{rows:?}");
+        assert_eq!(count(&*db, &victim).await, 0);
+        run(&*db, format!("DROP TABLE {victim}")).await;
+        run(&*db, format!("DROP TABLE {target}")).await;
+    }
+
     #[cfg(feature = "mysql")]
     #[tokio::test]
     async fn mysql_identifiers_are_quoted_and_parameters_bound() {

@@ -517,23 +517,25 @@ impl sqlx::Encode<'_, Postgres> for UntypedNull {
 }
 
 /// The options of `COPY … TO STDOUT WITH (…)` that write `format`'s dialect
-/// (validated: the delimiter and marker hold no quote).
+/// (validated: the delimiter and marker hold no double quote or line end).
 fn copy_options(format: &CsvFormat) -> String {
     let mut options = format!("FORMAT csv, HEADER {}", format.header);
     if format.delimiter != b',' {
-        let d = char::from(format.delimiter);
-        // A single quote is doubled inside the SQL string literal.
-        let d = if d == '\'' {
-            "''".to_string()
-        } else {
-            d.to_string()
-        };
-        options.push_str(&format!(", DELIMITER '{d}'"));
+        let d = char::from(format.delimiter).to_string();
+        options.push_str(&format!(", DELIMITER {}", string_literal(&d)));
     }
     if let Some(marker) = &format.null {
-        options.push_str(&format!(", NULL '{}'", marker.replace('\'', "''")));
+        options.push_str(&format!(", NULL {}", string_literal(marker)));
     }
     options
+}
+
+/// `s` as a PostgreSQL string constant that means `s` whatever the session's
+/// `standard_conforming_strings`: an escape string (`E'…'`) with backslashes
+/// and quotes escaped. A plain `'…'` with only quotes doubled would let a
+/// trailing backslash end the string early where that setting is off.
+fn string_literal(s: &str) -> String {
+    format!("E'{}'", s.replace('\\', "\\\\").replace('\'', "\\'"))
 }
 
 /// The type of a `numeric` column from its type modifier: `-1` when it has
@@ -788,5 +790,21 @@ impl SqlHook for PostgresHook {
             futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|c| (c, rx)) })
                 .boxed(),
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn copy_options_quote_markers_whatever_the_string_setting() {
+        let format = CsvFormat::new()
+            .delimiter(b'\'')
+            .null("n\\'); DROP TABLE t; --\\");
+        assert_eq!(
+            copy_options(&format),
+            r"FORMAT csv, HEADER true, DELIMITER E'\'', NULL E'n\\\'); DROP TABLE t; --\\'"
+        );
     }
 }
