@@ -543,6 +543,7 @@ mod s3 {
     }
 }
 
+#[cfg(feature = "s3")]
 /// A careless server: answers every request with `status` and a body made by
 /// `body` from the request's head (its headers: the signature, the session
 /// token), as a proxy echoing the request back would.
@@ -573,6 +574,7 @@ async fn echoing_server(status: u16, body: fn(&str) -> String) -> u16 {
     port
 }
 
+#[cfg(feature = "s3")]
 /// An AWS connection with a secret key and a session token (sent as a header,
 /// so an echoing server can return it) pointing at `port`.
 fn aws_conn(port: u16) -> Connection {
@@ -587,8 +589,10 @@ fn aws_conn(port: u16) -> Connection {
     .unwrap()
 }
 
+#[cfg(feature = "s3")]
 const AWS_SECRETS: [&str; 2] = ["echo-secret-key-1", "echo-session-token-1"];
 
+#[cfg(feature = "s3")]
 /// The captured logs without the AWS SDK's own TRACE lines, which print raw
 /// response bodies (so, here, the server's echo of the session token): that
 /// logging is the SDK's, outside gust's reach, and off unless a subscriber
