@@ -1154,3 +1154,41 @@ mod sql_identifiers {
         parameters_are_bound(db).await;
     }
 }
+
+#[cfg(feature = "s3")]
+mod paths_s3_download {
+    use super::*;
+    use gust::hooks::s3::S3Hook;
+
+    /// `download_file` names the local file after the key's last segment: a
+    /// key whose last segment is `..` (or that has one anywhere) is refused
+    /// before any request, so the file cannot land outside `local_dir`.
+    #[tokio::test]
+    async fn s3_download_file_cannot_leave_its_directory() {
+        let port = common::refused_port();
+        let conn = Connection::from_uri(
+            "aws_paths",
+            &format!(
+                "aws://AKID:secret-key-1@/?region_name=us-east-1&endpoint_url=http%3A%2F%2F127.0.0.1%3A{port}"
+            ),
+        )
+        .unwrap();
+        let hook = S3Hook::from_connection(&conn).await.unwrap();
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("downloads");
+        std::fs::create_dir(&dir).unwrap();
+        for key in ["a/..", "..", "a/../../x", "/etc/passwd", "a/", "a/./b"] {
+            let e = hook
+                .download_file(key, Some("bucket"), &dir, true)
+                .await
+                .unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::InvalidInput, "{key:?}: {e}");
+        }
+        let left: Vec<_> = std::fs::read_dir(tmp.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(left, vec![std::ffi::OsString::from("downloads")]);
+        assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 0);
+    }
+}
