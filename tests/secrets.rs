@@ -234,6 +234,7 @@ async fn templates_never_render_a_secret_child() {
     }
     // What is not secret still renders.
     assert!(shown.contains("eu-west-1@db.example.com"), "{shown}");
+    shown.push_str(&logs.text());
     assert_absent(&shown, &secrets);
 }
 
