@@ -60,6 +60,25 @@ mod tls_s3 {
             .await
             .unwrap_err();
         assert_cert_refused(&e, "tls-secret-key-1");
+        // gust has no switch to turn verification off: Airflow's `verify`
+        // extra (false, or a CA bundle) does not make it connect.
+        for verify in ["false", "%2Ftmp%2Fno-such-ca.pem"] {
+            let conn = Connection::from_uri(
+                "aws_tls",
+                &format!(
+                    "aws://AKIDTLS:tls-secret-key-1@/?region_name=us-east-1&verify={verify}&endpoint_url=https%3A%2F%2Flocalhost%3A{port}"
+                ),
+            )
+            .unwrap();
+            let e = match S3Hook::from_connection(&conn).await {
+                Ok(hook) => hook
+                    .list_keys(Some("bucket"), &ListKeys::default())
+                    .await
+                    .unwrap_err(),
+                Err(e) => e,
+            };
+            assert_cert_refused(&e, "tls-secret-key-1");
+        }
         assert_eq!(
             seen.app_bytes(),
             app,
@@ -740,6 +759,11 @@ mod paths_mlflow_file {
         for bad in ["..", "../x", "a/../../x", "a/../..", "./../x"] {
             let e = hook
                 .log_artifact(&run_id, &local, Some(bad))
+                .await
+                .unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::InvalidInput, "{bad:?}: {e}");
+            let e = hook
+                .log_artifacts(&run_id, &outside, Some(bad))
                 .await
                 .unwrap_err();
             assert_eq!(e.kind(), ErrorKind::InvalidInput, "{bad:?}: {e}");
