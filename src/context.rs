@@ -71,7 +71,9 @@ impl RunShared {
             params,
             templates,
             xcom: Mutex::new(HashMap::new()),
-            secrets: Mutex::new(Vec::new()),
+            // Templates can read any variable: the sensitive ones are the
+            // run's secrets from the start, scrubbed from errors and XComs.
+            secrets: Mutex::new(crate::connection::variable_secrets()),
             connections: Mutex::new(HashMap::new()),
         }
     }

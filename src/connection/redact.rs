@@ -170,6 +170,31 @@ pub(crate) fn template_extras(v: &Value) -> Value {
     }
 }
 
+/// The secrets among the variables (`AIRFLOW_VAR_<KEY>`), as Airflow's masker
+/// finds them: the value of a variable whose key is sensitive (`db_password`,
+/// `api_token`…), and in a JSON variable every scalar under a sensitive key and
+/// the password of every URL.
+pub(crate) fn variable_secrets() -> Vec<String> {
+    let mut out = Vec::new();
+    for (name, value) in std::env::vars_os() {
+        let (Some(name), Some(value)) = (name.to_str(), value.to_str()) else {
+            continue;
+        };
+        let Some(key) = name.strip_prefix("AIRFLOW_VAR_") else {
+            continue;
+        };
+        if is_sensitive_key(key) {
+            out.push(value.to_string());
+        } else if let Ok(json) = serde_json::from_str::<Value>(value) {
+            sensitive_values(&json, false, &mut out);
+        } else if value.contains("://") {
+            out.extend(url_userinfo_secrets(value));
+        }
+    }
+    out.retain(|s| !s.is_empty());
+    out
+}
+
 /// Every scalar under a sensitive key, as text, and the userinfo secrets of every URL.
 fn sensitive_values(v: &Value, under_sensitive: bool, out: &mut Vec<String>) {
     match v {
