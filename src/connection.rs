@@ -33,6 +33,7 @@ mod uri;
 pub(crate) use self::env::conn_env_name;
 pub use self::env::{Variable, load_dotenv, load_dotenv_from};
 pub use self::redact::is_sensitive_key;
+pub(crate) use self::redact::{template_extras, variable_secrets};
 
 use serde_json::{Map, Value};
 

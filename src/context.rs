@@ -71,7 +71,9 @@ impl RunShared {
             params,
             templates,
             xcom: Mutex::new(HashMap::new()),
-            secrets: Mutex::new(Vec::new()),
+            // Templates can read any variable: the sensitive ones are the
+            // run's secrets from the start, scrubbed from errors and XComs.
+            secrets: Mutex::new(crate::connection::variable_secrets()),
             connections: Mutex::new(HashMap::new()),
         }
     }
@@ -266,7 +268,8 @@ impl Context {
         self.run.xcom_get(task_id, key)
     }
 
-    /// Pushes an XCom under this task's id and `key`.
+    /// Pushes an XCom under this task's id and `key`, with the run's secrets
+    /// (of the connections looked up) masked as `***` in its strings.
     pub fn xcom_push(&self, key: &str, value: Value) -> Result<()> {
         if key == RETURN_VALUE {
             return Err(Error::new(
@@ -276,6 +279,8 @@ impl Context {
             )
             .with("task_id", &self.task_id));
         }
+        // As a return value is: no secret of the run in an XCom.
+        let value = crate::error::redact_value(value, &self.run.secrets());
         self.run.xcom_set(&self.task_id, key, value);
         Ok(())
     }

@@ -359,6 +359,38 @@ pub(crate) fn mask(text: &str, secrets: &[&str]) -> String {
     out
 }
 
+/// `value` with every secret of `secrets` masked in its strings (keys
+/// included), at any depth, as [`mask`] masks text: what an XCom may hold.
+pub(crate) fn redact_value<S: AsRef<str>>(
+    value: serde_json::Value,
+    secrets: &[S],
+) -> serde_json::Value {
+    use serde_json::Value;
+    let secrets: Vec<&str> = secrets
+        .iter()
+        .map(AsRef::as_ref)
+        .filter(|s| !s.is_empty())
+        .collect();
+    if secrets.is_empty() {
+        return value;
+    }
+    fn walk(v: Value, secrets: &[&str]) -> Value {
+        match v {
+            Value::String(s) => Value::String(mask(&s, secrets)),
+            Value::Array(items) => {
+                Value::Array(items.into_iter().map(|v| walk(v, secrets)).collect())
+            }
+            Value::Object(map) => Value::Object(
+                map.into_iter()
+                    .map(|(k, v)| (mask(&k, secrets), walk(v, secrets)))
+                    .collect(),
+            ),
+            other => other,
+        }
+    }
+    walk(value, &secrets)
+}
+
 fn one_line(s: String) -> String {
     if s.contains(['\n', '\r']) {
         s.split(['\n', '\r'])

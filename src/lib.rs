@@ -68,6 +68,8 @@ pub mod hooks;
 #[cfg_attr(docsrs, doc(cfg(feature = "ml")))]
 pub mod ml;
 pub mod operators;
+#[cfg(any(feature = "object-store", feature = "mlflow"))]
+mod paths;
 pub mod retry;
 #[cfg(feature = "serve")]
 #[cfg_attr(docsrs, doc(cfg(feature = "serve")))]

@@ -323,7 +323,13 @@ impl Task {
                 logical_date = %ctx.logical_date().to_rfc3339(),
             );
             let result = self.try_once(&ctx).instrument(span.clone()).await;
-            let result = result.map_err(|e| e.redact(&ctx.shared().secrets()));
+            // The run's secrets (of every connection a task looked up) leave
+            // it neither in an error nor in an XCom: a downstream task that
+            // needs one reads it from the connection.
+            let secrets = ctx.shared().secrets();
+            let result = result
+                .map(|v| crate::error::redact_value(v, &secrets))
+                .map_err(|e| e.redact(&secrets));
             let _entered = span.enter();
             match result {
                 Ok(value) => {

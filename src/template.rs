@@ -27,8 +27,10 @@
 //!
 //! **`.sql` files**: a templated field whose value ends in `.sql` (Airflow's
 //! `template_ext`) names a file, which is looked up in the template search path,
-//! read and rendered. Connection passwords are deliberately *not* exposed to
-//! templates; hooks take them from the connection.
+//! read and rendered. Connection passwords, and extras under a sensitive key
+//! (`token`, `secret`, `password`, … — Airflow's list), are deliberately *not*
+//! exposed to templates (a URL's password in an extra is `***`); hooks take them
+//! from the connection.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -301,12 +303,22 @@ fn innermost(e: &minijinja::Error) -> &minijinja::Error {
     e
 }
 
+/// Why a connection's password or sensitive extra is undefined in templates.
+const SECRET_HINT: &str =
+    " (secrets are not exposed to templates: a hook reads them from the connection)";
+
 /// What to do about an undefined `var.` or `conn.` lookup: set the variable it reads.
 fn hint(path: &str) -> String {
     let mut parts = path.split('.');
     match (parts.next(), parts.next(), parts.next()) {
         (Some("var"), Some("value" | "json"), Some(key)) => {
             format!(" (set {})", crate::Variable::env_name(key))
+        }
+        (Some("conn"), Some(_), Some("password")) => SECRET_HINT.to_string(),
+        (Some("conn"), Some(_), Some("extra_dejson"))
+            if parts.any(crate::connection::is_sensitive_key) =>
+        {
+            SECRET_HINT.to_string()
         }
         (Some("conn"), Some(conn_id), _) => {
             format!(" (set {})", crate::connection::conn_env_name(conn_id))
@@ -644,9 +656,13 @@ impl Object for Conns {
             "port",
             conn.port().map(Value::from).unwrap_or(Value::from(())),
         );
+        // Secrets stay out, as the password does: a rendered field may be
+        // logged, shown in a preview, or end up in an XCom.
         m.insert(
             "extra_dejson",
-            json_value(&serde_json::Value::Object(conn.extra_dejson().clone())),
+            json_value(&crate::connection::template_extras(
+                &serde_json::Value::Object(conn.extra_dejson().clone()),
+            )),
         );
         Some(Value::from_iter(m))
     }

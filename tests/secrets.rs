@@ -182,6 +182,206 @@ async fn no_secret_in_logs_reports_or_errors_child() {
     }
 }
 
+const TPL_PASSWORD: &str = "tpl-pw-12345";
+const TPL_TOKEN: &str = "tpl-token-67890";
+const TPL_AWS_SECRET: &str = "tpl-aws-secret-abc";
+
+#[test]
+fn templates_never_render_a_secret() {
+    run_child(
+        "templates_never_render_a_secret_child",
+        &[(
+            "AIRFLOW_CONN_GUST_SECRET_TPL",
+            format!(
+                "postgres://etl:{TPL_PASSWORD}@db.example.com:5432/warehouse?api_token={TPL_TOKEN}&aws_secret_access_key={TPL_AWS_SECRET}&region=eu-west-1"
+            ),
+        )],
+    );
+}
+
+/// Every way a template can reach a connection (the object itself, its
+/// fields, its extras whole or one by one, as JSON) renders no secret: a
+/// rendered-template preview (`Context::builder` + `render`) is as safe as a
+/// run.
+#[tokio::test]
+#[ignore = "run by templates_never_render_a_secret in a child process"]
+async fn templates_never_render_a_secret_child() {
+    if !in_child() {
+        return;
+    }
+    let logs = logs();
+    let secrets = [TPL_PASSWORD, TPL_TOKEN, TPL_AWS_SECRET];
+    let ctx = Context::builder("secrets", "preview").build();
+    let mut shown = String::new();
+    for expr in [
+        "{{ conn.gust_secret_tpl }}",
+        "{{ conn.gust_secret_tpl | tojson }}",
+        "{{ conn.gust_secret_tpl.password }}",
+        "{{ conn.gust_secret_tpl.get_uri() }}",
+        "{{ conn.gust_secret_tpl.extra }}",
+        "{{ conn.gust_secret_tpl.extra_dejson }}",
+        "{{ conn.gust_secret_tpl.extra_dejson | tojson }}",
+        "{{ conn.gust_secret_tpl.extra_dejson.api_token }}",
+        "{{ conn.gust_secret_tpl.extra_dejson['aws_secret_access_key'] }}",
+        "{% for k, v in conn.gust_secret_tpl.extra_dejson | items %}{{ k }}={{ v }};{% endfor %}",
+        "{{ conn.gust_secret_tpl.extra_dejson.region }}@{{ conn.gust_secret_tpl.host }}",
+    ] {
+        let out = match ctx.render(expr) {
+            Ok(text) => text,
+            Err(e) => error_chain(&e),
+        };
+        shown.push_str(&format!("{expr} => {out}\n"));
+    }
+    // What is not secret still renders.
+    assert!(shown.contains("eu-west-1@db.example.com"), "{shown}");
+    shown.push_str(&logs.text());
+    assert_absent(&shown, &secrets);
+}
+
+#[test]
+fn xcom_and_report_never_show_a_secret() {
+    run_child(
+        "xcom_and_report_never_show_a_secret_child",
+        &[(
+            "AIRFLOW_CONN_GUST_SECRET_TPL",
+            format!(
+                "postgres://etl:{TPL_PASSWORD}@db.example.com:5432/warehouse?api_token={TPL_TOKEN}&aws_secret_access_key={TPL_AWS_SECRET}&region=eu-west-1"
+            ),
+        )],
+    );
+}
+
+/// A task whose XCom is a rendering of a connection's extras, or that returns
+/// (or pushes) a secret it got from the connection: the run report, the XCom
+/// and a downstream task's pull show it masked.
+#[tokio::test]
+#[ignore = "run by xcom_and_report_never_show_a_secret in a child process"]
+async fn xcom_and_report_never_show_a_secret_child() {
+    if !in_child() {
+        return;
+    }
+    let logs = logs();
+    let secrets = [TPL_PASSWORD, TPL_TOKEN, TPL_AWS_SECRET];
+    let mut dag = Dag::builder("secrets_xcom");
+    dag.add(Task::from_fn("rendered", |ctx| async move {
+        let extras = ctx.render("{{ conn.gust_secret_tpl.extra_dejson | tojson }}")?;
+        Ok(Value::from(extras))
+    }));
+    let returned = dag.add(Task::from_fn("returned", |ctx| async move {
+        let conn = ctx.connection("gust_secret_tpl")?;
+        ctx.xcom_push("pushed", Value::from(conn.get_uri()))?;
+        Ok(serde_json::json!({
+            "dsn": conn.get_uri(),
+            "password": conn.password(),
+        }))
+    }));
+    let pulled = dag.add(Task::from_fn("pulled", |ctx| async move {
+        Ok(ctx
+            .xcom_pull_key("returned", "pushed")
+            .unwrap_or(Value::Null))
+    }));
+    let _ = &returned >> &pulled;
+    let report = dag
+        .build()
+        .unwrap()
+        .test(
+            chrono_tz::UTC
+                .with_ymd_and_hms(2025, 1, 8, 0, 0, 0)
+                .unwrap(),
+        )
+        .await;
+    let mut everything = format!("{report}\n{report:?}\n");
+    for task in ["rendered", "returned", "pulled"] {
+        everything.push_str(&format!("{task}: {:?}\n", report.xcom(task)));
+    }
+    everything.push_str(&logs.text());
+    assert!(
+        report
+            .xcom("pulled")
+            .unwrap()
+            .as_str()
+            .unwrap()
+            .contains("etl:***@db.example.com"),
+        "{everything}"
+    );
+    // The XCom is there, the secret masked.
+    assert_eq!(
+        report.xcom("returned").unwrap()["password"],
+        Value::from("***"),
+        "{everything}"
+    );
+    assert_absent(&everything, &secrets);
+}
+
+#[test]
+fn sensitive_variables_are_secrets_of_the_run() {
+    run_child(
+        "sensitive_variables_are_secrets_of_the_run_child",
+        &[
+            ("AIRFLOW_VAR_DB_PASSWORD", "var-secret-12345".to_string()),
+            (
+                "AIRFLOW_VAR_SETTINGS",
+                r#"{"api_key": "var-key-67890", "region": "eu-west-1", "url": "https://u:var-url-pw-1@h/x"}"#
+                    .to_string(),
+            ),
+            ("AIRFLOW_VAR_BUCKET", "plain-bucket-name".to_string()),
+        ],
+    );
+}
+
+/// Variables a template reads whose key is sensitive (Airflow's rule), and
+/// sensitive entries of JSON variables, are the run's secrets: a template
+/// renders them (a task needs the value), but errors, XComs, the report and
+/// the logs show `***`. Other variables are not touched.
+#[tokio::test]
+#[ignore = "run by sensitive_variables_are_secrets_of_the_run in a child process"]
+async fn sensitive_variables_are_secrets_of_the_run_child() {
+    if !in_child() {
+        return;
+    }
+    let logs = logs();
+    let mut dag = Dag::builder("secrets_vars");
+    dag.add(Task::from_fn("uses", |ctx| async move {
+        let sql = ctx.render(
+            "SELECT '{{ var.value.db_password }}', '{{ var.json.settings.api_key }}', '{{ var.json.settings.url }}', '{{ var.value.bucket }}'",
+        )?;
+        assert!(sql.contains("var-secret-12345"), "the template gets the value: {sql}");
+        Ok(Value::from(sql))
+    }));
+    dag.add(Task::from_fn("fails", |ctx| async move {
+        let sql = ctx.render("SELECT '{{ var.value.db_password }}' FROM {{ var.value.bucket }}")?;
+        Err(Error::new(
+            ErrorKind::InvalidInput,
+            "sql.run",
+            format!("syntax error in {sql}"),
+        )
+        .with("sql", &sql))
+    }));
+    let report = dag
+        .build()
+        .unwrap()
+        .test(
+            chrono_tz::UTC
+                .with_ymd_and_hms(2025, 1, 8, 0, 0, 0)
+                .unwrap(),
+        )
+        .await;
+    let mut everything = format!("{report}\n{report:?}\n{:?}\n", report.xcom("uses"));
+    let err = report.into_result().unwrap_err();
+    everything.push_str(&error_chain(&err));
+    everything.push_str(&logs.text());
+    // Not secret: kept.
+    assert!(everything.contains("plain-bucket-name"), "{everything}");
+    assert!(
+        everything.contains("syntax error in SELECT '***'"),
+        "{everything}"
+    );
+    assert_absent(
+        &everything,
+        &["var-secret-12345", "var-key-67890", "var-url-pw-1"],
+    );
+}
+
 #[test]
 fn short_secrets_keep_messages_readable_and_conn_ids_intact() {
     // A one-letter password: masking every `a` would mangle the text and reveal it.
@@ -413,6 +613,132 @@ mod s3 {
     }
 }
 
+#[cfg(feature = "s3")]
+/// A careless server: answers every request with `status` and a body made by
+/// `body` from the request's head (its headers: the signature, the session
+/// token), as a proxy echoing the request back would.
+async fn echoing_server(status: u16, body: fn(&str) -> String) -> u16 {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        while let Ok((mut sock, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut head = Vec::new();
+                let mut buf = [0u8; 8192];
+                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match sock.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => head.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let text = body(&String::from_utf8_lossy(&head));
+                let resp = format!(
+                    "HTTP/1.1 {status} Bad\r\ncontent-type: application/x-amz-json-1.1\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{text}",
+                    text.len()
+                );
+                let _ = sock.write_all(resp.as_bytes()).await;
+            });
+        }
+    });
+    port
+}
+
+#[cfg(feature = "s3")]
+/// An AWS connection with a secret key and a session token (sent as a header,
+/// so an echoing server can return it) pointing at `port`.
+fn aws_conn(port: u16) -> Connection {
+    Connection::from_json(
+        "aws_echo",
+        &format!(
+            r#"{{"conn_type": "aws", "login": "AKIDECHO", "password": "echo-secret-key-1",
+                "extra": {{"region_name": "us-east-1", "aws_session_token": "echo-session-token-1",
+                           "endpoint_url": "http://127.0.0.1:{port}"}}}}"#
+        ),
+    )
+    .unwrap()
+}
+
+#[cfg(feature = "s3")]
+const AWS_SECRETS: [&str; 2] = ["echo-secret-key-1", "echo-session-token-1"];
+
+#[cfg(feature = "s3")]
+/// The captured logs without the AWS SDK's own TRACE lines, which print raw
+/// response bodies (so, here, the server's echo of the session token): that
+/// logging is the SDK's, outside gust's reach, and off unless a subscriber
+/// enables TRACE for `aws_smithy_runtime`. Everything else is checked.
+fn logs_but_sdk_trace(logs: &LogBuf) -> String {
+    logs.text()
+        .lines()
+        .filter(|l| !(l.contains(" TRACE ") && l.contains("aws_smithy_runtime")))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[cfg(feature = "s3")]
+mod s3_echo {
+    use super::*;
+    use gust::hooks::s3::{ListKeys, S3Hook};
+
+    #[tokio::test]
+    async fn s3_errors_hide_what_a_server_echoes() {
+        let logs = logs();
+        let port = echoing_server(400, |head| {
+            let head = head.replace('&', "&amp;").replace('<', "&lt;");
+            format!(
+                "<?xml version=\"1.0\"?><Error><Code>InvalidToken</Code><Message>bad request: {head}</Message></Error>"
+            )
+        })
+        .await;
+        let hook = S3Hook::from_connection(&aws_conn(port)).await.unwrap();
+        let e = hook
+            .list_keys(Some("bucket"), &ListKeys::default())
+            .await
+            .unwrap_err();
+        let text = format!("{} {hook:?} {}", error_chain(&e), logs_but_sdk_trace(&logs));
+        // The server's message is there, its echo of the token masked.
+        assert!(text.contains("InvalidToken"), "{text}");
+        assert!(text.contains("x-amz-security-token"), "{text}");
+        assert_absent(&text, &AWS_SECRETS);
+    }
+}
+
+#[cfg(feature = "sagemaker")]
+mod sagemaker {
+    use super::*;
+    use gust::hooks::sagemaker::{Job, SageMakerHook};
+
+    /// The hook's `Debug`, a server error echoing the request (session token
+    /// included), and a refused endpoint's error and retry log lines show
+    /// neither the secret key nor the token.
+    #[tokio::test]
+    async fn sagemaker_secrets_never_print() {
+        let logs = logs();
+        let port = echoing_server(400, |head| {
+            serde_json::json!({"__type": "ValidationException", "message": format!("bad request: {head}")})
+                .to_string()
+        })
+        .await;
+        let hook = SageMakerHook::from_connection(&aws_conn(port))
+            .await
+            .unwrap();
+        let e = hook.describe_job(Job::Training, "job").await.unwrap_err();
+        let text = format!("{} {hook:?} {}", error_chain(&e), logs_but_sdk_trace(&logs));
+        assert!(text.contains("x-amz-security-token"), "{text}");
+        assert_absent(&text, &AWS_SECRETS);
+
+        let hook = SageMakerHook::from_connection(&aws_conn(crate::common::refused_port()))
+            .await
+            .unwrap();
+        let e = hook.describe_job(Job::Training, "job").await.unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Unavailable, "{e}");
+        assert_absent(
+            &format!("{} {hook:?} {}", error_chain(&e), logs_but_sdk_trace(&logs)),
+            &AWS_SECRETS,
+        );
+    }
+}
+
 #[cfg(feature = "redis")]
 mod redis {
     use super::*;
@@ -442,6 +768,47 @@ mod redis {
             let hook = RedisHook::from_connection(&conn).await.unwrap();
             assert_absent(&format!("{hook:?}"), &[conn.password().unwrap()]);
         }
+    }
+
+    /// A cluster connection: refused startup nodes, a wrong password on the
+    /// real cluster, and a working hook's `Debug` show no password.
+    #[tokio::test]
+    async fn redis_cluster_password_never_prints() {
+        let logs = logs();
+        let (p1, p2) = (crate::common::refused_port(), crate::common::refused_port());
+        let conn = Connection::from_uri(
+            "redis_cluster_leak",
+            &format!(
+                "redis://:cluster-pw-12345@127.0.0.1:{p1}/?cluster=true&startup_nodes=127.0.0.1%3A{p1}%2C127.0.0.1%3A{p2}&socket_connect_timeout=2"
+            ),
+        )
+        .unwrap();
+        let config = RedisConfig::from_connection(&conn).unwrap();
+        let e = RedisHook::from_connection(&conn).await.unwrap_err();
+        assert_absent(
+            &format!("{config:?} {} {}", error_chain(&e), logs.text()),
+            &["cluster-pw-12345"],
+        );
+        let Some(good) = crate::common::server_conn("redis_cluster") else {
+            return;
+        };
+        let hook = RedisHook::from_connection(&good).await.unwrap();
+        let password = good.password().unwrap().to_string();
+        assert_absent(&format!("{hook:?}"), &[&password]);
+        let wrong = Connection::from_uri(
+            "redis_cluster_leak",
+            &good
+                .get_uri()
+                .replace(&format!(":{password}@"), ":wrong-cluster-pw-1@"),
+        )
+        .unwrap();
+        assert_eq!(wrong.password(), Some("wrong-cluster-pw-1"));
+        let e = RedisHook::from_connection(&wrong).await.unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Auth, "{e}");
+        assert_absent(
+            &format!("{} {}", error_chain(&e), logs.text()),
+            &["wrong-cluster-pw-1", &password],
+        );
     }
 }
 

@@ -152,6 +152,49 @@ pub(super) fn mask_json(v: &PyJson) -> PyJson {
     }
 }
 
+/// A connection's extras as templates see them: every entry under a sensitive
+/// key (at any depth) left out — like the password, a secret is not a template
+/// variable, so using one is an error, not a silent `***` — and the password
+/// in any URL's userinfo masked.
+pub(crate) fn template_extras(v: &Value) -> Value {
+    match v {
+        Value::String(s) if s.contains("://") => Value::String(mask_userinfo(s)),
+        Value::Object(map) => Value::Object(
+            map.iter()
+                .filter(|(k, _)| !is_sensitive_key(k))
+                .map(|(k, v)| (k.clone(), template_extras(v)))
+                .collect(),
+        ),
+        Value::Array(items) => Value::Array(items.iter().map(template_extras).collect()),
+        other => other.clone(),
+    }
+}
+
+/// The secrets among the variables (`AIRFLOW_VAR_<KEY>`), as Airflow's masker
+/// finds them: the value of a variable whose key is sensitive (`db_password`,
+/// `api_token`…), and in a JSON variable every scalar under a sensitive key and
+/// the password of every URL.
+pub(crate) fn variable_secrets() -> Vec<String> {
+    let mut out = Vec::new();
+    for (name, value) in std::env::vars_os() {
+        let (Some(name), Some(value)) = (name.to_str(), value.to_str()) else {
+            continue;
+        };
+        let Some(key) = name.strip_prefix("AIRFLOW_VAR_") else {
+            continue;
+        };
+        if is_sensitive_key(key) {
+            out.push(value.to_string());
+        } else if let Ok(json) = serde_json::from_str::<Value>(value) {
+            sensitive_values(&json, false, &mut out);
+        } else if value.contains("://") {
+            out.extend(url_userinfo_secrets(value));
+        }
+    }
+    out.retain(|s| !s.is_empty());
+    out
+}
+
 /// Every scalar under a sensitive key, as text, and the userinfo secrets of every URL.
 fn sensitive_values(v: &Value, under_sensitive: bool, out: &mut Vec<String>) {
     match v {

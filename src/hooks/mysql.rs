@@ -14,6 +14,11 @@
 //! PostgreSQL loads as it is): `t`/`f` into a `tinyint(1)` or `bit(1)` column are
 //! 1/0, and a timestamp with a zone (`+09`, `Z`) into a `DATETIME` or
 //! `TIMESTAMP` column is stored as UTC.
+//!
+//! gust's driver is built without TLS: Airflow's `ssl` extra and an `ssl_mode`
+//! of `REQUIRED`, `VERIFY_CA` or `VERIFY_IDENTITY` are a
+//! [`Config`](crate::ErrorKind::Config) error, never ignored for a plaintext
+//! connection.
 
 use std::time::Duration;
 
@@ -64,6 +69,32 @@ impl std::fmt::Debug for MySqlHook {
     }
 }
 
+/// Which setting of `conn` asks for TLS, which gust's driver (built without
+/// it) cannot give: Airflow's `ssl` extra (a CA, a client certificate; a dict or
+/// its JSON) and an `ssl_mode` stricter than `PREFERRED`. Ignoring them would
+/// connect in plaintext where the user asked for encryption.
+fn tls_requested(conn: &Connection) -> Option<String> {
+    let extra = conn.extra_dejson();
+    match extra.get("ssl") {
+        None | Some(Value::Null) | Some(Value::Bool(false)) => {}
+        Some(Value::String(s))
+            if matches!(
+                s.trim().to_ascii_lowercase().as_str(),
+                "" | "false" | "0" | "{}"
+            ) => {}
+        Some(Value::Object(m)) if m.is_empty() => {}
+        Some(_) => return Some("extra ssl".to_string()),
+    }
+    let mode = extra
+        .get("ssl_mode")
+        .and_then(Value::as_str)
+        .map(|m| m.trim().to_ascii_uppercase());
+    match mode.as_deref() {
+        None | Some("" | "DISABLED" | "PREFERRED") => None,
+        Some(m) => Some(format!("ssl_mode={m}")),
+    }
+}
+
 impl MySqlHook {
     /// Connects with the connection `AIRFLOW_CONN_<CONN_ID>`.
     pub async fn from_conn_id(conn_id: &str) -> Result<Self> {
@@ -80,6 +111,16 @@ impl MySqlHook {
             Some(Value::String(s)) => matches!(s.to_ascii_lowercase().as_str(), "true" | "1"),
             _ => false,
         };
+        if let Some(why) = tls_requested(conn) {
+            return Err(scope.error(
+                ErrorKind::Config,
+                "connect",
+                format!(
+                    "gust connects to MySQL without TLS, and the connection asks for it ({why}): \
+                     use a TLS tunnel, or drop the setting on a trusted network"
+                ),
+            ));
+        }
         let host = conn.host().filter(|h| !h.is_empty()).unwrap_or("localhost");
         let port = conn.port().unwrap_or(3306);
         let opts: Opts = OptsBuilder::default()

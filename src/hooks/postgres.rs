@@ -1,10 +1,13 @@
 //! [`PostgresHook`]: PostgreSQL through sqlx (feature `postgres`).
 //!
 //! Built from a connection such as
-//! `AIRFLOW_CONN_POSTGRES_DEFAULT='postgres://user:pass@host:5432/db?sslmode=require'`:
+//! `AIRFLOW_CONN_POSTGRES_DEFAULT='postgres://user:pass@host:5432/db'`:
 //! `schema` is the database — Airflow's `database=` argument is
 //! `PostgresHook::from_connection(&conn.clone().with_schema("analytics"))` — and the
-//! `sslmode` extra is passed to the driver.
+//! `sslmode` extra is passed to the driver. gust's driver is built without
+//! TLS: `sslmode=require`, `verify-ca` and `verify-full` are a
+//! [`Config`](crate::ErrorKind::Config) error at once (never a plaintext
+//! fallback), and no mode ever starts an unverified TLS session.
 //!
 //! Large results stream: [`SqlHook::stream_rows`] reads rows as the server sends
 //! them (a bounded channel pauses the query when the consumer is slow), and
@@ -215,6 +218,23 @@ impl PostgresHook {
                     format!("bad sslmode extra: {e}"),
                 )
             })?;
+            // The driver is built without TLS: it would fail each connection
+            // with a retryable error, or (`prefer`, `allow`) go plaintext.
+            // A mode that demands TLS cannot be met, so say so once, now.
+            if matches!(
+                mode,
+                PgSslMode::Require | PgSslMode::VerifyCa | PgSslMode::VerifyFull
+            ) {
+                return Err(scope
+                    .error(
+                        ErrorKind::Config,
+                        "connect",
+                        "gust connects to PostgreSQL without TLS: sslmode=require, verify-ca \
+                         and verify-full cannot be met (use a TLS tunnel, or sslmode=disable \
+                         on a trusted network)",
+                    )
+                    .with("sslmode", conn.extra_str("sslmode").unwrap_or_default()));
+            }
             opts = opts.ssl_mode(mode);
         }
         let timeout = match conn.extra_dejson().get("connect_timeout") {
@@ -360,10 +380,12 @@ impl PostgresHook {
         if replace {
             // TRUNCATE writes nothing per row, but fails on a table that foreign
             // keys reference: DELETE there. Both roll back with the COPY.
+            // `regclass` parses its text as SQL: give it the quoted name, or a
+            // mixed-case or unusual name is folded or refused.
             let referenced: Option<(i32,)> = sqlx::query_as(
                 "SELECT 1 FROM pg_constraint WHERE contype = 'f' AND confrelid = $1::regclass LIMIT 1",
             )
-            .bind(table)
+            .bind(&target)
             .fetch_optional(&mut *tx)
             .await
             .map_err(db)?;
@@ -501,23 +523,25 @@ impl sqlx::Encode<'_, Postgres> for UntypedNull {
 }
 
 /// The options of `COPY … TO STDOUT WITH (…)` that write `format`'s dialect
-/// (validated: the delimiter and marker hold no quote).
+/// (validated: the delimiter and marker hold no double quote or line end).
 fn copy_options(format: &CsvFormat) -> String {
     let mut options = format!("FORMAT csv, HEADER {}", format.header);
     if format.delimiter != b',' {
-        let d = char::from(format.delimiter);
-        // A single quote is doubled inside the SQL string literal.
-        let d = if d == '\'' {
-            "''".to_string()
-        } else {
-            d.to_string()
-        };
-        options.push_str(&format!(", DELIMITER '{d}'"));
+        let d = char::from(format.delimiter).to_string();
+        options.push_str(&format!(", DELIMITER {}", string_literal(&d)));
     }
     if let Some(marker) = &format.null {
-        options.push_str(&format!(", NULL '{}'", marker.replace('\'', "''")));
+        options.push_str(&format!(", NULL {}", string_literal(marker)));
     }
     options
+}
+
+/// `s` as a PostgreSQL string constant that means `s` whatever the session's
+/// `standard_conforming_strings`: an escape string (`E'…'`) with backslashes
+/// and quotes escaped. A plain `'…'` with only quotes doubled would let a
+/// trailing backslash end the string early where that setting is off.
+fn string_literal(s: &str) -> String {
+    format!("E'{}'", s.replace('\\', "\\\\").replace('\'', "\\'"))
 }
 
 /// The type of a `numeric` column from its type modifier: `-1` when it has
@@ -807,5 +831,21 @@ impl Drop for CopyOutConn {
         if !self.done {
             self.conn.close_on_drop();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn copy_options_quote_markers_whatever_the_string_setting() {
+        let format = CsvFormat::new()
+            .delimiter(b'\'')
+            .null("n\\'); DROP TABLE t; --\\");
+        assert_eq!(
+            copy_options(&format),
+            r"FORMAT csv, HEADER true, DELIMITER E'\'', NULL E'n\\\'); DROP TABLE t; --\\'"
+        );
     }
 }

@@ -69,6 +69,20 @@ pub(crate) fn innermost(e: &(dyn std::error::Error + 'static)) -> String {
     last.to_string()
 }
 
+/// Whether an error's text (its causes included) says the server's TLS
+/// certificate was refused (rustls' "invalid peer certificate: …", behind
+/// reqwest and the AWS SDK alike). Not transient: retrying cannot help.
+#[allow(dead_code)] // used by the HTTP hooks; unused in a build with none of them
+pub(crate) fn certificate_refused(text: &str) -> bool {
+    text.contains("invalid peer certificate")
+}
+
+/// What to add to a refused certificate's message: verification is always on.
+#[allow(dead_code)]
+pub(crate) const CERTIFICATE_HINT: &str = "(the server's TLS certificate is not trusted: gust \
+     always verifies certificates and has no switch to turn that off; reach the server by a \
+     name its certificate names, with a certificate from a CA the client trusts)";
+
 /// An error with its causes, `a: b: c`, a cause already at the end of the
 /// text not repeated: an HTTP client's own message ("error sending request for
 /// url (…)") leaves out why (a refused connection, a DNS failure, TLS).

@@ -188,19 +188,49 @@ impl MlflowHook {
             self.store.download_artifact(run_id, &path, &local).await?;
             return Ok(local);
         }
-        let mut stack = entries;
-        while let Some(entry) = stack.pop() {
-            if entry.is_dir {
-                stack.extend(self.store.list_artifacts(run_id, &entry.path).await?);
-            } else {
-                // Entries come from the store: check them before they name a local path.
-                let rel = join("", &entry.path)?;
-                self.store
-                    .download_artifact(run_id, &rel, &dst_dir.join(&rel))
-                    .await?;
+        let mut stack = vec![(path.clone(), entries)];
+        while let Some((dir, entries)) = stack.pop() {
+            for entry in entries {
+                // Entries come from the store (a server): check them before they
+                // name a local path, and before they are listed in turn.
+                let rel = self.listed_under(run_id, &dir, &entry.path)?;
+                if entry.is_dir {
+                    let inner = self.store.list_artifacts(run_id, &rel).await?;
+                    stack.push((rel, inner));
+                } else {
+                    self.store
+                        .download_artifact(run_id, &rel, &dst_dir.join(&rel))
+                        .await?;
+                }
             }
         }
         Ok(dst_dir.join(path))
+    }
+
+    /// `listed` (an entry of directory `dir`'s listing) normalized; it must lie
+    /// strictly inside `dir`. A listing that names `..`, the directory itself
+    /// or one outside it would write outside the destination or list forever.
+    fn listed_under(&self, run_id: &str, dir: &str, listed: &str) -> Result<String> {
+        let rel = join("", listed).unwrap_or_else(|_| dir.to_string());
+        let inside = if dir.is_empty() {
+            !rel.is_empty()
+        } else {
+            rel.strip_prefix(dir)
+                .is_some_and(|rest| rest.len() > 1 && rest.starts_with('/'))
+        };
+        if !inside {
+            return Err(Error::new(
+                ErrorKind::Remote,
+                "mlflow.download_artifacts",
+                format!(
+                    "the store listed {listed:?} in artifact directory {dir:?}, which is not \
+                     inside it"
+                ),
+            )
+            .with_origin(self)
+            .with("run_id", run_id));
+        }
+        Ok(rel)
     }
 }
 

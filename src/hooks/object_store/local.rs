@@ -33,6 +33,11 @@ const READ_CHUNK: usize = 256 * 1024;
 /// Because segments are directories, a key cannot also be a "directory" of
 /// other keys (`a` and `a/b` cannot both exist); such a put fails with
 /// [`InvalidInput`](ErrorKind::InvalidInput). Content types are not kept.
+///
+/// Keys cannot leave their bucket's directory: `..`, `.` and empty segments and
+/// a leading `/` are refused, and so is a key that would go out through a
+/// symbolic link inside the bucket (an [`InvalidInput`](ErrorKind::InvalidInput)
+/// error); listings skip symbolic links.
 #[derive(Debug, Clone)]
 pub struct LocalStore {
     root: PathBuf,
@@ -65,6 +70,39 @@ impl LocalStore {
         // The key rule (no empty, `.` or `..` segments, no leading `/`) makes this
         // join stay inside the bucket directory.
         self.bucket_dir(bucket).join(key)
+    }
+
+    /// The path of `key`, checked not to lead out of the bucket's directory
+    /// through a symbolic link (planted in the bucket, to `/etc` or to another
+    /// bucket); see [`stays_under`](crate::paths::stays_under). Reads follow
+    /// the last link (`follow_last`); writes and deletes replace or remove the
+    /// link itself. A bucket directory that is itself a link is fine.
+    async fn contained(
+        &self,
+        operation: &'static str,
+        bucket: &str,
+        key: &str,
+        follow_last: bool,
+    ) -> Result<PathBuf> {
+        let path = self.path(bucket, key);
+        let (root, probe) = (self.bucket_dir(bucket), path.clone());
+        let inside = tokio::task::spawn_blocking(move || {
+            crate::paths::stays_under(&root, &probe, follow_last)
+        })
+        .await
+        .map_err(|e| Error::new(ErrorKind::Io, operation, e.to_string()))?
+        .map_err(|e| self.io_err(operation, bucket, Some(key), e))?;
+        if !inside {
+            return Err(Error::new(
+                ErrorKind::InvalidInput,
+                operation,
+                "the key leads out of its bucket through a symbolic link",
+            )
+            .with("store", "local")
+            .with("bucket", bucket)
+            .with("key", key));
+        }
+        Ok(path)
     }
 
     fn tmp_path(&self) -> PathBuf {
@@ -128,7 +166,13 @@ impl LocalStore {
         key: &str,
         replace: bool,
     ) -> Result<()> {
-        let dst = self.path(bucket, key);
+        let dst = match self.contained(operation, bucket, key, false).await {
+            Ok(p) => p,
+            Err(e) => {
+                let _ = tokio::fs::remove_file(tmp).await;
+                return Err(e);
+            }
+        };
         if let Some(parent) = dst.parent()
             && let Err(e) = tokio::fs::create_dir_all(parent).await
         {
@@ -275,7 +319,8 @@ impl ObjectStore for LocalStore {
     async fn get_stream(&self, bucket: &str, key: &str) -> Result<BytesStream> {
         let op = "object_store.get";
         validate(op, bucket, Some(key))?;
-        let file = tokio::fs::File::open(self.path(bucket, key))
+        let path = self.contained(op, bucket, key, true).await?;
+        let file = tokio::fs::File::open(path)
             .await
             .map_err(|e| self.io_err(op, bucket, Some(key), e))?;
         let (bucket, key) = (bucket.to_string(), key.to_string());
@@ -303,9 +348,8 @@ impl ObjectStore for LocalStore {
         let op = "object_store.get_range";
         validate(op, bucket, Some(key))?;
         let err = |e| self.io_err(op, bucket, Some(key), e);
-        let mut file = tokio::fs::File::open(self.path(bucket, key))
-            .await
-            .map_err(err)?;
+        let path = self.contained(op, bucket, key, true).await?;
+        let mut file = tokio::fs::File::open(path).await.map_err(err)?;
         let size = file.metadata().await.map_err(err)?.len();
         let r = clamp_range(&range, size).map_err(|m| {
             Error::new(ErrorKind::InvalidInput, op, m)
@@ -321,7 +365,8 @@ impl ObjectStore for LocalStore {
     async fn head(&self, bucket: &str, key: &str) -> Result<ObjectMeta> {
         let op = "object_store.head";
         validate(op, bucket, Some(key))?;
-        let m = tokio::fs::metadata(self.path(bucket, key))
+        let path = self.contained(op, bucket, key, true).await?;
+        let m = tokio::fs::metadata(path)
             .await
             .map_err(|e| self.io_err(op, bucket, Some(key), e))?;
         if !m.is_file() {
@@ -366,8 +411,9 @@ impl ObjectStore for LocalStore {
         validate(op, src_bucket, Some(src_key))?;
         validate(op, dst_bucket, Some(dst_key))?;
         self.require_bucket(op, dst_bucket).await?;
+        let src = self.contained(op, src_bucket, src_key, true).await?;
         let tmp = self.tmp_path();
-        if let Err(e) = tokio::fs::copy(self.path(src_bucket, src_key), &tmp).await {
+        if let Err(e) = tokio::fs::copy(src, &tmp).await {
             let _ = tokio::fs::remove_file(&tmp).await;
             return Err(self.io_err(op, src_bucket, Some(src_key), e));
         }
@@ -384,7 +430,19 @@ impl ObjectStore for LocalStore {
         let bucket_dir = self.bucket_dir(bucket);
         let mut report = DeleteReport::default();
         for k in keys {
-            let path = self.path(bucket, k);
+            // Removes a link itself, never what it points to; but not through
+            // a linked directory out of the bucket.
+            let path = match self.contained(op, bucket, k, false).await {
+                Ok(p) => p,
+                Err(e) => {
+                    report.errors.push(super::DeleteFailure {
+                        key: k.clone(),
+                        code: "InvalidInput".to_string(),
+                        message: e.message().to_string(),
+                    });
+                    continue;
+                }
+            };
             match tokio::fs::remove_file(&path).await {
                 Ok(()) => {
                     // Drop directories the key leaves empty, so that a later key

@@ -111,17 +111,25 @@ where
             ),
         ),
         SdkError::DispatchFailure(d) => {
-            let kind = if d.is_timeout() {
-                ErrorKind::Timeout
-            } else if d.is_user() {
-                ErrorKind::InvalidInput
+            let cause = innermost(&err);
+            // A refused certificate is `Auth`: not transient (the SDK's own
+            // attempts have been made by now; no task retry should follow).
+            if crate::hooks::scope::certificate_refused(&crate::hooks::scope::chain_text(&err)) {
+                let hint = crate::hooks::scope::CERTIFICATE_HINT;
+                (
+                    ErrorKind::Auth,
+                    format!("cannot reach the endpoint{at}: {cause} {hint}"),
+                )
             } else {
-                ErrorKind::Unavailable
-            };
-            (
-                kind,
-                format!("cannot reach the endpoint{at}: {}", innermost(&err)),
-            )
+                let kind = if d.is_timeout() {
+                    ErrorKind::Timeout
+                } else if d.is_user() {
+                    ErrorKind::InvalidInput
+                } else {
+                    ErrorKind::Unavailable
+                };
+                (kind, format!("cannot reach the endpoint{at}: {cause}"))
+            }
         }
         SdkError::ResponseError(_) => (
             ErrorKind::Remote,

@@ -143,14 +143,25 @@ pub fn api_error(status: u16, error_type: Option<&str>, body: &[u8]) -> Error {
     }
 }
 
-/// A request that got no answer: `Timeout` or `Unavailable`, with the cause.
+/// A request that got no answer: `Timeout` or `Unavailable`, with the cause
+/// (`Auth` for a refused TLS certificate).
 pub(crate) fn transport_error(e: &reqwest::Error) -> Error {
+    let text = crate::hooks::scope::chain_text(e);
+    // A refused certificate is `Auth`: the endpoint is not who it should be,
+    // and asking again cannot change that.
+    if crate::hooks::scope::certificate_refused(&text) {
+        let hint = crate::hooks::scope::CERTIFICATE_HINT;
+        return Error::new(
+            ErrorKind::Auth,
+            "",
+            format!("cannot reach AWS: {text} {hint}"),
+        );
+    }
     let kind = if e.is_timeout() {
         ErrorKind::Timeout
     } else {
         ErrorKind::Unavailable
     };
-    let text = crate::hooks::scope::chain_text(e);
     Error::new(kind, "", format!("cannot reach AWS: {text}"))
 }
 

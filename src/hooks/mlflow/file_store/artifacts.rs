@@ -80,8 +80,16 @@ impl Inner {
         })
     }
 
-    /// `rel` checked (no `..`) and made a path under `base`.
-    fn under(op: &str, run_id: &str, base: &Path, rel: &str) -> Result<(String, PathBuf)> {
+    /// `rel` checked (no `..`) and made a path under `base`, which it must not
+    /// leave through a symbolic link in the run's artifacts (the last part
+    /// resolved too when `follow_last`: reads and listings; a write replaces it).
+    fn under(
+        op: &str,
+        run_id: &str,
+        base: &Path,
+        rel: &str,
+        follow_last: bool,
+    ) -> Result<(String, PathBuf)> {
         let rel = join("", rel).map_err(|e| {
             err(ErrorKind::InvalidInput, op, e.message().to_string()).with("run_id", run_id)
         })?;
@@ -89,12 +97,25 @@ impl Inner {
             .split('/')
             .filter(|s| !s.is_empty())
             .fold(base.to_path_buf(), |p, s| p.join(s));
+        // A run without artifacts yet may have no directory: nothing to follow.
+        let inside = !base.exists()
+            || crate::paths::stays_under(base, &path, follow_last)
+                .map_err(|e| io_err(op, "resolve", &path, e).with("run_id", run_id))?;
+        if !inside {
+            return Err(err(
+                ErrorKind::InvalidInput,
+                op,
+                "the artifact path leads out of the run's artifacts through a symbolic link",
+            )
+            .with("run_id", run_id)
+            .with("artifact", &rel));
+        }
         Ok((rel, path))
     }
 
     fn upload_artifact(&self, run_id: &str, base: &Path, local: &Path, rel: &str) -> Result<()> {
         let op = "log_artifact";
-        let (rel, dst) = Self::under(op, run_id, base, rel)?;
+        let (rel, dst) = Self::under(op, run_id, base, rel, false)?;
         if rel.is_empty() {
             return Err(err(
                 ErrorKind::InvalidInput,
@@ -123,7 +144,7 @@ impl Inner {
 
     fn list_artifacts(&self, run_id: &str, base: &Path, rel: &str) -> Result<Vec<FileInfo>> {
         let op = "list_artifacts";
-        let (rel, dir) = Self::under(op, run_id, base, rel)?;
+        let (rel, dir) = Self::under(op, run_id, base, rel, true)?;
         let entries = match std::fs::read_dir(&dir) {
             Ok(e) => e,
             // A missing directory or a file lists as nothing, as in MLflow.
@@ -161,7 +182,7 @@ impl Inner {
 
     fn download_artifact(&self, run_id: &str, base: &Path, rel: &str, local: &Path) -> Result<()> {
         let op = "download_artifacts";
-        let (rel, src) = Self::under(op, run_id, base, rel)?;
+        let (rel, src) = Self::under(op, run_id, base, rel, true)?;
         if !src.is_file() {
             return Err(
                 err(ErrorKind::NotFound, op, "no such artifact file in the run")

@@ -58,20 +58,19 @@ pub(super) fn api_error(status: StatusCode, body: &str) -> Error {
 /// A request that got no answer, as a gust error not yet named: `Timeout` or
 /// `Unavailable`, the causes in the message, credentials stripped from URLs.
 pub(super) fn transport_error(e: &reqwest::Error) -> Error {
-    let kind = if e.is_timeout() {
-        ErrorKind::Timeout
+    let text = error_text(e);
+    // A refused certificate is `Auth`: the server is not who it should be,
+    // and asking again cannot change that.
+    let (kind, hint) = if crate::hooks::scope::certificate_refused(&text) {
+        (ErrorKind::Auth, crate::hooks::scope::CERTIFICATE_HINT)
+    } else if e.is_timeout() {
+        (ErrorKind::Timeout, "")
     } else {
-        ErrorKind::Unavailable
+        (ErrorKind::Unavailable, "")
     };
     // reqwest's message names the full request URL, credentials stripped.
-    Error::new(
-        kind,
-        "",
-        format!(
-            "cannot reach the MLflow server: {}",
-            strip_userinfo(&error_text(e))
-        ),
-    )
+    let message = format!("cannot reach the MLflow server: {}", strip_userinfo(&text));
+    Error::new(kind, "", format!("{message} {hint}").trim_end().to_string())
 }
 
 /// A reqwest error with its causes, `a: b: c`: reqwest's own message ("error sending
