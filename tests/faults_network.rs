@@ -264,7 +264,15 @@ mod postgres {
         });
         let e = op.execute(&ctx()).await.unwrap_err();
         assert_eq!(proxy.resets(), 1);
-        assert_transient(&e, "");
+        // The cause is the database's: the dump's operation and connection,
+        // not the upload's (which only saw its input fail).
+        assert_transient(&e, "sql_to_s3.dump");
+        assert_eq!(e.context("conn_id"), Some("postgres_default"), "{e}");
+        assert_eq!(
+            e.context("object"),
+            Some(format!("s3://{bucket}/{key}").as_str()),
+            "{e}"
+        );
         assert!(!s3.exists(&bucket, key).await.unwrap(), "a partial object");
         assert_eq!(open_uploads(&s3, &bucket, key).await, 0);
 
