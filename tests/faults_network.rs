@@ -553,6 +553,64 @@ mod mysql {
         exec(&admin, &format!("DROP TABLE {table}")).await;
     }
 
+    /// The row stream of a dump reset mid-result (server → client): the dump
+    /// fails retryable, naming MariaDB's connection, and leaves no object; a
+    /// task retry writes the exact bytes.
+    #[tokio::test]
+    async fn reset_mid_row_stream_leaves_no_object_and_the_retry_writes_it_whole() {
+        let Some(conn) = common::server_conn("mysql_default") else {
+            return;
+        };
+        let Some(aws) = common::server_conn("aws_default") else {
+            return;
+        };
+        let admin = MySqlHook::from_connection(&conn).await.unwrap();
+        let table = name("fn_my_out");
+        exec(
+            &admin,
+            &format!(
+                "CREATE TABLE {table} AS SELECT seq AS id, CONCAT('name-', seq, '-', MD5(seq)) AS name \
+                 FROM seq_1_to_{ROWS}"
+            ),
+        )
+        .await;
+        let bucket = name("fn-my-out").replace('_', "-");
+        let s3 = s3_direct(&aws, &bucket).await;
+        let proxy = proxy_for(&conn).await;
+        let db = Arc::new(
+            MySqlHook::from_connection(&via(&conn, &proxy))
+                .await
+                .unwrap(),
+        );
+        let query = format!("SELECT id, name FROM {table} ORDER BY id");
+        let key = "dump/t.csv";
+        let op = SqlToS3::new(query.clone(), format!("s3://{bucket}/{key}"))
+            .with_hook(db.clone())
+            .with_store(s3.clone());
+        let fault = Fault::Reset {
+            dir: Dir::Down,
+            after: MID_STREAM,
+            which: Which::Once,
+        };
+        proxy.set(fault);
+        let e = op.execute(&ctx()).await.unwrap_err();
+        assert_eq!(proxy.resets(), 1);
+        assert_transient(&e, "sql_to_s3.dump");
+        assert_eq!(e.context("conn_id"), Some("mysql_default"), "{e}");
+        assert!(!s3.exists(&bucket, key).await.unwrap(), "a partial object");
+        assert_eq!(open_uploads(&s3, &bucket, key).await, 0);
+
+        proxy.set(fault);
+        let (tries, error) = run_with_retry(op).await;
+        assert_eq!((tries, error), (2, None));
+        let mut expected = Vec::new();
+        admin.bulk_dump(&query, &mut expected).await.unwrap();
+        let got = s3.get(&bucket, key).await.unwrap();
+        assert_eq!(got.len(), expected.len());
+        assert!(got[..] == expected[..], "the object differs from the table");
+        exec(&admin, &format!("DROP TABLE {table}")).await;
+    }
+
     /// The server goes away under an open hook: the next statement fails at
     /// once, typed and retryable, naming the connection.
     #[tokio::test]
@@ -798,6 +856,98 @@ mod s3 {
         assert_eq!(e.kind(), ErrorKind::Unavailable, "{e}");
         assert!(e.is_retryable() || e.is_exhausted(), "{e}");
         assert!(e.to_string().contains("aws_default"), "{e}");
+    }
+
+    /// The S3 side of both SQL transfers reset mid-body: the upload of a
+    /// dump (client → server) is retried by the SDK, the download of a load
+    /// (server → client) resumed by the hook; both land the exact rows once.
+    #[tokio::test]
+    async fn reset_mid_upload_and_mid_download_under_the_transfers_lands_the_exact_rows() {
+        let Some(pg) = common::server_conn("postgres_default") else {
+            return;
+        };
+        let Some(aws) = common::server_conn("aws_default") else {
+            return;
+        };
+        let admin = Arc::new(PostgresHook::from_connection(&pg).await.unwrap());
+        let table = name("fn_s3_tx");
+        exec(
+            &*admin,
+            &format!(
+                "CREATE TABLE {table} AS SELECT g AS id, 'name-' || g || '-' || md5(g::text) AS name \
+                 FROM generate_series(1, {ROWS}) g; \
+                 CREATE TABLE {table}_back (id INTEGER, name TEXT)"
+            ),
+        )
+        .await;
+        let bucket = name("fn-s3-tx").replace('_', "-");
+        let direct = s3_direct(&aws, &bucket).await;
+        let (proxy, proxied) = s3_proxy(&aws).await;
+        let store = Arc::new(
+            S3Hook::from_connection(&proxied)
+                .await
+                .unwrap()
+                .with_retries(3, Backoff::exponential(Duration::from_millis(1))),
+        );
+        let query = format!("SELECT id, name FROM {table} ORDER BY id");
+
+        proxy.set(Fault::Reset {
+            dir: Dir::Up,
+            after: MID_STREAM,
+            which: Which::Once,
+        });
+        let out = SqlToS3::new(query.clone(), format!("s3://{bucket}/t.csv"))
+            .with_hook(admin.clone())
+            .with_store(store.clone())
+            .execute(&ctx())
+            .await
+            .unwrap();
+        assert_eq!(proxy.resets(), 1, "the upload was never reset");
+        assert_eq!(out["rows"], ROWS);
+        let mut expected = Vec::new();
+        admin.bulk_dump(&query, &mut expected).await.unwrap();
+        let got = direct.get(&bucket, "t.csv").await.unwrap();
+        assert!(got[..] == expected[..], "the object differs from the table");
+
+        // An object under the download threshold is one plain GET, which is not
+        // resumed: the load fails retryable (the download's kind, not the
+        // database's `Io`), loads nothing, and a task retry loads it whole.
+        proxy.set(Fault::Reset {
+            dir: Dir::Down,
+            after: MID_STREAM,
+            which: Which::Once,
+        });
+        let load = S3ToSql::new(format!("s3://{bucket}/t.csv"), format!("{table}_back"))
+            .with_hook(admin.clone())
+            .with_store(store);
+        let e = load.execute(&ctx()).await.unwrap_err();
+        assert_eq!(proxy.resets(), 2, "the download was never reset");
+        assert_transient(&e, "s3_to_sql.load");
+        assert!(e.to_string().contains("aws_default"), "{e}");
+        let back_rows = format!("SELECT COUNT(*) FROM {table}_back");
+        assert_eq!(count(&*admin, &back_rows).await, 0);
+        proxy.set(Fault::Reset {
+            dir: Dir::Down,
+            after: MID_STREAM,
+            which: Which::Once,
+        });
+        let (tries, error) = run_with_retry(load).await;
+        assert_eq!((tries, error), (2, None));
+        assert_eq!(count(&*admin, &back_rows).await, ROWS as i64);
+        let mut back = Vec::new();
+        admin
+            .bulk_dump(
+                &format!("SELECT id, name FROM {table}_back ORDER BY id"),
+                &mut back,
+            )
+            .await
+            .unwrap();
+        assert!(back == expected, "the loaded rows differ from the object");
+        exec(
+            &*admin,
+            &format!("DROP TABLE {table}; DROP TABLE {table}_back"),
+        )
+        .await;
     }
 
     /// An S3 server that stops answering mid-download: the hook has no read
