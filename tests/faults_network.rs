@@ -398,6 +398,22 @@ mod postgres {
             loaded == body.as_bytes(),
             "the loaded rows differ from the object"
         );
+
+        // A permanent fault: every try fails typed, and loads nothing.
+        proxy.set(Fault::Reset {
+            dir: Dir::Up,
+            after: MID_STREAM,
+            which: Which::All,
+        });
+        let (tries, error) = run_with_retry(load(IfExists::Append)).await;
+        let error = error.expect("a load through a permanent fault succeeded");
+        assert_eq!(tries, 2, "{error}");
+        assert!(error.contains("(unavailable"), "{error}");
+        assert!(error.contains("postgres_default"), "{error}");
+        assert_eq!(
+            count(&admin, &format!("SELECT COUNT(*) FROM {table}")).await,
+            100 + n
+        );
         exec(&admin, &format!("DROP TABLE {table}")).await;
     }
 
