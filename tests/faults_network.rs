@@ -149,6 +149,71 @@ fn csv_rows(first: u64, rows: u64) -> String {
     s
 }
 
+/// A load stalled mid-stream (client → server) under a task with
+/// `execution_timeout`: the SQL hooks have no read timeout of their own, so the
+/// task's deadline ends the wait with a typed timeout, and the target keeps
+/// exactly its `before` rows (the stalled transaction never commits).
+async fn stall_mid_load(
+    proxy: &FaultProxy,
+    db: Arc<dyn SqlHook>,
+    admin: &dyn SqlHook,
+    s3: Arc<S3Hook>,
+    bucket: &str,
+    table: &str,
+    before: i64,
+) {
+    s3.put(
+        bucket,
+        "stall.csv",
+        csv_rows(1001, ROWS).into_bytes().into(),
+        &PutOptions::new(),
+    )
+    .await
+    .unwrap();
+    proxy.set(Fault::Stall {
+        dir: Dir::Up,
+        after: MID_STREAM,
+        which: Which::Once,
+    });
+    let op = S3ToSql::new(format!("s3://{bucket}/stall.csv"), table.to_string())
+        .with_hook(db)
+        .with_store(s3);
+    let mut dag = Dag::builder("faults");
+    dag.add(
+        Task::new("load", op)
+            .with_options(TaskOptions::default().execution_timeout(Duration::from_secs(1))),
+    );
+    let day = chrono_tz::UTC
+        .with_ymd_and_hms(2025, 1, 8, 0, 0, 0)
+        .unwrap();
+    let report = dag.build().unwrap().test(day).await;
+    let t = report.task("load").unwrap();
+    let error = t.error.clone().unwrap_or_default();
+    assert!(error.contains("(timeout"), "{error}");
+    assert_eq!(proxy.stalls(), 1);
+    let rows = format!("SELECT COUNT(*) FROM {table}");
+    assert_eq!(count(admin, &rows).await, before);
+    // The stalled connection is reset; still nothing is loaded. (Only that
+    // one: the cleanup's connection must live.)
+    proxy.reset_stalled();
+    assert_eq!(count(admin, &rows).await, before);
+    let staging = format!(
+        "SELECT COUNT(*) FROM information_schema.tables \
+         WHERE table_name LIKE '{table}\\_\\_gust\\_staging\\_%'"
+    );
+    // The cancelled load drops its staging table from a spawned task, once the
+    // stalled transaction's lock is gone: poll, bounded.
+    let mut left = count(admin, &staging).await;
+    for _ in 0..500 {
+        if left == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        left = count(admin, &staging).await;
+    }
+    assert_eq!(left, 0, "a staging table was left behind");
+}
+
 const ROWS: u64 = 20_000;
 /// A fault's byte offset: past every handshake and small statement, well
 /// inside a bulk stream of `ROWS` rows.
@@ -417,6 +482,30 @@ mod postgres {
         exec(&admin, &format!("DROP TABLE {table}")).await;
     }
 
+    /// COPY FROM stalled mid-load: the task's deadline ends it, typed;
+    /// nothing is loaded.
+    #[tokio::test]
+    async fn stall_mid_copy_from_ends_at_the_tasks_execution_timeout() {
+        let Some((conn, admin)) = admin().await else {
+            return;
+        };
+        let Some(aws) = common::server_conn("aws_default") else {
+            return;
+        };
+        let table = name("fn_pg_stall");
+        load_fixture(&admin, &table).await;
+        let bucket = name("fn-pg-stall").replace('_', "-");
+        let s3 = s3_direct(&aws, &bucket).await;
+        let proxy = proxy_for(&conn).await;
+        let db = Arc::new(
+            PostgresHook::from_connection(&via(&conn, &proxy))
+                .await
+                .unwrap(),
+        );
+        stall_mid_load(&proxy, db, &admin, s3, &bucket, &table, 100).await;
+        exec(&admin, &format!("DROP TABLE {table}")).await;
+    }
+
     /// A server that stops answering mid-handshake, with `connect_timeout`:
     /// a typed, retryable timeout naming the connection, not a hang.
     #[tokio::test]
@@ -624,6 +713,39 @@ mod mysql {
         let got = s3.get(&bucket, key).await.unwrap();
         assert_eq!(got.len(), expected.len());
         assert!(got[..] == expected[..], "the object differs from the table");
+        exec(&admin, &format!("DROP TABLE {table}")).await;
+    }
+
+    /// LOAD DATA stalled mid-load: the task's deadline ends it, typed;
+    /// nothing is loaded.
+    #[tokio::test]
+    async fn stall_mid_load_data_ends_at_the_tasks_execution_timeout() {
+        let Some(conn) = common::server_conn("mysql_default") else {
+            return;
+        };
+        let Some(aws) = common::server_conn("aws_default") else {
+            return;
+        };
+        let conn = conn.with_extra("local_infile", json!(true));
+        let admin = MySqlHook::from_connection(&conn).await.unwrap();
+        let table = name("fn_my_stall");
+        exec(
+            &admin,
+            &format!(
+                "CREATE TABLE {table} (id BIGINT, name VARCHAR(64)); \
+                 INSERT INTO {table} SELECT seq, CONCAT('old-', seq) FROM seq_1_to_100"
+            ),
+        )
+        .await;
+        let bucket = name("fn-my-stall").replace('_', "-");
+        let s3 = s3_direct(&aws, &bucket).await;
+        let proxy = proxy_for(&conn).await;
+        let db = Arc::new(
+            MySqlHook::from_connection(&via(&conn, &proxy))
+                .await
+                .unwrap(),
+        );
+        stall_mid_load(&proxy, db, &admin, s3, &bucket, &table, 100).await;
         exec(&admin, &format!("DROP TABLE {table}")).await;
     }
 

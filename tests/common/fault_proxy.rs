@@ -85,6 +85,8 @@ struct State {
     http_injected: AtomicUsize,
     /// Set by `kill_all` and on drop: every connection resets.
     kill: watch::Sender<u64>,
+    /// Set by `reset_stalled`: the stalled connections reset.
+    unstall: watch::Sender<u64>,
 }
 
 /// A running proxy; dropping it resets every connection through it.
@@ -116,6 +118,7 @@ impl FaultProxy {
             http_matched: AtomicUsize::new(0),
             http_injected: AtomicUsize::new(0),
             kill: watch::channel(0).0,
+            unstall: watch::channel(0).0,
         });
         let port = listener.local_addr().unwrap().port();
         let accept = tokio::spawn(accept_loop(listener, state.clone()));
@@ -158,6 +161,11 @@ impl FaultProxy {
     /// Resets every open connection (pooled ones included).
     pub fn kill_all(&self) {
         self.state.kill.send_modify(|n| *n += 1);
+    }
+
+    /// Resets the connections a stall holds (only those: the others go on).
+    pub fn reset_stalled(&self) {
+        self.state.unstall.send_modify(|n| *n += 1);
     }
 
     /// Connections accepted so far.
@@ -282,6 +290,7 @@ async fn pump(
     link: Arc<Link>,
 ) {
     let mut kill = state.kill.subscribe();
+    let mut unstall = state.unstall.subscribe();
     let mut buf = vec![0u8; 64 * 1024];
     let mut sent = 0u64;
     loop {
@@ -345,7 +354,13 @@ async fn pump(
                     state.stalls.fetch_add(1, Ordering::SeqCst);
                 }
                 // Hold both sockets open, forwarding nothing, until killed.
-                let _ = kill.changed().await;
+                tokio::select! {
+                    _ = kill.changed() => {}
+                    _ = unstall.changed() => {}
+                }
+                // The other pump holds the sockets' other halves: wake it, so
+                // that both close and the RST goes out.
+                link.done.notify_one();
                 return rst_and_close(from, to);
             }
             None => {}
