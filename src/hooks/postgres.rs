@@ -411,10 +411,7 @@ impl PostgresHook {
                 Err(e) => {
                     // COPY is one statement: aborting it loads nothing.
                     let _ = copy.abort("input failed").await;
-                    return Err(with_ctx(
-                        Error::new(ErrorKind::Io, "", format!("reading the CSV input: {e}"))
-                            .with_source(e),
-                    ));
+                    return Err(with_ctx(super::sql::input_error("", e)));
                 }
             };
             if n == 0 {

@@ -625,6 +625,20 @@ pub(crate) fn check_widths(table: &str, columns: &[String], rows: &[Vec<Value>])
     Ok(())
 }
 
+/// The error of a bulk load whose input failed to read: [`ErrorKind::Io`] for
+/// a local failure; but when the input is a stream of gust's own (an object
+/// download, wrapped as `std::io::Error::other`) its error's kind and retry
+/// state are kept, so a transient download failure (`Unavailable`) stays
+/// retryable instead of becoming a permanent `Io` error of the database.
+pub(crate) fn input_error(op: &'static str, e: std::io::Error) -> Error {
+    match e.get_ref().and_then(|s| s.downcast_ref::<Error>()) {
+        Some(inner) => Error::new(inner.kind(), op, format!("reading the CSV input: {inner}"))
+            .with_retry_state_of(inner)
+            .with_source(e),
+        None => Error::new(ErrorKind::Io, op, format!("reading the CSV input: {e}")).with_source(e),
+    }
+}
+
 /// Reads the header row of a CSV load: its column names. An empty input, or an
 /// empty name, is an error not yet named (the hook's scope names it
 /// `<system>.bulk_load` and adds its context).
@@ -742,6 +756,21 @@ mod tests {
     use super::implement::{insert_statement, shape_results};
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn input_error_keeps_the_kind_of_a_wrapped_gust_error() {
+        let download = Error::new(ErrorKind::Unavailable, "s3.get_object", "broke off");
+        let e = input_error("sql.bulk_load", std::io::Error::other(download));
+        assert_eq!(e.kind(), ErrorKind::Unavailable);
+        assert!(e.is_retryable());
+        assert!(e.message().contains("broke off"), "{e}");
+        let exhausted = Error::new(ErrorKind::Unavailable, "s3.get_object", "gone").exhausted();
+        let e = input_error("sql.bulk_load", std::io::Error::other(exhausted));
+        assert!(e.is_exhausted());
+        let local = input_error("sql.bulk_load", std::io::Error::other("disk full"));
+        assert_eq!(local.kind(), ErrorKind::Io);
+        assert!(!local.is_retryable());
+    }
 
     #[test]
     fn in_statement_keeps_the_error_and_names_the_statement() {

@@ -259,7 +259,7 @@ impl Operator for S3ToSql {
             }));
         }
         let create = self.create_table.as_deref();
-        let loaded = load_into(&*hook, &table, &self.if_exists, &[], create, |staging| {
+        let loaded = load_into(&hook, &table, &self.if_exists, &[], create, |staging| {
             self.load_objects(hook.clone(), store, bucket.clone(), keys, staging)
         })
         .await

@@ -265,8 +265,16 @@ impl Operator for SqlToS3 {
                     _ => (Framing::Lines, false),
                 };
                 let splitter = Splitter::new(reader_stream(reader), done_rx, framing, header, OP);
-                let (_, written) = futures::join!(produce, files.write(splitter));
-                written?
+                let (produced, written) = futures::join!(produce, files.write(splitter));
+                match (produced, written) {
+                    // The query failed (a dropped connection, an error midway):
+                    // that is the cause, naming the database's connection; the
+                    // upload only saw its input fail (and was aborted).
+                    (Err(e), Err(_)) => {
+                        return Err(e.with("object", format!("s3://{bucket}/{key}")));
+                    }
+                    (_, written) => written?,
+                }
             }
         };
         tracing::info!(
@@ -291,7 +299,8 @@ impl Operator for SqlToS3 {
 /// Runs the query and writes its result, encoded, into `out`: `bulk_dump_as`
 /// for CSV without parameters (PostgreSQL's `COPY` does the encoding), the row
 /// stream otherwise. The outcome goes to `done` before `out` is closed, so the
-/// reader learns at the end of its input whether the input was whole.
+/// reader learns at the end of its input whether the input was whole; it is
+/// also returned, whole, for the error the operator reports.
 async fn produce(
     hook: Arc<dyn SqlHook>,
     query: String,
@@ -299,7 +308,7 @@ async fn produce(
     format: FileFormat,
     mut out: tokio::io::DuplexStream,
     done: tokio::sync::oneshot::Sender<Result<()>>,
-) {
+) -> Result<()> {
     let result = match (&format, parameters) {
         (FileFormat::Csv(csv), Parameters::None) => hook.bulk_dump_as(&query, csv, &mut out).await,
         (FileFormat::Csv(csv), parameters) => {
@@ -308,8 +317,19 @@ async fn produce(
         // JSON Lines (Parquet has its own path, `Files::write_parquet`).
         (_, parameters) => rows_to_jsonl(hook.stream_rows(&query, parameters), &mut out).await,
     };
-    let _ = done.send(result.map(drop).map_err(|e| e.with_operation(OP)));
+    let result = result.map(drop).map_err(|e| e.with_operation(OP));
+    let _ = done.send(result.as_ref().map(|_| ()).map_err(copy_of));
     let _ = out.shutdown().await;
+    result
+}
+
+/// A copy of `e` without its source (errors are not `Clone`): kind, operation,
+/// message, context and retry state.
+fn copy_of(e: &Error) -> Error {
+    e.context_entries().fold(
+        Error::new(e.kind(), e.operation().to_string(), e.message()).with_retry_state_of(e),
+        |c, (k, v)| c.with(k, v),
+    )
 }
 
 /// Writes rows as JSON Lines in 64 KiB chunks; returns the bytes written.

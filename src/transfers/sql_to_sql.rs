@@ -164,7 +164,7 @@ impl Operator for SqlToSql {
         )
         .await?;
 
-        let rows = load_via_staging(&*destination, &table, &self.if_exists, &before, |staging| {
+        let rows = load_via_staging(&destination, &table, &self.if_exists, &before, |staging| {
             let destination = destination.clone();
             let (dump_out, relay_in) = tokio::io::duplex(256 * 1024);
             let (relay_out, load_in) = tokio::io::duplex(256 * 1024);

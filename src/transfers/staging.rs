@@ -2,6 +2,7 @@
 //! target in one transaction. Shared by the transfers that write tables.
 
 use std::future::Future;
+use std::sync::Arc;
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::hooks::sql::{
@@ -53,7 +54,7 @@ impl IfExists {
 /// table is dropped in every case. A failed load or apply leaves the target
 /// unchanged.
 pub(crate) async fn load_via_staging<F, Fut, T>(
-    hook: &dyn SqlHook,
+    hook: &Arc<dyn SqlHook>,
     table: &str,
     if_exists: &IfExists,
     before: &[String],
@@ -70,7 +71,7 @@ where
 /// columns and it is missing (and dropping it again if the load fails). A missing
 /// table without `create` is a [`ErrorKind::NotFound`] error naming it.
 pub(crate) async fn load_into<F, Fut, T>(
-    hook: &dyn SqlHook,
+    hook: &Arc<dyn SqlHook>,
     table: &str,
     if_exists: &IfExists,
     before: &[String],
@@ -83,8 +84,12 @@ where
 {
     let dialect = hook.dialect();
     let target = quote_table(dialect, table)?;
-    let created = ensure_table(hook, table, &target, create).await?;
+    let created = ensure_table(&**hook, table, &target, create).await?;
+    let guard = created.then(|| Cleanup::new(hook, format!("DROP TABLE {target}")));
     let result = staged(hook, table, &target, if_exists, before, load).await;
+    if let Some(guard) = guard {
+        guard.disarm();
+    }
     if result.is_err() && created {
         let drop = Sql::from(format!("DROP TABLE {target}"));
         if let Err(e) = hook.run(drop, RunOptions::default()).await {
@@ -146,7 +151,7 @@ fn table_missing(e: &Error) -> bool {
 }
 
 async fn staged<F, Fut, T>(
-    hook: &dyn SqlHook,
+    hook: &Arc<dyn SqlHook>,
     table: &str,
     target: &str,
     if_exists: &IfExists,
@@ -161,12 +166,13 @@ where
     let staging_name = staging_table(table);
     let staging = quote_table(dialect, &staging_name)?;
     let create = match dialect {
-        Dialect::Sqlite => sqlite_staging(hook, table, &staging).await?,
+        Dialect::Sqlite => sqlite_staging(&**hook, table, &staging).await?,
         _ => None,
     };
     let create = create
         .unwrap_or_else(|| format!("CREATE TABLE {staging} AS SELECT * FROM {target} WHERE 1 = 0"));
     hook.run(Sql::from(create), RunOptions::default()).await?;
+    let guard = Cleanup::new(hook, format!("DROP TABLE {staging}"));
     let result = async {
         let (columns, rows) = load(staging_name.clone()).await?;
         let mut statements: Vec<String> = before.to_vec();
@@ -179,7 +185,7 @@ where
             let insert = format!("INSERT INTO {target} ({cols}) SELECT {cols} FROM {staging}");
             statements.push(match if_exists {
                 IfExists::Merge(keys) => {
-                    check_unique_keys(hook, &staging, keys).await?;
+                    check_unique_keys(&**hook, &staging, keys).await?;
                     merge_statement(dialect, insert, &columns, keys)?
                 }
                 _ => insert,
@@ -192,6 +198,7 @@ where
         Ok::<_, Error>(rows)
     }
     .await;
+    guard.disarm();
     // The load's own outcome is what the task reports; a staging table that
     // cannot be dropped is only logged.
     if let Err(e) = hook
@@ -318,6 +325,48 @@ fn merge_statement(
             format!("{insert} WHERE true ON CONFLICT ({key_cols}) {action}")
         }
     })
+}
+
+/// A `DROP TABLE` to run if the load's future is dropped before it finishes:
+/// a task's `execution_timeout` cancels the load mid-way, where no error path
+/// runs, and the staging table (or the table the load created) would be left
+/// behind. The statement runs on a spawned task, best effort.
+struct Cleanup {
+    hook: Arc<dyn SqlHook>,
+    statement: Option<String>,
+}
+
+impl Cleanup {
+    fn new(hook: &Arc<dyn SqlHook>, statement: String) -> Self {
+        Cleanup {
+            hook: hook.clone(),
+            statement: Some(statement),
+        }
+    }
+
+    /// The load finished (either way): its own path cleans up.
+    fn disarm(mut self) {
+        self.statement = None;
+    }
+}
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        let Some(statement) = self.statement.take() else {
+            return;
+        };
+        let hook = self.hook.clone();
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            rt.spawn(async move {
+                match hook.run(Sql::from(statement.clone()), RunOptions::default()).await {
+                    Ok(_) => tracing::warn!(%statement, "cleaned up after a cancelled load"),
+                    Err(e) => {
+                        tracing::error!(%statement, error = %e, "could not clean up after a cancelled load")
+                    }
+                }
+            });
+        }
+    }
 }
 
 /// A staging table's name beside `table` (same schema), unique per load.

@@ -17,6 +17,7 @@ pub mod transfers;
 #[cfg(feature = "mlflow")]
 pub mod mlflow_scenarios;
 
+pub mod fault_proxy;
 pub mod logs;
 
 pub mod private;

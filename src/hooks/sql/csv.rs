@@ -52,14 +52,11 @@ impl<'a> Reader<'a> {
             if self.done {
                 return Ok(None);
             }
-            let n = self.input.read(&mut self.buf).await.map_err(|e| {
-                Error::new(
-                    ErrorKind::Io,
-                    "sql.bulk_load",
-                    format!("reading the CSV input: {e}"),
-                )
-                .with_source(e)
-            })?;
+            let n = self
+                .input
+                .read(&mut self.buf)
+                .await
+                .map_err(|e| super::input_error("sql.bulk_load", e))?;
             let mut out = Vec::new();
             if n == 0 {
                 self.done = true;
@@ -81,14 +78,10 @@ impl<'a> Reader<'a> {
         allow(dead_code)
     )]
     pub(crate) async fn read_raw(&mut self, buf: &mut [u8]) -> Result<usize> {
-        self.input.read(buf).await.map_err(|e| {
-            Error::new(
-                ErrorKind::Io,
-                "sql.bulk_load",
-                format!("reading the CSV input: {e}"),
-            )
-            .with_source(e)
-        })
+        self.input
+            .read(buf)
+            .await
+            .map_err(|e| super::input_error("sql.bulk_load", e))
     }
 }
 
