@@ -222,6 +222,74 @@ const MID_STREAM: u64 = 256 * 1024;
 /// The proxy itself, against a local server: pass-through is byte-exact, a
 /// reset is a reset (RST, seen as `ConnectionReset`, not as a clean end) at the
 /// byte asked for.
+/// A load into `table` (100 old rows, `untouched` counting them) reset
+/// mid-stream once in each of `modes`: each fails transient and leaves the
+/// table as it was, with no staging table (`staging` counts them). Then a
+/// reset under a task with one retry: the retry loads `body`'s rows exactly
+/// once (count, distinct ids, and the rows dumped back equal the object).
+#[allow(clippy::too_many_arguments)]
+async fn reset_mid_load_then_retry(
+    admin: &dyn SqlHook,
+    proxy: &FaultProxy,
+    load: impl Fn(IfExists) -> S3ToSql,
+    table: &str,
+    body: &str,
+    modes: &[IfExists],
+    untouched: &str,
+    staging: &str,
+) {
+    let reset_once = || Fault::Reset {
+        dir: Dir::Up,
+        after: MID_STREAM,
+        which: Which::Once,
+    };
+    for mode in modes {
+        proxy.set(reset_once());
+        let e = load(mode.clone()).execute(&ctx()).await.unwrap_err();
+        assert_eq!(
+            proxy.fault(),
+            Fault::Pass,
+            "{mode:?}: the fault never fired: {e}"
+        );
+        assert_transient(&e, "s3_to_sql");
+        assert_eq!(
+            count(admin, &format!("SELECT COUNT(*) FROM {table}")).await,
+            100
+        );
+        assert_eq!(count(admin, untouched).await, 100, "{mode:?}");
+    }
+    assert_eq!(
+        count(admin, staging).await,
+        0,
+        "a staging table was left behind"
+    );
+
+    proxy.set(reset_once());
+    let (tries, error) = run_with_retry(load(IfExists::Append)).await;
+    assert_eq!((tries, error), (2, None));
+    let n = ROWS as i64;
+    assert_eq!(
+        count(admin, &format!("SELECT COUNT(*) FROM {table}")).await,
+        100 + n
+    );
+    assert_eq!(
+        count(admin, &format!("SELECT COUNT(DISTINCT id) FROM {table}")).await,
+        100 + n
+    );
+    let mut loaded = Vec::new();
+    admin
+        .bulk_dump(
+            &format!("SELECT id, name FROM {table} WHERE id > 1000 ORDER BY id"),
+            &mut loaded,
+        )
+        .await
+        .unwrap();
+    assert!(
+        loaded == body.as_bytes(),
+        "the loaded rows differ from the object"
+    );
+}
+
 mod proxy {
     use super::*;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -406,63 +474,15 @@ mod postgres {
         };
         let untouched =
             format!("SELECT COUNT(*) FROM {table} WHERE id <= 100 AND name = 'old-' || id");
-        for mode in [IfExists::Append, IfExists::Replace, IfExists::merge(["id"])] {
-            proxy.set(Fault::Reset {
-                dir: Dir::Up,
-                after: MID_STREAM,
-                which: Which::Once,
-            });
-            let e = load(mode.clone()).execute(&ctx()).await.unwrap_err();
-            assert_eq!(
-                proxy.fault(),
-                Fault::Pass,
-                "{mode:?}: the fault never fired: {e}"
-            );
-            assert_transient(&e, "s3_to_sql");
-            assert_eq!(
-                count(&admin, &format!("SELECT COUNT(*) FROM {table}")).await,
-                100
-            );
-            assert_eq!(count(&admin, &untouched).await, 100, "{mode:?}");
-        }
-        // No staging table was left behind by the merge's failed load.
-        let staging = count(
-            &admin,
-            &format!(
-                "SELECT COUNT(*) FROM pg_tables WHERE tablename LIKE '{table}\\_\\_gust\\_staging\\_%'"
-            ),
+        let staging = format!(
+            "SELECT COUNT(*) FROM pg_tables WHERE tablename LIKE '{table}\\_\\_gust\\_staging\\_%'"
+        );
+        let modes = [IfExists::Append, IfExists::Replace, IfExists::merge(["id"])];
+        reset_mid_load_then_retry(
+            &admin, &proxy, load, &table, &body, &modes, &untouched, &staging,
         )
         .await;
-        assert_eq!(staging, 0);
-
-        proxy.set(Fault::Reset {
-            dir: Dir::Up,
-            after: MID_STREAM,
-            which: Which::Once,
-        });
-        let (tries, error) = run_with_retry(load(IfExists::Append)).await;
-        assert_eq!((tries, error), (2, None));
         let n = ROWS as i64;
-        assert_eq!(
-            count(&admin, &format!("SELECT COUNT(*) FROM {table}")).await,
-            100 + n
-        );
-        assert_eq!(
-            count(&admin, &format!("SELECT COUNT(DISTINCT id) FROM {table}")).await,
-            100 + n
-        );
-        let mut loaded = Vec::new();
-        admin
-            .bulk_dump(
-                &format!("SELECT id, name FROM {table} WHERE id > 1000 ORDER BY id"),
-                &mut loaded,
-            )
-            .await
-            .unwrap();
-        assert!(
-            loaded == body.as_bytes(),
-            "the loaded rows differ from the object"
-        );
 
         // A permanent fault: every try fails typed, and loads nothing.
         proxy.set(Fault::Reset {
@@ -598,63 +618,15 @@ mod mysql {
         };
         let untouched =
             format!("SELECT COUNT(*) FROM {table} WHERE id <= 100 AND name = CONCAT('old-', id)");
-        for mode in [IfExists::Append, IfExists::Replace] {
-            proxy.set(Fault::Reset {
-                dir: Dir::Up,
-                after: MID_STREAM,
-                which: Which::Once,
-            });
-            let e = load(mode.clone()).execute(&ctx()).await.unwrap_err();
-            assert_eq!(
-                proxy.fault(),
-                Fault::Pass,
-                "{mode:?}: the fault never fired: {e}"
-            );
-            assert_transient(&e, "s3_to_sql");
-            assert_eq!(
-                count(&admin, &format!("SELECT COUNT(*) FROM {table}")).await,
-                100
-            );
-            assert_eq!(count(&admin, &untouched).await, 100, "{mode:?}");
-        }
-        let staging = count(
-            &admin,
-            &format!(
-                "SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = DATABASE() \
-                 AND table_name LIKE '{table}\\_\\_gust\\_staging\\_%'"
-            ),
+        let staging = format!(
+            "SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = DATABASE() \
+             AND table_name LIKE '{table}\\_\\_gust\\_staging\\_%'"
+        );
+        let modes = [IfExists::Append, IfExists::Replace];
+        reset_mid_load_then_retry(
+            &admin, &proxy, load, &table, &body, &modes, &untouched, &staging,
         )
         .await;
-        assert_eq!(staging, 0, "a staging table was left behind");
-
-        proxy.set(Fault::Reset {
-            dir: Dir::Up,
-            after: MID_STREAM,
-            which: Which::Once,
-        });
-        let (tries, error) = run_with_retry(load(IfExists::Append)).await;
-        assert_eq!((tries, error), (2, None));
-        let n = ROWS as i64;
-        assert_eq!(
-            count(&admin, &format!("SELECT COUNT(*) FROM {table}")).await,
-            100 + n
-        );
-        assert_eq!(
-            count(&admin, &format!("SELECT COUNT(DISTINCT id) FROM {table}")).await,
-            100 + n
-        );
-        let mut loaded = Vec::new();
-        admin
-            .bulk_dump(
-                &format!("SELECT id, name FROM {table} WHERE id > 1000 ORDER BY id"),
-                &mut loaded,
-            )
-            .await
-            .unwrap();
-        assert!(
-            loaded == body.as_bytes(),
-            "the loaded rows differ from the object"
-        );
         exec(&admin, &format!("DROP TABLE {table}")).await;
     }
 
