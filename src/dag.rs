@@ -38,7 +38,9 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::task::Task;
 use crate::template::TemplateEngine;
 
+mod describe;
 mod report;
+pub(crate) use self::describe::{DagDescription, TaskDescription};
 pub use self::report::{RunReport, TaskReport, TaskState};
 
 /// How often a DAG runs; decides the data interval of a run.
