@@ -24,6 +24,7 @@
 //! # Ok::<(), gust::Error>(())
 //! ```
 
+mod backend;
 mod env;
 mod json;
 mod pyjson;
@@ -31,6 +32,8 @@ mod redact;
 mod uri;
 
 pub(crate) use self::env::conn_env_name;
+pub use self::backend::{SecretsBackend, set_secrets_backend};
+pub(crate) use self::backend::handed_out_secrets;
 pub use self::env::{Variable, load_dotenv, load_dotenv_from};
 pub use self::redact::is_sensitive_key;
 pub(crate) use self::redact::{template_extras, variable_secrets};

@@ -51,7 +51,13 @@ pub(crate) struct RunShared {
     /// them from errors and logs.
     secrets: Mutex<Vec<String>>,
     connections: Mutex<HashMap<String, Connection>>,
+    /// Where an XCom this process does not hold comes from: Airflow, when it runs
+    /// one task per process. Asked once per `(task_id, key)`.
+    remote_xcom: Option<RemoteXCom>,
 }
+
+/// Fetches the XCom `(task_id, key)` of the run from outside the process.
+pub(crate) type RemoteXCom = Arc<dyn Fn(&str, &str) -> Option<Value> + Send + Sync>;
 
 impl RunShared {
     pub(crate) fn new(
@@ -75,17 +81,50 @@ impl RunShared {
             // run's secrets from the start, scrubbed from errors and XComs.
             secrets: Mutex::new(crate::connection::variable_secrets()),
             connections: Mutex::new(HashMap::new()),
+            remote_xcom: None,
         }
     }
 
+    /// This run's XComs that are not in the process come from `remote`.
+    #[cfg_attr(not(feature = "cli"), allow(dead_code))]
+    pub(crate) fn with_remote_xcom(mut self, remote: RemoteXCom) -> Self {
+        self.remote_xcom = Some(remote);
+        self
+    }
+
     pub(crate) fn secrets(&self) -> Vec<String> {
-        lock(&self.secrets).clone()
+        let mut all = lock(&self.secrets).clone();
+        // What the secrets backend handed out, to any task of the process.
+        for s in crate::connection::handed_out_secrets() {
+            if !all.contains(&s) {
+                all.push(s);
+            }
+        }
+        all
     }
 
     pub(crate) fn xcom_get(&self, task_id: &str, key: &str) -> Option<Value> {
-        lock(&self.xcom)
-            .get(&(task_id.to_string(), key.to_string()))
-            .cloned()
+        let id = (task_id.to_string(), key.to_string());
+        if let Some(v) = lock(&self.xcom).get(&id) {
+            return Some(v.clone());
+        }
+        let remote = self.remote_xcom.as_ref()?;
+        // Not under the lock: the fetch is a round trip. A missing XCom is not
+        // remembered, since a task may push it later in the run.
+        let value = remote(task_id, key)?;
+        lock(&self.xcom).entry(id).or_insert(value.clone());
+        Some(value)
+    }
+
+    /// Every XCom `task_id` pushed, `(key, value)`, keys sorted.
+    pub(crate) fn xcoms_of(&self, task_id: &str) -> Vec<(String, Value)> {
+        let mut out: Vec<(String, Value)> = lock(&self.xcom)
+            .iter()
+            .filter(|((t, _), _)| t == task_id)
+            .map(|((_, k), v)| (k.clone(), v.clone()))
+            .collect();
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        out
     }
 
     pub(crate) fn xcom_set(&self, task_id: &str, key: &str, value: Value) {
@@ -235,13 +274,14 @@ impl Context {
             .map_err(|e| e.with("task_id", &self.task_id))
     }
 
-    /// The connection `conn_id` from `AIRFLOW_CONN_<CONN_ID>`, looked up once per run.
+    /// The connection `conn_id` ([`Connection::get`]: `AIRFLOW_CONN_<CONN_ID>`, else the
+    /// secrets backend), looked up once per run.
     /// Its secrets are registered so the runner scrubs them from errors and logs.
     pub fn connection(&self, conn_id: &str) -> Result<Connection> {
         if let Some(c) = lock(&self.run.connections).get(conn_id) {
             return Ok(c.clone());
         }
-        let conn = Connection::from_env(conn_id)?;
+        let conn = Connection::get(conn_id)?;
         self.register_secrets(conn.secrets());
         lock(&self.run.connections).insert(conn_id.to_string(), conn.clone());
         Ok(conn)

@@ -33,14 +33,18 @@ use futures::stream::{FuturesUnordered, StreamExt};
 use serde_json::Value;
 use tracing::Instrument;
 
+#[cfg(feature = "cli")]
+use crate::context::RemoteXCom;
 use crate::context::{Context, RunShared, manual_run_id};
 use crate::error::{Error, ErrorKind, Result};
 use crate::task::Task;
 use crate::template::TemplateEngine;
 
+#[cfg(feature = "cli")]
 mod describe;
 mod report;
-pub(crate) use self::describe::{DagDescription, TaskDescription};
+#[cfg(feature = "cli")]
+pub(crate) use self::describe::DagDescription;
 pub use self::report::{RunReport, TaskReport, TaskState};
 
 /// How often a DAG runs; decides the data interval of a run.
@@ -388,6 +392,22 @@ impl fmt::Debug for Dag {
     }
 }
 
+/// How one try of one task ended; see `Dag::run_one_try`.
+#[cfg(feature = "cli")]
+#[derive(Debug)]
+pub(crate) struct OneTry {
+    /// The try's value or error, secrets scrubbed.
+    pub(crate) result: Result<Value>,
+    /// Whether the task's policy would retry this error (its kind, not the count of
+    /// tries left, which the caller owns).
+    pub(crate) retryable: bool,
+    pub(crate) duration: Duration,
+    /// `(key, value)` of every XCom the task pushed, `return_value` included.
+    pub(crate) xcoms: Vec<(String, Value)>,
+    /// The run's secrets, to scrub whatever the caller prints.
+    pub(crate) secrets: Vec<String>,
+}
+
 /// Options of one run; see [`Dag::run`].
 #[derive(Debug, Clone)]
 pub struct RunConfig {
@@ -397,6 +417,9 @@ pub struct RunConfig {
     pub run_id: Option<String>,
     /// Params merged over the DAG's defaults (Airflow's `dag_run.conf`-style override).
     pub params: Option<Value>,
+    /// The data interval (default: the schedule's interval starting at the logical
+    /// date). Airflow sends its own when it runs a task.
+    pub data_interval: Option<(DateTime<Tz>, DateTime<Tz>)>,
 }
 
 impl RunConfig {
@@ -406,6 +429,7 @@ impl RunConfig {
             logical_date,
             run_id: None,
             params: None,
+            data_interval: None,
         }
     }
 
@@ -518,10 +542,123 @@ impl Dag {
                 .clone()
                 .unwrap_or_else(|| manual_run_id(&logical_date)),
             logical_date,
-            self.inner.schedule.data_interval(logical_date),
+            config
+                .data_interval
+                .map(|(a, b)| (a.with_timezone(&self.inner.timezone), b.with_timezone(&self.inner.timezone)))
+                .unwrap_or_else(|| self.inner.schedule.data_interval(logical_date)),
             params,
             self.inner.templates.clone(),
         )
+    }
+
+    #[cfg(feature = "cli")]
+    /// Runs one try of task `task_id` alone, as `airflow tasks run` does: no
+    /// upstream task runs, their XComs come from `upstream`
+    /// (`(task_id, key, value)`) or, for the ones not given, `remote_xcom`; the
+    /// caller owns retries. Returns the try's
+    /// result (secrets scrubbed) and every XCom the task pushed, its return value
+    /// included.
+    pub(crate) async fn run_one_try(
+        &self,
+        task_id: &str,
+        config: &RunConfig,
+        try_number: u32,
+        upstream: impl IntoIterator<Item = (String, String, Value)>,
+        remote_xcom: Option<RemoteXCom>,
+    ) -> Result<OneTry> {
+        let task = self.task(task_id)?;
+        let mut shared = self.run_shared(config);
+        if let Some(remote) = remote_xcom {
+            shared = shared.with_remote_xcom(remote);
+        }
+        let shared = Arc::new(shared);
+        for (t, key, value) in upstream {
+            shared.xcom_set(&t, &key, value);
+        }
+        let ctx = Context::new(shared.clone(), task_id.to_string(), try_number.max(1));
+        let span = tracing::info_span!(
+            "dag_run",
+            dag_id = %shared.dag_id,
+            run_id = %shared.run_id,
+            logical_date = %shared.logical_date.to_rfc3339(),
+        );
+        let started = Instant::now();
+        let result = task.run_one(&ctx).instrument(span).await;
+        let retryable = match &result {
+            Ok(_) => false,
+            Err(e) => task.options.no_retry_reason(e).is_none(),
+        };
+        Ok(OneTry {
+            result,
+            retryable,
+            duration: started.elapsed(),
+            xcoms: shared.xcoms_of(task_id),
+            secrets: shared.secrets(),
+        })
+    }
+
+    #[cfg(feature = "cli")]
+    /// Runs task `task_id` alone with its retries (`tasks test`), upstream XComs
+    /// from `upstream`; its return value.
+    pub(crate) async fn run_task_with_retries(
+        &self,
+        task_id: &str,
+        config: &RunConfig,
+        upstream: impl IntoIterator<Item = (String, String, Value)>,
+    ) -> Result<Value> {
+        let task = self.task(task_id)?;
+        let shared = Arc::new(self.run_shared(config));
+        for (t, key, value) in upstream {
+            shared.xcom_set(&t, &key, value);
+        }
+        let span = tracing::info_span!(
+            "dag_run",
+            dag_id = %shared.dag_id,
+            run_id = %shared.run_id,
+            logical_date = %shared.logical_date.to_rfc3339(),
+        );
+        let id = task_id.to_string();
+        task.run(|try_number| Context::new(shared.clone(), id.clone(), try_number))
+            .instrument(span)
+            .await
+            .result
+    }
+
+    #[cfg(feature = "cli")]
+    /// The context task `task_id` would run with and its operator's templated
+    /// fields rendered in it (`tasks render`).
+    pub(crate) fn render_task(
+        &self,
+        task_id: &str,
+        config: &RunConfig,
+        upstream: impl IntoIterator<Item = (String, String, Value)>,
+    ) -> Result<(Context, Vec<(String, String)>)> {
+        let task = self.task(task_id)?;
+        let shared = Arc::new(self.run_shared(config));
+        for (t, key, value) in upstream {
+            shared.xcom_set(&t, &key, value);
+        }
+        let ctx = Context::new(shared, task_id.to_string(), 1);
+        let fields = task.operator.rendered_fields(&ctx)?;
+        Ok((ctx, fields))
+    }
+
+    #[cfg(feature = "cli")]
+    fn task(&self, task_id: &str) -> Result<Arc<Task>> {
+        self.inner
+            .tasks
+            .iter()
+            .find(|t| t.task_id == task_id)
+            .cloned()
+            .ok_or_else(|| {
+                Error::new(
+                    ErrorKind::NotFound,
+                    "dag.task",
+                    format!("no task {task_id:?} in this DAG"),
+                )
+                .with("dag_id", &self.inner.dag_id)
+                .with("task_id", task_id)
+            })
     }
 
     /// Runs every task once for `logical_date`, locally (Airflow's `dag.test()`).
@@ -656,7 +793,18 @@ impl Dag {
                     .map(|v| (t.task_id.clone(), v))
             })
             .collect();
+        let all_xcoms = tasks
+            .iter()
+            .filter(|t| t.state == TaskState::Success)
+            .flat_map(|t| {
+                shared
+                    .xcoms_of(&t.task_id)
+                    .into_iter()
+                    .map(|(k, v)| (t.task_id.clone(), k, v))
+            })
+            .collect();
         let report = RunReport {
+            all_xcoms,
             dag_id: shared.dag_id.clone(),
             run_id: shared.run_id.clone(),
             logical_date: shared.logical_date,

@@ -70,6 +70,14 @@ pub trait Operator: Send + Sync {
     async fn on_kill(&self, ctx: &Context) {
         let _ = ctx;
     }
+
+    /// The operator's templated fields rendered for `ctx`, `(name, value)` in the
+    /// order Airflow's `template_fields` would list them: what `tasks render`
+    /// prints and what the operator would send. The default declares none.
+    fn rendered_fields(&self, ctx: &Context) -> Result<Vec<(String, String)>> {
+        let _ = ctx;
+        Ok(Vec::new())
+    }
 }
 
 /// An operator made of an async closure: the Rust answer to `PythonOperator`.
@@ -243,7 +251,7 @@ impl TaskOptions {
 
     /// Why the task loop will not retry `err`, or `None` if it will (tries left
     /// permitting): for the `task failed` log line.
-    fn no_retry_reason(&self, err: &Error) -> Option<&'static str> {
+    pub(crate) fn no_retry_reason(&self, err: &Error) -> Option<&'static str> {
         if err.is_retryable() {
             None
         } else if err.is_exhausted() {
@@ -378,6 +386,49 @@ impl Task {
                 }
             }
         }
+    }
+
+    /// One try and nothing more, for a runner that owns retries (Airflow, or a
+    /// process per try): the value is stored as XCom and `on_success` called; a
+    /// failure calls `on_failure`, since this process will not try again.
+    #[cfg(feature = "cli")]
+    pub(crate) async fn run_one(&self, ctx: &Context) -> Result<Value> {
+        panics::install_hook();
+        let span = tracing::info_span!(
+            "task_try",
+            dag_id = %ctx.dag_id(),
+            task_id = %self.task_id,
+            try_number = ctx.try_number(),
+            logical_date = %ctx.logical_date().to_rfc3339(),
+        );
+        let result = self.try_once(ctx).instrument(span.clone()).await;
+        let secrets = ctx.shared().secrets();
+        let result = result
+            .map(|v| crate::error::redact_value(v, &secrets))
+            .map_err(|e| e.redact(&secrets));
+        let _entered = span.enter();
+        match &result {
+            Ok(value) => {
+                tracing::info!("task succeeded");
+                ctx.shared()
+                    .xcom_set(&self.task_id, RETURN_VALUE, value.clone());
+                if let Some(cb) = &self.options.on_success {
+                    guard_callback("on_success", || cb(ctx, value));
+                }
+            }
+            Err(err) => {
+                tracing::error!(
+                    error = %err,
+                    retryable = err.is_retryable(),
+                    exhausted = err.is_exhausted(),
+                    "task try failed"
+                );
+                if let Some(cb) = &self.options.on_failure {
+                    guard_callback("on_failure", || cb(ctx, err));
+                }
+            }
+        }
+        result
     }
 
     async fn try_once(&self, ctx: &Context) -> Result<Value> {

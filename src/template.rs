@@ -645,7 +645,7 @@ struct Conns;
 
 impl Object for Conns {
     fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
-        let conn = Connection::from_env(key.as_str()?).ok()?;
+        let conn = Connection::get(key.as_str()?).ok()?;
         let mut m: BTreeMap<&str, Value> = BTreeMap::new();
         m.insert("conn_id", Value::from(conn.conn_id()));
         m.insert("conn_type", Value::from(conn.conn_type()));

@@ -59,13 +59,14 @@ impl Variable {
         format!("AIRFLOW_VAR_{}", key.to_uppercase())
     }
 
-    /// The variable's value, or `None` if `AIRFLOW_VAR_<KEY>` is unset. A value that is
-    /// not UTF-8 is an [`ErrorKind::Config`] error.
+    /// The variable's value: `AIRFLOW_VAR_<KEY>` if set, else the installed
+    /// [`SecretsBackend`](crate::connection::SecretsBackend)'s, else `None`. A value
+    /// that is not UTF-8 is an [`ErrorKind::Config`] error.
     pub fn get_opt(key: &str) -> Result<Option<String>> {
         let var = Self::env_name(key);
         match std::env::var(&var) {
             Ok(v) => Ok(Some(v)),
-            Err(std::env::VarError::NotPresent) => Ok(None),
+            Err(std::env::VarError::NotPresent) => super::backend::backend_variable(key),
             Err(std::env::VarError::NotUnicode(_)) => Err(Error::new(
                 ErrorKind::Config,
                 "variable.get",

@@ -183,16 +183,21 @@ pub(crate) fn variable_secrets() -> Vec<String> {
         let Some(key) = name.strip_prefix("AIRFLOW_VAR_") else {
             continue;
         };
-        if is_sensitive_key(key) {
-            out.push(value.to_string());
-        } else if let Ok(json) = serde_json::from_str::<Value>(value) {
-            sensitive_values(&json, false, &mut out);
-        } else if value.contains("://") {
-            out.extend(url_userinfo_secrets(value));
-        }
+        secrets_of_variable(key, value, &mut out);
     }
     out.retain(|s| !s.is_empty());
     out
+}
+
+/// The secrets in one variable's value, by the rules of [`variable_secrets`].
+pub(crate) fn secrets_of_variable(key: &str, value: &str, out: &mut Vec<String>) {
+    if is_sensitive_key(key) {
+        out.push(value.to_string());
+    } else if let Ok(json) = serde_json::from_str::<Value>(value) {
+        sensitive_values(&json, false, out);
+    } else if value.contains("://") {
+        out.extend(url_userinfo_secrets(value));
+    }
 }
 
 /// Every scalar under a sensitive key, as text, and the userinfo secrets of every URL.

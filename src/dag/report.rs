@@ -63,6 +63,9 @@ pub struct RunReport {
     /// One entry per task, in topological order.
     pub tasks: Vec<TaskReport>,
     pub(super) xcom: BTreeMap<String, Value>,
+    /// `(task_id, key, value)` of every XCom the successful tasks pushed.
+    #[cfg_attr(not(feature = "cli"), allow(dead_code))]
+    pub(crate) all_xcoms: Vec<(String, String, Value)>,
 }
 
 impl RunReport {

@@ -161,9 +161,9 @@ fn retry_config(max_attempts: u32, backoff: Option<&Backoff>) -> RetryConfig {
 }
 
 impl S3Hook {
-    /// The hook of connection `AIRFLOW_CONN_<CONN_ID>`.
+    /// The hook of connection `conn_id` (`AIRFLOW_CONN_<CONN_ID>`, else the secrets backend; see [`Connection::get`](crate::Connection::get)).
     pub async fn from_conn_id(conn_id: &str) -> Result<Self> {
-        Self::from_connection(&Connection::from_env(conn_id)?).await
+        Self::from_connection(&Connection::get(conn_id)?).await
     }
 
     /// The hook of `conn`; see the [module docs](self) for the fields read.

@@ -178,9 +178,9 @@ impl fmt::Debug for SageMakerHook {
 }
 
 impl SageMakerHook {
-    /// The hook of connection `AIRFLOW_CONN_<CONN_ID>`.
+    /// The hook of connection `conn_id` (`AIRFLOW_CONN_<CONN_ID>`, else the secrets backend; see [`Connection::get`](crate::Connection::get)).
     pub async fn from_conn_id(conn_id: &str) -> Result<Self> {
-        Self::from_connection(&Connection::from_env(conn_id)?).await
+        Self::from_connection(&Connection::get(conn_id)?).await
     }
 
     /// The hook of `conn`; see the [module docs](self) for the fields read. A

@@ -42,9 +42,9 @@ pub struct SqliteHook {
 }
 
 impl SqliteHook {
-    /// Opens the database named by the connection `AIRFLOW_CONN_<CONN_ID>`.
+    /// Opens the database named by the connection `conn_id` (`AIRFLOW_CONN_<CONN_ID>`, else the secrets backend; see [`Connection::get`](crate::Connection::get)).
     pub async fn from_conn_id(conn_id: &str) -> Result<Self> {
-        Self::from_connection(&Connection::from_env(conn_id)?).await
+        Self::from_connection(&Connection::get(conn_id)?).await
     }
 
     /// Opens the database named by `conn` (its `host`, else its `schema`).

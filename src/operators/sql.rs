@@ -174,6 +174,26 @@ fn render_value(ctx: &Context, v: &Value) -> Result<Value> {
 
 #[async_trait]
 impl Operator for SqlExecuteQuery {
+    /// `sql` (one entry per statement of a list) and `parameters`, as Airflow's
+    /// `template_fields = ("sql", "parameters")`.
+    fn rendered_fields(&self, ctx: &Context) -> Result<Vec<(String, String)>> {
+        let mut out = match &self.sql {
+            Sql::One(s) => vec![("sql".to_string(), ctx.render(s)?)],
+            Sql::Many(v) => v
+                .iter()
+                .enumerate()
+                .map(|(i, s)| Ok((format!("sql[{i}]"), ctx.render(s)?)))
+                .collect::<Result<_>>()?,
+        };
+        if !self.parameters.is_null() {
+            out.push((
+                "parameters".to_string(),
+                render_value(ctx, &self.parameters)?.to_string(),
+            ));
+        }
+        Ok(out)
+    }
+
     async fn execute(&self, ctx: &Context) -> Result<Value> {
         let sql = match &self.sql {
             Sql::One(s) => Sql::One(ctx.render(s)?),

@@ -235,9 +235,9 @@ impl MlflowHook {
         }
     }
 
-    /// From the connection `AIRFLOW_CONN_<CONN_ID>` (a tracking server).
+    /// From the connection `conn_id` of a tracking server (`AIRFLOW_CONN_<CONN_ID>`, else the secrets backend; see [`Connection::get`](crate::Connection::get)).
     pub fn from_conn_id(conn_id: &str) -> Result<Self> {
-        Self::from_connection(&Connection::from_env(conn_id)?)
+        Self::from_connection(&Connection::get(conn_id)?)
     }
 
     /// From a connection to a tracking server: scheme from the type (`https` for

@@ -152,9 +152,9 @@ fn millis(d: Duration) -> u64 {
 }
 
 impl RedisHook {
-    /// Connects with the connection `AIRFLOW_CONN_<CONN_ID>`.
+    /// Connects with the connection `conn_id` (`AIRFLOW_CONN_<CONN_ID>`, else the secrets backend; see [`Connection::get`](crate::Connection::get)).
     pub async fn from_conn_id(conn_id: &str) -> Result<Self> {
-        Self::from_connection(&Connection::from_env(conn_id)?).await
+        Self::from_connection(&Connection::get(conn_id)?).await
     }
 
     /// Connects with `conn` (see [`RedisConfig::from_connection`]).

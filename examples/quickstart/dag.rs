@@ -1,43 +1,16 @@
-//! The quick start: a three-task DAG that renders a templated `.sql` file for one
-//! logical date and runs it on an embedded SQLite database.
-//!
-//! ```text
-//! cargo run --example quickstart                 # logical date 2025-01-08 (Asia/Seoul)
-//! cargo run --example quickstart -- 2025-01-07   # another date
-//! ```
-//!
-//! It uses the connection `AIRFLOW_CONN_SQLITE_DEFAULT` when set (for example
-//! `sqlite://%2Ftmp%2Fgust.db`), and an in-memory database otherwise.
+//! The quick start's DAG: three tasks on one SQL hook. Shared by the example's
+//! `main` and by `tests/cli.rs`, which runs it through the command line.
 
 use gust::hooks::sql::{Parameters, SqlHook};
-use gust::hooks::sqlite::{DEFAULT_CONN_ID, SqliteHook};
+use gust::hooks::sqlite::SqliteHook;
 use gust::prelude::*;
 
-#[tokio::main]
-async fn main() -> Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "gust=info".into()),
-        )
-        .with_target(false)
-        .init();
-
-    let ds = std::env::args()
-        .nth(1)
-        .unwrap_or_else(|| "2025-01-08".into());
-    let tz = chrono_tz::Asia::Seoul;
-    let run = RunConfig::from_ds(&ds, tz)?;
-
-    let hook = match std::env::var_os("AIRFLOW_CONN_SQLITE_DEFAULT") {
-        Some(_) => SqliteHook::from_conn_id(DEFAULT_CONN_ID).await?,
-        None => SqliteHook::open(DEFAULT_CONN_ID, ":memory:").await?,
-    };
+/// `create_tables >> daily_summary >> report`, daily, in Asia/Seoul.
+pub fn quickstart(hook: SqliteHook) -> Result<Dag> {
     let sql_dir = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/sql");
-
     let mut dag = Dag::builder("quickstart")
         .schedule(Schedule::Daily)
-        .timezone(tz)
+        .timezone(chrono_tz::Asia::Seoul)
         .params(json!({ "keep_days": 7 }))
         .template_search_path(sql_dir);
 
@@ -57,7 +30,7 @@ async fn main() -> Result<()> {
             })
             .with_options(TaskOptions::default().retries(2)),
         );
-    let h = hook.clone();
+    let h = hook;
     let report = dag.add(Task::from_fn("report", move |ctx| {
         let h = h.clone();
         async move {
@@ -75,12 +48,5 @@ async fn main() -> Result<()> {
         }
     }));
     let _ = &create >> &summarize >> &report;
-
-    let run = dag.build()?.run(run).await;
-    println!("{run}");
-    println!(
-        "daily_summary for {ds}: {}",
-        serde_json::to_string_pretty(run.xcom("report").unwrap_or(&Value::Null))?
-    );
-    run.into_result().map(|_| ())
+    dag.build()
 }
