@@ -551,7 +551,8 @@ mod tests {
 
     /// Three DAGs in one file: ids that are not Python identifiers (`2nd`,
     /// `load.v2-final`, `load-v2.final` that mangles alike, the keyword
-    /// `class`, the imported name `task`), every retry option, each kind of
+    /// `class`, the imported name `task`, the Korean `데이터` that Airflow
+    /// accepts too), every retry option, each kind of
     /// schedule, and a DAG without tasks.
     fn sample() -> Vec<DagDescription> {
         let mut b = Dag::builder("gust.sample-etl")
@@ -575,10 +576,12 @@ mod tests {
         let task = b.add(noop("task"));
         let load = b.add(noop("load.v2-final").with_options(TaskOptions::default().retries(5)));
         let load2 = b.add(noop("load-v2.final"));
+        let korean = b.add(noop("데이터"));
         let _ = &extract >> [&second, &class];
         let _ = &second >> &task;
         let _ = &class >> &task;
         let _ = &task >> [&load, &load2];
+        let _ = &load >> &korean;
         let etl = b.build().unwrap().describe();
 
         let mut b = Dag::builder("gust.every")
@@ -768,7 +771,7 @@ etl()
                 StubMode::Coordinator { .. } => "    @task.stub(\n",
                 StubMode::Bash { .. } => " = BashOperator(\n",
             };
-            assert_eq!(file.matches(per_task).count(), 7, "{file}");
+            assert_eq!(file.matches(per_task).count(), 8, "{file}");
             for id in [
                 "extract",
                 "2nd",
@@ -777,9 +780,10 @@ etl()
                 "load.v2-final",
                 "load-v2.final",
                 "only",
+                "데이터",
             ] {
                 assert_eq!(
-                    file.matches(&format!("        task_id=\"{id}\",\n"))
+                    file.matches(&format!("        task_id={},\n", py_str(id)))
                         .count(),
                     1,
                     "{id}"
@@ -789,13 +793,14 @@ etl()
             for call in ["\ngust_sample_etl()\n", "\ngust_every()\n", "\nempty()\n"] {
                 assert!(file.contains(call), "{call}");
             }
-            let (second, class, task, load, load2) = match mode {
+            let (second, class, task, load, load2, korean) = match mode {
                 StubMode::Coordinator { .. } => (
                     "_2nd_task",
                     "class__task",
                     "task_2_task",
                     "load_v2_final_task",
                     "load_v2_final_2_task",
+                    "____task",
                 ),
                 StubMode::Bash { .. } => (
                     "_2nd",
@@ -803,6 +808,7 @@ etl()
                     "task_2",
                     "load_v2_final",
                     "load_v2_final_2",
+                    "___",
                 ),
             };
             let extract = if matches!(mode, StubMode::Bash { .. }) {
@@ -819,6 +825,7 @@ etl()
                     format!("    [{second}, {class}] >> {task}"),
                     format!("    {task} >> {load}"),
                     format!("    {task} >> {load2}"),
+                    format!("    {load} >> {korean}"),
                 ]
             );
         }
@@ -834,8 +841,8 @@ etl()
              --try-number {{ ti.try_number }} --xcom-dir '/x com'"
         );
         let file = python(&sample(), &bash());
-        assert_eq!(file.matches("        do_xcom_push=True,\n").count(), 7);
-        assert_eq!(file.matches("        skip_on_exit_code=99,\n").count(), 7);
+        assert_eq!(file.matches("        do_xcom_push=True,\n").count(), 8);
+        assert_eq!(file.matches("        skip_on_exit_code=99,\n").count(), 8);
         assert_eq!(file.matches("retry_exponential_backoff=True,\n").count(), 1);
         assert!(!file.contains("@task.stub"));
     }
@@ -942,6 +949,7 @@ etl()
                 ("task", json!(["2nd", "class"])),
                 ("load.v2-final", json!(["task"])),
                 ("load-v2.final", json!(["task"])),
+                ("데이터", json!(["load.v2-final"])),
             ]
         );
         let t = &tasks["2nd"];
