@@ -33,7 +33,12 @@
 //!     Airflow's default `[scheduler] allowed_run_id_pattern`
 //!     (`^[A-Za-z0-9_.~:+-]+$`, no quote characters);
 //!   * a dag or task id that starts with `-` reads as an option to the
-//!     binary's command line.
+//!     binary's command line;
+//!   * the binary gets the logical date (a run without one, possible in
+//!     Airflow 3, passes its `run_after`) and computes the data interval from
+//!     its own [`Schedule`]: the same as Airflow's for scheduled runs, but a
+//!     manual run's Airflow data interval (the last complete one before the
+//!     logical date) can differ.
 //!
 //! Both modes give the DAG a data-interval timetable
 //! (`CronDataIntervalTimetable("@daily", …)`, `timedelta(…)`), because that is
