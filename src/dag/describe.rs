@@ -100,7 +100,10 @@ mod tests {
         let d = b.build().unwrap().describe();
         let ids: Vec<&str> = d.tasks.iter().map(|t| t.task_id.as_str()).collect();
         assert_eq!(ids, ["a", "x", "c"]);
-        assert_eq!(d.edges().collect::<Vec<_>>(), [("a", "x"), ("a", "c"), ("x", "c")]);
+        assert_eq!(
+            d.edges().collect::<Vec<_>>(),
+            [("a", "x"), ("a", "c"), ("x", "c")]
+        );
         assert_eq!(d.tasks[2].retries, 2);
         assert_eq!(d.tasks[2].retry_delay, Duration::from_secs(30));
         assert_eq!(d.schedule, Schedule::Daily);
