@@ -25,4 +25,7 @@
 //! With the `testing` feature, `gust::testing::FakeSupervisor` plays the
 //! supervisor's side for tests that need no Python.
 
+pub mod bundle;
 pub mod codec;
+pub mod comm;
+pub mod messages;
