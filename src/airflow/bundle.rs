@@ -122,15 +122,55 @@ impl Manifest {
     }
 
     /// The manifest as YAML (what `--airflow-metadata` prints).
-    pub fn to_yaml(&self) -> Result<String> {
-        serde_yaml_ng::to_string(self).map_err(|e| {
-            Error::new(
-                ErrorKind::InvalidInput,
-                "airflow.bundle.manifest",
-                "the manifest does not serialize",
-            )
-            .with_source(e)
-        })
+    ///
+    /// Every string is double-quoted: Airflow reads the manifest with PyYAML's
+    /// `safe_load` (YAML 1.1), which turns a plain `2026-06-16` into a date and
+    /// then skips the bundle for a schema version that is not a string
+    /// (likewise `1.0`, `yes`, `on`… would not stay strings).
+    pub fn to_yaml(&self) -> String {
+        let q = yaml_quoted;
+        let mut y = String::new();
+        let mut line = |s: String| {
+            y.push_str(&s);
+            y.push('\n');
+        };
+        line(format!(
+            "airflow_bundle_metadata_version: {}",
+            q(&self.airflow_bundle_metadata_version)
+        ));
+        line("sdk:".into());
+        line(format!("  language: {}", q(&self.sdk.language)));
+        line(format!("  version: {}", q(&self.sdk.version)));
+        line(format!(
+            "  supervisor_schema_version: {}",
+            q(&self.sdk.supervisor_schema_version)
+        ));
+        if let Some(source) = &self.source {
+            line(format!("source: {}", q(source)));
+        }
+        line(
+            if self.dags.is_empty() {
+                "dags: {}"
+            } else {
+                "dags:"
+            }
+            .into(),
+        );
+        for (dag_id, dag) in &self.dags {
+            line(format!("  {}:", q(dag_id)));
+            line(
+                if dag.tasks.is_empty() {
+                    "    tasks: []"
+                } else {
+                    "    tasks:"
+                }
+                .into(),
+            );
+            for task in &dag.tasks {
+                line(format!("      - {}", q(task)));
+            }
+        }
+        y
     }
 
     /// Parses a manifest, ignoring unknown keys.
@@ -143,6 +183,27 @@ impl Manifest {
             )
         })
     }
+}
+
+/// `s` as a YAML double-quoted scalar. The escapes are JSON's (a subset of
+/// YAML's), plus DEL, the C1 controls and the BOM, which YAML does not allow raw.
+fn yaml_quoted(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\t' => out.push_str("\\t"),
+            c if (c as u32) < 0x20 || (0x7f..=0x9f).contains(&(c as u32)) || c == '\u{feff}' => {
+                out.push_str(&format!("\\u{:04x}", c as u32));
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
 }
 
 /// A parsed trailer, with the regions it implies.
@@ -273,7 +334,7 @@ pub fn pack(
         }
         None => &[],
     };
-    let yaml = manifest.to_yaml()?;
+    let yaml = manifest.to_yaml();
     let too_big = |what: &str| {
         Error::new(
             ErrorKind::InvalidInput,
@@ -452,6 +513,25 @@ mod tests {
         assert!(err.message().contains("bundle already"), "{err}");
         assert!(!dir.path().join("twice").exists());
         assert_eq!(std::fs::read_dir(out.parent().unwrap()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn every_manifest_string_is_quoted_and_parses_back() {
+        let m = Manifest::new("1.0")
+            .dag("yes", ["on", "2026-06-16", "a\"b\\c\n\u{85}é", "null"])
+            .dag("empty", Vec::<String>::new());
+        let yaml = m.to_yaml();
+        assert!(
+            yaml.contains("  supervisor_schema_version: \"2026-06-16\"\n"),
+            "{yaml}"
+        );
+        assert!(yaml.contains("  version: \"1.0\"\n"), "{yaml}");
+        assert!(yaml.contains("      - \"on\"\n"), "{yaml}");
+        assert!(yaml.contains("\\u0085"), "{yaml}");
+        assert_eq!(Manifest::from_yaml(&yaml).unwrap(), m);
+        let mut no_dags = Manifest::new("1");
+        no_dags.source = Some("main.rs".into());
+        assert_eq!(Manifest::from_yaml(&no_dags.to_yaml()).unwrap(), no_dags);
     }
 
     #[test]
