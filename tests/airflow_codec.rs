@@ -560,3 +560,134 @@ fn airflows_coordinator_finds_a_bundle_gust_packed() {
     );
     assert!(seen.get("command").is_none(), "{seen}");
 }
+
+/// The runtime that Airflow's own coordinator forks in
+/// `airflows_coordinator_runs_a_gust_runtime`: this test binary, started
+/// through the bundle's shell wrapper. It does nothing in a normal test run.
+#[tokio::test]
+async fn runtime_child_for_the_coordinator() {
+    use tokio::io::AsyncWriteExt;
+    if std::env::var_os("GUST_AIRFLOW_CHILD").is_none() {
+        return;
+    }
+    let arg = |name: &str| {
+        let v = std::env::var(name).unwrap();
+        v.split_once('=').map(|(_, a)| a.to_string()).unwrap()
+    };
+    let mut logs = tokio::net::TcpStream::connect(arg("GUST_ARG_LOGS"))
+        .await
+        .unwrap();
+    let mut comm = Comm::connect(&arg("GUST_ARG_COMM")).await.unwrap();
+    let line = json!({"event": "gust child up", "level": "info", "logger": "gust.test",
+                      "timestamp": Utc::now().to_rfc3339()});
+    logs.write_all(format!("{line}\n").as_bytes())
+        .await
+        .unwrap();
+    let s = comm.read_startup().await.unwrap();
+    let pg = comm.get_connection("my_pg").await.unwrap();
+    let err = comm.get_variable("nope").await.unwrap_err();
+    assert_eq!(
+        (err.kind(), airflow_error(&err)),
+        (ErrorKind::NotFound, Some("VARIABLE_NOT_FOUND"))
+    );
+    let err = comm.get_connection("nope").await.unwrap_err();
+    assert_eq!(
+        (err.kind(), airflow_error(&err)),
+        (ErrorKind::NotFound, Some("CONNECTION_NOT_FOUND"))
+    );
+    let threshold = comm.get_variable("threshold").await.unwrap();
+    let upstream = comm
+        .get_xcom(GetXCom {
+            key: "return_value".into(),
+            dag_id: s.ti.dag_id.clone(),
+            run_id: s.ti.run_id.clone(),
+            task_id: "extract".into(),
+            map_index: None,
+            include_prior_dates: false,
+        })
+        .await
+        .unwrap();
+    let value = json!({
+        "rows": upstream["rows"],
+        "threshold": threshold,
+        "host": pg.host,
+        "ds": s.ti_context.dag_run.logical_date.map(|d| d.format("%Y-%m-%d").to_string()),
+        "limit": s.ti_context.dag_run.conf.as_ref().map(|c| c["limit"].clone()),
+    });
+    comm.set_xcom(SetXCom {
+        key: "return_value".into(),
+        value,
+        dag_id: s.ti.dag_id.clone(),
+        run_id: s.ti.run_id.clone(),
+        task_id: s.ti.task_id.clone(),
+        map_index: s.ti.map_index,
+        dag_result: false,
+        mapped_length: None,
+    })
+    .await
+    .unwrap();
+    comm.send_terminal(SucceedTask::new(Utc::now()))
+        .await
+        .unwrap();
+}
+
+/// Airflow 3.3.2's real `ExecutableCoordinator` and supervisor (their API
+/// client on an `httpx.MockTransport`) run a runtime built on gust's `Comm`
+/// from a bundle gust packed: startup, connections, variables (found and
+/// missing), XCom pull and push, `SucceedTask` → `PATCH …/state` success.
+#[cfg(unix)]
+#[test]
+fn airflows_coordinator_runs_a_gust_runtime() {
+    let Some(python) = airflow_python() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    // A shell wrapper as the bundle's executable: it moves the --comm/--logs
+    // arguments the coordinator appends into the environment (the test harness
+    // would refuse them as flags) and execs this test binary, so the process
+    // that connects is the one Airflow forked. The shell never reads past
+    // `exec`, so the packed manifest and trailer after it are never run.
+    let exe = std::env::current_exe().unwrap();
+    let script = format!(
+        "#!/bin/sh\nGUST_ARG_COMM=\"$1\" GUST_ARG_LOGS=\"$2\" GUST_AIRFLOW_CHILD=1 exec '{}' --exact runtime_child_for_the_coordinator --nocapture --test-threads=1\n",
+        exe.display()
+    );
+    let wrapper = dir.path().join("wrapper.sh");
+    std::fs::write(&wrapper, script).unwrap();
+    let root = dir.path().join("bundles");
+    std::fs::create_dir(&root).unwrap();
+    bundle::pack(
+        &wrapper,
+        None,
+        &Manifest::new("0.1.0").dag("etl", ["extract", "transform"]),
+        &root.join("etl"),
+    )
+    .unwrap();
+
+    let seen = run_python(
+        &python,
+        "run_coordinator.py",
+        &[&root],
+        &["etl", "transform"],
+    );
+    let calls = seen["calls"].as_array().unwrap();
+    let call = |method: &str, suffix: &str| {
+        calls
+            .iter()
+            .find(|c| c["method"] == method && c["path"].as_str().unwrap().ends_with(suffix))
+            .unwrap_or_else(|| panic!("no {method} …{suffix} in {seen}"))
+    };
+    assert_eq!(seen["exit_code"], 0, "{seen}");
+    assert_eq!(seen["final_state"], "success", "{seen}");
+    let pushed = call("POST", "/transform/return_value");
+    assert_eq!(
+        pushed["body"],
+        json!({"rows": 3, "threshold": "0.75", "host": "db.internal", "ds": "2026-01-02", "limit": 10}),
+        "{seen}"
+    );
+    let state = call("PATCH", "/state");
+    assert_eq!(state["body"]["state"], "success");
+    assert_eq!(state["body"]["task_outlets"], json!([]));
+    call("GET", "variables/nope");
+    call("GET", "connections/nope");
+}
