@@ -42,6 +42,8 @@
 //! | `serve` | `serve::ModelServer`: a registered model's `champion` behind `POST /predict` and `GET /health` (axum), swapped without a restart when the alias moves; includes `ml` and `mlflow` |
 //! | `sagemaker` | `hooks::sagemaker::SageMakerHook` (training, models, endpoints, transform and processing jobs, `InvokeEndpoint`, training logs) and the SageMaker operators (`operators::sagemaker`); includes `s3` |
 //! | `mnist` | `formats::mnist`: MNIST's pickled `mnist.pkl.gz` and IDX files; includes `object-store` (which brings `formats::recordio`, SageMaker's RecordIO-protobuf) |
+//! | `airflow` | `airflow`: run a gust binary as an Airflow 3.3 *executable bundle*: the supervisor's msgpack frames and messages (`airflow::codec`, `airflow::messages`), the `airflow::comm::Comm` client of the `--comm` socket, and the bundle manifest and `AFBNDL01` trailer (`airflow::bundle`); with `testing`, `testing::FakeSupervisor` |
+//! | `cli` | `cli`: a command line with Airflow's verbs for pipeline binaries (`dags list/show/test`, `tasks list/test/render/run`, `airflow stub-dag`), handed the DAGs by `cli::main`; with `airflow`, the binary also runs tasks for Airflow's `ExecutableCoordinator` and packs itself as a bundle (`airflow pack`) |
 //! | `testing` | `testing`: `MemoryStore`, `FaultyStore` (scripted failures and delays of any store), `FaultySql` (any SQL hook, statements recorded, with a SQL feature), `ScriptedSageMaker` (with `sagemaker`), `run_task`; with `Context::builder`'s upstream XComs and connections, operators and DAGs are unit-tested without servers; includes `object-store` |
 //! | `full` | all of the above |
 //!
@@ -58,6 +60,9 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![deny(missing_docs)]
 
+#[cfg(feature = "airflow")]
+#[cfg_attr(docsrs, doc(cfg(feature = "airflow")))]
+pub mod airflow;
 #[cfg(feature = "cli")]
 #[cfg_attr(docsrs, doc(cfg(feature = "cli")))]
 pub mod cli;

@@ -19,6 +19,10 @@
 //! * `MemoryRedis` (with `redis`): a single Redis node in memory behind
 //!   `RedisHook::with_connection`, with scripted faults, for `S3ToRedis`
 //!   and the ML operators' Redis sources.
+//! * `FakeSupervisor` (with `airflow`): Airflow 3.3's supervisor for a gust
+//!   bundle binary — spawns it with `--comm`/`--logs`, sends `StartupDetails`,
+//!   answers connections, variables and XComs from scripted maps, records the
+//!   requests and log lines, and returns the terminal state (`AirflowOutcome`).
 //! * `ScriptedSageMaker` (with `sagemaker`): a SageMaker that answers a
 //!   script of requests in order and panics on any other, for the job state
 //!   machine of the SageMaker operators (`tests/sagemaker_jobs.rs`).
@@ -69,6 +73,8 @@ use crate::hooks::object_store::{
 };
 use crate::task::Operator;
 
+#[cfg(feature = "airflow")]
+mod airflow;
 #[cfg(feature = "mlflow")]
 mod mlflow;
 #[cfg(feature = "redis")]
@@ -77,6 +83,9 @@ mod redis;
 mod sagemaker;
 #[cfg(any(feature = "postgres", feature = "mysql", feature = "sqlite"))]
 mod sql;
+#[cfg(feature = "airflow")]
+#[cfg_attr(docsrs, doc(cfg(feature = "airflow")))]
+pub use airflow::{AirflowOutcome, FakeSupervisor};
 #[cfg(feature = "mlflow")]
 #[cfg_attr(docsrs, doc(cfg(feature = "mlflow")))]
 pub use mlflow::{FaultyMlflow, MlflowOp};

@@ -7,20 +7,35 @@
 //! `GUST_FUZZ_CASES` sets the cases per target (default 300, so the full
 //! suite stays quick); `.ci/run` runs this file once more with 3000 and
 //! `--nocapture`, which prints the count of each target.
+//!
+//! The targets need `full`, except `airflow_frames` (feature `airflow`), so
+//! that `cargo test --features airflow,testing --test fuzz` runs it alone.
+#![cfg_attr(not(feature = "full"), allow(dead_code))]
 
 use std::path::Path;
 use std::sync::Arc;
 
+#[cfg(feature = "full")]
 use gust::Connection;
+#[cfg(feature = "full")]
 use gust::formats::csv::{CsvFormat, Parser as CsvParser};
+#[cfg(feature = "full")]
 use gust::formats::jsonl::Parser as JsonlParser;
+#[cfg(feature = "full")]
 use gust::formats::{mnist, recordio};
+#[cfg(feature = "full")]
 use gust::hooks::mlflow::MlModel;
+#[cfg(feature = "full")]
 use gust::hooks::object_store::{check_bucket, check_key, parse_s3_url};
+#[cfg(feature = "full")]
 use gust::hooks::sagemaker::error_from_response;
+#[cfg(feature = "full")]
 use gust::hooks::sql::Dialect;
+#[cfg(feature = "full")]
 use gust::hooks::sql::implement::split_statements;
+#[cfg(feature = "full")]
 use gust::operators::sagemaker::{SageMakerTraining, check_name};
+#[cfg(feature = "full")]
 use gust::template::{TemplateEngine, TemplateVars};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
@@ -113,6 +128,7 @@ fn fuzz<T: std::fmt::Debug>(
     println!("fuzz target {name}: {n} cases, no panic");
 }
 
+#[cfg(feature = "full")]
 fn uri_corpus() -> Vec<Vec<u8>> {
     // Every URI and JSON of Airflow's own reference file, one entry each.
     let all: serde_json::Value =
@@ -138,6 +154,7 @@ fn uri_corpus() -> Vec<Vec<u8>> {
     out
 }
 
+#[cfg(feature = "full")]
 #[test]
 fn connection_uris_and_json() {
     fuzz("connection", texts(uri_corpus()), |s| {
@@ -152,6 +169,7 @@ fn connection_uris_and_json() {
     });
 }
 
+#[cfg(feature = "full")]
 fn sql_corpus() -> Vec<Vec<u8>> {
     let mut c = read_dir("tests/fixtures/sql", &[".sql"]);
     c.extend(read_dir("examples/sql", &[".sql"]));
@@ -159,6 +177,7 @@ fn sql_corpus() -> Vec<Vec<u8>> {
     c
 }
 
+#[cfg(feature = "full")]
 #[test]
 fn sql_statement_splitter() {
     fuzz("sql_split", texts(sql_corpus()), |s| {
@@ -169,6 +188,7 @@ fn sql_statement_splitter() {
     });
 }
 
+#[cfg(feature = "full")]
 #[test]
 fn templates() {
     let mut corpus = sql_corpus();
@@ -221,6 +241,7 @@ fn templates() {
     });
 }
 
+#[cfg(feature = "full")]
 #[test]
 fn csv_and_jsonl_readers() {
     let mut corpus = vec![read("examples/iris_pipeline/iris1.csv")];
@@ -252,6 +273,7 @@ fn csv_and_jsonl_readers() {
     });
 }
 
+#[cfg(feature = "full")]
 #[test]
 fn recordio_reader() {
     let corpus = read_dir("tests/data/recordio", &[".rec"]);
@@ -261,6 +283,7 @@ fn recordio_reader() {
     });
 }
 
+#[cfg(feature = "full")]
 #[test]
 fn mnist_pickle_and_idx_readers() {
     let corpus = read_dir("tests/data/mnist", &[".gz", ".pkl", "ubyte"]);
@@ -289,6 +312,7 @@ signature:
 utc_time_created: '2025-01-08 00:00:00.000000'
 ";
 
+#[cfg(feature = "full")]
 #[test]
 fn mlmodel_yaml() {
     fuzz("mlmodel", texts(vec![MLMODEL.as_bytes().to_vec()]), |s| {
@@ -297,6 +321,7 @@ fn mlmodel_yaml() {
     });
 }
 
+#[cfg(feature = "full")]
 #[test]
 fn s3_urls_keys_and_buckets() {
     let corpus = vec![
@@ -315,6 +340,7 @@ fn s3_urls_keys_and_buckets() {
     });
 }
 
+#[cfg(feature = "full")]
 #[test]
 fn sagemaker_configs_names_and_error_bodies() {
     let corpus = vec![
@@ -339,6 +365,7 @@ fn sagemaker_configs_names_and_error_bodies() {
 /// The `meta.yaml` files of the `file:` MLflow store (an experiment's, a
 /// run's, a registered model's, a version's), as the store wrote them, then
 /// mutated on disk: every read of them is a value or a typed error.
+#[cfg(feature = "full")]
 #[test]
 fn mlflow_file_store_meta_yaml() {
     use gust::hooks::mlflow::{FileStore, MlflowStore};
@@ -387,4 +414,79 @@ fn mlflow_file_store_meta_yaml() {
             Ok(())
         },
     );
+}
+
+/// The `--comm` frames of Airflow's supervisor protocol, seeded from the
+/// golden frames Airflow 3.3.2's own encoder wrote (`tests/data/airflow/frames`,
+/// whole and without their length prefix): through the stream reader, the
+/// in-memory splitter, both envelope decoders, the msgpack → JSON conversion
+/// and the typed bodies. Every input gives a value or an `InvalidInput`/`Io`
+/// error; the stream reader ends on an in-memory reader (no hang).
+#[cfg(feature = "airflow")]
+#[test]
+fn airflow_frames() {
+    use gust::ErrorKind;
+    use gust::airflow::codec;
+    use gust::airflow::messages::{FromSupervisor, ToSupervisor};
+
+    fn typed_error(e: &gust::Error) -> Result<(), TestCaseError> {
+        prop_assert!(
+            matches!(e.kind(), ErrorKind::InvalidInput | ErrorKind::Io),
+            "{e}"
+        );
+        Ok(())
+    }
+    fn decode(payload: &[u8]) -> Result<(), TestCaseError> {
+        match codec::decode_response(payload) {
+            Ok(f) => {
+                for slot in [f.body, f.error].into_iter().flatten() {
+                    if let Err(e) = FromSupervisor::from_json(slot) {
+                        typed_error(&e)?;
+                    }
+                }
+            }
+            Err(e) => typed_error(&e)?,
+        }
+        match codec::decode_request(payload) {
+            Ok(f) => {
+                if let Some(Err(e)) = f.body.map(ToSupervisor::from_json) {
+                    typed_error(&e)?;
+                }
+            }
+            Err(e) => typed_error(&e)?,
+        }
+        if let Err(e) = codec::msgpack_bytes_to_json(payload) {
+            typed_error(&e)?;
+        }
+        Ok(())
+    }
+
+    let frames = read_dir("tests/data/airflow/frames", &[".bin"]);
+    assert!(frames.len() >= 14, "golden frames: {}", frames.len());
+    let mut corpus: Vec<Vec<u8>> = frames.iter().map(|f| f[4..].to_vec()).collect();
+    corpus.extend(frames);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    fuzz("airflow_frames", inputs(corpus), |bytes| {
+        decode(&bytes)?;
+        match codec::split_frame(&bytes) {
+            Ok(payload) => decode(payload)?,
+            Err(e) => typed_error(&e)?,
+        }
+        rt.block_on(async {
+            let mut reader = &bytes[..];
+            loop {
+                match codec::read_frame(&mut reader).await {
+                    Ok(Some(payload)) => decode(&payload)?,
+                    Ok(None) => break,
+                    Err(e) => {
+                        typed_error(&e)?;
+                        break;
+                    }
+                }
+            }
+            Ok(())
+        })
+    });
 }
