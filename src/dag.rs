@@ -44,7 +44,7 @@ use crate::template::TemplateEngine;
 mod describe;
 mod report;
 #[cfg(feature = "cli")]
-pub(crate) use self::describe::DagDescription;
+pub(crate) use self::describe::{DagDescription, TaskDescription};
 pub use self::report::{RunReport, TaskReport, TaskState};
 
 /// How often a DAG runs; decides the data interval of a run.
@@ -401,11 +401,8 @@ pub(crate) struct OneTry {
     /// Whether the task's policy would retry this error (its kind, not the count of
     /// tries left, which the caller owns).
     pub(crate) retryable: bool,
-    pub(crate) duration: Duration,
     /// `(key, value)` of every XCom the task pushed, `return_value` included.
     pub(crate) xcoms: Vec<(String, Value)>,
-    /// The run's secrets, to scrub whatever the caller prints.
-    pub(crate) secrets: Vec<String>,
 }
 
 /// Options of one run; see [`Dag::run`].
@@ -582,7 +579,6 @@ impl Dag {
             run_id = %shared.run_id,
             logical_date = %shared.logical_date.to_rfc3339(),
         );
-        let started = Instant::now();
         let result = task.run_one(&ctx).instrument(span).await;
         let retryable = match &result {
             Ok(_) => false,
@@ -591,9 +587,7 @@ impl Dag {
         Ok(OneTry {
             result,
             retryable,
-            duration: started.elapsed(),
             xcoms: shared.xcoms_of(task_id),
-            secrets: shared.secrets(),
         })
     }
 

@@ -91,7 +91,6 @@ fn start_comm(addr: String) -> Result<(CommHandle, StartupDetails, Option<StdTcp
     std::thread::Builder::new()
         .name("gust-airflow-comm".into())
         .spawn(move || {
-            let mut watch_tx: Option<Option<StdTcpStream>> = None;
             let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
                 Ok(rt) => rt,
                 Err(e) => {
@@ -100,11 +99,8 @@ fn start_comm(addr: String) -> Result<(CommHandle, StartupDetails, Option<StdTcp
                 }
             };
             rt.block_on(async move {
-                let mut comm = match connect_comm(&addr) {
-                    Ok((c, watch)) => {
-                        watch_tx = Some(watch);
-                        c
-                    }
+                let (mut comm, watch) = match connect_comm(&addr) {
+                    Ok(x) => x,
                     Err(e) => {
                         let _ = startup_tx.send(Err(e));
                         return;
@@ -112,7 +108,7 @@ fn start_comm(addr: String) -> Result<(CommHandle, StartupDetails, Option<StdTcp
                 };
                 let startup = comm.read_startup().await;
                 let ok = startup.is_ok();
-                let _ = startup_tx.send(startup.map(|s| (s, watch_tx.take().flatten())));
+                let _ = startup_tx.send(startup.map(|s| (s, watch)));
                 if !ok {
                     return;
                 }
