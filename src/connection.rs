@@ -31,9 +31,9 @@ mod pyjson;
 mod redact;
 mod uri;
 
-pub(crate) use self::env::conn_env_name;
-pub use self::backend::{SecretsBackend, set_secrets_backend};
 pub(crate) use self::backend::handed_out_secrets;
+pub use self::backend::{SecretsBackend, set_secrets_backend};
+pub(crate) use self::env::conn_env_name;
 pub use self::env::{Variable, load_dotenv, load_dotenv_from};
 pub use self::redact::is_sensitive_key;
 pub(crate) use self::redact::{template_extras, variable_secrets};

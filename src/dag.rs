@@ -541,7 +541,12 @@ impl Dag {
             logical_date,
             config
                 .data_interval
-                .map(|(a, b)| (a.with_timezone(&self.inner.timezone), b.with_timezone(&self.inner.timezone)))
+                .map(|(a, b)| {
+                    (
+                        a.with_timezone(&self.inner.timezone),
+                        b.with_timezone(&self.inner.timezone),
+                    )
+                })
                 .unwrap_or_else(|| self.inner.schedule.data_interval(logical_date)),
             params,
             self.inner.templates.clone(),

@@ -136,14 +136,23 @@ fn ensure(cond: bool, what: impl FnOnce() -> String) -> std::result::Result<(), 
 
 fn ok(o: &Output) -> std::result::Result<(), String> {
     ensure(o.status.success(), || {
-        format!("exit {:?}\nstdout:\n{}\nstderr:\n{}", o.status, stdout(o), stderr(o))
+        format!(
+            "exit {:?}\nstdout:\n{}\nstderr:\n{}",
+            o.status,
+            stdout(o),
+            stderr(o)
+        )
     })
 }
 
 /// Every file under the XCom directory, relative path → content.
 fn xcom_files(root: &Path) -> std::collections::BTreeMap<String, serde_json::Value> {
     let mut out = std::collections::BTreeMap::new();
-    fn walk(root: &Path, p: &Path, out: &mut std::collections::BTreeMap<String, serde_json::Value>) {
+    fn walk(
+        root: &Path,
+        p: &Path,
+        out: &mut std::collections::BTreeMap<String, serde_json::Value>,
+    ) {
         for e in std::fs::read_dir(p).into_iter().flatten().flatten() {
             let path = e.path();
             if path.is_dir() {
@@ -170,12 +179,17 @@ fn lists_and_show() -> TestResult {
     ensure(stdout(&o) == "quickstart\ncli_demo\n", || stdout(&o))?;
     let o = env.run(&["tasks", "list", "quickstart"]);
     ok(&o)?;
-    ensure(stdout(&o) == "create_tables\ndaily_summary\nreport\n", || stdout(&o))?;
+    ensure(
+        stdout(&o) == "create_tables\ndaily_summary\nreport\n",
+        || stdout(&o),
+    )?;
     for format in ["text", "dot", "mermaid"] {
         let o = env.run(&["dags", "show", "cli_demo", "--format", format]);
         ok(&o)?;
         let text = stdout(&o);
-        ensure(text.contains("extract") && text.contains("double"), || format!("{format}: {text}"))?;
+        ensure(text.contains("extract") && text.contains("double"), || {
+            format!("{format}: {text}")
+        })?;
     }
     Ok(())
 }
@@ -198,15 +212,22 @@ fn tasks_run_in_processes_equals_dags_test() -> TestResult {
     let a = xcom_files(&whole.xcom_dir());
     let b = xcom_files(&split.xcom_dir());
     ensure(a.len() >= 4, || format!("too few XCom files: {a:?}"))?;
-    ensure(a == b, || format!("dags test stored\n{a:#?}\ntasks run stored\n{b:#?}"))?;
+    ensure(a == b, || {
+        format!("dags test stored\n{a:#?}\ntasks run stored\n{b:#?}")
+    })?;
     // The last line of `tasks run` is the task's return value, as JSON.
-    let report: serde_json::Value = serde_json::from_str(&last).map_err(|e| format!("{e}: {last}"))?;
+    let report: serde_json::Value =
+        serde_json::from_str(&last).map_err(|e| format!("{e}: {last}"))?;
     let stored = a
         .iter()
         .find(|(k, _)| k.contains("/report/return_value"))
         .map(|(_, v)| v.clone());
-    ensure(Some(&report) == stored.as_ref(), || format!("{report} vs {stored:?}"))?;
-    ensure(report.as_array().is_some_and(|r| !r.is_empty()), || report.to_string())
+    ensure(Some(&report) == stored.as_ref(), || {
+        format!("{report} vs {stored:?}")
+    })?;
+    ensure(report.as_array().is_some_and(|r| !r.is_empty()), || {
+        report.to_string()
+    })
 }
 
 /// `tasks test` and `tasks render` read upstream XComs that `tasks run` stored;
@@ -215,12 +236,27 @@ fn upstream_xcoms_from_the_store() -> TestResult {
     let env = Env::new();
     let o = env.run(&["tasks", "run", "cli_demo", "extract", "2025-01-08"]);
     ok(&o)?;
-    ensure(stdout(&o).trim_end().ends_with(r#"{"n":21,"try":1}"#), || stdout(&o))?;
+    ensure(
+        stdout(&o).trim_end().ends_with(r#"{"n":21,"try":1}"#),
+        || stdout(&o),
+    )?;
     let before = xcom_files(&env.xcom_dir());
-    let o = env.run(&["tasks", "test", "cli_demo", "double", "2025-01-08", "-t", r#"{"factor": 3}"#]);
+    let o = env.run(&[
+        "tasks",
+        "test",
+        "cli_demo",
+        "double",
+        "2025-01-08",
+        "-t",
+        r#"{"factor": 3}"#,
+    ]);
     ok(&o)?;
-    ensure(json_of(&o) == json!({"day": "2025-01-08", "n": 63}), || stdout(&o))?;
-    ensure(xcom_files(&env.xcom_dir()) == before, || "tasks test wrote XComs".into())?;
+    ensure(json_of(&o) == json!({"day": "2025-01-08", "n": 63}), || {
+        stdout(&o)
+    })?;
+    ensure(xcom_files(&env.xcom_dir()) == before, || {
+        "tasks test wrote XComs".into()
+    })?;
 
     let o = env.run(&["tasks", "run", "cli_demo", "double", "2025-01-08"]);
     ok(&o)?;
@@ -228,16 +264,32 @@ fn upstream_xcoms_from_the_store() -> TestResult {
     ok(&o)?;
     let text = stdout(&o);
     ensure(text.contains("# property: sql"), || text.clone())?;
-    ensure(text.contains("SELECT '2025-01-08' AS d, 42 AS n, '***' AS secret"), || text.clone())?;
-    ensure(!text.contains("cli-pw-7f3a") && !stderr(&o).contains("cli-pw-7f3a"), || text.clone())?;
+    ensure(
+        text.contains("SELECT '2025-01-08' AS d, 42 AS n, '***' AS secret"),
+        || text.clone(),
+    )?;
+    ensure(
+        !text.contains("cli-pw-7f3a") && !stderr(&o).contains("cli-pw-7f3a"),
+        || text.clone(),
+    )?;
     // A task that is not templated says so.
     let o = env.run(&["tasks", "render", "cli_demo", "extract", "2025-01-08"]);
     ok(&o)?;
-    ensure(stdout(&o).contains("declares no templated fields"), || stdout(&o))?;
+    ensure(stdout(&o).contains("declares no templated fields"), || {
+        stdout(&o)
+    })?;
     // The stored run is named by its id too.
-    let o = env.run(&["tasks", "test", "cli_demo", "double", "manual__2025-01-08T00:00:00+09:00"]);
+    let o = env.run(&[
+        "tasks",
+        "test",
+        "cli_demo",
+        "double",
+        "manual__2025-01-08T00:00:00+09:00",
+    ]);
     ok(&o)?;
-    ensure(json_of(&o) == json!({"day": "2025-01-08", "n": 42}), || stdout(&o))
+    ensure(json_of(&o) == json!({"day": "2025-01-08", "n": 42}), || {
+        stdout(&o)
+    })
 }
 
 fn tasks_run_takes_the_try_number_and_fails_with_exit_code_1() -> TestResult {
@@ -247,8 +299,18 @@ fn tasks_run_takes_the_try_number_and_fails_with_exit_code_1() -> TestResult {
         &[("AIRFLOW_CTX_TRY_NUMBER", "3")],
     );
     ok(&o)?;
-    ensure(stdout(&o).trim_end().ends_with(r#""try":3}"#), || stdout(&o))?;
-    let o = env.run(&["tasks", "run", "cli_demo", "fail", "2025-01-08", "--try-number", "2"]);
+    ensure(stdout(&o).trim_end().ends_with(r#""try":3}"#), || {
+        stdout(&o)
+    })?;
+    let o = env.run(&[
+        "tasks",
+        "run",
+        "cli_demo",
+        "fail",
+        "2025-01-08",
+        "--try-number",
+        "2",
+    ]);
     ensure(o.status.code() == Some(1), || format!("{:?}", o.status))?;
     ensure(stderr(&o).contains("this task always fails"), || stderr(&o))?;
     let o = env.run(&["dags", "test", "cli_demo", "2025-01-08"]);
@@ -259,24 +321,49 @@ fn tasks_run_takes_the_try_number_and_fails_with_exit_code_1() -> TestResult {
 fn bad_input_is_a_clear_error() -> TestResult {
     let env = Env::new();
     let cases: &[(&[&str], &str)] = &[
-        (&["dags", "test", "nope"], "no DAG \"nope\" in this binary (it has: quickstart, cli_demo)"),
-        (&["tasks", "test", "cli_demo", "nope", "2025-01-08"], "no task \"nope\" in DAG \"cli_demo\""),
-        (&["tasks", "run", "cli_demo", "extract", "2025-13-45"], "is neither a date nor a run"),
-        (&["dags", "test", "cli_demo", "2025-01-08", "-c", "{oops"], "--conf is not valid JSON"),
-        (&["dags", "test", "cli_demo", "2025-01-08", "-c", "[1]"], "--conf must be a JSON object"),
-        (&["airflow", "stub-dag", "--bash"], "--bash needs --xcom-dir"),
+        (
+            &["dags", "test", "nope"],
+            "no DAG \"nope\" in this binary (it has: quickstart, cli_demo)",
+        ),
+        (
+            &["tasks", "test", "cli_demo", "nope", "2025-01-08"],
+            "no task \"nope\" in DAG \"cli_demo\"",
+        ),
+        (
+            &["tasks", "run", "cli_demo", "extract", "2025-13-45"],
+            "is neither a date nor a run",
+        ),
+        (
+            &["dags", "test", "cli_demo", "2025-01-08", "-c", "{oops"],
+            "--conf is not valid JSON",
+        ),
+        (
+            &["dags", "test", "cli_demo", "2025-01-08", "-c", "[1]"],
+            "--conf must be a JSON object",
+        ),
+        (
+            &["airflow", "stub-dag", "--bash"],
+            "--bash needs --xcom-dir",
+        ),
     ];
     for (args, expected) in cases {
         let o = env.run(args);
-        ensure(o.status.code() == Some(1), || format!("{args:?}: {:?}", o.status))?;
-        ensure(stderr(&o).contains(expected), || format!("{args:?}: {}", stderr(&o)))?;
+        ensure(o.status.code() == Some(1), || {
+            format!("{args:?}: {:?}", o.status)
+        })?;
+        ensure(stderr(&o).contains(expected), || {
+            format!("{args:?}: {}", stderr(&o))
+        })?;
     }
     // Usage errors are clap's: exit code 2 and a usage line.
     let o = env.run(&["tasks", "frobnicate"]);
     ensure(o.status.code() == Some(2), || format!("{:?}", o.status))?;
     let o = env.run(&["--help"]);
     ok(&o)?;
-    ensure(stdout(&o).contains("dags") && stdout(&o).contains("tasks"), || stdout(&o))
+    ensure(
+        stdout(&o).contains("dags") && stdout(&o).contains("tasks"),
+        || stdout(&o),
+    )
 }
 
 fn log_lines_are_one_per_event() -> TestResult {
@@ -289,7 +376,9 @@ fn log_lines_are_one_per_event() -> TestResult {
         .find(|l| l.contains("task succeeded"))
         .ok_or_else(|| err.clone())?;
     ensure(line.contains(" INFO extract "), || line.to_string())?;
-    ensure(!line.contains("run_id") && line.len() < 120, || line.to_string())
+    ensure(!line.contains("run_id") && line.len() < 120, || {
+        line.to_string()
+    })
 }
 
 fn main() -> ExitCode {
@@ -298,8 +387,14 @@ fn main() -> ExitCode {
     }
     let tests: &[(&str, fn() -> TestResult)] = &[
         ("lists_and_show", lists_and_show),
-        ("tasks_run_in_processes_equals_dags_test", tasks_run_in_processes_equals_dags_test),
-        ("upstream_xcoms_from_the_store", upstream_xcoms_from_the_store),
+        (
+            "tasks_run_in_processes_equals_dags_test",
+            tasks_run_in_processes_equals_dags_test,
+        ),
+        (
+            "upstream_xcoms_from_the_store",
+            upstream_xcoms_from_the_store,
+        ),
         (
             "tasks_run_takes_the_try_number_and_fails_with_exit_code_1",
             tasks_run_takes_the_try_number_and_fails_with_exit_code_1,
@@ -313,7 +408,10 @@ fn main() -> ExitCode {
 /// A minimal libtest: name filters from the arguments, one line per test, and
 /// libtest's summary line (which `.ci/run` prints).
 fn run_tests(tests: &[(&str, fn() -> TestResult)]) -> ExitCode {
-    let filters: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with('-')).collect();
+    let filters: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with('-'))
+        .collect();
     let started = Instant::now();
     let (mut passed, mut failed, mut filtered) = (0, Vec::new(), 0);
     let selected: Vec<_> = tests
@@ -348,5 +446,9 @@ fn run_tests(tests: &[(&str, fn() -> TestResult)]) -> ExitCode {
         failed.len(),
         started.elapsed().as_secs_f64()
     );
-    if failed.is_empty() { ExitCode::SUCCESS } else { ExitCode::FAILURE }
+    if failed.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
 }

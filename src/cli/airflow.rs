@@ -46,7 +46,10 @@ use crate::{Connection, Dag, Error, ErrorKind, Result, RunConfig};
 /// `task_startup_timeout`, 10 s by default, for both).
 const CONNECT_WITHIN: Duration = Duration::from_secs(30);
 
-type Job = Box<dyn for<'a> FnOnce(&'a mut Comm<TcpStream>) -> Pin<Box<dyn Future<Output = ()> + Send + 'a>> + Send>;
+type Job = Box<
+    dyn for<'a> FnOnce(&'a mut Comm<TcpStream>) -> Pin<Box<dyn Future<Output = ()> + Send + 'a>>
+        + Send,
+>;
 
 /// A handle on the comm thread, which owns the `--comm` socket: requests from
 /// any thread, async or not, one at a time.
@@ -69,7 +72,9 @@ impl CommHandle {
     /// secrets backend) are synchronous.
     fn call<T: Send + 'static>(
         &self,
-        f: impl for<'a> FnOnce(&'a mut Comm<TcpStream>) -> Pin<Box<dyn Future<Output = Result<T>> + Send + 'a>>
+        f: impl for<'a> FnOnce(
+            &'a mut Comm<TcpStream>,
+        ) -> Pin<Box<dyn Future<Output = Result<T>> + Send + 'a>>
         + Send
         + 'static,
     ) -> Result<T> {
@@ -91,10 +96,17 @@ fn start_comm(addr: String) -> Result<(CommHandle, StartupDetails, Option<StdTcp
     std::thread::Builder::new()
         .name("gust-airflow-comm".into())
         .spawn(move || {
-            let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+            let rt = match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
                 Ok(rt) => rt,
                 Err(e) => {
-                    let _ = startup_tx.send(Err(Error::new(ErrorKind::Io, "airflow.comm", e.to_string())));
+                    let _ = startup_tx.send(Err(Error::new(
+                        ErrorKind::Io,
+                        "airflow.comm",
+                        e.to_string(),
+                    )));
                     return;
                 }
             };
@@ -142,7 +154,9 @@ fn connect_comm(addr: &str) -> Result<(Comm<TcpStream>, Option<StdTcpStream>)> {
         }
     };
     let watch = stream.try_clone().ok();
-    let io = |e: std::io::Error| Error::new(ErrorKind::Io, "airflow.connect", e.to_string()).with("addr", addr);
+    let io = |e: std::io::Error| {
+        Error::new(ErrorKind::Io, "airflow.connect", e.to_string()).with("addr", addr)
+    };
     stream.set_nodelay(true).map_err(io)?;
     stream.set_nonblocking(true).map_err(io)?;
     let stream = TcpStream::from_std(stream).map_err(io)?;
@@ -184,7 +198,10 @@ struct AirflowSecrets {
 impl SecretsBackend for AirflowSecrets {
     fn get_connection(&self, conn_id: &str) -> Result<Option<Connection>> {
         let id = conn_id.to_string();
-        match self.comm.call(move |c| Box::pin(async move { c.get_connection(&id).await })) {
+        match self
+            .comm
+            .call(move |c| Box::pin(async move { c.get_connection(&id).await }))
+        {
             Ok(result) => {
                 let mut conn = Connection::new(conn_id, &result.conn_type)?;
                 if let Some(h) = &result.host {
@@ -225,7 +242,10 @@ impl SecretsBackend for AirflowSecrets {
 
     fn get_variable(&self, key: &str) -> Result<Option<String>> {
         let k = key.to_string();
-        match self.comm.call(move |c| Box::pin(async move { c.get_variable(&k).await })) {
+        match self
+            .comm
+            .call(move |c| Box::pin(async move { c.get_variable(&k).await }))
+        {
             Ok(v) => Ok(v),
             Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
             Err(e) => Err(e.with("key", key)),
@@ -283,7 +303,10 @@ fn run_config(dag: &Dag, startup: &StartupDetails) -> RunConfig {
     let logical = run.logical_date.unwrap_or(run.run_after).with_timezone(&tz);
     let mut config = RunConfig::new(logical);
     config.run_id = Some(startup.ti.run_id.clone());
-    config.params = run.conf.clone().filter(|c| c.as_object().is_some_and(|m| !m.is_empty()));
+    config.params = run
+        .conf
+        .clone()
+        .filter(|c| c.as_object().is_some_and(|m| !m.is_empty()));
     if let (Some(a), Some(b)) = (run.data_interval_start, run.data_interval_end) {
         config.data_interval = Some((a.with_timezone(&tz), b.with_timezone(&tz)));
     }
@@ -358,7 +381,9 @@ async fn serve_inner(
         return exit(finish(&comm, removed()));
     }
     if set_secrets_backend(AirflowSecrets { comm: comm.clone() }).is_err() {
-        tracing::warn!("a secrets backend was installed already: connections and variables come from it, not from Airflow");
+        tracing::warn!(
+            "a secrets backend was installed already: connections and variables come from it, not from Airflow"
+        );
     }
 
     let config = run_config(dag, &startup);
@@ -431,7 +456,11 @@ async fn serve_inner(
     exit(finish(&comm, message))
 }
 
-fn push_xcoms(comm: &CommHandle, startup: &StartupDetails, xcoms: &[(String, Value)]) -> Result<()> {
+fn push_xcoms(
+    comm: &CommHandle,
+    startup: &StartupDetails,
+    xcoms: &[(String, Value)],
+) -> Result<()> {
     let ti = &startup.ti;
     for (key, value) in xcoms {
         let request = SetXCom {
@@ -469,5 +498,9 @@ fn failed() -> ToSupervisor {
 /// 0 once Airflow took the final state (it, not the exit code, says how the task
 /// ended), 1 otherwise.
 fn exit(sent: bool) -> ExitCode {
-    if sent { ExitCode::SUCCESS } else { ExitCode::FAILURE }
+    if sent {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
 }

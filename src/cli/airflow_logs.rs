@@ -149,7 +149,10 @@ where
                     .to_string(),
             ),
         );
-        obj.insert("logger".into(), Value::String(event.metadata().target().into()));
+        obj.insert(
+            "logger".into(),
+            Value::String(event.metadata().target().into()),
+        );
         for (k, v) in fields.pairs {
             let v = crate::error::redact_value(v, &secrets);
             obj.entry(k).or_insert(v);
@@ -171,7 +174,8 @@ impl Visit for JsonFields {
         if field.name() == "message" {
             self.message = value.to_string();
         } else {
-            self.pairs.push((field.name().into(), Value::String(value.into())));
+            self.pairs
+                .push((field.name().into(), Value::String(value.into())));
         }
     }
 
@@ -222,7 +226,10 @@ mod tests {
             tracing::info!(rows = 3, "before connecting");
             tracing::debug!("dropped: below the level");
             sink.connect(TcpStream::connect(addr).unwrap());
-            tracing::warn!(url = "postgres://u:hunter2-secret@h/db", "after hunter2-secret");
+            tracing::warn!(
+                url = "postgres://u:hunter2-secret@h/db",
+                "after hunter2-secret"
+            );
             sink.close();
         });
         let (conn, _) = listener.accept().unwrap();

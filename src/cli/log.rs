@@ -175,7 +175,12 @@ fn line(
     rate_since: Option<Instant>,
 ) -> String {
     let mut out = String::with_capacity(96);
-    let _ = write!(out, "{time} {level:>5} {:<14} {}", task.unwrap_or("-"), fields.message);
+    let _ = write!(
+        out,
+        "{time} {level:>5} {:<14} {}",
+        task.unwrap_or("-"),
+        fields.message
+    );
     for (k, v) in &fields.pairs {
         let _ = write!(out, " {k}={v}");
     }
@@ -265,7 +270,15 @@ mod tests {
         assert!(text.contains("rows/s)"), "{text}");
         assert!(text.contains("MB/s)"), "{text}");
         // 1000 rows in about 2 s.
-        let rate: f64 = text.split(" (").nth(1).unwrap().split(' ').next().unwrap().parse().unwrap();
+        let rate: f64 = text
+            .split(" (")
+            .nth(1)
+            .unwrap()
+            .split(' ')
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap();
         assert!(rate > 100.0 && rate <= 500.0, "{text}");
     }
 
@@ -299,7 +312,10 @@ mod tests {
             tracing::info!(rows = 3, "done");
         });
         let text = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
-        assert!(text.ends_with(" INFO extract        done rows=3\n"), "{text:?}");
+        assert!(
+            text.ends_with(" INFO extract        done rows=3\n"),
+            "{text:?}"
+        );
         assert!(!text.contains("run_id"), "{text:?}");
         assert_eq!(text.lines().count(), 1);
     }

@@ -282,7 +282,10 @@ fn find<'a>(dags: &'a [Dag], dag_id: &str) -> Result<&'a Dag> {
         Error::new(
             ErrorKind::NotFound,
             "cli.dag",
-            format!("no DAG {dag_id:?} in this binary (it has: {})", known.join(", ")),
+            format!(
+                "no DAG {dag_id:?} in this binary (it has: {})",
+                known.join(", ")
+            ),
         )
         .with("dag_id", dag_id)
     })
@@ -364,12 +367,18 @@ fn run_config(dag: &Dag, date: Option<&str>, args: &RunArgs, store: &XComDir) ->
 }
 
 fn run_id_of(dag: &Dag, config: &RunConfig) -> Result<String> {
-    Ok(dag.context_for(dag.task_ids()[0], config)?.run_id().to_string())
+    Ok(dag
+        .context_for(dag.task_ids()[0], config)?
+        .run_id()
+        .to_string())
 }
 
 async fn dags_command(dags: &[Dag], command: DagsCommand) -> ExitCode {
     match command {
-        DagsCommand::List => report(Ok(dags.iter().map(|d| format!("{}\n", d.dag_id())).collect())),
+        DagsCommand::List => report(Ok(dags
+            .iter()
+            .map(|d| format!("{}\n", d.dag_id()))
+            .collect())),
         DagsCommand::Show { dag_id, format } => report(find(dags, &dag_id).map(|dag| {
             let format = match format {
                 Format::Text => ShowFormat::Text,
@@ -461,8 +470,13 @@ async fn tasks_command(dags: &[Dag], command: TasksCommand) -> ExitCode {
                 let store = XComDir::new(run.xcom_dir.clone());
                 let mut config = run_config(dag, logical_date.as_deref(), &run, &store)?;
                 if let Some(tp) = &task_params {
-                    let mut params = config.params.take().unwrap_or_else(|| Value::Object(Default::default()));
-                    if let (Value::Object(base), Value::Object(over)) = (&mut params, parse_json("--task-params", tp)?) {
+                    let mut params = config
+                        .params
+                        .take()
+                        .unwrap_or_else(|| Value::Object(Default::default()));
+                    if let (Value::Object(base), Value::Object(over)) =
+                        (&mut params, parse_json("--task-params", tp)?)
+                    {
                         base.extend(over);
                     }
                     config.params = Some(params);
@@ -510,7 +524,9 @@ async fn tasks_command(dags: &[Dag], command: TasksCommand) -> ExitCode {
                     )?;
                 }
                 store.clear_task(dag.dag_id(), &run_id, &task_id)?;
-                let one = dag.run_one_try(&task_id, &config, try_number, upstream, None).await?;
+                let one = dag
+                    .run_one_try(&task_id, &config, try_number, upstream, None)
+                    .await?;
                 for (key, value) in &one.xcoms {
                     store.write(dag.dag_id(), &run_id, &task_id, key, value)?;
                 }
@@ -568,7 +584,13 @@ fn airflow_command(dags: &[Dag], command: AirflowCommand) -> Result<String> {
                 let binary = match binary {
                     Some(b) => b,
                     None => std::env::current_exe()
-                        .map_err(|e| Error::new(ErrorKind::Io, "cli.stub_dag", format!("cannot find this binary's path: {e}")))?
+                        .map_err(|e| {
+                            Error::new(
+                                ErrorKind::Io,
+                                "cli.stub_dag",
+                                format!("cannot find this binary's path: {e}"),
+                            )
+                        })?
                         .display()
                         .to_string(),
                 };
@@ -588,7 +610,11 @@ fn airflow_command(dags: &[Dag], command: AirflowCommand) -> Result<String> {
             match output {
                 Some(path) => {
                     std::fs::write(&path, text).map_err(|e| {
-                        Error::new(ErrorKind::Io, "cli.stub_dag", format!("{}: {e}", path.display()))
+                        Error::new(
+                            ErrorKind::Io,
+                            "cli.stub_dag",
+                            format!("{}: {e}", path.display()),
+                        )
                     })?;
                     Ok(String::new())
                 }
@@ -614,30 +640,51 @@ fn airflow_metadata(dags: &[Dag]) -> Result<String> {
 /// Packs this binary. A binary that is a bundle already is packed from its
 /// executable part, so packing twice gives the same file.
 #[cfg(feature = "airflow")]
-fn airflow_pack(dags: &[Dag], output: &std::path::Path, source: Option<&std::path::Path>) -> Result<String> {
+fn airflow_pack(
+    dags: &[Dag],
+    output: &std::path::Path,
+    source: Option<&std::path::Path>,
+) -> Result<String> {
     use crate::airflow::bundle;
     const OP: &str = "cli.airflow_pack";
     let io = |what: &str, path: &std::path::Path, e: std::io::Error| {
         Error::new(ErrorKind::Io, OP, format!("{what} {}: {e}", path.display()))
     };
-    let exe = std::env::current_exe().map_err(|e| io("cannot find this binary", std::path::Path::new("?"), e))?;
+    let exe = std::env::current_exe()
+        .map_err(|e| io("cannot find this binary", std::path::Path::new("?"), e))?;
     let target = if output.is_dir() {
-        output.join(exe.file_name().unwrap_or_else(|| std::ffi::OsStr::new("gust-bundle")))
+        output.join(
+            exe.file_name()
+                .unwrap_or_else(|| std::ffi::OsStr::new("gust-bundle")),
+        )
     } else {
         output.to_path_buf()
     };
-    let scratch = tempfile::tempdir().map_err(|e| io("cannot create a temporary directory in", &std::env::temp_dir(), e))?;
+    let scratch = tempfile::tempdir().map_err(|e| {
+        io(
+            "cannot create a temporary directory in",
+            &std::env::temp_dir(),
+            e,
+        )
+    })?;
     let mut executable = exe.clone();
     if let Ok((_, info)) = bundle::inspect(&exe) {
         let bytes = std::fs::read(&exe).map_err(|e| io("cannot read", &exe, e))?;
-        let len = usize::try_from(info.binary_len).unwrap_or(bytes.len()).min(bytes.len());
+        let len = usize::try_from(info.binary_len)
+            .unwrap_or(bytes.len())
+            .min(bytes.len());
         executable = scratch.path().join("binary");
-        std::fs::write(&executable, &bytes[..len]).map_err(|e| io("cannot write", &executable, e))?;
+        std::fs::write(&executable, &bytes[..len])
+            .map_err(|e| io("cannot write", &executable, e))?;
     }
     let source = match source {
         Some(path) => {
             let text = std::fs::read(path).map_err(|e| io("cannot read", path, e))?;
-            let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("source").to_string();
+            let name = path
+                .file_name()
+                .and_then(|n| n.to_str())
+                .unwrap_or("source")
+                .to_string();
             Some((name, text))
         }
         None => None,

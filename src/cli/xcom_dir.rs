@@ -105,7 +105,10 @@ impl XComDir {
                 format!("{} has no valid logical_date", path.display()),
             )
         };
-        let date = v.get("logical_date").and_then(Value::as_str).ok_or_else(bad)?;
+        let date = v
+            .get("logical_date")
+            .and_then(Value::as_str)
+            .ok_or_else(bad)?;
         let logical_date = DateTime::parse_from_rfc3339(date).map_err(|_| bad())?;
         let conf = v.get("conf").filter(|c| !c.is_null()).cloned();
         Ok(Some(StoredRun { logical_date, conf }))
@@ -140,7 +143,11 @@ impl XComDir {
     }
 
     /// Every XCom of run `run_id`: `(task_id, key, value)`, sorted.
-    pub(crate) fn read_all(&self, dag_id: &str, run_id: &str) -> Result<Vec<(String, String, Value)>> {
+    pub(crate) fn read_all(
+        &self,
+        dag_id: &str,
+        run_id: &str,
+    ) -> Result<Vec<(String, String, Value)>> {
         let op = "xcom_dir.read";
         let run_dir = self.run_dir(dag_id, run_id);
         let mut out = Vec::new();
@@ -157,7 +164,8 @@ impl XComDir {
             let Some(task_id) = decode(&task.file_name()) else {
                 continue;
             };
-            let entries = std::fs::read_dir(task.path()).map_err(|e| io_error(op, &task.path(), e))?;
+            let entries =
+                std::fs::read_dir(task.path()).map_err(|e| io_error(op, &task.path(), e))?;
             for entry in entries {
                 let entry = entry.map_err(|e| io_error(op, &task.path(), e))?;
                 let name = entry.file_name();
@@ -181,7 +189,10 @@ impl XComDir {
 
 fn decode(name: &std::ffi::OsStr) -> Option<String> {
     let name = name.to_str()?;
-    percent_decode_str(name).decode_utf8().ok().map(|s| s.into_owned())
+    percent_decode_str(name)
+        .decode_utf8()
+        .ok()
+        .map(|s| s.into_owned())
 }
 
 fn read_json(path: &Path) -> Result<Option<Value>> {
@@ -209,8 +220,12 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = XComDir::new(Some(dir.path().to_path_buf()));
         let run = "manual__2025-01-08T00:00:00+09:00";
-        store.write("d", run, "extract", "return_value", &json!({"rows": 3})).unwrap();
-        store.write("d", run, "..", "../../x", &json!("evil")).unwrap();
+        store
+            .write("d", run, "extract", "return_value", &json!({"rows": 3}))
+            .unwrap();
+        store
+            .write("d", run, "..", "../../x", &json!("evil"))
+            .unwrap();
         store.write("d", run, "a.b", "k/ey", &json!([1])).unwrap();
         let all = store.read_all("d", run).unwrap();
         assert_eq!(
@@ -218,7 +233,11 @@ mod tests {
             vec![
                 ("..".to_string(), "../../x".to_string(), json!("evil")),
                 ("a.b".to_string(), "k/ey".to_string(), json!([1])),
-                ("extract".to_string(), "return_value".to_string(), json!({"rows": 3})),
+                (
+                    "extract".to_string(),
+                    "return_value".to_string(),
+                    json!({"rows": 3})
+                ),
             ]
         );
         // Everything stayed inside the run's directory.
@@ -226,12 +245,19 @@ mod tests {
         fn walk(p: &Path, out: &mut Vec<PathBuf>) {
             for e in std::fs::read_dir(p).unwrap() {
                 let e = e.unwrap().path();
-                if e.is_dir() { walk(&e, out) } else { out.push(e) }
+                if e.is_dir() {
+                    walk(&e, out)
+                } else {
+                    out.push(e)
+                }
             }
         }
         walk(dir.path(), &mut files);
         assert_eq!(files.len(), 3);
-        assert!(files.iter().all(|f| f.starts_with(store.run_dir("d", run))), "{files:?}");
+        assert!(
+            files.iter().all(|f| f.starts_with(store.run_dir("d", run))),
+            "{files:?}"
+        );
 
         store.clear_task("d", run, "extract").unwrap();
         assert_eq!(store.read_all("d", run).unwrap().len(), 2);

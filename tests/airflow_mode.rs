@@ -1,0 +1,475 @@
+//! Airflow mode, tier 1: a fake Airflow supervisor (`gust::testing::FakeSupervisor`)
+//! drives this real pipeline binary through Airflow 3.3's protocol — success,
+//! failure, retry, removed, connections and variables fetched from Airflow, XCom
+//! pulled and pushed, not-found replies, an API error in the error slot, a
+//! malformed frame, and the supervisor going away mid-task.
+//!
+//! No libtest harness: `main` is the pipeline when `GUST_TEST_PIPELINE` is set
+//! (the supervisor spawns it so, with `--comm`/`--logs`), the test runner otherwise.
+
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use gust::airflow::messages::{ConnectionResult, ToSupervisor};
+use gust::prelude::*;
+use gust::testing::{AirflowOutcome, FakeSupervisor};
+
+const PIPELINE: &str = "GUST_TEST_PIPELINE";
+
+fn dag() -> Result<Dag> {
+    let mut dag = Dag::builder("af_demo")
+        .schedule(Schedule::Daily)
+        .timezone(chrono_tz::Asia::Seoul)
+        .params(json!({"factor": 2}));
+    let extract = dag.add(Task::from_fn("extract", |ctx| async move {
+        // A variable and a connection that only Airflow defines.
+        let n: i64 = Variable::get("af_n")?
+            .parse()
+            .map_err(|_| Error::fail_now("af_n is not a number"))?;
+        let db = ctx.connection("af_db")?;
+        tracing::info!(password = db.password().unwrap_or_default(), "connected");
+        ctx.xcom_push("day", json!(ctx.ds()))?;
+        Ok(json!({"n": n, "host": db.host(), "try": ctx.try_number()}))
+    }));
+    let transform = dag.add(Task::from_fn("transform", |ctx| async move {
+        let n = ctx
+            .xcom_pull("extract")
+            .and_then(|v| v["n"].as_i64())
+            .ok_or_else(|| Error::fail_now("no XCom from extract"))?;
+        let rendered = ctx.render(
+            "{{ ds }} {{ params.factor }} {{ run_id }} {{ ti.xcom_pull(task_ids='extract', key='day') }} {{ data_interval_end.strftime('%Y-%m-%d') }}",
+        )?;
+        Ok(json!({"n": n * ctx.params()["factor"].as_i64().unwrap_or(1), "rendered": rendered}))
+    }));
+    dag.add(Task::from_fn("flaky", |_| async {
+        Err::<Value, _>(Error::retryable("the endpoint answered 503"))
+    }));
+    dag.add(Task::from_fn("broken", |_| async {
+        Err::<Value, _>(Error::fail_now("the input is malformed"))
+    }));
+    dag.add(Task::from_fn("needs_conn", |ctx| async move {
+        ctx.connection("af_missing")?;
+        Ok(Value::Null)
+    }));
+    dag.add(Task::from_fn("slow", |_| async {
+        tokio::time::sleep(Duration::from_secs(120)).await;
+        Ok(Value::Null)
+    }));
+    let _ = &extract >> &transform;
+    dag.build()
+}
+
+fn pipeline() -> ExitCode {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("a tokio runtime");
+    rt.block_on(async {
+        match dag() {
+            Ok(d) => gust::cli::main([d]).await,
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::FAILURE
+            }
+        }
+    })
+}
+
+fn command() -> tokio::process::Command {
+    let mut cmd = tokio::process::Command::new(std::env::current_exe().expect("this binary"));
+    cmd.env(PIPELINE, "1");
+    // Nothing from the environment: every connection and variable comes from Airflow.
+    for (k, _) in std::env::vars() {
+        if k.starts_with("AIRFLOW_CONN_") || k.starts_with("AIRFLOW_VAR_") {
+            cmd.env_remove(k);
+        }
+    }
+    cmd
+}
+
+fn rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("a tokio runtime")
+}
+
+fn supervise(sup: FakeSupervisor) -> std::result::Result<AirflowOutcome, String> {
+    rt().block_on(sup.timeout(Duration::from_secs(60)).run(command()))
+        .map_err(|e| e.to_string())
+}
+
+fn ensure(cond: bool, what: impl FnOnce() -> String) -> TestResult {
+    if cond { Ok(()) } else { Err(what()) }
+}
+
+fn describe(o: &AirflowOutcome) -> String {
+    format!(
+        "state {:?}\nterminal {:?}\nrequests {:?}\nlogs {:#?}\nstderr {}\nexit {:?}",
+        o.state(),
+        o.terminal,
+        o.requests
+            .iter()
+            .map(|r| r.type_name().to_string())
+            .collect::<Vec<_>>(),
+        o.log_lines,
+        String::from_utf8_lossy(&o.stderr),
+        o.exit_status
+    )
+}
+
+fn af_db() -> ConnectionResult {
+    let mut c = ConnectionResult::new("af_db", "postgres");
+    c.host = Some("db.internal".into());
+    c.login = Some("etl".into());
+    c.password = Some("af-pw-91c2e".into());
+    c.port = Some(5432);
+    c
+}
+
+type TestResult = std::result::Result<(), String>;
+
+fn success_with_airflow_connection_variable_and_xcom() -> TestResult {
+    let o = supervise(
+        FakeSupervisor::new("af_demo", "extract")
+            .connection(af_db())
+            .variable("af_n", "21")
+            .try_number(2),
+    )?;
+    ensure(o.state() == Some("success"), || describe(&o))?;
+    ensure(o.exit_status.is_some_and(|s| s.success()), || describe(&o))?;
+    ensure(
+        o.xcom("return_value") == Some(&json!({"n": 21, "host": "db.internal", "try": 2})),
+        || describe(&o),
+    )?;
+    ensure(o.xcom("day") == Some(&json!("2026-01-01")), || describe(&o))?;
+    let types: Vec<&str> = o.requests.iter().map(|r| r.type_name()).collect();
+    ensure(
+        types.contains(&"GetVariable") && types.contains(&"GetConnection"),
+        || describe(&o),
+    )?;
+    ensure(types.last() == Some(&"SucceedTask"), || describe(&o))?;
+    // The task's log line reached Airflow's log socket, the password masked.
+    let line = o
+        .logs_containing("connected")
+        .next()
+        .ok_or_else(|| describe(&o))?;
+    ensure(line["password"] == "***" && line["level"] == "info", || {
+        line.to_string()
+    })?;
+    let all = serde_json::to_string(&o.log_lines).unwrap_or_default();
+    ensure(!all.contains("af-pw-91c2e"), || all.clone())
+}
+
+fn upstream_xcom_and_templates_come_from_airflow() -> TestResult {
+    let start = chrono::DateTime::parse_from_rfc3339("2025-01-07T15:00:00Z")
+        .unwrap()
+        .to_utc();
+    let o = supervise(
+        FakeSupervisor::new("af_demo", "transform")
+            .run_id("scheduled__2025-01-07T15:00:00+00:00")
+            .logical_date(Some(start))
+            .conf(json!({"factor": 5}))
+            .xcom("extract", "return_value", json!({"n": 4}))
+            .xcom("extract", "day", json!("2025-01-08")),
+    )?;
+    ensure(o.state() == Some("success"), || describe(&o))?;
+    let value = o.xcom("return_value").cloned().unwrap_or_default();
+    ensure(value["n"] == 20, || describe(&o))?;
+    // ds in the DAG's timezone (Asia/Seoul), conf over params, Airflow's run id.
+    ensure(
+        value["rendered"].as_str().is_some_and(|r| {
+            r.starts_with("2025-01-08 5 scheduled__2025-01-07T15:00:00+00:00 2025-01-08 ")
+        }),
+        || describe(&o),
+    )
+}
+
+fn a_retryable_failure_is_retried_by_airflow_when_allowed() -> TestResult {
+    let o = supervise(
+        FakeSupervisor::new("af_demo", "flaky")
+            .should_retry(true)
+            .max_tries(3),
+    )?;
+    ensure(o.state() == Some("up_for_retry"), || describe(&o))?;
+    match &o.terminal {
+        Some(ToSupervisor::RetryTask(r)) => ensure(
+            r.retry_reason.as_deref().is_some_and(|w| w.contains("503")),
+            || describe(&o),
+        )?,
+        _ => return Err(describe(&o)),
+    }
+    ensure(o.logs_containing("task failed").next().is_some(), || {
+        describe(&o)
+    })?;
+    // No retries left: failed.
+    let o = supervise(FakeSupervisor::new("af_demo", "flaky").should_retry(false))?;
+    ensure(o.state() == Some("failed"), || describe(&o))
+}
+
+fn a_permanent_failure_fails_even_with_retries_left() -> TestResult {
+    let o = supervise(
+        FakeSupervisor::new("af_demo", "broken")
+            .should_retry(true)
+            .max_tries(3),
+    )?;
+    ensure(o.state() == Some("failed"), || describe(&o))?;
+    ensure(o.xcoms_set.is_empty(), || describe(&o))
+}
+
+fn an_unknown_dag_or_task_is_removed() -> TestResult {
+    for (dag, task) in [("af_demo", "ghost"), ("other_dag", "extract")] {
+        let o = supervise(FakeSupervisor::new(dag, task))?;
+        ensure(o.state() == Some("removed"), || describe(&o))?;
+        ensure(o.logs_containing("no such").next().is_some(), || {
+            describe(&o)
+        })?;
+    }
+    Ok(())
+}
+
+fn not_found_and_api_errors_are_typed() -> TestResult {
+    // A variable Airflow does not have: the task's own error names it.
+    let o = supervise(
+        FakeSupervisor::new("af_demo", "extract")
+            .connection(af_db())
+            .should_retry(true),
+    )?;
+    ensure(o.state() == Some("failed"), || describe(&o))?;
+    let failed = serde_json::to_string(&o.log_lines).unwrap_or_default();
+    ensure(
+        failed.contains("af_n") && failed.contains("not defined"),
+        || describe(&o),
+    )?;
+    // A connection Airflow does not have.
+    let o = supervise(FakeSupervisor::new("af_demo", "needs_conn"))?;
+    ensure(o.state() == Some("failed"), || describe(&o))?;
+    let text = serde_json::to_string(&o.log_lines).unwrap_or_default();
+    ensure(
+        text.contains("connection \\\"af_missing\\\" is not defined"),
+        || describe(&o),
+    )?;
+    // The API server failing (error slot, HTTP 503): transient, so retried.
+    let o = supervise(
+        FakeSupervisor::new("af_demo", "extract")
+            .connection(af_db())
+            .variable("af_n", "1")
+            .api_error("GetVariable", 503)
+            .should_retry(true),
+    )?;
+    ensure(o.state() == Some("up_for_retry"), || describe(&o))
+}
+
+/// A supervisor by hand, for what FakeSupervisor does not do wrong on purpose.
+fn raw_supervisor(
+    first_frame: Vec<u8>,
+    close_after: Duration,
+) -> std::result::Result<(std::process::ExitStatus, Duration, String), String> {
+    rt().block_on(async move {
+        use tokio::io::AsyncWriteExt;
+        let comm = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .map_err(|e| e.to_string())?;
+        let logs = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .map_err(|e| e.to_string())?;
+        let mut child = command()
+            .arg(format!("--comm={}", comm.local_addr().unwrap()))
+            .arg(format!("--logs={}", logs.local_addr().unwrap()))
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .map_err(|e| e.to_string())?;
+        let (mut c, _) = comm.accept().await.map_err(|e| e.to_string())?;
+        let (mut l, _) = logs.accept().await.map_err(|e| e.to_string())?;
+        let started = Instant::now();
+        c.write_all(&first_frame).await.map_err(|e| e.to_string())?;
+        tokio::time::sleep(close_after).await;
+        drop(c);
+        let status = tokio::time::timeout(Duration::from_secs(20), child.wait())
+            .await
+            .map_err(|_| "the binary did not exit within 20 s".to_string())?
+            .map_err(|e| e.to_string())?;
+        let mut log_text = String::new();
+        use tokio::io::AsyncReadExt;
+        let _ = tokio::time::timeout(Duration::from_secs(2), l.read_to_string(&mut log_text)).await;
+        Ok((status, started.elapsed(), log_text))
+    })
+}
+
+fn a_malformed_frame_is_a_clear_error() -> TestResult {
+    // A length prefix, then bytes that are not msgpack of an envelope.
+    let mut frame = 5u32.to_be_bytes().to_vec();
+    frame.extend_from_slice(&[0xc1, 0xc1, 0xc1, 0xc1, 0xc1]);
+    let (status, _, logs) = raw_supervisor(frame, Duration::from_millis(200))?;
+    ensure(!status.success(), || format!("{status:?}"))?;
+    ensure(logs.contains("StartupDetails"), || logs.clone())
+}
+
+fn the_supervisor_going_away_stops_the_task() -> TestResult {
+    let startup = FakeSupervisor::new("af_demo", "slow")
+        .startup_details()
+        .clone();
+    let body = gust::airflow::messages::FromSupervisor::StartupDetails(Box::new(startup)).to_json();
+    let payload = gust::airflow::codec::encode_response(
+        0,
+        Some(&body),
+        None,
+        gust::airflow::codec::Datetimes::Timestamps,
+    )
+    .map_err(|e| e.to_string())?;
+    let mut frame = (payload.len() as u32).to_be_bytes().to_vec();
+    frame.extend_from_slice(&payload);
+    let (status, elapsed, logs) = raw_supervisor(frame, Duration::from_millis(500))?;
+    ensure(!status.success(), || format!("{status:?} {logs}"))?;
+    // The task sleeps 120 s: it was cancelled, not waited for.
+    ensure(elapsed < Duration::from_secs(20), || format!("{elapsed:?}"))?;
+    ensure(logs.contains("closed the connection"), || logs.clone())
+}
+
+fn metadata_and_pack() -> TestResult {
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .env(PIPELINE, "1")
+        .arg("--airflow-metadata")
+        .output()
+        .map_err(|e| e.to_string())?;
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    ensure(out.status.success(), || text.clone())?;
+    let manifest = gust::airflow::bundle::Manifest::from_yaml(&text).map_err(|e| e.to_string())?;
+    ensure(
+        manifest.sdk.supervisor_schema_version
+            == gust::airflow::messages::SUPERVISOR_SCHEMA_VERSION,
+        || text.clone(),
+    )?;
+    ensure(
+        manifest
+            .dags
+            .get("af_demo")
+            .is_some_and(|d| d.tasks.len() == 6 && d.tasks.contains(&"transform".to_string())),
+        || text.clone(),
+    )?;
+    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let bundle = dir.path().join("af_demo_bundle");
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .env(PIPELINE, "1")
+        .args(["airflow", "pack", "--output"])
+        .arg(&bundle)
+        .output()
+        .map_err(|e| e.to_string())?;
+    ensure(out.status.success(), || {
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    })?;
+    let (packed, info) = gust::airflow::bundle::inspect(&bundle).map_err(|e| e.to_string())?;
+    ensure(packed.dags == manifest.dags, || format!("{packed:?}"))?;
+    ensure(
+        info.binary_len
+            == std::fs::metadata(std::env::current_exe().unwrap())
+                .unwrap()
+                .len(),
+        || format!("{info:?}"),
+    )?;
+    // The packed file is still this program: it runs, and packs itself to the same bytes.
+    let again = dir.path().join("again");
+    let out = std::process::Command::new(&bundle)
+        .env(PIPELINE, "1")
+        .args(["airflow", "pack", "--output"])
+        .arg(&again)
+        .output()
+        .map_err(|e| e.to_string())?;
+    ensure(out.status.success(), || {
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    })?;
+    ensure(
+        std::fs::read(&again).ok() == std::fs::read(&bundle).ok(),
+        || "repacking changed the bundle".into(),
+    )
+}
+
+fn main() -> ExitCode {
+    if std::env::var_os(PIPELINE).is_some() {
+        return pipeline();
+    }
+    let tests: &[(&str, fn() -> TestResult)] = &[
+        (
+            "success_with_airflow_connection_variable_and_xcom",
+            success_with_airflow_connection_variable_and_xcom,
+        ),
+        (
+            "upstream_xcom_and_templates_come_from_airflow",
+            upstream_xcom_and_templates_come_from_airflow,
+        ),
+        (
+            "a_retryable_failure_is_retried_by_airflow_when_allowed",
+            a_retryable_failure_is_retried_by_airflow_when_allowed,
+        ),
+        (
+            "a_permanent_failure_fails_even_with_retries_left",
+            a_permanent_failure_fails_even_with_retries_left,
+        ),
+        (
+            "an_unknown_dag_or_task_is_removed",
+            an_unknown_dag_or_task_is_removed,
+        ),
+        (
+            "not_found_and_api_errors_are_typed",
+            not_found_and_api_errors_are_typed,
+        ),
+        (
+            "a_malformed_frame_is_a_clear_error",
+            a_malformed_frame_is_a_clear_error,
+        ),
+        (
+            "the_supervisor_going_away_stops_the_task",
+            the_supervisor_going_away_stops_the_task,
+        ),
+        ("metadata_and_pack", metadata_and_pack),
+    ];
+    run_tests(tests)
+}
+
+/// A minimal libtest: name filters from the arguments, one line per test, and
+/// libtest's summary line.
+fn run_tests(tests: &[(&str, fn() -> TestResult)]) -> ExitCode {
+    let filters: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with('-'))
+        .collect();
+    let started = Instant::now();
+    let (mut passed, mut failed, mut filtered) = (0, Vec::new(), 0);
+    let selected: Vec<_> = tests
+        .iter()
+        .filter(|(name, _)| {
+            let keep = filters.is_empty() || filters.iter().any(|f| name.contains(f.as_str()));
+            if !keep {
+                filtered += 1;
+            }
+            keep
+        })
+        .collect();
+    println!("\nrunning {} tests", selected.len());
+    for (name, test) in selected {
+        match test() {
+            Ok(()) => {
+                println!("test {name} ... ok");
+                passed += 1;
+            }
+            Err(why) => {
+                println!("test {name} ... FAILED");
+                failed.push((name, why));
+            }
+        }
+    }
+    for (name, why) in &failed {
+        println!("\n---- {name} ----\n{why}");
+    }
+    println!(
+        "\ntest result: {}. {passed} passed; {} failed; 0 ignored; 0 measured; {filtered} filtered out; finished in {:.2}s\n",
+        if failed.is_empty() { "ok" } else { "FAILED" },
+        failed.len(),
+        started.elapsed().as_secs_f64()
+    );
+    if failed.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
