@@ -14,6 +14,7 @@
 //! | `var.value.<key>`, `var.json.<key>` | `AIRFLOW_VAR_<KEY>` as text / parsed JSON |
 //! | `conn.<conn_id>.host` (`login`, `port`, `schema`, `conn_type`, `extra_dejson`) | from `AIRFLOW_CONN_<CONN_ID>` |
 //! | `macros.ds_add(ds, n)`, `macros.ds_format(ds, in, out)` | `2025-01-15`, reformatted dates |
+//! | filters `ds`, `ds_nodash`, `ts`, `ts_nodash`, `ts_nodash_with_tz` on a date | `{{ data_interval_end \| ds }}` → `2025-01-09`; `ts_nodash_with_tz` → `20250108T000000+0900` |
 //! | `ti.xcom_pull(task_ids='train')`, `ti.xcom_pull('train', key='k')` | an upstream task's XCom (its return value by default) in this run; one task id, not a list; a missing XCom is an error naming it (Airflow renders `None`) |
 //!
 //! **Dates are timezone-aware.** `ds` is the calendar date of the logical date *in the
@@ -86,6 +87,16 @@ impl TemplateEngine {
         let paths = search_path.clone();
         env.set_loader(move |name| load_template(&paths, name));
         env.add_global("macros", Value::from_object(Macros));
+        // Airflow's date filters (airflow/templates.py): `{{ data_interval_end | ds }}`.
+        env.add_filter("ds", |v: Value| date_filter(&v, "ds", |d| d.format("%Y-%m-%d").to_string()));
+        env.add_filter("ds_nodash", |v: Value| date_filter(&v, "ds_nodash", |d| d.format("%Y%m%d").to_string()));
+        env.add_filter("ts", |v: Value| date_filter(&v, "ts", isoformat));
+        env.add_filter("ts_nodash", |v: Value| {
+            date_filter(&v, "ts_nodash", |d| d.format("%Y%m%dT%H%M%S").to_string())
+        });
+        env.add_filter("ts_nodash_with_tz", |v: Value| {
+            date_filter(&v, "ts_nodash_with_tz", |d| isoformat(d).replace(['-', ':'], ""))
+        });
         TemplateEngine {
             env: Arc::new(env),
             search_path: Arc::new(search_path),
@@ -410,6 +421,23 @@ fn isoformat(d: &DateTime<Tz>) -> String {
     }
 }
 
+/// Applies one of Airflow's date filters to a date object (`logical_date`,
+/// `data_interval_start`…); anything else is an error naming the filter, as
+/// Airflow's filter fails on a value without `strftime`.
+fn date_filter(
+    v: &Value,
+    name: &str,
+    f: impl Fn(&DateTime<Tz>) -> String,
+) -> std::result::Result<String, minijinja::Error> {
+    match v.downcast_object_ref::<DateObj>() {
+        Some(d) => Ok(f(&d.0)),
+        None => Err(minijinja::Error::new(
+            minijinja::ErrorKind::InvalidOperation,
+            format!("filter {name} needs a date (logical_date, data_interval_start, …), not {v:?}"),
+        )),
+    }
+}
+
 /// A timezone-aware date in templates, answering the usual pendulum/datetime calls.
 #[derive(Debug)]
 struct DateObj(DateTime<Tz>);
@@ -696,6 +724,20 @@ mod tests {
     use chrono::TimeZone;
 
     use super::*;
+
+    #[test]
+    fn airflow_date_filters() {
+        assert_eq!(
+            render("{{ data_interval_end | ds }} {{ logical_date | ds_nodash }} {{ logical_date | ts }}").unwrap(),
+            "2025-01-09 20250108 2025-01-08T00:00:00+09:00"
+        );
+        assert_eq!(
+            render("{{ logical_date | ts_nodash }} {{ logical_date | ts_nodash_with_tz }}").unwrap(),
+            "20250108T000000 20250108T000000+0900"
+        );
+        let e = render("{{ ds | ds_nodash }}").unwrap_err();
+        assert!(e.to_string().contains("filter ds_nodash needs a date"), "{e}");
+    }
 
     #[test]
     fn hints_name_the_environment_variable() {
