@@ -400,6 +400,7 @@ pub(crate) struct OneTry {
     pub(crate) result: Result<Value>,
     /// Whether the task's policy would retry this error (its kind, not the count of
     /// tries left, which the caller owns).
+    #[cfg_attr(not(feature = "airflow"), allow(dead_code))]
     pub(crate) retryable: bool,
     /// `(key, value)` of every XCom the task pushed, `return_value` included.
     pub(crate) xcoms: Vec<(String, Value)>,
