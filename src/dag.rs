@@ -558,7 +558,8 @@ impl Dag {
     /// Runs one try of task `task_id` alone, as `airflow tasks run` does: no
     /// upstream task runs, their XComs come from `upstream`
     /// (`(task_id, key, value)`) or, for the ones not given, `remote_xcom`; the
-    /// caller owns retries. Returns the try's
+    /// caller owns retries and says whether it has `retries_left` (which
+    /// callback a failure calls). Returns the try's
     /// result (secrets scrubbed) and every XCom the task pushed, its return value
     /// included.
     pub(crate) async fn run_one_try(
@@ -568,6 +569,7 @@ impl Dag {
         try_number: u32,
         upstream: impl IntoIterator<Item = (String, String, Value)>,
         remote_xcom: Option<RemoteXCom>,
+        retries_left: bool,
     ) -> Result<OneTry> {
         let task = self.task(task_id)?;
         let mut shared = self.run_shared(config);
@@ -585,7 +587,7 @@ impl Dag {
             run_id = %shared.run_id,
             logical_date = %shared.logical_date.to_rfc3339(),
         );
-        let result = task.run_one(&ctx).instrument(span).await;
+        let result = task.run_one(&ctx, retries_left).instrument(span).await;
         let retryable = match &result {
             Ok(_) => false,
             Err(e) => task.options.no_retry_reason(e).is_none(),

@@ -390,9 +390,11 @@ impl Task {
 
     /// One try and nothing more, for a runner that owns retries (Airflow, or a
     /// process per try): the value is stored as XCom and `on_success` called; a
-    /// failure calls `on_failure`, since this process will not try again.
+    /// failure calls `on_retry` when the runner has `retries_left` and the error
+    /// is retryable by this task's policy (the runner will try again), else
+    /// `on_failure`.
     #[cfg(feature = "cli")]
-    pub(crate) async fn run_one(&self, ctx: &Context) -> Result<Value> {
+    pub(crate) async fn run_one(&self, ctx: &Context, retries_left: bool) -> Result<Value> {
         panics::install_hook();
         let span = tracing::info_span!(
             "task_try",
@@ -423,8 +425,13 @@ impl Task {
                     exhausted = err.is_exhausted(),
                     "task try failed"
                 );
-                if let Some(cb) = &self.options.on_failure {
-                    guard_callback("on_failure", || cb(ctx, err));
+                let (name, cb) = if retries_left && self.options.no_retry_reason(err).is_none() {
+                    ("on_retry", &self.options.on_retry)
+                } else {
+                    ("on_failure", &self.options.on_failure)
+                };
+                if let Some(cb) = cb {
+                    guard_callback(name, || cb(ctx, err));
                 }
             }
         }

@@ -88,14 +88,20 @@ impl TemplateEngine {
         env.set_loader(move |name| load_template(&paths, name));
         env.add_global("macros", Value::from_object(Macros));
         // Airflow's date filters (airflow/templates.py): `{{ data_interval_end | ds }}`.
-        env.add_filter("ds", |v: Value| date_filter(&v, "ds", |d| d.format("%Y-%m-%d").to_string()));
-        env.add_filter("ds_nodash", |v: Value| date_filter(&v, "ds_nodash", |d| d.format("%Y%m%d").to_string()));
+        env.add_filter("ds", |v: Value| {
+            date_filter(&v, "ds", |d| d.format("%Y-%m-%d").to_string())
+        });
+        env.add_filter("ds_nodash", |v: Value| {
+            date_filter(&v, "ds_nodash", |d| d.format("%Y%m%d").to_string())
+        });
         env.add_filter("ts", |v: Value| date_filter(&v, "ts", isoformat));
         env.add_filter("ts_nodash", |v: Value| {
             date_filter(&v, "ts_nodash", |d| d.format("%Y%m%dT%H%M%S").to_string())
         });
         env.add_filter("ts_nodash_with_tz", |v: Value| {
-            date_filter(&v, "ts_nodash_with_tz", |d| isoformat(d).replace(['-', ':'], ""))
+            date_filter(&v, "ts_nodash_with_tz", |d| {
+                isoformat(d).replace(['-', ':'], "")
+            })
         });
         TemplateEngine {
             env: Arc::new(env),
@@ -732,11 +738,15 @@ mod tests {
             "2025-01-09 20250108 2025-01-08T00:00:00+09:00"
         );
         assert_eq!(
-            render("{{ logical_date | ts_nodash }} {{ logical_date | ts_nodash_with_tz }}").unwrap(),
+            render("{{ logical_date | ts_nodash }} {{ logical_date | ts_nodash_with_tz }}")
+                .unwrap(),
             "20250108T000000 20250108T000000+0900"
         );
         let e = render("{{ ds | ds_nodash }}").unwrap_err();
-        assert!(e.to_string().contains("filter ds_nodash needs a date"), "{e}");
+        assert!(
+            e.to_string().contains("filter ds_nodash needs a date"),
+            "{e}"
+        );
     }
 
     #[test]

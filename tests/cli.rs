@@ -386,14 +386,24 @@ fn the_checked_in_stub_dag_is_current() -> TestResult {
     let env = Env::new();
     let o = env.run(&["airflow", "stub-dag", "--queue", "gust"]);
     ok(&o)?;
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/quickstart/airflow/quickstart.py");
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/examples/quickstart/airflow/quickstart.py"
+    );
     let checked_in = std::fs::read_to_string(path).map_err(|e| format!("{path}: {e}"))?;
     // The binary has the test's extra DAG too; the quick start's part must match.
     let generated = stdout(&o);
-    let start = generated.find("@dag(\n    dag_id=\"quickstart\"").ok_or_else(|| generated.clone())?;
-    let end = generated[start..].find("\nquickstart()\n").map(|e| start + e).ok_or_else(|| generated.clone())?;
+    let start = generated
+        .find("@dag(\n    dag_id=\"quickstart\"")
+        .ok_or_else(|| generated.clone())?;
+    let end = generated[start..]
+        .find("\nquickstart()\n")
+        .map(|e| start + e)
+        .ok_or_else(|| generated.clone())?;
     ensure(checked_in.contains(&generated[start..end]), || {
-        format!("regenerate {path} with `cargo run --features cli --example quickstart -- airflow stub-dag -o {path}`")
+        format!(
+            "regenerate {path} with `cargo run --features cli --example quickstart -- airflow stub-dag -o {path}`"
+        )
     })
 }
 
@@ -417,7 +427,10 @@ fn main() -> ExitCode {
         ),
         ("bad_input_is_a_clear_error", bad_input_is_a_clear_error),
         ("log_lines_are_one_per_event", log_lines_are_one_per_event),
-        ("the_checked_in_stub_dag_is_current", the_checked_in_stub_dag_is_current),
+        (
+            "the_checked_in_stub_dag_is_current",
+            the_checked_in_stub_dag_is_current,
+        ),
     ];
     run_tests(tests)
 }

@@ -418,7 +418,7 @@ async fn serve_inner(
         closed = watch_for_close(s);
     }
     let one = tokio::select! {
-        one = dag.run_one_try(&ti.task_id, &config, try_number, Vec::new(), Some(remote)) => one,
+        one = dag.run_one_try(&ti.task_id, &config, try_number, Vec::new(), Some(remote), startup.ti_context.should_retry()) => one,
         _ = &mut closed => {
             tracing::error!("Airflow's supervisor closed the connection; the task is cancelled");
             return ExitCode::FAILURE;

@@ -525,7 +525,7 @@ async fn tasks_command(dags: &[Dag], command: TasksCommand) -> ExitCode {
                 }
                 store.clear_task(dag.dag_id(), &run_id, &task_id)?;
                 let one = dag
-                    .run_one_try(&task_id, &config, try_number, upstream, None)
+                    .run_one_try(&task_id, &config, try_number, upstream, None, false)
                     .await?;
                 for (key, value) in &one.xcoms {
                     store.write(dag.dag_id(), &run_id, &task_id, key, value)?;
