@@ -128,6 +128,8 @@ fn af_db() -> ConnectionResult {
 }
 
 type TestResult = std::result::Result<(), String>;
+/// A test's name and its function.
+type TestCase = (&'static str, fn() -> TestResult);
 
 fn success_with_airflow_connection_variable_and_xcom() -> TestResult {
     let o = supervise(
@@ -388,7 +390,7 @@ fn main() -> ExitCode {
     if std::env::var_os(PIPELINE).is_some() {
         return pipeline();
     }
-    let tests: &[(&str, fn() -> TestResult)] = &[
+    let tests: &[TestCase] = &[
         (
             "success_with_airflow_connection_variable_and_xcom",
             success_with_airflow_connection_variable_and_xcom,
@@ -428,7 +430,7 @@ fn main() -> ExitCode {
 
 /// A minimal libtest: name filters from the arguments, one line per test, and
 /// libtest's summary line.
-fn run_tests(tests: &[(&str, fn() -> TestResult)]) -> ExitCode {
+fn run_tests(tests: &[TestCase]) -> ExitCode {
     let filters: Vec<String> = std::env::args()
         .skip(1)
         .filter(|a| !a.starts_with('-'))

@@ -171,6 +171,8 @@ fn xcom_files(root: &Path) -> std::collections::BTreeMap<String, serde_json::Val
 }
 
 type TestResult = std::result::Result<(), String>;
+/// A test's name and its function.
+type TestCase = (&'static str, fn() -> TestResult);
 
 fn lists_and_show() -> TestResult {
     let env = Env::new();
@@ -411,7 +413,7 @@ fn main() -> ExitCode {
     if std::env::var_os(PIPELINE).is_some() {
         return pipeline();
     }
-    let tests: &[(&str, fn() -> TestResult)] = &[
+    let tests: &[TestCase] = &[
         ("lists_and_show", lists_and_show),
         (
             "tasks_run_in_processes_equals_dags_test",
@@ -437,7 +439,7 @@ fn main() -> ExitCode {
 
 /// A minimal libtest: name filters from the arguments, one line per test, and
 /// libtest's summary line (which `.ci/run` prints).
-fn run_tests(tests: &[(&str, fn() -> TestResult)]) -> ExitCode {
+fn run_tests(tests: &[TestCase]) -> ExitCode {
     let filters: Vec<String> = std::env::args()
         .skip(1)
         .filter(|a| !a.starts_with('-'))
