@@ -316,6 +316,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Comm<S> {
     /// and waits for its answer: for `SucceedTask` and `RetryTask` the
     /// supervisor calls the API server first and answers with an error if that
     /// failed. Afterwards the `Comm` refuses further requests.
+    ///
+    /// An error answer needs no retry from the runtime: Airflow 3.3.2 keeps the
+    /// undelivered `SucceedTask`/`RetryTask` and replays it after the process
+    /// exits (`_replay_pending_terminal_state_msg`); the runtime should log the
+    /// error and exit.
     pub async fn send_terminal(&mut self, message: impl Into<ToSupervisor>) -> Result<()> {
         const OP: &str = "airflow.send_terminal";
         let message = message.into();
