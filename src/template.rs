@@ -87,6 +87,9 @@ impl TemplateEngine {
         let paths = search_path.clone();
         env.set_loader(move |name| load_template(&paths, name));
         env.add_global("macros", Value::from_object(Macros));
+        // Python's methods on values, which Airflow templates call:
+        // `params.get('days', 7)`, `params.items()`, `'{{ ds }}'.replace(…)`, `.upper()`.
+        env.set_unknown_method_callback(minijinja_contrib::pycompat::unknown_method_callback);
         // Airflow's date filters (airflow/templates.py): `{{ data_interval_end | ds }}`.
         env.add_filter("ds", |v: Value| {
             date_filter(&v, "ds", |d| d.format("%Y-%m-%d").to_string())
@@ -620,6 +623,25 @@ impl Object for VarLookup {
             Variable::get_opt(key).ok().flatten().map(Value::from)
         }
     }
+
+    /// `var.value.get('key', default)` and `var.json.get('key', default)`, as
+    /// Airflow's `VariableAccessor.get`: the default (or none) for a variable
+    /// that is not set, instead of an error.
+    fn call_method(
+        self: &Arc<Self>,
+        _state: &minijinja::State<'_, '_>,
+        method: &str,
+        args: &[Value],
+    ) -> std::result::Result<Value, minijinja::Error> {
+        if method != "get" {
+            return Err(minijinja::Error::from(minijinja::ErrorKind::UnknownMethod));
+        }
+        let (key, default): (&str, Option<Value>) = minijinja::value::from_args(args)?;
+        Ok(self
+            .get_value(&Value::from(key))
+            .or(default)
+            .unwrap_or(Value::from(())))
+    }
 }
 
 /// `ti`: the task instance, for `ti.xcom_pull(task_ids=…, key=…)`.
@@ -730,6 +752,23 @@ mod tests {
     use chrono::TimeZone;
 
     use super::*;
+
+    #[test]
+    fn python_methods_as_airflow_templates_call_them() {
+        assert_eq!(
+            render("{{ params.get('n', 7) }} {{ params.get('missing', 'dflt') }} {{ ds.replace('-', '/') }} {{ dag_id.upper() }}")
+                .unwrap(),
+            "3 dflt 2025/01/08 D"
+        );
+        assert_eq!(
+            render("{% for k, v in params.items() %}{{ k }}={{ v }}{% endfor %}").unwrap(),
+            "n=3table=iris"
+        );
+        assert_eq!(
+            render("[{{ var.value.get('gust_tpl_surely_unset', 'fallback') }}]").unwrap(),
+            "[fallback]"
+        );
+    }
 
     #[test]
     fn airflow_date_filters() {
