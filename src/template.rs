@@ -14,6 +14,7 @@
 //! | `var.value.<key>`, `var.json.<key>` | `AIRFLOW_VAR_<KEY>` as text / parsed JSON |
 //! | `conn.<conn_id>.host` (`login`, `port`, `schema`, `conn_type`, `extra_dejson`) | from `AIRFLOW_CONN_<CONN_ID>` |
 //! | `macros.ds_add(ds, n)`, `macros.ds_format(ds, in, out)` | `2025-01-15`, reformatted dates |
+//! | Python methods on values | `params.get('days', 7)`, `var.value.get('k', 'default')`, `params.items()` (keys sorted), `ds.replace('-', '')`, `.upper()`, `.startswith(…)` |
 //! | filters `ds`, `ds_nodash`, `ts`, `ts_nodash`, `ts_nodash_with_tz` on a date | `{{ data_interval_end \| ds }}` → `2025-01-09`; `ts_nodash_with_tz` → `20250108T000000+0900` |
 //! | `ti.xcom_pull(task_ids='train')`, `ti.xcom_pull('train', key='k')` | an upstream task's XCom (its return value by default) in this run; one task id, not a list; a missing XCom is an error naming it (Airflow renders `None`) |
 //!
