@@ -156,7 +156,8 @@ async fn through_reset(
 /// returns it: one run, the one returned.
 #[tokio::test]
 async fn a_lost_runs_create_answer_makes_no_second_run() {
-    let Some((h, proxy)) = through_reset("POST", "runs/create", ResetWhen::AfterServerAnswers).await
+    let Some((h, proxy)) =
+        through_reset("POST", "runs/create", ResetWhen::AfterServerAnswers).await
     else {
         return;
     };

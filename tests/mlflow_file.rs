@@ -616,7 +616,10 @@ mod train_model_retries {
             Vec::<String>::new(),
             "no RUNNING orphan: {runs:?}"
         );
-        assert_eq!(with_status(&runs, RunStatus::Finished), [run_id.clone()]);
+        assert_eq!(
+            with_status(&runs, RunStatus::Finished),
+            std::slice::from_ref(&run_id)
+        );
         let failed = with_status(&runs, RunStatus::Failed);
         assert_eq!(failed.len(), 1, "{runs:?}");
         // Each run says which try made it; the earlier one got an end time.
@@ -664,7 +667,10 @@ mod train_model_retries {
         let dag = dag("rerun", &mlflow, "rerun", 0);
         let first = dag.test(day()).await;
         let second = dag.test(day()).await;
-        assert!(first.is_success() && second.is_success(), "{first}\n{second}");
+        assert!(
+            first.is_success() && second.is_success(),
+            "{first}\n{second}"
+        );
         assert_eq!(first.run_id, second.run_id, "the same task instance");
         let runs: Vec<Run> = instance_runs(&mlflow, "rerun", "rerun")
             .await

@@ -12,7 +12,10 @@
 //! search what `mlflow.sklearn` autologging logs for `GridSearchCV` — the
 //! `best_<param>`s, `best_cv_score`, `cv_results.csv`, and a child run per
 //! candidate tagged `mlflow.parentRunId`. XCom: `run_id`, `experiment_id`,
-//! `model_uri`, `metrics`, `rows`.
+//! `model_uri`, `metrics`, `rows`. Its runs are tagged with the task instance
+//! (`gust.dag_id`, `gust.task_id`, `gust.run_id`, and `gust.try_number`) as
+//! they are created; a retry or re-run ends the instance's runs an earlier try
+//! left `RUNNING` as `FAILED` before logging its own.
 //!
 //! `RegisterModel` registers a run's model as the next version of a
 //! registered model, waits until it is `READY`, sets its tags and

@@ -476,7 +476,8 @@ async fn http_connection(
     let text = String::from_utf8_lossy(&head).to_string();
     let mut words = text.split_whitespace();
     let (method, target) = (words.next().unwrap_or(""), words.next().unwrap_or(""));
-    let is = |f: &HttpFault| f.method == method && f.target_contains.iter().all(|s| target.contains(s));
+    let is =
+        |f: &HttpFault| f.method == method && f.target_contains.iter().all(|s| target.contains(s));
     let inject = fault.as_ref().is_some_and(|fault| {
         is(fault) && {
             let n = state.http_matched.fetch_add(1, Ordering::SeqCst) + 1;

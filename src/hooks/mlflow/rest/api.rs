@@ -368,12 +368,16 @@ impl MlflowStore for RestStore {
                 .collect();
             match new.len() {
                 0 => Ok(None),
-                1 => Ok(new.pop().map(|model_version| ModelVersionResponse { model_version })),
+                1 => Ok(new
+                    .pop()
+                    .map(|model_version| ModelVersionResponse { model_version })),
                 n => Err(Error::new(
                     crate::ErrorKind::Remote,
                     "mlflow.model-versions/create",
-                    format!("{n} new versions of the run's model appeared: cannot tell which \
-                             one this request made"),
+                    format!(
+                        "{n} new versions of the run's model appeared: cannot tell which \
+                             one this request made"
+                    ),
                 )),
             }
         };

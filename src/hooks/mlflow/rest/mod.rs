@@ -283,6 +283,11 @@ impl RestStore {
     /// one the error is [exhausted](Error::exhausted), so a task does not retry
     /// it unless [`TaskOptions::retry_exhausted`](crate::TaskOptions::retry_exhausted).
     /// With 0, the client never retries and leaves the patience to the task.
+    ///
+    /// The calls that create a run or a model version are retried only when the
+    /// server provably did not act on the request (no connection was made, 429,
+    /// 503); when the answer was lost instead, the run or version is looked up
+    /// first and returned if the server made it, so a retry never duplicates it.
     pub fn with_max_retries(mut self, n: u32) -> Self {
         self.max_retries = n;
         self
