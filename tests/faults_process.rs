@@ -653,10 +653,11 @@ async fn mlflow_killed_mid_log_batch_is_retried_without_duplicate_points() {
 /// created and before anything was logged to it (the client does not retry:
 /// the task owns patience); the server is started again and the task's retry
 /// trains and logs anew. The retry succeeds with exactly one `FINISHED` run
-/// for the task instance, carrying the metrics and gust's tags. What else the
-/// experiment holds is printed, not asserted: the killed try's run could not be
-/// marked `FAILED` (the server was down), and stays `RUNNING`, empty and
-/// untagged (see /work/notes/faults-process.md).
+/// for the task instance, carrying the metrics and gust's tags. The killed
+/// try's run could not be marked `FAILED` then (the server was down), but it
+/// was tagged with the task instance by its `runs/create`, so the retry finds
+/// it and ends it `FAILED`: no `RUNNING` run is left (before 0756a9e it stayed
+/// `RUNNING`, empty and untagged).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mlflow_killed_mid_train_model_the_retry_logs_one_finished_run() {
     use common::mlflow_tripwire::Tripwire;
@@ -745,6 +746,18 @@ async fn mlflow_killed_mid_train_model_the_retry_logs_one_finished_run() {
         .collect();
     assert_eq!(finished.len(), 1, "one finished run");
     assert_eq!(finished[0].info.run_id, run_id);
+    let running: Vec<_> = runs
+        .iter()
+        .filter(|r| r.info.status == RunStatus::Running)
+        .collect();
+    assert!(running.is_empty(), "no RUNNING orphan: {running:?}");
+    let failed: Vec<_> = runs
+        .iter()
+        .filter(|r| r.info.status == RunStatus::Failed)
+        .collect();
+    assert_eq!(failed.len(), 1, "the killed try's run, ended by the retry");
+    assert_eq!(failed[0].data.tag("gust.task_id"), Some("train"));
+    assert_eq!(failed[0].data.tag("gust.try_number"), Some("1"));
     let tags = &finished[0].data.tags;
     assert!(
         tags.iter()

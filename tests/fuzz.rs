@@ -378,7 +378,7 @@ fn mlflow_file_store_meta_yaml() {
     let root = store.root().to_path_buf();
     let (exp, run) = rt.block_on(async {
         let exp = store.create_experiment("fuzz", None).await.unwrap();
-        let run = store.create_run(&exp, Some("r"), 0).await.unwrap();
+        let run = store.create_run(&exp, Some("r"), 0, &[]).await.unwrap();
         store.create_registered_model("m").await.unwrap();
         store
             .create_model_version(

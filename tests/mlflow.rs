@@ -4,9 +4,10 @@
 
 mod common;
 
+use common::fault_proxy::{FaultProxy, HttpFault, ResetWhen};
 use common::mlflow_scenarios::{self as scenarios, Store};
 use gust::ErrorKind;
-use gust::hooks::mlflow::MlflowHook;
+use gust::hooks::mlflow::{MlflowHook, RunStatus, RunTag};
 
 fn hook() -> Option<MlflowHook> {
     let conn = common::server_conn("mlflow_default")?;
@@ -123,4 +124,116 @@ async fn artifacts_round_trip_through_the_proxy() {
             "{py_sha}"
         );
     }
+}
+
+/// A hook to the MLflow server through a fault proxy whose matching HTTP
+/// requests (`method` to a target containing `target`, the first one only)
+/// are reset at `when`; set before the hook opens a connection, so every
+/// request goes through the proxy's one-request-per-connection HTTP mode.
+async fn through_reset(
+    method: &'static str,
+    target: &'static str,
+    when: ResetWhen,
+) -> Option<(MlflowHook, FaultProxy)> {
+    let conn = common::server_conn("mlflow_default")?;
+    let proxy = FaultProxy::start(conn.host().unwrap(), conn.port().unwrap()).await;
+    proxy.set_http_reset(Some((
+        HttpFault {
+            method,
+            target_contains: vec![target],
+            nth: Some(1),
+        },
+        when,
+    )));
+    let hook = MlflowHook::new(&format!("http://127.0.0.1:{}", proxy.port())).unwrap();
+    Some((hook, proxy))
+}
+
+/// `runs/create` is not idempotent: sent again after the server created the
+/// run but the answer was lost (the connection reset on the way back), it
+/// makes a second run. The client looks the run up by its start time, name
+/// and tags before sending again, finds the one the server made, and
+/// returns it: one run, the one returned.
+#[tokio::test]
+async fn a_lost_runs_create_answer_makes_no_second_run() {
+    let Some((h, proxy)) =
+        through_reset("POST", "runs/create", ResetWhen::AfterServerAnswers).await
+    else {
+        return;
+    };
+    let exp = h
+        .get_or_create_experiment(&common::unique("lost-create"))
+        .await
+        .unwrap();
+    let tags = [RunTag {
+        key: "gust.task_id".into(),
+        value: "train".into(),
+    }];
+    let run = h
+        .create_run_with_tags(&exp, Some("lost"), &tags)
+        .await
+        .unwrap();
+    assert_eq!(proxy.http_resets(), 1, "the answer was lost");
+    let runs = h.search_all_runs(&[exp.as_str()], "", 100).await.unwrap();
+    let ids: Vec<&str> = runs.iter().map(|r| r.info.run_id.as_str()).collect();
+    assert_eq!(ids, [run.run_id()], "exactly one run, the one returned");
+    assert_eq!(runs[0].data.tag("gust.task_id"), Some("train"));
+    assert_eq!(runs[0].info.run_name, "lost");
+    assert_eq!(runs[0].info.status, RunStatus::Running);
+}
+
+/// A `runs/create` reset before the server saw it: the lookup finds nothing,
+/// so the client sends it again: one run.
+#[tokio::test]
+async fn a_runs_create_lost_before_the_server_is_sent_again() {
+    let Some((h, proxy)) = through_reset("POST", "runs/create", ResetWhen::BeforeServer).await
+    else {
+        return;
+    };
+    let exp = h
+        .get_or_create_experiment(&common::unique("lost-before"))
+        .await
+        .unwrap();
+    let run = h.create_run(&exp, None).await.unwrap();
+    assert_eq!(proxy.http_resets(), 1);
+    let runs = h.search_all_runs(&[exp.as_str()], "", 100).await.unwrap();
+    let ids: Vec<&str> = runs.iter().map(|r| r.info.run_id.as_str()).collect();
+    assert_eq!(ids, [run.run_id()]);
+}
+
+/// `model-versions/create` likewise: the version the server registered before
+/// the answer was lost is found (a version of the run's model that was not
+/// there before the request) and returned, not registered again.
+#[tokio::test]
+async fn a_lost_model_versions_create_answer_makes_no_second_version() {
+    let Some((h, proxy)) = through_reset(
+        "POST",
+        "model-versions/create",
+        ResetWhen::AfterServerAnswers,
+    )
+    .await
+    else {
+        return;
+    };
+    let exp = h
+        .get_or_create_experiment(&common::unique("lost-version"))
+        .await
+        .unwrap();
+    let run = h.create_run(&exp, None).await.unwrap();
+    let name = common::unique("LostVersion");
+    h.create_registered_model(&name).await.unwrap();
+    let source = format!("runs:/{}/model", run.run_id());
+    let version = h
+        .create_model_version(&name, &source, Some(run.run_id()))
+        .await
+        .unwrap();
+    assert_eq!(proxy.http_resets(), 1, "the answer was lost");
+    let versions = h
+        .search_model_versions(&format!("name='{name}'"))
+        .await
+        .unwrap();
+    let numbers: Vec<&str> = versions.iter().map(|v| v.version.as_str()).collect();
+    assert_eq!(numbers, [version.version.as_str()], "exactly one version");
+    assert_eq!(version.version, "1");
+    assert_eq!(versions[0].source, source);
 }

@@ -463,3 +463,227 @@ mod faulty_temporary {
         assert!(!root.exists());
     }
 }
+
+/// Tags given to `create_run_with_tags` are on the run from its creation (the
+/// file store writes them before `meta.yaml`, which makes the run visible);
+/// a `mlflow.runName` tag names a run given no name, as in MLflow.
+#[tokio::test]
+async fn runs_carry_their_creation_tags() {
+    use gust::hooks::mlflow::RunTag;
+    let (_dir, h) = store();
+    let exp = h.get_or_create_experiment("tagged").await.unwrap();
+    let tag = |k: &str, v: &str| RunTag {
+        key: k.into(),
+        value: v.into(),
+    };
+    let run = h
+        .create_run_with_tags(&exp, Some("named"), &[tag("gust.task_id", "train")])
+        .await
+        .unwrap();
+    let got = h.get_run(run.run_id()).await.unwrap();
+    assert_eq!(got.data.tag("gust.task_id"), Some("train"));
+    assert_eq!(got.info.run_name, "named");
+    let (found, _) = h
+        .search_runs(&[exp.as_str()], "tags.`gust.task_id` = 'train'", 10, None)
+        .await
+        .unwrap();
+    assert_eq!(found.len(), 1);
+    let by_tag = h
+        .create_run_with_tags(&exp, None, &[tag("mlflow.runName", "from-tag")])
+        .await
+        .unwrap();
+    assert_eq!(by_tag.info().run_name, "from-tag");
+    // A bad key is refused before anything is written: no half-made run.
+    let e = h
+        .create_run_with_tags(&exp, None, &[tag("../escape", "x")])
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::InvalidInput, "{e}");
+    let all = h.search_all_runs(&[exp.as_str()], "", 100).await.unwrap();
+    assert_eq!(all.len(), 2);
+}
+
+/// `TrainModel` retried on the MLflow of unit tests (`FaultyMlflow`, a file
+/// store with scripted faults).
+#[cfg(all(feature = "ml", feature = "testing"))]
+mod train_model_retries {
+    use std::time::Duration;
+
+    use chrono::TimeZone;
+    use gust::hooks::mlflow::{MlflowHook, Run, RunStatus, RunTag};
+    use gust::ml::Columns;
+    use gust::ml::estimator::Estimator;
+    use gust::ml::pipeline::Pipeline;
+    use gust::operators::ml::{TrainModel, TrainingData};
+    use gust::prelude::*;
+    use gust::testing::{Fault, FaultyMlflow, MlflowOp};
+    use serde_json::json;
+    use std::sync::Arc;
+
+    /// A DAG `dag_id`: `extract` returns 60 rows of two classes, `train` fits
+    /// a tree on them into experiment `experiment`, with `retries`.
+    fn dag(dag_id: &str, mlflow: &MlflowHook, experiment: &str, retries: u32) -> Dag {
+        let rows: Vec<serde_json::Value> = (0..60)
+            .map(|i| json!({"a": f64::from(i % 10) + f64::from(i % 2) * 20.0, "label": format!("c{}", i % 2)}))
+            .collect();
+        let mut dag = Dag::builder(dag_id);
+        let extract = dag.add(Task::from_fn("extract", move |_| {
+            let rows = rows.clone();
+            async move { Ok(json!(rows)) }
+        }));
+        let train = dag.add(
+            Task::new(
+                "train",
+                TrainModel::new(
+                    TrainingData::upstream("extract"),
+                    Columns::new("label").numeric(["a"]),
+                    Pipeline::new(Estimator::decision_tree_classifier()),
+                )
+                .with_mlflow(mlflow.clone())
+                .experiment(experiment),
+            )
+            .with_options(
+                TaskOptions::default()
+                    .retries(retries)
+                    .retry_delay(Duration::from_millis(10)),
+            ),
+        );
+        let _ = &extract >> &train;
+        dag.build().unwrap()
+    }
+
+    fn day() -> chrono::DateTime<chrono_tz::Tz> {
+        chrono_tz::UTC
+            .with_ymd_and_hms(2025, 1, 8, 0, 0, 0)
+            .unwrap()
+    }
+
+    /// The runs of `experiment` tagged with task `train` of DAG `dag_id`.
+    async fn instance_runs(mlflow: &MlflowHook, experiment: &str, dag_id: &str) -> Vec<Run> {
+        let exp = mlflow.get_experiment_by_name(experiment).await.unwrap();
+        let runs = mlflow
+            .search_all_runs(&[exp.experiment_id.as_str()], "", 100)
+            .await
+            .unwrap();
+        runs.into_iter()
+            .filter(|r| {
+                r.data.tag("gust.dag_id") == Some(dag_id)
+                    && r.data.tag("gust.task_id") == Some("train")
+            })
+            .collect()
+    }
+
+    fn with_status(runs: &[Run], status: RunStatus) -> Vec<String> {
+        runs.iter()
+            .filter(|r| r.info.status == status)
+            .map(|r| r.info.run_id.clone())
+            .collect()
+    }
+
+    /// A train task whose first try created its run, then lost the server:
+    /// the model upload failed, and so did the call that would have ended
+    /// the run `FAILED` — the run is left `RUNNING`, as by a killed worker.
+    /// The retry ends that run `FAILED` (found by the task-instance tags set
+    /// when it was created) and logs its own: one `FINISHED` run, no
+    /// `RUNNING` orphan.
+    #[tokio::test]
+    async fn a_retried_training_leaves_one_finished_run_and_no_running_orphan() {
+        let store = Arc::new(
+            FaultyMlflow::temporary()
+                .unwrap()
+                .fail_nth(
+                    MlflowOp::UploadArtifact,
+                    1,
+                    Fault::error(ErrorKind::Unavailable),
+                )
+                .fail_nth(MlflowOp::UpdateRun, 1, Fault::error(ErrorKind::Unavailable)),
+        );
+        let mlflow = MlflowHook::with_store(store.clone());
+        let report = dag("train_retry", &mlflow, "train-retry", 1)
+            .test(day())
+            .await;
+        assert!(report.is_success(), "{report}");
+        assert_eq!(report.task("train").unwrap().tries, 2);
+        assert_eq!(store.calls(MlflowOp::CreateRun), 2);
+        let run_id = report.xcom("train").unwrap()["run_id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+
+        let runs = instance_runs(&mlflow, "train-retry", "train_retry").await;
+        assert_eq!(
+            with_status(&runs, RunStatus::Running),
+            Vec::<String>::new(),
+            "no RUNNING orphan: {runs:?}"
+        );
+        assert_eq!(
+            with_status(&runs, RunStatus::Finished),
+            std::slice::from_ref(&run_id)
+        );
+        let failed = with_status(&runs, RunStatus::Failed);
+        assert_eq!(failed.len(), 1, "{runs:?}");
+        // Each run says which try made it; the earlier one got an end time.
+        let earlier = runs.iter().find(|r| r.info.run_id == failed[0]).unwrap();
+        assert_eq!(earlier.data.tag("gust.try_number"), Some("1"));
+        assert!(earlier.info.end_time.is_some());
+        let ours = runs.iter().find(|r| r.info.run_id == run_id).unwrap();
+        assert_eq!(ours.data.tag("gust.try_number"), Some("2"));
+        assert_eq!(ours.data.tag("gust.run_id"), Some(report.run_id.as_str()));
+    }
+
+    /// The same task instance run again after it succeeded (a cleared task):
+    /// its `FINISHED` run is history and stays; the re-run adds one of its
+    /// own. A `RUNNING` run of another task in the same experiment, or of the
+    /// same task in another DAG run, is never touched.
+    #[tokio::test]
+    async fn a_rerun_keeps_the_finished_run_and_leaves_other_runs_alone() {
+        let store = Arc::new(FaultyMlflow::temporary().unwrap());
+        let mlflow = MlflowHook::with_store(store.clone());
+        let exp = mlflow.get_or_create_experiment("rerun").await.unwrap();
+        let tag = |k: &str, v: &str| RunTag {
+            key: k.into(),
+            value: v.into(),
+        };
+        let other_task = mlflow
+            .create_run_with_tags(
+                &exp,
+                Some("other-task"),
+                &[tag("gust.dag_id", "rerun"), tag("gust.task_id", "other")],
+            )
+            .await
+            .unwrap();
+        let other_dag_run = mlflow
+            .create_run_with_tags(
+                &exp,
+                Some("other-dag-run"),
+                &[
+                    tag("gust.dag_id", "rerun"),
+                    tag("gust.task_id", "train"),
+                    tag("gust.run_id", "manual__2020-01-01T00:00:00+00:00"),
+                ],
+            )
+            .await
+            .unwrap();
+        let dag = dag("rerun", &mlflow, "rerun", 0);
+        let first = dag.test(day()).await;
+        let second = dag.test(day()).await;
+        assert!(
+            first.is_success() && second.is_success(),
+            "{first}\n{second}"
+        );
+        assert_eq!(first.run_id, second.run_id, "the same task instance");
+        let runs: Vec<Run> = instance_runs(&mlflow, "rerun", "rerun")
+            .await
+            .into_iter()
+            .filter(|r| r.data.tag("gust.run_id") == Some(first.run_id.as_str()))
+            .collect();
+        assert_eq!(with_status(&runs, RunStatus::Finished).len(), 2, "{runs:?}");
+        assert_eq!(runs.len(), 2, "{runs:?}");
+        for other in [other_task, other_dag_run] {
+            assert_eq!(
+                mlflow.get_run(other.run_id()).await.unwrap().info.status,
+                RunStatus::Running
+            );
+        }
+    }
+}

@@ -12,7 +12,10 @@
 //! search what `mlflow.sklearn` autologging logs for `GridSearchCV` — the
 //! `best_<param>`s, `best_cv_score`, `cv_results.csv`, and a child run per
 //! candidate tagged `mlflow.parentRunId`. XCom: `run_id`, `experiment_id`,
-//! `model_uri`, `metrics`, `rows`.
+//! `model_uri`, `metrics`, `rows`. Its runs are tagged with the task instance
+//! (`gust.dag_id`, `gust.task_id`, `gust.run_id`, and `gust.try_number`) as
+//! they are created; a retry or re-run ends the instance's runs an earlier try
+//! left `RUNNING` as `FAILED` before logging its own.
 //!
 //! `RegisterModel` registers a run's model as the next version of a
 //! registered model, waits until it is `READY`, sets its tags and
@@ -587,6 +590,60 @@ fn input_example(data: &Dataset, n: usize) -> Option<InputExample> {
     })
 }
 
+/// Ends as `FAILED` the runs of this task instance (tagged `gust.dag_id`,
+/// `gust.task_id`, `gust.run_id` at their creation) in `experiment_id` that
+/// are still `RUNNING`: an earlier try's, left behind when that try died or
+/// lost the server before it could end its run (a lost `runs/create` answer,
+/// a killed worker, an `update_run` that failed). Child runs of a grid search
+/// carry the same tags and are ended too.
+///
+/// Ended, not reused: it is what MLflow itself does with a run whose process
+/// was killed (`FAILED`), and a reused run would be wrong — MLflow refuses a
+/// param logged again with another value, so a retry that reads changed rows
+/// or fits another model could not log into it; it would mix the earlier
+/// try's metrics, child runs and artifacts with this one's; and the failed try
+/// stays visible, as a failed try, for whoever debugs it. The retry then
+/// creates its own run, so a task instance ends with one `FINISHED` run and
+/// no `RUNNING` one. A `FINISHED` run of the instance (a re-run after
+/// success) is left alone: it is history, as in Airflow.
+///
+/// A try that is still alive (a zombie of the earlier try racing this one)
+/// sees its run ended under it; it can still end it `FINISHED`, as MLflow
+/// lets a run's status be set again.
+async fn end_earlier_tries(
+    mlflow: &MlflowHook,
+    experiment_id: &str,
+    instance: &[RunTag],
+) -> Result<()> {
+    // The tag values go in the filter only for the task id (validated, no
+    // quotes); the DAG run id is compared here, so that no id needs quoting.
+    let task = instance
+        .iter()
+        .find(|t| t.key == "gust.task_id")
+        .map(|t| t.value.replace('\'', "''"))
+        .unwrap_or_default();
+    let filter = format!("attributes.status = 'RUNNING' and tags.`gust.task_id` = '{task}'");
+    let runs = mlflow
+        .search_all_runs(&[experiment_id], &filter, 1000)
+        .await?;
+    for run in runs.iter().filter(|r| {
+        r.info.status == crate::hooks::mlflow::RunStatus::Running
+            && instance
+                .iter()
+                .all(|t| r.data.tag(&t.key) == Some(t.value.as_str()))
+    }) {
+        tracing::warn!(
+            run_id = %run.info.run_id,
+            try_number = run.data.tag("gust.try_number").unwrap_or("?"),
+            "an earlier try of this task instance left its MLflow run RUNNING: ending it FAILED"
+        );
+        mlflow
+            .update_run(&run.info.run_id, crate::hooks::mlflow::RunStatus::Failed)
+            .await?;
+    }
+    Ok(())
+}
+
 /// The outcome of fitting: the model, and a grid search's candidates.
 struct Trained {
     fitted: FittedPipeline,
@@ -704,11 +761,17 @@ impl Operator for TrainModel {
             }
             metrics.push(metric("best_cv_score", *best_score));
         }
-        let tags = vec![
+        // The task instance, set on the run (and its child runs) as they are
+        // created, not by a later call: a try that dies at any point after
+        // `runs/create` leaves a run the next try can find.
+        let instance = vec![
             tag("gust.dag_id", ctx.dag_id()),
             tag("gust.task_id", ctx.task_id()),
             tag("gust.run_id", ctx.run_id()),
         ];
+        end_earlier_tries(&mlflow, &experiment_id, &instance).await?;
+        let mut tags = instance.clone();
+        tags.push(tag("gust.try_number", ctx.try_number().to_string()));
         let preprocessing = match &preprocessing_path {
             Some(path) => Some((path.clone(), preprocessing_files(fitted, &train, &test)?)),
             None => None,
@@ -722,10 +785,13 @@ impl Operator for TrainModel {
         let parent_name = run_name
             .clone()
             .unwrap_or_else(|| ctx.task_id().to_string());
+        let child_tags = tags.clone();
         let run_id = mlflow
-            .with_run(&experiment_id, run_name.as_deref(), |run| async move {
+            .create_run_with_tags(&experiment_id, run_name.as_deref(), &tags)
+            .await?
+            .guard(|run| async move {
                 let run_id = run.run_id().to_string();
-                run.log_batch(&metrics, &params, &tags).await?;
+                run.log_batch(&metrics, &params, &[]).await?;
                 if let Some((candidates, _, _, csv)) = grid {
                     log_texts(
                         run.hook(),
@@ -738,7 +804,12 @@ impl Operator for TrainModel {
                     ranked.sort_by_key(|c| c.rank_test_score);
                     for (i, c) in ranked.into_iter().take(child_runs).enumerate() {
                         let name = format!("{parent_name}-candidate-{i}");
-                        let child = run.hook().create_run(&exp, Some(&name)).await?;
+                        let mut tags = child_tags.clone();
+                        tags.push(tag("mlflow.parentRunId", run_id.clone()));
+                        let child = run
+                            .hook()
+                            .create_run_with_tags(&exp, Some(&name), &tags)
+                            .await?;
                         let params: Vec<Param> =
                             c.params.iter().map(|(k, v)| param(k.clone(), v)).collect();
                         let metrics = vec![
@@ -746,8 +817,7 @@ impl Operator for TrainModel {
                             metric("std_test_score", c.std_test_score),
                             metric("rank_test_score", c.rank_test_score as f64),
                         ];
-                        let tags = vec![tag("mlflow.parentRunId", run_id.clone())];
-                        let logged = child.log_batch(&metrics, &params, &tags).await;
+                        let logged = child.log_batch(&metrics, &params, &[]).await;
                         let status = if logged.is_ok() {
                             crate::hooks::mlflow::RunStatus::Finished
                         } else {

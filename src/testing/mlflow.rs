@@ -213,10 +213,11 @@ impl<S: MlflowStore> MlflowStore for FaultyMlflow<S> {
         experiment_id: &str,
         run_name: Option<&str>,
         start_time: i64,
+        tags: &[RunTag],
     ) -> Result<RunInfo> {
         self.before(MlflowOp::CreateRun).await?;
         self.inner
-            .create_run(experiment_id, run_name, start_time)
+            .create_run(experiment_id, run_name, start_time, tags)
             .await
     }
 

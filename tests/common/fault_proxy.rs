@@ -69,11 +69,24 @@ pub struct HttpFault {
     pub nth: Option<usize>,
 }
 
+/// When `set_http_reset` resets a matching request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ResetWhen {
+    /// Before forwarding it: the server never sees it.
+    BeforeServer,
+    /// After the server's first bytes of answer: the server acted on it.
+    AfterServerAnswers,
+}
+
 /// Counters and controls shared by the accept loop and every connection.
 struct State {
     upstream: SocketAddr,
     fault: Mutex<Fault>,
     http: Mutex<Option<HttpFault>>,
+    /// HTTP requests to reset rather than answer, and when (see `set_http_reset`).
+    http_reset: Mutex<Option<(HttpFault, ResetWhen)>>,
+    http_reset_matched: AtomicUsize,
+    http_resets: AtomicUsize,
     refuse: watch::Sender<bool>,
     connections: AtomicUsize,
     bytes_up: AtomicU64,
@@ -109,6 +122,9 @@ impl FaultProxy {
             upstream,
             fault: Mutex::new(Fault::Pass),
             http: Mutex::new(None),
+            http_reset: Mutex::new(None),
+            http_reset_matched: AtomicUsize::new(0),
+            http_resets: AtomicUsize::new(0),
             refuse: watch::channel(false).0,
             connections: AtomicUsize::new(0),
             bytes_up: AtomicU64::new(0),
@@ -149,6 +165,21 @@ impl FaultProxy {
     /// Each connection then carries one request (see `http_connection`).
     pub fn set_http(&self, fault: Option<HttpFault>) {
         *self.state.http.lock().unwrap() = fault;
+    }
+
+    /// Resets matching HTTP requests (`None`: forward every request): before
+    /// the server sees them, or once the server has answered — so it acted on
+    /// the request, but the client never gets the answer, as when a middlebox
+    /// drops the connection on the way back. Like `set_http`, each connection
+    /// accepted from now on carries one request; set it before the client
+    /// opens the connections the fault should see.
+    pub fn set_http_reset(&self, fault: Option<(HttpFault, ResetWhen)>) {
+        *self.state.http_reset.lock().unwrap() = fault;
+    }
+
+    /// HTTP requests reset by `set_http_reset`.
+    pub fn http_resets(&self) -> usize {
+        self.state.http_resets.load(Ordering::SeqCst)
     }
 
     /// Refuses new connections (the listening socket is closed: a connect gets
@@ -244,9 +275,11 @@ async fn accept_loop(listener: TcpListener, state: Arc<State>) {
             let _ = client.set_nodelay(true);
             let _ = upstream.set_nodelay(true);
             let http = state.http.lock().unwrap().clone();
-            match http {
-                Some(h) => http_connection(id, client, upstream, state, h).await,
-                None => connection(id, client, upstream, state).await,
+            let http_reset = state.http_reset.lock().unwrap().clone();
+            if http.is_some() || http_reset.is_some() {
+                http_connection(id, client, upstream, state, http, http_reset).await
+            } else {
+                connection(id, client, upstream, state).await
             }
         });
     }
@@ -424,7 +457,8 @@ async fn http_connection(
     client: TcpStream,
     upstream: TcpStream,
     state: Arc<State>,
-    fault: HttpFault,
+    fault: Option<HttpFault>,
+    reset_fault: Option<(HttpFault, ResetWhen)>,
 ) {
     let (mut c_read, mut c_write) = client.into_split();
     let mut head = Vec::new();
@@ -442,12 +476,21 @@ async fn http_connection(
     let text = String::from_utf8_lossy(&head).to_string();
     let mut words = text.split_whitespace();
     let (method, target) = (words.next().unwrap_or(""), words.next().unwrap_or(""));
-    let matches =
-        method == fault.method && fault.target_contains.iter().all(|s| target.contains(s));
-    let inject = matches && {
-        let n = state.http_matched.fetch_add(1, Ordering::SeqCst) + 1;
-        fault.nth.is_none_or(|k| k == n)
-    };
+    let is =
+        |f: &HttpFault| f.method == method && f.target_contains.iter().all(|s| target.contains(s));
+    let inject = fault.as_ref().is_some_and(|fault| {
+        is(fault) && {
+            let n = state.http_matched.fetch_add(1, Ordering::SeqCst) + 1;
+            fault.nth.is_none_or(|k| k == n)
+        }
+    });
+    let reset_when = reset_fault.as_ref().and_then(|(fault, when)| {
+        (is(fault) && {
+            let n = state.http_reset_matched.fetch_add(1, Ordering::SeqCst) + 1;
+            fault.nth.is_none_or(|k| k == n)
+        })
+        .then_some(*when)
+    });
     if inject {
         let expects_continue = header(&text, "expect").is_some_and(|v| v.contains("100"));
         if !expects_continue {
@@ -489,11 +532,42 @@ async fn http_connection(
     }
     out.extend_from_slice(b"connection: close\r\n\r\n");
     out.extend_from_slice(&rest);
-    let (u_read, mut u_write) = upstream.into_split();
+    if reset_when == Some(ResetWhen::BeforeServer) {
+        state.http_resets.fetch_add(1, Ordering::SeqCst);
+        let client = c_read.reunite(c_write).unwrap();
+        reset(&client);
+        reset(&upstream);
+        return;
+    }
+    let (mut u_read, mut u_write) = upstream.into_split();
     if u_write.write_all(&out).await.is_err() {
         return;
     }
     count(&state, Dir::Up, out.len());
+    if reset_when == Some(ResetWhen::AfterServerAnswers) {
+        // The rest of the body, then the server's first bytes of answer:
+        // it has acted on the request. Then RST both ways, answer dropped.
+        let len: u64 = header(&text, "content-length")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
+        let mut left = len.saturating_sub(rest.len() as u64);
+        while left > 0 {
+            match c_read.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => {
+                    if u_write.write_all(&buf[..n]).await.is_err() {
+                        return;
+                    }
+                    left = left.saturating_sub(n as u64);
+                }
+            }
+        }
+        let _ = u_read.read(&mut buf).await;
+        state.http_resets.fetch_add(1, Ordering::SeqCst);
+        rst_and_close(c_read, c_write);
+        rst_and_close(u_read, u_write);
+        return;
+    }
     let client = c_read.reunite(c_write).unwrap();
     let upstream = u_read.reunite(u_write).unwrap();
     connection(id, client, upstream, state).await;

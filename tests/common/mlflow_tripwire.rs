@@ -57,8 +57,14 @@ impl<S: MlflowStore> MlflowStore for Tripwire<S> {
     async fn create_experiment(&self, name: &str, location: Option<&str>) -> Result<String> {
         self.inner.create_experiment(name, location).await
     }
-    async fn create_run(&self, exp: &str, name: Option<&str>, start: i64) -> Result<RunInfo> {
-        self.inner.create_run(exp, name, start).await
+    async fn create_run(
+        &self,
+        exp: &str,
+        name: Option<&str>,
+        start: i64,
+        tags: &[RunTag],
+    ) -> Result<RunInfo> {
+        self.inner.create_run(exp, name, start, tags).await
     }
     async fn get_run(&self, run_id: &str) -> Result<Run> {
         self.inner.get_run(run_id).await

@@ -60,12 +60,19 @@ pub trait MlflowStore: Send + Sync + Debug {
     ) -> Result<String>;
 
     /// Creates a `RUNNING` run in `experiment_id` that started at `start_time`
-    /// (ms since the epoch); without `run_name` the store picks one.
+    /// (ms since the epoch), with `tags` set as part of the creation (MLflow's
+    /// `runs/create` takes them); without `run_name` the store picks one.
+    ///
+    /// The tags are set atomically with the run: a caller that tags its runs
+    /// with who made them (gust's `TrainModel` tags the task instance) can
+    /// find them again after a failure at any later point, including a
+    /// response lost on the way back.
     async fn create_run(
         &self,
         experiment_id: &str,
         run_name: Option<&str>,
         start_time: i64,
+        tags: &[RunTag],
     ) -> Result<RunInfo>;
 
     /// The run `run_id` with its params, latest metrics and tags.

@@ -165,9 +165,26 @@ impl MlflowHook {
         experiment_id: &str,
         run_name: Option<&str>,
     ) -> Result<ActiveRun> {
+        self.create_run_with_tags(experiment_id, run_name, &[])
+            .await
+    }
+
+    /// Starts a run in `experiment_id` with `tags` set as part of its creation
+    /// (MLflow's `runs/create` takes them), not by a later call: a run is
+    /// never seen without them, so a caller that tags its runs with who made
+    /// them can find every one of them again — after a try that died before
+    /// its next call, or a response lost on the way back. `TrainModel` tags
+    /// its runs with the task instance this way and, on a retry, ends the
+    /// earlier tries' runs that were left `RUNNING`.
+    pub async fn create_run_with_tags(
+        &self,
+        experiment_id: &str,
+        run_name: Option<&str>,
+        tags: &[RunTag],
+    ) -> Result<ActiveRun> {
         let info = self
             .store
-            .create_run(experiment_id, run_name, now_ms())
+            .create_run(experiment_id, run_name, now_ms(), tags)
             .await?;
         tracing::info!(run_id = %info.run_id, experiment_id, "mlflow run started");
         Ok(ActiveRun {
@@ -189,23 +206,7 @@ impl MlflowHook {
         Fut: Future<Output = Result<T>>,
     {
         let run = self.create_run(experiment_id, run_name).await?;
-        let outcome = AssertUnwindSafe(f(run.clone())).catch_unwind().await;
-        match outcome {
-            Ok(Ok(value)) => {
-                run.end(RunStatus::Finished).await?;
-                Ok(value)
-            }
-            Ok(Err(err)) => {
-                if let Err(end_err) = run.end(RunStatus::Failed).await {
-                    tracing::error!(run_id = %run.run_id(), error = %end_err, "could not mark the run FAILED");
-                }
-                Err(err.with("run_id", run.run_id()))
-            }
-            Err(panic) => {
-                let _ = run.end(RunStatus::Failed).await;
-                std::panic::resume_unwind(panic)
-            }
-        }
+        run.guard(f).await
     }
 
     /// The run `run_id` with its params, latest metrics and tags.
@@ -384,6 +385,35 @@ impl ActiveRun {
         self.hook
             .log_batch(self.run_id(), metrics, params, tags)
             .await
+    }
+
+    /// Runs `f` inside this run and ends the run whatever happens: `FINISHED`
+    /// when `f` returns `Ok`, `FAILED` when it returns an error or panics
+    /// (the second half of [`MlflowHook::with_run`], for a run started with
+    /// [`MlflowHook::create_run_with_tags`]).
+    pub async fn guard<T, F, Fut>(self, f: F) -> Result<T>
+    where
+        F: FnOnce(ActiveRun) -> Fut,
+        Fut: Future<Output = Result<T>>,
+    {
+        let run = self;
+        let outcome = AssertUnwindSafe(f(run.clone())).catch_unwind().await;
+        match outcome {
+            Ok(Ok(value)) => {
+                run.end(RunStatus::Finished).await?;
+                Ok(value)
+            }
+            Ok(Err(err)) => {
+                if let Err(end_err) = run.end(RunStatus::Failed).await {
+                    tracing::error!(run_id = %run.run_id(), error = %end_err, "could not mark the run FAILED");
+                }
+                Err(err.with("run_id", run.run_id()))
+            }
+            Err(panic) => {
+                let _ = run.end(RunStatus::Failed).await;
+                std::panic::resume_unwind(panic)
+            }
+        }
     }
 
     /// Ends the run with `status`.

@@ -374,11 +374,13 @@ impl MlflowStore for FileStore {
         experiment_id: &str,
         run_name: Option<&str>,
         start_time: i64,
+        tags: &[RunTag],
     ) -> Result<RunInfo> {
         let id = experiment_id.to_string();
         let run_name = run_name.map(str::to_string);
+        let tags = tags.to_vec();
         self.run("create_run", move |i| {
-            i.create_run(&id, run_name.as_deref(), start_time)
+            i.create_run(&id, run_name.as_deref(), start_time, &tags)
         })
         .await
     }

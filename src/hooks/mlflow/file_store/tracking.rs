@@ -196,8 +196,22 @@ impl Inner {
         exp_id: &str,
         run_name: Option<&str>,
         start_time: i64,
+        tags: &[RunTag],
     ) -> Result<RunInfo> {
         let op = "create_run";
+        // As log_batch checks them, before anything is written.
+        for t in tags {
+            validate_key(op, "tag", &t.key).map_err(|e| e.with("experiment_id", exp_id))?;
+            if t.value.chars().count() > MAX_TAG_VALUE {
+                return Err(err(
+                    ErrorKind::InvalidInput,
+                    op,
+                    format!("tag values have at most {MAX_TAG_VALUE} characters"),
+                )
+                .with("experiment_id", exp_id)
+                .with("tag", &t.key));
+            }
+        }
         let exp = self.get_experiment(exp_id)?;
         if exp.lifecycle_stage != "active" {
             return Err(err(
@@ -207,9 +221,15 @@ impl Inner {
             )
             .with("experiment_id", exp_id));
         }
+        // As MLflow: a `mlflow.runName` tag names the run when no name is given.
         let run_name = run_name
             .filter(|n| !n.is_empty())
             .map(str::to_string)
+            .or_else(|| {
+                tags.iter()
+                    .find(|t| t.key == RUN_NAME_TAG && !t.value.is_empty())
+                    .map(|t| t.value.clone())
+            })
             .unwrap_or_else(random_run_name);
         let run_id = new_uuid_hex();
         let exp_dir = self.root.join(exp_id);
@@ -220,6 +240,11 @@ impl Inner {
         for sub in ["metrics", "params", "artifacts", "tags"] {
             let p = dir.join(sub);
             std::fs::create_dir(&p).map_err(|e| ctx(io_err(op, "create", &p, e)))?;
+        }
+        // The tags before meta.yaml: the run appears with them or not at all.
+        for t in tags.iter().filter(|t| t.key != RUN_NAME_TAG) {
+            self.write_atomic(op, &dir, &dir.join("tags").join(&t.key), t.value.as_bytes())
+                .map_err(|e| ctx(e.with("tag", &t.key)))?;
         }
         self.write_atomic(
             op,
@@ -252,11 +277,11 @@ impl Inner {
         // meta.yaml last: until it exists MLflow and gust do not see the run.
         self.write_yaml(op, &dir, &dir.join(META), &meta)
             .map_err(ctx)?;
-        let tags = [RunTag {
+        let name_tag = [RunTag {
             key: RUN_NAME_TAG.into(),
             value: run_name,
         }];
-        Ok(Self::run_info(&meta, &run_id, exp_id, &tags))
+        Ok(Self::run_info(&meta, &run_id, exp_id, &name_tag))
     }
 
     fn read_values(&self, op: &str, dir: &Path) -> Result<Vec<(String, String)>> {

@@ -66,6 +66,74 @@ struct ListResponse {
     files: Vec<FileInfo>,
 }
 
+impl RestStore {
+    /// The run a `runs/create` of these arguments made, if the server made it:
+    /// the runs of the experiment that started at `start_time` (set by the
+    /// client, to the millisecond), filtered here — not in the search filter,
+    /// which would have to quote arbitrary names — on the name and every tag.
+    /// Two candidates cannot be told apart: an error.
+    async fn find_created_run(
+        &self,
+        experiment_id: &str,
+        run_name: Option<&str>,
+        start_time: i64,
+        tags: &[RunTag],
+    ) -> Result<Option<RunResponse>> {
+        let filter = format!("attributes.start_time = {start_time}");
+        let mut found = Vec::new();
+        let mut token: Option<String> = None;
+        loop {
+            let (runs, next) = self
+                .search_runs(&[experiment_id], &filter, 1000, token.as_deref())
+                .await?;
+            found.extend(runs.into_iter().filter(|r| {
+                r.info.start_time == start_time
+                    && run_name.is_none_or(|n| r.info.run_name == n)
+                    && tags.iter().all(|t| r.data.tag(&t.key) == Some(&t.value))
+            }));
+            match next {
+                Some(t) => token = Some(t),
+                None => break,
+            }
+        }
+        match found.len() {
+            0 => Ok(None),
+            1 => Ok(found.pop().map(|run| RunResponse { run })),
+            n => Err(Error::new(
+                crate::ErrorKind::Remote,
+                "mlflow.runs/create",
+                format!(
+                    "{n} runs started at {start_time} with this name and these tags: cannot \
+                     tell which one this request made"
+                ),
+            )
+            .with("experiment_id", experiment_id)),
+        }
+    }
+
+    /// Every version of model `name` registered from run `run_id`.
+    async fn versions_of_run(&self, name: &str, run_id: &str) -> Result<Vec<ModelVersion>> {
+        let quote = |s: &str| s.replace('\'', "''");
+        let filter = format!("name='{}' and run_id='{}'", quote(name), quote(run_id));
+        let mut all = Vec::new();
+        let mut token: Option<String> = None;
+        loop {
+            let (versions, next) = self
+                .search_model_versions(&filter, 1000, token.as_deref())
+                .await?;
+            all.extend(
+                versions
+                    .into_iter()
+                    .filter(|v| v.name == name && v.run_id == run_id),
+            );
+            match next {
+                Some(t) => token = Some(t),
+                None => return Ok(all),
+            }
+        }
+    }
+}
+
 // Without `s3`, `ArtifactRoot` has one variant; the matches stay for the build with it.
 #[cfg_attr(not(feature = "s3"), allow(clippy::infallible_destructuring_match))]
 #[async_trait]
@@ -129,13 +197,20 @@ impl MlflowStore for RestStore {
         experiment_id: &str,
         run_name: Option<&str>,
         start_time: i64,
+        tags: &[RunTag],
     ) -> Result<RunInfo> {
         let mut body = json!({ "experiment_id": experiment_id, "start_time": start_time });
         if let Some(name) = run_name {
             body["run_name"] = json!(name);
         }
+        if !tags.is_empty() {
+            body["tags"] = json!(tags);
+        }
+        // After an answer lost on the way back: the run this request made, if
+        // the server made it (see `call_create`).
+        let lookup = || self.find_created_run(experiment_id, run_name, start_time, tags);
         let r: RunResponse = self
-            .call(Method::POST, "runs/create", &body)
+            .call_create("runs/create", &body, lookup)
             .await
             .map_err(|e| e.with("experiment_id", experiment_id))?;
         Ok(r.run.info)
@@ -263,8 +338,51 @@ impl MlflowStore for RestStore {
         if let Some(r) = run_id {
             body["run_id"] = json!(r);
         }
+        // The versions of this run's model there are before the request, so
+        // that after an answer lost on the way back the one it made (if the
+        // server made it) can be told from earlier ones (see `call_create`).
+        // Without a run id, or when they cannot be listed, nothing is looked
+        // up: an unknown outcome is then an error, never a second request.
+        let before = match run_id {
+            Some(r) => self.versions_of_run(name, r).await.ok().map(|vs| {
+                vs.into_iter()
+                    .map(|v| v.version)
+                    .collect::<std::collections::HashSet<String>>()
+            }),
+            None => None,
+        };
+        let lookup = || async {
+            let (Some(run), Some(before)) = (run_id, &before) else {
+                return Err(Error::new(
+                    crate::ErrorKind::Unsupported,
+                    "mlflow.model-versions/create",
+                    "cannot look the version up: no run id, or the run's versions could \
+                     not be listed before the request",
+                ));
+            };
+            let mut new: Vec<ModelVersion> = self
+                .versions_of_run(name, run)
+                .await?
+                .into_iter()
+                .filter(|v| v.source == source && !before.contains(&v.version))
+                .collect();
+            match new.len() {
+                0 => Ok(None),
+                1 => Ok(new
+                    .pop()
+                    .map(|model_version| ModelVersionResponse { model_version })),
+                n => Err(Error::new(
+                    crate::ErrorKind::Remote,
+                    "mlflow.model-versions/create",
+                    format!(
+                        "{n} new versions of the run's model appeared: cannot tell which \
+                             one this request made"
+                    ),
+                )),
+            }
+        };
         let r: ModelVersionResponse = self
-            .call(Method::POST, "model-versions/create", &body)
+            .call_create("model-versions/create", &body, lookup)
             .await
             .map_err(|e| e.with("model", name))?;
         Ok(r.model_version)

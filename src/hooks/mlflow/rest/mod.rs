@@ -2,11 +2,18 @@
 //!
 //! One request path: auth, retries of retryable failures (429, 502–504, connection
 //! errors) with a [`Backoff`] (an error still failing after the last attempt is
-//! returned [exhausted](Error::exhausted), so the task does not retry it again), the mapping of MLflow's `error_code` to [`ErrorKind`], and
+//! returned [exhausted](Error::exhausted), so the task does not retry it again), the
+//! mapping of MLflow's `error_code` to [`ErrorKind`], and
 //! redaction of the token or password from every error. Artifacts go through the
 //! server's artifact proxy (`mlflow-artifacts:/…`), or, for a run whose root is
 //! `s3://…` (and with the `s3` feature), directly to S3; streamed both ways. The
 //! [`MlflowStore`] endpoints are in `api.rs`.
+//!
+//! The calls that create a run or a model version are not idempotent: the server
+//! creates another one each time it is asked. They are sent again only when the
+//! server provably did not act on the request; after a failure that leaves it
+//! unknown, the object is looked up first (`RestStore::call_create`), so a lost
+//! answer never turns into a duplicate.
 
 mod api;
 mod error;
@@ -43,6 +50,19 @@ pub(crate) enum Auth {
     None,
     Bearer(String),
     Basic(String, String),
+}
+
+/// Whether the server may have acted on a request that failed (see
+/// [`RestStore::call_create`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Delivery {
+    /// It did not: no connection was made, or it refused (429, 503).
+    NotActedOn,
+    /// It may have: the answer was lost (a reset or timeout after sending, a
+    /// gateway's 502 or 504, a body cut short).
+    Unknown,
+    /// It answered, and the answer stands.
+    Answered,
 }
 
 /// Run ids → their artifact roots remembered (they never change) so a directory
@@ -263,6 +283,11 @@ impl RestStore {
     /// one the error is [exhausted](Error::exhausted), so a task does not retry
     /// it unless [`TaskOptions::retry_exhausted`](crate::TaskOptions::retry_exhausted).
     /// With 0, the client never retries and leaves the patience to the task.
+    ///
+    /// The calls that create a run or a model version are retried only when the
+    /// server provably did not act on the request (no connection was made, 429,
+    /// 503); when the answer was lost instead, the run or version is looked up
+    /// first and returned if the server made it, so a retry never duplicates it.
     pub fn with_max_retries(mut self, n: u32) -> Self {
         self.max_retries = n;
         self
@@ -313,6 +338,75 @@ impl RestStore {
         .await
     }
 
+    /// One call that creates something (`runs/create`, `model-versions/create`),
+    /// which the server does again if asked again: a retry after the server
+    /// acted on a request whose answer was lost would create a duplicate.
+    ///
+    /// So the request is sent again only when it provably was not acted on: no
+    /// connection was made (reqwest's `is_connect`), or the server answered
+    /// 429 or 503 (it refused before doing anything). When the outcome is
+    /// unknown — the connection was lost after the request went out, a
+    /// timeout, a gateway's 502 or 504, a success whose body was lost —
+    /// `lookup` is asked, after the backoff delay, whether the object exists:
+    /// `Some` is returned as the call's result, `None` means the server did not
+    /// create it and the request is sent again. A lookup that fails (or cannot
+    /// tell, e.g. two candidates) ends the call with the original error, marked
+    /// exhausted and with `outcome=unknown`, rather than risk a duplicate.
+    /// With `max_retries` 0 nothing is retried or looked up.
+    pub(crate) async fn call_create<T, B, L, LF>(
+        &self,
+        endpoint: &str,
+        body: &B,
+        mut lookup: L,
+    ) -> Result<T>
+    where
+        T: DeserializeOwned,
+        B: Serialize + ?Sized,
+        L: FnMut() -> LF,
+        LF: std::future::Future<Output = Result<Option<T>>>,
+    {
+        let op = format!("mlflow.{endpoint}");
+        let mut retry = 0;
+        loop {
+            let (e, delivery) = match self.send_once(&op, Method::POST, endpoint, body).await {
+                Ok(v) => return Ok(v),
+                Err(failed) => failed,
+            };
+            if !e.is_retryable() || delivery == Delivery::Answered {
+                return Err(e);
+            }
+            if retry >= self.max_retries {
+                return Err(if retry > 0 {
+                    e.exhausted().with("attempts", retry + 1)
+                } else {
+                    e
+                });
+            }
+            retry += 1;
+            let delay = self.backoff.delay(retry);
+            tracing::warn!(operation = %op, error = %e, retry, retry_in = ?delay, ?delivery, "mlflow create failed; retrying");
+            tokio::time::sleep(delay).await;
+            if delivery == Delivery::Unknown {
+                match lookup().await {
+                    Ok(Some(found)) => {
+                        tracing::warn!(operation = %op, "the server had acted on the request whose answer was lost: using what it created, not creating another");
+                        return Ok(found);
+                    }
+                    Ok(None) => {
+                        tracing::info!(operation = %op, "the server had not acted on the request: sending it again");
+                    }
+                    Err(lookup_err) => {
+                        return Err(e
+                            .exhausted()
+                            .with("attempts", retry)
+                            .with("outcome", "unknown")
+                            .with("lookup_error", lookup_err.to_string()));
+                    }
+                }
+            }
+        }
+    }
+
     async fn call_once<T: DeserializeOwned, B: Serialize + ?Sized>(
         &self,
         op: &str,
@@ -320,6 +414,19 @@ impl RestStore {
         endpoint: &str,
         body: &B,
     ) -> Result<T> {
+        self.send_once(op, method, endpoint, body)
+            .await
+            .map_err(|(e, _)| e)
+    }
+
+    /// One request; a failure says whether the server may have acted on it.
+    async fn send_once<T: DeserializeOwned, B: Serialize + ?Sized>(
+        &self,
+        op: &str,
+        method: Method,
+        endpoint: &str,
+        body: &B,
+    ) -> std::result::Result<T, (Error, Delivery)> {
         let url = format!("{}/api/2.0/mlflow/{endpoint}", self.base_url);
         let mut req = self.http.request(method.clone(), &url);
         req = if method == Method::GET {
@@ -327,18 +434,38 @@ impl RestStore {
         } else {
             req.json(body)
         };
-        let resp = self
-            .authed(req)
-            .send()
-            .await
-            .map_err(|e| self.transport_error(op, e))?;
-        let text = self.check(op, resp).await?;
+        let resp = self.authed(req).send().await.map_err(|e| {
+            // A connect error is raised before a byte of the request is
+            // written; anything later may have reached the server.
+            let delivery = if e.is_connect() {
+                Delivery::NotActedOn
+            } else {
+                Delivery::Unknown
+            };
+            (self.transport_error(op, e), delivery)
+        })?;
+        let status = resp.status();
+        let text = self.check(op, resp).await.map_err(|e| {
+            let delivery = match status.as_u16() {
+                // Throttled or unavailable: refused before acting.
+                429 | 503 => Delivery::NotActedOn,
+                // A gateway's: the server behind it may have acted; and a
+                // success whose body was lost did act.
+                502 | 504 => Delivery::Unknown,
+                _ if status.is_success() => Delivery::Unknown,
+                _ => Delivery::Answered,
+            };
+            (e, delivery)
+        })?;
         let text = if text.trim().is_empty() { "{}" } else { &text };
         serde_json::from_str(text).map_err(|e| {
-            self.scope.error(
-                ErrorKind::Remote,
-                op,
-                format!("unexpected response from the MLflow server: {e}"),
+            (
+                self.scope.error(
+                    ErrorKind::Remote,
+                    op,
+                    format!("unexpected response from the MLflow server: {e}"),
+                ),
+                Delivery::Answered,
             )
         })
     }
