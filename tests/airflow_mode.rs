@@ -417,6 +417,12 @@ fn coordinator() -> std::result::Result<Option<Coordinator>, String> {
             return Ok(None);
         }
     };
+    ensure(python.exists(), || {
+        format!(
+            "GUST_AIRFLOW_PYTHON is {}, which does not exist: `scripts/services.sh start airflow` installs it",
+            python.display()
+        )
+    })?;
     let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
     let bundles = dir.path().join("bundles");
     for sub in [&bundles, &dir.path().join("home")] {
