@@ -129,6 +129,9 @@ fn af_db() -> ConnectionResult {
 
 type TestResult = std::result::Result<(), String>;
 
+/// A test of `main`'s list: its name and its function.
+type NamedTest = (&'static str, fn() -> TestResult);
+
 fn success_with_airflow_connection_variable_and_xcom() -> TestResult {
     let o = supervise(
         FakeSupervisor::new("af_demo", "extract")
@@ -704,7 +707,7 @@ fn main() -> ExitCode {
     if std::env::var_os(PIPELINE).is_some() {
         return pipeline();
     }
-    let tests: &[(&str, fn() -> TestResult)] = &[
+    let tests: &[NamedTest] = &[
         (
             "success_with_airflow_connection_variable_and_xcom",
             success_with_airflow_connection_variable_and_xcom,
@@ -760,7 +763,7 @@ fn main() -> ExitCode {
 
 /// A minimal libtest: name filters from the arguments, one line per test, and
 /// libtest's summary line.
-fn run_tests(tests: &[(&str, fn() -> TestResult)]) -> ExitCode {
+fn run_tests(tests: &[NamedTest]) -> ExitCode {
     let filters: Vec<String> = std::env::args()
         .skip(1)
         .filter(|a| !a.starts_with('-'))

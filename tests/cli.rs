@@ -172,6 +172,9 @@ fn xcom_files(root: &Path) -> std::collections::BTreeMap<String, serde_json::Val
 
 type TestResult = std::result::Result<(), String>;
 
+/// A test of `main`'s list: its name and its function.
+type NamedTest = (&'static str, fn() -> TestResult);
+
 fn lists_and_show() -> TestResult {
     let env = Env::new();
     let o = env.run(&["dags", "list"]);
@@ -385,7 +388,7 @@ fn main() -> ExitCode {
     if std::env::var_os(PIPELINE).is_some() {
         return pipeline();
     }
-    let tests: &[(&str, fn() -> TestResult)] = &[
+    let tests: &[NamedTest] = &[
         ("lists_and_show", lists_and_show),
         (
             "tasks_run_in_processes_equals_dags_test",
@@ -407,7 +410,7 @@ fn main() -> ExitCode {
 
 /// A minimal libtest: name filters from the arguments, one line per test, and
 /// libtest's summary line (which `.ci/run` prints).
-fn run_tests(tests: &[(&str, fn() -> TestResult)]) -> ExitCode {
+fn run_tests(tests: &[NamedTest]) -> ExitCode {
     let filters: Vec<String> = std::env::args()
         .skip(1)
         .filter(|a| !a.starts_with('-'))
