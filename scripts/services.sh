@@ -29,8 +29,11 @@
 #   mlflow-auth    55051        basic-auth app, admin gust-admin / gust-mlflow-pw (every API call needs
 #                               a user; default permission READ), SQLite backend store and auth DB,
 #                               artifacts proxied to a local directory
+#   airflow        no server: a venv of its own with apache-airflow==3.3.2 (a few minutes and
+#                               300 MB the first time), whose python (GUST_AIRFLOW_PYTHON in `env`)
+#                               runs Airflow's own code in the Airflow-mode tests; `stop` leaves it
 #
-# All state (data dirs, logs, pid files, the Python venv, the s3s-fs binary)
+# All state (data dirs, logs, pid files, the Python venvs, the s3s-fs binary)
 # lives under <repo>/.services/, which is git-ignored. Needs root on Debian 12;
 # the only thing not installed from apt/PyPI/crates.io is cargo itself.
 #
@@ -39,6 +42,7 @@
 # replace the defaults above.
 #   GUST_SERVICES_DIR      the state directory instead of <repo>/.services
 #   GUST_SERVICES_VENV     the Python venv (default <state dir>/venv), e.g. the shared one
+#   GUST_AIRFLOW_VENV      Airflow's venv (default <state dir>/airflow-venv), e.g. the shared one
 #   GUST_PG_PORT GUST_MY_PORT GUST_REDIS_PORT GUST_REDIS_TLS_PORT GUST_MOTO_PORT
 #   GUST_S3S_PORT GUST_MLFLOW_PORT GUST_MLFLOW_AUTH_PORT
 #   GUST_CLUSTER_PORTS     six ports, space-separated; GUST_CLUSTER_BUS_PORTS their
@@ -58,6 +62,7 @@ SVC_DIR=${GUST_SERVICES_DIR:-$REPO_ROOT/.services}
 RUN_DIR=$SVC_DIR/run
 LOG_DIR=$SVC_DIR/logs
 VENV=${GUST_SERVICES_VENV:-$SVC_DIR/venv}
+AIRFLOW_VENV=${GUST_AIRFLOW_VENV:-$SVC_DIR/airflow-venv}
 CARGO_ROOT=$SVC_DIR/cargo
 
 HOST=127.0.0.1
@@ -120,6 +125,10 @@ MLFLOW_AUTH_SECRET_KEY=gust-mlflow-auth-secret-key
 # pyarrow and pandas: the Parquet read-back test and the pandas side of benches/transfers.rs;
 # scikit-learn: the reference of tests/ml_sklearn.rs.
 PIP_PACKAGES=('moto[server]==5.2.5' 'mlflow[auth]' boto3 psycopg2-binary redis pyarrow pandas scikit-learn)
+# Airflow in a venv of its own: its pins (SQLAlchemy, pydantic, …) would fight
+# mlflow's. The version the Airflow mode is tested against: its
+# ExecutableCoordinator and supervisor schema 2026-06-16.
+AIRFLOW_VERSION=3.3.2
 
 # ---------------------------------------------------------------------------
 # helpers
@@ -696,6 +705,60 @@ install_python_env() {
 }
 
 # ---------------------------------------------------------------------------
+# airflow: no server, a venv with apache-airflow (tests/airflow_mode.rs,
+# tests/airflow_codec.rs and src/cli/stub_dag.rs run Airflow's own code with it)
+
+# The distributions, not an import: importing airflow reads its config and
+# takes seconds. pip installs the top-level package after its dependencies, so a
+# half-done install does not pass.
+airflow_venv_complete() {
+  "$AIRFLOW_VENV/bin/python" - "$AIRFLOW_VERSION" <<'PY' 2>/dev/null
+import importlib.metadata as md, sys
+try:
+    ok = md.version("apache-airflow") == sys.argv[1] and md.version("apache-airflow-task-sdk")
+except md.PackageNotFoundError:
+    ok = False
+sys.exit(not ok)
+PY
+}
+
+start_airflow() {
+  local logfile=$LOG_DIR/pip-airflow.log
+  if airflow_venv_complete; then
+    echo "airflow: apache-airflow $AIRFLOW_VERSION in $AIRFLOW_VENV (already installed)"
+    return 0
+  fi
+  if ! "$AIRFLOW_VENV/bin/python" -c '' 2>/dev/null; then
+    # Airflow 3.3 wants Python >=3.10, !=3.15.
+    python3 -c 'import sys; v = sys.version_info[:2]; sys.exit(not ((3, 10) <= v and v != (3, 15)))' ||
+      die "airflow: apache-airflow $AIRFLOW_VERSION needs Python >= 3.10 (python3 is $(python3 -V 2>&1))"
+    rm -rf "$AIRFLOW_VENV" # missing, or its interpreter is gone
+    python3 -m venv "$AIRFLOW_VENV"
+  fi
+  log "airflow: pip install apache-airflow==$AIRFLOW_VERSION into $AIRFLOW_VENV (a few minutes; log: $logfile)"
+  "$AIRFLOW_VENV/bin/pip" install --disable-pip-version-check "apache-airflow==$AIRFLOW_VERSION" >>"$logfile" 2>&1 || {
+    show_log pip-airflow "$logfile"
+    return 1
+  }
+  airflow_venv_complete || {
+    log "airflow: pip finished but apache-airflow $AIRFLOW_VERSION is not in $AIRFLOW_VENV"
+    return 1
+  }
+  echo "airflow: apache-airflow $AIRFLOW_VERSION in $AIRFLOW_VENV"
+}
+
+stop_airflow() { echo "airflow: nothing to stop (a venv, kept)"; }
+
+status_airflow() {
+  if airflow_venv_complete; then
+    echo "airflow: installed (apache-airflow $AIRFLOW_VERSION, $AIRFLOW_VENV)"
+  else
+    echo "airflow: not installed (scripts/services.sh start airflow)"
+    return 1
+  fi
+}
+
+# ---------------------------------------------------------------------------
 # moto
 
 start_moto() {
@@ -890,7 +953,8 @@ status_mlflow_auth() { status_line mlflow-auth "$RUN_DIR/mlflow-auth.pid" basic-
 # ---------------------------------------------------------------------------
 # commands
 
-SERVICES=(postgres mariadb redis redis_cluster moto s3s_fs mlflow mlflow_auth)
+# airflow last: its first install is the longest step, and no server waits for it.
+SERVICES=(postgres mariadb redis redis_cluster moto s3s_fs mlflow mlflow_auth airflow)
 
 # The services a command acts on: those named on its command line (redis-cluster
 # or redis_cluster), in SERVICES order, or all of them.
@@ -958,7 +1022,7 @@ cmd_start() {
   if selected redis || selected redis_cluster; then install_redis; fi
   local python=0
   if selected moto || selected mlflow || selected mlflow_auth; then python=1; fi
-  ((python == 0)) || install_python_prereqs
+  if ((python)) || selected airflow; then install_python_prereqs; fi
   # s3s-fs is built from source: cargo needs a C toolchain to link.
   if selected s3s_fs; then [[ -x $S3S_BIN ]] || command -v cc >/dev/null || need_apt gcc libc6-dev; fi
   apt_flush
@@ -1110,6 +1174,7 @@ AIRFLOW_CONN_MLFLOW_AUTH=http://$(urlenc "$MLFLOW_AUTH_USER"):$(urlenc "$MLFLOW_
 MLFLOW_TRACKING_URI=http://$HOST:$MLFLOW_PORT
 MLFLOW_S3_ENDPOINT_URL=http://$HOST:$MOTO_PORT
 GUST_SERVICES_PYTHON=$VENV/bin/python
+GUST_AIRFLOW_PYTHON=$AIRFLOW_VENV/bin/python
 EOF
 }
 

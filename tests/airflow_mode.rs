@@ -386,6 +386,322 @@ fn metadata_and_pack() -> TestResult {
     )
 }
 
+// ---------------------------------------------------------------------------
+// Tier 2: Airflow 3.3.2's real ExecutableCoordinator and supervisor launch this
+// binary, packed, with their Execution API client on a mock transport
+// (tests/data/airflow/coordinator_contract.py). Needs GUST_AIRFLOW_PYTHON.
+// ---------------------------------------------------------------------------
+
+/// Where the contract script runs: a `bundles/` directory holding this
+/// binary packed as the bundle of `af_demo`, and an `AIRFLOW_HOME` of its own.
+struct Coordinator {
+    python: std::path::PathBuf,
+    dir: tempfile::TempDir,
+}
+
+/// The Python of a venv with apache-airflow==3.3.2 (`GUST_AIRFLOW_PYTHON`,
+/// which `scripts/services.sh env` exports) and the packed bundle. `None`
+/// (the test is skipped) when the variable is unset, except under `CI=true`.
+fn coordinator() -> std::result::Result<Option<Coordinator>, String> {
+    let python = match std::env::var_os("GUST_AIRFLOW_PYTHON") {
+        Some(p) if !p.is_empty() => std::path::PathBuf::from(p),
+        _ if std::env::var("CI").as_deref() == Ok("true") => {
+            return Err(
+                "CI is set but GUST_AIRFLOW_PYTHON is not: point it at the python of a venv \
+                 with apache-airflow==3.3.2 (scripts/services.sh env)"
+                    .into(),
+            );
+        }
+        _ => {
+            println!(
+                "skipped: set GUST_AIRFLOW_PYTHON to run this binary under Airflow's own coordinator"
+            );
+            return Ok(None);
+        }
+    };
+    ensure(python.exists(), || {
+        format!(
+            "GUST_AIRFLOW_PYTHON is {}, which does not exist: `scripts/services.sh start airflow` installs it",
+            python.display()
+        )
+    })?;
+    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let bundles = dir.path().join("bundles");
+    for sub in [&bundles, &dir.path().join("home")] {
+        std::fs::create_dir_all(sub).map_err(|e| e.to_string())?;
+    }
+    // `airflow pack` copies the running binary, appends the manifest and
+    // trailer and sets the exec bit: what `_Bundle.find` requires.
+    let out = std::process::Command::new(std::env::current_exe().map_err(|e| e.to_string())?)
+        .env(PIPELINE, "1")
+        .args(["airflow", "pack", "--output"])
+        .arg(bundles.join("af_demo"))
+        .output()
+        .map_err(|e| e.to_string())?;
+    ensure(out.status.success(), || {
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    })?;
+    Ok(Some(Coordinator { python, dir }))
+}
+
+/// What Airflow's side saw of one task instance.
+struct Contract {
+    doc: Value,
+    /// The supervisor's log, the task's log lines forwarded into it.
+    log: String,
+}
+
+impl Contract {
+    /// The API calls but heartbeats (their number depends on timing), as
+    /// `METHOD path` with the task instance id and run id shortened.
+    fn calls(&self) -> Vec<String> {
+        self.doc["calls"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|c| !c["path"].as_str().unwrap_or("").ends_with("/heartbeat"))
+            .map(|c| {
+                format!(
+                    "{} {}",
+                    c["method"].as_str().unwrap_or(""),
+                    c["path"]
+                        .as_str()
+                        .unwrap_or("")
+                        .replace("0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b", "TI")
+                        .replace("scheduled__2026-01-01T00:00:00+00:00", "RUN")
+                )
+            })
+            .collect()
+    }
+
+    /// The body of the first call `method path` (shortened as in `calls`).
+    fn body(&self, call: &str) -> Option<&Value> {
+        let i = self.calls().iter().position(|c| c == call)?;
+        self.doc["calls"]
+            .as_array()?
+            .iter()
+            .filter(|c| !c["path"].as_str().unwrap_or("").ends_with("/heartbeat"))
+            .nth(i)
+            .map(|c| &c["body"])
+    }
+
+    fn describe(&self) -> String {
+        format!(
+            "calls {:#?}\nresult {}\nlog\n{}",
+            self.calls(),
+            serde_json::to_string_pretty(&self.doc).unwrap_or_default(),
+            self.log
+        )
+    }
+}
+
+/// Runs `task` of `af_demo` under the real coordinator, `args` passed to the
+/// contract script (`--connections`, `--variables`, `--xcoms`, `--conf`,
+/// `--try-number`, `--max-tries`).
+fn coordinate(c: &Coordinator, task: &str, args: &[&str]) -> std::result::Result<Contract, String> {
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data/airflow/coordinator_contract.py");
+    let mut cmd = std::process::Command::new(&c.python);
+    cmd.arg(script)
+        .arg("--bundles")
+        .arg(c.dir.path().join("bundles"))
+        .args(["--dag", "af_demo", "--task", task])
+        .args(args)
+        // The coordinator's child inherits the environment: this makes the
+        // packed test binary act as the pipeline.
+        .env(PIPELINE, "1")
+        .env("AIRFLOW_HOME", c.dir.path().join("home"));
+    // Nothing from the environment: every connection and variable comes from Airflow.
+    for (k, _) in std::env::vars() {
+        if k.starts_with("AIRFLOW_CONN_") || k.starts_with("AIRFLOW_VAR_") {
+            cmd.env_remove(k);
+        }
+    }
+    let out = cmd
+        .output()
+        .map_err(|e| format!("running {}: {e}", c.python.display()))?;
+    let log = String::from_utf8_lossy(&out.stderr).into_owned();
+    ensure(out.status.success(), || {
+        format!("coordinator_contract.py failed: {}\n{log}", out.status)
+    })?;
+    let doc = serde_json::from_slice(&out.stdout)
+        .map_err(|e| format!("{e}: {}\n{log}", String::from_utf8_lossy(&out.stdout)))?;
+    Ok(Contract { doc, log })
+}
+
+fn airflows_coordinator_runs_extract_with_airflows_connection_and_variable() -> TestResult {
+    let Some(c) = coordinator()? else {
+        return Ok(());
+    };
+    let connections = json!({"af_db": {
+        "conn_type": "postgres", "host": "db.internal", "login": "etl",
+        "password": "af-pw-91c2e", "port": 5432,
+    }})
+    .to_string();
+    let r = coordinate(
+        &c,
+        "extract",
+        &[
+            "--connections",
+            &connections,
+            "--variables",
+            r#"{"af_n": "21"}"#,
+        ],
+    )?;
+    ensure(
+        r.calls()
+            == [
+                "PATCH task-instances/TI/run",
+                "GET variables/af_n",
+                "GET connections/af_db",
+                "POST xcoms/af_demo/RUN/extract/day",
+                "POST xcoms/af_demo/RUN/extract/return_value",
+                "PATCH task-instances/TI/state",
+            ],
+        || r.describe(),
+    )?;
+    ensure(
+        r.body("POST xcoms/af_demo/RUN/extract/return_value")
+            == Some(&json!({"n": 21, "host": "db.internal", "try": 1})),
+        || r.describe(),
+    )?;
+    ensure(
+        r.body("POST xcoms/af_demo/RUN/extract/day") == Some(&json!("2026-01-01")),
+        || r.describe(),
+    )?;
+    let state = r
+        .body("PATCH task-instances/TI/state")
+        .cloned()
+        .unwrap_or_default();
+    ensure(
+        state["state"] == "success"
+            && state["task_outlets"] == json!([])
+            && state["outlet_events"] == json!([]),
+        || r.describe(),
+    )?;
+    ensure(
+        r.doc["final_state"] == "success" && r.doc["exit_code"] == 0,
+        || r.describe(),
+    )?;
+    // The task's own log line reached Airflow's task log, without the password.
+    ensure(
+        r.log.contains("connected") && !r.log.contains("af-pw-91c2e"),
+        || r.describe(),
+    )
+}
+
+fn airflows_coordinator_records_a_failure_and_a_removed_task() -> TestResult {
+    let Some(c) = coordinator()? else {
+        return Ok(());
+    };
+    // Retries left, but the error is permanent: failed, nothing pushed.
+    let r = coordinate(&c, "broken", &["--max-tries", "3"])?;
+    ensure(
+        r.calls()
+            == [
+                "PATCH task-instances/TI/run",
+                "PATCH task-instances/TI/state",
+            ],
+        || r.describe(),
+    )?;
+    ensure(
+        r.body("PATCH task-instances/TI/state")
+            .is_some_and(|b| b["state"] == "failed"),
+        || r.describe(),
+    )?;
+    ensure(r.doc["final_state"] == "failed", || r.describe())?;
+    ensure(r.log.contains("the input is malformed"), || r.describe())?;
+    // A task the bundle does not have.
+    let r = coordinate(&c, "ghost", &[])?;
+    ensure(
+        r.body("PATCH task-instances/TI/state")
+            .is_some_and(|b| b["state"] == "removed"),
+        || r.describe(),
+    )
+}
+
+fn airflows_coordinator_retries_a_retryable_failure_while_tries_are_left() -> TestResult {
+    let Some(c) = coordinator()? else {
+        return Ok(());
+    };
+    // Try 1 of max_tries 3: Airflow's should_retry is true.
+    let r = coordinate(&c, "flaky", &["--try-number", "1", "--max-tries", "3"])?;
+    let state = r
+        .body("PATCH task-instances/TI/state")
+        .cloned()
+        .unwrap_or_default();
+    ensure(
+        state["state"] == "up_for_retry"
+            && state["retry_reason"]
+                .as_str()
+                .is_some_and(|w| w.contains("503")),
+        || r.describe(),
+    )?;
+    ensure(r.doc["final_state"] == "up_for_retry", || r.describe())?;
+    // The last try (try 2 of max_tries 1): failed.
+    let r = coordinate(&c, "flaky", &["--try-number", "2", "--max-tries", "1"])?;
+    ensure(
+        r.body("PATCH task-instances/TI/state")
+            .is_some_and(|b| b["state"] == "failed"),
+        || r.describe(),
+    )
+}
+
+fn airflows_coordinator_serves_upstream_xcoms_to_transform() -> TestResult {
+    let Some(c) = coordinator()? else {
+        return Ok(());
+    };
+    let r = coordinate(
+        &c,
+        "transform",
+        &[
+            "--conf",
+            r#"{"factor": 5}"#,
+            "--xcoms",
+            r#"{"extract/return_value": {"n": 4}, "extract/day": "2026-01-01"}"#,
+        ],
+    )?;
+    ensure(
+        r.calls()
+            == [
+                "PATCH task-instances/TI/run",
+                "GET xcoms/af_demo/RUN/extract/return_value",
+                "GET xcoms/af_demo/RUN/extract/day",
+                "POST xcoms/af_demo/RUN/transform/return_value",
+                "PATCH task-instances/TI/state",
+            ],
+        || r.describe(),
+    )?;
+    // conf over params; ds and data_interval_end in the DAG's timezone (Asia/Seoul).
+    ensure(
+        r.body("POST xcoms/af_demo/RUN/transform/return_value")
+            == Some(&json!({
+                "n": 20,
+                "rendered": "2026-01-01 5 scheduled__2026-01-01T00:00:00+00:00 2026-01-01 2026-01-01",
+            })),
+        || r.describe(),
+    )?;
+    ensure(r.doc["final_state"] == "success", || r.describe())?;
+    // No upstream XCom: the API's 404 reaches the task as "no value", and the
+    // task's own check fails it.
+    let r = coordinate(&c, "transform", &[])?;
+    ensure(
+        r.calls()
+            == [
+                "PATCH task-instances/TI/run",
+                "GET xcoms/af_demo/RUN/extract/return_value",
+                "PATCH task-instances/TI/state",
+            ],
+        || r.describe(),
+    )?;
+    ensure(
+        r.body("PATCH task-instances/TI/state")
+            .is_some_and(|b| b["state"] == "failed")
+            && r.log.contains("no XCom from extract"),
+        || r.describe(),
+    )
+}
+
 fn main() -> ExitCode {
     if std::env::var_os(PIPELINE).is_some() {
         return pipeline();
@@ -424,6 +740,22 @@ fn main() -> ExitCode {
             the_supervisor_going_away_stops_the_task,
         ),
         ("metadata_and_pack", metadata_and_pack),
+        (
+            "airflows_coordinator_runs_extract_with_airflows_connection_and_variable",
+            airflows_coordinator_runs_extract_with_airflows_connection_and_variable,
+        ),
+        (
+            "airflows_coordinator_records_a_failure_and_a_removed_task",
+            airflows_coordinator_records_a_failure_and_a_removed_task,
+        ),
+        (
+            "airflows_coordinator_retries_a_retryable_failure_while_tries_are_left",
+            airflows_coordinator_retries_a_retryable_failure_while_tries_are_left,
+        ),
+        (
+            "airflows_coordinator_serves_upstream_xcoms_to_transform",
+            airflows_coordinator_serves_upstream_xcoms_to_transform,
+        ),
     ];
     run_tests(tests)
 }
