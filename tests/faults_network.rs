@@ -239,7 +239,16 @@ async fn reset_mid_load_then_retry<O: Operator + 'static>(
     staging: &str,
 ) {
     reset_mid_transfer_then_retry(
-        admin, proxy, Dir::Up, "s3_to_sql", load, table, body, modes, untouched, staging,
+        admin,
+        proxy,
+        Dir::Up,
+        "s3_to_sql",
+        load,
+        table,
+        body,
+        modes,
+        untouched,
+        staging,
     )
     .await;
 }
@@ -1347,11 +1356,8 @@ mod sql_to_sql {
         .await;
         let proxy = proxy_for(&my).await;
         let from: Arc<dyn SqlHook> = Arc::new(PostgresHook::from_connection(&pg).await.unwrap());
-        let to: Arc<dyn SqlHook> = Arc::new(
-            MySqlHook::from_connection(&via(&my, &proxy))
-                .await
-                .unwrap(),
-        );
+        let to: Arc<dyn SqlHook> =
+            Arc::new(MySqlHook::from_connection(&via(&my, &proxy)).await.unwrap());
         let untouched =
             format!("SELECT COUNT(*) FROM {dst} WHERE id <= 100 AND name = CONCAT('old-', id)");
         let staging = format!(

@@ -1,5 +1,6 @@
 //! Process-level faults on real servers: PostgreSQL restarted mid-transaction
-//! and crashed mid-`COPY`, MariaDB killed mid-`LOAD DATA`, a Redis Cluster
+//! and crashed mid-`COPY`, MariaDB restarted mid-transaction and killed
+//! mid-`LOAD DATA` (the retry sweeps the killed load's staging table), a Redis Cluster
 //! master killed mid-load (its replica takes over), the MLflow server killed
 //! and restarted mid-`log_batch` and mid-`TrainModel`.
 //!

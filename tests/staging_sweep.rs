@@ -117,9 +117,15 @@ async fn sweeps_stale_tables_and_keeps_a_live_loads(b: Backend) {
     let after = names(&b).await;
     for s in &b.stale {
         let s = s.rsplit('.').next().unwrap().trim_matches(['"', '`']);
-        assert!(!after.iter().any(|n| n == s), "stale {s} not dropped: {after:?}");
+        assert!(
+            !after.iter().any(|n| n == s),
+            "stale {s} not dropped: {after:?}"
+        );
     }
-    assert!(after.contains(&live), "the live load's {live} was dropped: {after:?}");
+    assert!(
+        after.contains(&live),
+        "the live load's {live} was dropped: {after:?}"
+    );
     for k in &b.kept {
         let k = k.rsplit('.').next().unwrap().trim_matches(['"', '`']);
         assert!(after.iter().any(|n| n == k), "{k} must stay: {after:?}");
@@ -162,7 +168,11 @@ async fn sqlite_next_load_sweeps_stale_staging_tables_but_not_a_live_loads() {
     use gust::hooks::sqlite::SqliteHook;
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("sweep.db");
-    let db = Arc::new(SqliteHook::open("lite", path.to_str().unwrap()).await.unwrap());
+    let db = Arc::new(
+        SqliteHook::open("lite", path.to_str().unwrap())
+            .await
+            .unwrap(),
+    );
     let table = "people".to_string();
     db.run(
         Sql::from(format!(

@@ -36,9 +36,9 @@ use super::sql::implement::{
     shape_results,
 };
 use super::sql::{
-    Dialect, Handler, InsertOptions, Parameters, Row, RunOptions, Sql, SqlHook, StatementResult,
-    StagingLease, bytes_value, check_widths, float_value, quote_columns, quote_table, read_header,
-    rows_per_commit, staging_lock_key,
+    Dialect, Handler, InsertOptions, Parameters, Row, RunOptions, Sql, SqlHook, StagingLease,
+    StatementResult, bytes_value, check_widths, float_value, quote_columns, quote_table,
+    read_header, rows_per_commit, staging_lock_key,
 };
 use crate::connection::Connection;
 use crate::error::{Error, ErrorKind, Result};

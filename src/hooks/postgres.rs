@@ -45,8 +45,8 @@ use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 
 use super::sql::implement::{CsvReader, bind, upsert_clause};
 use super::sql::{
-    Dialect, InsertOptions, Parameters, Row, RunOptions, Sql, SqlHook, bytes_value, float_value,
-    StagingLease, quote_columns, quote_table, read_header, rows_per_commit, staging_lock_key,
+    Dialect, InsertOptions, Parameters, Row, RunOptions, Sql, SqlHook, StagingLease, bytes_value,
+    float_value, quote_columns, quote_table, read_header, rows_per_commit, staging_lock_key,
 };
 use super::sqlx_common::{self, ExecError, Query, SqlxHook, db_error, send_boxed};
 use crate::connection::Connection;

@@ -337,7 +337,11 @@ async fn list_tables(
                  JOIN pg_namespace n ON n.oid = c.relnamespace \
                  WHERE c.relkind IN ('r', 'p') AND n.nspname = {} \
                  AND left(c.relname::text, length($1)) = $1",
-                if schema.is_some() { "$2" } else { "current_schema()" }
+                if schema.is_some() {
+                    "$2"
+                } else {
+                    "current_schema()"
+                }
             ),
             match schema {
                 Some(s) => serde_json::json!([prefix, s]),
@@ -655,7 +659,11 @@ mod tests {
         let p = "orders__gust_staging_";
         let pg = staging_table(Dialect::Postgres, "orders");
         assert!(is_staging_name(Dialect::Postgres, p, &pg), "{pg}");
-        assert!(is_staging_name(Dialect::MySql, p, "orders__gust_staging_deadbeef"));
+        assert!(is_staging_name(
+            Dialect::MySql,
+            p,
+            "orders__gust_staging_deadbeef"
+        ));
         for other in [
             "orders__gust_staging_archive",
             "orders__gust_staging_deadbeef_old",
