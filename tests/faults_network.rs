@@ -228,10 +228,40 @@ const MID_STREAM: u64 = 256 * 1024;
 /// reset under a task with one retry: the retry loads `body`'s rows exactly
 /// once (count, distinct ids, and the rows dumped back equal the object).
 #[allow(clippy::too_many_arguments)]
-async fn reset_mid_load_then_retry(
+async fn reset_mid_load_then_retry<O: Operator + 'static>(
     admin: &dyn SqlHook,
     proxy: &FaultProxy,
-    load: impl Fn(IfExists) -> S3ToSql,
+    load: impl Fn(IfExists) -> O,
+    table: &str,
+    body: &str,
+    modes: &[IfExists],
+    untouched: &str,
+    staging: &str,
+) {
+    reset_mid_transfer_then_retry(
+        admin,
+        proxy,
+        Dir::Up,
+        "s3_to_sql",
+        load,
+        table,
+        body,
+        modes,
+        untouched,
+        staging,
+    )
+    .await;
+}
+
+/// [`reset_mid_load_then_retry`] with the reset in direction `dir` of
+/// `proxy`'s connections, for an operator whose errors name `op`.
+#[allow(clippy::too_many_arguments)]
+async fn reset_mid_transfer_then_retry<O: Operator + 'static>(
+    admin: &dyn SqlHook,
+    proxy: &FaultProxy,
+    dir: Dir,
+    op: &str,
+    load: impl Fn(IfExists) -> O,
     table: &str,
     body: &str,
     modes: &[IfExists],
@@ -239,7 +269,7 @@ async fn reset_mid_load_then_retry(
     staging: &str,
 ) {
     let reset_once = || Fault::Reset {
-        dir: Dir::Up,
+        dir,
         after: MID_STREAM,
         which: Which::Once,
     };
@@ -251,7 +281,7 @@ async fn reset_mid_load_then_retry(
             Fault::Pass,
             "{mode:?}: the fault never fired: {e}"
         );
-        assert_transient(&e, "s3_to_sql");
+        assert_transient(&e, op);
         assert_eq!(
             count(admin, &format!("SELECT COUNT(*) FROM {table}")).await,
             100
@@ -1178,6 +1208,180 @@ mod s3 {
     }
 }
 
+mod sql_to_sql {
+    use super::*;
+    use gust::transfers::sql_to_sql::SqlToSql;
+
+    /// A PostgreSQL source table of `ROWS` rows from id 1001, as `csv_rows`
+    /// writes them; returns that CSV (what the destination must end up with).
+    async fn source(admin: &PostgresHook, table: &str) -> String {
+        exec(
+            admin,
+            &format!("CREATE TABLE {table} (id BIGINT PRIMARY KEY, name TEXT)"),
+        )
+        .await;
+        let body = csv_rows(1001, ROWS);
+        admin.bulk_load(table, &mut body.as_bytes()).await.unwrap();
+        body
+    }
+
+    fn transfer(
+        src: &str,
+        dst: &str,
+        from: &Arc<dyn SqlHook>,
+        to: &Arc<dyn SqlHook>,
+        mode: IfExists,
+    ) -> SqlToSql {
+        SqlToSql::new(format!("SELECT id, name FROM {src} ORDER BY id"), dst)
+            .if_exists(mode)
+            .with_source_hook(from.clone())
+            .with_destination_hook(to.clone())
+    }
+
+    /// The source's `COPY … TO STDOUT` reset mid-result (server → client),
+    /// appending and replacing: the destination keeps exactly its rows and no
+    /// staging table; a task retry loads every row once.
+    #[tokio::test]
+    async fn reset_on_the_source_leaves_the_destination_as_it_was_and_the_retry_loads_once() {
+        let Some(pg) = common::server_conn("postgres_default") else {
+            return;
+        };
+        let admin = PostgresHook::from_connection(&pg).await.unwrap();
+        let (src, dst) = (name("fn_s2s_src"), name("fn_s2s_dst"));
+        let body = source(&admin, &src).await;
+        exec(
+            &admin,
+            &format!(
+                "CREATE TABLE {dst} (id BIGINT PRIMARY KEY, name TEXT); \
+                 INSERT INTO {dst} SELECT g, 'old-' || g FROM generate_series(1, 100) g"
+            ),
+        )
+        .await;
+        let proxy = proxy_for(&pg).await;
+        let from: Arc<dyn SqlHook> = Arc::new(
+            PostgresHook::from_connection(&via(&pg, &proxy))
+                .await
+                .unwrap(),
+        );
+        let to: Arc<dyn SqlHook> = Arc::new(PostgresHook::from_connection(&pg).await.unwrap());
+        let untouched =
+            format!("SELECT COUNT(*) FROM {dst} WHERE id <= 100 AND name = 'old-' || id");
+        let staging = format!(
+            "SELECT COUNT(*) FROM pg_tables WHERE tablename LIKE '{dst}\\_\\_gust\\_staging\\_%'"
+        );
+        reset_mid_transfer_then_retry(
+            &admin,
+            &proxy,
+            Dir::Down,
+            "sql_to_sql",
+            |mode| transfer(&src, &dst, &from, &to, mode),
+            &dst,
+            &body,
+            &[IfExists::Append, IfExists::Replace, IfExists::merge(["id"])],
+            &untouched,
+            &staging,
+        )
+        .await;
+        exec(&admin, &format!("DROP TABLE {src}; DROP TABLE {dst}")).await;
+    }
+
+    /// The destination's `COPY … FROM STDIN` (PostgreSQL) reset mid-load
+    /// (client → server): as on the source.
+    #[tokio::test]
+    async fn reset_on_a_postgres_destination_leaves_it_as_it_was_and_the_retry_loads_once() {
+        let Some(pg) = common::server_conn("postgres_default") else {
+            return;
+        };
+        let admin = PostgresHook::from_connection(&pg).await.unwrap();
+        let (src, dst) = (name("fn_s2s_src_pg"), name("fn_s2s_dst_pg"));
+        let body = source(&admin, &src).await;
+        exec(
+            &admin,
+            &format!(
+                "CREATE TABLE {dst} (id BIGINT PRIMARY KEY, name TEXT); \
+                 INSERT INTO {dst} SELECT g, 'old-' || g FROM generate_series(1, 100) g"
+            ),
+        )
+        .await;
+        let proxy = proxy_for(&pg).await;
+        let from: Arc<dyn SqlHook> = Arc::new(PostgresHook::from_connection(&pg).await.unwrap());
+        let to: Arc<dyn SqlHook> = Arc::new(
+            PostgresHook::from_connection(&via(&pg, &proxy))
+                .await
+                .unwrap(),
+        );
+        let untouched =
+            format!("SELECT COUNT(*) FROM {dst} WHERE id <= 100 AND name = 'old-' || id");
+        let staging = format!(
+            "SELECT COUNT(*) FROM pg_tables WHERE tablename LIKE '{dst}\\_\\_gust\\_staging\\_%'"
+        );
+        reset_mid_transfer_then_retry(
+            &admin,
+            &proxy,
+            Dir::Up,
+            "sql_to_sql",
+            |mode| transfer(&src, &dst, &from, &to, mode),
+            &dst,
+            &body,
+            &[IfExists::Append, IfExists::Replace, IfExists::merge(["id"])],
+            &untouched,
+            &staging,
+        )
+        .await;
+        exec(&admin, &format!("DROP TABLE {src}; DROP TABLE {dst}")).await;
+    }
+
+    /// From PostgreSQL into MariaDB, the destination's `LOAD DATA LOCAL
+    /// INFILE` reset mid-load (client → server): as on the source.
+    #[tokio::test]
+    async fn reset_on_a_mariadb_destination_leaves_it_as_it_was_and_the_retry_loads_once() {
+        let Some(pg) = common::server_conn("postgres_default") else {
+            return;
+        };
+        let Some(my) = common::server_conn("mysql_default") else {
+            return;
+        };
+        let my = my.with_extra("local_infile", json!(true));
+        let pg_admin = PostgresHook::from_connection(&pg).await.unwrap();
+        let admin = MySqlHook::from_connection(&my).await.unwrap();
+        let (src, dst) = (name("fn_s2s_src_my"), name("fn_s2s_dst_my"));
+        let body = source(&pg_admin, &src).await;
+        exec(
+            &admin,
+            &format!(
+                "CREATE TABLE {dst} (id BIGINT PRIMARY KEY, name VARCHAR(64)); \
+                 INSERT INTO {dst} SELECT seq, CONCAT('old-', seq) FROM seq_1_to_100"
+            ),
+        )
+        .await;
+        let proxy = proxy_for(&my).await;
+        let from: Arc<dyn SqlHook> = Arc::new(PostgresHook::from_connection(&pg).await.unwrap());
+        let to: Arc<dyn SqlHook> =
+            Arc::new(MySqlHook::from_connection(&via(&my, &proxy)).await.unwrap());
+        let untouched =
+            format!("SELECT COUNT(*) FROM {dst} WHERE id <= 100 AND name = CONCAT('old-', id)");
+        let staging = format!(
+            "SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = DATABASE() \
+             AND table_name LIKE '{dst}\\_\\_gust\\_staging\\_%'"
+        );
+        reset_mid_transfer_then_retry(
+            &admin,
+            &proxy,
+            Dir::Up,
+            "sql_to_sql",
+            |mode| transfer(&src, &dst, &from, &to, mode),
+            &dst,
+            &body,
+            &[IfExists::Append, IfExists::Replace, IfExists::merge(["id"])],
+            &untouched,
+            &staging,
+        )
+        .await;
+        exec(&admin, &format!("DROP TABLE {dst}")).await;
+        exec(&pg_admin, &format!("DROP TABLE {src}")).await;
+    }
+}
+
 mod redis {
     use super::*;
     use futures::TryStreamExt;
@@ -1236,6 +1440,84 @@ mod redis {
 
         let out = op.execute(&ctx()).await.unwrap();
         assert_eq!(out["rows"], ROWS);
+        let mut keys: Vec<String> = admin
+            .scan(&format!("{prefix}*"), 1000)
+            .try_collect()
+            .await
+            .unwrap();
+        keys.sort();
+        let mut expected: Vec<String> = (0..ROWS).map(|i| format!("{prefix}{i}")).collect();
+        expected.sort();
+        assert_eq!(keys, expected);
+        let values: Vec<Option<Value>> = admin.mget_json(&keys).await.unwrap();
+        for (key, value) in keys.iter().zip(values) {
+            let i: u64 = key.rsplit(':').next().unwrap().parse().unwrap();
+            let want =
+                json!({"id": i.to_string(), "name": format!("name-{i}-{:016x}", i * 2654435761)});
+            assert_eq!(value, Some(want), "{key}");
+        }
+        admin.delete(&keys).await.unwrap();
+    }
+
+    /// S3ToRedis with Redis's replies cut mid-batch (server → client): the
+    /// server applied commands whose replies never arrived. The load fails
+    /// retryable, naming the object; the task's retry writes every row again
+    /// (idempotent: same key, same value) and `replace` removes the stale key:
+    /// exactly one key per row, with its row's value.
+    #[tokio::test]
+    async fn reset_of_the_replies_mid_batch_is_retried_and_the_keys_are_exact() {
+        let Some(conn) = common::server_conn("redis_default") else {
+            return;
+        };
+        let Some(aws) = common::server_conn("aws_default") else {
+            return;
+        };
+        let admin = RedisHook::from_connection(&conn).await.unwrap();
+        let bucket = name("fn-redis-down").replace('_', "-");
+        let s3 = s3_direct(&aws, &bucket).await;
+        s3.put(
+            &bucket,
+            "rows.csv",
+            csv_rows(0, ROWS).into_bytes().into(),
+            &PutOptions::new(),
+        )
+        .await
+        .unwrap();
+        let prefix = format!("{}:row:", name("fn_redis_down"));
+        admin
+            .set(&format!("{prefix}{ROWS}"), b"stale", None)
+            .await
+            .unwrap();
+        let proxy = proxy_for(&conn).await;
+        let hook = RedisHook::from_connection(&via(&conn, &proxy))
+            .await
+            .unwrap();
+        let op = S3ToRedis::new(
+            format!("s3://{bucket}/rows.csv"),
+            format!("{prefix}{{{{ index }}}}"),
+        )
+        .replace(true)
+        .batch_rows(500)
+        .with_hook(hook)
+        .with_store(s3.clone());
+        // The replies of 20,000 writes are some 100 KB; 32 KiB is mid-load.
+        let reset_once = || Fault::Reset {
+            dir: Dir::Down,
+            after: 32 * 1024,
+            which: Which::Once,
+        };
+
+        proxy.set(reset_once());
+        let e = op.execute(&ctx()).await.unwrap_err();
+        assert_eq!(proxy.resets(), 1, "{e}");
+        assert_transient(&e, "s3_to_redis");
+        assert!(e.to_string().contains("rows.csv"), "{e}");
+        assert!(admin.exists(&format!("{prefix}{ROWS}")).await.unwrap());
+
+        proxy.set(reset_once());
+        let (tries, error) = run_with_retry(op).await;
+        assert_eq!(proxy.resets(), 2);
+        assert_eq!((tries, error), (2, None));
         let mut keys: Vec<String> = admin
             .scan(&format!("{prefix}*"), 1000)
             .try_collect()

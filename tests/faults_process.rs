@@ -1,5 +1,6 @@
 //! Process-level faults on real servers: PostgreSQL restarted mid-transaction
-//! and crashed mid-`COPY`, MariaDB killed mid-`LOAD DATA`, a Redis Cluster
+//! and crashed mid-`COPY`, MariaDB restarted mid-transaction and killed
+//! mid-`LOAD DATA` (the retry sweeps the killed load's staging table), a Redis Cluster
 //! master killed mid-load (its replica takes over), the MLflow server killed
 //! and restarted mid-`log_batch` and mid-`TrainModel`.
 //!
@@ -255,8 +256,8 @@ async fn tables_like(db: &dyn SqlHook, prefix: &str) -> Vec<String> {
 /// `LOAD DATA LOCAL INFILE` (into its staging table): the load fails
 /// retryable, the target table holds none of the rows, and the retry, with
 /// the same hook, loads every row once. The staging table of the killed load
-/// outlives it (its `DROP` could not reach the server): what is left is
-/// reported, not asserted (see /work/notes/faults-process.md).
+/// outlives the crash (its `DROP` could not reach the server); its lease died
+/// with the server, so the retry sweeps it: nothing is left behind.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mariadb_killed_mid_load_data_leaves_the_target_unchanged_and_the_retry_loads_once() {
     let Some(my) = Private::start("mysql_default", &["mariadb"]).await else {
@@ -331,6 +332,7 @@ async fn mariadb_killed_mid_load_data_leaves_the_target_unchanged_and_the_retry_
         let rows = count(&*hook, &format!("SELECT COUNT(*) AS n FROM `{t}`")).await;
         eprintln!("left behind by the killed load: staging table {t} ({rows} rows)");
     }
+    assert_eq!(left.len(), 1, "the killed load's staging table: {left:?}");
     let out = S3ToSql::new("s3://raw/big.csv", "fault_load")
         .with_store(inner)
         .with_hook(hook.clone())
@@ -346,8 +348,85 @@ async fn mariadb_killed_mid_load_data_leaves_the_target_unchanged_and_the_retry_
         count(&*hook, "SELECT COUNT(*) AS n FROM fault_load").await,
         n
     );
-    // The retry's own staging table is gone; only the killed load's may remain.
-    assert_eq!(tables_like(&*hook, "fault_load__gust_staging").await, left);
+    // The retry dropped the killed load's staging table, then its own.
+    assert_eq!(
+        tables_like(&*hook, "fault_load__gust_staging").await,
+        Vec::<String>::new(),
+        "the killed load's staging table was not swept"
+    );
+}
+
+/// MariaDB restarted (`mysqladmin shutdown`-style stop, then start) while a
+/// transaction sleeps between its inserts: the session is ended, the hook's
+/// error is retryable, nothing of the transaction is left (InnoDB rolls it
+/// back), the same hook (its pool) works after the restart, and the retried
+/// transaction writes every row once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mariadb_restarted_mid_transaction_rolls_back_and_the_retry_loads_once() {
+    let Some(my) = Private::start("mysql_default", &["mariadb"]).await else {
+        return;
+    };
+    let hook: Arc<dyn SqlHook> = Arc::new(
+        MySqlHook::from_connection(&my.conn("mysql_default").await)
+            .await
+            .unwrap(),
+    );
+    autocommit(
+        &*hook,
+        "CREATE TABLE fault_tx (id INTEGER PRIMARY KEY, v TEXT) ENGINE = InnoDB",
+    )
+    .await;
+    let insert = |a: i32, b: i32| {
+        format!("INSERT INTO fault_tx (id, v) SELECT seq, CONCAT('v', seq) FROM seq_{a}_to_{b}")
+    };
+
+    let h = hook.clone();
+    let statements = vec![insert(1, 500), "SELECT SLEEP(60)".into(), insert(501, 1000)];
+    let load = tokio::spawn(async move {
+        h.run(Sql::Many(statements), RunOptions::default())
+            .await
+            .map(|_| ())
+    });
+    wait_for("a session running SLEEP(60)", PATIENCE, || {
+        let hook = hook.clone();
+        async move {
+            let n = count(
+                &*hook,
+                "SELECT COUNT(*) AS n FROM information_schema.processlist \
+                 WHERE id <> CONNECTION_ID() AND info LIKE 'SELECT SLEEP(60)%'",
+            )
+            .await;
+            (n > 0).then_some(())
+        }
+    })
+    .await;
+    my.sh(&["restart", "mariadb"]).await;
+    let e = load.await.unwrap().unwrap_err();
+    eprintln!("the transaction failed: {e}");
+    assert!(
+        matches!(e.kind(), ErrorKind::Unavailable | ErrorKind::Timeout),
+        "{e}"
+    );
+    assert!(e.is_retryable(), "{e}");
+
+    // The same hook: its pool drops the dead connections and makes new ones.
+    assert_eq!(count(&*hook, "SELECT COUNT(*) AS n FROM fault_tx").await, 0);
+    let statements = vec![insert(1, 500), insert(501, 1000)];
+    hook.run(Sql::Many(statements), RunOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(
+        count(&*hook, "SELECT COUNT(DISTINCT id) AS n FROM fault_tx").await,
+        1000
+    );
+    assert_eq!(
+        count(
+            &*hook,
+            "SELECT COUNT(*) AS n FROM fault_tx WHERE v = CONCAT('v', id)"
+        )
+        .await,
+        1000
+    );
 }
 
 // ---------------------------------------------------------------------------

@@ -36,9 +36,9 @@ use super::sql::implement::{
     shape_results,
 };
 use super::sql::{
-    Dialect, Handler, InsertOptions, Parameters, Row, RunOptions, Sql, SqlHook, StatementResult,
-    bytes_value, check_widths, float_value, quote_columns, quote_table, read_header,
-    rows_per_commit,
+    Dialect, Handler, InsertOptions, Parameters, Row, RunOptions, Sql, SqlHook, StagingLease,
+    StatementResult, bytes_value, check_widths, float_value, quote_columns, quote_table,
+    read_header, rows_per_commit, staging_lock_key,
 };
 use crate::connection::Connection;
 use crate::error::{Error, ErrorKind, Result};
@@ -55,6 +55,8 @@ pub const DEFAULT_CONN_ID: &str = "mysql_default";
 pub struct MySqlHook {
     scope: HookScope,
     pool: Pool,
+    /// The pool's options, for a connection outside it (a staging lease).
+    opts: Opts,
     local_infile: bool,
     /// `host:port`, for connection errors.
     target: String,
@@ -132,10 +134,11 @@ impl MySqlHook {
             .prefer_socket(false)
             .wait_timeout(Some(28_800))
             .into();
-        let pool = Pool::new(opts);
+        let pool = Pool::new(opts.clone());
         let hook = MySqlHook {
             scope,
             pool,
+            opts,
             local_infile,
             target: format!("{host}:{port}"),
         };
@@ -767,6 +770,40 @@ impl SqlHook for MySqlHook {
     ) -> Result<u64> {
         self.load_inner(table, input).await
     }
+
+    /// A named lock (`GET_LOCK`, released when its session ends) held by a
+    /// connection of its own outside the pool, so the load's statements keep
+    /// every pooled connection. Lock names are server-wide and at most 64
+    /// characters: the name's hash. Taken without waiting: if another session
+    /// holds the same key (a hash collision), its lock marks the name in use
+    /// as well.
+    async fn staging_lease(&self, name: &str) -> Result<Option<StagingLease>> {
+        const OP: &str = "staging.lease";
+        let mut conn = mysql_async::Conn::new(self.opts.clone())
+            .await
+            .map_err(|e| self.connect_error(e))?;
+        let _: Option<Option<i64>> = conn
+            .exec_first("SELECT GET_LOCK(?, 0)", (staging_lock_name(name),))
+            .await
+            .map_err(|e| self.error(OP, e))?;
+        Ok(Some(StagingLease::new(conn)))
+    }
+
+    /// Whether a session holds the lock of [`staging_lease`](SqlHook::staging_lease).
+    async fn staging_in_use(&self, name: &str) -> Result<bool> {
+        let row = self
+            .get_first(
+                "SELECT IS_USED_LOCK(?) AS owner",
+                Parameters::from(serde_json::json!([staging_lock_name(name)])),
+            )
+            .await?;
+        Ok(row.is_some_and(|r| !r["owner"].is_null()))
+    }
+}
+
+/// The `GET_LOCK` name of a staging table.
+fn staging_lock_name(name: &str) -> String {
+    format!("gust_staging_{:016x}", staging_lock_key(name))
 }
 
 #[cfg(test)]

@@ -45,8 +45,8 @@ use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 
 use super::sql::implement::{CsvReader, bind, upsert_clause};
 use super::sql::{
-    Dialect, InsertOptions, Parameters, Row, RunOptions, Sql, SqlHook, bytes_value, float_value,
-    quote_columns, quote_table, read_header, rows_per_commit,
+    Dialect, InsertOptions, Parameters, Row, RunOptions, Sql, SqlHook, StagingLease, bytes_value,
+    float_value, quote_columns, quote_table, read_header, rows_per_commit, staging_lock_key,
 };
 use super::sqlx_common::{self, ExecError, Query, SqlxHook, db_error, send_boxed};
 use crate::connection::Connection;
@@ -803,6 +803,43 @@ impl SqlHook for PostgresHook {
                 .boxed(),
         )
     }
+
+    /// A shared advisory lock on the name's key, held by a connection of its
+    /// own outside the pool: the pool hands a load's statements to any of its
+    /// connections, and one held for the whole load would starve the others.
+    /// Shared, so that two names with the same key never wait for each other.
+    async fn staging_lease(&self, name: &str) -> Result<Option<StagingLease>> {
+        const OP: &str = "staging.lease";
+        let mut conn = self.direct.connect(&self.pool, &self.scope, OP).await?;
+        let (class, key) = staging_lock_keys(name);
+        sqlx::query("SELECT pg_advisory_lock_shared($1, $2)::text")
+            .bind(class as i32)
+            .bind(key as i32)
+            .execute(&mut conn)
+            .await
+            .map_err(|e| db_error(self, OP, e))?;
+        Ok(Some(StagingLease::new(conn)))
+    }
+
+    /// Whether any session of this database holds (or waits for) the lock
+    /// of [`staging_lease`](SqlHook::staging_lease); `pg_locks` shows the two
+    /// 32-bit keys as unsigned `oid`s, `objsubid` 2 for the two-key form.
+    async fn staging_in_use(&self, name: &str) -> Result<bool> {
+        let (class, key) = staging_lock_keys(name);
+        let sql = format!(
+            "SELECT 1 AS held FROM pg_locks WHERE locktype = 'advisory' \
+             AND database = (SELECT oid FROM pg_database WHERE datname = current_database()) \
+             AND classid = '{class}'::oid AND objid = '{key}'::oid AND objsubid = 2 LIMIT 1"
+        );
+        Ok(self.get_first(&sql, Parameters::None).await?.is_some())
+    }
+}
+
+/// The two 32-bit keys of a staging table's advisory lock: a constant class
+/// (`gust` in ASCII) that keeps them apart from an application's own advisory
+/// locks, and the low half of the name's hash.
+fn staging_lock_keys(name: &str) -> (u32, u32) {
+    (0x6775_7374, staging_lock_key(name) as u32)
 }
 
 /// A pooled connection running `COPY … TO STDOUT`: closed instead of returned

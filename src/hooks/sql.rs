@@ -65,6 +65,10 @@
 //!
 //! `quote_identifier`, `get_records`, `get_first` and `test_connection` are
 //! provided (from `dialect` and `stream_rows`); override them only to do better.
+//! `staging_lease` and `staging_in_use` (optional) let the transfers drop the
+//! staging tables of loads that died: a lock that a session of its own holds
+//! and the server releases when the session ends, and a look-up of it; by
+//! default no lease is taken and no staging table is ever swept.
 //!
 //! **Errors.** Every error a hook returns names its operation (`duckdb.run`),
 //! carries the conn id and contains no secret. Classify each driver error in
@@ -591,6 +595,55 @@ pub trait SqlHook: Send + Sync {
             .await
             .map(|_| ())
     }
+
+    /// Marks the staging table `name` (unqualified) as in use by this process
+    /// until the returned lease is dropped, with a lock held by a session of
+    /// its own, which the server releases when that session ends however it
+    /// ends (process killed, server crashed). Taken before the staging table
+    /// is created, so a table that exists while its lock is free has no
+    /// living owner and a later load may drop it (see
+    /// [`staging_in_use`](Self::staging_in_use)). `None` (the default): the
+    /// hook has no such lock, and its stale staging tables are never swept.
+    async fn staging_lease(&self, name: &str) -> Result<Option<StagingLease>> {
+        let _ = name;
+        Ok(None)
+    }
+
+    /// Whether a session still holds the [`staging_lease`](Self::staging_lease)
+    /// of staging table `name`. The default, `true`, keeps every table: a hook
+    /// that cannot tell must never let a live load's table be dropped.
+    async fn staging_in_use(&self, name: &str) -> Result<bool> {
+        let _ = name;
+        Ok(true)
+    }
+}
+
+/// What [`SqlHook::staging_lease`] returns: the session (or registration)
+/// that marks a staging table as in use. Dropping it releases the mark.
+pub struct StagingLease(#[allow(dead_code)] Box<dyn std::any::Any + Send>);
+
+impl StagingLease {
+    /// A lease held for as long as `hold` (a connection holding a lock, a
+    /// registration…) lives.
+    pub fn new(hold: impl std::any::Any + Send) -> Self {
+        StagingLease(Box::new(hold))
+    }
+}
+
+impl fmt::Debug for StagingLease {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("StagingLease")
+    }
+}
+
+/// A stable 64-bit hash (FNV-1a) of a staging table's name, the key of its
+/// lock: the same in every process and version. Two names with the same key
+/// only make a stale table look in use (kept), never the reverse.
+#[allow(dead_code)]
+pub(crate) fn staging_lock_key(name: &str) -> u64 {
+    name.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    })
 }
 
 /// A SQLite table name's schema (`main` when none) and name, quotes removed:
