@@ -148,10 +148,13 @@ start dag-processor "$AIRFLOW_BIN" dag-processor
 log "airflow dags reserialize"
 "$AIRFLOW_BIN" dags reserialize >"$WORK/reserialize.log" 2>&1
 "$AIRFLOW_BIN" dags unpause af_demo >"$WORK/unpause.log" 2>&1
-# Wait for the api-server before triggering, so that the first task's calls land.
-for _ in $(seq 1 120); do
-    curl -fsS "http://127.0.0.1:$PORT/api/v2/monitor/health" >/dev/null 2>&1 && break
-    sleep 1
+# Wait for the api-server, its Execution API included, before triggering: the
+# workers' first PATCH /run otherwise waits for it (their client retries).
+for path in api/v2/monitor/health execution/health; do
+    for _ in $(seq 1 120); do
+        curl -fsS "http://127.0.0.1:$PORT/$path" >/dev/null 2>&1 && break
+        sleep 1
+    done
 done
 log "triggering run $RUN_ID"
 "$AIRFLOW_BIN" dags trigger af_demo --run-id "$RUN_ID" >"$WORK/trigger.log" 2>&1
