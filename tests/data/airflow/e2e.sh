@@ -36,7 +36,8 @@ export AIRFLOW__API__BASE_URL=http://127.0.0.1:$PORT
 export AIRFLOW__CORE__EXECUTION_API_SERVER_URL=http://127.0.0.1:$PORT/execution/
 export AIRFLOW__CORE__DAGS_FOLDER=$WORK/dags
 export AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS=True
-export AIRFLOW__API_AUTH__JWT_SECRET=gust-e2e-jwt-secret-not-a-real-one
+# 64+ bytes: a shorter HS512 key makes every process warn (InsecureKeyLengthWarning).
+export AIRFLOW__API_AUTH__JWT_SECRET=gust-e2e-jwt-secret-not-a-real-one-0123456789abcdef0123456789abcdef
 export AIRFLOW__CORE__FERNET_KEY=
 export AIRFLOW__DATABASE__SQL_ALCHEMY_CONN=sqlite:///$AIRFLOW_HOME/airflow.db
 export AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC=1
