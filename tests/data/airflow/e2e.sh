@@ -57,6 +57,8 @@ stop() {
     for p in "${PIDS[@]}"; do kill -KILL -- "-$p" 2>/dev/null || true; done
 }
 trap stop EXIT
+# Killed (a test timeout, ^C): still stop the servers, through the EXIT trap.
+trap 'exit 143' TERM INT HUP
 log() { echo "[e2e $(date -u +%H:%M:%S)] $*" >&2; }
 
 # The DAG Airflow parses: the gust tasks are stubs on queue gust, with the same
