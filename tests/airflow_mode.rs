@@ -7,6 +7,10 @@
 //! No libtest harness: `main` is the pipeline when `GUST_TEST_PIPELINE` is set
 //! (the supervisor spawns it so, with `--comm`/`--logs`), the test runner otherwise.
 
+#[path = "support/harness.rs"]
+mod harness;
+use harness::{TestCase, TestResult, ensure, run_tests};
+
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
@@ -101,10 +105,6 @@ fn supervise(sup: FakeSupervisor) -> std::result::Result<AirflowOutcome, String>
         .map_err(|e| e.to_string())
 }
 
-fn ensure(cond: bool, what: impl FnOnce() -> String) -> TestResult {
-    if cond { Ok(()) } else { Err(what()) }
-}
-
 fn describe(o: &AirflowOutcome) -> String {
     format!(
         "state {:?}\nterminal {:?}\nrequests {:?}\nlogs {:#?}\nstderr {}\nexit {:?}",
@@ -128,10 +128,6 @@ fn af_db() -> ConnectionResult {
     c.port = Some(5432);
     c
 }
-
-type TestResult = std::result::Result<(), String>;
-/// A test's name and its function.
-type TestCase = (&'static str, fn() -> TestResult);
 
 fn success_with_airflow_connection_variable_and_xcom() -> TestResult {
     let o = supervise(
@@ -895,52 +891,4 @@ fn main() -> ExitCode {
         ),
     ];
     run_tests(tests)
-}
-
-/// A minimal libtest: name filters from the arguments, one line per test, and
-/// libtest's summary line.
-fn run_tests(tests: &[TestCase]) -> ExitCode {
-    let filters: Vec<String> = std::env::args()
-        .skip(1)
-        .filter(|a| !a.starts_with('-'))
-        .collect();
-    let started = Instant::now();
-    let (mut passed, mut failed, mut filtered) = (0, Vec::new(), 0);
-    let selected: Vec<_> = tests
-        .iter()
-        .filter(|(name, _)| {
-            let keep = filters.is_empty() || filters.iter().any(|f| name.contains(f.as_str()));
-            if !keep {
-                filtered += 1;
-            }
-            keep
-        })
-        .collect();
-    println!("\nrunning {} tests", selected.len());
-    for (name, test) in selected {
-        match test() {
-            Ok(()) => {
-                println!("test {name} ... ok");
-                passed += 1;
-            }
-            Err(why) => {
-                println!("test {name} ... FAILED");
-                failed.push((name, why));
-            }
-        }
-    }
-    for (name, why) in &failed {
-        println!("\n---- {name} ----\n{why}");
-    }
-    println!(
-        "\ntest result: {}. {passed} passed; {} failed; 0 ignored; 0 measured; {filtered} filtered out; finished in {:.2}s\n",
-        if failed.is_empty() { "ok" } else { "FAILED" },
-        failed.len(),
-        started.elapsed().as_secs_f64()
-    );
-    if failed.is_empty() {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    }
 }

@@ -5,12 +5,15 @@
 //! arguments), and the test runner otherwise. The pipeline has the quick start's
 //! DAG (the example's own `dag.rs`) and a small DAG that passes XComs.
 
+#[path = "support/harness.rs"]
+mod harness;
+use harness::{TestCase, TestResult, ensure, run_tests};
+
 #[path = "../examples/quickstart/dag.rs"]
 mod quickstart;
 
 use std::path::Path;
 use std::process::{Command, ExitCode, Output};
-use std::time::Instant;
 
 use gust::operators::sql::SqlExecuteQuery;
 use gust::prelude::*;
@@ -130,10 +133,6 @@ fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
-fn ensure(cond: bool, what: impl FnOnce() -> String) -> std::result::Result<(), String> {
-    if cond { Ok(()) } else { Err(what()) }
-}
-
 fn ok(o: &Output) -> std::result::Result<(), String> {
     ensure(o.status.success(), || {
         format!(
@@ -169,10 +168,6 @@ fn xcom_files(root: &Path) -> std::collections::BTreeMap<String, serde_json::Val
     walk(root, root, &mut out);
     out
 }
-
-type TestResult = std::result::Result<(), String>;
-/// A test's name and its function.
-type TestCase = (&'static str, fn() -> TestResult);
 
 fn lists_and_show() -> TestResult {
     let env = Env::new();
@@ -435,52 +430,4 @@ fn main() -> ExitCode {
         ),
     ];
     run_tests(tests)
-}
-
-/// A minimal libtest: name filters from the arguments, one line per test, and
-/// libtest's summary line (which `.ci/run` prints).
-fn run_tests(tests: &[TestCase]) -> ExitCode {
-    let filters: Vec<String> = std::env::args()
-        .skip(1)
-        .filter(|a| !a.starts_with('-'))
-        .collect();
-    let started = Instant::now();
-    let (mut passed, mut failed, mut filtered) = (0, Vec::new(), 0);
-    let selected: Vec<_> = tests
-        .iter()
-        .filter(|(name, _)| {
-            let keep = filters.is_empty() || filters.iter().any(|f| name.contains(f.as_str()));
-            if !keep {
-                filtered += 1;
-            }
-            keep
-        })
-        .collect();
-    println!("\nrunning {} tests", selected.len());
-    for (name, test) in selected {
-        match test() {
-            Ok(()) => {
-                println!("test {name} ... ok");
-                passed += 1;
-            }
-            Err(why) => {
-                println!("test {name} ... FAILED");
-                failed.push((name, why));
-            }
-        }
-    }
-    for (name, why) in &failed {
-        println!("\n---- {name} ----\n{why}");
-    }
-    println!(
-        "\ntest result: {}. {passed} passed; {} failed; 0 ignored; 0 measured; {filtered} filtered out; finished in {:.2}s\n",
-        if failed.is_empty() { "ok" } else { "FAILED" },
-        failed.len(),
-        started.elapsed().as_secs_f64()
-    );
-    if failed.is_empty() {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    }
 }
