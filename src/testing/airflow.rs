@@ -17,6 +17,10 @@ use crate::airflow::messages::{
 };
 use crate::error::{Error, ErrorKind, Result};
 
+/// How long the log and output readers may take to reach the end of a process
+/// that has exited or was killed.
+const DRAIN_GRACE: Duration = Duration::from_secs(5);
+
 /// A fake Airflow 3.3 supervisor for tests of a gust bundle binary.
 ///
 /// [`run`](Self::run) does what Airflow's `_PopenActivitySubprocess` does:
@@ -437,13 +441,17 @@ impl FakeSupervisor {
         };
         outcome.exit_status = Some(status);
         // The process is gone: its sockets and pipes end (unless a child of it
-        // still holds them, hence the deadline).
-        if let Ok(Ok(lines)) = tokio::time::timeout_at(deadline, logs).await {
+        // still holds them, hence a bound). After a timeout the deadline has
+        // passed, and the readers still need a moment to see the end of a
+        // process killed just now: without this grace, what it wrote before
+        // the kill could be lost.
+        let drain = std::cmp::max(deadline, tokio::time::Instant::now()) + DRAIN_GRACE;
+        if let Ok(Ok(lines)) = tokio::time::timeout_at(drain, logs).await {
             outcome.log_lines = lines;
         }
         for (task, out) in [(stdout, &mut outcome.stdout), (stderr, &mut outcome.stderr)] {
             if let Some(task) = task
-                && let Ok(Ok(bytes)) = tokio::time::timeout_at(deadline, task).await
+                && let Ok(Ok(bytes)) = tokio::time::timeout_at(drain, task).await
             {
                 *out = bytes;
             }
