@@ -398,14 +398,7 @@ async fn dags_command(dags: &[Dag], command: DagsCommand) -> ExitCode {
                 let config = run_config(dag, logical_date.as_deref(), &run, &store)?;
                 let run_id = run_id_of(dag, &config)?;
                 let report = dag.run(config.clone()).await;
-                store.write_run(
-                    dag.dag_id(),
-                    &run_id,
-                    &StoredRun {
-                        logical_date: config.logical_date.fixed_offset(),
-                        conf: config.params.clone(),
-                    },
-                )?;
+                store.write_run(dag.dag_id(), &run_id, &StoredRun::of(&config))?;
                 for task in dag.task_ids() {
                     store.clear_task(dag.dag_id(), &run_id, task)?;
                 }
@@ -514,14 +507,7 @@ async fn tasks_command(dags: &[Dag], command: TasksCommand) -> ExitCode {
                     .filter(|(t, _, _)| *t != task_id)
                     .collect();
                 if store.read_run(dag.dag_id(), &run_id)?.is_none() {
-                    store.write_run(
-                        dag.dag_id(),
-                        &run_id,
-                        &StoredRun {
-                            logical_date: config.logical_date.fixed_offset(),
-                            conf: config.params.clone(),
-                        },
-                    )?;
+                    store.write_run(dag.dag_id(), &run_id, &StoredRun::of(&config))?;
                 }
                 store.clear_task(dag.dag_id(), &run_id, &task_id)?;
                 let one = dag

@@ -38,6 +38,16 @@ pub(crate) struct StoredRun {
     pub(crate) conf: Option<Value>,
 }
 
+impl StoredRun {
+    /// What `run.json` records of `config`.
+    pub(crate) fn of(config: &crate::RunConfig) -> Self {
+        StoredRun {
+            logical_date: config.logical_date.fixed_offset(),
+            conf: config.params.clone(),
+        }
+    }
+}
+
 fn encode(name: &str) -> String {
     utf8_percent_encode(name, SAFE).to_string()
 }
