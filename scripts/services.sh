@@ -52,6 +52,8 @@
 #   GUST_MLFLOW_BACKEND_STORE_URI / GUST_MLFLOW_ARTIFACTS_DESTINATION  mlflow's stores
 #                          (default: the postgres database mlflow, s3://mlflow-artifacts
 #                          on moto); a sqlite: backend and a local directory need neither
+#   GUST_PORT_FREE_TIMEOUT seconds `start` waits for a taken port to be freed
+#                          before it gives up (default 20)
 set -euo pipefail
 umask 022 # the postgres OS user must be able to reach .services and its log
 
@@ -194,15 +196,21 @@ group_alive() {
 port_open() { timeout 2 bash -c "exec 3<>/dev/tcp/$HOST/$1" 2>/dev/null; }
 
 # Fails (with a message) if a port we are about to listen on is taken: a
-# foreign server there would otherwise pass our readiness checks.
+# foreign server there would otherwise pass our readiness checks. Waits up to
+# GUST_PORT_FREE_TIMEOUT seconds (default 20) first: a server this script has
+# just killed or stopped can hold its port a moment longer on a loaded machine
+# (a cold CI run once lost `kill mlflow` + `start mlflow` to that).
 ports_free() {
-  local name=$1 port
+  local name=$1 port deadline=$((SECONDS + ${GUST_PORT_FREE_TIMEOUT:-20}))
   shift
   for port in "$@"; do
-    if port_open "$port"; then
-      log "$name: $HOST:$port is already in use by a process this script did not start"
-      return 1
-    fi
+    while port_open "$port"; do
+      if ((SECONDS >= deadline)); then
+        log "$name: $HOST:$port is already in use by a process this script did not start"
+        return 1
+      fi
+      sleep 0.5
+    done
   done
 }
 
@@ -1105,12 +1113,16 @@ kill_pidfile() {
   local name=$1 pidfile=$2 pattern=$3 pid i
   pid=$(pid_of "$pidfile" "$pattern") || die "$name: not running"
   proc_stat "$pid" || true
+  # Up to 30 s for the processes to be gone: under load a killed process can
+  # take seconds to be reaped, and it holds its port until then.
   if [[ $PGRP == "$pid" ]]; then
     kill -KILL -- "-$pid" 2>/dev/null || true
-    for ((i = 0; i < 100; i++)); do group_alive "$pid" || break; sleep 0.1; done
+    for ((i = 0; i < 300; i++)); do group_alive "$pid" || break; sleep 0.1; done
+    group_alive "$pid" && log "$name: process group $pid still alive 30s after SIGKILL"
   else
     kill -KILL "$pid" 2>/dev/null || true
-    for ((i = 0; i < 100; i++)); do pid_of "$pidfile" "$pattern" >/dev/null || break; sleep 0.1; done
+    for ((i = 0; i < 300; i++)); do pid_of "$pidfile" "$pattern" >/dev/null || break; sleep 0.1; done
+    pid_of "$pidfile" "$pattern" >/dev/null && log "$name: pid $pid still alive 30s after SIGKILL"
   fi
   rm -f "$pidfile"
   echo "$name: killed (SIGKILL)"
