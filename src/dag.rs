@@ -572,21 +572,9 @@ impl Dag {
         retries_left: bool,
     ) -> Result<OneTry> {
         let task = self.task(task_id)?;
-        let mut shared = self.run_shared(config);
-        if let Some(remote) = remote_xcom {
-            shared = shared.with_remote_xcom(remote);
-        }
-        let shared = Arc::new(shared);
-        for (t, key, value) in upstream {
-            shared.xcom_set(&t, &key, value);
-        }
+        let shared = self.shared_with(config, upstream, remote_xcom);
         let ctx = Context::new(shared.clone(), task_id.to_string(), try_number.max(1));
-        let span = tracing::info_span!(
-            "dag_run",
-            dag_id = %shared.dag_id,
-            run_id = %shared.run_id,
-            logical_date = %shared.logical_date.to_rfc3339(),
-        );
+        let span = dag_run_span(&shared);
         let result = task.run_one(&ctx, retries_left).instrument(span).await;
         let retryable = match &result {
             Ok(_) => false,
@@ -609,16 +597,8 @@ impl Dag {
         upstream: impl IntoIterator<Item = (String, String, Value)>,
     ) -> Result<Value> {
         let task = self.task(task_id)?;
-        let shared = Arc::new(self.run_shared(config));
-        for (t, key, value) in upstream {
-            shared.xcom_set(&t, &key, value);
-        }
-        let span = tracing::info_span!(
-            "dag_run",
-            dag_id = %shared.dag_id,
-            run_id = %shared.run_id,
-            logical_date = %shared.logical_date.to_rfc3339(),
-        );
+        let shared = self.shared_with(config, upstream, None);
+        let span = dag_run_span(&shared);
         let id = task_id.to_string();
         task.run(|try_number| Context::new(shared.clone(), id.clone(), try_number))
             .instrument(span)
@@ -636,13 +616,31 @@ impl Dag {
         upstream: impl IntoIterator<Item = (String, String, Value)>,
     ) -> Result<(Context, Vec<(String, String)>)> {
         let task = self.task(task_id)?;
-        let shared = Arc::new(self.run_shared(config));
-        for (t, key, value) in upstream {
-            shared.xcom_set(&t, &key, value);
-        }
+        let shared = self.shared_with(config, upstream, None);
         let ctx = Context::new(shared, task_id.to_string(), 1);
         let fields = task.operator.rendered_fields(&ctx)?;
         Ok((ctx, fields))
+    }
+
+    #[cfg(feature = "cli")]
+    /// The state of a run for one task run alone: the run's, with the XComs
+    /// of other tasks from `upstream` (`(task_id, key, value)`), else fetched
+    /// through `remote_xcom`.
+    fn shared_with(
+        &self,
+        config: &RunConfig,
+        upstream: impl IntoIterator<Item = (String, String, Value)>,
+        remote_xcom: Option<RemoteXCom>,
+    ) -> Arc<RunShared> {
+        let mut shared = self.run_shared(config);
+        if let Some(remote) = remote_xcom {
+            shared = shared.with_remote_xcom(remote);
+        }
+        let shared = Arc::new(shared);
+        for (t, key, value) in upstream {
+            shared.xcom_set(&t, &key, value);
+        }
+        shared
     }
 
     #[cfg(feature = "cli")]
@@ -674,12 +672,7 @@ impl Dag {
     /// retries, with the panic message and location in its error (see [`Task`]).
     pub async fn run(&self, config: RunConfig) -> RunReport {
         let shared = Arc::new(self.run_shared(&config));
-        let span = tracing::info_span!(
-            "dag_run",
-            dag_id = %shared.dag_id,
-            run_id = %shared.run_id,
-            logical_date = %shared.logical_date.to_rfc3339(),
-        );
+        let span = dag_run_span(&shared);
         self.run_inner(shared).instrument(span).await
     }
 
@@ -845,6 +838,16 @@ fn mark_upstream_failed(
         });
         stack.extend(downstream[d].iter().copied());
     }
+}
+
+/// The span every task of a run logs under.
+fn dag_run_span(shared: &RunShared) -> tracing::Span {
+    tracing::info_span!(
+        "dag_run",
+        dag_id = %shared.dag_id,
+        run_id = %shared.run_id,
+        logical_date = %shared.logical_date.to_rfc3339(),
+    )
 }
 
 #[cfg(test)]

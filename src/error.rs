@@ -445,11 +445,21 @@ impl fmt::Display for Error {
         } else {
             ""
         };
-        write!(
-            f,
-            "{} failed ({}{exhausted}): {}",
-            self.operation, self.kind, self.message
-        )?;
+        // Task code's own errors (`Error::retryable`, `Error::fail_now`) have the
+        // operation `task` and the kind `task failed`: say it once.
+        if self.kind == ErrorKind::TaskFailed && self.operation == "task" {
+            write!(f, "task failed")?;
+            if self.exhausted {
+                write!(f, " (retries exhausted)")?;
+            }
+            write!(f, ": {}", self.message)?;
+        } else {
+            write!(
+                f,
+                "{} failed ({}{exhausted}): {}",
+                self.operation, self.kind, self.message
+            )?;
+        }
         if !self.context.is_empty() {
             f.write_str(" [")?;
             for (i, (k, v)) in self.context.iter().enumerate() {
@@ -530,6 +540,27 @@ mod tests {
         );
         assert_eq!(e.context("key"), Some("a/b"));
         assert!(!e.is_retryable());
+    }
+
+    #[test]
+    fn task_codes_own_errors_name_their_kind_once() {
+        assert_eq!(
+            Error::retryable("flaky upstream").to_string(),
+            "task failed: flaky upstream"
+        );
+        assert_eq!(
+            Error::fail_now("bad row").with("row", 3).to_string(),
+            "task failed: bad row [row=3]"
+        );
+        assert_eq!(
+            Error::retryable("flaky").exhausted().to_string(),
+            "task failed (retries exhausted): flaky"
+        );
+        // Another operation's task failure keeps its kind.
+        assert_eq!(
+            Error::new(ErrorKind::TaskFailed, "task.execute", "panicked").to_string(),
+            "task.execute failed (task failed): panicked"
+        );
     }
 
     #[test]

@@ -419,13 +419,21 @@ impl Task {
                 }
             }
             Err(err) => {
+                // `will_retry`, not the error's own `exhausted` mark (a hook's
+                // retries): on the runner's last try that read as "retries left".
+                let will_retry = retries_left && self.options.no_retry_reason(err).is_none();
+                let why = self
+                    .options
+                    .no_retry_reason(err)
+                    .unwrap_or(if retries_left { "" } else { "no retries left" });
                 tracing::error!(
                     error = %err,
                     retryable = err.is_retryable(),
-                    exhausted = err.is_exhausted(),
+                    will_retry,
+                    why_not_retried = why,
                     "task try failed"
                 );
-                let (name, cb) = if retries_left && self.options.no_retry_reason(err).is_none() {
+                let (name, cb) = if will_retry {
                     ("on_retry", &self.options.on_retry)
                 } else {
                     ("on_failure", &self.options.on_failure)

@@ -199,12 +199,17 @@ fn a_retryable_failure_is_retried_by_airflow_when_allowed() -> TestResult {
         )?,
         _ => return Err(describe(&o)),
     }
-    ensure(o.logs_containing("task failed").next().is_some(), || {
-        describe(&o)
-    })?;
-    // No retries left: failed.
+    let will_retry = |o: &AirflowOutcome| -> Option<bool> {
+        o.logs_containing("task try failed")
+            .next()?
+            .get("will_retry")?
+            .as_bool()
+    };
+    ensure(will_retry(&o) == Some(true), || describe(&o))?;
+    // No retries left: failed, and the log does not say it will be retried.
     let o = supervise(FakeSupervisor::new("af_demo", "flaky").should_retry(false))?;
-    ensure(o.state() == Some("failed"), || describe(&o))
+    ensure(o.state() == Some("failed"), || describe(&o))?;
+    ensure(will_retry(&o) == Some(false), || describe(&o))
 }
 
 fn a_permanent_failure_fails_even_with_retries_left() -> TestResult {

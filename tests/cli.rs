@@ -27,7 +27,12 @@ fn demo_dag() -> Result<Dag> {
         .params(json!({"factor": 2}));
     let extract = dag.add(Task::from_fn("extract", |ctx| async move {
         ctx.xcom_push("day", json!(ctx.ds()))?;
-        Ok(json!({"n": 21, "try": ctx.try_number()}))
+        let (start, end) = ctx.data_interval();
+        Ok(json!({
+            "interval": [start.to_rfc3339(), end.to_rfc3339()],
+            "n": 21,
+            "try": ctx.try_number(),
+        }))
     }));
     let double = dag.add(Task::from_fn("double", |ctx| async move {
         let n = ctx
@@ -234,7 +239,7 @@ fn upstream_xcoms_from_the_store() -> TestResult {
     let o = env.run(&["tasks", "run", "cli_demo", "extract", "2025-01-08"]);
     ok(&o)?;
     ensure(
-        stdout(&o).trim_end().ends_with(r#"{"n":21,"try":1}"#),
+        stdout(&o).trim_end().ends_with(r#""n":21,"try":1}"#),
         || stdout(&o),
     )?;
     let before = xcom_files(&env.xcom_dir());
@@ -313,6 +318,58 @@ fn tasks_run_takes_the_try_number_and_fails_with_exit_code_1() -> TestResult {
     let o = env.run(&["dags", "test", "cli_demo", "2025-01-08"]);
     ensure(o.status.code() == Some(1), || format!("{:?}", o.status))?;
     ensure(stdout(&o).contains("failed"), || stdout(&o))
+}
+
+/// The arguments the Bash stub DAG passes (`stub_dag::bash_command`): options
+/// first, Airflow's conf and data interval, the ids after `--`.
+fn tasks_run_takes_airflows_conf_and_data_interval() -> TestResult {
+    let env = Env::new();
+    let xcom = env.xcom_dir().display().to_string();
+    let run = |task: &str, conf: &str| {
+        env.run(&[
+            "tasks",
+            "run",
+            "--run-id",
+            "scheduled__1",
+            "--try-number",
+            "1",
+            "--xcom-dir",
+            &xcom,
+            "-c",
+            conf,
+            "--data-interval",
+            "2025-01-06T15:00:00+00:00",
+            "2025-01-08T15:00:00+00:00",
+            "--",
+            "cli_demo",
+            task,
+            "2025-01-06T15:00:00+00:00",
+        ])
+    };
+    let o = run("extract", "{}");
+    ok(&o)?;
+    // Airflow's interval (two days), not the daily schedule's, in the DAG's timezone.
+    ensure(
+        json_of(&o)["interval"]
+            == json!(["2025-01-07T00:00:00+09:00", "2025-01-09T00:00:00+09:00"]),
+        || stdout(&o),
+    )?;
+    let o = run("double", r#"{"factor": 5}"#);
+    ok(&o)?;
+    ensure(json_of(&o)["n"] == json!(105), || stdout(&o))?;
+    let o = env.run(&[
+        "tasks",
+        "run",
+        "--data-interval",
+        "2025-01-08T15:00:00+00:00",
+        "2025-01-06T15:00:00+00:00",
+        "--",
+        "cli_demo",
+        "extract",
+        "2025-01-08",
+    ]);
+    ensure(o.status.code() == Some(1), || format!("{:?}", o.status))?;
+    ensure(stderr(&o).contains("--data-interval ends"), || stderr(&o))
 }
 
 fn bad_input_is_a_clear_error() -> TestResult {
@@ -421,6 +478,10 @@ fn main() -> ExitCode {
         (
             "tasks_run_takes_the_try_number_and_fails_with_exit_code_1",
             tasks_run_takes_the_try_number_and_fails_with_exit_code_1,
+        ),
+        (
+            "tasks_run_takes_airflows_conf_and_data_interval",
+            tasks_run_takes_airflows_conf_and_data_interval,
         ),
         ("bad_input_is_a_clear_error", bad_input_is_a_clear_error),
         ("log_lines_are_one_per_event", log_lines_are_one_per_event),

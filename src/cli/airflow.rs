@@ -440,7 +440,12 @@ async fn serve_inner(
         Ok(()) => ToSupervisor::from(SucceedTask::new(Utc::now())),
         Err(e) => {
             let retry = startup.ti_context.should_retry() && one.retryable;
-            tracing::error!(error = %e, retryable = one.retryable, airflow_retries_left = startup.ti_context.should_retry(), "task failed");
+            // The error itself was logged by the try ("task try failed"); this
+            // line says what Airflow is told.
+            tracing::info!(
+                state = if retry { "up_for_retry" } else { "failed" },
+                "reporting the task's end to Airflow"
+            );
             if retry {
                 ToSupervisor::from(RetryTask {
                     end_date: Utc::now(),

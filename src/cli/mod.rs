@@ -215,6 +215,11 @@ struct RunArgs {
     /// The XCom directory (default: $GUST_XCOM_DIR, else .gust/xcom).
     #[arg(long)]
     xcom_dir: Option<PathBuf>,
+    /// The run's data interval, start and end as RFC 3339 timestamps, as
+    /// Airflow passes them to a BashOperator (default: the schedule's interval
+    /// starting at the logical date).
+    #[arg(long, num_args = 2, value_names = ["START", "END"])]
+    data_interval: Option<Vec<String>>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -304,6 +309,61 @@ fn has_task(dag: &Dag, task_id: &str) -> Result<()> {
     .with("task_id", task_id))
 }
 
+/// `d` in seconds, exact to the nanosecond and no longer: `30`, `1.5`, `0.000000001`.
+fn exact_seconds(d: std::time::Duration) -> String {
+    match d.subsec_nanos() {
+        0 => d.as_secs().to_string(),
+        nanos => {
+            let frac = format!("{nanos:09}");
+            format!("{}.{}", d.as_secs(), frac.trim_end_matches('0'))
+        }
+    }
+}
+
+/// What `tasks render`, `tasks test` and `tasks run` start from: the task's DAG,
+/// the XCom directory, the run the arguments name and its id.
+struct TaskRun<'a> {
+    dag: &'a Dag,
+    task_id: String,
+    store: XComDir,
+    config: RunConfig,
+    run_id: String,
+}
+
+impl<'a> TaskRun<'a> {
+    fn open(
+        dags: &'a [Dag],
+        dag_id: &str,
+        task_id: String,
+        logical_date: Option<&str>,
+        run: &RunArgs,
+    ) -> Result<Self> {
+        let dag = find(dags, dag_id)?;
+        has_task(dag, &task_id)?;
+        let store = XComDir::new(run.xcom_dir.clone());
+        let config = run_config(dag, logical_date, run, &store)?;
+        let run_id = run_id_of(dag, &config)?;
+        Ok(TaskRun {
+            dag,
+            task_id,
+            store,
+            config,
+            run_id,
+        })
+    }
+
+    /// The XComs the store holds for this run, but those of the task itself (a
+    /// try starts without them).
+    fn upstream_xcoms(&self) -> Result<Vec<(String, String, Value)>> {
+        Ok(self
+            .store
+            .read_all(self.dag.dag_id(), &self.run_id)?
+            .into_iter()
+            .filter(|(t, _, _)| *t != self.task_id)
+            .collect())
+    }
+}
+
 fn parse_json(what: &str, text: &str) -> Result<Value> {
     let value: Value = serde_json::from_str(text).map_err(|e| {
         Error::new(
@@ -363,6 +423,30 @@ fn run_config(dag: &Dag, date: Option<&str>, args: &RunArgs, store: &XComDir) ->
         Some(c) => Some(parse_json("--conf", c)?),
         None => stored_conf,
     };
+    if let Some([start, end]) = args.data_interval.as_deref() {
+        let at = |what: &str, text: &str| {
+            DateTime::parse_from_rfc3339(text)
+                .map(|d| d.with_timezone(&tz))
+                .map_err(|e| {
+                    Error::new(
+                        ErrorKind::InvalidInput,
+                        "cli.args",
+                        format!(
+                            "--data-interval {what} {text:?} is not an RFC 3339 timestamp ({e})"
+                        ),
+                    )
+                })
+        };
+        let (start, end) = (at("start", start)?, at("end", end)?);
+        if end < start {
+            return Err(Error::new(
+                ErrorKind::InvalidInput,
+                "cli.args",
+                format!("--data-interval ends ({end}) before it starts ({start})"),
+            ));
+        }
+        config.data_interval = Some((start, end));
+    }
     Ok(config)
 }
 
@@ -440,13 +524,8 @@ async fn tasks_command(dags: &[Dag], command: TasksCommand) -> ExitCode {
             run,
         } => report(
             async {
-                let dag = find(dags, &dag_id)?;
-                has_task(dag, &task_id)?;
-                let store = XComDir::new(run.xcom_dir.clone());
-                let config = run_config(dag, logical_date.as_deref(), &run, &store)?;
-                let run_id = run_id_of(dag, &config)?;
-                let upstream = store.read_all(dag.dag_id(), &run_id)?;
-                render_fields(dag, &task_id, &config, upstream)
+                let t = TaskRun::open(dags, &dag_id, task_id, logical_date.as_deref(), &run)?;
+                render_fields(t.dag, &t.task_id, &t.config, t.upstream_xcoms()?)
             }
             .await,
         ),
@@ -458,12 +537,10 @@ async fn tasks_command(dags: &[Dag], command: TasksCommand) -> ExitCode {
             run,
         } => {
             let result = async {
-                let dag = find(dags, &dag_id)?;
-                has_task(dag, &task_id)?;
-                let store = XComDir::new(run.xcom_dir.clone());
-                let mut config = run_config(dag, logical_date.as_deref(), &run, &store)?;
+                let mut t = TaskRun::open(dags, &dag_id, task_id, logical_date.as_deref(), &run)?;
                 if let Some(tp) = &task_params {
-                    let mut params = config
+                    let mut params = t
+                        .config
                         .params
                         .take()
                         .unwrap_or_else(|| Value::Object(Default::default()));
@@ -472,12 +549,12 @@ async fn tasks_command(dags: &[Dag], command: TasksCommand) -> ExitCode {
                     {
                         base.extend(over);
                     }
-                    config.params = Some(params);
+                    t.config.params = Some(params);
                 }
-                let run_id = run_id_of(dag, &config)?;
-                let upstream = store.read_all(dag.dag_id(), &run_id)?;
-                let upstream = upstream.into_iter().filter(|(t, _, _)| *t != task_id);
-                dag.run_task_with_retries(&task_id, &config, upstream).await
+                let upstream = t.upstream_xcoms()?;
+                t.dag
+                    .run_task_with_retries(&t.task_id, &t.config, upstream)
+                    .await
             }
             .await;
             match result {
@@ -493,28 +570,22 @@ async fn tasks_command(dags: &[Dag], command: TasksCommand) -> ExitCode {
             run,
         } => {
             let result = async {
-                let dag = find(dags, &dag_id)?;
-                has_task(dag, &task_id)?;
-                let store = XComDir::new(run.xcom_dir.clone());
-                let config = run_config(dag, logical_date.as_deref(), &run, &store)?;
-                let run_id = run_id_of(dag, &config)?;
+                let t = TaskRun::open(dags, &dag_id, task_id, logical_date.as_deref(), &run)?;
+                let (dag, store, run_id) = (t.dag.dag_id(), &t.store, &t.run_id);
                 let try_number = try_number
                     .or_else(|| std::env::var("AIRFLOW_CTX_TRY_NUMBER").ok()?.parse().ok())
                     .unwrap_or(1);
-                let upstream: Vec<_> = store
-                    .read_all(dag.dag_id(), &run_id)?
-                    .into_iter()
-                    .filter(|(t, _, _)| *t != task_id)
-                    .collect();
-                if store.read_run(dag.dag_id(), &run_id)?.is_none() {
-                    store.write_run(dag.dag_id(), &run_id, &StoredRun::of(&config))?;
+                let upstream = t.upstream_xcoms()?;
+                if store.read_run(dag, run_id)?.is_none() {
+                    store.write_run(dag, run_id, &StoredRun::of(&t.config))?;
                 }
-                store.clear_task(dag.dag_id(), &run_id, &task_id)?;
-                let one = dag
-                    .run_one_try(&task_id, &config, try_number, upstream, None, false)
+                store.clear_task(dag, run_id, &t.task_id)?;
+                let one = t
+                    .dag
+                    .run_one_try(&t.task_id, &t.config, try_number, upstream, None, false)
                     .await?;
                 for (key, value) in &one.xcoms {
-                    store.write(dag.dag_id(), &run_id, &task_id, key, value)?;
+                    store.write(dag, run_id, &t.task_id, key, value)?;
                 }
                 one.result
             }

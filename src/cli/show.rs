@@ -56,8 +56,7 @@ fn schedule_text(schedule: &Schedule) -> String {
 /// `1d2h`, `1m30s`, `1.5s`, `0s`: short and exact.
 fn duration_text(d: Duration) -> String {
     if d.subsec_nanos() != 0 {
-        let frac = format!("{:09}", d.subsec_nanos());
-        return format!("{}.{}s", d.as_secs(), frac.trim_end_matches('0'));
+        return format!("{}s", super::exact_seconds(d));
     }
     let mut secs = d.as_secs();
     if secs == 0 {

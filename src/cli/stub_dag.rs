@@ -16,7 +16,7 @@
 //!   which reaches connections, variables and XComs through the supervisor.
 //! * [`StubMode::Bash`] (Airflow < 3.3, also 3.3 without a coordinator): one
 //!   `BashOperator` per task that runs
-//!   `BINARY tasks run DAG TASK LOGICAL_DATE --run-id … --try-number … --xcom-dir DIR`.
+//!   `BINARY tasks run --run-id … --try-number … --xcom-dir DIR -c CONF --data-interval … -- DAG TASK LOGICAL_DATE`.
 //!   Its limits:
 //!   * one XCom per task, `return_value`, and a **string**: `do_xcom_push`
 //!     pushes the last stdout line, the JSON the binary prints last; Python
@@ -350,18 +350,28 @@ fn schedule(schedule: &Schedule, tz: &str) -> String {
     }
 }
 
-/// `BINARY tasks run DAG TASK 'LOGICAL_DATE' --run-id 'RUN_ID' --try-number N --xcom-dir 'DIR'`
-/// as a Jinja template for the shell. The logical date falls back to the
-/// run's `run_after`: an Airflow 3 run triggered without a logical date has
-/// none, and `logical_date` is then missing from the context.
+/// `BINARY tasks run --run-id 'RUN_ID' --try-number N --xcom-dir 'DIR' -c 'CONF'
+/// [--data-interval 'START' 'END'] -- DAG TASK 'LOGICAL_DATE'` as a Jinja
+/// template for the shell.
+///
+/// - The logical date falls back to the run's `run_after`: an Airflow 3 run
+///   triggered without a logical date has none, and `logical_date` is then
+///   missing from the context (and so is the data interval).
+/// - The data interval and `dag_run.conf` are Airflow's, so templates render as
+///   they would in coordinator mode. Jinja's `tojson` escapes `'`, so the conf
+///   stays one single-quoted shell word.
+/// - The ids come after `--`: an id starting with `-` is not an option.
 fn bash_command(binary: &str, xcom_dir: &str, dag_id: &str, task_id: &str) -> String {
     format!(
-        "{} tasks run {} {} '{{{{ (dag_run.logical_date or dag_run.run_after) | ts }}}}' \
-         --run-id '{{{{ run_id }}}}' --try-number {{{{ ti.try_number }}}} --xcom-dir {}",
+        "{} tasks run --run-id '{{{{ run_id }}}}' --try-number {{{{ ti.try_number }}}} \
+         --xcom-dir {} -c '{{{{ (dag_run.conf or {{}}) | tojson }}}}' \
+         {{% if data_interval_start %}}--data-interval '{{{{ data_interval_start | ts }}}}' \
+         '{{{{ data_interval_end | ts }}}}' {{% endif %}}\
+         -- {} {} '{{{{ (dag_run.logical_date or dag_run.run_after) | ts }}}}'",
         jinja_text(&sh_quote(binary)),
+        jinja_text(&sh_quote(xcom_dir)),
         jinja_text(&sh_word(dag_id)),
         jinja_text(&sh_word(task_id)),
-        jinja_text(&sh_quote(xcom_dir)),
     )
 }
 
@@ -387,14 +397,7 @@ fn jinja_text(s: &str) -> String {
 
 /// `timedelta(seconds=N)`, exact to the nanosecond (`seconds=1.5`).
 fn py_timedelta(d: Duration) -> String {
-    let secs = d.as_secs();
-    let nanos = d.subsec_nanos();
-    if nanos == 0 {
-        format!("timedelta(seconds={secs})")
-    } else {
-        let frac = format!("{nanos:09}");
-        format!("timedelta(seconds={secs}.{})", frac.trim_end_matches('0'))
-    }
+    format!("timedelta(seconds={})", super::exact_seconds(d))
 }
 
 /// A Python identifier for `id`: ASCII letters, digits and `_` kept, anything
@@ -841,9 +844,11 @@ etl()
         let cmd = bash_command("/opt/pipe", "/x com", "gust.etl", "load.v2-final");
         assert_eq!(
             cmd,
-            "'/opt/pipe' tasks run gust.etl load.v2-final \
-             '{{ (dag_run.logical_date or dag_run.run_after) | ts }}' --run-id '{{ run_id }}' \
-             --try-number {{ ti.try_number }} --xcom-dir '/x com'"
+            "'/opt/pipe' tasks run --run-id '{{ run_id }}' --try-number {{ ti.try_number }} \
+             --xcom-dir '/x com' -c '{{ (dag_run.conf or {}) | tojson }}' \
+             {% if data_interval_start %}--data-interval '{{ data_interval_start | ts }}' \
+             '{{ data_interval_end | ts }}' {% endif %}\
+             -- gust.etl load.v2-final '{{ (dag_run.logical_date or dag_run.run_after) | ts }}'"
         );
         let file = python(&sample(), &bash());
         assert_eq!(file.matches("        do_xcom_push=True,\n").count(), 8);
@@ -1000,21 +1005,27 @@ etl()
         let Some(py) = airflow_python() else { return };
         let report = airflow_report(&py, &bash(), "gust_stub_bash.py");
         assert_common(&report, json!(true), json!(false));
-        let argv = |dag: &str, task: &str, date: &str| {
-            json!([
+        let argv = |dag: &str, task: &str, date: &str, interval: Option<(&str, &str)>| {
+            let mut argv = json!([
                 BINARY,
                 "tasks",
                 "run",
-                dag,
-                task,
-                date,
                 "--run-id",
                 "scheduled__2024-01-02T15:00:00+00:00",
                 "--try-number",
                 "3",
                 "--xcom-dir",
                 XCOM_DIR,
-            ])
+                "-c",
+                // Jinja's tojson: sorted keys, `'` escaped.
+                r#"{"k": "it\u0027s", "n": 1}"#,
+            ]);
+            let a = argv.as_array_mut().unwrap();
+            if let Some((start, end)) = interval {
+                a.extend([json!("--data-interval"), json!(start), json!(end)]);
+            }
+            a.extend([json!("--"), json!(dag), json!(task), json!(date)]);
+            argv
         };
         for (dag_id, dag) in report["dags"].as_object().unwrap() {
             for (id, t) in dag["tasks"].as_object().unwrap() {
@@ -1023,13 +1034,19 @@ etl()
                 assert_eq!(t["skip_on_exit_code"], json!([99]), "{id}");
                 assert_eq!(
                     t["argv"],
-                    argv(dag_id, id, "2024-01-02T15:00:00+00:00"),
+                    argv(
+                        dag_id,
+                        id,
+                        "2024-01-02T15:00:00+00:00",
+                        Some(("2024-01-02T15:00:00+00:00", "2024-01-03T15:00:00+00:00"))
+                    ),
                     "{id}"
                 );
-                // A run without a logical date (Airflow 3) passes its run_after.
+                // A run without a logical date (Airflow 3) passes its run_after
+                // and no data interval.
                 assert_eq!(
                     t["argv_without_logical_date"],
-                    argv(dag_id, id, "2024-01-03T15:00:07+00:00"),
+                    argv(dag_id, id, "2024-01-03T15:00:07+00:00", None),
                     "{id}"
                 );
             }

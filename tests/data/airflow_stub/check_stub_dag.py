@@ -52,14 +52,25 @@ LOGICAL_DATE = dt.datetime(2024, 1, 2, 15, 0, tzinfo=dt.timezone.utc)
 RUN_AFTER = dt.datetime(2024, 1, 3, 15, 0, 7, tzinfo=dt.timezone.utc)
 
 
+# A conf with a single quote: the command must keep it one shell word.
+CONF = {"k": "it's", "n": 1}
+
+
 def render_argv(dag, task, logical_date):
     context = {
-        "dag_run": types.SimpleNamespace(logical_date=logical_date, run_after=RUN_AFTER),
+        "dag_run": types.SimpleNamespace(
+            logical_date=logical_date, run_after=RUN_AFTER, conf=CONF
+        ),
         "run_id": "scheduled__2024-01-02T15:00:00+00:00",
         "ti": types.SimpleNamespace(try_number=3),
+        # Airflow 3 has no data interval for a run without a logical date.
+        "data_interval_start": None,
+        "data_interval_end": None,
     }
     if logical_date is not None:
         context["logical_date"] = logical_date
+        context["data_interval_start"] = logical_date
+        context["data_interval_end"] = logical_date + dt.timedelta(days=1)
     env = dag.get_template_env()
     rendered = env.from_string(task.bash_command).render(**context)
     return shlex.split(rendered)
