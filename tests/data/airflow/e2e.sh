@@ -126,9 +126,18 @@ env "$PIPELINE_ENV" "$BUNDLE" airflow stub-dag --queue gust --output "$DAG_FILE"
 grep -q "^${DAG_ID}_dag = " "$DAG_FILE" || fail "the generated $DAG_FILE has no DAG ${DAG_ID}_dag"
 cat "$PYTHON_TASKS" >>"$DAG_FILE"
 
+# An airflow CLI command, bounded: a hang fails the script (with diagnostics)
+# instead of the test.
+cli() { # log file name, then the command's arguments
+    local name=$1
+    shift
+    timeout 600 "$AIRFLOW_BIN" "$@" >>"$WORK/$name.log" 2>&1 ||
+        fail "airflow $1 $2 failed or took over 600 s (exit $?; log: $WORK/$name.log)"
+}
+
 T0=$(date +%s)
 log "airflow db migrate (AIRFLOW_HOME=$AIRFLOW_HOME, port $PORT)"
-"$AIRFLOW_BIN" db migrate >"$WORK/db-migrate.log" 2>&1
+cli db-migrate db migrate
 
 start() { # name, then env assignments and the command
     local name=$1
@@ -157,12 +166,12 @@ PYEOF
 }
 
 log "airflow dags reserialize"
-"$AIRFLOW_BIN" dags reserialize >"$WORK/reserialize.log" 2>&1
+cli reserialize dags reserialize
 errors=$(sql "select filename, stacktrace from import_error")
 [ "$errors" = "[]" ] || fail "Airflow could not import the DAG file: $errors"
 [ "$(sql "select dag_id from serialized_dag where dag_id=?" "$DAG_ID")" != "[]" ] ||
     fail "DAG $DAG_ID is not in Airflow's serialized_dag table after reserialize"
-"$AIRFLOW_BIN" dags unpause "$DAG_ID" >"$WORK/unpause.log" 2>&1
+cli unpause dags unpause "$DAG_ID"
 # Wait for the api-server, its Execution API included, before triggering: the
 # workers' first PATCH /run otherwise waits for it (their client retries).
 for path in api/v2/monitor/health execution/health; do
@@ -182,7 +191,7 @@ RESULTS=$WORK/runs.jsonl
 for i in $(seq 1 "$RUNS"); do
     run_id=gust_e2e_$i
     log "triggering run $run_id of $DAG_ID"
-    "$AIRFLOW_BIN" dags trigger "$DAG_ID" --run-id "$run_id" >>"$WORK/trigger.log" 2>&1
+    cli trigger dags trigger "$DAG_ID" --run-id "$run_id"
     started=$(date +%s)
     state=none
     while :; do
