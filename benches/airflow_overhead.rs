@@ -117,15 +117,22 @@ fn main() -> ExitCode {
         .output()
         .expect("running e2e.sh");
     assert!(out.status.success(), "e2e.sh failed: {}", out.status);
-    let doc: Value = serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|e| panic!("e2e.sh output: {e}\n{}", String::from_utf8_lossy(&out.stdout)));
+    let doc: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "e2e.sh output: {e}\n{}",
+            String::from_utf8_lossy(&out.stdout)
+        )
+    });
 
     let intervals = [
         ("scheduled → end", "scheduled_dttm"),
         ("queued → end", "queued_dttm"),
         ("start → end", "start_date"),
     ];
-    let tasks = [("gust `noop` (@task.stub)", "noop"), ("Python `py_noop` (@task)", "py_noop")];
+    let tasks = [
+        ("gust `noop` (@task.stub)", "noop"),
+        ("Python `py_noop` (@task)", "py_noop"),
+    ];
     // samples[task][interval]: ms per run.
     let mut samples = vec![vec![Vec::new(); intervals.len()]; tasks.len()];
     for run in doc["runs"].as_array().expect("runs") {

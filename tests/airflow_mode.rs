@@ -829,7 +829,11 @@ fn a_real_airflow_runs_the_bundle_end_to_end() -> TestResult {
         task_logs.sort();
         for path in task_logs {
             let log = std::fs::read_to_string(&path).unwrap_or_default();
-            let name = path.strip_prefix(&logs).unwrap_or(&path).display().to_string();
+            let name = path
+                .strip_prefix(&logs)
+                .unwrap_or(&path)
+                .display()
+                .to_string();
             text += &format!("\n--- task log {name} (last lines)\n{}\n", tail(&log, 25));
         }
         text
@@ -855,10 +859,9 @@ fn a_real_airflow_runs_the_bundle_end_to_end() -> TestResult {
     };
     // The generated gust tasks ran on the coordinator's queue.
     for task in ["extract", "transform", "noop", "flaky", "broken"] {
-        ensure(
-            tis.get(task).is_some_and(|t| t["queue"] == "gust"),
-            || explain(&format!("{task} is not a gust stub task: {shown}")),
-        )?;
+        ensure(tis.get(task).is_some_and(|t| t["queue"] == "gust"), || {
+            explain(&format!("{task} is not a gust stub task: {shown}"))
+        })?;
     }
     // The only leaf (`done`, all_done) succeeded, so the run did.
     ensure(run["run_state"] == "success", || explain(&shown))?;
