@@ -845,6 +845,19 @@ fn a_real_airflow_runs_the_bundle_end_to_end() -> TestResult {
         .map_err(|e| explain(&format!("{e}: {}", String::from_utf8_lossy(&out.stdout))))?;
     let run = &doc["runs"][0];
     let shown = serde_json::to_string_pretty(&doc).unwrap_or_default();
+    // The DAG file Airflow ran is the generated stub, byte for byte, then the
+    // appended Python tasks.
+    let generated = std::process::Command::new(std::env::current_exe().map_err(|e| e.to_string())?)
+        .env(PIPELINE, "e2e")
+        .args(["airflow", "stub-dag", "--queue", "gust"])
+        .output()
+        .map_err(|e| e.to_string())?;
+    let appended = std::fs::read(data.join("e2e_python_tasks.py")).map_err(|e| e.to_string())?;
+    let dag_file = std::fs::read(work.join("dags/af_e2e.py")).map_err(|e| e.to_string())?;
+    ensure(
+        generated.status.success() && dag_file == [generated.stdout, appended].concat(),
+        || explain("dags/af_e2e.py is not the generated stub DAG followed by e2e_python_tasks.py"),
+    )?;
     ensure(run["run_id"] == "gust_e2e_1", || explain(&shown))?;
     let tis: std::collections::BTreeMap<String, Value> = run["task_instances"]
         .as_array()
