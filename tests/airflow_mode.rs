@@ -20,13 +20,9 @@ use gust::testing::{AirflowOutcome, FakeSupervisor};
 
 const PIPELINE: &str = "GUST_TEST_PIPELINE";
 
-fn dag() -> Result<Dag> {
-    let mut dag = Dag::builder("af_demo")
-        .schedule(Schedule::Daily)
-        .timezone(chrono_tz::Asia::Seoul)
-        .params(json!({"factor": 2}));
-    let extract = dag.add(Task::from_fn("extract", |ctx| async move {
-        // A variable and a connection that only Airflow defines.
+/// `extract`: a variable and a connection that only Airflow defines, two XComs.
+fn extract() -> Task {
+    Task::from_fn("extract", |ctx| async move {
         let n: i64 = Variable::get("af_n")?
             .parse()
             .map_err(|_| Error::fail_now("af_n is not a number"))?;
@@ -34,8 +30,12 @@ fn dag() -> Result<Dag> {
         tracing::info!(password = db.password().unwrap_or_default(), "connected");
         ctx.xcom_push("day", json!(ctx.ds()))?;
         Ok(json!({"n": n, "host": db.host(), "try": ctx.try_number()}))
-    }));
-    let transform = dag.add(Task::from_fn("transform", |ctx| async move {
+    })
+}
+
+/// `transform`: extract's XCom times `params.factor`, and a rendered template.
+fn transform() -> Task {
+    Task::from_fn("transform", |ctx| async move {
         let n = ctx
             .xcom_pull("extract")
             .and_then(|v| v["n"].as_i64())
@@ -44,23 +44,70 @@ fn dag() -> Result<Dag> {
             "{{ ds }} {{ params.factor }} {{ run_id }} {{ ti.xcom_pull(task_ids='extract', key='day') }} {{ data_interval_end.strftime('%Y-%m-%d') }}",
         )?;
         Ok(json!({"n": n * ctx.params()["factor"].as_i64().unwrap_or(1), "rendered": rendered}))
-    }));
-    dag.add(Task::from_fn("flaky", |_| async {
+    })
+}
+
+/// `flaky`: a retryable error every try.
+fn flaky() -> Task {
+    Task::from_fn("flaky", |_| async {
         Err::<Value, _>(Error::retryable("the endpoint answered 503"))
-    }));
-    dag.add(Task::from_fn("broken", |_| async {
+    })
+}
+
+/// `broken`: a permanent error.
+fn broken() -> Task {
+    Task::from_fn("broken", |_| async {
         Err::<Value, _>(Error::fail_now("the input is malformed"))
-    }));
+    })
+}
+
+/// `noop`: does nothing; tier 3 and benches/airflow_overhead.rs compare
+/// Airflow's per-task overhead of it with a Python no-op's.
+fn noop() -> Task {
+    Task::from_fn("noop", |_| async { Ok(Value::Null) })
+}
+
+fn dag() -> Result<Dag> {
+    let mut dag = Dag::builder("af_demo")
+        .schedule(Schedule::Daily)
+        .timezone(chrono_tz::Asia::Seoul)
+        .params(json!({"factor": 2}));
+    let extract = dag.add(extract());
+    let transform = dag.add(transform());
+    dag.add(flaky());
+    dag.add(broken());
     dag.add(Task::from_fn("needs_conn", |ctx| async move {
         ctx.connection("af_missing")?;
         Ok(Value::Null)
     }));
-    // Does nothing: tier 3 measures Airflow's per-task overhead with it.
-    dag.add(Task::from_fn("noop", |_| async { Ok(Value::Null) }));
+    dag.add(noop());
     dag.add(Task::from_fn("slow", |_| async {
         tokio::time::sleep(Duration::from_secs(120)).await;
         Ok(Value::Null)
     }));
+    let _ = &extract >> &transform;
+    dag.build()
+}
+
+/// Tier 3's DAG (`GUST_TEST_PIPELINE=e2e`): only the tasks a real Airflow runs,
+/// no schedule (one triggered run), Airflow's retry policy set here so the
+/// generated stub carries it: `flaky` gets one retry, `broken` two it must not
+/// use. tests/data/airflow/e2e.sh writes its stub DAG with `airflow stub-dag`
+/// and appends the Python tasks of tests/data/airflow/e2e_python_tasks.py.
+fn e2e_dag() -> Result<Dag> {
+    let retry = |n| {
+        TaskOptions::default()
+            .retries(n)
+            .retry_delay(Duration::from_secs(1))
+    };
+    let mut dag = Dag::builder("af_e2e")
+        .schedule(Schedule::None)
+        .params(json!({"factor": 2}));
+    let extract = dag.add(extract());
+    let transform = dag.add(transform());
+    dag.add(noop());
+    dag.add(flaky().with_options(retry(1)));
+    dag.add(broken().with_options(retry(2)));
     let _ = &extract >> &transform;
     dag.build()
 }
@@ -70,8 +117,9 @@ fn pipeline() -> ExitCode {
         .enable_all()
         .build()
         .expect("a tokio runtime");
+    let e2e = std::env::var(PIPELINE).as_deref() == Ok("e2e");
     rt.block_on(async {
-        match dag() {
+        match if e2e { e2e_dag() } else { dag() } {
             Ok(d) => gust::cli::main([d]).await,
             Err(e) => {
                 eprintln!("error: {e}");
@@ -706,16 +754,24 @@ fn airflows_coordinator_serves_upstream_xcoms_to_transform() -> TestResult {
 }
 
 // ---------------------------------------------------------------------------
-// Tier 3 (opt-in, GUST_AIRFLOW_E2E=1): a real Airflow 3.3.2 on 127.0.0.1 —
-// SQLite, LocalExecutor, api-server + scheduler + dag-processor — runs one
-// triggered run of `af_demo` (tests/data/airflow/e2e.sh), the gust tasks being
-// `@task.stub(queue="gust")` that this binary, packed, executes.
+// Tier 3 (GUST_AIRFLOW_E2E=1; .ci/run sets it): a real Airflow 3.3.2 on
+// 127.0.0.1 — SQLite, LocalExecutor, api-server + scheduler + dag-processor —
+// runs one triggered run of `af_e2e` (tests/data/airflow/e2e.sh): the stub DAG
+// this binary generates (`airflow stub-dag`, used as is; its gust tasks are
+// `@task.stub(queue="gust")` that this binary, packed, executes) with the
+// Python tasks of tests/data/airflow/e2e_python_tasks.py appended.
 // ---------------------------------------------------------------------------
 
 /// A task instance's timestamp as SQLite holds it (UTC, no zone).
 fn ti_time(ti: &Value, field: &str) -> Option<chrono::NaiveDateTime> {
     let s = ti[field].as_str()?;
     chrono::NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M:%S%.f").ok()
+}
+
+/// The last `n` lines of `text`.
+fn tail(text: &str, n: usize) -> String {
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
 }
 
 fn a_real_airflow_runs_the_bundle_end_to_end() -> TestResult {
@@ -726,29 +782,64 @@ fn a_real_airflow_runs_the_bundle_end_to_end() -> TestResult {
     let Some(c) = coordinator()? else {
         return Err("GUST_AIRFLOW_E2E=1 needs GUST_AIRFLOW_PYTHON".into());
     };
+    // The e2e pipeline's bundle, alone in its executables_root.
+    let bundle = c.dir.path().join("e2e-bundles/af_e2e");
     let work = c.dir.path().join("e2e");
-    std::fs::create_dir_all(&work).map_err(|e| e.to_string())?;
-    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/airflow/e2e.sh");
+    for dir in [bundle.parent().unwrap(), &work] {
+        std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
+    }
+    let out = std::process::Command::new(std::env::current_exe().map_err(|e| e.to_string())?)
+        .env(PIPELINE, "e2e")
+        .args(["airflow", "pack", "--output"])
+        .arg(&bundle)
+        .output()
+        .map_err(|e| e.to_string())?;
+    ensure(out.status.success(), || {
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    })?;
+    let data = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/airflow");
     let started = Instant::now();
-    let mut cmd = std::process::Command::new("bash");
-    cmd.arg(script)
-        .arg(c.dir.path().join("bundles/af_demo"))
+    let out = std::process::Command::new("bash")
+        .arg(data.join("e2e.sh"))
+        .arg(&bundle)
         .arg(&work)
-        .env("GUST_AIRFLOW_PYTHON", &c.python);
-    let out = cmd.output().map_err(|e| format!("running e2e.sh: {e}"))?;
+        .arg("af_e2e")
+        .arg(data.join("e2e_python_tasks.py"))
+        .env("GUST_AIRFLOW_PYTHON", &c.python)
+        .env("GUST_E2E_PIPELINE_ENV", format!("{PIPELINE}=e2e"))
+        .output()
+        .map_err(|e| format!("running e2e.sh: {e}"))?;
     let wall = started.elapsed();
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    // On failure: the script's progress and the tail of every process's log.
+    let logs = work.join("home/logs/dag_id=af_e2e/run_id=gust_e2e_1");
+    let read = |task: &str, attempt: u32| {
+        std::fs::read_to_string(logs.join(format!("task_id={task}/attempt={attempt}.log")))
+            .unwrap_or_default()
+    };
+    // On failure: the script's progress (with its own diagnostics if it
+    // failed), the tail of every server's log and of every task log.
     let explain = |what: &str| {
-        let mut text = format!("{what}\n--- e2e.sh stderr\n{stderr}");
+        let mut text = format!("{what}\n--- e2e.sh stderr\n{}", tail(&stderr, 400));
         for name in ["scheduler", "api-server", "dag-processor", "trigger"] {
             let log = std::fs::read_to_string(work.join(format!("{name}.log"))).unwrap_or_default();
-            let tail: Vec<&str> = log.lines().rev().take(40).collect();
-            text += &format!("\n--- {name}.log (last lines)\n");
-            for line in tail.into_iter().rev() {
-                text += line;
-                text.push('\n');
-            }
+            text += &format!("\n--- {name}.log (last lines)\n{}\n", tail(&log, 40));
+        }
+        let mut task_logs: Vec<_> = std::fs::read_dir(&logs)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .flat_map(|d| std::fs::read_dir(d.path()).into_iter().flatten().flatten())
+            .map(|f| f.path())
+            .collect();
+        task_logs.sort();
+        for path in task_logs {
+            let log = std::fs::read_to_string(&path).unwrap_or_default();
+            let name = path
+                .strip_prefix(&logs)
+                .unwrap_or(&path)
+                .display()
+                .to_string();
+            text += &format!("\n--- task log {name} (last lines)\n{}\n", tail(&log, 25));
         }
         text
     };
@@ -757,7 +848,23 @@ fn a_real_airflow_runs_the_bundle_end_to_end() -> TestResult {
     })?;
     let doc: Value = serde_json::from_slice(&out.stdout)
         .map_err(|e| explain(&format!("{e}: {}", String::from_utf8_lossy(&out.stdout))))?;
-    let tis: std::collections::BTreeMap<String, Value> = doc["task_instances"]
+    let run = &doc["runs"][0];
+    let shown = serde_json::to_string_pretty(&doc).unwrap_or_default();
+    // The DAG file Airflow ran is the generated stub, byte for byte, then the
+    // appended Python tasks.
+    let generated = std::process::Command::new(std::env::current_exe().map_err(|e| e.to_string())?)
+        .env(PIPELINE, "e2e")
+        .args(["airflow", "stub-dag", "--queue", "gust"])
+        .output()
+        .map_err(|e| e.to_string())?;
+    let appended = std::fs::read(data.join("e2e_python_tasks.py")).map_err(|e| e.to_string())?;
+    let dag_file = std::fs::read(work.join("dags/af_e2e.py")).map_err(|e| e.to_string())?;
+    ensure(
+        generated.status.success() && dag_file == [generated.stdout, appended].concat(),
+        || explain("dags/af_e2e.py is not the generated stub DAG followed by e2e_python_tasks.py"),
+    )?;
+    ensure(run["run_id"] == "gust_e2e_1", || explain(&shown))?;
+    let tis: std::collections::BTreeMap<String, Value> = run["task_instances"]
         .as_array()
         .into_iter()
         .flatten()
@@ -768,16 +875,22 @@ fn a_real_airflow_runs_the_bundle_end_to_end() -> TestResult {
             .and_then(|t| t["state"].as_str())
             .unwrap_or("")
     };
-    let shown = serde_json::to_string_pretty(&doc).unwrap_or_default();
+    // The generated gust tasks ran on the coordinator's queue.
+    for task in ["extract", "transform", "noop", "flaky", "broken"] {
+        ensure(tis.get(task).is_some_and(|t| t["queue"] == "gust"), || {
+            explain(&format!("{task} is not a gust stub task: {shown}"))
+        })?;
+    }
     // The only leaf (`done`, all_done) succeeded, so the run did.
-    ensure(doc["run_state"] == "success", || explain(&shown))?;
+    ensure(run["run_state"] == "success", || explain(&shown))?;
     for task in ["extract", "transform", "noop", "check", "py_noop", "done"] {
         ensure(state(task) == "success", || {
             explain(&format!("{task}: {shown}"))
         })?;
     }
-    // Retried by Airflow once (retries=1), then failed; `broken` fails at once
-    // although Airflow would allow 2 retries: the error is permanent.
+    // Retried by Airflow once (the stub's retries=1, from the gust task's
+    // options), then failed; `broken` fails at once although Airflow would
+    // allow 2 retries: the error is permanent.
     ensure(
         state("flaky") == "failed" && tis["flaky"]["try_number"] == 2,
         || explain(&shown),
@@ -790,11 +903,6 @@ fn a_real_airflow_runs_the_bundle_end_to_end() -> TestResult {
         explain(&shown)
     })?;
     // The task logs Airflow wrote hold gust's own log lines.
-    let logs = work.join("home/logs/dag_id=af_demo/run_id=gust_e2e");
-    let read = |task: &str, attempt: u32| {
-        std::fs::read_to_string(logs.join(format!("task_id={task}/attempt={attempt}.log")))
-            .unwrap_or_default()
-    };
     let extract = read("extract", 1);
     ensure(
         extract.contains("\"connected\"") && !extract.contains("af-pw-91c2e"),
@@ -809,7 +917,8 @@ fn a_real_airflow_runs_the_bundle_end_to_end() -> TestResult {
         explain(&read("check", 1))
     })?;
     // Not asserted (timing): Airflow's per-task overhead, a gust no-op vs a
-    // Python no-op in the same run.
+    // Python no-op in the same run (benches/airflow_overhead.rs measures it
+    // over many runs).
     for task in ["noop", "py_noop"] {
         let ti = &tis[task];
         let (q, s, e) = (
@@ -828,8 +937,9 @@ fn a_real_airflow_runs_the_bundle_end_to_end() -> TestResult {
         );
     }
     println!(
-        "airflow e2e: run {} s, script {} s, test wall {:.1} s",
-        doc["run_seconds"],
+        "airflow e2e: Airflow up in {} s, run {} s, script {} s, test wall {:.1} s",
+        doc["startup_seconds"],
+        run["seconds"],
         doc["total_seconds"],
         wall.as_secs_f64()
     );

@@ -451,7 +451,7 @@ fn the_checked_in_stub_dag_is_current() -> TestResult {
         .find("@dag(\n    dag_id=\"quickstart\"")
         .ok_or_else(|| generated.clone())?;
     let end = generated[start..]
-        .find("\nquickstart()\n")
+        .find("\nquickstart_dag = quickstart()\n")
         .map(|e| start + e)
         .ok_or_else(|| generated.clone())?;
     ensure(checked_in.contains(&generated[start..end]), || {

@@ -6,7 +6,12 @@
 //! task per gust task, the same edges, and each task's `retries`,
 //! `retry_delay`, `retry_exponential_backoff`, `max_retry_delay` and
 //! `execution_timeout`. It is generated, deterministic and not meant to be
-//! edited: regenerate it whenever the gust DAG changes.
+//! edited: regenerate it whenever the gust DAG changes. Each DAG object is
+//! bound to a module-level name (`etl_dag = etl()` for DAG `etl`), so Python
+//! tasks can be added to a generated DAG by appending a block to the file
+//! (`with etl_dag: …`, the gust tasks looked up with `etl_dag.get_task(id)`)
+//! instead of editing it; Tier 3 of the tests does so
+//! (`tests/data/airflow/e2e_python_tasks.py`).
 //!
 //! Two modes, for two generations of Airflow:
 //!
@@ -110,8 +115,9 @@ pub(crate) fn python(dags: &[DagDescription], mode: &StubMode) -> String {
     let mut module_names = Names::new();
     for desc in dags {
         let fn_name = module_names.take(&identifier(&desc.dag_id));
+        let dag_var = module_names.take(&format!("{fn_name}_dag"));
         out.push_str("\n\n");
-        dag_block(&mut out, desc, &fn_name, mode);
+        dag_block(&mut out, desc, &fn_name, &dag_var, mode);
     }
     out
 }
@@ -196,7 +202,16 @@ struct TaskNames {
     var: String,
 }
 
-fn dag_block(out: &mut String, desc: &DagDescription, fn_name: &str, mode: &StubMode) {
+/// One `@dag` function and its call, the DAG object bound to `dag_var` at
+/// module level: Airflow finds it there, and code appended to the file can add
+/// tasks to it (`with etl_dag: …`) without editing the generated ones.
+fn dag_block(
+    out: &mut String,
+    desc: &DagDescription,
+    fn_name: &str,
+    dag_var: &str,
+    mode: &StubMode,
+) {
     let tz = py_str(desc.timezone.name());
     let (y, m, d) = START_DATE;
     out.push_str("@dag(\n");
@@ -292,7 +307,7 @@ fn dag_block(out: &mut String, desc: &DagDescription, fn_name: &str, mode: &Stub
     while out.ends_with("\n\n") {
         out.pop();
     }
-    let _ = write!(out, "\n\n{fn_name}()\n");
+    let _ = write!(out, "\n\n{dag_var} = {fn_name}()\n");
 }
 
 /// The retry keyword arguments of one task. `retry_exponential_backoff` is a
@@ -761,7 +776,7 @@ def etl():
     extract_task >> load_v2_task
 
 
-etl()
+etl_dag = etl()
 "#,
             env!("CARGO_PKG_VERSION")
         );
@@ -798,7 +813,11 @@ etl()
                 );
             }
             assert_eq!(file.matches("@dag(\n").count(), 3);
-            for call in ["\ngust_sample_etl()\n", "\ngust_every()\n", "\nempty()\n"] {
+            for call in [
+                "\ngust_sample_etl_dag = gust_sample_etl()\n",
+                "\ngust_every_dag = gust_every()\n",
+                "\nempty_dag = empty()\n",
+            ] {
                 assert!(file.contains(call), "{call}");
             }
             let (second, class, task, load, load2, korean) = match mode {

@@ -65,4 +65,4 @@ def quickstart():
     daily_summary_task >> report_task
 
 
-quickstart()
+quickstart_dag = quickstart()
