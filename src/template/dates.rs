@@ -102,10 +102,17 @@ impl DateObj {
         let dt = match self.tz {
             Some(tz) => match tz.from_local_datetime(&local) {
                 LocalResult::Single(d) | LocalResult::Ambiguous(d, _) => d.fixed_offset(),
-                LocalResult::None => match tz.from_local_datetime(&(local + Duration::hours(1))) {
-                    LocalResult::Single(d) | LocalResult::Ambiguous(d, _) => d.fixed_offset(),
-                    LocalResult::None => return Err(invalid("time does not exist in the zone")),
-                },
+                LocalResult::None => {
+                    let later = local
+                        .checked_add_signed(Duration::hours(1))
+                        .ok_or_else(|| invalid("date value out of range"))?;
+                    match tz.from_local_datetime(&later) {
+                        LocalResult::Single(d) | LocalResult::Ambiguous(d, _) => d.fixed_offset(),
+                        LocalResult::None => {
+                            return Err(invalid("time does not exist in the zone"));
+                        }
+                    }
+                }
             },
             None => self
                 .dt
@@ -134,9 +141,12 @@ impl DateObj {
     /// absolute shift (a Python `datetime` adds everything to the wall time).
     fn add_units(&self, u: &Units) -> Result<DateObj, Error> {
         let local = self.local();
-        let date = add_months(local.date(), u.years * 12 + u.months)?;
-        let date = date
-            .checked_add_signed(Duration::days(u.weeks * 7 + u.days))
+        let date = add_months(
+            local.date(),
+            u.years.saturating_mul(12).saturating_add(u.months),
+        )?;
+        let date = Duration::try_days(u.weeks.saturating_mul(7).saturating_add(u.days))
+            .and_then(|days| date.checked_add_signed(days))
             .ok_or_else(|| invalid("date value out of range"))?;
         let moved = self.with_local(date.and_time(local.time()))?;
         moved.shifted(u.time_micros)
@@ -194,10 +204,13 @@ impl DateObj {
             ),
             "day" => (d.and_hms_opt(0, 0, 0), d.and_hms_opt(23, 59, 59)),
             "week" => {
-                let monday = d - Duration::days(i64::from(d.weekday().num_days_from_monday()));
+                let monday = d.checked_sub_signed(Duration::days(i64::from(
+                    d.weekday().num_days_from_monday(),
+                )));
+                let sunday = monday.and_then(|m| m.checked_add_signed(Duration::days(6)));
                 (
-                    monday.and_hms_opt(0, 0, 0),
-                    (monday + Duration::days(6)).and_hms_opt(23, 59, 59),
+                    monday.and_then(|m| m.and_hms_opt(0, 0, 0)),
+                    sunday.and_then(|s| s.and_hms_opt(23, 59, 59)),
                 )
             }
             "month" => {
@@ -282,7 +295,9 @@ fn offset_text(secs: i32, colon: bool) -> String {
 
 /// `date` + `months` calendar months, the day clamped to the month's end.
 fn add_months(d: NaiveDate, months: i64) -> Result<NaiveDate, Error> {
-    let total = i64::from(d.year()) * 12 + i64::from(d.month0()) + months;
+    let total = (i64::from(d.year()) * 12 + i64::from(d.month0()))
+        .checked_add(months)
+        .ok_or_else(|| invalid("year out of range"))?;
     let year = i32::try_from(total.div_euclid(12)).map_err(|_| invalid("year out of range"))?;
     let month = u32::try_from(total.rem_euclid(12) + 1).unwrap_or(1);
     let last = days_in_month(year, month).ok_or_else(|| invalid("year out of range"))?;
@@ -686,11 +701,22 @@ pub(crate) struct Delta {
     interval: Option<(DateObj, DateObj)>,
 }
 
+/// Python's `timedelta` range: under a billion days either way.
+const DELTA_LIMIT: i128 = 1_000_000_000 * MICROS_PER_DAY;
+
 impl Delta {
     fn new(micros: i128) -> Delta {
         Delta {
             micros,
             interval: None,
+        }
+    }
+
+    /// A timedelta of `micros`, or Python's `OverflowError` beyond its range.
+    fn checked(micros: Option<i128>) -> Result<Value, Error> {
+        match micros {
+            Some(m) if m.abs() < DELTA_LIMIT => Ok(Value::from_object(Delta::new(m))),
+            _ => Err(invalid("timedelta out of range (under 1e9 days)")),
         }
     }
 
@@ -736,8 +762,7 @@ impl Delta {
         let total = exact
             .checked_add(micros.round() as i128)
             .ok_or_else(|| invalid("timedelta out of range"))?;
-        // Python's limit: ±999999999 days.
-        if total.abs() >= 1_000_000_000 * MICROS_PER_DAY {
+        if total.abs() >= DELTA_LIMIT {
             return Err(invalid("timedelta out of range"));
         }
         Ok(Delta::new(total))
@@ -890,12 +915,10 @@ impl RelDelta {
     /// dateutil's `_fix`: carries each unit into the next larger one.
     fn fix(&mut self) {
         fn carry(small: &mut i64, big: &mut i64, limit: i64) {
-            if small.abs() >= limit {
-                let s = small.signum();
-                let (div, rem) = ((*small * s) / limit, (*small * s) % limit);
-                *small = rem * s;
-                *big = big.saturating_add(div * s);
-            }
+            // Truncating division keeps both parts on the sign of `small`, as
+            // dateutil's divmod on the absolute value does.
+            *big = big.saturating_add(*small / limit);
+            *small %= limit;
         }
         carry(&mut self.microseconds, &mut self.seconds, 1_000_000);
         carry(&mut self.seconds, &mut self.minutes, 60);
@@ -921,7 +944,11 @@ impl RelDelta {
     /// the day clamped to the month's end, then the rest as a timedelta.
     fn apply(&self, d: &DateObj) -> Result<DateObj, Error> {
         let l = d.local();
-        let year = self.year.unwrap_or(i64::from(l.year())) + self.years;
+        let year = self
+            .year
+            .unwrap_or(i64::from(l.year()))
+            .checked_add(self.years)
+            .ok_or_else(|| invalid("year is out of range"))?;
         let mut month = self.month.unwrap_or(i64::from(l.month()));
         let mut year = year;
         if self.months != 0 {
@@ -1065,7 +1092,7 @@ pub(crate) fn add(a: &Value, b: &Value) -> Result<Option<Value>, Error> {
         }
         (_, _, Some(t), _) => match (b_date, b_day, b_delta) {
             (Some(_), ..) | (_, Some(_), _) => add(b, a),
-            (_, _, Some(u)) => Ok(Some(Value::from_object(Delta::new(t.micros + u.micros)))),
+            (_, _, Some(u)) => Delta::checked(t.micros.checked_add(u.micros)).map(Some),
             _ => Ok(None),
         },
         (_, _, _, Some(_)) if b_date.is_some() || b_day.is_some() => add(b, a),

@@ -46,8 +46,8 @@ impl Object for Macros {
                     return Ok(Value::from(ds));
                 }
                 let date = parse_ds(ds)?;
-                let shifted = date
-                    .checked_add_signed(Duration::days(days))
+                let shifted = Duration::try_days(days)
+                    .and_then(|d| date.checked_add_signed(d))
                     .ok_or_else(|| invalid(format!("ds_add({ds:?}, {days}) is out of range")))?;
                 Ok(Value::from(shifted.format("%Y-%m-%d").to_string()))
             }

@@ -8,15 +8,28 @@
 //! |---|---|
 //! | `ds`, `ds_nodash` | `2025-01-08`, `20250108` |
 //! | `ts`, `ts_nodash` | `2025-01-08T00:00:00+09:00`, `20250108T000000` |
-//! | `logical_date` | an object: `{{ logical_date.strftime('%Y/%m') }}`, `.year`, `.month`, `.day`, `.hour`, `.isoformat()` |
+//! | `logical_date` | a pendulum-like date; `{{ logical_date }}` prints as Python's `str()`: `2025-01-08 00:00:00+09:00` |
+//! | date fields and methods | `.year` … `.microsecond`, `.int_timestamp`, `.day_of_week`, `.day_of_year`, `strftime`, `isoformat()`, `timestamp()`, `weekday()`, `isoweekday()`, `date()`, `replace(day=1)`, `in_timezone('UTC')`/`in_tz`, `add(days=1)`, `subtract(months=1)`, `start_of('month')`, `end_of('week')`, `format('YYYY-MM-DD')`, `to_date_string()`, `to_datetime_string()`, `to_iso8601_string()`, `diff_for_humans()` |
 //! | `data_interval_start`, `data_interval_end` | same kind of object |
 //! | `run_id`, `dag_id`, `task_id`, `params` | from the run and the task |
 //! | `var.value.<key>`, `var.json.<key>` | `AIRFLOW_VAR_<KEY>` as text / parsed JSON |
 //! | `conn.<conn_id>.host` (`login`, `port`, `schema`, `conn_type`, `extra_dejson`) | from `AIRFLOW_CONN_<CONN_ID>` |
 //! | `macros.ds_add(ds, n)`, `macros.ds_format(ds, in, out)` | `2025-01-15`, reformatted dates |
-//! | Python methods on values | `params.get('days', 7)`, `var.value.get('k', 'default')`, `params.items()` (keys sorted), `ds.replace('-', '')`, `.upper()`, `.startswith(…)` |
+//! | `macros.datetime(2025, 1, 1)`, `.now()`, `.strptime(…)`; `macros.timedelta(days=1)` (`.days`, `.total_seconds()`); `macros.dateutil.relativedelta.relativedelta(months=1)`, `macros.dateutil.parser.parse('2025-03-04T05:06')`; `macros.time.time()`, `macros.uuid.uuid4()`, `macros.random()`, `macros.json.dumps(…)`, `macros.datetime_diff_for_humans(a, b)` | Python's values, printed as Python prints them (`1 day, 0:00:00`, `relativedelta(months=+1)`) |
+//! | Python's operators | `logical_date - macros.timedelta(days=1)`, `data_interval_end - data_interval_start` (`.days`), date `+ relativedelta`, `'%02d' % logical_date.month`, `'%s_%s' % (ds_nodash, params.x)`, `-7 % 3` = 2, `'a' + 'b'`, `'-' * 3` (see below) |
+//! | Python methods on values | `params.get('days', 7)`, `var.value.get('k', 'default')`, `params.items()` (keys sorted), `ds.replace('-', '')`, `.upper()`, `.startswith(…)`, `'{}-{}'.format(…)` |
 //! | filters `ds`, `ds_nodash`, `ts`, `ts_nodash`, `ts_nodash_with_tz` on a date | `{{ data_interval_end \| ds }}` → `2025-01-09`; `ts_nodash_with_tz` → `20250108T000000+0900` |
 //! | `ti.xcom_pull(task_ids='train')`, `ti.xcom_pull('train', key='k')` | an upstream task's XCom (its return value by default) in this run; one task id, not a list; a missing XCom is an error naming it (Airflow renders `None`) |
+//!
+//! **Rendered as on Airflow.** `tests/template_parity.rs` renders 175 cases that
+//! Airflow 3.3.2's own templater rendered (`tests/data/templates/gen_template_parity.py`)
+//! and compares. Values print as Python's `str()` (`True`, `None`, `['a', 'b']`,
+//! `1.0`). minijinja has no operator overloading, so Python's `+`, `-`, `*`, `%`
+//! (and a unary `-` before an attribute chain) are rewritten in the source, with
+//! minijinja's own parser, into calls of functions with Python's semantics — see
+//! `pyops`. Deliberately unsupported (an error, never another answer): integers
+//! beyond 128 bits, `relativedelta(weekday=…)` and its two-dates form, free-form
+//! `parser.parse`, `macros.ds_format_locale`.
 //!
 //! **Dates are timezone-aware.** `ds` is the calendar date of the logical date *in the
 //! DAG's timezone*: a run at 2025-01-08 00:00 Asia/Seoul has `ds = 2025-01-08`.
