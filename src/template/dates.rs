@@ -15,7 +15,7 @@ use chrono::{
     TimeZone, Timelike,
 };
 use chrono_tz::Tz;
-use minijinja::value::{Kwargs, Object, ObjectRepr, Value, from_args};
+use minijinja::value::{DynObject, Kwargs, Object, ObjectRepr, Value, from_args};
 use minijinja::{Error, ErrorKind, State};
 
 pub(crate) fn invalid(msg: impl Into<String>) -> Error {
@@ -363,6 +363,12 @@ impl Object for DateObj {
         ObjectRepr::Plain
     }
 
+    /// Dates compare by the instant, whatever their zones (`==`, `<`, sorting).
+    fn custom_cmp(self: &Arc<Self>, other: &DynObject) -> Option<std::cmp::Ordering> {
+        let other = other.downcast_ref::<Self>()?;
+        Some(self.utc_micros().cmp(&other.utc_micros()))
+    }
+
     fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
         let l = self.local();
         Some(Value::from(match key.as_str()? {
@@ -634,6 +640,10 @@ impl Object for DateOnly {
         ObjectRepr::Plain
     }
 
+    fn custom_cmp(self: &Arc<Self>, other: &DynObject) -> Option<std::cmp::Ordering> {
+        Some(self.0.cmp(&other.downcast_ref::<Self>()?.0))
+    }
+
     fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
         let d = self.0;
         Some(Value::from(match key.as_str()? {
@@ -802,6 +812,10 @@ impl fmt::Display for Delta {
 impl Object for Delta {
     fn repr(self: &Arc<Self>) -> ObjectRepr {
         ObjectRepr::Plain
+    }
+
+    fn custom_cmp(self: &Arc<Self>, other: &DynObject) -> Option<std::cmp::Ordering> {
+        Some(self.micros.cmp(&other.downcast_ref::<Self>()?.micros))
     }
 
     fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
