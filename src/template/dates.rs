@@ -1281,6 +1281,12 @@ pub(crate) fn filter_text(v: &Value, f: impl Fn(&DateObj) -> String) -> Option<S
         .map(|d| f(&DateObj::naive(d.0.and_time(NaiveTime::MIN))))
 }
 
+/// `date.isoformat()` when `v` is a date without a time.
+pub(crate) fn date_only_iso(v: &Value) -> Option<String> {
+    v.downcast_object_ref::<DateOnly>()
+        .map(|d| d.0.format("%Y-%m-%d").to_string())
+}
+
 /// The filters' formats, on a date object.
 pub(crate) fn ds(d: &DateObj) -> String {
     d.local().format("%Y-%m-%d").to_string()

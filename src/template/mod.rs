@@ -21,7 +21,7 @@
 //! | filters `ds`, `ds_nodash`, `ts`, `ts_nodash`, `ts_nodash_with_tz` on a date | `{{ data_interval_end \| ds }}` → `2025-01-09`; `ts_nodash_with_tz` → `20250108T000000+0900` |
 //! | `ti.xcom_pull(task_ids='train')`, `ti.xcom_pull('train', key='k')` | an upstream task's XCom (its return value by default) in this run; one task id, not a list; a missing XCom is an error naming it (Airflow renders `None`) |
 //!
-//! **Rendered as on Airflow.** `tests/template_parity.rs` renders 178 cases that
+//! **Rendered as on Airflow.** `tests/template_parity.rs` renders 179 cases that
 //! Airflow 3.3.2's own templater rendered (`tests/data/templates/gen_template_parity.py`)
 //! and compares. Values print as Python's `str()` (`True`, `None`, `['a', 'b']`,
 //! `1.0`). minijinja has no operator overloading, so Python's `+`, `-`, `*`, `%`
@@ -136,12 +136,19 @@ impl TemplateEngine {
         env.add_filter("ds_nodash", |v: Value| {
             date_filter(&v, "ds_nodash", dates::ds_nodash)
         });
-        env.add_filter("ts", |v: Value| date_filter(&v, "ts", dates::ts));
+        // On a date without a time, `ts` is Python's `date.isoformat()`.
+        env.add_filter("ts", |v: Value| match dates::date_only_iso(&v) {
+            Some(iso) => Ok(iso),
+            None => date_filter(&v, "ts", dates::ts),
+        });
         env.add_filter("ts_nodash", |v: Value| {
             date_filter(&v, "ts_nodash", dates::ts_nodash)
         });
         env.add_filter("ts_nodash_with_tz", |v: Value| {
-            date_filter(&v, "ts_nodash_with_tz", dates::ts_nodash_with_tz)
+            match dates::date_only_iso(&v) {
+                Some(iso) => Ok(iso.replace('-', "")),
+                None => date_filter(&v, "ts_nodash_with_tz", dates::ts_nodash_with_tz),
+            }
         });
         TemplateEngine {
             env: Arc::new(env),
