@@ -40,10 +40,10 @@ pub(crate) fn split_args(args: &[Value]) -> Result<(&[Value], Kwargs), Error> {
 }
 
 fn int_arg(v: &Value, what: &str) -> Result<i64, Error> {
-    if v.is_integer() || v.kind() == minijinja::value::ValueKind::Bool {
-        if let Some(i) = v.as_i64() {
-            return Ok(i);
-        }
+    if (v.is_integer() || v.kind() == minijinja::value::ValueKind::Bool)
+        && let Some(i) = v.as_i64()
+    {
+        return Ok(i);
     }
     Err(invalid(format!("{what} must be an integer, not {v}")))
 }
@@ -1116,20 +1116,17 @@ pub(crate) fn add(a: &Value, b: &Value) -> Result<Option<Value>, Error> {
 
 /// `a - b` for dates and durations; `None` when neither is one.
 pub(crate) fn sub(a: &Value, b: &Value) -> Result<Option<Value>, Error> {
-    if let Some(t) = b.downcast_object_ref::<Delta>() {
-        if a.downcast_object_ref::<Delta>().is_some()
-            || a.downcast_object_ref::<DateObj>().is_some()
-            || a.downcast_object_ref::<DateOnly>().is_some()
-        {
-            return add(a, &Value::from_object(Delta::new(-t.micros)));
-        }
+    let a_is_date = a.downcast_object_ref::<DateObj>().is_some()
+        || a.downcast_object_ref::<DateOnly>().is_some();
+    if let Some(t) = b.downcast_object_ref::<Delta>()
+        && (a_is_date || a.downcast_object_ref::<Delta>().is_some())
+    {
+        return add(a, &Value::from_object(Delta::new(-t.micros)));
     }
-    if let Some(r) = b.downcast_object_ref::<RelDelta>() {
-        if a.downcast_object_ref::<DateObj>().is_some()
-            || a.downcast_object_ref::<DateOnly>().is_some()
-        {
-            return add(a, &Value::from_object(r.neg()));
-        }
+    if let Some(r) = b.downcast_object_ref::<RelDelta>()
+        && a_is_date
+    {
+        return add(a, &Value::from_object(r.neg()));
     }
     if let (Some(x), Some(y)) = (
         a.downcast_object_ref::<DateObj>(),
@@ -1208,10 +1205,10 @@ pub(crate) fn datetime_ctor(args: &[Value]) -> Result<Value, Error> {
 
 /// `datetime.strptime(text, format)`: naive, or aware when the format has `%z`.
 pub(crate) fn strptime(text: &str, fmt: &str) -> Result<Value, Error> {
-    if fmt.contains("%z") {
-        if let Ok(d) = DateTime::parse_from_str(text, fmt) {
-            return Ok(Value::from_object(DateObj::fixed(d)));
-        }
+    if fmt.contains("%z")
+        && let Ok(d) = DateTime::parse_from_str(text, fmt)
+    {
+        return Ok(Value::from_object(DateObj::fixed(d)));
     }
     let parsed = NaiveDateTime::parse_from_str(text, fmt)
         .or_else(|_| NaiveDate::parse_from_str(text, fmt).map(|d| d.and_time(NaiveTime::MIN)))

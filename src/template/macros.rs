@@ -24,7 +24,7 @@ impl Object for Macros {
         Some(Value::from_object(match key.as_str()? {
             "datetime" => Module::Datetime,
             "dateutil" => Module::Dateutil,
-            "relativedelta" => Module::RelativedeltaModule,
+            "relativedelta" => Module::Relativedelta,
             "parser" => Module::Parser,
             "time" => Module::Time,
             "uuid" => Module::Uuid,
@@ -90,7 +90,7 @@ fn parse_ds(ds: &str) -> Result<NaiveDate, Error> {
 enum Module {
     Datetime,
     Dateutil,
-    RelativedeltaModule,
+    Relativedelta,
     Parser,
     Time,
     Uuid,
@@ -100,9 +100,7 @@ enum Module {
 impl Object for Module {
     fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
         match (**self, key.as_str()?) {
-            (Module::Dateutil, "relativedelta") => {
-                Some(Value::from_object(Module::RelativedeltaModule))
-            }
+            (Module::Dateutil, "relativedelta") => Some(Value::from_object(Module::Relativedelta)),
             (Module::Dateutil, "parser") => Some(Value::from_object(Module::Parser)),
             _ => None,
         }
@@ -135,7 +133,7 @@ impl Object for Module {
                 let (text,): (&str,) = from_args(args)?;
                 dates::parse_date(text)
             }
-            (Module::RelativedeltaModule, "relativedelta") => {
+            (Module::Relativedelta, "relativedelta") => {
                 RelDelta::from_args(args).map(Value::from_object)
             }
             (Module::Time, "time") => {

@@ -457,10 +457,11 @@ pub(crate) fn add(a: &Value, b: &Value) -> Result<Value, Error> {
         (Some(x), Some(y)) => return Ok(Value::from(float(x) + float(y))),
         _ => {}
     }
-    if let (Some(x), Some(y)) = (a.as_str(), b.as_str()) {
-        if a.kind() == ValueKind::String && b.kind() == ValueKind::String {
-            return Ok(Value::from(format!("{x}{y}")));
-        }
+    if a.kind() == ValueKind::String
+        && b.kind() == ValueKind::String
+        && let (Some(x), Some(y)) = (a.as_str(), b.as_str())
+    {
+        return Ok(Value::from(format!("{x}{y}")));
     }
     if a.kind() == ValueKind::Seq && b.kind() == ValueKind::Seq {
         let items: Vec<Value> = a.try_iter()?.chain(b.try_iter()?).collect();
