@@ -21,7 +21,7 @@
 //! | filters `ds`, `ds_nodash`, `ts`, `ts_nodash`, `ts_nodash_with_tz` on a date | `{{ data_interval_end \| ds }}` → `2025-01-09`; `ts_nodash_with_tz` → `20250108T000000+0900` |
 //! | `ti.xcom_pull(task_ids='train')`, `ti.xcom_pull('train', key='k')` | an upstream task's XCom (its return value by default) in this run; one task id, not a list; a missing XCom is an error naming it (Airflow renders `None`) |
 //!
-//! **Rendered as on Airflow.** `tests/template_parity.rs` renders 179 cases that
+//! **Rendered as on Airflow.** `tests/template_parity.rs` renders 183 cases that
 //! Airflow 3.3.2's own templater rendered (`tests/data/templates/gen_template_parity.py`)
 //! and compares. Values print as Python's `str()` (`True`, `None`, `['a', 'b']`,
 //! `1.0`). minijinja has no operator overloading, so Python's `+`, `-`, `*`, `%`
