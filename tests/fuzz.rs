@@ -196,6 +196,17 @@ fn templates() {
         b"{{ ds }} {{ macros.ds_add(ds, -7) }} {{ logical_date.strftime('%Y-%m') }} {% if params.x %}{{ params.x }}{% endif %}"
             .to_vec(),
     );
+    // Every case of the Airflow parity test (operators, macros, pendulum methods,
+    // `%` formatting), each alone.
+    let parity: serde_json::Value =
+        serde_json::from_slice(&read("tests/data/templates/template_parity.json")).unwrap();
+    corpus.extend(
+        parity["cases"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["template"].as_str().unwrap().as_bytes().to_vec()),
+    );
     let engine = TemplateEngine::default();
     let vars = TemplateVars {
         logical_date: chrono::TimeZone::with_ymd_and_hms(

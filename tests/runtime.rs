@@ -359,7 +359,7 @@ async fn data_interval_and_run_id_follow_the_schedule_and_timezone() {
         .await;
     assert_eq!(
         report.xcom("show").unwrap(),
-        "manual__2025-01-08T00:00:00+09:00|2025-01-08T00:00:00+09:00|2025-01-09T00:00:00+09:00|2025-01-08"
+        "manual__2025-01-08T00:00:00+09:00|2025-01-08 00:00:00+09:00|2025-01-09 00:00:00+09:00|2025-01-08"
     );
 }
 

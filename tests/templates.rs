@@ -162,3 +162,44 @@ async fn ti_xcom_pull_reads_an_upstream_tasks_xcom() {
         "{error}"
     );
 }
+
+// Issue #15: Python's operators work in `.sql` files and their `{% include %}`s
+// too (the loader rewrites them), and errors there keep their file and line.
+#[test]
+fn python_operators_in_sql_files_and_includes() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("outer.sql"),
+        "-- month {{ '%02d' % logical_date.month }}\n{% include 'inner.sql' %}\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("inner.sql"),
+        "SELECT '{{ (logical_date - macros.timedelta(days=1)).strftime('%Y-%m-%d') }}'\n\
+         -- 100% sure: a % outside a tag is text\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("bad.sql"),
+        "SELECT 1\n-- x\n  + {{ params.nope - 1 }}\n",
+    )
+    .unwrap();
+    let ctx = Context::builder("d", "t")
+        .logical_date(
+            chrono_tz::UTC
+                .with_ymd_and_hms(2025, 3, 1, 0, 0, 0)
+                .unwrap(),
+        )
+        .template_search_path(dir.path())
+        .build();
+    assert_eq!(
+        ctx.render("outer.sql").unwrap(),
+        "-- month 03\nSELECT '2025-02-28'\n-- 100% sure: a % outside a tag is text\n\n"
+    );
+    let err = ctx.render("bad.sql").unwrap_err();
+    let text = err.to_string();
+    assert!(
+        text.contains("template bad.sql line 3: undefined variable 'params.nope'"),
+        "{text}"
+    );
+}
