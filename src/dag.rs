@@ -717,10 +717,10 @@ impl Dag {
             let report = match joined {
                 Ok((outcome, duration)) => TaskReport {
                     task_id,
-                    state: if outcome.result.is_ok() {
-                        TaskState::Success
-                    } else {
-                        TaskState::Failed
+                    state: match &outcome.result {
+                        Ok(_) => TaskState::Success,
+                        Err(e) if e.is_skip() => TaskState::Skipped,
+                        Err(_) => TaskState::Failed,
                     },
                     tries: outcome.tries,
                     duration,
@@ -752,17 +752,31 @@ impl Dag {
                     }
                 }
             };
-            let succeeded = report.state == TaskState::Success;
+            let state = report.state;
             states[i] = Some(report);
-            if succeeded {
-                for &d in &dag.downstream[i] {
-                    waiting[d] -= 1;
-                    if waiting[d] == 0 && states[d].is_none() {
-                        ready.insert(0, d);
+            match state {
+                TaskState::Success => {
+                    for &d in &dag.downstream[i] {
+                        waiting[d] -= 1;
+                        if waiting[d] == 0 && states[d].is_none() {
+                            ready.insert(0, d);
+                        }
                     }
                 }
-            } else {
-                mark_upstream_failed(i, &dag.downstream, &mut states, &dag.tasks);
+                TaskState::Skipped => mark_downstream(
+                    i,
+                    TaskState::Skipped,
+                    &dag.downstream,
+                    &mut states,
+                    &dag.tasks,
+                ),
+                _ => mark_downstream(
+                    i,
+                    TaskState::UpstreamFailed,
+                    &dag.downstream,
+                    &mut states,
+                    &dag.tasks,
+                ),
             }
         }
 
@@ -816,22 +830,38 @@ impl Dag {
     }
 }
 
-fn mark_upstream_failed(
-    failed: usize,
+/// Marks every task downstream of `from` that has not run `state`
+/// (`upstream_failed` or `skipped`), as Airflow's `all_success` trigger rule
+/// does. A failure wins over a skip: a task skipped because one upstream
+/// skipped becomes `upstream_failed` when another upstream fails.
+fn mark_downstream(
+    from: usize,
+    state: TaskState,
     downstream: &[Vec<usize>],
     states: &mut [Option<TaskReport>],
     tasks: &[Arc<Task>],
 ) {
-    let mut stack = downstream[failed].clone();
+    let mut stack = downstream[from].clone();
     let mut seen = HashSet::new();
     while let Some(d) = stack.pop() {
-        if !seen.insert(d) || states[d].is_some() {
+        let overridable = match &states[d] {
+            None => true,
+            // Skipped for an upstream's skip (it never ran).
+            Some(r) => {
+                state == TaskState::UpstreamFailed && r.state == TaskState::Skipped && r.tries == 0
+            }
+        };
+        if !seen.insert(d) || !overridable {
             continue;
         }
-        tracing::warn!(task_id = %tasks[d].task_id, "upstream failed");
+        if state == TaskState::UpstreamFailed {
+            tracing::warn!(task_id = %tasks[d].task_id, "upstream failed");
+        } else {
+            tracing::info!(task_id = %tasks[d].task_id, "skipped: a task upstream was skipped");
+        }
         states[d] = Some(TaskReport {
             task_id: tasks[d].task_id.clone(),
-            state: TaskState::UpstreamFailed,
+            state,
             tries: 0,
             duration: Duration::ZERO,
             error: None,

@@ -47,6 +47,9 @@ pub enum ErrorKind {
     Unsupported,
     /// A task (usually a closure task) reported failure.
     TaskFailed,
+    /// A task skipped itself ([`Error::skip`], Airflow's `AirflowSkipException`):
+    /// not a failure; the task ends `skipped`.
+    Skipped,
     /// Local I/O failed.
     Io,
 }
@@ -67,6 +70,7 @@ impl ErrorKind {
             ErrorKind::Cancelled => "cancelled",
             ErrorKind::Unsupported => "unsupported",
             ErrorKind::TaskFailed => "task failed",
+            ErrorKind::Skipped => "skipped",
             ErrorKind::Io => "i/o",
         }
     }
@@ -123,6 +127,27 @@ impl Error {
     /// A failure reported by task code that must not be retried (Airflow's `AirflowFailException`).
     pub fn fail_now(message: impl Into<String>) -> Self {
         Error::new(ErrorKind::TaskFailed, "task", message).with_retryable(false)
+    }
+
+    /// Task code skipping its task (Airflow's `AirflowSkipException`): the task
+    /// ends `skipped`, is not retried, calls no failure callback, and the tasks
+    /// downstream of it are skipped too (Airflow's `all_success` trigger rule).
+    /// A run whose tasks all succeeded or were skipped succeeds.
+    ///
+    /// ```
+    /// use gust::{Error, ErrorKind};
+    /// let e = Error::skip("no new files today");
+    /// assert_eq!(e.kind(), ErrorKind::Skipped);
+    /// assert!(!e.is_retryable());
+    /// assert_eq!(e.to_string(), "task skipped: no new files today");
+    /// ```
+    pub fn skip(message: impl Into<String>) -> Self {
+        Error::new(ErrorKind::Skipped, "task", message).with_retryable(false)
+    }
+
+    /// Whether this is a task skipping itself ([`Error::skip`]).
+    pub fn is_skip(&self) -> bool {
+        self.kind == ErrorKind::Skipped
     }
 
     /// Adds one piece of target context, e.g. `.with("conn_id", "pg")` or `.with("table", t)`.
@@ -447,7 +472,9 @@ impl fmt::Display for Error {
         };
         // Task code's own errors (`Error::retryable`, `Error::fail_now`) have the
         // operation `task` and the kind `task failed`: say it once.
-        if self.kind == ErrorKind::TaskFailed && self.operation == "task" {
+        if self.kind == ErrorKind::Skipped && self.operation == "task" {
+            write!(f, "task skipped: {}", self.message)?;
+        } else if self.kind == ErrorKind::TaskFailed && self.operation == "task" {
             write!(f, "task failed")?;
             if self.exhausted {
                 write!(f, " (retries exhausted)")?;

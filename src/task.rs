@@ -11,6 +11,10 @@
 //! timeout is tried again. Task code chooses with [`Error::retryable`] and
 //! [`Error::fail_now`].
 //!
+//! Task code that finds nothing to do returns [`Error::skip`] (Airflow's
+//! `AirflowSkipException`): the task ends `skipped` after one try, calls no
+//! callback, and the tasks downstream of it are skipped too.
+//!
 //! An error that a hook already retried and gave up on ([`Error::is_exhausted`],
 //! e.g. an MLflow call that failed 4 times) is not retried by the task either, so
 //! the attempts of the two layers do not multiply; [`TaskOptions::retry_exhausted`]
@@ -352,6 +356,14 @@ impl Task {
                         result: Ok(value),
                     };
                 }
+                // Skipping is not failing: no retry, no failure callback.
+                Err(err) if err.is_skip() => {
+                    tracing::info!(reason = %err, "task skipped");
+                    return TaskOutcome {
+                        tries: try_number,
+                        result: Err(err),
+                    };
+                }
                 Err(err)
                     if self.options.no_retry_reason(&err).is_none() && try_number < max_tries =>
                 {
@@ -418,6 +430,7 @@ impl Task {
                     guard_callback("on_success", || cb(ctx, value));
                 }
             }
+            Err(err) if err.is_skip() => tracing::info!(reason = %err, "task skipped"),
             Err(err) => {
                 // `will_retry`, not the error's own `exhausted` mark (a hook's
                 // retries): on the runner's last try that read as "retries left".

@@ -81,6 +81,14 @@ fn dag() -> Result<Dag> {
         Ok(Value::Null)
     }));
     dag.add(noop());
+    // Skips itself (after pushing an XCom), retries left or not.
+    dag.add(
+        Task::from_fn("skipper", |ctx| async move {
+            ctx.xcom_push("seen", json!(true))?;
+            Err::<Value, _>(Error::skip("nothing to do today"))
+        })
+        .with_options(TaskOptions::default().retries(3)),
+    );
     dag.add(Task::from_fn("slow", |_| async {
         tokio::time::sleep(Duration::from_secs(120)).await;
         Ok(Value::Null)
@@ -270,6 +278,22 @@ fn a_permanent_failure_fails_even_with_retries_left() -> TestResult {
     ensure(o.xcoms_set.is_empty(), || describe(&o))
 }
 
+/// A task that skips itself ends `skipped`, not retried even when Airflow
+/// has retries left; its explicitly pushed XCom is kept, as in Airflow.
+fn a_skip_ends_the_task_skipped() -> TestResult {
+    let o = supervise(
+        FakeSupervisor::new("af_demo", "skipper")
+            .should_retry(true)
+            .max_tries(4),
+    )?;
+    ensure(o.state() == Some("skipped"), || describe(&o))?;
+    ensure(o.xcom("seen") == Some(&json!(true)), || describe(&o))?;
+    ensure(o.xcom("return_value").is_none(), || describe(&o))?;
+    ensure(o.logs_containing("task skipped").next().is_some(), || {
+        describe(&o)
+    })
+}
+
 fn an_unknown_dag_or_task_is_removed() -> TestResult {
     for (dag, task) in [("af_demo", "ghost"), ("other_dag", "extract")] {
         let o = supervise(FakeSupervisor::new(dag, task))?;
@@ -397,7 +421,7 @@ fn metadata_and_pack() -> TestResult {
         manifest
             .dags
             .get("af_demo")
-            .is_some_and(|d| d.tasks.len() == 7 && d.tasks.contains(&"transform".to_string())),
+            .is_some_and(|d| d.tasks.len() == 8 && d.tasks.contains(&"transform".to_string())),
         || text.clone(),
     )?;
     let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
@@ -967,6 +991,7 @@ fn main() -> ExitCode {
             "a_permanent_failure_fails_even_with_retries_left",
             a_permanent_failure_fails_even_with_retries_left,
         ),
+        ("a_skip_ends_the_task_skipped", a_skip_ends_the_task_skipped),
         (
             "an_unknown_dag_or_task_is_removed",
             an_unknown_dag_or_task_is_removed,

@@ -53,6 +53,9 @@ fn demo_dag() -> Result<Dag> {
     dag.add(Task::from_fn("fail", |_| async {
         Err::<Value, _>(Error::fail_now("this task always fails"))
     }));
+    dag.add(Task::from_fn("skip", |_| async {
+        Err::<Value, _>(Error::skip("no new data"))
+    }));
     let _ = &extract >> &double >> &query;
     dag.build()
 }
@@ -317,7 +320,13 @@ fn tasks_run_takes_the_try_number_and_fails_with_exit_code_1() -> TestResult {
     ensure(stderr(&o).contains("this task always fails"), || stderr(&o))?;
     let o = env.run(&["dags", "test", "cli_demo", "2025-01-08"]);
     ensure(o.status.code() == Some(1), || format!("{:?}", o.status))?;
-    ensure(stdout(&o).contains("failed"), || stdout(&o))
+    ensure(stdout(&o).contains("failed"), || stdout(&o))?;
+    // A task that skips itself: exit code 99, the stub DAG's skip_on_exit_code.
+    let o = env.run(&["tasks", "run", "cli_demo", "skip", "2025-01-08"]);
+    ensure(o.status.code() == Some(99), || format!("{:?}", o.status))?;
+    ensure(stderr(&o).contains("task skipped: no new data"), || {
+        stderr(&o)
+    })
 }
 
 /// The arguments the Bash stub DAG passes (`stub_dag::bash_command`): options

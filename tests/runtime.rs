@@ -20,6 +20,90 @@ fn seoul(y: i32, m: u32, d: u32) -> chrono::DateTime<chrono_tz::Tz> {
         .unwrap()
 }
 
+/// `Error::skip` (Airflow's `AirflowSkipException`): the task ends `skipped`
+/// after one try whatever its retries, calls no callback, and its downstream
+/// tasks are skipped (Airflow's `all_success`), unless another upstream
+/// failed: then `upstream_failed` wins. Independent tasks run; the run
+/// succeeds when nothing failed.
+#[tokio::test(start_paused = true)]
+async fn a_skip_skips_downstream_and_the_run_succeeds() {
+    let tries = Arc::new(AtomicU32::new(0));
+    let callbacks = Arc::new(AtomicU32::new(0));
+    let (c1, c2, c3) = (callbacks.clone(), callbacks.clone(), callbacks.clone());
+    let options = TaskOptions::default()
+        .retries(3)
+        .on_retry(move |_, _| {
+            c1.fetch_add(1, Ordering::SeqCst);
+        })
+        .on_failure(move |_, _| {
+            c2.fetch_add(1, Ordering::SeqCst);
+        })
+        .on_success(move |_, _| {
+            c3.fetch_add(1, Ordering::SeqCst);
+        });
+    let t = tries.clone();
+    let build = |fail_sibling: bool| {
+        let t = t.clone();
+        let mut dag = Dag::builder("skip_dag");
+        let skip = dag.add(
+            Task::from_fn("skip", move |_ctx| {
+                let t = t.clone();
+                async move {
+                    t.fetch_add(1, Ordering::SeqCst);
+                    Err::<Value, _>(Error::skip("no new files"))
+                }
+            })
+            .with_options(options.clone()),
+        );
+        let after = dag.add(Task::from_fn("after", |_| async { Ok(json!(1)) }));
+        let after_after = dag.add(Task::from_fn("after_after", |_| async { Ok(json!(2)) }));
+        let sibling = dag.add(Task::from_fn("sibling", move |_| async move {
+            if fail_sibling {
+                Err(Error::fail_now("broken"))
+            } else {
+                Ok(json!(3))
+            }
+        }));
+        let join = dag.add(Task::from_fn("join", |_| async { Ok(json!(4)) }));
+        let _ = &skip >> &after >> &after_after;
+        let _ = &skip >> &join;
+        let _ = &sibling >> &join;
+        dag.build().unwrap()
+    };
+
+    let report = build(false).test(seoul(2025, 1, 8)).await;
+    let state = |id: &str| {
+        let t = report.task(id).unwrap();
+        (t.state, t.tries)
+    };
+    assert_eq!(state("skip"), (TaskState::Skipped, 1));
+    assert_eq!(tries.load(Ordering::SeqCst), 1, "a skip is not retried");
+    assert_eq!(
+        callbacks.load(Ordering::SeqCst),
+        0,
+        "no callback for a skip"
+    );
+    assert_eq!(state("after"), (TaskState::Skipped, 0));
+    assert_eq!(state("after_after"), (TaskState::Skipped, 0));
+    assert_eq!(state("sibling"), (TaskState::Success, 1));
+    assert_eq!(state("join"), (TaskState::Skipped, 0));
+    assert!(report.is_success(), "{report}");
+    assert!(report.xcom("skip").is_none());
+    let table = report.to_string();
+    assert!(table.contains("task skipped: no new files"), "{table}");
+
+    let report = build(true).test(seoul(2025, 1, 8)).await;
+    let t = |id: &str| report.task(id).unwrap().state;
+    assert_eq!(t("skip"), TaskState::Skipped);
+    assert_eq!(t("after"), TaskState::Skipped);
+    assert_eq!(
+        t("join"),
+        TaskState::UpstreamFailed,
+        "a failure wins over a skip"
+    );
+    assert!(!report.is_success());
+}
+
 #[tokio::test(start_paused = true)]
 async fn retries_back_off_exponentially_then_fail_and_skip_downstream() {
     let tries = Arc::new(Mutex::new(Vec::<Instant>::new()));

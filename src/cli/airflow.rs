@@ -434,10 +434,18 @@ async fn serve_inner(
 
     let result = match one.result {
         Ok(_) => push_xcoms(&comm, &startup, &one.xcoms),
+        // A task that skips itself keeps what it pushed before (as a Python
+        // task's `xcom_push` before `AirflowSkipException` does).
+        Err(e) if e.is_skip() => push_xcoms(&comm, &startup, &one.xcoms).and(Err(e)),
         Err(e) => Err(e),
     };
     let message = match result {
         Ok(()) => ToSupervisor::from(SucceedTask::new(Utc::now())),
+        Err(e) if e.is_skip() => ToSupervisor::from(TaskState {
+            state: TerminalState::Skipped,
+            end_date: Some(Utc::now()),
+            rendered_map_index: None,
+        }),
         Err(e) => {
             let retry = startup.ti_context.should_retry() && one.retryable;
             // The error itself was logged by the try ("task try failed"); this

@@ -507,6 +507,10 @@ async fn dags_command(dags: &[Dag], command: DagsCommand) -> ExitCode {
     }
 }
 
+/// The exit code of `tasks run` for a task that skipped itself
+/// ([`Error::skip`]): the stub DAG's BashOperators have `skip_on_exit_code=99`.
+pub(crate) const SKIPPED_EXIT_CODE: u8 = 99;
+
 fn report_error(e: Error) -> ExitCode {
     eprintln!("error: {e}");
     ExitCode::FAILURE
@@ -559,6 +563,7 @@ async fn tasks_command(dags: &[Dag], command: TasksCommand) -> ExitCode {
             .await;
             match result {
                 Ok(value) => report(Ok(format!("{}\n", value))),
+                Err(e) if e.is_skip() => report(Ok(format!("{e}\n"))),
                 Err(e) => report_error(e),
             }
         }
@@ -593,6 +598,11 @@ async fn tasks_command(dags: &[Dag], command: TasksCommand) -> ExitCode {
             match result {
                 // One line: BashOperator pushes the last line of stdout.
                 Ok(value) => report(Ok(format!("{}\n", value))),
+                // BashOperator's skip_on_exit_code (the stub DAG sets 99).
+                Err(e) if e.is_skip() => {
+                    eprintln!("{e}");
+                    ExitCode::from(SKIPPED_EXIT_CODE)
+                }
                 Err(e) => report_error(e),
             }
         }

@@ -275,7 +275,11 @@ fn dag_block(
                 let _ = writeln!(out, "        task_id={},", py_str(&t.task_id));
                 let command = bash_command(binary, xcom_dir, &desc.dag_id, &t.task_id);
                 let _ = writeln!(out, "        bash_command={},", py_str(&command));
-                out.push_str("        do_xcom_push=True,\n        skip_on_exit_code=99,\n");
+                let _ = writeln!(
+                    out,
+                    "        do_xcom_push=True,\n        skip_on_exit_code={},",
+                    super::SKIPPED_EXIT_CODE
+                );
                 retry_kwargs(out, t, "True", "False");
                 out.push_str("    )\n\n");
             }

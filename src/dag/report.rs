@@ -20,6 +20,9 @@ pub enum TaskState {
     Failed,
     /// Not run because a task upstream failed.
     UpstreamFailed,
+    /// Skipped itself ([`Error::skip`]), or not run because a task upstream
+    /// was skipped (Airflow's `all_success` trigger rule).
+    Skipped,
 }
 
 impl fmt::Display for TaskState {
@@ -28,6 +31,7 @@ impl fmt::Display for TaskState {
             TaskState::Success => "success",
             TaskState::Failed => "failed",
             TaskState::UpstreamFailed => "upstream_failed",
+            TaskState::Skipped => "skipped",
         })
     }
 }
@@ -44,7 +48,8 @@ pub struct TaskReport {
     pub tries: u32,
     /// Wall time from the first try's start to the end, retry waits included.
     pub duration: Duration,
-    /// The last error, one line, secrets scrubbed.
+    /// The last error, one line, secrets scrubbed (for a task that skipped
+    /// itself, why).
     pub error: Option<String>,
 }
 
@@ -69,9 +74,12 @@ pub struct RunReport {
 }
 
 impl RunReport {
-    /// Whether every task succeeded.
+    /// Whether every task succeeded or was skipped (as Airflow marks such a
+    /// run `success`).
     pub fn is_success(&self) -> bool {
-        self.tasks.iter().all(|t| t.state == TaskState::Success)
+        self.tasks
+            .iter()
+            .all(|t| matches!(t.state, TaskState::Success | TaskState::Skipped))
     }
 
     /// The report of task `task_id`.
