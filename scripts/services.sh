@@ -32,6 +32,13 @@
 #   airflow        no server: a venv of its own with apache-airflow==3.3.2 (a few minutes and
 #                               300 MB the first time), whose python (GUST_AIRFLOW_PYTHON in `env`)
 #                               runs Airflow's own code in the Airflow-mode tests; `stop` leaves it
+#   airflow-server 58080        only when named (`start airflow-server`; `stop` with no names
+#                               stops it too): a real Airflow 3.3.2 from that venv, api-server +
+#                               scheduler + dag-processor, SQLite, LocalExecutor, gust's
+#                               ExecutableCoordinator on queue `gust`; AIRFLOW_HOME <state dir>/airflow,
+#                               DAG files in its dags/, bundles in its executables/; every setting
+#                               is in <AIRFLOW_HOME>/airflow.env, for `airflow` commands:
+#                               `. .services/airflow/airflow.env && airflow dags list`
 #
 # All state (data dirs, logs, pid files, the Python venvs, the s3s-fs binary)
 # lives under <repo>/.services/, which is git-ignored. Needs root on Debian 12;
@@ -54,6 +61,12 @@
 #                          on moto); a sqlite: backend and a local directory need neither
 #   GUST_PORT_FREE_TIMEOUT seconds `start` waits for a taken port to be freed
 #                          before it gives up (default 20)
+#   GUST_AIRFLOW_PORT GUST_AIRFLOW_HOME GUST_AIRFLOW_DAGS_FOLDER GUST_AIRFLOW_EXECUTABLES
+#                          airflow-server's port, AIRFLOW_HOME, DAG folder, executables_root
+#   GUST_AIRFLOW_API_ENV / GUST_AIRFLOW_WORKER_ENV  files of NAME=VALUE lines added to the
+#                          api-server's environment (connections and variables Airflow
+#                          serves: AIRFLOW_CONN_*, AIRFLOW_VAR_*) / to the scheduler's,
+#                          whose LocalExecutor workers launch the bundles
 set -euo pipefail
 umask 022 # the postgres OS user must be able to reach .services and its log
 
@@ -122,6 +135,12 @@ MLFLOW_AUTH_PASSWORD=gust-mlflow-pw # MLflow wants at least 12 characters
 MLFLOW_AUTH_DIR=$SVC_DIR/mlflow-auth # backend store, auth DB, artifacts and basic_auth.ini
 # Signs the basic-auth app's CSRF tokens (the sign-up form only); must be static.
 MLFLOW_AUTH_SECRET_KEY=gust-mlflow-auth-secret-key
+
+AIRFLOW_PORT=${GUST_AIRFLOW_PORT:-58080}
+AIRFLOW_HOME_DIR=${GUST_AIRFLOW_HOME:-$SVC_DIR/airflow}
+AIRFLOW_DAGS=${GUST_AIRFLOW_DAGS_FOLDER:-$AIRFLOW_HOME_DIR/dags}
+AIRFLOW_EXECUTABLES=${GUST_AIRFLOW_EXECUTABLES:-$AIRFLOW_HOME_DIR/executables}
+AIRFLOW_READY_TIMEOUT=300 # a loaded 2-core machine: db migrate plus three Python servers
 
 # mlflow[auth]: Flask-WTF, without which the basic-auth app does not import.
 # pyarrow and pandas: the Parquet read-back test and the pandas side of benches/transfers.rs;
@@ -767,6 +786,128 @@ status_airflow() {
 }
 
 # ---------------------------------------------------------------------------
+# airflow-server: a real Airflow from that venv, for Tier 3 of the Airflow tests
+# (tests/data/airflow/e2e.sh) and to try a pipeline's bundle by hand.
+
+# Every setting the processes share, as export lines: written to
+# <AIRFLOW_HOME>/airflow.env, which the servers and any `airflow` command source.
+# Environment, not airflow.cfg: each AIRFLOW__SECTION__KEY is exact. Notes (the
+# research notes §2.2): the JWT secret (64+ bytes: a shorter HS512 key makes every
+# process warn) must be the same for the scheduler, which signs the workers'
+# tokens, and the api-server; the coordinator runs in the scheduler's
+# LocalExecutor workers, so [sdk] must be visible to the scheduler; the parse
+# timeouts are generous for a loaded 2-core CI machine.
+airflow_env() {
+  local coordinators name value
+  coordinators='{"gust": {"classpath": "airflow.sdk.coordinators.executable.ExecutableCoordinator", "kwargs": {"executables_root": ["'$AIRFLOW_EXECUTABLES'"]}}}'
+  while IFS='=' read -r name value; do
+    echo "export $name=$(shq "$value")"
+  done <<EOF
+AIRFLOW_HOME=$AIRFLOW_HOME_DIR
+AIRFLOW__CORE__LOAD_EXAMPLES=False
+AIRFLOW__CORE__EXECUTOR=LocalExecutor
+AIRFLOW__CORE__PARALLELISM=2
+AIRFLOW__CORE__DAGS_FOLDER=$AIRFLOW_DAGS
+AIRFLOW__CORE__EXECUTION_API_SERVER_URL=http://$HOST:$AIRFLOW_PORT/execution/
+AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS=True
+AIRFLOW__CORE__FERNET_KEY=
+AIRFLOW__CORE__DAGBAG_IMPORT_TIMEOUT=180
+AIRFLOW__API__WORKERS=1
+AIRFLOW__API__HOST=$HOST
+AIRFLOW__API__PORT=$AIRFLOW_PORT
+AIRFLOW__API__BASE_URL=http://$HOST:$AIRFLOW_PORT
+AIRFLOW__API_AUTH__JWT_SECRET=gust-services-jwt-secret-not-a-real-one-0123456789abcdef0123456789ab
+AIRFLOW__DATABASE__SQL_ALCHEMY_CONN=sqlite:///$AIRFLOW_HOME_DIR/airflow.db
+AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC=1
+AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL=5
+AIRFLOW__DAG_PROCESSOR__DAG_FILE_PROCESSOR_TIMEOUT=240
+AIRFLOW__SDK__COORDINATORS=$coordinators
+AIRFLOW__SDK__QUEUE_TO_COORDINATOR={"gust": "gust"}
+EOF
+}
+
+# NAME=VALUE lines of file $1 (none when $1 is empty), one array element each.
+AIRFLOW_EXTRA_ENV=()
+read_env_file() {
+  AIRFLOW_EXTRA_ENV=()
+  [[ -n $1 ]] || return 0
+  [[ -r $1 ]] || die "airflow-server: cannot read the environment file $1"
+  local line
+  while IFS= read -r line || [[ -n $line ]]; do
+    [[ -z $line || $line == \#* ]] && continue
+    [[ $line == [A-Za-z_]*=* ]] || die "airflow-server: $1: not NAME=VALUE: $line"
+    AIRFLOW_EXTRA_ENV+=("$line")
+  done <"$1"
+}
+
+airflow_pidfile() { echo "$RUN_DIR/airflow-$1.pid"; }
+
+airflow_ready() {
+  curl -fsS --max-time 5 "http://$HOST:$AIRFLOW_PORT/api/v2/monitor/health" >/dev/null &&
+    curl -fsS --max-time 5 "http://$HOST:$AIRFLOW_PORT/execution/health" >/dev/null
+}
+
+start_airflow_server() {
+  local part v bin=$AIRFLOW_VENV/bin/airflow
+  if pid_of "$(airflow_pidfile api-server)" airflow >/dev/null; then
+    wait_ready airflow-server "$AIRFLOW_READY_TIMEOUT" "$(airflow_pidfile api-server)" airflow \
+      "$LOG_DIR/airflow-api-server.log" airflow_ready
+    echo "airflow-server: ready on $HOST:$AIRFLOW_PORT (already running)"
+    return 0
+  fi
+  ports_free airflow-server "$AIRFLOW_PORT"
+  mkdir -p "$AIRFLOW_HOME_DIR" "$AIRFLOW_DAGS" "$AIRFLOW_EXECUTABLES"
+  airflow_env >"$AIRFLOW_HOME_DIR/airflow.env"
+  # The caller's connections and variables stay out: Airflow serves its own
+  # (GUST_AIRFLOW_API_ENV), and a test of "a connection only Airflow has" needs that.
+  for v in $(env | grep -oE '^AIRFLOW_(CONN|VAR)_[A-Za-z0-9_]+' || true); do unset "$v"; done
+  # shellcheck disable=SC1091
+  . "$AIRFLOW_HOME_DIR/airflow.env"
+  timeout "$AIRFLOW_READY_TIMEOUT" "$bin" db migrate >>"$LOG_DIR/airflow-db-migrate.log" 2>&1 || {
+    log "airflow-server: airflow db migrate failed or took over ${AIRFLOW_READY_TIMEOUT}s"
+    show_log airflow-db-migrate "$LOG_DIR/airflow-db-migrate.log"
+    return 1
+  }
+  read_env_file "${GUST_AIRFLOW_API_ENV:-}"
+  launch "$(airflow_pidfile api-server)" "$LOG_DIR/airflow-api-server.log" \
+    env "${AIRFLOW_EXTRA_ENV[@]}" "$bin" api-server -H "$HOST" -p "$AIRFLOW_PORT" -w 1
+  read_env_file "${GUST_AIRFLOW_WORKER_ENV:-}"
+  launch "$(airflow_pidfile scheduler)" "$LOG_DIR/airflow-scheduler.log" \
+    env "${AIRFLOW_EXTRA_ENV[@]}" "$bin" scheduler
+  launch "$(airflow_pidfile dag-processor)" "$LOG_DIR/airflow-dag-processor.log" "$bin" dag-processor
+  wait_ready airflow-server "$AIRFLOW_READY_TIMEOUT" "$(airflow_pidfile api-server)" airflow \
+    "$LOG_DIR/airflow-api-server.log" airflow_ready
+  for part in scheduler dag-processor; do
+    pid_of "$(airflow_pidfile "$part")" airflow >/dev/null || {
+      log "airflow-server: the $part exited during startup"
+      show_log "airflow $part" "$LOG_DIR/airflow-$part.log"
+      return 1
+    }
+  done
+  echo "airflow-server: ready on $HOST:$AIRFLOW_PORT (AIRFLOW_HOME $AIRFLOW_HOME_DIR)"
+}
+
+stop_airflow_server() {
+  local part
+  for part in dag-processor scheduler api-server; do
+    stop_pidfile "airflow $part" "$(airflow_pidfile "$part")" airflow
+  done
+}
+
+status_airflow_server() {
+  local part down=0 pid
+  for part in scheduler dag-processor; do
+    pid_of "$(airflow_pidfile "$part")" airflow >/dev/null || down=1
+  done
+  if ((down == 0)) && pid=$(pid_of "$(airflow_pidfile api-server)" airflow) && port_open "$AIRFLOW_PORT"; then
+    echo "airflow-server: up (api-server pid $pid, $HOST:$AIRFLOW_PORT; AIRFLOW_HOME $AIRFLOW_HOME_DIR)"
+  else
+    echo "airflow-server: down"
+    return 1
+  fi
+}
+
+# ---------------------------------------------------------------------------
 # moto
 
 start_moto() {
@@ -963,23 +1104,26 @@ status_mlflow_auth() { status_line mlflow-auth "$RUN_DIR/mlflow-auth.pid" basic-
 
 # airflow last: its first install is the longest step, and no server waits for it.
 SERVICES=(postgres mariadb redis redis_cluster moto s3s_fs mlflow mlflow_auth airflow)
+# Started and checked only when named: three Python servers the test suite does
+# not need running (Tier 3 starts its own). `stop` with no names stops them too.
+ON_REQUEST=(airflow_server)
 
 # The services a command acts on: those named on its command line (redis-cluster
 # or redis_cluster), in SERVICES order, or all of them.
 SELECTED=()
 select_services() {
-  local svc arg known
+  local svc arg known all=("${SERVICES[@]}" "${ON_REQUEST[@]}")
   if (($# == 0)); then
     SELECTED=("${SERVICES[@]}")
     return 0
   fi
   for arg in "$@"; do
     known=0
-    for svc in "${SERVICES[@]}"; do [[ ${arg//-/_} == "$svc" ]] && known=1; done
-    ((known)) || die "unknown service '$arg' (services: ${SERVICES[*]//_/-})"
+    for svc in "${all[@]}"; do [[ ${arg//-/_} == "$svc" ]] && known=1; done
+    ((known)) || die "unknown service '$arg' (services: ${all[*]//_/-})"
   done
   SELECTED=()
-  for svc in "${SERVICES[@]}"; do
+  for svc in "${all[@]}"; do
     for arg in "$@"; do
       if [[ ${arg//-/_} == "$svc" ]]; then
         SELECTED+=("$svc")
@@ -1002,6 +1146,7 @@ deps_of() {
       if [[ $MLFLOW_BACKEND == postgresql* ]]; then echo postgres; fi
       if [[ $MLFLOW_ARTIFACTS == s3://* ]]; then echo moto; fi
       ;;
+    airflow_server) echo airflow ;;
   esac
 }
 
@@ -1073,6 +1218,7 @@ cmd_start() {
 
 cmd_stop() {
   select_services "$@"
+  (($#)) || SELECTED+=("${ON_REQUEST[@]}")
   require_root
   lock
   local i
@@ -1193,7 +1339,7 @@ EOF
 usage() {
   echo "usage: $0 start|stop|status [service...] | restart service... | env" >&2
   echo "       $0 kill postgres|mariadb|mlflow | kill-cluster-master [port]" >&2
-  echo "services: ${SERVICES[*]//_/-}" >&2
+  echo "services: ${SERVICES[*]//_/-} (and, only when named: ${ON_REQUEST[*]//_/-})" >&2
   exit 2
 }
 

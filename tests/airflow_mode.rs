@@ -779,8 +779,9 @@ fn airflows_coordinator_serves_upstream_xcoms_to_transform() -> TestResult {
 
 // ---------------------------------------------------------------------------
 // Tier 3 (GUST_AIRFLOW_E2E=1; .ci/run sets it): a real Airflow 3.3.2 on
-// 127.0.0.1 — SQLite, LocalExecutor, api-server + scheduler + dag-processor —
-// runs one triggered run of `af_e2e` (tests/data/airflow/e2e.sh): the stub DAG
+// 127.0.0.1 — SQLite, LocalExecutor, api-server + scheduler + dag-processor,
+// started and stopped by `scripts/services.sh start|stop airflow-server` on a
+// private port and state directory — runs one triggered run of `af_e2e` (tests/data/airflow/e2e.sh): the stub DAG
 // this binary generates (`airflow stub-dag`, used as is; its gust tasks are
 // `@task.stub(queue="gust")` that this binary, packed, executes) with the
 // Python tasks of tests/data/airflow/e2e_python_tasks.py appended.
@@ -844,9 +845,15 @@ fn a_real_airflow_runs_the_bundle_end_to_end() -> TestResult {
     // failed), the tail of every server's log and of every task log.
     let explain = |what: &str| {
         let mut text = format!("{what}\n--- e2e.sh stderr\n{}", tail(&stderr, 400));
-        for name in ["scheduler", "api-server", "dag-processor", "trigger"] {
-            let log = std::fs::read_to_string(work.join(format!("{name}.log"))).unwrap_or_default();
-            text += &format!("\n--- {name}.log (last lines)\n{}\n", tail(&log, 40));
+        // Where scripts/services.sh (airflow-server) and e2e.sh's CLI calls log.
+        for name in [
+            "services/logs/airflow-scheduler.log",
+            "services/logs/airflow-api-server.log",
+            "services/logs/airflow-dag-processor.log",
+            "cli-trigger.log",
+        ] {
+            let log = std::fs::read_to_string(work.join(name)).unwrap_or_default();
+            text += &format!("\n--- {name} (last lines)\n{}\n", tail(&log, 40));
         }
         let mut task_logs: Vec<_> = std::fs::read_dir(&logs)
             .into_iter()
