@@ -912,8 +912,10 @@ fn a_real_airflow_runs_the_bundle_end_to_end() -> TestResult {
             explain(&format!("{task} is not a gust stub task: {shown}"))
         })?;
     }
-    // The only leaf (`done`, all_done) succeeded, so the run did.
-    ensure(run["run_state"] == "success", || explain(&shown))?;
+    // `broken`'s permanent failure ends the run failed: its downstream
+    // `after_broken` (a leaf) is upstream_failed; the other leaf `done`
+    // (all_done) ran.
+    ensure(run["run_state"] == "failed", || explain(&shown))?;
     for task in ["extract", "transform", "noop", "check", "py_noop", "done"] {
         ensure(state(task) == "success", || {
             explain(&format!("{task}: {shown}"))
