@@ -54,9 +54,11 @@ fn flaky() -> Task {
     })
 }
 
-/// `broken`: a permanent error.
+/// `broken`: a permanent error, after pushing an XCom (which Airflow keeps,
+/// as it keeps a Python task's `xcom_push` before it raised).
 fn broken() -> Task {
-    Task::from_fn("broken", |_| async {
+    Task::from_fn("broken", |ctx| async move {
+        ctx.xcom_push("bad_rows", json!(3))?;
         Err::<Value, _>(Error::fail_now("the input is malformed"))
     })
 }
@@ -275,7 +277,9 @@ fn a_permanent_failure_fails_even_with_retries_left() -> TestResult {
             .max_tries(3),
     )?;
     ensure(o.state() == Some("failed"), || describe(&o))?;
-    ensure(o.xcoms_set.is_empty(), || describe(&o))
+    // What it pushed before failing is sent; no return value.
+    ensure(o.xcom("bad_rows") == Some(&json!(3)), || describe(&o))?;
+    ensure(o.xcom("return_value").is_none(), || describe(&o))
 }
 
 /// A task that skips itself ends `skipped`, not retried even when Airflow
@@ -669,14 +673,20 @@ fn airflows_coordinator_records_a_failure_and_a_removed_task() -> TestResult {
     let Some(c) = coordinator()? else {
         return Ok(());
     };
-    // Retries left, but the error is permanent: failed, nothing pushed.
+    // Retries left, but the error is permanent: failed; what it pushed
+    // before failing is posted, no return value.
     let r = coordinate(&c, "broken", &["--max-tries", "3"])?;
     ensure(
         r.calls()
             == [
                 "PATCH task-instances/TI/run",
+                "POST xcoms/af_demo/RUN/broken/bad_rows",
                 "PATCH task-instances/TI/state",
             ],
+        || r.describe(),
+    )?;
+    ensure(
+        r.body("POST xcoms/af_demo/RUN/broken/bad_rows") == Some(&json!(3)),
         || r.describe(),
     )?;
     ensure(

@@ -434,10 +434,15 @@ async fn serve_inner(
 
     let result = match one.result {
         Ok(_) => push_xcoms(&comm, &startup, &one.xcoms),
-        // A task that skips itself keeps what it pushed before (as a Python
-        // task's `xcom_push` before `AirflowSkipException` does).
-        Err(e) if e.is_skip() => push_xcoms(&comm, &startup, &one.xcoms).and(Err(e)),
-        Err(e) => Err(e),
+        // A task that failed or skipped itself keeps what it pushed before (a
+        // Python task's `xcom_push` reaches Airflow at once, whatever happens
+        // next); its own error stays the outcome.
+        Err(e) => {
+            if let Err(push) = push_xcoms(&comm, &startup, &one.xcoms) {
+                tracing::warn!(error = %push, "cannot send the failed task's XComs to Airflow");
+            }
+            Err(e)
+        }
     };
     let message = match result {
         Ok(()) => ToSupervisor::from(SucceedTask::new(Utc::now())),
