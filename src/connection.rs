@@ -27,7 +27,7 @@
 mod backend;
 mod env;
 mod json;
-mod pyjson;
+pub(crate) mod pyjson;
 mod redact;
 mod uri;
 

@@ -12,6 +12,7 @@ use minijinja::value::{Object, Value, from_args};
 use minijinja::{Error, ErrorKind, State};
 
 use super::dates::{self, Delta, RelDelta, invalid};
+use crate::connection::pyjson::PyJson;
 
 /// `macros` itself.
 #[derive(Debug)]
@@ -149,11 +150,12 @@ impl Object for Module {
             }
             (Module::Json, "dumps") => {
                 let (v,): (Value,) = from_args(args)?;
-                let json =
-                    serde_json::to_value(&v).map_err(|e| invalid(format!("json.dumps: {e}")))?;
-                let mut out = String::new();
-                py_json(&json, &mut out);
-                Ok(Value::from(out))
+                // The connection module's `json.dumps`, the one Airflow's
+                // connection JSON is checked against.
+                let json = serde_json::to_value(&v)
+                    .and_then(serde_json::from_value::<PyJson>)
+                    .map_err(|e| invalid(format!("json.dumps: {e}")))?;
+                Ok(Value::from(json.dumps()))
             }
             (Module::Json, "loads") => {
                 let (text,): (&str,) = from_args(args)?;
@@ -213,64 +215,5 @@ impl Object for Uuid {
             &h[16..20],
             &h[20..]
         )
-    }
-}
-
-/// Python's `json.dumps` layout: `", "` and `": "` separators, non-ASCII escaped.
-fn py_json(v: &serde_json::Value, out: &mut String) {
-    use serde_json::Value as J;
-    match v {
-        J::Null => out.push_str("null"),
-        J::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
-        J::Number(n) => match n.as_f64() {
-            Some(f) if n.is_f64() => out.push_str(
-                &super::pyops::py_float(f)
-                    .replace("inf", "Infinity")
-                    .replace("nan", "NaN"),
-            ),
-            _ => out.push_str(&n.to_string()),
-        },
-        J::String(s) => {
-            out.push('"');
-            for c in s.chars() {
-                match c {
-                    '"' => out.push_str("\\\""),
-                    '\\' => out.push_str("\\\\"),
-                    '\n' => out.push_str("\\n"),
-                    '\r' => out.push_str("\\r"),
-                    '\t' => out.push_str("\\t"),
-                    c if (c as u32) < 0x20 || (c as u32) > 0x7f => {
-                        let mut buf = [0u16; 2];
-                        for unit in c.encode_utf16(&mut buf) {
-                            let _ = write!(out, "\\u{unit:04x}");
-                        }
-                    }
-                    c => out.push(c),
-                }
-            }
-            out.push('"');
-        }
-        J::Array(a) => {
-            out.push('[');
-            for (i, x) in a.iter().enumerate() {
-                if i > 0 {
-                    out.push_str(", ");
-                }
-                py_json(x, out);
-            }
-            out.push(']');
-        }
-        J::Object(o) => {
-            out.push('{');
-            for (i, (k, x)) in o.iter().enumerate() {
-                if i > 0 {
-                    out.push_str(", ");
-                }
-                py_json(&J::String(k.clone()), out);
-                out.push_str(": ");
-                py_json(x, out);
-            }
-            out.push('}');
-        }
     }
 }
